@@ -1,0 +1,258 @@
+"""One immutable Settings, built in one place from a TOML file and the environment.
+
+Every problem is collected with its key path (``tasks.resize.timeout: must be
+> 0, got -3``) and reported together, so an operator fixes a file in one pass.
+Unknown keys are errors: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from runner.durations import parse_duration
+from runner.errors import ConfigError
+from runner.redact import redact_url
+
+TaskKind = Literal["async", "io", "cpu"]
+TASK_KINDS: tuple[TaskKind, ...] = ("async", "io", "cpu")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_CONFIG = Path("config/runner.toml")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    name: str
+    target: str
+    kind: TaskKind
+    timeout: float | None = None
+    retries: int = 0
+    backoff: float = 1.0
+    backoff_max: float = 300.0
+    backoff_jitter: float = 0.1
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    key_prefix: str = "runner"
+    embedded_dir: Path = Path("var")
+    shutdown_grace: float = 30.0
+    lease_ttl: float = 30.0
+    claim_batch: int = 500
+    keep_finished: float = 86400.0
+    async_concurrency: int = 200
+    io_threads: int = 8
+    cpu_processes: int = 2
+    recorder_batch: int = 2000
+    recorder_interval: float = 0.1
+    log_level: str = "info"
+    log_file: str | None = None
+    log_format: str = "auto"
+    tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(source={self.source!r}, redis_url={redact_url(self.redis_url)!r}, "
+            f"database_url={redact_url(self.database_url)!r}, key_prefix={self.key_prefix!r}, "
+            f"tasks={sorted(self.tasks)!r})"
+        )
+
+
+class _Reader:
+    """Reads typed values out of a TOML table, recording problems instead of raising."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def table(self, data: Mapping[str, Any], path: str, allowed: set[str]) -> Mapping[str, Any]:
+        value = data.get(path.rsplit(".", 1)[-1], {})
+        if not isinstance(value, dict):
+            self.problems.append(f"{path}: must be a table, got {value!r}")
+            return {}
+        for key in sorted(set(value) - allowed):
+            self.problems.append(
+                f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
+            )
+        return value
+
+    def get(self, table: Mapping[str, Any], path: str, default: T, check: Callable[[Any], T]) -> T:
+        key = path.rsplit(".", 1)[-1]
+        if key not in table:
+            return default
+        try:
+            return check(table[key])
+        except ValueError as exc:
+            self.problems.append(f"{path}: {exc}")
+            return default
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"must be a whole number > 0, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return seconds
+
+
+def _fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}")
+        return str(value)
+
+    return check
+
+
+def _url(*schemes: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _string(value)
+        if not text.startswith(tuple(f"{s}://" for s in schemes)):
+            raise ValueError(
+                f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}, "
+                f"got {redact_url(text)!r}"
+            )
+        return text
+
+    return check
+
+
+_TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter"}
+
+
+def _task(read: _Reader, name: str, raw: Any) -> TaskSettings | None:
+    path = f"tasks.{name}"
+    if not isinstance(raw, dict):
+        read.problems.append(f"{path}: must be a table, got {raw!r}")
+        return None
+    before = len(read.problems)
+    for key in sorted(set(raw) - _TASK_KEYS):
+        read.problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(_TASK_KEYS))})")
+    if "target" not in raw:
+        read.problems.append(f"{path}.target: missing; give it as 'package.module:function'")
+    target = read.get(raw, f"{path}.target", "", _target)
+    kind = read.get(raw, f"{path}.kind", "async", _one_of(*TASK_KINDS))
+    task = TaskSettings(
+        name=name,
+        target=target,
+        kind=kind,  # type: ignore[arg-type]  # _one_of checked it is a TaskKind
+        timeout=read.get(raw, f"{path}.timeout", None, _positive_duration),
+        retries=read.get(raw, f"{path}.retries", 0, _non_negative_int),
+        backoff=read.get(raw, f"{path}.backoff", 1.0, _positive_duration),
+        backoff_max=read.get(raw, f"{path}.backoff_max", 300.0, _positive_duration),
+        backoff_jitter=read.get(raw, f"{path}.backoff_jitter", 0.1, _fraction),
+    )
+    return task if len(read.problems) == before else None
+
+
+def _target(value: Any) -> str:
+    text = _string(value)
+    module, _, attr = text.partition(":")
+    if not module or not attr:
+        raise ValueError(f"must look like 'package.module:function', got {text!r}")
+    return text
+
+
+_SECTIONS = {"redis", "postgres", "embedded", "daemon", "pools", "recorder", "log", "tasks"}
+
+
+def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
+    """Settings from parsed TOML; raises ConfigError listing every problem found."""
+    problems: list[str] = []
+    read = _Reader(problems)
+    for key in sorted(set(data) - _SECTIONS):
+        problems.append(f"{key}: unknown section (allowed: {', '.join(sorted(_SECTIONS))})")
+    redis = read.table(data, "redis", {"url", "key_prefix"})
+    pg = read.table(data, "postgres", {"url"})
+    embedded = read.table(data, "embedded", {"dir"})
+    daemon = read.table(
+        data, "daemon", {"shutdown_grace", "lease_ttl", "claim_batch", "keep_finished"}
+    )
+    pools = read.table(data, "pools", {"async", "io", "cpu"})
+    recorder = read.table(data, "recorder", {"batch_events", "flush_interval"})
+    log = read.table(data, "log", {"level", "file", "format"})
+    tasks_raw = read.table(data, "tasks", set(data.get("tasks", {})))
+    tasks = {name: _task(read, name, raw) for name, raw in tasks_raw.items()}
+    settings = Settings(
+        redis_url=env.get("RUNNER_REDIS_URL")
+        or read.get(redis, "redis.url", None, _url("redis", "rediss", "unix")),
+        database_url=env.get("RUNNER_DATABASE_URL")
+        or read.get(pg, "postgres.url", None, _url("postgresql", "postgres")),
+        key_prefix=env.get("RUNNER_KEY_PREFIX")
+        or read.get(redis, "redis.key_prefix", "runner", _string),
+        embedded_dir=Path(read.get(embedded, "embedded.dir", "var", _string)),
+        shutdown_grace=read.get(daemon, "daemon.shutdown_grace", 30.0, _positive_duration),
+        lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, _positive_duration),
+        claim_batch=read.get(daemon, "daemon.claim_batch", 500, _positive_int),
+        keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, _positive_duration),
+        async_concurrency=read.get(pools, "pools.async", 200, _positive_int),
+        io_threads=read.get(pools, "pools.io", 8, _positive_int),
+        cpu_processes=read.get(pools, "pools.cpu", 2, _positive_int),
+        recorder_batch=read.get(recorder, "recorder.batch_events", 2000, _positive_int),
+        recorder_interval=read.get(recorder, "recorder.flush_interval", 0.1, _positive_duration),
+        log_level=read.get(log, "log.level", "info", _one_of(*LOG_LEVELS)),
+        log_file=read.get(log, "log.file", None, _string),
+        log_format=read.get(log, "log.format", "auto", _one_of("auto", "json", "console")),
+        tasks={name: task for name, task in tasks.items() if task is not None},
+        source=source,
+    )
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """--config, else RUNNER_CONFIG, else config/runner.toml."""
+    if explicit:
+        return Path(explicit)
+    return Path(env.get("RUNNER_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file; ConfigError for a missing file or bad TOML too."""
+    env = os.environ if env is None else env
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"file not found; pass --config PATH or set RUNNER_CONFIG (cwd: {Path.cwd()})"],
+            str(path),
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    return parse_settings(data, str(path), env)

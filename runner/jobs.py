@@ -1,0 +1,115 @@
+"""The values that travel between the client, the store and the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def rfc3339(ms: int | None) -> str | None:
+    """UTC RFC 3339 with milliseconds, the one time format of every JSON output."""
+    moment = ms_to_datetime(ms)
+    return None if moment is None else moment.isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job as the client asks for it; args and kwargs already encoded as JSON."""
+
+    id: str
+    task: str
+    kind: str
+    args_json: str
+    kwargs_json: str
+    due_at_ms: int
+    max_attempts: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    id: str
+    created: bool
+    state: str
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job this daemon now owns and must start at once."""
+
+    id: str
+    task: str
+    kind: str
+    attempt: int
+    max_attempts: int
+    args_json: str
+    kwargs_json: str
+    due_at_ms: int
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    jobs: list[ClaimedJob]
+    next_due_ms: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, ready for the finish script."""
+
+    job_id: str
+    attempt: int
+    action: str  # a key of states.TRANSITIONS: succeed, fail, retry_later, release
+    due_at_ms: int | None = None
+    result_json: str = ""
+    error: str = ""
+    detail_json: str = "{}"
+
+
+@dataclass(frozen=True)
+class ReapedJob:
+    id: str
+    state: str
+    attempt: int
+    owner: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job's live record as Redis holds it."""
+
+    id: str
+    task: str
+    state: str
+    attempt: int
+    max_attempts: int
+    due_at_ms: int | None
+    args: Any
+    kwargs: Any
+    result: Any
+    error: str | None
+    created_at_ms: int | None
+    updated_at_ms: int | None
+    owner: str | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One state transition, as the scripts append it to the stream."""
+
+    job_id: str
+    seq: int
+    from_state: str | None
+    to_state: str
+    at_ms: int
+    daemon: str
+    attempt: int
+    detail_json: str

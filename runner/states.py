@@ -1,0 +1,65 @@
+"""The job state machine: one table, shared by Python and (through ARGV) the Lua scripts.
+
+Each action names the states it may start from and the state it leads to. The
+Lua scripts never hard-code a state name: they receive the allowed "from"
+states and the target state from this table, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class State(StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DELETED = "deleted"
+
+
+TERMINAL: frozenset[State] = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.RETRYING})
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    sources: frozenset[State]
+    target: State
+
+    @property
+    def sources_argv(self) -> str:
+        """The allowed source states as one comma-separated ARGV value for Lua."""
+        return "," + ",".join(sorted(self.sources)) + ","
+
+
+def _t(action: str, sources: set[State], target: State) -> Transition:
+    return Transition(action, frozenset(sources), target)
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.action: t
+    for t in (
+        _t("claim", {State.SCHEDULED, State.RETRYING}, State.RUNNING),
+        _t("succeed", {State.RUNNING}, State.SUCCEEDED),
+        _t("fail", {State.RUNNING}, State.FAILED),
+        _t("retry_later", {State.RUNNING}, State.RETRYING),
+        _t("lease_expired_retry", {State.RUNNING}, State.RETRYING),
+        _t("lease_expired_fail", {State.RUNNING}, State.FAILED),
+        _t("release", {State.RUNNING}, State.SCHEDULED),
+        _t("pause", {State.SCHEDULED, State.RETRYING}, State.PAUSED),
+        _t("resume", {State.PAUSED}, State.SCHEDULED),
+        _t("cancel", {State.SCHEDULED, State.RETRYING, State.PAUSED}, State.CANCELLED),
+        _t("retry", {State.FAILED, State.CANCELLED}, State.SCHEDULED),
+        _t("delete", {*TERMINAL, State.SCHEDULED, State.RETRYING, State.PAUSED}, State.DELETED),
+    )
+}
+
+
+def transition(action: str) -> Transition:
+    return TRANSITIONS[action]

@@ -1,0 +1,55 @@
+"""Every Redis key name, defined once.
+
+All keys share the hash tag ``{prefix}``, so on Redis Cluster they live in one
+slot and a Lua script may touch any job hash of its prefix. The prefix also
+isolates each test and each group of daemons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS: tuple[str, ...] = ("async", "io", "cpu")
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @property
+    def base(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.base}:job:{job_id}"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.base}:job:"
+
+    def due(self, kind: str) -> str:
+        return f"{self.base}:due:{kind}"
+
+    @property
+    def due_all(self) -> list[str]:
+        return [self.due(kind) for kind in KINDS]
+
+    @property
+    def leases(self) -> str:
+        return f"{self.base}:leases"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}:events"
+
+    @property
+    def daemons(self) -> str:
+        return f"{self.base}:daemons"
+
+    @property
+    def wake_channel(self) -> str:
+        return f"{self.base}:wake"
+
+    @property
+    def recorder_group(self) -> str:
+        return "recorder"

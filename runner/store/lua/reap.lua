@@ -1,0 +1,52 @@
+-- reap.lua: put back jobs whose lease expired (their daemon died or hung).
+-- A job with attempts left goes back to the schedule, due now; one with none
+-- left fails. Any live daemon may run this; the lease set makes it safe to race.
+--
+-- KEYS[1]     running leases sorted set   ({prefix}:leases)
+-- KEYS[2]     transition stream           ({prefix}:events)
+-- KEYS[3..5]  due sorted sets: async, io, cpu
+-- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
+-- ARGV[1] now (ms)   ARGV[2] most jobs to reap   ARGV[3] reaping daemon id
+-- ARGV[4] allowed source states (",running,")   ARGV[5] retry state   ARGV[6] failed state
+-- ARGV[7] keep finished jobs (ms, 0 = forever)   ARGV[8] wake channel
+-- Reply: flat list, 4 values a job: id, new state, attempt, previous owner.
+
+local now, limit, reaper = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local sources, retry_state, failed_state = ARGV[4], ARGV[5], ARGV[6]
+local keep_ms, wake = tonumber(ARGV[7]), ARGV[8]
+local prefix = KEYS[6]
+local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
+local reaped, events = {}, {}
+
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[1], id)
+    local key = prefix .. id
+    local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'seq', 'kind', 'owner')
+    if f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true) then
+        local attempt, seq = tonumber(f[2]), tonumber(f[4]) + 1
+        local owner = f[6] or ''
+        local target = failed_state
+        local reason = 'lease expired: daemon ' .. owner .. ' stopped renewing it'
+        if attempt < tonumber(f[3]) then
+            target = retry_state
+            redis.call('ZADD', due_keys[f[5]], now, id)
+            redis.call('HSET', key, 'due_at', now)
+            redis.call('PUBLISH', wake, now)
+        else
+            redis.call('HSET', key, 'error', reason .. '; no attempts left')
+            if keep_ms > 0 then redis.call('PEXPIRE', key, keep_ms) end
+        end
+        redis.call('HSET', key, 'state', target, 'seq', seq, 'updated_at', now)
+        redis.call('HDEL', key, 'owner')
+        events[#events + 1] = cjson.encode({id, seq, f[1], target, now, reaper, attempt,
+            cjson.encode({reason = reason, owner = owner})})
+        local n = #reaped
+        reaped[n + 1], reaped[n + 2], reaped[n + 3], reaped[n + 4] = id, target, attempt, owner
+    end
+end
+
+if #events > 0 then
+    redis.call('XADD', KEYS[2], '*', 'e', '[' .. table.concat(events, ',') .. ']')
+end
+return reaped

@@ -1,0 +1,20 @@
+-- renew.lua: extend the leases of jobs this daemon still runs.
+--
+-- KEYS[1] running leases sorted set ({prefix}:leases)
+-- KEYS[2] job hash key prefix ({prefix}:job:), see claim.lua
+-- ARGV[1] daemon id   ARGV[2] new lease expiry (ms)   ARGV[3] running state name
+-- then 2 values a job: id, attempt
+-- Reply: the ids whose lease this daemon no longer holds (it must stop caring).
+
+local daemon, lease_until, running = ARGV[1], ARGV[2], ARGV[3]
+local lost = {}
+for i = 4, #ARGV, 2 do
+    local id, attempt = ARGV[i], ARGV[i + 1]
+    local f = redis.call('HMGET', KEYS[2] .. id, 'state', 'owner', 'attempt')
+    if f[1] == running and f[2] == daemon and f[3] == attempt then
+        redis.call('ZADD', KEYS[1], 'XX', lease_until, id)
+    else
+        lost[#lost + 1] = id
+    end
+end
+return lost

@@ -1,0 +1,91 @@
+"""Job history in PostgreSQL: batched writes from the recorder, reads for operators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from runner.jobs import Event
+from runner.store.migrate import migrate
+from runner.store.sql import query
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+class PgStore:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, max_size: int = 4) -> PgStore:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def migrate(self) -> list[str]:
+        async with self.pool.acquire() as conn:
+            return await migrate(conn)
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def write_events(self, events: Sequence[Event]) -> None:
+        """Insert a batch in one statement; replaying a batch changes nothing."""
+        if not events:
+            return
+        columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
+        for e in events:
+            columns[0].append(e.job_id)
+            columns[1].append(e.seq)
+            columns[2].append(e.from_state or "")
+            columns[3].append(e.to_state)
+            columns[4].append(e.at_ms)
+            columns[5].append(e.daemon or "")
+            columns[6].append(e.attempt)
+            columns[7].append(e.detail_json)
+        await self.pool.execute(query("write_events"), *columns)
+
+    async def job_history(self, job_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(query("job_history"), job_id)
+        return [
+            {
+                "seq": r["seq"],
+                "from_state": r["from_state"],
+                "to_state": r["to_state"],
+                "at_ms": _ms(r["at"]),
+                "daemon": r["daemon"],
+                "attempt": r["attempt"],
+                "detail": _json(r["detail"]),
+            }
+            for r in rows
+        ]
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(query("get_job"), job_id)
+        if row is None:
+            return None
+        return {
+            "id": row["id"],
+            "task": row["task"],
+            "state": row["state"],
+            "attempt": row["attempt"],
+            "args": _json(row["args"]),
+            "kwargs": _json(row["kwargs"]),
+            "result": _json(row["result"]),
+            "error": row["error"],
+            "due_at_ms": _ms(row["due_at"]),
+            "created_at_ms": _ms(row["created_at"]),
+            "updated_at_ms": _ms(row["updated_at"]),
+        }

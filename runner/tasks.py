@@ -1,0 +1,95 @@
+"""The allow-list of work: tasks declared in the config, resolved to callables once.
+
+A job names a task; only declared tasks can run, so anyone who can write to
+Redis can at most run registered tasks with bad arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runner.config import Settings, TaskSettings
+from runner.errors import ConfigError, UnknownTask
+
+
+@dataclass(frozen=True)
+class Task:
+    settings: TaskSettings
+    func: Callable[..., Any]
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def kind(self) -> str:
+        return self.settings.kind
+
+
+def import_target(target: str) -> Callable[..., Any]:
+    """The callable named by 'package.module:function'; ValueError says what is missing."""
+    module_name, _, attr_path = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+    for attr in attr_path.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no attribute {attr_path!r}") from None
+    if not callable(obj):
+        raise ValueError(f"{target!r} is not callable")
+    return obj  # type: ignore[no-any-return]  # checked callable above
+
+
+def _check_kind(task: TaskSettings, func: Callable[..., Any]) -> str | None:
+    is_coroutine = inspect.iscoroutinefunction(func)
+    if task.kind == "async" and not is_coroutine:
+        return "kind is 'async' but the target is a plain function; use kind = 'io' or 'cpu'"
+    if task.kind != "async" and is_coroutine:
+        return f"kind is {task.kind!r} but the target is 'async def'; use kind = 'async'"
+    return None
+
+
+class TaskRegistry:
+    """Declared tasks by name, each with its imported callable."""
+
+    def __init__(self, tasks: Mapping[str, Task]) -> None:
+        self._tasks = dict(tasks)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TaskRegistry:
+        """Import every target now, so a typo fails check-config instead of the first job."""
+        problems: list[str] = []
+        tasks: dict[str, Task] = {}
+        for name, task in settings.tasks.items():
+            try:
+                func = import_target(task.target)
+            except ValueError as exc:
+                problems.append(f"tasks.{name}.target: {exc}")
+                continue
+            problem = _check_kind(task, func)
+            if problem:
+                problems.append(f"tasks.{name}.kind: {problem}")
+                continue
+            tasks[name] = Task(task, func)
+        if problems:
+            raise ConfigError(problems, settings.source)
+        return cls(tasks)
+
+    def get(self, name: str) -> Task:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTask(name, list(self._tasks)) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
