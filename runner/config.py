@@ -57,6 +57,7 @@ class Settings:
     cpu_processes: int = 2
     recorder_batch: int = 2000
     recorder_interval: float = 0.1
+    recorder_reclaim_after: float = 30.0
     log_level: str = "info"
     log_file: str | None = None
     log_format: str = "auto"
@@ -204,7 +205,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         data, "daemon", {"shutdown_grace", "lease_ttl", "claim_batch", "keep_finished"}
     )
     pools = read.table(data, "pools", {"async", "io", "cpu"})
-    recorder = read.table(data, "recorder", {"batch_events", "flush_interval"})
+    recorder = read.table(data, "recorder", {"batch_events", "flush_interval", "reclaim_after"})
     log = read.table(data, "log", {"level", "file", "format"})
     tasks_raw = read.table(data, "tasks", set(data.get("tasks", {})))
     tasks = {name: _task(read, name, raw) for name, raw in tasks_raw.items()}
@@ -225,6 +226,9 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         cpu_processes=read.get(pools, "pools.cpu", 2, _positive_int),
         recorder_batch=read.get(recorder, "recorder.batch_events", 2000, _positive_int),
         recorder_interval=read.get(recorder, "recorder.flush_interval", 0.1, _positive_duration),
+        recorder_reclaim_after=read.get(
+            recorder, "recorder.reclaim_after", 30.0, _positive_duration
+        ),
         log_level=read.get(log, "log.level", "info", _one_of(*LOG_LEVELS)),
         log_file=read.get(log, "log.file", None, _string),
         log_format=read.get(log, "log.format", "auto", _one_of("auto", "json", "console")),

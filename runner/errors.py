@@ -17,7 +17,7 @@ class UsageError(RunnerError):
     """The caller asked for something malformed (CLI exit code 2)."""
 
 
-class ConfigError(UsageError):
+class ConfigError(RunnerError):
     """The configuration is invalid; carries every problem found, not only the first."""
 
     def __init__(self, problems: Sequence[str], source: str = "config") -> None:

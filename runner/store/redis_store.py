@@ -178,6 +178,15 @@ class RedisStore:
             counts = await pipe.execute()
         return dict(zip(KINDS, counts))
 
+    async def outstanding(self) -> int:
+        """Jobs waiting or running plus stream entries not yet recorded: 0 means all done."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in (*self.keys.due_all, self.keys.leases):
+                pipe.zcard(key)
+            pipe.xlen(self.keys.events)
+            counts = await pipe.execute()
+        return int(sum(counts))
+
     # The transition stream, drained by the recorder through a consumer group.
 
     async def ensure_event_group(self) -> None:

@@ -1,0 +1,205 @@
+"""The Python client: enqueue jobs and read their state, from any process.
+
+    async with await Client.connect() as client:
+        job_id = await client.enqueue("send_email", ["a@example.com"], delay=10)
+        job = await client.wait(job_id, timeout=60)
+
+Only tasks declared in the config can be enqueued; arguments must be JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from runner.clock import SYSTEM_CLOCK, Clock
+from runner.config import Settings, config_path, load_settings
+from runner.connections import redis_client, resolve_urls
+from runner.errors import JobNotFound, PayloadError, UnknownTask, UsageError
+from runner.jobs import NewJob
+from runner.states import TERMINAL
+from runner.store.keys import Keys
+from runner.store.pg_store import PgStore
+from runner.store.redis_store import RedisStore
+
+MAX_JOB_ID = 200
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: str
+    task: str
+    state: str
+    attempt: int
+    due_at_ms: int | None
+    args: Any
+    kwargs: Any
+    result: Any
+    error: str | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+
+def _encode(name: str, value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:
+        raise PayloadError(f"{name} must be JSON-serialisable: {exc}") from None
+
+
+def _due_at_ms(now_ms: int, delay: float | timedelta | None, at: datetime | None) -> int:
+    if delay is not None and at is not None:
+        raise UsageError("give either delay or at, not both")
+    if at is not None:
+        if at.tzinfo is None:
+            raise UsageError(f"at must be timezone-aware (got naive {at.isoformat()})")
+        return int(at.timestamp() * 1000)
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    if delay is not None and delay < 0:
+        raise UsageError(f"delay must be >= 0 seconds, got {delay}")
+    return now_ms + int((delay or 0) * 1000)
+
+
+def _check_job_id(job_id: str) -> str:
+    if not job_id or len(job_id) > MAX_JOB_ID or any(c.isspace() for c in job_id):
+        raise UsageError(
+            f"job id must be 1-{MAX_JOB_ID} characters without spaces, got {job_id!r}"
+        )
+    return job_id
+
+
+class Client:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        pg: PgStore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.pg = pg
+        self.clock = clock
+        self.store = RedisStore(redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000))
+        self.origin = f"client:{socket.gethostname()}:{os.getpid()}"
+
+    @classmethod
+    async def connect(
+        cls, settings: Settings | None = None, config: str | Path | None = None
+    ) -> Client:
+        """A client for the config's servers (or the embedded ones a daemon started)."""
+        if settings is None:
+            settings = load_settings(config_path(config, os.environ))
+        redis_url, database_url, _ = resolve_urls(settings, start_embedded=False)
+        pg = await PgStore.connect(database_url, max_size=2)
+        return cls(settings, redis_client(redis_url), pg)
+
+    async def close(self) -> None:
+        if self.pg is not None:
+            await self.pg.close()
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        await self.close()
+
+    def new_job(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> NewJob:
+        """Validate a request into a NewJob (raises UsageError subclasses on bad input)."""
+        spec = self.settings.tasks.get(task)
+        if spec is None:
+            raise UnknownTask(task, list(self.settings.tasks))
+        if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+            raise PayloadError(f"args must be a list, got {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise PayloadError(f"kwargs must be a mapping, got {type(kwargs).__name__}")
+        return NewJob(
+            id=_check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
+            task=task,
+            kind=spec.kind,
+            args_json=_encode("args", list(args)),
+            kwargs_json=_encode("kwargs", dict(kwargs or {})),
+            due_at_ms=_due_at_ms(self.clock.now_ms(), delay, at),
+            max_attempts=spec.max_attempts,
+        )
+
+    async def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Enqueue one job and return its id; with an existing `job_id` nothing changes."""
+        job = self.new_job(task, args, kwargs, delay=delay, at=at, job_id=job_id)
+        result = await self.store.enqueue(job, self.origin, self.clock.now_ms())
+        return result.id
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        """Enqueue many jobs made with new_job() in one round trip."""
+        results = await self.store.enqueue_many(jobs, self.origin, self.clock.now_ms())
+        return [r.id for r in results]
+
+    async def get(self, job_id: str) -> JobInfo:
+        """The job's state: live from Redis, else as last recorded in Postgres."""
+        record = await self.store.get_job(job_id)
+        if record is not None:
+            return JobInfo(
+                record.id, record.task, record.state, record.attempt, record.due_at_ms,
+                record.args, record.kwargs, record.result, record.error, record.extra,
+            )  # fmt: skip
+        row = await self.pg.get_job(job_id) if self.pg else None
+        if row is None:
+            raise JobNotFound(job_id)
+        return JobInfo(
+            row["id"], row["task"], row["state"], row["attempt"], row["due_at_ms"],
+            row["args"], row["kwargs"], row["result"], row["error"],
+        )  # fmt: skip
+
+    async def history(self, job_id: str) -> list[dict[str, Any]]:
+        if self.pg is None:
+            raise UsageError("this client has no Postgres connection for history")
+        return await self.pg.job_history(job_id)
+
+    async def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.05) -> JobInfo:
+        """Poll until the job reaches a terminal state; TimeoutError after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = await self.get(job_id)
+            if job.done:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id!r} is still {job.state} after {timeout}s")
+            await asyncio.sleep(poll)

@@ -1,0 +1,69 @@
+"""Opening Redis and Postgres from the settings, embedded servers included.
+
+With a URL missing, `runner run` starts the embedded server for it under the
+configured folder; every other command finds the one a running daemon started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from runner.config import Settings
+from runner.embedded import EmbeddedServers
+from runner.store.keys import Keys
+from runner.store.pg_store import PgStore
+from runner.store.redis_store import RedisStore
+from runner.store.scripts import check_scripts
+
+
+def resolve_urls(settings: Settings, start_embedded: bool) -> tuple[str, str, EmbeddedServers | None]:
+    """The Redis and Postgres URLs to use, and the embedded servers this call started."""
+    if settings.redis_url and settings.database_url:
+        return settings.redis_url, settings.database_url, None
+    if not start_embedded:
+        found = EmbeddedServers.discover(settings.embedded_dir)
+        return (
+            settings.redis_url or found.redis_url,
+            settings.database_url or found.database_url,
+            None,
+        )
+    servers = EmbeddedServers(settings.embedded_dir)
+    try:
+        redis_url = settings.redis_url or servers.start_redis()
+        database_url = settings.database_url or servers.start_postgres()
+    except BaseException:
+        servers.stop()
+        raise
+    return redis_url, database_url, servers
+
+
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+
+
+@dataclass
+class Connections:
+    redis: Redis
+    keys: Keys
+    redis_store: RedisStore
+    pg_store: PgStore
+
+    @classmethod
+    async def open(cls, settings: Settings, redis_url: str, database_url: str) -> Connections:
+        redis = redis_client(redis_url)
+        try:
+            await redis.ping()
+            await check_scripts(redis)
+            keys = Keys(settings.key_prefix)
+            store = RedisStore(redis, keys, int(settings.keep_finished * 1000))
+            pg = await PgStore.connect(database_url)
+        except BaseException:
+            await redis.aclose()
+            raise
+        return cls(redis, keys, store, pg)
+
+    async def close(self) -> None:
+        await self.pg_store.close()
+        await self.redis.aclose()

@@ -1,0 +1,124 @@
+"""One attempt of one job: decode, run on its executor, decide the outcome, log it.
+
+Bad input never escapes as an exception: an unknown task, a payload that does
+not decode or a result that JSON cannot hold each end the job `failed` with
+the reason (no retry: trying again cannot help), and the daemon runs on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from runner.clock import Clock
+from runner.errors import PayloadError, TaskTimeout, UnknownTask, UnserialisableResult
+from runner.executors import Executor
+from runner.jobs import ClaimedJob, Outcome
+from runner.logs import get_logger
+from runner.retry import backoff_seconds
+from runner.tasks import Task, TaskRegistry
+
+log = get_logger()
+
+_PERMANENT = (UnknownTask, PayloadError, UnserialisableResult)
+
+
+def _decode(job: ClaimedJob) -> tuple[list[Any], dict[str, Any]]:
+    try:
+        args, kwargs = orjson.loads(job.args_json), orjson.loads(job.kwargs_json)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"job {job.id!r}: stored arguments are not valid JSON ({exc})") from None
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise PayloadError(
+            f"job {job.id!r}: args must be a JSON array and kwargs a JSON object, "
+            f"got {type(args).__name__} and {type(kwargs).__name__}"
+        )
+    return args, kwargs
+
+
+def _encode_result(task: Task, result: Any) -> str:
+    try:
+        return orjson.dumps(result).decode()
+    except TypeError as exc:
+        raise UnserialisableResult(
+            f"task {task.name!r} returned {type(result).__name__}, which is not "
+            f"JSON-serialisable ({exc}); return JSON types (dict, list, str, number, bool, None)"
+        ) from None
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, TaskTimeout | UnknownTask | PayloadError | UnserialisableResult):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class JobExecution:
+    """Runs claimed jobs and hands each outcome to `finish`."""
+
+    def __init__(
+        self,
+        registry: TaskRegistry,
+        executors: Mapping[str, Executor],
+        finish: Callable[[Outcome], None],
+        clock: Clock,
+    ) -> None:
+        self.registry = registry
+        self.executors = executors
+        self.finish = finish
+        self.clock = clock
+
+    async def run(self, job: ClaimedJob) -> None:
+        log.info("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
+        started = time.perf_counter()
+        try:
+            task = self.registry.get(job.task)
+            args, kwargs = _decode(job)
+            result = await self.executors[task.kind].run(task, args, kwargs)
+            result_json = _encode_result(task, result)
+        except Exception as exc:
+            self._failed(job, exc, started)
+            return
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        self.finish(
+            Outcome(
+                job.id, job.attempt, "succeed", result_json=result_json,
+                detail_json=f'{{"result":{result_json},"duration_ms":{duration_ms}}}',
+            )  # fmt: skip
+        )
+        log.info(
+            "job succeeded", job_id=job.id, task=job.task, attempt=job.attempt,
+            state="succeeded", duration_ms=duration_ms,
+        )  # fmt: skip
+
+    def _failed(self, job: ClaimedJob, exc: Exception, started: float) -> None:
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        error = _error_text(exc)
+        retry_in = self._retry_delay(job, exc)
+        detail: dict[str, Any] = {"error": error, "duration_ms": duration_ms}
+        if retry_in is None:
+            action, due_at, state = "fail", None, "failed"
+        else:
+            action, state = "retry_later", "retrying"
+            due_at = self.clock.now_ms() + int(retry_in * 1000)
+            detail["due_at"] = due_at
+        self.finish(
+            Outcome(
+                job.id, job.attempt, action, due_at_ms=due_at, error=error,
+                detail_json=orjson.dumps(detail).decode(),
+            )  # fmt: skip
+        )
+        log.warning(
+            "job failed" if retry_in is None else "job will retry",
+            job_id=job.id, task=job.task, attempt=job.attempt, state=state,
+            duration_ms=duration_ms, error=error, retry_in_s=retry_in,
+        )  # fmt: skip
+
+    def _retry_delay(self, job: ClaimedJob, exc: Exception) -> float | None:
+        if isinstance(exc, _PERMANENT) or job.attempt >= job.max_attempts:
+            return None
+        task = self.registry.get(job.task)
+        return round(backoff_seconds(task.settings, job.attempt), 3)

@@ -1,0 +1,65 @@
+"""Leases: this daemon renews the jobs it runs and reaps those of daemons that died.
+
+A running job's lease is renewed every third of its time to live. Any daemon
+reaps expired leases: the job goes back to the schedule (a retry) or fails
+when its attempts are spent. The scripts fence by owner and attempt, so a
+daemon that was only slow learns here that it lost its jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from runner.clock import Clock
+from runner.jobs import ClaimedJob
+from runner.logs import get_logger
+from runner.store.redis_store import RedisStore
+
+log = get_logger()
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        store: RedisStore,
+        daemon: str,
+        clock: Clock,
+        lease_ms: int,
+        active: Mapping[str, ClaimedJob],
+        on_lost: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.daemon = daemon
+        self.clock = clock
+        self.lease_ms = lease_ms
+        self.active = active
+        self.on_lost = on_lost
+
+    @property
+    def interval(self) -> float:
+        return max(self.lease_ms / 3000, 0.05)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("redis unavailable; leases not renewed", error=str(exc))
+            await asyncio.sleep(self.interval)
+
+    async def tick(self) -> None:
+        now = self.clock.now_ms()
+        await self.store.heartbeat(self.daemon, now)
+        jobs = [(job.id, job.attempt) for job in list(self.active.values())]
+        for job_id in await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs):
+            log.warning("lease lost; another daemon may run this job", job_id=job_id)
+            self.on_lost(job_id)
+        for reaped in await self.store.reap_expired(now, self.daemon):
+            log.warning(
+                "lease expired", job_id=reaped.id, state=reaped.state, attempt=reaped.attempt,
+                owner=reaped.owner,
+            )  # fmt: skip

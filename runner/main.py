@@ -1,0 +1,72 @@
+"""`runner run`: set up logging, servers and connections, then serve until a signal.
+
+Signal handlers only set the stop event; the daemon does the work in its
+documented order. A second SIGTERM or SIGINT stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import uvloop
+
+from runner.config import Settings
+from runner.connections import Connections, resolve_urls
+from runner.daemon import Daemon
+from runner.logs import configure_logging, flush_logs, get_logger
+from runner.redact import redact_url
+from runner.tasks import TaskRegistry
+
+log = get_logger()
+
+
+def run_daemon(settings: Settings, drain: bool = False) -> int:
+    configure_logging(settings.log_level, settings.log_format, settings.log_file)
+    registry = TaskRegistry.from_settings(settings)
+    redis_url, database_url, servers = resolve_urls(settings, start_embedded=True)
+    if servers is not None:
+        log.info(
+            "embedded servers started", redis_url=redact_url(redis_url),
+            database_url=redact_url(database_url), folder=str(servers.root),
+        )  # fmt: skip
+    try:
+        uvloop.run(_serve(settings, registry, redis_url, database_url, drain))
+    finally:
+        if servers is not None:
+            servers.stop()
+            log.info("embedded servers stopped")
+        flush_logs()
+    return 0
+
+
+async def _serve(
+    settings: Settings, registry: TaskRegistry, redis_url: str, database_url: str, drain: bool
+) -> None:
+    conns = await Connections.open(settings, redis_url, database_url)
+    try:
+        applied = await conns.pg_store.migrate()
+        if applied:
+            log.info("schema migrated", applied=applied)
+        daemon = Daemon(settings, registry, conns)
+        stop = asyncio.Event()
+        _install_signal_handlers(stop)
+        await daemon.serve(stop, drain=drain)
+    finally:
+        await conns.close()
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second stop signal: exiting at once", signal=signal.Signals(signum).name)
+            flush_logs()
+            os._exit(1)
+        log.info("stop signal received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)

@@ -1,0 +1,132 @@
+"""The pump: sleep until the earliest due job, claim what can start now, start it.
+
+It claims, per kind, no more jobs than that kind's executor can start at once
+(no prefetch: a full process pool never holds back io or async jobs). It wakes
+early when capacity frees up or when any client enqueues a job sooner than the
+one it sleeps for (a Redis pub/sub message, so this works across daemons).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from runner.clock import Clock
+from runner.executors import Executor
+from runner.jobs import ClaimedJob
+from runner.logs import get_logger
+from runner.store.redis_store import RedisStore
+
+log = get_logger()
+
+IDLE_POLL_S = 5.0  # a safety net: pub/sub wakes the pump long before this
+
+
+class Pump:
+    def __init__(
+        self,
+        store: RedisStore,
+        executors: Mapping[str, Executor],
+        start: Callable[[ClaimedJob], None],
+        daemon: str,
+        clock: Clock,
+        batch: int,
+        lease_ms: int,
+    ) -> None:
+        self.store = store
+        self.executors = executors
+        self.start = start
+        self.daemon = daemon
+        self.clock = clock
+        self.batch = batch
+        self.lease_ms = lease_ms
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.idle = asyncio.Event()  # set when the last claim found nothing due
+        self._sleeping_until: int | None = None
+
+    def nudge(self) -> None:
+        self.wake.set()
+
+    def offer(self, due_ms: int) -> None:
+        """A job due at `due_ms` was enqueued somewhere: wake if it is sooner than our plan."""
+        if self._sleeping_until is None or due_ms < self._sleeping_until:
+            self.wake.set()
+
+    async def run(self) -> None:
+        delay = 0.05
+        while not self.stopping:
+            try:
+                wake_at = await self._claim_once()
+                delay = 0.05
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("redis unavailable; claiming paused", error=str(exc))
+                wake_at = self.clock.now_ms() + int(delay * 1000)
+                delay = min(delay * 2, 2.0)
+            if wake_at is not None and wake_at <= self.clock.now_ms():
+                continue
+            await self._sleep_until(wake_at)
+
+    async def _claim_once(self) -> int | None:
+        """Claim and start due jobs; returns when to look again (None: when woken)."""
+        limits = {kind: min(ex.capacity(), self.batch) for kind, ex in self.executors.items()}
+        if not any(limits.values()):
+            return None
+        now = self.clock.now_ms()
+        claimed = await self.store.claim_due(now, limits, self.daemon, now + self.lease_ms)
+        counts = dict.fromkeys(limits, 0)
+        for job in claimed.jobs:
+            counts[job.kind] += 1
+            self.start(job)
+        if not claimed.jobs:
+            self.idle.set()
+        else:
+            self.idle.clear()
+        nexts = []
+        for kind, limit in limits.items():
+            if limit and counts[kind] == limit:
+                return now  # there may be more due: claim again at once
+            due = claimed.next_due_ms.get(kind)
+            if due is not None and self.executors[kind].capacity() > 0:
+                nexts.append(due)
+        return min(nexts) if nexts else None
+
+    async def _sleep_until(self, wake_at: int | None) -> None:
+        self._sleeping_until = wake_at
+        timeout = IDLE_POLL_S
+        if wake_at is not None:
+            # +1 ms: a timer may fire a fraction of a millisecond early.
+            timeout = min(timeout, max(0.0, (wake_at - self.clock.now_ms() + 1) / 1000))
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+        except TimeoutError:
+            pass
+        self.wake.clear()
+        self._sleeping_until = None
+
+
+async def listen_for_wakeups(redis: Redis, channel: str, pump: Pump) -> None:
+    """Forward 'a job is due at T' messages from any client to the pump.
+
+    Resubscribes after a lost connection, and nudges the pump then, since a
+    message may have been missed meanwhile.
+    """
+    while True:
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            pump.nudge()
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    pump.offer(int(message["data"]))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("wake-up channel lost; resubscribing", error=str(exc))
+            await asyncio.sleep(0.5)
+        finally:
+            await pubsub.aclose()
