@@ -40,7 +40,11 @@ def resolve_urls(settings: Settings, start_embedded: bool) -> tuple[str, str, Em
 
 
 def redis_client(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+    # encoding_errors="replace": bytes that are not UTF-8 (written by someone else)
+    # must surface as a quarantined job, not as an exception in the reader.
+    return Redis.from_url(
+        url, decode_responses=True, encoding_errors="replace", socket_connect_timeout=5
+    )
 
 
 @dataclass

@@ -71,8 +71,9 @@ class CpuPool:
         self.processes = processes
         self._on_free = on_free
         self._ctx = multiprocessing.get_context("forkserver")
-        self._idle: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._busy: set[_Worker] = set()
+        self._reserved = 0
         self._starting = 0
         self._closed = False
         self._replacements: set[asyncio.Task[None]] = set()
@@ -93,14 +94,22 @@ class CpuPool:
         if self._closed:
             worker.kill()
             return
-        self._idle.append(worker)
+        self._idle.put_nowait(worker)
         self._on_free()
 
     def capacity(self) -> int:
-        return len(self._idle)
+        return self._idle.qsize() - self._reserved
+
+    def acquire(self) -> None:
+        self._reserved += 1
+
+    def release(self) -> None:
+        self._reserved -= 1
+        self._on_free()
 
     async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        worker = self._idle.pop()
+        self._reserved -= 1
+        worker = await self._idle.get()  # immediate unless more jobs were let in than workers
         self._busy.add(worker)
         loop = asyncio.get_running_loop()
         healthy = False
@@ -124,7 +133,7 @@ class CpuPool:
 
     def _recycle(self, worker: _Worker, healthy: bool) -> None:
         if healthy and not self._closed:
-            self._idle.append(worker)
+            self._idle.put_nowait(worker)
             self._on_free()
             return
         replacement = asyncio.get_running_loop().create_task(
@@ -142,8 +151,9 @@ class CpuPool:
         self._closed = True
         for replacement in list(self._replacements):
             replacement.cancel()
-        workers = [*self._idle, *self._busy]
-        self._idle.clear()
+        workers = [*self._busy]
+        while not self._idle.empty():
+            workers.append(self._idle.get_nowait())
         for worker in workers:
             if wait and worker.process.is_alive():
                 worker.conn.send(None)

@@ -72,6 +72,7 @@ class Daemon:
         self.pump.nudge()
 
     def _start_job(self, job: ClaimedJob) -> None:
+        self.executors[job.kind].acquire()  # now, so the next claim already counts it
         self.active[job.id] = job
         task = asyncio.create_task(self.execution.run(job), name=f"job:{job.id}")
         self._job_tasks[job.id] = task
@@ -123,7 +124,8 @@ class Daemon:
                 await asyncio.wait(late)
                 log.warning("jobs cancelled at shutdown; their leases will expire", jobs=len(late))
         await self.finisher.flush()
-        await self.recorder.drain()
+        self.recorder.stopping = True
+        await asyncio.wait([services[3]])
         for service in services:
             service.cancel()
         for executor in self.executors.values():

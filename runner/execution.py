@@ -72,12 +72,24 @@ class JobExecution:
         self.clock = clock
 
     async def run(self, job: ClaimedJob) -> None:
+        """Run one attempt; the slot of `job.kind`'s executor was acquired at claim time."""
         log.info("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
         started = time.perf_counter()
+        slot = self.executors[job.kind]
         try:
             task = self.registry.get(job.task)
             args, kwargs = _decode(job)
-            result = await self.executors[task.kind].run(task, args, kwargs)
+        except Exception as exc:
+            slot.release()
+            self._failed(job, exc, started)
+            return
+        executor = slot
+        if task.kind != job.kind:  # the config changed the task's kind since it was enqueued
+            slot.release()
+            executor = self.executors[task.kind]
+            executor.acquire()
+        try:
+            result = await executor.run(task, args, kwargs)  # frees the slot when done
             result_json = _encode_result(task, result)
         except Exception as exc:
             self._failed(job, exc, started)

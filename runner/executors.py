@@ -1,8 +1,11 @@
 """Where a job's code runs: on the loop (async), in threads (io), in processes (cpu).
 
 Each executor reports how many more jobs it can start right now; the pump
-claims no more than that (no prefetch). Each calls `on_free` when a slot frees,
-so the pump can claim again at once.
+claims no more than that (no prefetch). A slot is taken synchronously when a
+job is claimed (`acquire`), before its task first runs, so the next claim
+already sees it; `run` then owns the slot and frees it when the work really
+ends, and `release` gives back a slot that will not be used. Each calls
+`on_free` when a slot frees, so the pump can claim again at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ class Executor(Protocol):
     kind: str
 
     def capacity(self) -> int: ...
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
 
     async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any: ...
 
@@ -44,8 +51,14 @@ class AsyncExecutor:
     def capacity(self) -> int:
         return self.limit - self.running
 
-    async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def acquire(self) -> None:
         self.running += 1
+
+    def release(self) -> None:
+        self.running -= 1
+        self._on_free()
+
+    async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
         try:
             if task.settings.timeout is None:
                 return await task.func(*args, **kwargs)
@@ -57,8 +70,7 @@ class AsyncExecutor:
                     raise TaskTimeout(_timeout_message(task)) from None
                 raise
         finally:
-            self.running -= 1
-            self._on_free()
+            self.release()
 
     async def close(self, wait: bool) -> None:
         """Async jobs are tasks of the engine, which cancels them itself."""
@@ -82,15 +94,17 @@ class ThreadExecutor:
     def capacity(self) -> int:
         return self.threads - self.busy
 
-    def _release(self, _: object) -> None:
+    def acquire(self) -> None:
+        self.busy += 1
+
+    def release(self) -> None:
         self.busy -= 1
         self._on_free()
 
     async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
         loop = asyncio.get_running_loop()
-        self.busy += 1
         future = loop.run_in_executor(self._pool, functools.partial(task.func, *args, **kwargs))
-        future.add_done_callback(self._release)
+        future.add_done_callback(lambda _: self.release())
         if task.settings.timeout is None:
             return await asyncio.shield(future)
         try:

@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from dataclasses import replace
+
 import asyncpg
+import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -47,19 +50,26 @@ class Recorder:
         self.flush_interval = flush_interval
         self.reclaim_after_ms = int(reclaim_after * 1000)
         self.recorded = 0
+        self.stopping = False
         self._next_reclaim = 0.0
 
     async def run(self) -> None:
+        """Record until asked to stop, then drain what is left.
+
+        Stopping is a flag, not a cancellation: a blocking stream read ends by
+        itself within `flush_interval`, and no batch is cut in half.
+        """
         await self.redis_store.ensure_event_group()
-        while True:
+        while not self.stopping:
             try:
                 await self.record_batch(block=True)
             except _REDIS_DOWN as exc:
                 log.warning("redis unavailable; recorder waiting", error=str(exc))
                 await asyncio.sleep(0.5)
+        await self.drain()
 
     async def drain(self) -> None:
-        """Record everything in the stream now (used at shutdown)."""
+        """Record everything in the stream now."""
         while await self.record_batch(block=False):
             pass
 
@@ -88,9 +98,7 @@ class Recorder:
                 self.consumer, self.batch_events, wait_ms if block else None
             )
             if not read:
-                if not block or entries:
-                    break
-                continue
+                break  # idle: return, so the caller can notice a stop request
             entries += read
             count += sum(len(batch) for _, batch in read)
             if deadline is None:
@@ -114,6 +122,9 @@ class Recorder:
             try:
                 await self.pg_store.write_events(events)
                 return
+            except asyncpg.DataError as exc:
+                await self._write_one_by_one(events, exc)
+                return
             except _PG_DOWN as exc:
                 log.warning(
                     "postgres unavailable; batch kept for retry", events=len(events),
@@ -121,3 +132,19 @@ class Recorder:
                 )  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    async def _write_one_by_one(self, events: list[Event], cause: Exception) -> None:
+        """A batch Postgres rejects as data (a detail that is not JSON, written to the
+        stream by something other than runner's scripts) must not block the stream:
+        write event by event, and record a bad event with its detail replaced."""
+        log.error("postgres rejected a batch; writing it event by event", error=str(cause))
+        for event in events:
+            try:
+                await self.pg_store.write_events([event])
+            except asyncpg.DataError as exc:
+                placeholder = orjson.dumps(
+                    {"undecodable_detail": event.detail_json[:1000], "error": str(exc)}
+                ).decode()
+                log.error("event detail quarantined", job_id=event.job_id, seq=event.seq,
+                          error=str(exc))  # fmt: skip
+                await self.pg_store.write_events([replace(event, detail_json=placeholder)])

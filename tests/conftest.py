@@ -1,0 +1,164 @@
+"""Shared fixtures: real servers for the session; per test, a key prefix and a database.
+
+Each test owns its data: a Redis key prefix of its own and a Postgres database
+cloned from a migrated template, so tests run in any order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from runner.client import Client
+from runner.config import Settings, TaskSettings
+from runner.connections import redis_client
+from runner.store.keys import Keys
+from runner.store.migrate import migrate
+from runner.store.pg_store import PgStore
+from runner.store.redis_store import RedisStore
+from tests.servers import Servers, start_servers
+
+TEMPLATE_DB = f"runner_template_{secrets.token_hex(3)}"
+
+
+def task(name: str, target: str, kind: str = "async", **options: Any) -> TaskSettings:
+    return TaskSettings(name=name, target=f"tests.tasks:{target}", kind=kind, **options)  # type: ignore[arg-type]  # tests pass valid kinds
+
+
+TEST_TASKS = {
+    t.name: t
+    for t in (
+        task("echo", "echo"),
+        task("noop", "noop"),
+        task("sleep_async", "sleep_async", timeout=5),
+        task("slow_async", "sleep_async", timeout=0.2),
+        task("sleep_io", "sleep_io", "io", timeout=10),
+        task("burn_cpu", "burn_cpu", "cpu", timeout=10),
+        task("slow_cpu", "burn_cpu", "cpu", timeout=0.5),
+        task("fail", "fail", "io", retries=3, backoff=0.2, backoff_max=2, backoff_jitter=0),
+        task("fail_once", "fail", "io"),
+        task("bad_result", "bad_result"),
+        task("bad_result_cpu", "bad_result_cpu", "cpu"),
+    )
+}
+
+
+async def _admin(servers: Servers) -> Any:
+    return await asyncpg.connect(servers.admin_database_url)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    running = start_servers()
+    asyncio.run(_create_template(running))
+    yield running
+    asyncio.run(_drop_database(running, TEMPLATE_DB))
+    if running.embedded is not None:
+        running.embedded.stop()
+
+
+async def _create_template(servers: Servers) -> None:
+    admin = await _admin(servers)
+    try:
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(servers.database_url(TEMPLATE_DB))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def _drop_database(servers: Servers, name: str) -> None:
+    admin = await _admin(servers)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(servers: Servers) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = f"runner_test_{secrets.token_hex(4)}"
+    admin = await _admin(servers)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    yield servers.database_url(name)
+    await _drop_database(servers, name)
+
+
+@pytest.fixture
+async def redis(servers: Servers) -> AsyncIterator[Redis]:
+    client = redis_client(servers.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis: Redis) -> AsyncIterator[str]:
+    """A key prefix for this test alone; its keys are deleted afterwards."""
+    name = f"test-{secrets.token_hex(4)}"
+    yield name
+    keys = [key async for key in redis.scan_iter(match=f"{{{name}}}*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+
+
+@pytest.fixture
+def make_settings(
+    servers: Servers, database_url: str, prefix: str
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        base = Settings(
+            redis_url=servers.redis_url,
+            database_url=database_url,
+            key_prefix=prefix,
+            lease_ttl=5,
+            shutdown_grace=5,
+            recorder_interval=0.05,
+            io_threads=4,
+            cpu_processes=2,
+            tasks=TEST_TASKS,
+            source="tests",
+        )
+        return replace(base, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def keys(prefix: str) -> Keys:
+    return Keys(prefix)
+
+
+@pytest.fixture
+def store(redis: Redis, keys: Keys) -> RedisStore:
+    return RedisStore(redis, keys, keep_finished_ms=60_000)
+
+
+@pytest.fixture
+async def pg(database_url: str) -> AsyncIterator[PgStore]:
+    pg_store = await PgStore.connect(database_url)
+    yield pg_store
+    await pg_store.close()
+
+
+@pytest.fixture
+async def client(settings: Settings, redis: Redis, pg: PgStore) -> Client:
+    return Client(settings, redis, pg)

@@ -1,0 +1,131 @@
+"""Contract tests for each Lua script against real Redis: state, sets and stream move together."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from runner.jobs import Event, NewJob, Outcome
+from runner.store.keys import Keys
+from runner.store.redis_store import RedisStore
+
+NOW = 1_800_000_000_000
+DAEMON = "host:1:abcd"
+
+
+def new_job(job_id: str, kind: str = "async", due: int = NOW, attempts: int = 3) -> NewJob:
+    return NewJob(job_id, "echo", kind, "[1]", '{"a": 2}', due, attempts)
+
+
+async def stream_events(store: RedisStore) -> list[Event]:
+    await store.ensure_event_group()
+    read = await store.read_events("test-consumer", 10_000, None)
+    return [event for _, batch in read for event in batch]
+
+
+async def test_enqueue_is_idempotent_by_id(store: RedisStore, redis: Redis, keys: Keys) -> None:
+    """A second enqueue with the same id changes nothing and reports the existing state."""
+    first = await store.enqueue(new_job("j1"), "client", NOW)
+    second = await store.enqueue(new_job("j1", due=NOW + 5000), "client", NOW)
+    assert (first.created, second.created) == (True, False)
+    assert second.state == "scheduled"
+    assert await redis.zscore(keys.due("async"), "j1") == NOW
+    events = await stream_events(store)
+    assert [(e.job_id, e.seq, e.from_state, e.to_state) for e in events] == [
+        ("j1", 1, "", "scheduled", )
+    ]
+
+
+async def test_claim_respects_per_kind_limits_and_due_time(store: RedisStore) -> None:
+    """Only due jobs are claimed, never more per kind than asked (no prefetch)."""
+    for i in range(5):
+        await store.enqueue(new_job(f"a{i}"), "c", NOW)
+    await store.enqueue(new_job("io1", kind="io"), "c", NOW)
+    await store.enqueue(new_job("later", due=NOW + 1000), "c", NOW)
+    result = await store.claim_due(NOW, {"async": 3, "io": 0, "cpu": 5}, DAEMON, NOW + 30_000)
+    assert [j.id for j in result.jobs] == ["a0", "a1", "a2"]
+    assert all(j.attempt == 1 and j.args_json == "[1]" for j in result.jobs)
+    assert result.next_due_ms == {"async": NOW, "io": NOW, "cpu": None}
+    rest = await store.claim_due(NOW, {"async": 10, "io": 10, "cpu": 0}, DAEMON, NOW + 30_000)
+    assert sorted(j.id for j in rest.jobs) == ["a3", "a4", "io1"]
+    assert rest.next_due_ms["async"] == NOW + 1000
+
+
+async def test_finish_is_fenced_by_owner_and_attempt(store: RedisStore, redis: Redis, keys: Keys) -> None:
+    """A daemon that no longer owns a job (or an older attempt) cannot overwrite its state."""
+    await store.enqueue(new_job("j1"), "c", NOW)
+    await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)
+    stale = Outcome("j1", 1, "succeed", result_json="1")
+    assert await store.finish(NOW, "other-daemon", [stale]) == [False]
+    assert await store.finish(NOW, DAEMON, [Outcome("j1", 2, "succeed")]) == [False]
+    assert await redis.hget(keys.job("j1"), "state") == "running"
+    assert await store.finish(NOW + 5, DAEMON, [stale]) == [True]
+    assert await redis.hget(keys.job("j1"), "state") == "succeeded"
+    assert await redis.zscore(keys.leases, "j1") is None
+    assert 0 < await redis.pttl(keys.job("j1")) <= 60_000
+    assert await store.finish(NOW, DAEMON, [stale]) == [False]  # already finished
+
+
+async def test_finish_retry_goes_back_to_schedule(store: RedisStore, redis: Redis, keys: Keys) -> None:
+    """A retry puts the job back in its kind's due set at the given time."""
+    await store.enqueue(new_job("j1", kind="io"), "c", NOW)
+    await store.claim_due(NOW, {"io": 1}, DAEMON, NOW + 30_000)
+    outcome = Outcome("j1", 1, "retry_later", due_at_ms=NOW + 2000, error="boom")
+    assert await store.finish(NOW, DAEMON, [outcome]) == [True]
+    job = await store.get_job("j1")
+    assert job is not None
+    assert (job.state, job.error, job.due_at_ms) == ("retrying", "boom", NOW + 2000)
+    assert await redis.zscore(keys.due("io"), "j1") == NOW + 2000
+    again = await store.claim_due(NOW + 2000, {"io": 1}, DAEMON, NOW + 40_000)
+    assert [(j.id, j.attempt) for j in again.jobs] == [("j1", 2)]
+
+
+async def test_renew_reports_lost_leases(store: RedisStore, redis: Redis, keys: Keys) -> None:
+    """Renewal extends owned leases and names the jobs this daemon no longer holds."""
+    await store.enqueue(new_job("j1"), "c", NOW)
+    await store.enqueue(new_job("j2"), "c", NOW)
+    await store.claim_due(NOW, {"async": 2}, DAEMON, NOW + 1000)
+    await store.finish(NOW, DAEMON, [Outcome("j2", 1, "succeed")])
+    lost = await store.renew_leases(DAEMON, NOW + 9000, [("j1", 1), ("j2", 1)])
+    assert lost == ["j2"]
+    assert await redis.zscore(keys.leases, "j1") == NOW + 9000
+
+
+async def test_reap_retries_then_fails_when_attempts_spent(store: RedisStore) -> None:
+    """An expired lease puts the job back while attempts remain, and fails it after."""
+    await store.enqueue(new_job("j1", attempts=2), "c", NOW)
+    await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 1000)
+    assert await store.reap_expired(NOW + 999, "reaper") == []
+    reaped = await store.reap_expired(NOW + 1000, "reaper")
+    assert [(r.id, r.state, r.attempt, r.owner) for r in reaped] == [("j1", "retrying", 1, DAEMON)]
+    await store.claim_due(NOW + 1000, {"async": 1}, DAEMON, NOW + 2000)
+    reaped = await store.reap_expired(NOW + 2000, "reaper")
+    assert [(r.state, r.attempt) for r in reaped] == [("failed", 2)]
+    job = await store.get_job("j1")
+    assert job is not None and job.state == "failed"
+    assert job.error is not None and "lease expired" in job.error
+    # The old owner's late outcome is fenced off.
+    assert await store.finish(NOW, DAEMON, [Outcome("j1", 2, "succeed")]) == [False]
+
+
+async def test_every_transition_reaches_the_stream_in_order(store: RedisStore) -> None:
+    """Each script appends its transitions with consecutive sequence numbers."""
+    await store.enqueue(new_job("j1"), "c", NOW)
+    await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 1000)
+    await store.finish(NOW + 7, DAEMON, [Outcome("j1", 1, "succeed", detail_json='{"x":1}')])
+    events = await stream_events(store)
+    assert [(e.seq, e.from_state, e.to_state, e.attempt) for e in events] == [
+        (1, "", "scheduled", 0),
+        (2, "scheduled", "running", 1),
+        (3, "running", "succeeded", 1),
+    ]
+    assert events[1].daemon == DAEMON and events[2].at_ms == NOW + 7
+    assert events[2].detail_json == '{"x":1}'
+
+
+async def test_claim_drops_stale_members(store: RedisStore, redis: Redis, keys: Keys) -> None:
+    """A due-set member whose job hash is gone is dropped, not claimed."""
+    await store.enqueue(new_job("j1"), "c", NOW)
+    await redis.delete(keys.job("j1"))
+    result = await store.claim_due(NOW, {"async": 5}, DAEMON, NOW + 1000)
+    assert result.jobs == []
+    assert await redis.zcard(keys.due("async")) == 0

@@ -1,0 +1,46 @@
+"""Tasks the tests declare in their configs (imported by in-process and spawned daemons)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+
+async def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+async def noop() -> None:
+    return None
+
+
+async def sleep_async(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+def sleep_io(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def burn_cpu(seconds: float) -> float:
+    """Busy for `seconds` of wall time, holding the GIL as real cpu work does."""
+    end = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < end:
+        count += 1
+    return seconds
+
+
+def fail(message: str = "boom") -> None:
+    raise RuntimeError(message)
+
+
+async def bad_result() -> object:
+    return object()
+
+
+def bad_result_cpu() -> object:
+    return {1, 2, 3}
