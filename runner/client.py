@@ -91,11 +91,13 @@ class Client:
         redis: Redis,
         pg: PgStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        database_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.pg = pg
         self.clock = clock
+        self._database_url = database_url
         self.store = RedisStore(redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000))
         self.origin = f"client:{socket.gethostname()}:{os.getpid()}"
 
@@ -107,8 +109,13 @@ class Client:
         if settings is None:
             settings = load_settings(config_path(config, os.environ))
         redis_url, database_url, _ = resolve_urls(settings, start_embedded=False)
-        pg = await PgStore.connect(database_url, max_size=2)
-        return cls(settings, redis_client(redis_url), pg)
+        return cls(settings, redis_client(redis_url), database_url=database_url)
+
+    async def _history_store(self) -> PgStore | None:
+        """Postgres, connected on first use: enqueueing works while Postgres is down."""
+        if self.pg is None and self._database_url is not None:
+            self.pg = await PgStore.connect(self._database_url, max_size=2)
+        return self.pg
 
     async def close(self) -> None:
         if self.pg is not None:
@@ -180,7 +187,8 @@ class Client:
                 record.id, record.task, record.state, record.attempt, record.due_at_ms,
                 record.args, record.kwargs, record.result, record.error, record.extra,
             )  # fmt: skip
-        row = await self.pg.get_job(job_id) if self.pg else None
+        pg = await self._history_store()
+        row = await pg.get_job(job_id) if pg else None
         if row is None:
             raise JobNotFound(job_id)
         return JobInfo(
@@ -189,9 +197,10 @@ class Client:
         )  # fmt: skip
 
     async def history(self, job_id: str) -> list[dict[str, Any]]:
-        if self.pg is None:
+        pg = await self._history_store()
+        if pg is None:
             raise UsageError("this client has no Postgres connection for history")
-        return await self.pg.job_history(job_id)
+        return await pg.job_history(job_id)
 
     async def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.05) -> JobInfo:
         """Poll until the job reaches a terminal state; TimeoutError after `timeout` s."""

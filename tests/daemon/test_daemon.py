@@ -1,0 +1,119 @@
+"""A real daemon process: delayed jobs, bad input, SIGKILL, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runner.store.pg_store import PgStore
+from tests.daemon.process import DaemonProcess, cli
+
+
+async def wait_for_history(
+    pg: PgStore, job_id: str, final: str, timeout: float = 20.0
+) -> tuple[list[dict[str, Any]], float]:
+    """Poll Postgres until the job's history ends in `final`; (history, when seen)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        history = await pg.job_history(job_id)
+        if history and history[-1]["to_state"] == final:
+            return history, time.time()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} did not reach {final}: {await pg.job_history(job_id)}")
+
+
+async def test_delayed_job_runs_on_time_and_reaches_postgres_within_a_second(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], pg: PgStore
+) -> None:
+    """`enqueue --in 3s` never starts early; its three rows are in Postgres within 1 s of the end."""
+    config = daemon_config()
+    daemon = spawn(config)
+    daemon.wait_ready()
+    done = cli("enqueue", "echo", "--args", '["hi"]', "--in", "3s", "--json", config=config)
+    assert done.returncode == 0, done.stderr
+    job_id = json.loads(done.stdout)["id"]
+    history, seen_at = await wait_for_history(pg, job_id, "succeeded")
+    assert [(h["from_state"], h["to_state"]) for h in history] == [
+        (None, "scheduled"), ("scheduled", "running"), ("running", "succeeded"),
+    ]  # fmt: skip
+    enqueued, started, finished = (h["at_ms"] for h in history)
+    assert started - enqueued >= 3000
+    assert started - history[0]["detail"]["due_at"] >= 0
+    assert seen_at * 1000 - finished < 1000
+    shown = cli("show", job_id, "--json", config=config)
+    assert json.loads(shown.stdout)["result"] == {"args": ["hi"], "kwargs": {}}
+
+
+async def test_bad_input_gets_a_clear_error_and_the_daemon_keeps_running(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], pg: PgStore
+) -> None:
+    """Unknown task and malformed arguments exit 2 with a message; a bad result fails the job."""
+    config = daemon_config()
+    daemon = spawn(config)
+    daemon.wait_ready()
+    unknown = cli("enqueue", "no_such_task", config=config)
+    assert unknown.returncode == 2
+    assert "unknown task 'no_such_task'" in unknown.stderr and "echo" in unknown.stderr
+    bad_json = cli("enqueue", "echo", "--args", "[1,", config=config)
+    assert bad_json.returncode == 2 and "--args: not valid JSON" in bad_json.stderr
+    not_a_list = cli("enqueue", "echo", "--args", '{"a": 1}', config=config)
+    assert not_a_list.returncode == 2 and "must be a JSON array" in not_a_list.stderr
+    bad_delay = cli("enqueue", "echo", "--in", "soon", config=config)
+    assert bad_delay.returncode == 2 and "--in" in bad_delay.stderr
+    assert "Traceback" not in unknown.stderr + bad_json.stderr + bad_delay.stderr
+    bad = json.loads(cli("enqueue", "bad_result", "--json", config=config).stdout)["id"]
+    history, _ = await wait_for_history(pg, bad, "failed")
+    assert "not JSON-serialisable" in history[-1]["detail"]["error"]
+    good = json.loads(cli("enqueue", "echo", "--json", config=config).stdout)["id"]
+    await wait_for_history(pg, good, "succeeded")
+    assert daemon.proc.poll() is None
+    failed = [line for line in daemon.events("job failed") if line["job_id"] == bad]
+    assert failed and "not JSON-serialisable" in failed[0]["error"]
+
+
+async def test_sigkill_mid_job_runs_it_again_after_the_lease_expires(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], pg: PgStore
+) -> None:
+    """A daemon killed mid-job loses its lease; the next daemon retries the job to success."""
+    config = daemon_config()
+    first = spawn(config)
+    first.wait_ready()
+    job_id = json.loads(
+        cli("enqueue", "sleep_io", "--args", "[1.5]", "--json", config=config).stdout
+    )["id"]
+    first.wait_for(lambda line: line.get("event") == "job started" and line["job_id"] == job_id)
+    await asyncio.sleep(0.3)
+    first.signal(signal.SIGKILL)
+    first.wait_exit()
+    second = spawn(config)
+    second.wait_ready()
+    history, _ = await wait_for_history(pg, job_id, "succeeded", timeout=30)
+    assert [(h["to_state"], h["attempt"]) for h in history] == [
+        ("scheduled", 0), ("running", 1), ("retrying", 1), ("running", 2), ("succeeded", 2),
+    ]  # fmt: skip
+    assert "lease expired" in history[2]["detail"]["reason"]
+    assert history[1]["daemon"] != history[3]["daemon"]
+    assert [line["job_id"] for line in second.events("lease expired")] == [job_id]
+
+
+async def test_sigterm_stops_cleanly_with_exit_code_zero(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], pg: PgStore
+) -> None:
+    """SIGTERM: running jobs finish within the grace, everything is recorded, exit 0."""
+    config = daemon_config()
+    daemon = spawn(config)
+    daemon.wait_ready()
+    job_id = json.loads(
+        cli("enqueue", "sleep_io", "--args", "[0.5]", "--json", config=config).stdout
+    )["id"]
+    daemon.wait_for(lambda line: line.get("event") == "job started")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0
+    history = await pg.job_history(job_id)
+    assert [h["to_state"] for h in history] == ["scheduled", "running", "succeeded"]
+    assert daemon.events("daemon stopped")
