@@ -78,9 +78,7 @@ def _due_at_ms(now_ms: int, delay: float | timedelta | None, at: datetime | None
 
 def _check_job_id(job_id: str) -> str:
     if not job_id or len(job_id) > MAX_JOB_ID or any(c.isspace() for c in job_id):
-        raise UsageError(
-            f"job id must be 1-{MAX_JOB_ID} characters without spaces, got {job_id!r}"
-        )
+        raise UsageError(f"job id must be 1-{MAX_JOB_ID} characters without spaces, got {job_id!r}")
     return job_id
 
 
@@ -98,7 +96,9 @@ class Client:
         self.pg = pg
         self.clock = clock
         self._database_url = database_url
-        self.store = RedisStore(redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000))
+        self.store = RedisStore(
+            redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000)
+        )
         self.origin = f"client:{socket.gethostname()}:{os.getpid()}"
 
     @classmethod
@@ -126,9 +126,11 @@ class Client:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await self.close()
 
     def new_job(
@@ -184,17 +186,32 @@ class Client:
         record = await self.store.get_job(job_id)
         if record is not None:
             return JobInfo(
-                record.id, record.task, record.state, record.attempt, record.due_at_ms,
-                record.args, record.kwargs, record.result, record.error, record.extra,
-            )  # fmt: skip
+                record.id,
+                record.task,
+                record.state,
+                record.attempt,
+                record.due_at_ms,
+                record.args,
+                record.kwargs,
+                record.result,
+                record.error,
+                record.extra,
+            )
         pg = await self._history_store()
         row = await pg.get_job(job_id) if pg else None
         if row is None:
             raise JobNotFound(job_id)
         return JobInfo(
-            row["id"], row["task"], row["state"], row["attempt"], row["due_at_ms"],
-            row["args"], row["kwargs"], row["result"], row["error"],
-        )  # fmt: skip
+            row["id"],
+            row["task"],
+            row["state"],
+            row["attempt"],
+            row["due_at_ms"],
+            row["args"],
+            row["kwargs"],
+            row["result"],
+            row["error"],
+        )
 
     async def history(self, job_id: str) -> list[dict[str, Any]]:
         pg = await self._history_store()

@@ -163,7 +163,9 @@ def _task(read: _Reader, name: str, raw: Any) -> TaskSettings | None:
         return None
     before = len(read.problems)
     for key in sorted(set(raw) - _TASK_KEYS):
-        read.problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(_TASK_KEYS))})")
+        read.problems.append(
+            f"{path}.{key}: unknown key (allowed: {', '.join(sorted(_TASK_KEYS))})"
+        )
     if "target" not in raw:
         read.problems.append(f"{path}.target: missing; give it as 'package.module:function'")
     target = read.get(raw, f"{path}.target", "", _target)

@@ -18,7 +18,9 @@ from runner.store.redis_store import RedisStore
 from runner.store.scripts import check_scripts
 
 
-def resolve_urls(settings: Settings, start_embedded: bool) -> tuple[str, str, EmbeddedServers | None]:
+def resolve_urls(
+    settings: Settings, start_embedded: bool
+) -> tuple[str, str, EmbeddedServers | None]:
     """The Redis and Postgres URLs to use, and the embedded servers this call started."""
     if settings.redis_url and settings.database_url:
         return settings.redis_url, settings.database_url, None

@@ -157,7 +157,12 @@ class CpuPool:
         for worker in workers:
             if wait and worker.process.is_alive():
                 worker.conn.send(None)
-        await asyncio.to_thread(lambda: [w.kill() for w in workers])
+        await asyncio.to_thread(_kill_all, workers)
+
+
+def _kill_all(workers: list[_Worker]) -> None:
+    for worker in workers:
+        worker.kill()
 
 
 def _unpack(status: str, payload: str) -> Any:

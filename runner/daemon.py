@@ -60,13 +60,30 @@ class Daemon:
         self.finisher = Finisher(store, self.id, clock, self._finished)
         self.execution = JobExecution(registry, self.executors, self.finisher.submit, clock)
         self.pump = Pump(
-            store, self.executors, self._start_job, self.id, clock, settings.claim_batch, lease_ms
+            store,
+            executors=self.executors,
+            start=self._start_job,
+            daemon=self.id,
+            clock=clock,
+            batch=settings.claim_batch,
+            lease_ms=lease_ms,
         )
-        self.leases = LeaseKeeper(store, self.id, clock, lease_ms, self.active, self._lost)
+        self.leases = LeaseKeeper(
+            store,
+            daemon=self.id,
+            clock=clock,
+            lease_ms=lease_ms,
+            active=self.active,
+            on_lost=self._lost,
+        )
         self.recorder = Recorder(
-            store, conns.pg_store, self.id, settings.recorder_batch,
-            settings.recorder_interval, settings.recorder_reclaim_after,
-        )  # fmt: skip
+            store,
+            pg_store=conns.pg_store,
+            consumer=self.id,
+            batch_events=settings.recorder_batch,
+            flush_interval=settings.recorder_interval,
+            reclaim_after=settings.recorder_reclaim_after,
+        )
 
     def _nudge(self) -> None:
         self.pump.nudge()

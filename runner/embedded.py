@@ -10,6 +10,7 @@ PostgreSQL refuses to run as root; as root the server runs as ``nobody``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -87,6 +88,11 @@ def _stop_leftover_postmaster(data: Path, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _reachable_by_others(folder: Path) -> bool:
+    """Whether every folder from / down to `folder` lets other users through (o+x)."""
+    return all(os.stat(p).st_mode & 0o001 for p in [folder, *folder.parents])
 
 
 def _alive(pid: int) -> bool:
@@ -170,9 +176,19 @@ class EmbeddedServers:
             else ["--appendonly", "no"]
         )
         args = [
-            str(_valkey_binary()), "--port", str(port), "--bind", "127.0.0.1",
-            "--dir", str(folder), "--save", "", "--logfile", "valkey.log", *persistence,
-        ]  # fmt: skip
+            str(_valkey_binary()),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--logfile",
+            "valkey.log",
+            *persistence,
+        ]
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         self._procs["redis"] = proc
         _wait_for_port(port, proc, folder / "valkey.log", timeout)
@@ -209,31 +225,72 @@ class EmbeddedServers:
         if (data / "PG_VERSION").exists():
             return
         data.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o755)
+        if data.is_relative_to(self.root):
+            self.root.chmod(0o755)
         self._chown(data)
-        args = [str(_postgres_bin() / "initdb"), "-D", str(data), "-U", "postgres",
-                "--auth=trust", "--encoding=UTF8", "--no-sync"]  # fmt: skip
-        done = subprocess.run(args, capture_output=True, check=False, **self._as_user())  # type: ignore[call-overload]  # noqa: E501  # kwargs built for subprocess
+        args = [
+            str(_postgres_bin() / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        ]
+        done = subprocess.run(args, capture_output=True, check=False, **self._as_user())  # type: ignore[call-overload]  # kwargs built for subprocess
         if done.returncode != 0:
             raise EmbeddedError(f"initdb failed in {data}:\n{done.stderr.decode()[-2000:]}")
 
-    def start_postgres(self, timeout: float = 30.0, port: int | None = None) -> str:
+    def _postgres_data_dir(self) -> Path:
+        """<root>/postgres, unless we are root and `nobody` cannot reach it (say, under a
+        0700 home or pytest's tmp): then a folder under /var/tmp keyed by <root>, with
+        <root>/postgres a symlink to it, so an operator still finds the data there."""
         data = self.root / "postgres"
+        if os.geteuid() != 0 or data.is_symlink() or _reachable_by_others(self.root):
+            return data
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
+        outside = Path("/var/tmp/runner-embedded") / digest / "postgres"
+        outside.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (outside.parent.parent, outside.parent):
+            folder.chmod(0o755)
+        data.symlink_to(outside)
+        return outside
+
+    def start_postgres(self, timeout: float = 30.0, port: int | None = None) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = self._postgres_data_dir().resolve()
         self._init_postgres(data)
         _stop_leftover_postmaster(data)
         port = port or (self.postgres.port if self.postgres else free_port())
         log = self.root / "postgres.log"
-        settings = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                    "-c", "max_connections=200"]  # fmt: skip
+        settings = [
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
+        ]
         if not self.durable:
-            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                         "-c", "full_page_writes=off"]  # fmt: skip
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         args = [str(_postgres_bin() / "postgres"), "-D", str(data), "-p", str(port), *settings]
         with log.open("ab") as log_file:
             proc = subprocess.Popen(  # type: ignore[call-overload]  # kwargs built for subprocess
-                args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                start_new_session=True, **self._as_user(),
-            )  # fmt: skip
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+                **self._as_user(),
+            )
         self._procs["postgres"] = proc
         _wait_for_port(port, proc, log, timeout)
         self.postgres = _Running(proc.pid, port)
@@ -253,8 +310,9 @@ class EmbeddedServers:
             time.sleep(0.1)
         exists = subprocess.run(
             [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-            capture_output=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            check=True,
+        )
         if not exists.stdout.strip():
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], capture_output=True, check=True)
 
@@ -262,10 +320,14 @@ class EmbeddedServers:
         self._stop("postgres", signal.SIGINT)  # "fast" shutdown: roll back, exit cleanly
 
     def stop(self) -> None:
+        """Stop both servers; throwaway (non-durable) ones also lose their data."""
         self._stop("postgres", signal.SIGINT)
         self._stop("redis", signal.SIGTERM)
         with contextlib.suppress(FileNotFoundError):
             (self.root / STATE_FILE).unlink()
+        if not self.durable:
+            shutil.rmtree((self.root / "postgres").resolve(), ignore_errors=True)
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def _stop(self, name: str, sig: signal.Signals, timeout: float = 15.0) -> None:
         proc = self._procs.pop(name, None)

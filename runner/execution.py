@@ -97,14 +97,21 @@ class JobExecution:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         self.finish(
             Outcome(
-                job.id, job.attempt, "succeed", result_json=result_json,
+                job.id,
+                job.attempt,
+                "succeed",
+                result_json=result_json,
                 detail_json=f'{{"result":{result_json},"duration_ms":{duration_ms}}}',
-            )  # fmt: skip
+            )
         )
         log.info(
-            "job succeeded", job_id=job.id, task=job.task, attempt=job.attempt,
-            state="succeeded", duration_ms=duration_ms,
-        )  # fmt: skip
+            "job succeeded",
+            job_id=job.id,
+            task=job.task,
+            attempt=job.attempt,
+            state="succeeded",
+            duration_ms=duration_ms,
+        )
 
     def _failed(self, job: ClaimedJob, exc: Exception, started: float) -> None:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -119,15 +126,24 @@ class JobExecution:
             detail["due_at"] = due_at
         self.finish(
             Outcome(
-                job.id, job.attempt, action, due_at_ms=due_at, error=error,
+                job.id,
+                job.attempt,
+                action,
+                due_at_ms=due_at,
+                error=error,
                 detail_json=orjson.dumps(detail).decode(),
-            )  # fmt: skip
+            )
         )
         log.warning(
             "job failed" if retry_in is None else "job will retry",
-            job_id=job.id, task=job.task, attempt=job.attempt, state=state,
-            duration_ms=duration_ms, error=error, retry_in_s=retry_in,
-        )  # fmt: skip
+            job_id=job.id,
+            task=job.task,
+            attempt=job.attempt,
+            state=state,
+            duration_ms=duration_ms,
+            error=error,
+            retry_in_s=retry_in,
+        )
 
     def _retry_delay(self, job: ClaimedJob, exc: Exception) -> float | None:
         if isinstance(exc, _PERMANENT) or job.attempt >= job.max_attempts:

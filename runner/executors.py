@@ -113,7 +113,9 @@ class ThreadExecutor:
         except TimeoutError:
             if future.done():
                 raise
-            raise TaskTimeout(_timeout_message(task) + " (its thread runs on until it returns)") from None
+            raise TaskTimeout(
+                _timeout_message(task) + " (its thread runs on until it returns)"
+            ) from None
 
     async def close(self, wait: bool) -> None:
         await asyncio.to_thread(self._pool.shutdown, wait=wait, cancel_futures=True)

@@ -60,12 +60,13 @@ class Finisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            for outcome, ok in zip(batch, recorded):
+            for outcome, ok in zip(batch, recorded, strict=True):
                 if not ok:
                     log.warning(
-                        "outcome fenced off: lease lost", job_id=outcome.job_id,
+                        "outcome fenced off: lease lost",
+                        job_id=outcome.job_id,
                         attempt=outcome.attempt,
-                    )  # fmt: skip
+                    )
             self.on_finished(batch, recorded)
         self._idle.set()
 

@@ -14,8 +14,8 @@ def ms_to_datetime(ms: int | None) -> datetime | None:
 def rfc3339(ms: int | None) -> str | None:
     """UTC RFC 3339 with milliseconds, the one time format of every JSON output."""
     moment = ms_to_datetime(ms)
-    return None if moment is None else moment.isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
 
 

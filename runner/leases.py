@@ -26,6 +26,7 @@ class LeaseKeeper:
     def __init__(
         self,
         store: RedisStore,
+        *,
         daemon: str,
         clock: Clock,
         lease_ms: int,
@@ -60,6 +61,9 @@ class LeaseKeeper:
             self.on_lost(job_id)
         for reaped in await self.store.reap_expired(now, self.daemon):
             log.warning(
-                "lease expired", job_id=reaped.id, state=reaped.state, attempt=reaped.attempt,
+                "lease expired",
+                job_id=reaped.id,
+                state=reaped.state,
+                attempt=reaped.attempt,
                 owner=reaped.owner,
-            )  # fmt: skip
+            )

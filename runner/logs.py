@@ -8,6 +8,7 @@ system call per line.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import MutableMapping
@@ -30,7 +31,9 @@ class _Timestamper:
         self._second = -1
         self._prefix = ""
 
-    def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def __call__(
+        self, _: Any, __: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         now = time.time()
         second = int(now)
         if second != self._second:
@@ -87,7 +90,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", file: str | None =
     if console:
         renderer: Any = structlog.dev.ConsoleRenderer(colors=True)
         processors = [*shared, _redact_error, renderer]
-        factory: Any = structlog.PrintLoggerFactory(sys.stdout if not file else open(file, "a"))  # noqa: SIM115, E501  # as above
+        factory: Any = structlog.PrintLoggerFactory(sys.stdout if not file else open(file, "a"))  # noqa: SIM115  # as above
     else:
         processors = [*shared, _redact_error, _json_bytes]
         factory = _LineWriterFactory(stream)
@@ -101,10 +104,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", file: str | None =
 
 def flush_logs() -> None:
     if _stream is not None:
-        try:
+        with contextlib.suppress(ValueError, OSError):  # closed at exit, or a broken pipe
             _stream.flush()
-        except (ValueError, OSError):  # closed at interpreter exit, or a broken pipe
-            pass
 
 
 def get_logger(**initial: Any) -> Any:

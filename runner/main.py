@@ -28,9 +28,11 @@ def run_daemon(settings: Settings, drain: bool = False) -> int:
     redis_url, database_url, servers = resolve_urls(settings, start_embedded=True)
     if servers is not None:
         log.info(
-            "embedded servers started", redis_url=redact_url(redis_url),
-            database_url=redact_url(database_url), folder=str(servers.root),
-        )  # fmt: skip
+            "embedded servers started",
+            redis_url=redact_url(redis_url),
+            database_url=redact_url(database_url),
+            folder=str(servers.root),
+        )
     try:
         uvloop.run(_serve(settings, registry, redis_url, database_url, drain))
     finally:

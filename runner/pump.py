@@ -30,6 +30,7 @@ class Pump:
     def __init__(
         self,
         store: RedisStore,
+        *,
         executors: Mapping[str, Executor],
         start: Callable[[ClaimedJob], None],
         daemon: str,
@@ -129,4 +130,4 @@ async def listen_for_wakeups(redis: Redis, channel: str, pump: Pump) -> None:
             log.warning("wake-up channel lost; resubscribing", error=str(exc))
             await asyncio.sleep(0.5)
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped

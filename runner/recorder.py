@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-
 from dataclasses import replace
 
 import asyncpg
@@ -27,9 +26,13 @@ from runner.store.redis_store import RedisStore
 
 log = get_logger()
 
-_PG_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.exceptions.OperatorInterventionError)  # fmt: skip
+_PG_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -37,6 +40,7 @@ class Recorder:
     def __init__(
         self,
         redis_store: RedisStore,
+        *,
         pg_store: PgStore,
         consumer: str,
         batch_events: int,
@@ -127,9 +131,11 @@ class Recorder:
                 return
             except _PG_DOWN as exc:
                 log.warning(
-                    "postgres unavailable; batch kept for retry", events=len(events),
-                    error=str(exc), retry_in_s=delay,
-                )  # fmt: skip
+                    "postgres unavailable; batch kept for retry",
+                    events=len(events),
+                    error=str(exc),
+                    retry_in_s=delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -145,6 +151,7 @@ class Recorder:
                 placeholder = orjson.dumps(
                     {"undecodable_detail": event.detail_json[:1000], "error": str(exc)}
                 ).decode()
-                log.error("event detail quarantined", job_id=event.job_id, seq=event.seq,
-                          error=str(exc))  # fmt: skip
+                log.error(
+                    "event detail quarantined", job_id=event.job_id, seq=event.seq, error=str(exc)
+                )
                 await self.pg_store.write_events([replace(event, detail_json=placeholder)])

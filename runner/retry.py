@@ -12,7 +12,7 @@ def backoff_seconds(task: TaskSettings, attempt: int, rand: float | None = None)
 
     `rand` in [0, 1) is injectable so tests can pin the jitter.
     """
-    draw = random.random() if rand is None else rand
-    base = min(task.backoff * (2 ** (attempt - 1)), task.backoff_max)
+    draw: float = random.random() if rand is None else rand
+    base: float = min(task.backoff * 2.0 ** (attempt - 1), task.backoff_max)
     spread = base * task.backoff_jitter
     return max(0.0, base - spread + 2 * spread * draw)

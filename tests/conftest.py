@@ -116,9 +116,7 @@ async def prefix(redis: Redis) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def make_settings(
-    servers: Servers, database_url: str, prefix: str
-) -> Callable[..., Settings]:
+def make_settings(servers: Servers, database_url: str, prefix: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         base = Settings(
             redis_url=servers.redis_url,

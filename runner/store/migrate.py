@@ -27,7 +27,9 @@ async def migrate(conn: Any) -> list[str]:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         await conn.execute(_LEDGER)
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM runner_schema_migrations")}
+        done = {
+            r["version"] for r in await conn.fetch("SELECT version FROM runner_schema_migrations")
+        }
         for version, name, sql in migrations():
             if version in done:
                 continue

@@ -28,9 +28,23 @@ from runner.store.keys import KINDS, Keys
 from runner.store.scripts import Scripts
 
 _CORE_FIELDS = {
-    "id", "task", "kind", "state", "attempt", "max_attempts", "seq", "args", "kwargs",
-    "due_at", "created_at", "updated_at", "started_at", "owner", "result", "error",
-}  # fmt: skip
+    "id",
+    "task",
+    "kind",
+    "state",
+    "attempt",
+    "max_attempts",
+    "seq",
+    "args",
+    "kwargs",
+    "due_at",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "owner",
+    "result",
+    "error",
+}
 
 
 def _int(value: str | None) -> int | None:
@@ -38,10 +52,10 @@ def _int(value: str | None) -> int | None:
 
 
 def _json(value: str | None) -> Any:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     try:
-        return orjson.loads(value)  # type: ignore[arg-type]  # checked not None above
+        return orjson.loads(value)
     except orjson.JSONDecodeError:
         return value
 
@@ -72,7 +86,9 @@ class RedisStore:
                     client=pipe,
                 )
             replies = await pipe.execute()
-        return [EnqueueResult(j.id, bool(int(r[0])), r[1]) for j, r in zip(jobs, replies)]
+        return [
+            EnqueueResult(j.id, bool(int(r[0])), r[1]) for j, r in zip(jobs, replies, strict=True)
+        ]
 
     def _enqueue_args(self, job: NewJob, origin: str, now_ms: int) -> list[str | int]:
         detail = (
@@ -80,10 +96,20 @@ class RedisStore:
             f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}}}'
         )
         return [
-            job.id, job.task, job.kind, job.args_json, job.kwargs_json, job.due_at_ms,
-            now_ms, job.max_attempts, State.SCHEDULED, detail, origin,
-            self.keys.wake_channel, orjson.dumps(job.extra).decode(),
-        ]  # fmt: skip
+            job.id,
+            job.task,
+            job.kind,
+            job.args_json,
+            job.kwargs_json,
+            job.due_at_ms,
+            now_ms,
+            job.max_attempts,
+            State.SCHEDULED,
+            detail,
+            origin,
+            self.keys.wake_channel,
+            orjson.dumps(job.extra).decode(),
+        ]
 
     async def claim_due(
         self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int
@@ -92,27 +118,39 @@ class RedisStore:
         flat, nexts = await self.scripts.claim(
             keys=[*self.keys.due_all, self.keys.leases, self.keys.events, self.keys.job_prefix],
             args=[
-                now_ms, daemon, lease_until_ms, claim.sources_argv, claim.target,
+                now_ms,
+                daemon,
+                lease_until_ms,
+                claim.sources_argv,
+                claim.target,
                 *(limits.get(kind, 0) for kind in KINDS),
             ],
         )
         jobs = [
             ClaimedJob(
-                id=flat[i], task=flat[i + 1], kind=flat[i + 2], attempt=int(flat[i + 3]),
-                max_attempts=int(flat[i + 4]), args_json=flat[i + 5], kwargs_json=flat[i + 6],
+                id=flat[i],
+                task=flat[i + 1],
+                kind=flat[i + 2],
+                attempt=int(flat[i + 3]),
+                max_attempts=int(flat[i + 4]),
+                args_json=flat[i + 5],
+                kwargs_json=flat[i + 6],
                 due_at_ms=int(flat[i + 7]),
-            )  # fmt: skip
+            )
             for i in range(0, len(flat), 8)
         ]
-        next_due = {kind: _int(value) for kind, value in zip(KINDS, nexts)}
+        next_due = {kind: _int(value) for kind, value in zip(KINDS, nexts, strict=True)}
         return ClaimResult(jobs, next_due)
 
     async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[bool]:
         """Record outcomes; False for each job this daemon no longer owned (fenced off)."""
         args: list[str | int] = [
-            now_ms, daemon, self.keep_finished_ms, transition("succeed").sources_argv,
+            now_ms,
+            daemon,
+            self.keep_finished_ms,
+            transition("succeed").sources_argv,
             self.keys.wake_channel,
-        ]  # fmt: skip
+        ]
         for o in outcomes:
             target = TRANSITIONS[o.action].target
             due = "" if o.due_at_ms is None else o.due_at_ms
@@ -142,10 +180,16 @@ class RedisStore:
         flat = await self.scripts.reap(
             keys=[self.keys.leases, self.keys.events, *self.keys.due_all, self.keys.job_prefix],
             args=[
-                now_ms, limit, reaper, retry.sources_argv, retry.target, fail.target,
-                self.keep_finished_ms, self.keys.wake_channel,
+                now_ms,
+                limit,
+                reaper,
+                retry.sources_argv,
+                retry.target,
+                fail.target,
+                self.keep_finished_ms,
+                self.keys.wake_channel,
             ],
-        )  # fmt: skip
+        )
         return [
             ReapedJob(flat[i], flat[i + 1], int(flat[i + 2]), flat[i + 3])
             for i in range(0, len(flat), 4)
@@ -158,25 +202,32 @@ class RedisStore:
         await self.redis.zrem(self.keys.daemons, daemon)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))
+        raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
         if not raw:
             return None
         return JobRecord(
-            id=raw.get("id", job_id), task=raw.get("task", ""), state=raw.get("state", ""),
-            attempt=_int(raw.get("attempt")) or 0, max_attempts=_int(raw.get("max_attempts")) or 1,
-            due_at_ms=_int(raw.get("due_at")), args=_json(raw.get("args")),
-            kwargs=_json(raw.get("kwargs")), result=_json(raw.get("result")),
-            error=raw.get("error"), created_at_ms=_int(raw.get("created_at")),
-            updated_at_ms=_int(raw.get("updated_at")), owner=raw.get("owner"),
+            id=raw.get("id", job_id),
+            task=raw.get("task", ""),
+            state=raw.get("state", ""),
+            attempt=_int(raw.get("attempt")) or 0,
+            max_attempts=_int(raw.get("max_attempts")) or 1,
+            due_at_ms=_int(raw.get("due_at")),
+            args=_json(raw.get("args")),
+            kwargs=_json(raw.get("kwargs")),
+            result=_json(raw.get("result")),
+            error=raw.get("error"),
+            created_at_ms=_int(raw.get("created_at")),
+            updated_at_ms=_int(raw.get("updated_at")),
+            owner=raw.get("owner"),
             extra={k: v for k, v in raw.items() if k not in _CORE_FIELDS},
-        )  # fmt: skip
+        )
 
     async def due_counts(self, now_ms: int) -> dict[str, int]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for kind in KINDS:
                 pipe.zcount(self.keys.due(kind), "-inf", now_ms)
             counts = await pipe.execute()
-        return dict(zip(KINDS, counts))
+        return dict(zip(KINDS, counts, strict=True))
 
     async def outstanding(self) -> int:
         """Jobs waiting or running plus stream entries not yet recorded: 0 means all done."""
@@ -201,10 +252,13 @@ class RedisStore:
     async def read_events(
         self, consumer: str, count: int, block_ms: int | None
     ) -> list[tuple[str, list[Event]]]:
-        reply = await self.redis.xreadgroup(
-            self.keys.recorder_group, consumer, {self.keys.events: ">"}, count=count,
+        reply: Any = await self.redis.xreadgroup(
+            self.keys.recorder_group,
+            consumer,
+            {self.keys.events: ">"},
+            count=count,
             block=block_ms,
-        )  # fmt: skip
+        )
         return [] if not reply else _decode_entries(reply[0][1])
 
     async def claim_stale_events(
@@ -231,7 +285,7 @@ class RedisStore:
 
 
 def _decode_entries(entries: Any) -> list[tuple[str, list[Event]]]:
-    decoded = []
+    decoded: list[tuple[str, list[Event]]] = []
     for entry_id, fields in entries:
         if not fields:  # deleted while pending
             decoded.append((entry_id, []))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -64,9 +65,11 @@ class DaemonProcess:
                 full_env.pop(name, None)  # the config file names the test's servers
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runner", "run", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=full_env,
             cwd=Path(__file__).resolve().parents[2],
-        )  # fmt: skip
+        )
         self.lines: list[LogLine] = []
         self.raw: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -77,10 +80,8 @@ class DaemonProcess:
         for raw in self.proc.stdout:
             text = raw.decode(errors="replace").rstrip("\n")
             self.raw.append(text)
-            try:
+            with contextlib.suppress(ValueError):  # a traceback, or a child's line
                 self.lines.append(json.loads(text))
-            except ValueError:
-                pass  # a traceback or a line from a child process
 
     def wait_for(self, predicate: Callable[[LogLine], bool], timeout: float = 20.0) -> LogLine:
         deadline = time.monotonic() + timeout
@@ -128,6 +129,10 @@ def cli(*args: str, config: Path, timeout: float = 30.0) -> subprocess.Completed
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
     return subprocess.run(
         [sys.executable, "-m", "runner", *args, "--config", str(config)],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
         cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    )

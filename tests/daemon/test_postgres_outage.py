@@ -32,13 +32,20 @@ async def own_postgres() -> AsyncIterator[EmbeddedServers]:
 
 
 async def test_no_transition_is_lost_while_postgres_is_down(
-    own_postgres: EmbeddedServers, servers: object, redis: Redis, prefix: str,
-    tmp_path: Path, spawn: Callable[..., DaemonProcess], make_settings: Callable[..., Settings],
-) -> None:  # fmt: skip
+    own_postgres: EmbeddedServers,
+    servers: object,
+    redis: Redis,
+    prefix: str,
+    tmp_path: Path,
+    spawn: Callable[..., DaemonProcess],
+    make_settings: Callable[..., Settings],
+) -> None:
     """Jobs keep running through the outage; afterwards every job has exactly seq 1, 2, 3."""
     redis_url = make_settings().redis_url
     assert redis_url is not None
-    config = daemon_config_file(tmp_path / "runner.toml", redis_url, own_postgres.database_url, prefix)
+    config = daemon_config_file(
+        tmp_path / "runner.toml", redis_url, own_postgres.database_url, prefix
+    )
     daemon = spawn(config)
     daemon.wait_ready()
     client = Client(make_settings(database_url=own_postgres.database_url), redis)

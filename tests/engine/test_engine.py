@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -41,12 +42,10 @@ async def test_failing_task_retries_with_growing_delays_then_fails(
     assert (job.state, job.attempt, job.error) == ("failed", 4, "RuntimeError: nope")
     events = await history(pg, job_id)
     assert states(events) == ["scheduled"] + ["running", "retrying"] * 3 + ["running", "failed"]
-    waits = [
-        e["detail"]["due_at"] - e["at_ms"] for e in events if e["to_state"] == "retrying"
-    ]
+    waits = [e["detail"]["due_at"] - e["at_ms"] for e in events if e["to_state"] == "retrying"]
     assert [round(w / 100) for w in waits] == [2, 4, 8]
     starts = [e["at_ms"] for e in events if e["to_state"] == "running"]
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert gaps == sorted(gaps) and gaps[0] >= 200
 
 
@@ -62,7 +61,10 @@ async def test_bad_results_and_payloads_fail_with_reason_and_the_daemon_runs_on(
     await store.enqueue(garbled, "test", 0)
     good = await client.enqueue("echo", ["still here"])
     await drain(settings)
-    errors = {job_id: (await client.get(job_id)) for job_id in (bad_async, bad_cpu, "ghost-1", "garbled-1")}
+    errors = {
+        job_id: (await client.get(job_id))
+        for job_id in (bad_async, bad_cpu, "ghost-1", "garbled-1")
+    }
     assert all(job.state == "failed" and job.attempt == 1 for job in errors.values())
     assert "not JSON-serialisable" in (errors[bad_async].error or "")
     assert "not JSON-serialisable" in (errors[bad_cpu].error or "")
@@ -137,7 +139,9 @@ async def test_a_full_process_pool_does_not_stall_async_jobs(
         assert end[0] < first_cpu_end
 
 
-async def test_delayed_job_never_starts_early(client: Client, settings: Settings, pg: PgStore) -> None:
+async def test_delayed_job_never_starts_early(
+    client: Client, settings: Settings, pg: PgStore
+) -> None:
     """A job due in 1 s starts at or after its due time, and only a few ms late."""
     job_id = await client.enqueue("echo", delay=1.0)
     await drain(settings)

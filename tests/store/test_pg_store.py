@@ -15,11 +15,19 @@ T = 1_800_000_000_000
 
 def events_for(job_id: str) -> list[Event]:
     return [
-        Event(job_id, 1, "", "scheduled", T, "client", 0,
-              '{"task":"echo","args":[1],"kwargs":{},"due_at":%d}' % T),
+        Event(
+            job_id,
+            1,
+            "",
+            "scheduled",
+            T,
+            "client",
+            0,
+            f'{{"task":"echo","args":[1],"kwargs":{{}},"due_at":{T}}}',
+        ),
         Event(job_id, 2, "scheduled", "running", T + 5, "d1", 1, "{}"),
         Event(job_id, 3, "running", "succeeded", T + 9, "d1", 1, '{"result":{"ok":true}}'),
-    ]  # fmt: skip
+    ]
 
 
 async def test_replayed_batches_insert_each_event_once(pg: PgStore) -> None:
@@ -31,8 +39,10 @@ async def test_replayed_batches_insert_each_event_once(pg: PgStore) -> None:
     assert count == 6
     history = await pg.job_history("j1")
     assert [(h["seq"], h["from_state"], h["to_state"]) for h in history] == [
-        (1, None, "scheduled"), (2, "scheduled", "running"), (3, "running", "succeeded"),
-    ]  # fmt: skip
+        (1, None, "scheduled"),
+        (2, "scheduled", "running"),
+        (3, "running", "succeeded"),
+    ]
 
 
 async def test_jobs_row_folds_batches_in_any_order(pg: PgStore) -> None:
@@ -43,8 +53,11 @@ async def test_jobs_row_folds_batches_in_any_order(pg: PgStore) -> None:
     job = await pg.get_job("j1")
     assert job is not None
     assert (job["state"], job["task"], job["args"], job["result"]) == (
-        "succeeded", "echo", [1], {"ok": True},
-    )  # fmt: skip
+        "succeeded",
+        "echo",
+        [1],
+        {"ok": True},
+    )
     assert job["updated_at_ms"] == T + 9 and job["created_at_ms"] == T
 
 
@@ -52,8 +65,12 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
     """Several daemons starting at once: the advisory lock lets one migrate, the rest wait."""
     conns = [await asyncpg.connect(database_url) for _ in range(4)]
     try:
-        await asyncio.gather(*(conn.execute("DROP TABLE runner_job_events, runner_jobs, "
-                                            "runner_schema_migrations") for conn in conns[:1]))
+        await asyncio.gather(
+            *(
+                conn.execute("DROP TABLE runner_job_events, runner_jobs, runner_schema_migrations")
+                for conn in conns[:1]
+            )
+        )
         results = await asyncio.gather(*(migrate(conn) for conn in conns))
     finally:
         for conn in conns:

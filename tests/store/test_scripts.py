@@ -31,7 +31,12 @@ async def test_enqueue_is_idempotent_by_id(store: RedisStore, redis: Redis, keys
     assert await redis.zscore(keys.due("async"), "j1") == NOW
     events = await stream_events(store)
     assert [(e.job_id, e.seq, e.from_state, e.to_state) for e in events] == [
-        ("j1", 1, "", "scheduled", )
+        (
+            "j1",
+            1,
+            "",
+            "scheduled",
+        )
     ]
 
 
@@ -50,7 +55,9 @@ async def test_claim_respects_per_kind_limits_and_due_time(store: RedisStore) ->
     assert rest.next_due_ms["async"] == NOW + 1000
 
 
-async def test_finish_is_fenced_by_owner_and_attempt(store: RedisStore, redis: Redis, keys: Keys) -> None:
+async def test_finish_is_fenced_by_owner_and_attempt(
+    store: RedisStore, redis: Redis, keys: Keys
+) -> None:
     """A daemon that no longer owns a job (or an older attempt) cannot overwrite its state."""
     await store.enqueue(new_job("j1"), "c", NOW)
     await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)
@@ -65,7 +72,9 @@ async def test_finish_is_fenced_by_owner_and_attempt(store: RedisStore, redis: R
     assert await store.finish(NOW, DAEMON, [stale]) == [False]  # already finished
 
 
-async def test_finish_retry_goes_back_to_schedule(store: RedisStore, redis: Redis, keys: Keys) -> None:
+async def test_finish_retry_goes_back_to_schedule(
+    store: RedisStore, redis: Redis, keys: Keys
+) -> None:
     """A retry puts the job back in its kind's due set at the given time."""
     await store.enqueue(new_job("j1", kind="io"), "c", NOW)
     await store.claim_due(NOW, {"io": 1}, DAEMON, NOW + 30_000)

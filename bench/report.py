@@ -1,0 +1,99 @@
+"""The printed table and results.json: the figures, the targets, and whether they are met."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.stats import Lateness, Throughput
+
+THROUGHPUT_RATIO_TARGET = 6.0  # runner drains at least 6x as many jobs/s as arq
+LATENESS_P99_TARGET_MS = 5.0  # and starts 99% of delayed jobs within 5 ms of due
+
+
+@dataclass(frozen=True)
+class Figures:
+    jobs: int
+    late_jobs: int
+    spread_s: float
+    runner_throughput: Throughput
+    runner_lateness: Lateness
+    runner_claim_lateness: Lateness
+    arq_throughput: Throughput | None = None
+    arq_lateness: Lateness | None = None
+
+    def targets(self) -> dict[str, bool]:
+        """Each target and whether it is met (the ratio only when arq was measured)."""
+        met = {
+            f"runner lateness p99 < {LATENESS_P99_TARGET_MS:g} ms": (
+                self.runner_lateness.p99_ms < LATENESS_P99_TARGET_MS
+            ),
+            "runner never starts a job early": self.runner_lateness.early == 0,
+        }
+        if self.arq_throughput is not None:
+            ratio = self.runner_throughput.rate / self.arq_throughput.rate
+            met = {f"runner >= {THROUGHPUT_RATIO_TARGET:g}x arq throughput": (
+                ratio >= THROUGHPUT_RATIO_TARGET
+            ), **met}  # fmt: skip
+        return met
+
+    def as_json(self) -> dict[str, Any]:
+        sides: dict[str, Any] = {
+            "runner": {
+                "throughput": self.runner_throughput.as_json(),
+                "lateness": self.runner_lateness.as_json(),
+                "claim_lateness": self.runner_claim_lateness.as_json(),
+            }
+        }
+        if self.arq_throughput is not None and self.arq_lateness is not None:
+            sides["arq"] = {
+                "throughput": self.arq_throughput.as_json(),
+                "lateness": self.arq_lateness.as_json(),
+            }
+            sides["ratio_runner_over_arq"] = {
+                "throughput": round(self.runner_throughput.rate / self.arq_throughput.rate, 2),
+                "lateness_p99": _ratio(self.runner_lateness.p99_ms, self.arq_lateness.p99_ms),
+            }
+        return {
+            "jobs": self.jobs, "late_jobs": self.late_jobs, "spread_s": self.spread_s,
+            **sides, "targets": self.targets(),
+        }  # fmt: skip
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def _rate_line(name: str, result: Throughput, note: str) -> str:
+    return f"  {name:<8}{result.rate:>10,.0f} jobs/s   ({result.seconds:.2f} s{note})"
+
+
+def _late_line(name: str, late: Lateness) -> str:
+    return (
+        f"  {name:<14}{late.p50_ms:>9.1f} ms{late.p99_ms:>9.1f} ms{late.max_ms:>9.1f} ms"
+        f"{late.early:>8}"
+    )
+
+
+def render(f: Figures) -> str:
+    lines = [
+        f"throughput: {f.jobs:,} no-op jobs enqueued first, then one process drains them",
+        _rate_line("runner", f.runner_throughput, ", every transition in Postgres"),
+    ]
+    if f.arq_throughput is not None:
+        ratio = f.runner_throughput.rate / f.arq_throughput.rate
+        lines += [_rate_line("arq", f.arq_throughput, ""), f"  {'ratio':<8}{ratio:>9.1f}x"]
+    lines += [
+        "",
+        f"lateness: {f.late_jobs:,} jobs due at random over {f.spread_s:g} s (start - due)",
+        f"  {'':<14}{'p50':>12}{'p99':>12}{'max':>12}{'early':>8}",
+        _late_line("runner", f.runner_lateness),
+    ]
+    if f.arq_lateness is not None:
+        lines.append(_late_line("arq", f.arq_lateness))
+        p99_ratio = _ratio(f.runner_lateness.p99_ms, f.arq_lateness.p99_ms)
+        lines.append(f"  {'ratio p99':<14}{p99_ratio if p99_ratio is not None else '-':>9}x")
+    lines.append(_late_line("runner claim", f.runner_claim_lateness) + "   (late_ms at claim)")
+    lines += ["", "targets:"]
+    lines += [f"  {'met    ' if ok else 'MISSED '}{name}" for name, ok in f.targets().items()]
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""`make bench`: runner and arq on the same private Valkey and PostgreSQL, in one run.
+
+Order: runner throughput, arq throughput, runner lateness, arq lateness; each
+phase uses its own key prefix or queue on the shared servers. Prints a table,
+writes bench/results.json, and exits 1 when a target is missed.
+
+    .venv/bin/python -m bench.run --peer-python .bench-venv/bin/python
+    .venv/bin/python -m bench.run --runner-only --profile /tmp/runner.json  # engine work
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import runner_side
+from bench.peer import Peer
+from bench.plan import Plan
+from bench.report import Figures, render
+from bench.runner_side import Setup
+from runner.embedded import EmbeddedServers
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+LATE_OFFSET_S = 1.0  # the first due time: after the enqueue itself has finished
+TIMEOUT_S = 120.0  # for any one step; a stuck run fails instead of hanging
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    peers = parser.add_mutually_exclusive_group(required=True)
+    peers.add_argument("--peer-python", type=Path, help="python of the venv with arq")
+    peers.add_argument("--runner-only", action="store_true", help="measure runner alone")
+    parser.add_argument("--jobs", type=int, default=20_000, help="no-op jobs (throughput)")
+    parser.add_argument("--late-jobs", type=int, default=2_000, help="delayed jobs (lateness)")
+    parser.add_argument("--spread", type=float, default=10.0, help="seconds the due times span")
+    parser.add_argument("--seed", type=int, default=1, help="for the random due times")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
+    parser.add_argument(
+        "--profile", metavar="FILE",
+        help="run runner's throughput daemon under `py-spy record` (speedscope JSON to FILE)",
+    )  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the folder of logs and data")
+    return parser.parse_args(argv)
+
+
+def _profiler(target: str | None) -> list[str]:
+    if target is None:
+        return []
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return [py_spy, "record", "--format", "speedscope", "--output", target, "--"]
+
+
+def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) -> Figures:
+    plan = Plan(args.jobs, args.late_jobs, args.spread, LATE_OFFSET_S, args.seed, TIMEOUT_S)
+    setup = Setup(servers.redis_url, servers.database_url, folder)
+    peer = None if args.runner_only else Peer(args.peer_python, servers.redis_url, folder)
+    print(f"measuring throughput ({plan.jobs:,} jobs) ...", flush=True)
+    runner_rate = runner_side.throughput(setup, plan, _profiler(args.profile))
+    arq_rate = peer.throughput(plan) if peer else None
+    print(f"measuring lateness ({plan.late_jobs:,} jobs over {plan.spread_s:g} s) ...", flush=True)
+    late = runner_side.lateness(setup, plan)
+    arq_late = peer.lateness(plan) if peer else None
+    return Figures(
+        jobs=plan.jobs, late_jobs=plan.late_jobs, spread_s=plan.spread_s,
+        runner_throughput=runner_rate, runner_lateness=late.started,
+        runner_claim_lateness=late.claimed, arq_throughput=arq_rate, arq_lateness=arq_late,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    folder = Path(tempfile.mkdtemp(prefix="runner-bench-"))
+    servers = EmbeddedServers(folder, durable=False)
+    ok = False
+    try:
+        servers.start_redis()
+        servers.start_postgres()
+        figures = measure(args, servers, folder)
+        ok = True
+    finally:
+        servers.stop()
+        if args.keep or not ok:
+            print(f"logs and data kept in {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    print()
+    print(render(figures))
+    args.out.write_text(json.dumps(figures.as_json(), indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten to {args.out}")
+    return 0 if all(figures.targets().values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

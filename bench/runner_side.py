@@ -1,0 +1,180 @@
+"""runner's side of the benchmark: enqueue through the public Client, run the daemon.
+
+Jobs are enqueued with `Client.new_job` + `Client.enqueue_many` (one pipeline
+per chunk), as an application would. The figures are read back from what the
+daemon leaves behind: its log for timing, Postgres for the recorded history
+and the lateness tasks' results, so nothing in runner is instrumented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from bench.plan import Plan
+from bench.runner_daemon import RunnerDaemon, find_line, log_time, read_log, write_config
+from bench.stats import Lateness, Throughput
+from runner.client import Client
+from runner.config import Settings, load_settings
+from runner.jobs import NewJob
+
+CHUNK = 1000
+TRANSITIONS_PER_JOB = 3  # scheduled, running, succeeded
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where runner's side works: the shared servers and a folder for its files."""
+
+    redis_url: str
+    database_url: str
+    folder: Path
+
+    def config(self, phase: str) -> tuple[Path, Path, Settings]:
+        """A config with a fresh key prefix, its log file, and the settings it loads to."""
+        log_file = self.folder / f"runner-{phase}.log"
+        path = write_config(
+            self.folder / f"runner-{phase}.toml", self.redis_url, self.database_url,
+            f"bench-{phase}-{secrets.token_hex(3)}", log_file,
+        )  # fmt: skip
+        return path, log_file, load_settings(path, env={})
+
+
+async def _enqueue(settings: Settings, jobs: list[NewJob]) -> float:
+    started = time.perf_counter()
+    async with await Client.connect(settings) as client:
+        for i in range(0, len(jobs), CHUNK):
+            await client.enqueue_many(jobs[i : i + CHUNK])
+    return time.perf_counter() - started
+
+
+async def _new_jobs(settings: Settings, count: int) -> list[NewJob]:
+    async with await Client.connect(settings) as client:
+        return [client.new_job("noop") for _ in range(count)]
+
+
+async def _fetch(database_url: str, sql: str, *args: Any) -> list[Any]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+def _count_events(database_url: str, ids: list[str]) -> int:
+    rows = asyncio.run(
+        _fetch(database_url, "SELECT count(*) FROM runner_job_events WHERE job_id = ANY($1)", ids)
+    )
+    return int(rows[0][0])
+
+
+def throughput(setup: Setup, plan: Plan, wrapper: list[str]) -> Throughput:
+    """Enqueue `plan.jobs` no-op jobs, then time one `run --drain` daemon emptying the queue.
+
+    --drain exits only once every transition is in Postgres, so the span from
+    "daemon ready" to "daemon stopped" includes recording the whole history.
+    """
+    config, log_file, settings = setup.config("throughput")
+    jobs = asyncio.run(_new_jobs(settings, plan.jobs))
+    enqueue_s = asyncio.run(_enqueue(settings, jobs))
+    output = setup.folder / "runner-throughput.out"
+    with RunnerDaemon(config, log_file, output, drain=True, wrapper=wrapper) as daemon:
+        code = daemon.wait(plan.timeout_s)
+    if code != 0:
+        raise RuntimeError(f"runner daemon exited with {code}; see {output}")
+    lines = read_log(log_file)
+    seconds = log_time(find_line(lines, "daemon stopped")) - log_time(
+        find_line(lines, "daemon ready")
+    )
+    _check_complete(lines, setup.database_url, [job.id for job in jobs])
+    return Throughput(jobs=plan.jobs, seconds=seconds, enqueue_seconds=round(enqueue_s, 3))
+
+
+def _check_complete(lines: list[dict[str, Any]], database_url: str, ids: list[str]) -> None:
+    """Every job logged its start and success, and every transition reached Postgres."""
+    for event in ("job started", "job succeeded"):
+        logged = sum(1 for line in lines if line.get("event") == event)
+        if logged != len(ids):
+            raise RuntimeError(f"runner logged {event!r} {logged} times for {len(ids)} jobs")
+    events = _count_events(database_url, ids)
+    if events != TRANSITIONS_PER_JOB * len(ids):
+        raise RuntimeError(
+            f"runner_job_events holds {events} rows for {len(ids)} jobs, "
+            f"expected {TRANSITIONS_PER_JOB * len(ids)}"
+        )
+
+
+@dataclass(frozen=True)
+class LatenessRun:
+    """The tasks' own lateness figures, plus runner's claim-time late_ms for comparison."""
+
+    started: Lateness
+    claimed: Lateness
+
+
+async def _delayed_jobs(settings: Settings, plan: Plan) -> list[NewJob]:
+    rng = random.Random(plan.seed)
+    async with await Client.connect(settings) as client:
+        jobs = []
+        for _ in range(plan.late_jobs):
+            delay = plan.offset_s + rng.uniform(0, plan.spread_s)
+            job = client.new_job("lateness", [0], delay=delay)
+            # The task is told the due time runner computed, to the millisecond.
+            jobs.append(replace(job, args_json=f"[{job.due_at_ms}]"))
+        return jobs
+
+
+async def _wait_succeeded(database_url: str, ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    sql = "SELECT count(*) FROM runner_jobs WHERE id = ANY($1) AND state = 'succeeded'"
+    conn = await asyncpg.connect(database_url)
+    try:
+        while (done := await conn.fetchval(sql, ids)) < len(ids):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {done} of {len(ids)} lateness jobs succeeded")
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+
+
+def _lateness_samples(database_url: str, ids: list[str]) -> tuple[list[float], list[float]]:
+    results = asyncio.run(
+        _fetch(database_url, "SELECT result::text FROM runner_jobs WHERE id = ANY($1)", ids)
+    )
+    claims = asyncio.run(
+        _fetch(
+            database_url,
+            "SELECT (detail->>'late_ms')::float8 FROM runner_job_events"
+            " WHERE job_id = ANY($1) AND to_state = 'running'",
+            ids,
+        )
+    )
+    return [float(orjson.loads(row[0])) for row in results], [float(row[0]) for row in claims]
+
+
+def lateness(setup: Setup, plan: Plan) -> LatenessRun:
+    """Jobs due at random over `plan.spread_s`, on a daemon running as in production."""
+    config, log_file, settings = setup.config("lateness")
+    output = setup.folder / "runner-lateness.out"
+    with RunnerDaemon(config, log_file, output) as daemon:
+        daemon.wait_for_line("daemon ready", plan.timeout_s)
+        jobs = asyncio.run(_delayed_jobs(settings, plan))
+        asyncio.run(_enqueue(settings, jobs))
+        ids = [job.id for job in jobs]
+        wait_s = plan.offset_s + plan.spread_s + plan.timeout_s
+        asyncio.run(_wait_succeeded(setup.database_url, ids, wait_s))
+        code = daemon.stop(plan.timeout_s)
+    if code != 0:
+        raise RuntimeError(f"runner daemon exited with {code} after SIGTERM; see {output}")
+    started, claimed = _lateness_samples(setup.database_url, ids)
+    if len(started) != plan.late_jobs:
+        raise RuntimeError(f"{len(started)} lateness results for {plan.late_jobs} jobs")
+    return LatenessRun(Lateness.from_samples(started), Lateness.from_samples(claimed))

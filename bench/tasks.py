@@ -1,0 +1,28 @@
+"""The tasks the benchmark runs, and the one way both sides measure lateness.
+
+Imported by the runner daemon (as `bench.tasks:noop` and `bench.tasks:lateness`
+in the benchmark's config) and by the arq worker (for `lateness_ms`), so it
+must not import runner or arq: either venv has to load it.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def lateness_ms(due_ms: float) -> float:
+    """How long after its due time a job started (negative: it started early).
+
+    Both sides call this first thing in their task, so the figure covers the
+    same span: from the due time to the task's body running.
+    """
+    return time.time() * 1000 - due_ms
+
+
+async def noop() -> None:
+    """The throughput task: no work, so the figure is the engine's own cost per job."""
+
+
+async def lateness(due_ms: int) -> float:
+    """The lateness task: returns (into the job's result) how late it started, in ms."""
+    return round(lateness_ms(due_ms), 3)

@@ -1,0 +1,66 @@
+"""The Python client: validation before anything reaches Redis, reads, idempotent ids."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from runner.client import Client
+from runner.config import Settings
+from runner.errors import JobNotFound, PayloadError, UnknownTask, UsageError
+from tests.engine.harness import drain
+
+
+async def test_bad_requests_are_refused_with_a_reason(client: Client) -> None:
+    """Unknown tasks, non-JSON arguments and naive times never reach Redis."""
+    with pytest.raises(UnknownTask, match=r"unknown task 'nope'.*declared: bad_result"):
+        await client.enqueue("nope")
+    with pytest.raises(PayloadError, match="args must be JSON-serialisable"):
+        await client.enqueue("echo", [object()])
+    with pytest.raises(PayloadError, match="args must be a list"):
+        await client.enqueue("echo", "abc")
+    with pytest.raises(UsageError, match="timezone-aware"):
+        await client.enqueue("echo", at=datetime(2030, 1, 1))  # the point of the test
+    with pytest.raises(UsageError, match="delay must be >= 0"):
+        await client.enqueue("echo", delay=-1)
+    with pytest.raises(UsageError, match="job id must be"):
+        await client.enqueue("echo", job_id="has space")
+    with pytest.raises(JobNotFound):
+        await client.get("never-enqueued")
+
+
+async def test_enqueue_with_an_id_is_idempotent(client: Client) -> None:
+    """The same id twice is one job; the second call changes nothing."""
+    first = await client.enqueue("echo", [1], job_id="report-2030-01-01", delay=60)
+    second = await client.enqueue("echo", [2], job_id="report-2030-01-01")
+    assert first == second == "report-2030-01-01"
+    job = await client.get(first)
+    assert (job.state, job.args) == ("scheduled", [1])
+
+
+async def test_at_and_delay_set_the_due_time(client: Client) -> None:
+    """`at` is an absolute time; `delay` accepts seconds or a timedelta."""
+    at = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    job = await client.get(await client.enqueue("echo", at=at))
+    assert job.due_at_ms == int(at.timestamp() * 1000)
+    before = client.clock.now_ms()
+    later = await client.get(await client.enqueue("echo", delay=timedelta(minutes=5)))
+    assert later.due_at_ms is not None and later.due_at_ms - before >= 300_000
+
+
+async def test_wait_returns_the_finished_job_and_get_falls_back_to_postgres(
+    client: Client, settings: Settings, store: object
+) -> None:
+    """wait() returns once the job is terminal; after Redis forgets it, Postgres answers."""
+    job_id = await client.enqueue("echo", ["x"])
+    waiter = asyncio.create_task(client.wait(job_id, timeout=20))
+    await drain(settings)
+    job = await waiter
+    assert (job.state, job.result) == ("succeeded", {"args": ["x"], "kwargs": {}})
+    await client.redis.delete(client.store.keys.job(job_id))
+    from_pg = await client.get(job_id)
+    assert (from_pg.state, from_pg.result, from_pg.task) == ("succeeded", job.result, "echo")
+    with pytest.raises(TimeoutError, match="still scheduled"):
+        await client.wait(await client.enqueue("echo", delay=60), timeout=0.1)

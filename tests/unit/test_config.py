@@ -1,0 +1,117 @@
+"""Settings: every problem reported at once, with its key path; URLs never leak passwords."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.config import load_settings, parse_settings
+from runner.errors import ConfigError
+from runner.tasks import TaskRegistry
+
+
+def test_valid_config_parses_durations_and_tasks() -> None:
+    """Durations take units, tasks get their defaults, the env overrides the URLs."""
+    settings = parse_settings(
+        {
+            "redis": {"url": "redis://localhost/0", "key_prefix": "p"},
+            "daemon": {"lease_ttl": "45s", "shutdown_grace": "2m"},
+            "recorder": {"flush_interval": "250ms"},
+            "tasks": {"t": {"target": "tests.tasks:echo", "retries": 2, "backoff": "3s"}},
+        },
+        "x.toml",
+        {"RUNNER_DATABASE_URL": "postgresql://u:secret@db/runner"},
+    )
+    assert (settings.lease_ttl, settings.shutdown_grace, settings.recorder_interval) == (
+        45.0,
+        120.0,
+        0.25,
+    )
+    assert settings.database_url == "postgresql://u:secret@db/runner"
+    task = settings.tasks["t"]
+    assert (task.kind, task.retries, task.max_attempts, task.backoff) == ("async", 2, 3, 3.0)
+    assert "secret" not in repr(settings)
+
+
+def test_all_problems_are_reported_with_their_key_paths() -> None:
+    """Unknown keys, bad values and missing targets are collected, not stopped at the first."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(
+            {
+                "redis": {"url": "http://nope", "colour": "blue"},
+                "pools": {"io": 0},
+                "daemon": {"lease_ttl": "soon"},
+                "tasks": {
+                    "resize": {"target": "m:f", "timeout": -3, "kind": "gpu"},
+                    "empty": {},
+                },
+                "extra": {},
+            },
+            "bad.toml",
+            {},
+        )
+    problems = caught.value.problems
+    expected = [
+        "extra: unknown section",
+        "redis.colour: unknown key",
+        "redis.url: must be a URL starting with redis://",
+        "pools.io: must be a whole number > 0, got 0",
+        "daemon.lease_ttl: expected a duration",
+        "tasks.resize.timeout: must be > 0, got -3",
+        "tasks.resize.kind: must be one of async, io, cpu; got 'gpu'",
+        "tasks.empty.target: missing",
+    ]
+    for fragment in expected:
+        assert any(p.startswith(fragment) for p in problems), (fragment, problems)
+    assert "bad.toml is invalid (8 problem(s))" in str(caught.value)
+
+
+def test_password_in_a_bad_url_is_redacted() -> None:
+    """Even a rejected URL is shown without its password."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"postgres": {"url": "mysql://u:hunter2@h/db"}}, "c", {})
+    assert "hunter2" not in str(caught.value) and "u:***@h" in str(caught.value)
+
+
+def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
+    """A missing file and a syntax error both say which file and what to do."""
+    with pytest.raises(ConfigError, match="file not found; pass --config"):
+        load_settings(tmp_path / "nope.toml", {})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[redis\nurl = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, {})
+
+
+def test_task_targets_are_imported_and_kinds_checked() -> None:
+    """A target that does not import, or an async def declared io, fails check-config."""
+    settings = parse_settings(
+        {
+            "tasks": {
+                "missing": {"target": "tests.no_such_module:f"},
+                "typo": {"target": "tests.tasks:nope"},
+                "wrong_kind": {"target": "tests.tasks:echo", "kind": "io"},
+                "sync_as_async": {"target": "tests.tasks:sleep_io", "kind": "async"},
+                "fine": {"target": "tests.tasks:sleep_io", "kind": "io"},
+            }
+        },
+        "c.toml",
+        {},
+    )
+    with pytest.raises(ConfigError) as caught:
+        TaskRegistry.from_settings(settings)
+    text = "\n".join(caught.value.problems)
+    assert "tasks.missing.target: cannot import module 'tests.no_such_module'" in text
+    assert "tasks.typo.target: module 'tests.tasks' has no attribute 'nope'" in text
+    assert "tasks.wrong_kind.kind: kind is 'io' but the target is 'async def'" in text
+    assert "tasks.sync_as_async.kind: kind is 'async' but the target is a plain function" in text
+    assert "fine" not in text
+
+
+def test_shipped_configs_are_valid() -> None:
+    """The documented example and the dev config both pass check-config."""
+    root = Path(__file__).resolve().parents[2]
+    for name in ("runner.toml", "dev.toml"):
+        settings = load_settings(root / "config" / name, {})
+        assert TaskRegistry.from_settings(settings).names()

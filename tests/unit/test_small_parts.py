@@ -1,0 +1,52 @@
+"""Pure helpers: durations, backoff, redaction, the state table."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.config import TaskSettings
+from runner.durations import parse_duration
+from runner.redact import redact_text, redact_url
+from runner.retry import backoff_seconds
+from runner.states import TERMINAL, TRANSITIONS, State
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("250ms", 0.25), ("3s", 3.0), ("5m", 300.0), ("2h", 7200.0), ("1d", 86400.0), (7, 7.0)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    """Units and bare numbers (seconds) parse; the result is in seconds."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "5 weeks", "", True, None, "-3s"])
+def test_bad_durations_say_what_is_accepted(bad: object) -> None:
+    """Anything else raises ValueError naming the accepted forms."""
+    with pytest.raises(ValueError, match="expected a duration like"):
+        parse_duration(bad)
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    """1, 2, 4, 8... times the base, never above backoff_max; jitter spreads around it."""
+    task = TaskSettings("t", "m:f", "io", backoff=1.0, backoff_max=5.0, backoff_jitter=0.0)
+    assert [backoff_seconds(task, n, 0.5) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
+    jittery = TaskSettings("t", "m:f", "io", backoff=10.0, backoff_jitter=0.2)
+    assert backoff_seconds(jittery, 1, 0.0) == pytest.approx(8.0)
+    assert backoff_seconds(jittery, 1, 0.999999) == pytest.approx(12.0, abs=1e-3)
+
+
+def test_redaction_hides_passwords_only() -> None:
+    """User and host stay for diagnosis; the password never shows."""
+    assert redact_url("postgresql://runner:s3cret@db:5432/x") == "postgresql://runner:***@db:5432/x"
+    assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+    assert "s3cret" not in redact_text("could not connect to redis://:s3cret@h:6379")
+
+
+def test_state_table_is_consistent() -> None:
+    """Terminal states have no way out except an operator's retry or delete."""
+    for transition in TRANSITIONS.values():
+        if transition.action not in ("retry", "delete"):
+            assert not (transition.sources & TERMINAL), transition
+    assert TRANSITIONS["claim"].sources_argv == ",retrying,scheduled,"
+    assert TRANSITIONS["claim"].target is State.RUNNING
