@@ -76,7 +76,9 @@ def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     folder = Path(tempfile.mkdtemp(prefix="runner-bench-"))
-    servers = EmbeddedServers(folder, durable=False)
+    folder.chmod(0o755)  # as root, PostgreSQL runs as `nobody` and must reach its data
+    # In a subfolder: throwaway servers delete their folder when they stop, logs stay.
+    servers = EmbeddedServers(folder / "servers", durable=False)
     ok = False
     try:
         servers.start_redis()

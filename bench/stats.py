@@ -30,7 +30,11 @@ class Throughput:
         return self.jobs / self.seconds
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "jobs_per_s": round(self.rate, 1)}
+        return {
+            **asdict(self),
+            "seconds": round(self.seconds, 3),
+            "jobs_per_s": round(self.rate, 1),
+        }
 
 
 @dataclass(frozen=True)
