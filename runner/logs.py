@@ -1,9 +1,11 @@
 """Logging: one JSON object per line (journald, files), readable colours on a terminal.
 
 Logging sits on the hot path (a line per job start and outcome), so the chain
-is short: level filter, a cheap millisecond timestamp, orjson. Lines go to a
-buffered stream that the daemon flushes every 100 ms, instead of one write
-system call per line.
+is short: level filter, a cheap millisecond timestamp, orjson. Loggers are
+cached on first use; the level and the output stream are module state that
+`configure_logging` may change later (a reload) without rebuilding them.
+Lines go to a buffered stream that the daemon flushes every 100 ms, instead of
+one write system call per line.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import structlog
 
 from runner.redact import redact_text
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
 _stream: IO[bytes] | None = None
+_min_level = _LEVELS["info"]
 
 
 class _Timestamper:
@@ -43,6 +46,12 @@ class _Timestamper:
         return event
 
 
+def _filter_level(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if _LEVELS.get(method, 20) < _min_level:
+        raise structlog.DropEvent
+    return event
+
+
 def _add_level(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event["level"] = "warning" if method == "warn" else method
     return event
@@ -60,45 +69,44 @@ def _json_bytes(_: Any, __: str, event: MutableMapping[str, Any]) -> bytes:
 
 
 class _LineWriter:
-    """structlog logger writing pre-rendered lines to a buffered binary stream."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._write = stream.write
+    """structlog logger writing pre-rendered lines to the current log stream."""
 
     def msg(self, line: bytes) -> None:
-        self._write(line)
+        if _stream is not None:
+            _stream.write(line)
 
     debug = info = warning = warn = error = critical = exception = msg
 
 
-class _LineWriterFactory:
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._logger = _LineWriter(stream)
-
-    def __call__(self, *args: Any) -> _LineWriter:
-        return self._logger
+_LINE_WRITER = _LineWriter()
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", file: str | None = None) -> None:
     """Set up structlog; `fmt` "auto" means console colours on a tty, JSON otherwise."""
-    global _stream  # noqa: PLW0603  # one process-wide log stream, replaced on reconfigure
+    global _stream, _min_level  # noqa: PLW0603  # process-wide, changed on reconfigure
     flush_logs()
     stream: IO[bytes] = open(file, "ab") if file else sys.stdout.buffer  # noqa: SIM115  # kept open for the process's life
     _stream = stream
+    _min_level = _LEVELS[level]
     console = fmt == "console" or (fmt == "auto" and not file and sys.stdout.isatty())
-    shared: list[Any] = [structlog.contextvars.merge_contextvars, _add_level, _Timestamper()]
+    shared: list[Any] = [
+        _filter_level,
+        structlog.contextvars.merge_contextvars,
+        _add_level,
+        _Timestamper(),
+    ]
     if console:
         renderer: Any = structlog.dev.ConsoleRenderer(colors=True)
         processors = [*shared, _redact_error, renderer]
         factory: Any = structlog.PrintLoggerFactory(sys.stdout if not file else open(file, "a"))  # noqa: SIM115  # as above
     else:
         processors = [*shared, _redact_error, _json_bytes]
-        factory = _LineWriterFactory(stream)
+        factory = lambda *_: _LINE_WRITER  # noqa: E731  # structlog wants a factory callable
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        wrapper_class=structlog.make_filtering_bound_logger(0),  # the level is _filter_level's job
         logger_factory=factory,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
 
 

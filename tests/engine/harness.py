@@ -31,3 +31,27 @@ async def history(pg: PgStore, job_id: str) -> list[dict[str, Any]]:
 
 def states(events: list[dict[str, Any]]) -> list[str]:
     return [e["to_state"] for e in events]
+
+
+class Running:
+    """A daemon serving in this process until `stop()` (for tests that watch it work)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Running:
+        assert self.settings.redis_url and self.settings.database_url
+        self.conns = await Connections.open(
+            self.settings, self.settings.redis_url, self.settings.database_url
+        )
+        self.daemon = Daemon(self.settings, TaskRegistry.from_settings(self.settings), self.conns)
+        self._task = asyncio.create_task(self.daemon.serve(self.stop_event))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        assert self._task is not None
+        await asyncio.wait_for(self._task, 30)
+        await self.conns.close()

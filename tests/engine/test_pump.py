@@ -1,0 +1,39 @@
+"""The pump's timing and sharing: woken early by a sooner job, one run per job across daemons."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from runner.client import Client
+from runner.config import Settings
+from runner.store.pg_store import PgStore
+from tests.engine.harness import Running, drain, history
+
+
+async def test_a_sooner_job_wakes_a_sleeping_pump(
+    client: Client, settings: Settings, pg: PgStore
+) -> None:
+    """With the pump asleep until a job an hour away, a job due in 200 ms starts on time."""
+    await client.enqueue("echo", delay=3600)
+    async with Running(settings):
+        await asyncio.sleep(0.5)  # the pump is now asleep
+        job_id = await client.enqueue("echo", delay=0.2)
+        job = await client.wait(job_id, timeout=5)
+        assert job.state == "succeeded"
+    events = await history(pg, job_id)
+    started = next(e for e in events if e["to_state"] == "running")
+    assert 0 <= started["at_ms"] - events[0]["detail"]["due_at"] < 50
+
+
+async def test_two_daemons_share_the_work_and_run_each_job_once(
+    client: Client, settings: Settings, pg: PgStore
+) -> None:
+    """Two daemons on one prefix: every job runs exactly once, and both take part."""
+    ids = [await client.enqueue("sleep_io", [0.02]) for _ in range(200)]
+    first, second = await asyncio.gather(drain(settings), drain(settings))
+    rows = await pg.pool.fetch(
+        "SELECT job_id, daemon FROM runner_job_events WHERE to_state = 'running'"
+    )
+    assert Counter(row["job_id"] for row in rows) == Counter(ids)
+    assert {row["daemon"] for row in rows} == {first.id, second.id}
