@@ -53,7 +53,9 @@ def _profiler(target: str | None) -> list[str]:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
-    return [py_spy, "record", "--format", "speedscope", "--output", target, "--"]
+    # --nonblocking: sample without pausing the daemon, so the profile's run is a fair one.
+    return [py_spy, "record", "--rate", "250", "--nonblocking", "--format", "speedscope",
+            "--output", target, "--"]  # fmt: skip
 
 
 def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) -> Figures:

@@ -22,7 +22,7 @@ import orjson
 from bench.plan import Plan
 from bench.runner_daemon import RunnerDaemon, find_line, log_time, read_log, write_config
 from bench.stats import Lateness, Throughput
-from runner.client import Client
+from runner import Client
 from runner.config import Settings, load_settings
 from runner.jobs import NewJob
 

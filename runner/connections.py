@@ -6,6 +6,7 @@ configured folder; every other command finds the one a running daemon started.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -41,11 +42,25 @@ def resolve_urls(
     return redis_url, database_url, servers
 
 
+_KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
+
+
 def redis_client(url: str) -> Redis:
-    # encoding_errors="replace": bytes that are not UTF-8 (written by someone else)
-    # must surface as a quarantined job, not as an exception in the reader.
+    """A client tuned for the daemon's hot path.
+
+    No socket timeout: redis-py wraps every send in asyncio.wait_for when one is
+    set, a task per command; TCP keepalive finds a dead server (about 25 s)
+    instead. encoding_errors="replace": bytes that are not UTF-8 (written by
+    someone else) surface as a quarantined job, not as an exception in a reader.
+    """
     return Redis.from_url(
-        url, decode_responses=True, encoding_errors="replace", socket_connect_timeout=5
+        url,
+        decode_responses=True,
+        encoding_errors="replace",
+        socket_connect_timeout=5,
+        socket_timeout=None,
+        socket_keepalive=True,
+        socket_keepalive_options=_KEEPALIVE,
     )
 
 

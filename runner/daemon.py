@@ -48,7 +48,7 @@ class Daemon:
         self.conns = conns
         self.id = new_daemon_id()
         self.active: dict[str, ClaimedJob] = {}
-        self._job_tasks: dict[str, asyncio.Task[None]] = {}
+        self._job_tasks: set[asyncio.Task[None]] = set()
         lease_ms = int(settings.lease_ttl * 1000)
         self.cpu_pool = CpuPool(settings.cpu_processes, self._nudge)
         self.executors: dict[str, Executor] = {
@@ -91,9 +91,9 @@ class Daemon:
     def _start_job(self, job: ClaimedJob) -> None:
         self.executors[job.kind].acquire()  # now, so the next claim already counts it
         self.active[job.id] = job
-        task = asyncio.create_task(self.execution.run(job), name=f"job:{job.id}")
-        self._job_tasks[job.id] = task
-        task.add_done_callback(lambda _: self._job_tasks.pop(job.id, None))
+        task = asyncio.create_task(self.execution.run(job))
+        self._job_tasks.add(task)
+        task.add_done_callback(self._job_tasks.discard)
 
     def _finished(self, outcomes: Sequence[Outcome], _: Sequence[bool]) -> None:
         for outcome in outcomes:
@@ -132,7 +132,7 @@ class Daemon:
         self.pump.stopping = True
         self.pump.nudge()
         await asyncio.wait([services[0]])
-        running = list(self._job_tasks.values())
+        running = list(self._job_tasks)
         if running:
             _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace)
             for task in late:
@@ -150,9 +150,10 @@ class Daemon:
         await self.conns.redis_store.forget_daemon(self.id)
 
     async def _stop_when_drained(self, stop: asyncio.Event) -> None:
-        """Drain mode: stop once nothing is due, scheduled, running or unrecorded."""
+        """Drain mode: stop once no job is waiting or running anywhere (the shutdown
+        then records what is left in the stream)."""
         while not stop.is_set():
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
             if self.active or self._job_tasks:
                 continue
             if await self.conns.redis_store.outstanding() == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def ms_to_datetime(ms: int | None) -> datetime | None:
@@ -40,9 +40,8 @@ class EnqueueResult:
     state: str
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    """A job this daemon now owns and must start at once."""
+class ClaimedJob(NamedTuple):
+    """A job this daemon now owns and must start at once (a tuple: made per job)."""
 
     id: str
     task: str
@@ -60,9 +59,8 @@ class ClaimResult:
     next_due_ms: dict[str, int | None]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt ended, ready for the finish script."""
+class Outcome(NamedTuple):
+    """How one attempt ended, ready for the finish script (a tuple: made per job)."""
 
     job_id: str
     attempt: int
@@ -101,9 +99,8 @@ class JobRecord:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Event:
-    """One state transition, as the scripts append it to the stream."""
+class Event(NamedTuple):
+    """One state transition, in the order the scripts write it to the stream."""
 
     job_id: str
     seq: int

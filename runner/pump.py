@@ -97,16 +97,21 @@ class Pump:
         return min(nexts) if nexts else None
 
     async def _sleep_until(self, wake_at: int | None) -> None:
+        """Sleep until `wake_at` (ms) or a nudge, to the millisecond: loop timers have
+        whole-millisecond resolution and may fire a fraction early, so the last
+        fraction is spent yielding to the loop rather than claiming too soon."""
         self._sleeping_until = wake_at
         timeout = IDLE_POLL_S
         if wake_at is not None:
-            # +1 ms: a timer may fire a fraction of a millisecond early.
-            timeout = min(timeout, max(0.0, (wake_at - self.clock.now_ms() + 1) / 1000))
-        try:
-            async with asyncio.timeout(timeout):
-                await self.wake.wait()
-        except TimeoutError:
-            pass
+            timeout = min(timeout, max(0.0, wake_at / 1000 - self.clock.now()))
+        if timeout > 0:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+        while wake_at is not None and not self.wake.is_set() and self.clock.now_ms() < wake_at:  # noqa: ASYNC110  # a sub-millisecond spin, on purpose
+            await asyncio.sleep(0)
         self.wake.clear()
         self._sleeping_until = None
 

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
+from typing import Any
 
 import asyncpg
 import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from runner.jobs import Event
 from runner.logs import get_logger
 from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.redis_store import RedisStore, StreamEntry
 
 log = get_logger()
 
@@ -81,15 +80,16 @@ class Recorder:
         entries = await self._collect(block)
         if not entries:
             return 0
-        events = [event for _, batch in entries for event in batch]
-        await self._write(events)
+        payloads = [payload for _, payload in entries]
+        await self._write(payloads)
         await self.redis_store.ack_events([entry_id for entry_id, _ in entries])
-        self.recorded += len(events)
-        return len(events)
+        count = sum(map(count_events, payloads))
+        self.recorded += count
+        return count
 
-    async def _collect(self, block: bool) -> list[tuple[str, list[Event]]]:
+    async def _collect(self, block: bool) -> list[StreamEntry]:
         entries = await self._reclaim_stale()
-        count = len(entries)
+        count = sum(map(count_events, (payload for _, payload in entries)))
         deadline: float | None = None
         while count < self.batch_events:
             if deadline is None:
@@ -104,12 +104,12 @@ class Recorder:
             if not read:
                 break  # idle: return, so the caller can notice a stop request
             entries += read
-            count += sum(len(batch) for _, batch in read)
+            count += sum(map(count_events, (payload for _, payload in read)))
             if deadline is None:
                 deadline = time.monotonic() + self.flush_interval
         return entries
 
-    async def _reclaim_stale(self) -> list[tuple[str, list[Event]]]:
+    async def _reclaim_stale(self) -> list[StreamEntry]:
         if time.monotonic() < self._next_reclaim:
             return []
         self._next_reclaim = time.monotonic() + max(self.reclaim_after_ms / 4000, 0.5)
@@ -120,38 +120,62 @@ class Recorder:
             log.info("took over unrecorded events of a stopped daemon", entries=len(stale))
         return stale
 
-    async def _write(self, events: list[Event]) -> None:
+    async def _write(self, payloads: list[str]) -> None:
         delay = 0.1
         while True:
             try:
-                await self.pg_store.write_events(events)
+                await self.pg_store.write_events(payloads)
                 return
             except asyncpg.DataError as exc:
-                await self._write_one_by_one(events, exc)
+                await self._write_one_by_one(payloads, exc)
                 return
             except _PG_DOWN as exc:
                 log.warning(
                     "postgres unavailable; batch kept for retry",
-                    events=len(events),
+                    events=sum(map(count_events, payloads)),
                     error=str(exc),
                     retry_in_s=delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    async def _write_one_by_one(self, events: list[Event], cause: Exception) -> None:
-        """A batch Postgres rejects as data (a detail that is not JSON, written to the
-        stream by something other than runner's scripts) must not block the stream:
-        write event by event, and record a bad event with its detail replaced."""
+    async def _write_one_by_one(self, payloads: list[str], cause: Exception) -> None:
+        """A batch Postgres rejects as data (an event that is not what runner's scripts
+        write, put in the stream by someone else) must not block the stream: write
+        event by event, recording a bad one with its detail replaced, or skipping it
+        with an error line when even that is impossible."""
         log.error("postgres rejected a batch; writing it event by event", error=str(cause))
-        for event in events:
+        for payload in payloads:
             try:
-                await self.pg_store.write_events([event])
-            except asyncpg.DataError as exc:
-                placeholder = orjson.dumps(
-                    {"undecodable_detail": event.detail_json[:1000], "error": str(exc)}
-                ).decode()
-                log.error(
-                    "event detail quarantined", job_id=event.job_id, seq=event.seq, error=str(exc)
-                )
-                await self.pg_store.write_events([replace(event, detail_json=placeholder)])
+                events = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                log.error("stream entry is not JSON; skipped", entry=payload[:200])
+                continue
+            for event in events:
+                await self._write_event(event)
+
+    async def _write_event(self, event: Any) -> None:
+        try:
+            await self.pg_store.write_events([orjson.dumps([event]).decode()])
+            return
+        except asyncpg.DataError as exc:
+            error = str(exc)
+        except (TypeError, ValueError) as exc:
+            error = str(exc)
+        try:
+            quarantined = [
+                *event[:7],
+                orjson.dumps({"undecodable_detail": str(event[7])[:1000]}).decode(),
+            ]
+            await self.pg_store.write_events([orjson.dumps([quarantined]).decode()])
+            log.error("event detail quarantined", job_id=event[0], seq=event[1], error=error)
+        except (asyncpg.DataError, TypeError, ValueError, IndexError) as exc:
+            log.error(
+                "stream event skipped: not a runner event", event=str(event)[:200], error=str(exc)
+            )
+
+
+def count_events(payload: str) -> int:
+    """Events in one stream entry, without decoding it: event arrays are separated by
+    ',["' (a quote inside a string, an id or a detail, is always escaped)."""
+    return 0 if payload == "[]" else payload.count(',["') + 1

@@ -17,7 +17,6 @@ from runner.jobs import (
     ClaimedJob,
     ClaimResult,
     EnqueueResult,
-    Event,
     JobRecord,
     NewJob,
     Outcome,
@@ -26,6 +25,8 @@ from runner.jobs import (
 from runner.states import TRANSITIONS, State, transition
 from runner.store.keys import KINDS, Keys
 from runner.store.scripts import Scripts
+
+StreamEntry = tuple[str, str]
 
 _CORE_FIELDS = {
     "id",
@@ -68,47 +69,22 @@ class RedisStore:
         self.scripts = Scripts.register(redis)
 
     async def enqueue(self, job: NewJob, origin: str, now_ms: int) -> EnqueueResult:
-        reply = await self.scripts.enqueue(
-            keys=[self.keys.job(job.id), self.keys.due(job.kind), self.keys.events],
-            args=self._enqueue_args(job, origin, now_ms),
-        )
-        return EnqueueResult(job.id, bool(int(reply[0])), reply[1])
+        return (await self.enqueue_many([job], origin, now_ms))[0]
 
     async def enqueue_many(
         self, jobs: Sequence[NewJob], origin: str, now_ms: int
     ) -> list[EnqueueResult]:
-        """One pipeline for many jobs: each is still its own atomic script call."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                await self.scripts.enqueue(
-                    keys=[self.keys.job(job.id), self.keys.due(job.kind), self.keys.events],
-                    args=self._enqueue_args(job, origin, now_ms),
-                    client=pipe,
-                )
-            replies = await pipe.execute()
-        return [
-            EnqueueResult(j.id, bool(int(r[0])), r[1]) for j, r in zip(jobs, replies, strict=True)
-        ]
-
-    def _enqueue_args(self, job: NewJob, origin: str, now_ms: int) -> list[str | int]:
-        detail = (
-            f'{{"task":{orjson.dumps(job.task).decode()},"args":{job.args_json},'
-            f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}}}'
+        """One script call for the batch: one round trip and one stream entry."""
+        if not jobs:
+            return []
+        packed = orjson.dumps([_enqueue_row(job) for job in jobs]).decode()
+        replies = await self.scripts.enqueue(
+            keys=[*self.keys.due_all, self.keys.events, self.keys.job_prefix],
+            args=[now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed],
         )
         return [
-            job.id,
-            job.task,
-            job.kind,
-            job.args_json,
-            job.kwargs_json,
-            job.due_at_ms,
-            now_ms,
-            job.max_attempts,
-            State.SCHEDULED,
-            detail,
-            origin,
-            self.keys.wake_channel,
-            orjson.dumps(job.extra).decode(),
+            EnqueueResult(job.id, not reply.startswith("="), reply.lstrip("="))
+            for job, reply in zip(jobs, replies, strict=True)
         ]
 
     async def claim_due(
@@ -144,20 +120,30 @@ class RedisStore:
 
     async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[bool]:
         """Record outcomes; False for each job this daemon no longer owned (fenced off)."""
-        args: list[str | int] = [
-            now_ms,
-            daemon,
-            self.keep_finished_ms,
-            transition("succeed").sources_argv,
-            self.keys.wake_channel,
-        ]
-        for o in outcomes:
-            target = TRANSITIONS[o.action].target
-            due = "" if o.due_at_ms is None else o.due_at_ms
-            args += [o.job_id, o.attempt, target, due, o.result_json, o.error, o.detail_json]
+        packed = orjson.dumps(
+            [
+                (
+                    o.job_id,
+                    o.attempt,
+                    TRANSITIONS[o.action].target,
+                    o.due_at_ms or 0,
+                    o.result_json,
+                    o.error,
+                    o.detail_json,
+                )
+                for o in outcomes
+            ]
+        ).decode()
         replies = await self.scripts.finish(
             keys=[self.keys.leases, self.keys.events, *self.keys.due_all, self.keys.job_prefix],
-            args=args,
+            args=[
+                now_ms,
+                daemon,
+                self.keep_finished_ms,
+                transition("succeed").sources_argv,
+                self.keys.wake_channel,
+                packed,
+            ],
         )
         return [bool(r) for r in replies]
 
@@ -230,11 +216,10 @@ class RedisStore:
         return dict(zip(KINDS, counts, strict=True))
 
     async def outstanding(self) -> int:
-        """Jobs waiting or running plus stream entries not yet recorded: 0 means all done."""
+        """Jobs waiting (any due time) or running: 0 means no work is left."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in (*self.keys.due_all, self.keys.leases):
                 pipe.zcard(key)
-            pipe.xlen(self.keys.events)
             counts = await pipe.execute()
         return int(sum(counts))
 
@@ -251,7 +236,7 @@ class RedisStore:
 
     async def read_events(
         self, consumer: str, count: int, block_ms: int | None
-    ) -> list[tuple[str, list[Event]]]:
+    ) -> list[StreamEntry]:
         reply: Any = await self.redis.xreadgroup(
             self.keys.recorder_group,
             consumer,
@@ -259,16 +244,16 @@ class RedisStore:
             count=count,
             block=block_ms,
         )
-        return [] if not reply else _decode_entries(reply[0][1])
+        return [] if not reply else _entries(reply[0][1])
 
     async def claim_stale_events(
         self, consumer: str, min_idle_ms: int, count: int
-    ) -> list[tuple[str, list[Event]]]:
+    ) -> list[StreamEntry]:
         """Take over entries another consumer read but never acknowledged (it died)."""
         reply = await self.redis.xautoclaim(
             self.keys.events, self.keys.recorder_group, consumer, min_idle_ms, "0-0", count=count
         )
-        return _decode_entries(reply[1])
+        return _entries(reply[1])
 
     async def ack_events(self, entry_ids: Sequence[str]) -> None:
         """Acknowledge and delete recorded entries: the stream only holds what is unrecorded."""
@@ -284,12 +269,24 @@ class RedisStore:
         await self.redis.xgroup_delconsumer(self.keys.events, self.keys.recorder_group, consumer)
 
 
-def _decode_entries(entries: Any) -> list[tuple[str, list[Event]]]:
-    decoded: list[tuple[str, list[Event]]] = []
-    for entry_id, fields in entries:
-        if not fields:  # deleted while pending
-            decoded.append((entry_id, []))
-            continue
-        events = [Event(*row) for row in orjson.loads(fields["e"])]
-        decoded.append((entry_id, events))
-    return decoded
+def _enqueue_row(job: NewJob) -> tuple[Any, ...]:
+    detail = (
+        f'{{"task":{orjson.dumps(job.task).decode()},"args":{job.args_json},'
+        f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}}}'
+    )
+    return (
+        job.id,
+        job.task,
+        job.kind,
+        job.args_json,
+        job.kwargs_json,
+        job.due_at_ms,
+        job.max_attempts,
+        job.extra,
+        detail,
+    )
+
+
+def _entries(raw: Any) -> list[StreamEntry]:
+    """(entry id, JSON array of events) pairs; "[]" for an entry deleted while pending."""
+    return [(entry_id, fields["e"] if fields else "[]") for entry_id, fields in raw]

@@ -50,9 +50,10 @@ async def test_failing_task_retries_with_growing_delays_then_fails(
 
 
 async def test_bad_results_and_payloads_fail_with_reason_and_the_daemon_runs_on(
-    client: Client, settings: Settings, store: RedisStore, redis: object
+    client: Client, settings: Settings, store: RedisStore, pg: PgStore
 ) -> None:
-    """Unserialisable results, undecodable args and unknown tasks each fail with a reason."""
+    """Unserialisable results, undecodable args and unknown tasks each fail with a reason;
+    the event that Postgres cannot take as JSON is recorded with its detail quarantined."""
     bad_async = await client.enqueue("bad_result")
     bad_cpu = await client.enqueue("bad_result_cpu")
     ghost = NewJob("ghost-1", "ghost", "async", "[]", "{}", 0, 3)
@@ -71,6 +72,9 @@ async def test_bad_results_and_payloads_fail_with_reason_and_the_daemon_runs_on(
     assert "unknown task 'ghost'" in (errors["ghost-1"].error or "")
     assert "not valid JSON" in (errors["garbled-1"].error or "")
     assert (await client.get(good)).state == "succeeded"
+    garbled_history = await history(pg, "garbled-1")
+    assert states(garbled_history) == ["scheduled", "running", "failed"]
+    assert "undecodable_detail" in garbled_history[0]["detail"]
 
 
 async def test_cpu_timeout_kills_the_worker_and_the_next_cpu_job_runs(

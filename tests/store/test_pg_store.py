@@ -8,7 +8,7 @@ import asyncpg
 
 from runner.jobs import Event
 from runner.store.migrate import migrate
-from runner.store.pg_store import PgStore
+from runner.store.pg_store import PgStore, events_json
 
 T = 1_800_000_000_000
 
@@ -33,8 +33,8 @@ def events_for(job_id: str) -> list[Event]:
 async def test_replayed_batches_insert_each_event_once(pg: PgStore) -> None:
     """Writing the same batch twice leaves one row per (job, seq)."""
     batch = events_for("j1") + events_for("j2")
-    await pg.write_events(batch)
-    await pg.write_events(batch)
+    await pg.write_events([events_json(batch)])
+    await pg.write_events([events_json(batch)])
     count = await pg.pool.fetchval("SELECT count(*) FROM runner_job_events")
     assert count == 6
     history = await pg.job_history("j1")
@@ -48,8 +48,8 @@ async def test_replayed_batches_insert_each_event_once(pg: PgStore) -> None:
 async def test_jobs_row_folds_batches_in_any_order(pg: PgStore) -> None:
     """runner_jobs ends at the latest state whatever order batches arrive in."""
     first, second, third = events_for("j1")
-    await pg.write_events([third])
-    await pg.write_events([second, first])
+    await pg.write_events([events_json([third])])
+    await pg.write_events([events_json([second]), events_json([first])])
     job = await pg.get_job("j1")
     assert job is not None
     assert (job["state"], job["task"], job["args"], job["result"]) == (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from redis.asyncio import Redis
 
 from runner.jobs import Event, NewJob, Outcome
@@ -19,7 +20,7 @@ def new_job(job_id: str, kind: str = "async", due: int = NOW, attempts: int = 3)
 async def stream_events(store: RedisStore) -> list[Event]:
     await store.ensure_event_group()
     read = await store.read_events("test-consumer", 10_000, None)
-    return [event for _, batch in read for event in batch]
+    return [Event(*row) for _, payload in read for row in orjson.loads(payload)]
 
 
 async def test_enqueue_is_idempotent_by_id(store: RedisStore, redis: Redis, keys: Keys) -> None:

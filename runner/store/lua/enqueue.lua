@@ -1,38 +1,52 @@
--- enqueue.lua: create a job and put it in its kind's due-time sorted set.
--- Idempotent by job id: a second enqueue with the same id changes nothing.
+-- enqueue.lua: create a batch of jobs and put each in its kind's due-time sorted set.
+-- Idempotent by job id: a job whose id already exists is left as it is.
+-- All transitions of the batch go to the stream as one entry.
 --
--- KEYS[1]  job hash                 ({prefix}:job:<id>)
--- KEYS[2]  due sorted set of the job's kind ({prefix}:due:<kind>)
--- KEYS[3]  transition stream        ({prefix}:events)
--- ARGV[1]  job id          ARGV[2]  task name      ARGV[3]  kind (async|io|cpu)
--- ARGV[4]  args (JSON)     ARGV[5]  kwargs (JSON)  ARGV[6]  due at (ms since epoch)
--- ARGV[7]  now (ms)        ARGV[8]  max attempts   ARGV[9]  target state ("scheduled")
--- ARGV[10] event detail (JSON)  ARGV[11] origin (who enqueued)  ARGV[12] wake channel
--- ARGV[13] extra fields (JSON object of string values, e.g. cron schedule and tick)
--- Reply: {1, "<state>"} when created, {0, "<state>"} when the id already existed.
+-- KEYS[1..3]  due sorted sets: async, io, cpu   ({prefix}:due:<kind>)
+-- KEYS[4]     transition stream                  ({prefix}:events)
+-- KEYS[5]     job hash key prefix ({prefix}:job:) - job hashes are <KEYS[5]><id>;
+--             they share the {prefix} hash tag, hence the slot.
+-- ARGV[1] now (ms)   ARGV[2] target state ("scheduled")   ARGV[3] origin (who enqueued)
+-- ARGV[4] wake channel
+-- ARGV[5] the jobs, JSON: [[id, task, kind, args, kwargs, due_at, max_attempts,
+--         extra fields {name: string}, event detail (JSON text)], ...]
+--         (args and kwargs are JSON texts, stored as they are)
+-- Reply: one value a job: the state it was created in, or "=<state>" if it existed.
 
-local job = KEYS[1]
-local existing = redis.call('HGET', job, 'state')
-if existing then
-    return {0, existing}
+local now, target, origin, wake = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local prefix = KEYS[5]
+local due_keys = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
+local replies, events, earliest = {}, {}, {}
+
+for i, job in ipairs(cjson.decode(ARGV[5])) do
+    local id, kind, due = job[1], job[3], job[6]
+    local key = prefix .. id
+    local existing = redis.call('HGET', key, 'state')
+    if existing then
+        replies[i] = '=' .. existing
+    else
+        redis.call('HSET', key,
+            'id', id, 'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],
+            'due_at', string.format('%d', due), 'state', target, 'attempt', 0,
+            'max_attempts', job[7], 'seq', 1, 'created_at', now, 'updated_at', now)
+        for field, value in pairs(job[8]) do
+            redis.call('HSET', key, field, value)
+        end
+        if earliest[kind] == nil then
+            local first = redis.call('ZRANGE', due_keys[kind], 0, 0, 'WITHSCORES')
+            earliest[kind] = tonumber(first[2]) or math.huge
+        end
+        redis.call('ZADD', due_keys[kind], due, id)
+        if due < earliest[kind] then
+            earliest[kind] = due
+            redis.call('PUBLISH', wake, string.format('%d', due))
+        end
+        events[#events + 1] = cjson.encode({id, 1, '', target, now, origin, 0, job[9]})
+        replies[i] = target
+    end
 end
 
-local id, due, now, target = ARGV[1], tonumber(ARGV[6]), ARGV[7], ARGV[9]
-redis.call('HSET', job,
-    'id', id, 'task', ARGV[2], 'kind', ARGV[3], 'args', ARGV[4], 'kwargs', ARGV[5],
-    'due_at', ARGV[6], 'state', target, 'attempt', 0, 'max_attempts', ARGV[8],
-    'seq', 1, 'created_at', now, 'updated_at', now)
-local extra = cjson.decode(ARGV[13])
-for field, value in pairs(extra) do
-    redis.call('HSET', job, field, value)
+if #events > 0 then
+    redis.call('XADD', KEYS[4], '*', 'e', '[' .. table.concat(events, ',') .. ']')
 end
-
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-redis.call('ZADD', KEYS[2], due, id)
-if first[2] == nil or due < tonumber(first[2]) then
-    redis.call('PUBLISH', ARGV[12], ARGV[6])
-end
-
-local event = cjson.encode({id, 1, '', target, tonumber(now), ARGV[11], 0, ARGV[10]})
-redis.call('XADD', KEYS[3], '*', 'e', '[' .. event .. ']')
-return {1, target}
+return replies

@@ -1,39 +1,46 @@
 -- write_events: insert a batch of transitions and fold them into runner_jobs.
 -- Idempotent: an event is keyed by (job_id, seq), so a replayed batch inserts
 -- nothing new, and runner_jobs only moves forward (a higher seq wins).
--- $1 job ids  $2 seqs  $3 from states ('' = none)  $4 to states  $5 times (ms)
--- $6 daemon ids  $7 attempts  $8 details (JSON text)
+-- $1 JSON text: an array of stream entries, each an array of events as the Lua
+--    scripts wrote them: [job_id, seq, from_state ('' = none), to_state, at (ms),
+--    daemon ('' = none), attempt, detail (JSON text)]. Postgres parses it, so the
+--    recorder never decodes an event in Python.
 WITH batch AS (
-    SELECT job_id, seq, NULLIF(from_state, '') AS from_state, to_state,
-           to_timestamp(at_ms / 1000.0) AS at, NULLIF(daemon, '') AS daemon, attempt,
-           detail::jsonb AS detail
-    FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-                $7::int[], $8::text[])
-         AS b(job_id, seq, from_state, to_state, at_ms, daemon, attempt, detail)
+    SELECT ev ->> 0 AS job_id,
+           (ev ->> 1)::int AS seq,
+           NULLIF(ev ->> 2, '') AS from_state,
+           ev ->> 3 AS to_state,
+           to_timestamp((ev ->> 4)::float8 / 1000.0) AS at,
+           NULLIF(ev ->> 5, '') AS daemon,
+           (ev ->> 6)::int AS attempt,
+           (ev ->> 7)::jsonb AS detail
+    FROM jsonb_array_elements($1::jsonb) AS entry,
+         jsonb_array_elements(entry) AS ev
 ),
 inserted AS (
     INSERT INTO runner_job_events (job_id, seq, from_state, to_state, at, daemon, attempt, detail)
     SELECT job_id, seq, from_state, to_state, at, daemon, attempt, detail FROM batch
     ON CONFLICT (job_id, seq) DO NOTHING
-    RETURNING 1
+),
+latest AS (
+    SELECT DISTINCT ON (job_id) job_id, seq, to_state, attempt, at, daemon, detail
+    FROM batch
+    ORDER BY job_id, seq DESC
 ),
 folded AS (
-    SELECT job_id,
-           max(seq) AS seq,
-           (array_agg(to_state ORDER BY seq DESC))[1] AS state,
-           (array_agg(attempt ORDER BY seq DESC))[1] AS attempt,
-           (array_agg(at ORDER BY seq DESC))[1] AS updated_at,
-           (array_agg(daemon ORDER BY seq DESC))[1] AS daemon,
-           min(at) FILTER (WHERE seq = 1) AS created_at,
-           max(detail ->> 'task') AS task,
-           (array_agg(detail -> 'args' ORDER BY seq DESC) FILTER (WHERE detail ? 'args'))[1] AS args,
-           (array_agg(detail -> 'kwargs' ORDER BY seq DESC) FILTER (WHERE detail ? 'kwargs'))[1] AS kwargs,
-           (array_agg(detail -> 'result' ORDER BY seq DESC) FILTER (WHERE detail ? 'result'))[1] AS result,
-           (array_agg(detail ->> 'error' ORDER BY seq DESC) FILTER (WHERE detail ? 'error'))[1] AS error,
-           (array_agg(to_timestamp((detail ->> 'due_at')::bigint / 1000.0) ORDER BY seq DESC)
-                FILTER (WHERE detail ? 'due_at'))[1] AS due_at
-    FROM batch
-    GROUP BY job_id
+    -- The enqueue event (seq 1) carries task, args, kwargs and the first due time;
+    -- the latest event carries the state and, where it has them, result and error.
+    SELECT l.job_id, l.seq, l.to_state AS state, l.attempt, l.at AS updated_at, l.daemon,
+           f.at AS created_at,
+           f.detail ->> 'task' AS task,
+           f.detail -> 'args' AS args,
+           f.detail -> 'kwargs' AS kwargs,
+           l.detail -> 'result' AS result,
+           l.detail ->> 'error' AS error,
+           to_timestamp(COALESCE(l.detail ->> 'due_at', f.detail ->> 'due_at')::float8 / 1000.0)
+               AS due_at
+    FROM latest l
+    LEFT JOIN batch f ON f.job_id = l.job_id AND f.seq = 1
 )
 INSERT INTO runner_jobs AS j
     (id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon)
@@ -46,8 +53,8 @@ ON CONFLICT (id) DO UPDATE SET
     daemon     = CASE WHEN EXCLUDED.seq > j.seq THEN EXCLUDED.daemon ELSE j.daemon END,
     task       = COALESCE(j.task, EXCLUDED.task),
     created_at = COALESCE(j.created_at, EXCLUDED.created_at),
-    args       = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.args, j.args) ELSE COALESCE(j.args, EXCLUDED.args) END,
-    kwargs     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.kwargs, j.kwargs) ELSE COALESCE(j.kwargs, EXCLUDED.kwargs) END,
+    args       = COALESCE(j.args, EXCLUDED.args),
+    kwargs     = COALESCE(j.kwargs, EXCLUDED.kwargs),
     result     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.result, j.result) ELSE COALESCE(j.result, EXCLUDED.result) END,
     error      = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.error, j.error) ELSE COALESCE(j.error, EXCLUDED.error) END,
     due_at     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.due_at, j.due_at) ELSE COALESCE(j.due_at, EXCLUDED.due_at) END,
