@@ -52,6 +52,7 @@ class Settings:
     lease_ttl: float = 30.0
     claim_batch: int = 500
     keep_finished: float = 86400.0
+    timer_spin: float = 0.002
     async_concurrency: int = 200
     io_threads: int = 8
     cpu_processes: int = 2
@@ -116,6 +117,13 @@ def _positive_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
         raise ValueError(f"must be > 0, got {value!r}")
+    return seconds
+
+
+def _non_negative_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"must be >= 0, got {value!r}")
     return seconds
 
 
@@ -204,7 +212,9 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     pg = read.table(data, "postgres", {"url"})
     embedded = read.table(data, "embedded", {"dir"})
     daemon = read.table(
-        data, "daemon", {"shutdown_grace", "lease_ttl", "claim_batch", "keep_finished"}
+        data,
+        "daemon",
+        {"shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin"},
     )
     pools = read.table(data, "pools", {"async", "io", "cpu"})
     recorder = read.table(data, "recorder", {"batch_events", "flush_interval", "reclaim_after"})
@@ -223,6 +233,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, _positive_duration),
         claim_batch=read.get(daemon, "daemon.claim_batch", 500, _positive_int),
         keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, _positive_duration),
+        timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, _non_negative_duration),
         async_concurrency=read.get(pools, "pools.async", 200, _positive_int),
         io_threads=read.get(pools, "pools.io", 8, _positive_int),
         cpu_processes=read.get(pools, "pools.cpu", 2, _positive_int),

@@ -9,6 +9,7 @@ flush outcomes to Redis, drain the stream to Postgres, close the pools.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import secrets
 import socket
@@ -67,6 +68,7 @@ class Daemon:
             clock=clock,
             batch=settings.claim_batch,
             lease_ms=lease_ms,
+            spin=settings.timer_spin,
         )
         self.leases = LeaseKeeper(
             store,
@@ -119,6 +121,10 @@ class Daemon:
             ]
             if drain:
                 services.append(group.create_task(self._stop_when_drained(stop), name="drain"))
+            # Everything alive now (modules, pools, connections) lives as long as the
+            # daemon: moved out of the collector's sight, a full collection no longer
+            # scans it, which keeps collector pauses off the jobs' start times.
+            gc.freeze()
             notify("READY=1", f"STATUS=running as {self.id}")
             log.info("daemon ready", daemon=self.id, tasks=self.execution.registry.names())
             await stop.wait()

@@ -37,6 +37,7 @@ class Pump:
         clock: Clock,
         batch: int,
         lease_ms: int,
+        spin: float = 0.0,
     ) -> None:
         self.store = store
         self.executors = executors
@@ -45,6 +46,7 @@ class Pump:
         self.clock = clock
         self.batch = batch
         self.lease_ms = lease_ms
+        self.spin = spin
         self.wake = asyncio.Event()
         self.stopping = False
         self.idle = asyncio.Event()  # set when the last claim found nothing due
@@ -97,20 +99,25 @@ class Pump:
         return min(nexts) if nexts else None
 
     async def _sleep_until(self, wake_at: int | None) -> None:
-        """Sleep until `wake_at` (ms) or a nudge, to the millisecond: loop timers have
-        whole-millisecond resolution and may fire a fraction early, so the last
-        fraction is spent yielding to the loop rather than claiming too soon."""
+        """Sleep until `wake_at` (ms) or a nudge, to a fraction of a millisecond.
+
+        A sleeping process (all the more a virtual machine's idle CPU) wakes up to a
+        few milliseconds after its timer; so the last `spin` seconds are spent
+        yielding to the loop instead, which keeps serving every other task. It
+        costs that much CPU per distinct due time, and nothing while jobs run
+        back to back.
+        """
         self._sleeping_until = wake_at
         timeout = IDLE_POLL_S
         if wake_at is not None:
-            timeout = min(timeout, max(0.0, wake_at / 1000 - self.clock.now()))
+            timeout = min(timeout, max(0.0, wake_at / 1000 - self.clock.now() - self.spin))
         if timeout > 0:
             try:
                 async with asyncio.timeout(timeout):
                     await self.wake.wait()
             except TimeoutError:
                 pass
-        while wake_at is not None and not self.wake.is_set() and self.clock.now_ms() < wake_at:  # noqa: ASYNC110  # a sub-millisecond spin, on purpose
+        while wake_at is not None and not self.wake.is_set() and self.clock.now_ms() < wake_at:  # noqa: ASYNC110  # the spin, on purpose
             await asyncio.sleep(0)
         self.wake.clear()
         self._sleeping_until = None
