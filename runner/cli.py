@@ -92,6 +92,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cron(args: argparse.Namespace) -> int:
+    from runner.cron_view import cron_documents, render  # noqa: PLC0415  # keeps `runner --help` fast
+
+    docs = asyncio.run(cron_documents(_settings(args)))
+    print(render(docs, args.json))
+    return EXIT_OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from runner.tasks import TaskRegistry  # noqa: PLC0415  # imports task modules
 
@@ -160,6 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("job_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
+
+    cron = sub.add_parser("cron", parents=[common], help="cron schedules: last and next fires")
+    cron.add_argument("--json", action="store_true")
+    cron.set_defaults(func=cmd_cron)
     return parser
 
 

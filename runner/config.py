@@ -43,6 +43,19 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
+class CronSettings:
+    name: str
+    schedule: str
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+    misfire: str = "once"
+    misfire_grace: float = 3600.0
+    overlap: str = "allow"
+
+
+@dataclass(frozen=True)
 class Settings:
     redis_url: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
@@ -63,6 +76,7 @@ class Settings:
     log_file: str | None = None
     log_format: str = "auto"
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    cron: Mapping[str, CronSettings] = field(default_factory=dict)
     source: str = "<defaults>"
 
     def __repr__(self) -> str:
@@ -199,7 +213,68 @@ def _target(value: Any) -> str:
     return text
 
 
-_SECTIONS = {"redis", "postgres", "embedded", "daemon", "pools", "recorder", "log", "tasks"}
+_CRON_KEYS = {
+    "schedule", "task", "args", "kwargs", "timezone", "misfire", "misfire_grace", "overlap",
+}  # fmt: skip
+
+
+def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronSettings | None:
+    from runner.cron import MISFIRE_POLICIES, OVERLAP_POLICIES, Schedule  # noqa: PLC0415  # croniter only when needed
+
+    path = f"cron.{name}"
+    if not isinstance(raw, dict):
+        read.problems.append(f"{path}: must be a table, got {raw!r}")
+        return None
+    before = len(read.problems)
+    for key in sorted(set(raw) - _CRON_KEYS):
+        read.problems.append(
+            f"{path}.{key}: unknown key (allowed: {', '.join(sorted(_CRON_KEYS))})"
+        )
+    for key in ("schedule", "task"):
+        if key not in raw:
+            read.problems.append(f"{path}.{key}: missing")
+    timezone = read.get(raw, f"{path}.timezone", "UTC", _string)
+    schedule = read.get(raw, f"{path}.schedule", "", _string)
+    if schedule and len(read.problems) == before:
+        try:
+            Schedule(schedule, timezone)
+        except ValueError as exc:
+            key = "timezone" if "time zone" in str(exc) else "schedule"
+            read.problems.append(f"{path}.{key}: {exc}")
+    task = read.get(raw, f"{path}.task", "", _string)
+    if task and task not in tasks:
+        read.problems.append(
+            f"{path}.task: unknown task {task!r} (declared: {', '.join(sorted(tasks)) or 'none'})"
+        )
+    cron = CronSettings(
+        name=name,
+        schedule=schedule,
+        task=task,
+        args=tuple(read.get(raw, f"{path}.args", [], _array)),
+        kwargs=read.get(raw, f"{path}.kwargs", {}, _table),
+        timezone=timezone,
+        misfire=read.get(raw, f"{path}.misfire", "once", _one_of(*MISFIRE_POLICIES)),
+        misfire_grace=read.get(raw, f"{path}.misfire_grace", 3600.0, _positive_duration),
+        overlap=read.get(raw, f"{path}.overlap", "allow", _one_of(*OVERLAP_POLICIES)),
+    )
+    return cron if len(read.problems) == before else None
+
+
+def _array(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"must be an array, got {value!r}")
+    return value
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table, got {value!r}")
+    return value
+
+
+_SECTIONS = {
+    "redis", "postgres", "embedded", "daemon", "pools", "recorder", "log", "tasks", "cron",
+}  # fmt: skip
 
 
 def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
@@ -221,6 +296,8 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     log = read.table(data, "log", {"level", "file", "format"})
     tasks_raw = read.table(data, "tasks", set(data.get("tasks", {})))
     tasks = {name: _task(read, name, raw) for name, raw in tasks_raw.items()}
+    cron_raw = read.table(data, "cron", set(data.get("cron", {})))
+    cron = {name: _cron(read, name, raw, tasks_raw) for name, raw in cron_raw.items()}
     settings = Settings(
         redis_url=env.get("RUNNER_REDIS_URL")
         or read.get(redis, "redis.url", None, _url("redis", "rediss", "unix")),
@@ -246,6 +323,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         log_file=read.get(log, "log.file", None, _string),
         log_format=read.get(log, "log.format", "auto", _one_of("auto", "json", "console")),
         tasks={name: task for name, task in tasks.items() if task is not None},
+        cron={name: entry for name, entry in cron.items() if entry is not None},
         source=source,
     )
     if problems:

@@ -19,6 +19,7 @@ from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings
 from runner.connections import Connections
 from runner.cpu_pool import CpuPool
+from runner.cron_service import CronService
 from runner.execution import JobExecution
 from runner.executors import AsyncExecutor, Executor, ThreadExecutor
 from runner.finisher import Finisher
@@ -70,6 +71,7 @@ class Daemon:
             lease_ms=lease_ms,
             spin=settings.timer_spin,
         )
+        self.cron = CronService(store, settings.cron, settings.tasks, clock, self._nudge)
         self.leases = LeaseKeeper(
             store,
             daemon=self.id,
@@ -118,6 +120,7 @@ class Daemon:
                     name="wake-listener",
                 ),
                 group.create_task(_flush_logs_periodically(), name="log-flusher"),
+                group.create_task(self.cron.run(), name="cron"),
             ]
             if drain:
                 services.append(group.create_task(self._stop_when_drained(stop), name="drain"))

@@ -31,6 +31,8 @@ class NewJob:
     due_at_ms: int
     max_attempts: int
     extra: dict[str, str] = field(default_factory=dict)
+    # For a cron tick: (schedule name, tick in ms, overlap policy); see enqueue.lua.
+    guard: tuple[str, int, str] | None = None
 
 
 @dataclass(frozen=True)

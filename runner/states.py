@@ -24,6 +24,12 @@ class State(StrEnum):
 
 TERMINAL: frozenset[State] = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.RETRYING})
+GOING: frozenset[State] = frozenset({*WAITING, State.RUNNING, State.PAUSED})
+
+
+def states_argv(states: frozenset[State]) -> str:
+    """A set of states as one ARGV value for Lua's string.find: ",a,b,"."""
+    return "," + ",".join(sorted(states)) + ","
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class Transition:
     @property
     def sources_argv(self) -> str:
         """The allowed source states as one comma-separated ARGV value for Lua."""
-        return "," + ",".join(sorted(self.sources)) + ","
+        return states_argv(self.sources)
 
 
 def _t(action: str, sources: set[State], target: State) -> Transition:

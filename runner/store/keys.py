@@ -47,6 +47,10 @@ class Keys:
         return f"{self.base}:daemons"
 
     @property
+    def cron_state(self) -> str:
+        return f"{self.base}:cron"
+
+    @property
     def wake_channel(self) -> str:
         return f"{self.base}:wake"
 

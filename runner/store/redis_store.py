@@ -22,7 +22,7 @@ from runner.jobs import (
     Outcome,
     ReapedJob,
 )
-from runner.states import TRANSITIONS, State, transition
+from runner.states import GOING, TRANSITIONS, State, states_argv, transition
 from runner.store.keys import KINDS, Keys
 from runner.store.scripts import Scripts
 
@@ -79,8 +79,15 @@ class RedisStore:
             return []
         packed = orjson.dumps([_enqueue_row(job) for job in jobs]).decode()
         replies = await self.scripts.enqueue(
-            keys=[*self.keys.due_all, self.keys.events, self.keys.job_prefix],
-            args=[now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed],
+            keys=[*self.keys.due_all, self.keys.events, self.keys.job_prefix, self.keys.cron_state],
+            args=[
+                now_ms,
+                State.SCHEDULED,
+                origin,
+                self.keys.wake_channel,
+                packed,
+                states_argv(GOING),
+            ],
         )
         return [
             EnqueueResult(job.id, not reply.startswith("="), reply.lstrip("="))
@@ -181,6 +188,17 @@ class RedisStore:
             for i in range(0, len(flat), 4)
         ]
 
+    async def cron_baseline(self, name: str, now_ms: int) -> int:
+        """The schedule's last handled tick (ms); set to `now_ms` the first time it is seen,
+        so a new schedule does not fire ticks from before it existed."""
+        await self.redis.hsetnx(self.keys.cron_state, f"{name}:tick", now_ms)
+        value = await self.redis.hget(self.keys.cron_state, f"{name}:tick")
+        return int(value or now_ms)
+
+    async def cron_state(self) -> dict[str, str]:
+        state: dict[str, str] = await self.redis.hgetall(self.keys.cron_state)  # type: ignore[assignment]  # decode_responses=True
+        return state
+
     async def heartbeat(self, daemon: str, now_ms: int) -> None:
         await self.redis.zadd(self.keys.daemons, {daemon: now_ms})
 
@@ -274,17 +292,9 @@ def _enqueue_row(job: NewJob) -> tuple[Any, ...]:
         f'{{"task":{orjson.dumps(job.task).decode()},"args":{job.args_json},'
         f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}}}'
     )
-    return (
-        job.id,
-        job.task,
-        job.kind,
-        job.args_json,
-        job.kwargs_json,
-        job.due_at_ms,
-        job.max_attempts,
-        job.extra,
-        detail,
-    )
+    row = (job.id, job.task, job.kind, job.args_json, job.kwargs_json, job.due_at_ms,
+           job.max_attempts, job.extra, detail)  # fmt: skip
+    return row if job.guard is None else (*row, job.guard)
 
 
 def _entries(raw: Any) -> list[StreamEntry]:

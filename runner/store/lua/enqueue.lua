@@ -6,12 +6,37 @@
 -- KEYS[4]     transition stream                  ({prefix}:events)
 -- KEYS[5]     job hash key prefix ({prefix}:job:) - job hashes are <KEYS[5]><id>;
 --             they share the {prefix} hash tag, hence the slot.
+-- KEYS[6]     cron state hash ({prefix}:cron): <name>:tick, <name>:job, <name>:fired_at
 -- ARGV[1] now (ms)   ARGV[2] target state ("scheduled")   ARGV[3] origin (who enqueued)
--- ARGV[4] wake channel
--- ARGV[5] the jobs, JSON: [[id, task, kind, args, kwargs, due_at, max_attempts,
---         extra fields {name: string}, event detail (JSON text)], ...]
---         (args and kwargs are JSON texts, stored as they are)
+-- ARGV[4] wake channel   ARGV[5] the jobs (below)
+-- ARGV[6] states that count as "still going" for overlap = skip (",a,b,")
+-- The jobs, JSON: [[id, task, kind, args, kwargs, due_at, max_attempts,
+--   extra fields {name: string}, event detail (JSON text), cron guard], ...]
+--   args and kwargs are JSON texts, stored as they are. The cron guard is
+--   [schedule name, tick (ms), overlap policy] or absent: a tick at or before
+--   the schedule's last handled tick is "=already"; with overlap "skip", a tick
+--   whose previous run is still going is "=skipped" (and counts as handled).
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed.
+
+local function guard_refuses(guard, id)
+    local name, tick, overlap = guard[1], guard[2], guard[3]
+    local last = tonumber(redis.call('HGET', KEYS[6], name .. ':tick') or '0')
+    if tick <= last then
+        return '=already'
+    end
+    if overlap == 'skip' then
+        local previous = redis.call('HGET', KEYS[6], name .. ':job')
+        local state = previous and redis.call('HGET', KEYS[5] .. previous, 'state')
+        if state and string.find(ARGV[6], ',' .. state .. ',', 1, true) then
+            redis.call('HSET', KEYS[6], name .. ':tick', string.format('%d', tick),
+                name .. ':skipped', string.format('%d', tick))
+            return '=skipped'
+        end
+    end
+    redis.call('HSET', KEYS[6], name .. ':tick', string.format('%d', tick), name .. ':job', id,
+        name .. ':fired_at', ARGV[1])
+    return nil
+end
 
 local now, target, origin, wake = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local prefix = KEYS[5]
@@ -22,8 +47,11 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
     local id, kind, due = job[1], job[3], job[6]
     local key = prefix .. id
     local existing = redis.call('HGET', key, 'state')
+    local refused = not existing and job[10] and guard_refuses(job[10], id)
     if existing then
         replies[i] = '=' .. existing
+    elseif refused then
+        replies[i] = refused
     else
         redis.call('HSET', key,
             'id', id, 'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],

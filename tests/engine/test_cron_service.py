@@ -1,0 +1,107 @@
+"""The cron service against real Redis, with an injected clock: misfire, exactly-once, overlap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from runner.config import CronSettings
+from runner.cron_service import CronService
+from runner.jobs import Outcome
+from runner.store.redis_store import RedisStore
+from tests.conftest import TEST_TASKS
+
+T0 = datetime(2026, 6, 1, 10, 0, 30, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def now(self) -> float:
+        return self.moment.timestamp()
+
+    def now_ms(self) -> int:
+        return int(self.moment.timestamp() * 1000)
+
+
+def service(store: RedisStore, clock: FakeClock, **cron: object) -> CronService:
+    settings = CronSettings(name="minutely", schedule="* * * * *", task="echo", **cron)  # type: ignore[arg-type]  # test options
+    return CronService(store, {"minutely": settings}, TEST_TASKS, clock)
+
+
+async def cron_jobs(redis: Redis, store: RedisStore) -> list[str]:
+    keys = [key async for key in redis.scan_iter(match=f"{store.keys.job_prefix}cron:*")]
+    return sorted(key.removeprefix(store.keys.job_prefix) for key in keys)
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("skip", 0), ("once", 1), ("all", 3)])
+async def test_restart_after_three_missed_ticks_follows_the_misfire_policy(
+    store: RedisStore, redis: Redis, policy: str, expected: int
+) -> None:
+    """Stopped across 10:01, 10:02 and 10:03: skip fires none, once the latest, all three."""
+    clock = FakeClock(T0)
+    first = service(store, clock, misfire=policy)
+    await first.load_state()
+    assert await first.fire_due(clock.moment) == []  # a new schedule fires nothing past
+    clock.moment = T0 + timedelta(minutes=3)  # 10:03:30, no daemon ran meanwhile
+    restarted = service(store, clock, misfire=policy)
+    await restarted.load_state()
+    fired = await restarted.fire_due(clock.moment)
+    assert [outcome for _, _, outcome in fired] == ["scheduled"] * expected
+    ids = await cron_jobs(redis, store)
+    assert len(ids) == expected
+    if policy == "once":
+        assert ids == ["cron:minutely:2026-06-01T10:03:00Z"]
+    for job_id in ids:
+        job = await store.get_job(job_id)
+        assert job is not None and job.extra["cron"] == "minutely"
+
+
+async def test_many_daemons_fire_each_tick_once(store: RedisStore, redis: Redis) -> None:
+    """Three services racing for the same tick: one enqueues it, two find it handled."""
+    clock = FakeClock(T0)
+    services = [service(store, clock) for _ in range(3)]
+    for s in services:
+        await s.load_state()
+    clock.moment = T0 + timedelta(seconds=30)  # 10:01:00
+    outcomes = [o for s in services for _, _, o in await s.fire_due(clock.moment)]
+    assert sorted(outcomes) == ["already", "already", "scheduled"]
+    assert await cron_jobs(redis, store) == ["cron:minutely:2026-06-01T10:01:00Z"]
+    job = await store.get_job("cron:minutely:2026-06-01T10:01:00Z")
+    assert job is not None and job.extra == {
+        "cron": "minutely",
+        "tick": "2026-06-01T10:01:00+00:00",
+    }
+
+
+async def test_overlap_skip_waits_for_the_previous_run(store: RedisStore, redis: Redis) -> None:
+    """With overlap = skip, a tick is skipped while the last run is still going."""
+    clock = FakeClock(T0)
+    svc = service(store, clock, overlap="skip")
+    await svc.load_state()
+    clock.moment = T0 + timedelta(seconds=30)
+    assert [o for *_, o in await svc.fire_due(clock.moment)] == ["scheduled"]
+    first_id = "cron:minutely:2026-06-01T10:01:00Z"
+    now_ms = clock.now_ms()
+    claimed = await store.claim_due(now_ms, {"async": 1}, "d", now_ms + 60_000)
+    assert [j.id for j in claimed.jobs] == [first_id]
+    clock.moment += timedelta(minutes=1)
+    assert [o for *_, o in await svc.fire_due(clock.moment)] == ["skipped"]
+    await store.finish(clock.now_ms(), "d", [Outcome(first_id, 1, "succeed")])
+    clock.moment += timedelta(minutes=1)
+    assert [o for *_, o in await svc.fire_due(clock.moment)] == ["scheduled"]
+    assert len(await cron_jobs(redis, store)) == 2
+
+
+async def test_overlap_allow_piles_up(store: RedisStore, redis: Redis) -> None:
+    """With overlap = allow, ticks fire whatever the previous run is doing."""
+    clock = FakeClock(T0)
+    svc = service(store, clock)
+    await svc.load_state()
+    for _ in range(3):
+        clock.moment += timedelta(minutes=1)
+        await svc.fire_due(clock.moment)
+    assert len(await cron_jobs(redis, store)) == 3
