@@ -288,9 +288,10 @@ class RedisStore:
 
 
 def _enqueue_row(job: NewJob) -> tuple[Any, ...]:
+    extra = orjson.dumps(job.extra).decode()[1:-1] if job.extra else ""
     detail = (
         f'{{"task":{orjson.dumps(job.task).decode()},"args":{job.args_json},'
-        f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}}}'
+        f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}{"," if extra else ""}{extra}}}'
     )
     row = (job.id, job.task, job.kind, job.args_json, job.kwargs_json, job.due_at_ms,
            job.max_attempts, job.extra, detail)  # fmt: skip

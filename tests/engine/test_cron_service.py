@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -75,6 +76,10 @@ async def test_many_daemons_fire_each_tick_once(store: RedisStore, redis: Redis)
         "cron": "minutely",
         "tick": "2026-06-01T10:01:00+00:00",
     }
+    await store.ensure_event_group()
+    read = await store.read_events("test", 100, None)
+    enqueued = [e for _, payload in read for e in orjson.loads(payload) if e[0] == job.id]
+    assert orjson.loads(enqueued[0][7])["cron"] == "minutely"  # recorded like any job
 
 
 async def test_overlap_skip_waits_for_the_previous_run(store: RedisStore, redis: Redis) -> None:
