@@ -147,6 +147,17 @@ class CpuPool:
         if not self._closed:
             await self._add_worker()
 
+    def busy(self) -> int:
+        return len(self._busy)
+
+    async def retire(self) -> None:
+        """Stop taking jobs: idle workers go now, busy ones when their job ends."""
+        self._closed = True
+        idle = []
+        while not self._idle.empty():
+            idle.append(self._idle.get_nowait())
+        await asyncio.to_thread(_kill_all, idle)
+
     async def close(self, wait: bool) -> None:
         self._closed = True
         for replacement in list(self._replacements):

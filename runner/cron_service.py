@@ -64,6 +64,19 @@ class CronService:
         self.on_fired = on_fired
         self.origin = f"cron:{socket.gethostname()}:{os.getpid()}"
         self.last: dict[str, datetime] = {}
+        self.wake = asyncio.Event()
+
+    def update(self, cron: Mapping[str, CronSettings], tasks: Mapping[str, TaskSettings]) -> None:
+        """New schedules from a reload; an unchanged schedule keeps its last tick."""
+        new = entries(cron)
+        for name in list(self.last):
+            if (
+                name not in new
+                or new[name].settings.schedule != self.entries[name].settings.schedule
+            ):
+                del self.last[name]
+        self.entries, self.tasks = new, tasks
+        self.wake.set()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now(), UTC)
@@ -85,7 +98,12 @@ class CronService:
                 log.warning("redis unavailable; cron waiting", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
-            await asyncio.sleep(self._seconds_to_next())
+            try:
+                async with asyncio.timeout(self._seconds_to_next()):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+            self.wake.clear()
 
     def _seconds_to_next(self) -> float:
         now = self.now()

@@ -14,20 +14,25 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings
 from runner.connections import Connections
 from runner.cpu_pool import CpuPool
 from runner.cron_service import CronService
+from runner.errors import ConfigError
 from runner.execution import JobExecution
 from runner.executors import AsyncExecutor, Executor, ThreadExecutor
 from runner.finisher import Finisher
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
-from runner.logs import flush_logs, get_logger
+from runner.logs import flush_logs, get_logger, set_level
+from runner.notifier import reloading, run_notifier
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
+from runner.reload import NEEDS_RESTART, changed, load_new, restart_only
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
 
@@ -48,9 +53,12 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.conns = conns
+        self.clock = clock
         self.id = new_daemon_id()
         self.active: dict[str, ClaimedJob] = {}
-        self._job_tasks: set[asyncio.Task[None]] = set()
+        self._job_tasks: dict[asyncio.Task[None], ClaimedJob] = {}
+        self.reload_requested = asyncio.Event()
+        self.reload_failed: str | None = None
         lease_ms = int(settings.lease_ttl * 1000)
         self.cpu_pool = CpuPool(settings.cpu_processes, self._nudge)
         self.executors: dict[str, Executor] = {
@@ -93,11 +101,15 @@ class Daemon:
         self.pump.nudge()
 
     def _start_job(self, job: ClaimedJob) -> None:
-        self.executors[job.kind].acquire()  # now, so the next claim already counts it
+        slot = self.executors[job.kind]
+        slot.acquire()  # now, so the next claim already counts it
         self.active[job.id] = job
-        task = asyncio.create_task(self.execution.run(job))
-        self._job_tasks.add(task)
-        task.add_done_callback(self._job_tasks.discard)
+        task = asyncio.create_task(self.execution.run(job, slot))
+        self._job_tasks[task] = job
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        self._job_tasks.pop(task, None)
 
     def _finished(self, outcomes: Sequence[Outcome], _: Sequence[bool]) -> None:
         for outcome in outcomes:
@@ -121,6 +133,8 @@ class Daemon:
                 ),
                 group.create_task(_flush_logs_periodically(), name="log-flusher"),
                 group.create_task(self.cron.run(), name="cron"),
+                group.create_task(run_notifier(self.status_line), name="notifier"),
+                group.create_task(self._reload_on_request(), name="reloader"),
             ]
             if drain:
                 services.append(group.create_task(self._stop_when_drained(stop), name="drain"))
@@ -138,17 +152,19 @@ class Daemon:
         flush_logs()
 
     async def _shutdown(self, services: list[asyncio.Task[None]]) -> None:
+        """Stop claiming; give running jobs the grace; hand back the rest, uncounted;
+        record everything; close the pools."""
         self.pump.stopping = True
         self.pump.nudge()
         await asyncio.wait([services[0]])
         running = list(self._job_tasks)
         if running:
             _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace)
-            for task in late:
-                task.cancel()
             if late:
+                self._give_back([self._job_tasks[task] for task in late if task in self._job_tasks])
+                for task in late:
+                    task.cancel()
                 await asyncio.wait(late)
-                log.warning("jobs cancelled at shutdown; their leases will expire", jobs=len(late))
         await self.finisher.flush()
         self.recorder.stopping = True
         await asyncio.wait([services[3]])
@@ -157,6 +173,99 @@ class Daemon:
         for executor in self.executors.values():
             await executor.close(wait=False)
         await self.conns.redis_store.forget_daemon(self.id)
+
+    def _give_back(self, jobs: list[ClaimedJob]) -> None:
+        """Jobs still running when the grace ran out go back to the schedule, due now,
+        and the attempt does not count: stopping a daemon is not the job's failure."""
+        now = self.clock.now_ms()
+        for job in jobs:
+            self.finisher.submit(
+                Outcome(
+                    job.id, job.attempt, "release", due_at_ms=now, give_back=True,
+                    detail_json='{"reason":"daemon stopped before the job ended"}',
+                )
+            )  # fmt: skip
+            log.warning(
+                "job handed back at shutdown", job_id=job.id, task=job.task,
+                attempt=job.attempt, state="scheduled",
+            )  # fmt: skip
+
+    async def status_line(self) -> str:
+        due = await self.conns.redis_store.due_counts(self.clock.now_ms())
+        running = {kind: 0 for kind in self.executors}
+        for job in self.active.values():
+            running[job.kind] = running.get(job.kind, 0) + 1
+        text = (
+            f"running {sum(running.values())} (async {running['async']}, io {running['io']},"
+            f" cpu {running['cpu']}); due {sum(due.values())}; recorded {self.recorder.recorded}"
+        )
+        if self.reload_failed:
+            text += f"; last reload failed: {self.reload_failed}"
+        return text
+
+    async def _reload_on_request(self) -> None:
+        while True:
+            await self.reload_requested.wait()
+            self.reload_requested.clear()
+            reloading()
+            try:
+                await self.reload()
+            finally:
+                notify("READY=1", f"STATUS={await self.status_line()}")
+
+    async def reload(self) -> None:
+        """Re-read the config; apply what changed, or keep everything if it is invalid."""
+        path = Path(self.settings.source)
+        try:
+            new, registry = await asyncio.to_thread(load_new, path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload rejected: config invalid", error=problem, config=str(path))
+            self.reload_failed = f"{len(exc.problems)} problem(s) in {path}"
+            return
+        names = changed(self.settings, new)
+        restart = restart_only(names)
+        await self._apply(new, registry, [n for n in names if n not in restart])
+        self.reload_failed = None
+        log.info(
+            "config reloaded", changed=[n for n in names if n not in restart],
+            needs_restart=restart, config=str(path),
+        )  # fmt: skip
+
+    async def _apply(self, new: Settings, registry: TaskRegistry, names: list[str]) -> None:
+        old = self.settings
+        self.settings = replace(
+            new, **{name: getattr(old, name) for name in NEEDS_RESTART}, source=old.source
+        )
+        self.execution.registry = registry
+        set_level(new.log_level)
+        lease_ms = int(new.lease_ttl * 1000)
+        self.pump.batch, self.pump.lease_ms, self.pump.spin = (
+            new.claim_batch, lease_ms, new.timer_spin,
+        )  # fmt: skip
+        self.leases.lease_ms = lease_ms
+        self.recorder.batch_events = new.recorder_batch
+        self.recorder.flush_interval = new.recorder_interval
+        self.cron.update(new.cron, new.tasks)
+        await self._resize_pools(old, new)
+        self.pump.nudge()
+
+    async def _resize_pools(self, old: Settings, new: Settings) -> None:
+        """New sizes take effect for new jobs; running jobs finish on their old pool."""
+        async_executor = self.executors["async"]
+        assert isinstance(async_executor, AsyncExecutor)
+        async_executor.limit = new.async_concurrency
+        if new.io_threads != old.io_threads:
+            retired_io = self.executors["io"]
+            assert isinstance(retired_io, ThreadExecutor)
+            self.executors["io"] = ThreadExecutor(new.io_threads, self._nudge)
+            retired_io.retire()
+        if new.cpu_processes != old.cpu_processes:
+            pool = CpuPool(new.cpu_processes, self._nudge)
+            await pool.start()
+            retired_cpu, self.cpu_pool = self.cpu_pool, pool
+            self.executors["cpu"] = pool
+            await retired_cpu.retire()
 
     async def _stop_when_drained(self, stop: asyncio.Event) -> None:
         """Drain mode: stop once no job is waiting or running anywhere (the shutdown

@@ -71,11 +71,11 @@ class JobExecution:
         self.finish = finish
         self.clock = clock
 
-    async def run(self, job: ClaimedJob) -> None:
-        """Run one attempt; the slot of `job.kind`'s executor was acquired at claim time."""
+    async def run(self, job: ClaimedJob, slot: Executor) -> None:
+        """Run one attempt; `slot` is the executor whose slot was acquired at claim time
+        (after a reload it may no longer be the current one for its kind)."""
         log.info("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
         started = time.perf_counter()
-        slot = self.executors[job.kind]
         try:
             task = self.registry.get(job.task)
             args, kwargs = _decode(job)

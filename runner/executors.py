@@ -119,3 +119,7 @@ class ThreadExecutor:
 
     async def close(self, wait: bool) -> None:
         await asyncio.to_thread(self._pool.shutdown, wait=wait, cancel_futures=True)
+
+    def retire(self) -> None:
+        """Take no more jobs; threads still running finish their job, then end."""
+        self._pool.shutdown(wait=False)

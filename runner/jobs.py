@@ -71,6 +71,7 @@ class Outcome(NamedTuple):
     result_json: str = ""
     error: str = ""
     detail_json: str = "{}"
+    give_back: bool = False  # handed back at shutdown: the attempt does not count
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,12 @@ def configure_logging(level: str = "info", fmt: str = "auto", file: str | None =
     )
 
 
+def set_level(level: str) -> None:
+    """Change the level of every logger at once (a reload)."""
+    global _min_level  # noqa: PLW0603  # process-wide, as configure_logging sets it
+    _min_level = _LEVELS[level]
+
+
 def flush_logs() -> None:
     if _stream is not None:
         with contextlib.suppress(ValueError, OSError):  # closed at exit, or a broken pipe

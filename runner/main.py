@@ -53,13 +53,14 @@ async def _serve(
             log.info("schema migrated", applied=applied)
         daemon = Daemon(settings, registry, conns)
         stop = asyncio.Event()
-        _install_signal_handlers(stop)
+        _install_signal_handlers(stop, daemon.reload_requested)
         await daemon.serve(stop, drain=drain)
     finally:
         await conns.close()
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
+def _install_signal_handlers(stop: asyncio.Event, reload: asyncio.Event) -> None:
+    """SIGTERM/SIGINT: stop (twice: at once). SIGHUP: reload. Handlers only set events."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
@@ -72,3 +73,4 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)

@@ -130,17 +130,12 @@ class RedisStore:
         packed = orjson.dumps(
             [
                 (
-                    o.job_id,
-                    o.attempt,
-                    TRANSITIONS[o.action].target,
-                    o.due_at_ms or 0,
-                    o.result_json,
-                    o.error,
-                    o.detail_json,
+                    o.job_id, o.attempt, TRANSITIONS[o.action].target, o.due_at_ms or 0,
+                    o.result_json, o.error, o.detail_json, int(o.give_back),
                 )
                 for o in outcomes
             ]
-        ).decode()
+        ).decode()  # fmt: skip
         replies = await self.scripts.finish(
             keys=[self.keys.leases, self.keys.events, *self.keys.due_all, self.keys.job_prefix],
             args=[

@@ -10,7 +10,8 @@
 -- ARGV[4] allowed source states (",running,")   ARGV[5] wake channel
 -- ARGV[6] the outcomes, JSON: [[id, attempt, target state, due at (0 unless it goes
 --         back to the schedule), result (JSON text or ""), error (or ""),
---         event detail (JSON text)], ...]
+--         event detail (JSON text), give back (1: the attempt does not count, as
+--         for a job handed back at shutdown)], ...]
 -- Reply: one integer a job: 1 recorded, 0 fenced off (lease lost or state changed).
 
 local now, daemon, keep_ms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -28,6 +29,7 @@ for i, o in ipairs(cjson.decode(ARGV[6])) do
         local seq = tonumber(f[4]) + 1
         redis.call('HSET', key, 'state', target, 'seq', seq, 'updated_at', now)
         redis.call('HDEL', key, 'owner')
+        if o[8] == 1 then redis.call('HSET', key, 'attempt', attempt - 1) end
         if o[5] ~= '' then redis.call('HSET', key, 'result', o[5]) end
         if o[6] ~= '' then redis.call('HSET', key, 'error', o[6]) end
         redis.call('ZREM', KEYS[1], id)
