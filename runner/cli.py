@@ -100,6 +100,34 @@ def cmd_cron(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from runner.logview import LogFilter, show_logs, since_from  # noqa: PLC0415
+
+    try:
+        since = since_from(args.since) if args.since else None
+    except ValueError:
+        raise UsageError(
+            f"--since: give a duration like 10m or an ISO 8601 time, got {args.since!r}"
+        ) from None
+    source = args.source or _default_log_source(args)
+    flt = LogFilter(job_id=args.job, task=args.task, level=args.level, since=since)
+    try:
+        show_logs(source, args.follow, flt, args.json)
+    except FileNotFoundError:
+        raise UsageError(f"no log file at {source}; give a FILE, or - to read stdin") from None
+    except BrokenPipeError:
+        pass
+    return EXIT_OK
+
+
+def _default_log_source(args: argparse.Namespace) -> str:
+    """The config's [log] file, else stdin (`journalctl -u runner -o cat | runner logs`)."""
+    try:
+        return _settings(args).log_file or "-"
+    except ConfigError:
+        return "-"
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from runner.tasks import TaskRegistry  # noqa: PLC0415  # imports task modules
 
@@ -168,6 +196,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("job_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
+
+    logs = sub.add_parser("logs", parents=[common], help="read, filter and follow the JSON log")
+    logs.add_argument("source", nargs="?", help="a log file, or - for stdin (default: [log] file)")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow, across rotation")
+    logs.add_argument("--job", help="only this job id")
+    logs.add_argument("--task", help="only this task")
+    logs.add_argument("--level", choices=["debug", "info", "warning", "error"], help="at least")
+    logs.add_argument("--since", help="e.g. 10m, 2h, or an ISO 8601 time")
+    logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
+    logs.set_defaults(func=cmd_logs)
 
     cron = sub.add_parser("cron", parents=[common], help="cron schedules: last and next fires")
     cron.add_argument("--json", action="store_true")

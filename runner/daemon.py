@@ -28,7 +28,7 @@ from runner.executors import AsyncExecutor, Executor, ThreadExecutor
 from runner.finisher import Finisher
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
-from runner.logs import flush_logs, get_logger, set_level
+from runner.logs import flush_logs, get_logger, reopen_log_file, set_level
 from runner.notifier import reloading, run_notifier
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
@@ -239,6 +239,7 @@ class Daemon:
         )
         self.execution.registry = registry
         set_level(new.log_level)
+        reopen_log_file()  # logrotate's postrotate runs `systemctl reload runner`
         lease_ms = int(new.lease_ttl * 1000)
         self.pump.batch, self.pump.lease_ms, self.pump.spin = (
             new.claim_batch, lease_ms, new.timer_spin,

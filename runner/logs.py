@@ -110,6 +110,16 @@ def configure_logging(level: str = "info", fmt: str = "auto", file: str | None =
     )
 
 
+def reopen_log_file() -> None:
+    """Reopen the log file (after logrotate renamed it); stdout is left alone."""
+    global _stream  # process-wide, as configure_logging sets it
+    if _stream is None or _stream is sys.stdout.buffer or not hasattr(_stream, "name"):
+        return
+    flush_logs()
+    old, _stream = _stream, open(_stream.name, "ab")  # noqa: SIM115  # kept open for the process's life
+    old.close()
+
+
 def set_level(level: str) -> None:
     """Change the level of every logger at once (a reload)."""
     global _min_level  # noqa: PLW0603  # process-wide, as configure_logging sets it
