@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
+import threading
 
 import uvloop
 
@@ -40,7 +42,18 @@ def run_daemon(settings: Settings, drain: bool = False) -> int:
             servers.stop()
             log.info("embedded servers stopped")
         flush_logs()
+    _exit_if_threads_linger()
     return 0
+
+
+def _exit_if_threads_linger() -> None:
+    """An io job past the grace still holds its thread, and the interpreter would wait
+    for it at exit (concurrent.futures joins its workers). Its job was handed back and
+    everything is recorded, so leave now."""
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 async def _serve(

@@ -44,3 +44,9 @@ async def bad_result() -> object:
 
 def bad_result_cpu() -> object:
     return {1, 2, 3}
+
+
+async def block_loop(seconds: float) -> float:
+    """Blocks the daemon's event loop (a badly written task), to trip the watchdog."""
+    time.sleep(seconds)  # noqa: ASYNC251  # blocking the loop is the point
+    return seconds

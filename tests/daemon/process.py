@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from runner.store.pg_store import PgStore
 
 LogLine = dict[str, Any]
 
@@ -138,3 +141,16 @@ def cli(*args: str, config: Path, timeout: float = 30.0) -> subprocess.Completed
         check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
+
+
+async def wait_for_history(
+    pg: PgStore, job_id: str, final: str, timeout: float = 20.0
+) -> tuple[list[dict[str, Any]], float]:
+    """Poll Postgres until the job's history ends in `final`; (history, when seen)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        history = await pg.job_history(job_id)
+        if history and history[-1]["to_state"] == final:
+            return history, time.time()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} did not reach {final}: {await pg.job_history(job_id)}")

@@ -5,26 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from runner.store.pg_store import PgStore
-from tests.daemon.process import DaemonProcess, cli
-
-
-async def wait_for_history(
-    pg: PgStore, job_id: str, final: str, timeout: float = 20.0
-) -> tuple[list[dict[str, Any]], float]:
-    """Poll Postgres until the job's history ends in `final`; (history, when seen)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        history = await pg.job_history(job_id)
-        if history and history[-1]["to_state"] == final:
-            return history, time.time()
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not reach {final}: {await pg.job_history(job_id)}")
+from tests.daemon.process import DaemonProcess, cli, wait_for_history
 
 
 async def test_delayed_job_runs_on_time_and_reaches_postgres_within_a_second(

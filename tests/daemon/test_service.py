@@ -1,0 +1,232 @@
+"""runner as a systemd service, on a real process: sd_notify, SIGHUP reload, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from runner.store.keys import Keys
+from runner.store.pg_store import PgStore
+from tests.daemon.process import DaemonProcess, cli, wait_for_history
+
+
+class NotifySocket:
+    """A Unix datagram socket standing in for systemd's; records (time, message)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def wait_for(self, prefix: str, after: float = 0.0, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, message in list(self.messages):
+                if at >= after and any(f.startswith(prefix) for f in message.split("\n")):
+                    return message
+            time.sleep(0.02)
+        raise AssertionError(f"no {prefix!r} after {after}; got {self.messages[-10:]}")
+
+    def times(self, field: str) -> list[float]:
+        return [at for at, message in self.messages if field in message.split("\n")]
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    listener = NotifySocket(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+def test_sd_notify_ready_status_watchdog_reload_and_stop(
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    notify_socket: NotifySocket,
+) -> None:
+    """READY, STATUS, WATCHDOG, RELOADING/READY and STOPPING arrive as systemd expects;
+    a blocked event loop stops the watchdog pings."""
+    config = daemon_config(tasks__block_loop={"target": "tests.tasks:block_loop", "kind": "async"})
+    env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"}
+    daemon = spawn(config, env)
+    notify_socket.wait_for("READY=1")
+    assert "running" in notify_socket.wait_for("STATUS=")
+    time.sleep(1.6)
+    pings = notify_socket.times("WATCHDOG=1")
+    assert len(pings) >= 3 and max(b - a for a, b in itertools.pairwise(pings)) < 0.8
+    sent = time.monotonic()
+    daemon.signal(signal.SIGHUP)
+    reloading = notify_socket.wait_for("RELOADING=1", after=sent)
+    assert "MONOTONIC_USEC=" in reloading
+    notify_socket.wait_for("READY=1", after=sent)
+    blocked_at = time.monotonic()
+    assert cli("enqueue", "block_loop", "--args", "[3]", config=config).returncode == 0
+    time.sleep(4.5)
+    during = [t for t in notify_socket.times("WATCHDOG=1") if t > blocked_at]
+    gaps = [b - a for a, b in zip([blocked_at, *during], during, strict=False)]
+    assert max(gaps) > 2.0, "the watchdog kept pinging while the loop was blocked"
+    assert during[-1] > time.monotonic() - 1.0, "the pings did not resume"
+    stopping_after = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    notify_socket.wait_for("STOPPING=1", after=stopping_after)
+    assert daemon.wait_exit() == 0
+
+
+async def test_sighup_applies_a_valid_change_and_keeps_running_jobs(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], pg: PgStore
+) -> None:
+    """A new task, a new cron schedule and a new pool size apply within 1 s while 100 long
+    jobs run on; an invalid file is rejected and the old config keeps working."""
+    config = daemon_config(tasks__sleep_async={"target": "tests.tasks:sleep_async"})
+    daemon = spawn(config)
+    daemon.wait_ready()
+    ids = [
+        json.loads(cli("enqueue", "sleep_async", "--args", "[4]", "--json", config=config).stdout)[
+            "id"
+        ]
+        for _ in range(5)
+    ]
+    ids += await _enqueue_many(config, 95)
+    daemon.wait_for(lambda _: len(daemon.events("job started")) >= 100, timeout=20)
+    original = config.read_text()
+    config.write_text(
+        original + '\n[pools]\nio = 6\n\n[tasks.echo_again]\ntarget = "tests.tasks:echo"\n\n'
+        '[cron.every_second]\nschedule = "* * * * * *"\ntask = "echo_again"\n'
+    )
+    sent = time.monotonic()
+    daemon.signal(signal.SIGHUP)
+    reloaded = daemon.wait_for(lambda line: line.get("event") == "config reloaded", timeout=5)
+    assert time.monotonic() - sent < 1.0
+    assert {"io_threads", "tasks.echo_again", "cron.every_second"} <= set(reloaded["changed"])
+    daemon.wait_for(
+        lambda line: line.get("task") == "echo_again" and line["event"] == "job succeeded"
+    )
+    done = cli("enqueue", "echo_again", "--json", config=config)
+    assert done.returncode == 0, done.stderr
+    good = config.with_name("good.toml")
+    good.write_text(config.read_text())
+    config.write_text(original + "\n[pools\nbroken =\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda line: line.get("event") == "reload rejected: config invalid")
+    after_bad = json.loads(cli("enqueue", "echo", "--json", config=good).stdout)["id"]
+    daemon.wait_for(
+        lambda line: line.get("job_id") == after_bad and line["event"] == "job succeeded"
+    )
+    daemon.wait_for(lambda _: len(daemon.events("job succeeded")) >= 100, timeout=20)
+    for job_id in ids:
+        history, _ = await wait_for_history(pg, job_id, "succeeded")
+        assert max(h["attempt"] for h in history) == 1  # never restarted
+    assert daemon.proc.poll() is None
+
+
+async def _enqueue_many(config: Path, count: int) -> list[str]:
+    from runner.client import Client  # noqa: PLC0415
+    from runner.config import load_settings  # noqa: PLC0415
+
+    settings = load_settings(config, {})
+    async with await Client.connect(settings) as client:
+        jobs = [client.new_job("sleep_async", [4]) for _ in range(count)]
+        return await client.enqueue_many(jobs)
+
+
+async def test_sigterm_finishes_what_it_can_and_hands_back_the_rest(
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    pg: PgStore,
+    redis: Redis,
+    prefix: str,
+) -> None:
+    """Jobs that end within the grace succeed; the rest go back to the schedule with no
+    attempt counted; every transition reaches Postgres; the exit code is 0."""
+    config = daemon_config(
+        daemon={"shutdown_grace": "1s"},
+        tasks__burn_cpu={"target": "tests.tasks:burn_cpu", "kind": "cpu"},
+        tasks__sleep_async={"target": "tests.tasks:sleep_async"},
+    )
+    daemon = spawn(config)
+    daemon.wait_ready()
+
+    def enqueue(task: str, seconds: float) -> str:
+        args = json.dumps([seconds])
+        return str(
+            json.loads(cli("enqueue", task, "--args", args, "--json", config=config).stdout)["id"]
+        )
+
+    quick = [enqueue("sleep_io", 0.3), enqueue("sleep_async", 0.3)]
+    slow = [enqueue("sleep_io", 30), enqueue("sleep_async", 30), enqueue("burn_cpu", 30)]
+    daemon.wait_for(lambda _: len(daemon.events("job started")) >= 5)
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0
+    assert time.monotonic() - started < 5
+    for job_id in quick:
+        assert [h["to_state"] for h in await pg.job_history(job_id)][-1] == "succeeded"
+    keys = Keys(prefix)
+    for job_id in slow:
+        history = await pg.job_history(job_id)
+        assert [h["to_state"] for h in history] == ["scheduled", "running", "scheduled"]
+        assert history[-1]["detail"]["reason"] == "daemon stopped before the job ended"
+        job = await redis.hgetall(keys.job(job_id))
+        assert (job["state"], job["attempt"]) == ("scheduled", "0")
+    await asyncio.sleep(0)
+
+
+def test_logs_follow_a_file_through_rotation(tmp_path: Path) -> None:
+    """`runner logs -f` keeps following after a logrotate-style rename and new file."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    log = tmp_path / "runner.log"
+
+    def line(event: str, task: str = "t") -> str:
+        stamp = "2026-11-22T10:00:00.000Z"
+        return json.dumps({"ts": stamp, "level": "info", "event": event, "task": task}) + "\n"
+
+    log.write_text(line("before rotation") + line("other task", task="x"))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "runner", "logs", str(log), "-f", "--task", "t"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        assert "before rotation" in follower.stdout.readline()
+        log.rename(tmp_path / "runner.log.1")
+        with (tmp_path / "runner.log.1").open("a") as old:
+            old.write(line("late line in the old file"))
+        time.sleep(0.5)
+        log.write_text(line("after rotation"))
+        assert "late line in the old file" in follower.stdout.readline()
+        after = follower.stdout.readline()
+        assert "after rotation" in after and "task=t" in after
+    finally:
+        follower.kill()
+        follower.wait()
+        if follower.stdout is not None:
+            follower.stdout.close()
