@@ -98,11 +98,14 @@ class _Reader:
         if not isinstance(value, dict):
             self.problems.append(f"{path}: must be a table, got {value!r}")
             return {}
-        for key in sorted(set(value) - allowed):
+        self.unknown_keys(value, path, allowed)
+        return value
+
+    def unknown_keys(self, table: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+        for key in sorted(set(table) - allowed):
             self.problems.append(
                 f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
             )
-        return value
 
     def get(self, table: Mapping[str, Any], path: str, default: T, check: Callable[[Any], T]) -> T:
         key = path.rsplit(".", 1)[-1]
@@ -184,10 +187,7 @@ def _task(read: _Reader, name: str, raw: Any) -> TaskSettings | None:
         read.problems.append(f"{path}: must be a table, got {raw!r}")
         return None
     before = len(read.problems)
-    for key in sorted(set(raw) - _TASK_KEYS):
-        read.problems.append(
-            f"{path}.{key}: unknown key (allowed: {', '.join(sorted(_TASK_KEYS))})"
-        )
+    read.unknown_keys(raw, path, _TASK_KEYS)
     if "target" not in raw:
         read.problems.append(f"{path}.target: missing; give it as 'package.module:function'")
     target = read.get(raw, f"{path}.target", "", _target)
@@ -226,10 +226,7 @@ def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronS
         read.problems.append(f"{path}: must be a table, got {raw!r}")
         return None
     before = len(read.problems)
-    for key in sorted(set(raw) - _CRON_KEYS):
-        read.problems.append(
-            f"{path}.{key}: unknown key (allowed: {', '.join(sorted(_CRON_KEYS))})"
-        )
+    read.unknown_keys(raw, path, _CRON_KEYS)
     for key in ("schedule", "task"):
         if key not in raw:
             read.problems.append(f"{path}.{key}: missing")

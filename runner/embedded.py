@@ -81,10 +81,15 @@ def _stop_leftover_postmaster(data: Path, timeout: float = 15.0) -> None:
         pid = int((data / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return
+    _terminate(pid, signal.SIGINT, timeout)
+
+
+def _terminate(pid: int, sig: signal.Signals, timeout: float) -> None:
+    """Signal a leftover server and wait (bounded) for it to exit."""
     if not _alive(pid):
         return
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGINT)
+        os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -201,13 +206,7 @@ class EmbeddedServers:
             pid = int(json.loads((self.root / STATE_FILE).read_text())["redis"]["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             return
-        if not _alive(pid):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _terminate(pid, signal.SIGTERM, timeout)
 
     # PostgreSQL.
 

@@ -10,6 +10,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from runner.store.keys import Keys
 from runner.store.migrate import migrate
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
+from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.servers import Servers, start_servers
 
 TEMPLATE_DB = f"runner_template_{secrets.token_hex(3)}"
@@ -160,3 +162,29 @@ async def pg(database_url: str) -> AsyncIterator[PgStore]:
 @pytest.fixture
 async def client(settings: Settings, redis: Redis, pg: PgStore) -> Client:
     return Client(settings, redis, pg)
+
+
+@pytest.fixture
+def daemon_config(
+    tmp_path: Path, servers: Servers, database_url: str, prefix: str
+) -> Callable[..., Path]:
+    def make(**sections: Any) -> Path:
+        return daemon_config_file(
+            tmp_path / "runner.toml", servers.redis_url, database_url, prefix, **sections
+        )
+
+    return make
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+        process = DaemonProcess(config, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
