@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_VENV ?= .bench-venv
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean systemd-analyze
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,15 @@ run: $(STAMP)
 	@echo "  $(BIN)/runner --config config/dev.toml show JOB_ID"
 	$(BIN)/runner --config config/dev.toml run
 
-test: $(STAMP)
+test: $(STAMP) systemd-analyze
 	$(BIN)/pytest
+
+# The unit-file tests run systemd-analyze; Debian-based machines get it from apt.
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq systemd >/dev/null; \
+	  else echo "systemd-analyze is missing: install the 'systemd' package" >&2; exit 1; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check runner tests bench

@@ -86,8 +86,15 @@ def test_sd_notify_ready_status_watchdog_reload_and_stop(
     reloading = notify_socket.wait_for("RELOADING=1", after=sent)
     assert "MONOTONIC_USEC=" in reloading
     notify_socket.wait_for("READY=1", after=sent)
+    config.write_text(config.read_text() + "\n[pools\n")  # an invalid file
+    sent = time.monotonic()
+    daemon.signal(signal.SIGHUP)
+    notify_socket.wait_for("READY=1", after=sent)
+    assert "last reload failed" in notify_socket.wait_for("STATUS=", after=sent)
     blocked_at = time.monotonic()
-    assert cli("enqueue", "block_loop", "--args", "[3]", config=config).returncode == 0
+    good = config.with_name("good.toml")
+    good.write_text(config.read_text().removesuffix("\n[pools\n"))
+    assert cli("enqueue", "block_loop", "--args", "[3]", config=good).returncode == 0
     time.sleep(4.5)
     during = [t for t in notify_socket.times("WATCHDOG=1") if t > blocked_at]
     gaps = [b - a for a, b in zip([blocked_at, *during], during, strict=False)]
@@ -230,3 +237,20 @@ def test_logs_follow_a_file_through_rotation(tmp_path: Path) -> None:
         follower.wait()
         if follower.stdout is not None:
             follower.stdout.close()
+
+
+def test_a_second_sigterm_stops_at_once(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess]
+) -> None:
+    """During a long grace, a second SIGTERM ends the process without waiting."""
+    config = daemon_config(daemon={"shutdown_grace": "60s"})
+    daemon = spawn(config)
+    daemon.wait_ready()
+    assert cli("enqueue", "sleep_io", "--args", "[30]", config=config).returncode == 0
+    daemon.wait_for(lambda line: line.get("event") == "job started")
+    daemon.signal(signal.SIGTERM)
+    daemon.wait_for(lambda line: line.get("event") == "daemon stopping")
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout=10) == 1
+    assert time.monotonic() - started < 5
