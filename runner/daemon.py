@@ -13,9 +13,10 @@ import gc
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings
@@ -122,22 +123,22 @@ class Daemon:
         """Run until `stop` is set (or, with `drain`, until no work is left)."""
         await self.cpu_pool.start()
         async with asyncio.TaskGroup() as group:
-            services = [
-                group.create_task(self.pump.run(), name="pump"),
-                group.create_task(self.finisher.run(), name="finisher"),
-                group.create_task(self.leases.run(), name="leases"),
-                group.create_task(self.recorder.run(), name="recorder"),
-                group.create_task(
-                    listen_for_wakeups(self.conns.redis, self.conns.keys.wake_channel, self.pump),
-                    name="wake-listener",
+            coroutines: dict[str, Coroutine[Any, Any, None]] = {
+                "pump": self.pump.run(),
+                "finisher": self.finisher.run(),
+                "leases": self.leases.run(),
+                "recorder": self.recorder.run(),
+                "wake-listener": listen_for_wakeups(
+                    self.conns.redis, self.conns.keys.wake_channel, self.pump
                 ),
-                group.create_task(_flush_logs_periodically(), name="log-flusher"),
-                group.create_task(self.cron.run(), name="cron"),
-                group.create_task(run_notifier(self.status_line), name="notifier"),
-                group.create_task(self._reload_on_request(), name="reloader"),
-            ]
+                "log-flusher": _flush_logs_periodically(),
+                "cron": self.cron.run(),
+                "notifier": run_notifier(self.status_line),
+                "reloader": self._reload_on_request(),
+            }
             if drain:
-                services.append(group.create_task(self._stop_when_drained(stop), name="drain"))
+                coroutines["drain"] = self._stop_when_drained(stop)
+            services = {name: group.create_task(c, name=name) for name, c in coroutines.items()}
             # Everything alive now (modules, pools, connections) lives as long as the
             # daemon: moved out of the collector's sight, a full collection no longer
             # scans it, which keeps collector pauses off the jobs' start times.
@@ -151,12 +152,12 @@ class Daemon:
         log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
         flush_logs()
 
-    async def _shutdown(self, services: list[asyncio.Task[None]]) -> None:
+    async def _shutdown(self, services: dict[str, asyncio.Task[None]]) -> None:
         """Stop claiming; give running jobs the grace; hand back the rest, uncounted;
         record everything; close the pools."""
         self.pump.stopping = True
         self.pump.nudge()
-        await asyncio.wait([services[0]])
+        await asyncio.wait([services["pump"]])
         running = list(self._job_tasks)
         if running:
             _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace)
@@ -167,8 +168,8 @@ class Daemon:
                 await asyncio.wait(late)
         await self.finisher.flush()
         self.recorder.stopping = True
-        await asyncio.wait([services[3]])
-        for service in services:
+        await asyncio.wait([services["recorder"]])
+        for service in services.values():
             service.cancel()
         for executor in self.executors.values():
             await executor.close(wait=False)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import Settings, load_settings
-from runner.errors import ConfigError
 from runner.tasks import TaskRegistry
 
 NEEDS_RESTART = (
@@ -47,13 +46,10 @@ def _mapping_changes(section: str, before: Any, after: Any) -> list[str]:
 
 
 def load_new(path: Path) -> tuple[Settings, TaskRegistry]:
-    """The new settings and task registry, or ConfigError with every problem found."""
+    """The new settings and task registry; raises ConfigError with every problem found."""
     settings = load_settings(path)
     return settings, TaskRegistry.from_settings(settings)
 
 
 def restart_only(names: list[str]) -> list[str]:
     return [name for name in names if name in NEEDS_RESTART]
-
-
-__all__ = ["NEEDS_RESTART", "ConfigError", "changed", "load_new", "restart_only"]
