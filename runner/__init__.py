@@ -3,7 +3,6 @@
 from runner.client import Client, JobInfo
 from runner.errors import (
     ConfigError,
-    InvalidTransition,
     JobNotFound,
     PayloadError,
     RunnerError,
@@ -14,7 +13,6 @@ from runner.errors import (
 __all__ = [
     "Client",
     "ConfigError",
-    "InvalidTransition",
     "JobInfo",
     "JobNotFound",
     "PayloadError",

@@ -47,20 +47,6 @@ class JobNotFound(RunnerError):
         super().__init__(f"job {job_id!r} not found")
 
 
-class InvalidTransition(RunnerError):
-    """The job's current state does not allow the requested change."""
-
-    def __init__(self, job_id: str, action: str, state: str) -> None:
-        self.job_id = job_id
-        self.action = action
-        self.state = state
-        super().__init__(f"cannot {action} job {job_id!r}: it is {state}")
-
-
-class StoreUnavailable(RunnerError):
-    """Redis or Postgres did not answer."""
-
-
 class TaskTimeout(RunnerError):
     """A job ran past its task's timeout."""
 

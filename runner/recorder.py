@@ -70,6 +70,8 @@ class Recorder:
                 log.warning("redis unavailable; recorder waiting", error=str(exc))
                 await asyncio.sleep(0.5)
         await self.drain()
+        # Everything this consumer read is acknowledged: leave the group tidy.
+        await self.redis_store.forget_consumer(self.consumer)
 
     async def drain(self) -> None:
         """Record everything in the stream now."""

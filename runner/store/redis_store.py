@@ -278,8 +278,15 @@ class RedisStore:
             await pipe.execute()
 
     async def forget_consumer(self, consumer: str) -> None:
-        """Drop this daemon's consumer once it has nothing pending."""
-        await self.redis.xgroup_delconsumer(self.keys.events, self.keys.recorder_group, consumer)
+        """Drop this daemon's consumer from the group, only if it has nothing pending
+        (deleting a consumer drops its pending entries, which must be recorded)."""
+        pending = await self.redis.xpending_range(
+            self.keys.events, self.keys.recorder_group, "-", "+", 1, consumername=consumer
+        )
+        if not pending:
+            await self.redis.xgroup_delconsumer(
+                self.keys.events, self.keys.recorder_group, consumer
+            )
 
 
 def _enqueue_row(job: NewJob) -> tuple[Any, ...]:

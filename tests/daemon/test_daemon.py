@@ -8,6 +8,9 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from redis.asyncio import Redis
+
+from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from tests.daemon.process import DaemonProcess, cli, wait_for_history
 
@@ -93,9 +96,14 @@ async def test_sigkill_mid_job_runs_it_again_after_the_lease_expires(
 
 
 async def test_sigterm_stops_cleanly_with_exit_code_zero(
-    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], pg: PgStore
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    pg: PgStore,
+    redis: Redis,
+    prefix: str,
 ) -> None:
-    """SIGTERM: running jobs finish within the grace, everything is recorded, exit 0."""
+    """SIGTERM: running jobs finish within the grace, everything is recorded, exit 0,
+    and the daemon leaves no consumer behind in the stream's group."""
     config = daemon_config()
     daemon = spawn(config)
     daemon.wait_ready()
@@ -108,3 +116,5 @@ async def test_sigterm_stops_cleanly_with_exit_code_zero(
     history = await pg.job_history(job_id)
     assert [h["to_state"] for h in history] == ["scheduled", "running", "succeeded"]
     assert daemon.events("daemon stopped")
+    keys = Keys(prefix)
+    assert await redis.xinfo_consumers(keys.events, keys.recorder_group) == []
