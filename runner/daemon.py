@@ -39,6 +39,8 @@ from runner.tasks import TaskRegistry
 
 log = get_logger()
 
+STOP_WRITES_S = 10.0  # at stop, how long outcomes and events may take to be written
+
 
 def new_daemon_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -166,14 +168,25 @@ class Daemon:
                 for task in late:
                     task.cancel()
                 await asyncio.wait(late)
-        await self.finisher.flush()
+        await self._bounded(self.finisher.flush(), "outcomes not written; leases will expire")
         self.recorder.stopping = True
-        await asyncio.wait([services["recorder"]])
+        _, unfinished = await asyncio.wait([services["recorder"]], timeout=STOP_WRITES_S)
+        if unfinished:
+            log.warning("events left unrecorded in the stream; another daemon will take them over")
         for service in services.values():
             service.cancel()
         for executor in self.executors.values():
             await executor.close(wait=False)
         await self.conns.redis_store.forget_daemon(self.id)
+
+    async def _bounded(self, work: Coroutine[Any, Any, None], if_late: str) -> None:
+        """A store that is down must not hold the exit for ever: nothing is lost by
+        leaving (leases expire, unacknowledged events are taken over)."""
+        try:
+            async with asyncio.timeout(STOP_WRITES_S):
+                await work
+        except TimeoutError:
+            log.warning(if_late)
 
     def _give_back(self, jobs: list[ClaimedJob]) -> None:
         """Jobs still running when the grace ran out go back to the schedule, due now,
