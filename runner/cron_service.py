@@ -122,6 +122,7 @@ class CronService:
         (another daemon fired it) or "skipped" (overlap = skip).
         """
         jobs: list[NewJob] = []
+        handled: dict[str, datetime] = {}
         for name, entry in self.entries.items():
             c = entry.settings
             grace = timedelta(seconds=c.misfire_grace)
@@ -130,10 +131,9 @@ class CronService:
             since = max(self.last[name], now - grace - MISFIRE_AFTER)
             latest = entry.schedule.between(since, now, limit=1)
             if latest:
-                self.last[name] = latest[-1]
-        if not jobs:
-            return []
+                handled[name] = latest[-1]
         results = await self.store.enqueue_many(jobs, self.origin, self.clock.now_ms())
+        self.last.update(handled)  # only now: a tick whose enqueue failed is tried again
         fired = []
         for job, result in zip(jobs, results, strict=True):
             name, tick = job.extra["cron"], datetime.fromisoformat(job.extra["tick"])

@@ -49,7 +49,6 @@ class Pump:
         self.spin = spin
         self.wake = asyncio.Event()
         self.stopping = False
-        self.idle = asyncio.Event()  # set when the last claim found nothing due
         self._sleeping_until: int | None = None
 
     def nudge(self) -> None:
@@ -85,10 +84,6 @@ class Pump:
         for job in claimed.jobs:
             counts[job.kind] += 1
             self.start(job)
-        if not claimed.jobs:
-            self.idle.set()
-        else:
-            self.idle.clear()
         nexts = []
         for kind, limit in limits.items():
             if limit and counts[kind] == limit:
