@@ -67,7 +67,6 @@ def redis_client(url: str) -> Redis:
 @dataclass
 class Connections:
     redis: Redis
-    keys: Keys
     redis_store: RedisStore
     pg_store: PgStore
 
@@ -77,13 +76,12 @@ class Connections:
         try:
             await redis.ping()
             await check_scripts(redis)
-            keys = Keys(settings.key_prefix)
-            store = RedisStore(redis, keys, int(settings.keep_finished * 1000))
+            store = RedisStore(redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000))
             pg = await PgStore.connect(database_url)
         except BaseException:
             await redis.aclose()
             raise
-        return cls(redis, keys, store, pg)
+        return cls(redis, store, pg)
 
     async def close(self) -> None:
         await self.pg_store.close()

@@ -63,11 +63,10 @@ class Daemon:
         self.reload_requested = asyncio.Event()
         self.reload_failed: str | None = None
         lease_ms = int(settings.lease_ttl * 1000)
-        self.cpu_pool = CpuPool(settings.cpu_processes, self._nudge)
         self.executors: dict[str, Executor] = {
             "async": AsyncExecutor(settings.async_concurrency, self._nudge),
             "io": ThreadExecutor(settings.io_threads, self._nudge),
-            "cpu": self.cpu_pool,
+            "cpu": CpuPool(settings.cpu_processes, self._nudge),
         }
         store = conns.redis_store
         self.finisher = Finisher(store, self.id, clock, self._finished)
@@ -100,6 +99,11 @@ class Daemon:
             reclaim_after=settings.recorder_reclaim_after,
         )
 
+    def _cpu_pool(self) -> CpuPool:
+        pool = self.executors["cpu"]
+        assert isinstance(pool, CpuPool)
+        return pool
+
     def _nudge(self) -> None:
         self.pump.nudge()
 
@@ -123,7 +127,7 @@ class Daemon:
 
     async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
         """Run until `stop` is set (or, with `drain`, until no work is left)."""
-        await self.cpu_pool.start()
+        await self._cpu_pool().start()
         async with asyncio.TaskGroup() as group:
             coroutines: dict[str, Coroutine[Any, Any, None]] = {
                 "pump": self.pump.run(),
@@ -131,7 +135,7 @@ class Daemon:
                 "leases": self.leases.run(),
                 "recorder": self.recorder.run(),
                 "wake-listener": listen_for_wakeups(
-                    self.conns.redis, self.conns.keys.wake_channel, self.pump
+                    self.conns.redis, self.conns.redis_store.keys.wake_channel, self.pump
                 ),
                 "log-flusher": _flush_logs_periodically(),
                 "cron": self.cron.run(),
@@ -278,7 +282,7 @@ class Daemon:
         if new.cpu_processes != old.cpu_processes:
             pool = CpuPool(new.cpu_processes, self._nudge)
             await pool.start()
-            retired_cpu, self.cpu_pool = self.cpu_pool, pool
+            retired_cpu = self._cpu_pool()
             self.executors["cpu"] = pool
             await retired_cpu.retire()
 

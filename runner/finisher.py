@@ -34,12 +34,9 @@ class Finisher:
         self.on_finished = on_finished
         self._pending: list[Outcome] = []
         self._wakeup = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
-        self._idle.clear()
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -68,7 +65,3 @@ class Finisher:
                         attempt=outcome.attempt,
                     )
             self.on_finished(batch, recorded)
-        self._idle.set()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()

@@ -79,16 +79,10 @@ def render(line: dict[str, Any], colour: bool) -> str:
     return " ".join(coloured + head[3:] + ([f"{_DIM}{rest}{_RESET}"] if rest else []))
 
 
-def _lines_of(stream: IO[str]) -> Iterator[str]:
-    yield from stream
-
-
-def follow(path: Path, poll: float = 0.2, from_start: bool = True) -> Iterator[str]:
+def follow(path: Path, poll: float = 0.2) -> Iterator[str]:
     """Lines of `path` as they are written; reopens it when it is renamed (rotated) and a
     new file appears, or when it is truncated."""
     handle = _open_waiting(path, poll)
-    if not from_start:
-        handle.seek(0, os.SEEK_END)
     inode = os.fstat(handle.fileno()).st_ino
     partial = ""
     while True:
@@ -134,11 +128,11 @@ def show_logs(
 ) -> None:
     colour = out.isatty() and not as_json
     if source == "-":
-        lines: Iterator[str] = _lines_of(sys.stdin)
+        lines: Iterator[str] = sys.stdin
     elif follow_file:
         lines = follow(Path(source))
     else:
-        lines = _lines_of(Path(source).open(encoding="utf-8", errors="replace"))  # noqa: SIM115  # read to the end
+        lines = Path(source).open(encoding="utf-8", errors="replace")  # noqa: SIM115  # read to the end
     for raw in lines:
         text = raw.strip()
         if not text:
