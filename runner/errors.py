@@ -53,3 +53,23 @@ class TaskTimeout(RunnerError):
 
 class UnserialisableResult(RunnerError):
     """A task returned something JSON cannot represent."""
+
+
+class StoreError(RunnerError):
+    """Redis or PostgreSQL refused a request. Raised only by runner.store, which
+    translates its drivers' exceptions, so the engine never names a driver."""
+
+    def __init__(self, message: str, server: str = "") -> None:
+        self.server = server
+        super().__init__(message)
+
+
+class StoreUnavailable(StoreError):
+    """The server cannot serve right now: connection lost or refused, a timeout, a
+    restart in progress, a read-only replica, out of memory, a deadlock or a
+    serialization failure. Retrying after a pause is the answer."""
+
+
+class StoreDataError(StoreError):
+    """PostgreSQL rejected the data of a write (a value that is not what runner's
+    scripts write): the datum must be isolated, retrying the same batch cannot help."""
