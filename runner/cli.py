@@ -16,12 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from asyncpg import PostgresError
-from redis.exceptions import RedisError
 
 from runner.config import Settings, config_path, load_settings
 from runner.durations import parse_duration
-from runner.errors import ConfigError, RunnerError, UsageError
+from runner.errors import ConfigError, RunnerError, StoreUnavailable, UsageError
 from runner.redact import redact_text
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -213,22 +211,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What each error becomes: a line on stderr (with a prefix) and an exit code.
+# The first match wins, so subclasses come before their base.
+_FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
+    (UsageError, "", EXIT_USAGE),
+    (StoreUnavailable, "cannot reach a server: ", EXIT_FAILURE),
+    (RunnerError, "", EXIT_FAILURE),
+    (OSError, "", EXIT_FAILURE),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     func: Command = args.func
     try:
         return func(args)
-    except UsageError as exc:
-        print(f"runner: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ConfigError as exc:
-        print(f"runner: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except RunnerError as exc:
-        print(f"runner: {redact_text(str(exc))}", file=sys.stderr)
-        return EXIT_FAILURE
-    except (OSError, RedisError, PostgresError) as exc:
-        print(f"runner: cannot reach a server: {redact_text(str(exc))}", file=sys.stderr)
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        for kind, prefix, code in _FAILURES:
+            if isinstance(exc, kind):
+                print(f"runner: {prefix}{redact_text(str(exc))}", file=sys.stderr)
+                return code
+        raise

@@ -6,6 +6,7 @@ configured folder; every other command finds the one a running daemon started.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass
 
@@ -74,9 +75,9 @@ class Connections:
     async def open(cls, settings: Settings, redis_url: str, database_url: str) -> Connections:
         redis = redis_client(redis_url)
         try:
-            await redis.ping()
-            await check_scripts(redis)
             store = RedisStore(redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000))
+            await store.ping()
+            await check_scripts(redis)
             pg = await PgStore.connect(database_url)
         except BaseException:
             await redis.aclose()
@@ -84,5 +85,9 @@ class Connections:
         return cls(redis, store, pg)
 
     async def close(self) -> None:
-        await self.pg_store.close()
-        await self.redis.aclose()
+        """Close both; a server that is down by now must not turn a clean stop into
+        an error."""
+        with contextlib.suppress(Exception):
+            await self.pg_store.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runner.clock import Clock
 from runner.config import CronSettings, TaskSettings
 from runner.cron import MISFIRE_AFTER, Schedule, tick_id, ticks_to_fire
 from runner.jobs import NewJob
 from runner.logs import get_logger
+from runner.resilience import Backoff
 from runner.store.redis_store import RedisStore
 
 log = get_logger()
@@ -90,13 +89,14 @@ class CronService:
                 self.last[name] = datetime.fromtimestamp(last_ms / 1000, UTC)
 
     async def run(self) -> None:
+        backoff = Backoff(first=0.1, cap=1.0)
         while True:
             try:
                 await self.load_state()
                 await self.fire_due(self.now() + LEAD)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("redis unavailable; cron waiting", error=str(exc))
-                await asyncio.sleep(0.5)
+                backoff.reset()
+            except Exception as exc:  # the service policy: log, pause, go on
+                await backoff.pause("cron", exc)
                 continue
             try:
                 async with asyncio.timeout(self._seconds_to_next()):

@@ -9,21 +9,26 @@ flush outcomes to Redis, drain the stream to Postgres, close the pools.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
 import os
 import secrets
 import socket
+import traceback
 from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings
 from runner.connections import Connections
 from runner.cpu_pool import CpuPool
 from runner.cron_service import CronService
-from runner.errors import ConfigError
+from runner.errors import ConfigError, StoreError
 from runner.execution import JobExecution
 from runner.executors import AsyncExecutor, Executor, ThreadExecutor
 from runner.finisher import Finisher
@@ -58,7 +63,8 @@ class Daemon:
         self.conns = conns
         self.clock = clock
         self.id = new_daemon_id()
-        self.active: dict[str, ClaimedJob] = {}
+        self.active: dict[str, ClaimedJob] = {}  # claimed here, outcome not yet in Redis
+        self._ended: set[str] = set()  # of those, the ones whose outcome is on its way
         self._job_tasks: dict[asyncio.Task[None], ClaimedJob] = {}
         self.reload_requested = asyncio.Event()
         self.reload_failed: str | None = None
@@ -70,7 +76,7 @@ class Daemon:
         }
         store = conns.redis_store
         self.finisher = Finisher(store, self.id, clock, self._finished)
-        self.execution = JobExecution(registry, self.executors, self.finisher.submit, clock)
+        self.execution = JobExecution(registry, self.executors, self._submit, clock)
         self.pump = Pump(
             store,
             executors=self.executors,
@@ -116,13 +122,42 @@ class Daemon:
         task.add_done_callback(self._forget_task)
 
     def _forget_task(self, task: asyncio.Task[None]) -> None:
-        self._job_tasks.pop(task, None)
+        """Every job task's end is observed: one that raised (a bug in runner, since
+        JobExecution turns whatever a task raises into an outcome) still fails its
+        job, so it neither stays in `active` with its lease renewed for ever nor
+        vanishes unseen."""
+        job = self._job_tasks.pop(task, None)
+        if job is None or task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error(
+            "job crashed in runner; failing it", job_id=job.id, task=job.task,
+            attempt=job.attempt, state="failed", error=f"{type(exc).__name__}: {exc}",
+        )  # fmt: skip
+        if job.id in self.active and job.id not in self._ended:
+            detail = orjson.dumps({"error": f"runner failed running it: {exc!r}"}).decode()
+            self._submit(Outcome(job.id, job.attempt, "fail", error=repr(exc), detail_json=detail))
 
-    def _finished(self, outcomes: Sequence[Outcome], _: Sequence[bool]) -> None:
+    def _submit(self, outcome: Outcome) -> None:
+        self._ended.add(outcome.job_id)
+        self.finisher.submit(outcome)
+
+    def _finished(self, outcomes: Sequence[Outcome], _: Sequence[int]) -> None:
         for outcome in outcomes:
             self.active.pop(outcome.job_id, None)
+            self._ended.discard(outcome.job_id)
 
-    def _lost(self, job_id: str) -> None:
+    def _lost(self, job_id: str, attempt: int) -> None:
+        """Renewal found the lease gone. A job that ended meanwhile (its outcome on its
+        way or recorded) or that runs again at a newer attempt was not lost: only a
+        job still running here at that attempt is, which is worth a warning."""
+        job = self.active.get(job_id)
+        if job is None or job.attempt != attempt or job_id in self._ended:
+            return
+        log.warning(
+            "lease lost; another daemon may run this job", job_id=job_id, task=job.task,
+            attempt=attempt,
+        )  # fmt: skip
         self.active.pop(job_id, None)
 
     async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
@@ -134,9 +169,7 @@ class Daemon:
                 "finisher": self.finisher.run(),
                 "leases": self.leases.run(),
                 "recorder": self.recorder.run(),
-                "wake-listener": listen_for_wakeups(
-                    self.conns.redis, self.conns.redis_store.keys.wake_channel, self.pump
-                ),
+                "wake-listener": listen_for_wakeups(self.conns.redis_store, self.pump),
                 "log-flusher": _flush_logs_periodically(),
                 "cron": self.cron.run(),
                 "notifier": run_notifier(self.status_line),
@@ -145,6 +178,8 @@ class Daemon:
             if drain:
                 coroutines["drain"] = self._stop_when_drained(stop)
             services = {name: group.create_task(c, name=name) for name, c in coroutines.items()}
+            for service in services.values():
+                service.add_done_callback(functools.partial(self._service_ended, stop))
             # Everything alive now (modules, pools, connections) lives as long as the
             # daemon: moved out of the collector's sight, a full collection no longer
             # scans it, which keeps collector pauses off the jobs' start times.
@@ -157,6 +192,22 @@ class Daemon:
             await self._shutdown(services)
         log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
         flush_logs()
+
+    def _service_ended(self, stop: asyncio.Event, service: asyncio.Task[None]) -> None:
+        """A service ends only when the daemon stops it. Any other end is a bug in
+        runner (every failure around it is handled inside the service): say so in
+        one clear last line; the TaskGroup then stops the daemon with an error,
+        for systemd to restart it."""
+        if service.cancelled() or (stop.is_set() and service.exception() is None):
+            return
+        exc = service.exception()
+        log.critical(
+            "service stopped unexpectedly; the daemon exits", service=service.get_name(),
+            error=f"{type(exc).__name__}: {exc}" if exc else "returned",
+            traceback="".join(traceback.format_exception(exc)[-12:]) if exc else None,
+        )  # fmt: skip
+        flush_logs()
+        stop.set()
 
     async def _shutdown(self, services: dict[str, asyncio.Task[None]]) -> None:
         """Stop claiming; give running jobs the grace; hand back the rest, uncounted;
@@ -181,7 +232,8 @@ class Daemon:
             service.cancel()
         for executor in self.executors.values():
             await executor.close(wait=False)
-        await self.conns.redis_store.forget_daemon(self.id)
+        with contextlib.suppress(StoreError):  # a heartbeat left behind only ages out
+            await self.conns.redis_store.forget_daemon(self.id)
 
     async def _bounded(self, work: Coroutine[Any, Any, None], if_late: str) -> None:
         """A store that is down must not hold the exit for ever: nothing is lost by
@@ -240,6 +292,10 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload rejected: config invalid", error=problem, config=str(path))
             self.reload_failed = f"{len(exc.problems)} problem(s) in {path}"
+            return
+        except Exception as exc:  # whatever loading raised, the old settings stay
+            log.error("reload rejected", error=f"{type(exc).__name__}: {exc}", config=str(path))
+            self.reload_failed = f"{type(exc).__name__} while loading {path}"
             return
         names = changed(self.settings, new)
         restart = restart_only(names)

@@ -1,12 +1,16 @@
 """One attempt of one job: decode, run on its executor, decide the outcome, log it.
 
 Bad input never escapes as an exception: an unknown task, a payload that does
-not decode or a result that JSON cannot hold each end the job `failed` with
-the reason (no retry: trying again cannot help), and the daemon runs on.
+not decode, arguments that do not fit the function or a result that JSON
+cannot hold each end the job `failed` with the reason (no retry: trying again
+cannot help), and the daemon runs on. Whatever a task raises, SystemExit and
+KeyboardInterrupt included, is the job's failure, never the daemon's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -49,11 +53,44 @@ def _encode_result(task: Task, result: Any) -> str:
         ) from None
 
 
+def _being_cancelled() -> bool:
+    """Whether the running task was asked to stop (the daemon's shutdown), as opposed
+    to a task that raised CancelledError of its own accord."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
+
+
+def arguments_misfit(
+    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+) -> str | None:
+    """Why `args` and `kwargs` cannot be passed to `func`, or None if they can.
+
+    Asked only after a TypeError, so the hot path never pays for a signature.
+    """
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin without a signature: cannot tell
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return f"{exc}; the function is {getattr(func, '__name__', 'task')}{signature}"
+    return None
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, TaskTimeout | UnknownTask | PayloadError | UnserialisableResult):
         return str(exc)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _misfit(task: Task, exc: BaseException, args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """After a TypeError (raised here or, for cpu tasks, in the worker): whether the
+    arguments simply do not fit the function, which no retry can fix."""
+    if not (isinstance(exc, TypeError) or getattr(exc, "type_name", None) == "TypeError"):
+        return None
+    return arguments_misfit(task.func, args, kwargs)
 
 
 class JobExecution:
@@ -91,8 +128,13 @@ class JobExecution:
         try:
             result = await executor.run(task, args, kwargs)  # frees the slot when done
             result_json = _encode_result(task, result)
-        except Exception as exc:
-            self._failed(job, exc, started)
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise
+            self._failed(job, exc, started, _misfit(task, exc, args, kwargs))
+            return
+        except BaseException as exc:  # whatever a task raises is its job's failure
+            self._failed(job, exc, started, _misfit(task, exc, args, kwargs))
             return
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         self.finish(
@@ -113,8 +155,15 @@ class JobExecution:
             duration_ms=duration_ms,
         )
 
-    def _failed(self, job: ClaimedJob, exc: Exception, started: float) -> None:
+    def _failed(
+        self, job: ClaimedJob, exc: BaseException, started: float, misfit: str | None = None
+    ) -> None:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        if misfit is not None:
+            exc = PayloadError(
+                f"job {job.id!r}: its arguments do not fit task {job.task!r}: {misfit}; "
+                "retrying cannot help"
+            )
         error = _error_text(exc)
         retry_in = self._retry_delay(job, exc)
         detail: dict[str, Any] = {"error": error, "duration_ms": duration_ms}
@@ -145,8 +194,10 @@ class JobExecution:
             retry_in_s=retry_in,
         )
 
-    def _retry_delay(self, job: ClaimedJob, exc: Exception) -> float | None:
+    def _retry_delay(self, job: ClaimedJob, exc: BaseException) -> float | None:
         if isinstance(exc, _PERMANENT) or job.attempt >= job.max_attempts:
+            return None
+        if job.task not in self.registry:  # removed by a reload while the job ran
             return None
         task = self.registry.get(job.task)
         return round(backoff_seconds(task.settings, job.attempt), 3)

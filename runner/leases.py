@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from runner.clock import Clock
 from runner.jobs import ClaimedJob
 from runner.logs import get_logger
+from runner.resilience import report
 from runner.store.redis_store import RedisStore
 
 log = get_logger()
@@ -31,7 +29,7 @@ class LeaseKeeper:
         clock: Clock,
         lease_ms: int,
         active: Mapping[str, ClaimedJob],
-        on_lost: Callable[[str], None],
+        on_lost: Callable[[str, int], None],
     ) -> None:
         self.store = store
         self.daemon = daemon
@@ -48,18 +46,22 @@ class LeaseKeeper:
         while True:
             try:
                 await self.tick()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("redis unavailable; leases not renewed", error=str(exc))
+            except Exception as exc:  # the service policy: log, go on at the next tick
+                report("leases", exc, retry_in_s=self.interval)
             await asyncio.sleep(self.interval)
 
     async def tick(self) -> None:
         now = self.clock.now_ms()
         await self.store.heartbeat(self.daemon, now)
-        jobs = [(job.id, job.attempt) for job in list(self.active.values())]
-        for job_id in await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs):
-            log.warning("lease lost; another daemon may run this job", job_id=job_id)
-            self.on_lost(job_id)
+        jobs = dict((job.id, job.attempt) for job in list(self.active.values()))
+        for job_id in await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items()):
+            # The owner decides: a job that ended meanwhile was not lost.
+            self.on_lost(job_id, jobs[job_id])
         for reaped in await self.store.reap_expired(now, self.daemon):
+            if reaped.set_aside:
+                log.error("job set aside", job_id=reaped.id, state=reaped.state,
+                          error=reaped.set_aside, owner=reaped.owner)  # fmt: skip
+                continue
             log.warning(
                 "lease expired",
                 job_id=reaped.id,

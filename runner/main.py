@@ -15,10 +15,11 @@ import threading
 import uvloop
 
 from runner.config import Settings
-from runner.connections import Connections, resolve_urls
+from runner.connections import resolve_urls
 from runner.daemon import Daemon
 from runner.logs import configure_logging, flush_logs, get_logger
 from runner.redact import redact_url
+from runner.startup import connect_when_ready
 from runner.tasks import TaskRegistry
 
 log = get_logger()
@@ -59,14 +60,15 @@ def _exit_if_threads_linger() -> None:
 async def _serve(
     settings: Settings, registry: TaskRegistry, redis_url: str, database_url: str, drain: bool
 ) -> None:
-    conns = await Connections.open(settings, redis_url, database_url)
+    stop, reload = asyncio.Event(), asyncio.Event()
+    _install_signal_handlers(stop, reload)
+    conns = await connect_when_ready(settings, redis_url, database_url, stop)
+    if conns is None:
+        log.info("stopped while waiting for the servers")
+        return
     try:
-        applied = await conns.pg_store.migrate()
-        if applied:
-            log.info("schema migrated", applied=applied)
         daemon = Daemon(settings, registry, conns)
-        stop = asyncio.Event()
-        _install_signal_handlers(stop, daemon.reload_requested)
+        daemon.reload_requested = reload
         await daemon.serve(stop, drain=drain)
     finally:
         await conns.close()

@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from runner.clock import Clock
 from runner.executors import Executor
 from runner.jobs import ClaimedJob
 from runner.logs import get_logger
+from runner.resilience import Backoff, report
 from runner.store.redis_store import RedisStore
 
 log = get_logger()
@@ -60,15 +57,15 @@ class Pump:
             self.wake.set()
 
     async def run(self) -> None:
-        delay = 0.05
+        backoff = Backoff()
         while not self.stopping:
             try:
                 wake_at = await self._claim_once()
-                delay = 0.05
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("redis unavailable; claiming paused", error=str(exc))
+                backoff.reset()
+            except Exception as exc:  # the service policy: log, pause (nudgeable), go on
+                delay = backoff.next()
+                report("pump", exc, retry_in_s=delay)
                 wake_at = self.clock.now_ms() + int(delay * 1000)
-                delay = min(delay * 2, 2.0)
             if wake_at is not None and wake_at <= self.clock.now_ms():
                 continue
             await self._sleep_until(wake_at)
@@ -80,6 +77,8 @@ class Pump:
             return None
         now = self.clock.now_ms()
         claimed = await self.store.claim_due(now, limits, self.daemon, now + self.lease_ms)
+        for job_id, reason in claimed.set_aside:
+            log.error("job set aside", job_id=job_id, state="failed", error=reason)
         counts = dict.fromkeys(limits, 0)
         for job in claimed.jobs:
             counts[job.kind] += 1
@@ -118,23 +117,23 @@ class Pump:
         self._sleeping_until = None
 
 
-async def listen_for_wakeups(redis: Redis, channel: str, pump: Pump) -> None:
+async def listen_for_wakeups(store: RedisStore, pump: Pump) -> None:
     """Forward 'a job is due at T' messages from any client to the pump.
 
-    Resubscribes after a lost connection, and nudges the pump then, since a
-    message may have been missed meanwhile.
+    Resubscribes after a lost connection; the store nudges the pump on each
+    subscription, since a message may have been missed meanwhile.
     """
-    while True:
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(channel)
+    backoff = Backoff(first=0.1)
+
+    def on_due(due_ms: int | None) -> None:
+        backoff.reset()
+        if due_ms is None:
             pump.nudge()
-            while True:
-                message = await pubsub.get_message(timeout=None)
-                if message is not None:
-                    pump.offer(int(message["data"]))
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            log.warning("wake-up channel lost; resubscribing", error=str(exc))
-            await asyncio.sleep(0.5)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        else:
+            pump.offer(due_ms)
+
+    while True:
+        try:
+            await store.listen_wakeups(on_due)
+        except Exception as exc:  # the service policy: log, pause, go on
+            await backoff.pause("wake-listener", exc)

@@ -6,33 +6,32 @@ stream) only after Postgres committed them; while Postgres is down the batch
 is retried and nothing more is read, so Redis keeps the backlog. Entries that a
 dead daemon read but never acknowledged are taken over after `reclaim_after`.
 Inserts are keyed by (job id, seq), so writing an entry twice is harmless.
+
+The stream is shared with every other daemon and anyone who can write to Redis,
+so an entry may not be what runner's scripts write. Postgres is the judge: a
+batch it rejects as data is split in halves until the culprit entries stand
+alone; a culprit event is written with its detail replaced, and what still
+cannot be written moves to the dead-letter stream with the reason. Nothing is
+dropped and nothing blocks the stream.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 import orjson
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runner.errors import StoreDataError, StoreError
 from runner.logs import get_logger
+from runner.resilience import Backoff, keep_going
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore, StreamEntry
 
 log = get_logger()
 
-_PG_DOWN = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+SetAside = list[tuple[StreamEntry, str]]
 
 
 class Recorder:
@@ -62,16 +61,17 @@ class Recorder:
         Stopping is a flag, not a cancellation: a blocking stream read ends by
         itself within `flush_interval`, and no batch is cut in half.
         """
-        await self.redis_store.ensure_event_group()
+        await keep_going("recorder", self.redis_store.ensure_event_group)
+        backoff = Backoff()
         while not self.stopping:
             try:
                 await self.record_batch(block=True)
-            except _REDIS_DOWN as exc:
-                log.warning("redis unavailable; recorder waiting", error=str(exc))
-                await asyncio.sleep(0.5)
-        await self.drain()
+                backoff.reset()
+            except Exception as exc:  # every failure is the store's or data's: pause, go on
+                await backoff.pause("recorder", exc)
+        await keep_going("recorder", self.drain)
         # Everything this consumer read is acknowledged: leave the group tidy.
-        await self.redis_store.forget_consumer(self.consumer)
+        await keep_going("recorder", lambda: self.redis_store.forget_consumer(self.consumer))
 
     async def drain(self) -> None:
         """Record everything in the stream now."""
@@ -82,16 +82,27 @@ class Recorder:
         entries = await self._collect(block)
         if not entries:
             return 0
-        payloads = [payload for _, payload in entries]
-        await self._write(payloads)
-        await self.redis_store.ack_events([entry_id for entry_id, _ in entries])
-        count = sum(map(count_events, payloads))
+        good = [e for e in entries if e.payload is not None]
+        aside = await self._write(good)
+        aside += [
+            (e, "no 'e' field: not an entry runner wrote") for e in entries if e.payload is None
+        ]
+        if aside:
+            log.error(
+                "stream entries set aside: postgres cannot take them",
+                entries=len(aside),
+                entry_ids=[e.id for e, _ in aside][:20],
+                error=aside[0][1],
+            )
+            await self.redis_store.set_events_aside(aside)
+        await self.redis_store.ack_events([e.id for e in good])
+        count = sum(count_events(e.payload) for e in good if e.payload is not None)
         self.recorded += count
-        return count
+        return count + len(aside)
 
     async def _collect(self, block: bool) -> list[StreamEntry]:
         entries = await self._reclaim_stale()
-        count = sum(map(count_events, (payload for _, payload in entries)))
+        count = sum(map(_entry_events, entries))
         deadline: float | None = None
         while count < self.batch_events:
             if deadline is None:
@@ -106,7 +117,7 @@ class Recorder:
             if not read:
                 break  # idle: return, so the caller can notice a stop request
             entries += read
-            count += sum(map(count_events, (payload for _, payload in read)))
+            count += sum(map(_entry_events, read))
             if deadline is None:
                 deadline = time.monotonic() + self.flush_interval
         return entries
@@ -122,59 +133,76 @@ class Recorder:
             log.info("took over unrecorded events of a stopped daemon", entries=len(stale))
         return stale
 
-    async def _write(self, payloads: list[str]) -> None:
-        delay = 0.1
+    async def _write(self, entries: Sequence[StreamEntry]) -> SetAside:
+        """Write entries, retried until Postgres takes them, whatever the outage;
+        returns the entries set aside as data Postgres rejects.
+
+        Any failure but a data error is a passing one (the server is down, a
+        deadlock) or unknown: pause and try the whole batch again (idempotent).
+        """
+        backoff = Backoff(first=0.1, cap=1.0)
         while True:
+            aside: SetAside = []
             try:
-                await self.pg_store.write_events(payloads)
-                return
-            except asyncpg.DataError as exc:
-                await self._write_one_by_one(payloads, exc)
-                return
-            except _PG_DOWN as exc:
-                log.warning(
-                    "postgres unavailable; batch kept for retry",
-                    events=sum(map(count_events, payloads)),
-                    error=str(exc),
-                    retry_in_s=delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                await self._write_or_isolate(entries, aside)
+                return aside
+            except StoreError as exc:
+                await backoff.pause("recorder", exc, events=sum(map(_entry_events, entries)))
 
-    async def _write_one_by_one(self, payloads: list[str], cause: Exception) -> None:
-        """A batch Postgres rejects as data (an event that is not what runner's scripts
-        write, put in the stream by someone else) must not block the stream: write
-        event by event, recording a bad one with its detail replaced, or skipping it
-        with an error line when even that is impossible."""
-        log.error("postgres rejected a batch; writing it event by event", error=str(cause))
-        for payload in payloads:
-            try:
-                events = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                log.error("stream entry is not JSON; skipped", entry=payload[:200])
-                continue
-            for event in events:
-                await self._write_event(event)
+    async def _write_or_isolate(self, entries: Sequence[StreamEntry], aside: SetAside) -> None:
+        if not entries:
+            return
+        try:
+            await self.pg_store.write_events([e.payload or "[]" for e in entries])
+            return
+        except StoreDataError as exc:
+            if len(entries) == 1:
+                await self._write_event_by_event(entries[0], str(exc), aside)
+                return
+            log.warning("postgres rejected a batch; isolating the bad entries", error=str(exc))
+        half = len(entries) // 2
+        await self._write_or_isolate(entries[:half], aside)
+        await self._write_or_isolate(entries[half:], aside)
 
-    async def _write_event(self, event: Any) -> None:
+    async def _write_event_by_event(self, entry: StreamEntry, error: str, aside: SetAside) -> None:
+        """One entry Postgres rejects: write its events one at a time; an event whose
+        detail is at fault is written with the detail replaced; an entry with any
+        event that still cannot be written is set aside whole, as it was."""
+        try:
+            events = orjson.loads(entry.payload or "")
+        except orjson.JSONDecodeError:
+            aside.append((entry, f"not JSON: {error}"))
+            return
+        if not isinstance(events, list):
+            aside.append((entry, f"not a JSON array of events: {error}"))
+            return
+        for event in events:
+            problem = await self._write_event(event)
+            if problem:
+                aside.append((entry, problem))
+                return
+
+    async def _write_event(self, event: Any) -> str | None:
+        """Write one event; the reason it could not be written, or None."""
         try:
             await self.pg_store.write_events([orjson.dumps([event]).decode()])
-            return
-        except asyncpg.DataError as exc:
+            return None
+        except StoreDataError as exc:
             error = str(exc)
-        except (TypeError, ValueError) as exc:
-            error = str(exc)
+        if not (isinstance(event, list) and len(event) == 8):
+            return f"not an event [job_id, seq, from, to, at, daemon, attempt, detail]: {error}"
+        detail = orjson.dumps({"undecodable_detail": str(event[7])[:1000]}).decode()
+        quarantined = [*event[:7], detail]
         try:
-            quarantined = [
-                *event[:7],
-                orjson.dumps({"undecodable_detail": str(event[7])[:1000]}).decode(),
-            ]
             await self.pg_store.write_events([orjson.dumps([quarantined]).decode()])
-            log.error("event detail quarantined", job_id=event[0], seq=event[1], error=error)
-        except (asyncpg.DataError, TypeError, ValueError, IndexError) as exc:
-            log.error(
-                "stream event skipped: not a runner event", event=str(event)[:200], error=str(exc)
-            )
+        except StoreDataError as exc:
+            return f"event rejected by postgres: {exc}"
+        log.error("event detail quarantined", job_id=str(event[0]), seq=event[1], error=error)
+        return None
+
+
+def _entry_events(entry: StreamEntry) -> int:
+    return 1 if entry.payload is None else count_events(entry.payload)
 
 
 def count_events(payload: str) -> int:

@@ -43,6 +43,16 @@ class Keys:
         return f"{self.base}:events"
 
     @property
+    def dead(self) -> str:
+        """Jobs set aside as malformed, scored by when (see lua/lib.lua)."""
+        return f"{self.base}:dead"
+
+    @property
+    def dead_events(self) -> str:
+        """Stream entries the recorder could not write, kept with the reason."""
+        return f"{self.base}:dead:events"
+
+    @property
     def daemons(self) -> str:
         return f"{self.base}:daemons"
 

@@ -10,8 +10,11 @@ import asyncpg
 import orjson
 
 from runner.jobs import Event
+from runner.store.failures import on_postgres
 from runner.store.migrate import migrate
 from runner.store.sql import query
+
+COMMAND_TIMEOUT_S = 60.0
 
 
 def _json(text: str | None) -> Any:
@@ -27,20 +30,28 @@ class PgStore:
         self.pool = pool
 
     @classmethod
+    @on_postgres
     async def connect(cls, dsn: str, max_size: int = 4) -> PgStore:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
+        """A pool; a server that hangs fails a statement after COMMAND_TIMEOUT_S instead
+        of holding the recorder for ever."""
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=max_size, timeout=10, command_timeout=COMMAND_TIMEOUT_S
+        )
         return cls(pool)
 
     async def close(self) -> None:
         await self.pool.close()
 
+    @on_postgres
     async def migrate(self) -> list[str]:
         async with self.pool.acquire() as conn:
             return await migrate(conn)
 
+    @on_postgres
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
 
+    @on_postgres
     async def write_events(self, batches: Sequence[str]) -> None:
         """Insert stream entries (each a JSON array of events) in one statement.
 
@@ -49,6 +60,7 @@ class PgStore:
         if batches:
             await self.pool.execute(query("write_events"), "[" + ",".join(batches) + "]")
 
+    @on_postgres
     async def job_history(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(query("job_history"), job_id)
         return [
@@ -64,6 +76,7 @@ class PgStore:
             for r in rows
         ]
 
+    @on_postgres
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(query("get_job"), job_id)
         if row is None:

@@ -6,12 +6,13 @@ size: claim, finish and renew are batched by their callers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from runner.jobs import (
     ClaimedJob,
@@ -23,10 +24,21 @@ from runner.jobs import (
     ReapedJob,
 )
 from runner.states import GOING, TRANSITIONS, State, states_argv, transition
+from runner.store.failures import on_redis
 from runner.store.keys import KINDS, Keys
 from runner.store.scripts import Scripts
 
-StreamEntry = tuple[str, str]
+DEAD_EVENTS_KEPT = 100_000  # the dead-letter stream is capped (approximately) at this
+
+
+class StreamEntry(NamedTuple):
+    """One entry of the transition stream: its id, and its events as one JSON array
+    text, or None when the entry is not what runner's scripts write (no `e` field)."""
+
+    id: str
+    payload: str | None
+    fields: dict[str, str]
+
 
 _CORE_FIELDS = {
     "id",
@@ -48,8 +60,14 @@ _CORE_FIELDS = {
 }
 
 
-def _int(value: str | None) -> int | None:
-    return None if value in (None, "") else int(value)
+def _int(value: str | bytes | None) -> int | None:
+    """An integer field; None when missing or not a number (the hash is untrusted)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _json(value: str | None) -> Any:
@@ -68,9 +86,14 @@ class RedisStore:
         self.keep_finished_ms = keep_finished_ms
         self.scripts = Scripts.register(redis)
 
+    @on_redis
+    async def ping(self) -> None:
+        await self.redis.ping()
+
     async def enqueue(self, job: NewJob, origin: str, now_ms: int) -> EnqueueResult:
         return (await self.enqueue_many([job], origin, now_ms))[0]
 
+    @on_redis
     async def enqueue_many(
         self, jobs: Sequence[NewJob], origin: str, now_ms: int
     ) -> list[EnqueueResult]:
@@ -94,12 +117,19 @@ class RedisStore:
             for job, reply in zip(jobs, replies, strict=True)
         ]
 
+    @on_redis
     async def claim_due(
         self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int
     ) -> ClaimResult:
         claim = transition("claim")
-        flat, nexts = await self.scripts.claim(
-            keys=[*self.keys.due_all, self.keys.leases, self.keys.events, self.keys.job_prefix],
+        flat, nexts, aside = await self.scripts.claim(
+            keys=[
+                *self.keys.due_all,
+                self.keys.leases,
+                self.keys.events,
+                self.keys.job_prefix,
+                self.keys.dead,
+            ],
             args=[
                 now_ms,
                 daemon,
@@ -107,6 +137,7 @@ class RedisStore:
                 claim.sources_argv,
                 claim.target,
                 *(limits.get(kind, 0) for kind in KINDS),
+                State.FAILED,
             ],
         )
         jobs = [
@@ -123,10 +154,13 @@ class RedisStore:
             for i in range(0, len(flat), 8)
         ]
         next_due = {kind: _int(value) for kind, value in zip(KINDS, nexts, strict=True)}
-        return ClaimResult(jobs, next_due)
+        set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
+        return ClaimResult(jobs, next_due, set_aside)
 
-    async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Record outcomes; False for each job this daemon no longer owned (fenced off)."""
+    @on_redis
+    async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[int]:
+        """Record outcomes; per job 1 recorded, 0 fenced off (this daemon no longer
+        owned it), 2 set aside (its hash turned malformed)."""
         packed = orjson.dumps(
             [
                 (
@@ -137,7 +171,13 @@ class RedisStore:
             ]
         ).decode()  # fmt: skip
         replies = await self.scripts.finish(
-            keys=[self.keys.leases, self.keys.events, *self.keys.due_all, self.keys.job_prefix],
+            keys=[
+                self.keys.leases,
+                self.keys.events,
+                *self.keys.due_all,
+                self.keys.job_prefix,
+                self.keys.dead,
+            ],
             args=[
                 now_ms,
                 daemon,
@@ -145,10 +185,12 @@ class RedisStore:
                 transition("succeed").sources_argv,
                 self.keys.wake_channel,
                 packed,
+                State.FAILED,
             ],
         )
-        return [bool(r) for r in replies]
+        return [int(r) for r in replies]
 
+    @on_redis
     async def renew_leases(
         self, daemon: str, lease_until_ms: int, jobs: Iterable[tuple[str, int]]
     ) -> list[str]:
@@ -163,10 +205,17 @@ class RedisStore:
         )
         return lost
 
+    @on_redis
     async def reap_expired(self, now_ms: int, reaper: str, limit: int = 500) -> list[ReapedJob]:
         retry, fail = transition("lease_expired_retry"), transition("lease_expired_fail")
         flat = await self.scripts.reap(
-            keys=[self.keys.leases, self.keys.events, *self.keys.due_all, self.keys.job_prefix],
+            keys=[
+                self.keys.leases,
+                self.keys.events,
+                *self.keys.due_all,
+                self.keys.job_prefix,
+                self.keys.dead,
+            ],
             args=[
                 now_ms,
                 limit,
@@ -179,27 +228,32 @@ class RedisStore:
             ],
         )
         return [
-            ReapedJob(flat[i], flat[i + 1], int(flat[i + 2]), flat[i + 3])
-            for i in range(0, len(flat), 4)
+            ReapedJob(flat[i], flat[i + 1], int(flat[i + 2]), flat[i + 3], flat[i + 4])
+            for i in range(0, len(flat), 5)
         ]
 
+    @on_redis
     async def cron_baseline(self, name: str, now_ms: int) -> int:
         """The schedule's last handled tick (ms); set to `now_ms` the first time it is seen,
         so a new schedule does not fire ticks from before it existed."""
         await self.redis.hsetnx(self.keys.cron_state, f"{name}:tick", now_ms)
         value = await self.redis.hget(self.keys.cron_state, f"{name}:tick")
-        return int(value or now_ms)
+        return _int(value) or now_ms
 
+    @on_redis
     async def cron_state(self) -> dict[str, str]:
         state: dict[str, str] = await self.redis.hgetall(self.keys.cron_state)  # type: ignore[assignment]  # decode_responses=True
         return state
 
+    @on_redis
     async def heartbeat(self, daemon: str, now_ms: int) -> None:
         await self.redis.zadd(self.keys.daemons, {daemon: now_ms})
 
+    @on_redis
     async def forget_daemon(self, daemon: str) -> None:
         await self.redis.zrem(self.keys.daemons, daemon)
 
+    @on_redis
     async def get_job(self, job_id: str) -> JobRecord | None:
         raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
         if not raw:
@@ -209,7 +263,7 @@ class RedisStore:
             task=raw.get("task", ""),
             state=raw.get("state", ""),
             attempt=_int(raw.get("attempt")) or 0,
-            max_attempts=_int(raw.get("max_attempts")) or 1,
+            max_attempts=_int(raw.get("max_attempts")) or 1,  # shown as is, never trusted
             due_at_ms=_int(raw.get("due_at")),
             args=_json(raw.get("args")),
             kwargs=_json(raw.get("kwargs")),
@@ -221,6 +275,7 @@ class RedisStore:
             extra={k: v for k, v in raw.items() if k not in _CORE_FIELDS},
         )
 
+    @on_redis
     async def due_counts(self, now_ms: int) -> dict[str, int]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for kind in KINDS:
@@ -228,6 +283,7 @@ class RedisStore:
             counts = await pipe.execute()
         return dict(zip(KINDS, counts, strict=True))
 
+    @on_redis
     async def outstanding(self) -> int:
         """Jobs waiting (any due time) or running: 0 means no work is left."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -238,6 +294,7 @@ class RedisStore:
 
     # The transition stream, drained by the recorder through a consumer group.
 
+    @on_redis
     async def ensure_event_group(self) -> None:
         try:
             await self.redis.xgroup_create(
@@ -247,6 +304,7 @@ class RedisStore:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    @on_redis
     async def read_events(
         self, consumer: str, count: int, block_ms: int | None
     ) -> list[StreamEntry]:
@@ -259,6 +317,7 @@ class RedisStore:
         )
         return [] if not reply else _entries(reply[0][1])
 
+    @on_redis
     async def claim_stale_events(
         self, consumer: str, min_idle_ms: int, count: int
     ) -> list[StreamEntry]:
@@ -268,6 +327,7 @@ class RedisStore:
         )
         return _entries(reply[1])
 
+    @on_redis
     async def ack_events(self, entry_ids: Sequence[str]) -> None:
         """Acknowledge and delete recorded entries: the stream only holds what is unrecorded."""
         if not entry_ids:
@@ -277,6 +337,35 @@ class RedisStore:
             pipe.xdel(self.keys.events, *entry_ids)
             await pipe.execute()
 
+    @on_redis
+    async def set_events_aside(self, entries: Sequence[tuple[StreamEntry, str]]) -> None:
+        """Move entries the recorder cannot write to the dead-letter stream, each with
+        its reason and original id, then acknowledge them: kept for an operator,
+        never blocking the stream again. (Copied first: a crash in between leaves a
+        duplicate in the dead-letter stream, never a loss.)"""
+        if not entries:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry, reason in entries:
+                fields: dict[Any, Any] = {**entry.fields, "reason": reason, "entry_id": entry.id}
+                pipe.xadd(self.keys.dead_events, fields, maxlen=DEAD_EVENTS_KEPT, approximate=True)
+            await pipe.execute()
+        await self.ack_events([entry.id for entry, _ in entries])
+
+    @on_redis
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """How many jobs and stream entries were set aside as malformed."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.keys.dead)
+            pipe.exists(self.keys.dead_events)
+            pipe.xlen(self.keys.dead_events)
+            jobs, has_events, events = await pipe.execute(raise_on_error=False)
+        return {
+            "jobs": jobs if isinstance(jobs, int) else 0,
+            "events": events if has_events and isinstance(events, int) else 0,
+        }
+
+    @on_redis
     async def forget_consumer(self, consumer: str) -> None:
         """Drop this daemon's consumer from the group, only if it has nothing pending
         (deleting a consumer drops its pending entries, which must be recorded)."""
@@ -287,6 +376,27 @@ class RedisStore:
             await self.redis.xgroup_delconsumer(
                 self.keys.events, self.keys.recorder_group, consumer
             )
+
+    # Wake-ups: "a job is due at T", published by the scripts to every daemon.
+
+    @on_redis
+    async def listen_wakeups(self, on_due: Callable[[int | None], None]) -> None:
+        """Call `on_due(ms)` for each wake-up message, until the connection fails.
+
+        `on_due(None)` once subscribed (a message may have been missed before) and
+        for a message that is not a time: anyone may publish on the channel.
+        """
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.wake_channel)
+            on_due(None)
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    on_due(_int(message.get("data")))
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
 
 
 def _enqueue_row(job: NewJob) -> tuple[Any, ...]:
@@ -301,5 +411,8 @@ def _enqueue_row(job: NewJob) -> tuple[Any, ...]:
 
 
 def _entries(raw: Any) -> list[StreamEntry]:
-    """(entry id, JSON array of events) pairs; "[]" for an entry deleted while pending."""
-    return [(entry_id, fields["e"] if fields else "[]") for entry_id, fields in raw]
+    """Stream entries; "[]" for one deleted while pending, None for one without `e`."""
+    return [
+        StreamEntry(entry_id, fields.get("e") if fields else "[]", fields or {})
+        for entry_id, fields in raw
+    ]

@@ -1,4 +1,8 @@
-"""The Lua scripts, loaded once from their .lua files and registered for EVALSHA."""
+"""The Lua scripts, loaded once from their .lua files and registered for EVALSHA.
+
+Every script that reads job hashes gets lib.lua put in front of it: the checks
+that let a script set a malformed job aside instead of failing half-way.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,20 @@ from importlib import resources
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from runner.errors import ConfigError
+from runner.store.failures import on_redis
 
 SCRIPT_NAMES = ("enqueue", "claim", "finish", "renew", "reap")
 
 
-def script_source(name: str) -> str:
+def _read(name: str) -> str:
     return (resources.files("runner.store") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def script_source(name: str) -> str:
+    return _read("lib") + "\n" + _read(name)
 
 
 @dataclass(frozen=True)
@@ -30,13 +40,18 @@ class Scripts:
         return cls(**{name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES})
 
 
+@on_redis
 async def check_scripts(redis: Redis) -> None:
-    """SCRIPT LOAD every script now, so a syntax error fails at start, not at first use."""
+    """SCRIPT LOAD every script now, so a syntax error fails at start, not at first use.
+
+    Only the server's verdict on a script is a ConfigError; a server that cannot be
+    reached raises StoreUnavailable like any other store call.
+    """
     problems = []
     for name in SCRIPT_NAMES:
         try:
             await redis.script_load(script_source(name))
-        except Exception as exc:  # the server's message is the useful part
+        except ResponseError as exc:  # the server's message is the useful part
             problems.append(f"lua/{name}.lua: {exc}")
     if problems:
         raise ConfigError(problems, "runner/store/lua")

@@ -57,7 +57,7 @@ async def test_no_transition_is_lost_while_postgres_is_down(
         await asyncio.sleep(1)
     during = [await client.get(job_id) for job_id in ids[20:]]
     assert all(job.state == "succeeded" for job in during[:-10])  # the work went on
-    assert daemon.events("postgres unavailable; batch kept for retry")
+    assert daemon.events("recorder: postgres unavailable; retrying")
     await asyncio.to_thread(own_postgres.start_postgres)
     pg = await PgStore.connect(own_postgres.database_url)
     try:

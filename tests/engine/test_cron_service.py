@@ -78,7 +78,7 @@ async def test_many_daemons_fire_each_tick_once(store: RedisStore, redis: Redis)
     }
     await store.ensure_event_group()
     read = await store.read_events("test", 100, None)
-    enqueued = [e for _, payload in read for e in orjson.loads(payload) if e[0] == job.id]
+    enqueued = [e for entry in read for e in orjson.loads(entry.payload or "[]") if e[0] == job.id]
     assert orjson.loads(enqueued[0][7])["cron"] == "minutely"  # recorded like any job
 
 

@@ -20,7 +20,7 @@ def new_job(job_id: str, kind: str = "async", due: int = NOW, attempts: int = 3)
 async def stream_events(store: RedisStore) -> list[Event]:
     await store.ensure_event_group()
     read = await store.read_events("test-consumer", 10_000, None)
-    return [Event(*row) for _, payload in read for row in orjson.loads(payload)]
+    return [Event(*row) for entry in read for row in orjson.loads(entry.payload or "[]")]
 
 
 async def test_enqueue_is_idempotent_by_id(store: RedisStore, redis: Redis, keys: Keys) -> None:

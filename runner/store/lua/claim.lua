@@ -1,24 +1,69 @@
 -- claim.lua: move due jobs to running, at most the given count per kind.
 -- The daemon asks only for as many jobs as it can start right now (no prefetch).
+-- A malformed job (a field missing or not a number, a key of another type) is
+-- set aside with the reason instead of claimed (see lib.lua).
 --
 -- KEYS[1..3]  due sorted sets: async, io, cpu   ({prefix}:due:<kind>)
 -- KEYS[4]     running leases sorted set          ({prefix}:leases)
 -- KEYS[5]     transition stream                  ({prefix}:events)
 -- KEYS[6]     job hash key prefix                ({prefix}:job:) - job hashes are
 --             <KEYS[6]><id>; they share the {prefix} hash tag, hence the slot.
+-- KEYS[7]     dead-letter sorted set             ({prefix}:dead)
 -- ARGV[1] now (ms)   ARGV[2] daemon id   ARGV[3] lease expiry (ms)
 -- ARGV[4] allowed source states (",a,b,")   ARGV[5] target state ("running")
 -- ARGV[6..8] how many async, io and cpu jobs to claim at most
--- Reply: {jobs, next_due}
+-- ARGV[9] failed state (for a job set aside)
+-- Reply: {jobs, next_due, set_aside}
 --   jobs: flat list, 8 values a job: id, task, kind, attempt, max_attempts, args,
 --         kwargs, due_at
 --   next_due: for each kind, the earliest due time left in its set, or "" if none
+--   set_aside: flat list, 2 values a job: id, reason
 
 local now, daemon, lease_until = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local sources, target = ARGV[4], ARGV[5]
-local prefix = KEYS[6]
+local sources, target, failed = ARGV[4], ARGV[5], ARGV[9]
+local prefix, dead = KEYS[6], KEYS[7]
 local kinds = {'async', 'io', 'cpu'}
-local jobs, events, next_due = {}, {}, {}
+local jobs, events, next_due, set_aside = {}, {}, {}, {}
+
+local function claim(id, kind)
+    local key = prefix .. id
+    local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
+        'due_at', 'seq', 'kind')
+    local bad = {}
+    if f == nil then
+        bad[1] = 'the key is not a hash'
+    elseif not f[1] then
+        if not any_field(f) then
+            return  -- the job is gone: a stale member, dropped
+        end
+        bad[1] = 'state=missing'
+    elseif not string.find(sources, ',' .. f[1] .. ',', 1, true) then
+        return  -- not waiting any more: a stale member, dropped
+    else
+        if not f[2] or f[2] == '' then bad[#bad + 1] = 'task=' .. shown(f[2]) end
+        need_whole(bad, 'attempt', f[3], 0)
+        need_whole(bad, 'max_attempts', f[4], 1)
+        need_whole(bad, 'due_at', f[7], -MAX_SAFE)
+        need_whole(bad, 'seq', f[8], 1)
+        need_kind(bad, f[9])
+    end
+    if #bad > 0 then
+        local reason = malformed(bad)
+        local fields = f and {state = f[1], attempt = f[3], seq = f[8]}
+        quarantine(dead, key, id, now, daemon, failed, reason, fields, events)
+        set_aside[#set_aside + 1], set_aside[#set_aside + 2] = id, reason
+        return
+    end
+    local attempt, seq = tonumber(f[3]) + 1, tonumber(f[8]) + 1
+    redis.call('HSET', key, 'state', target, 'attempt', attempt, 'seq', seq,
+        'owner', daemon, 'updated_at', now, 'started_at', now)
+    redis.call('ZADD', KEYS[4], lease_until, id)
+    events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt,
+        '{"late_ms":' .. string.format('%d', now - tonumber(f[7])) .. '}'})
+    local n = #jobs
+    jobs[n + 1], jobs[n + 2], jobs[n + 3], jobs[n + 4] = id, f[2], kind, attempt
+    jobs[n + 5], jobs[n + 6], jobs[n + 7], jobs[n + 8] = f[4], f[5] or '', f[6] or '', f[7]
+end
 
 for k = 1, 3 do
     local limit = tonumber(ARGV[5 + k])
@@ -28,23 +73,7 @@ for k = 1, 3 do
             redis.call('ZREM', KEYS[k], unpack(ids))
         end
         for _, id in ipairs(ids) do
-            local key = prefix .. id
-            local f = redis.call('HMGET', key, 'state', 'task', 'attempt', 'max_attempts',
-                'args', 'kwargs', 'due_at', 'seq')
-            -- A member whose job is gone or not waiting is stale and simply dropped.
-            if f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true) then
-                local attempt = tonumber(f[3]) + 1
-                local seq = tonumber(f[8]) + 1
-                redis.call('HSET', key, 'state', target, 'attempt', attempt, 'seq', seq,
-                    'owner', daemon, 'updated_at', now, 'started_at', now)
-                redis.call('ZADD', KEYS[4], lease_until, id)
-                local late = now - tonumber(f[7])
-                events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon,
-                    attempt, '{"late_ms":' .. late .. '}'})
-                local n = #jobs
-                jobs[n + 1], jobs[n + 2], jobs[n + 3], jobs[n + 4] = id, f[2], kinds[k], attempt
-                jobs[n + 5], jobs[n + 6], jobs[n + 7], jobs[n + 8] = f[4], f[5], f[6], f[7]
-            end
+            claim(id, kinds[k])
         end
     end
     local first = redis.call('ZRANGE', KEYS[k], 0, 0, 'WITHSCORES')
@@ -54,4 +83,4 @@ end
 if #events > 0 then
     redis.call('XADD', KEYS[5], '*', 'e', '[' .. table.concat(events, ',') .. ']')
 end
-return {jobs, next_due}
+return {jobs, next_due, set_aside}

@@ -16,17 +16,18 @@
 --   [schedule name, tick (ms), overlap policy] or absent: a tick at or before
 --   the schedule's last handled tick is "=already"; with overlap "skip", a tick
 --   whose previous run is still going is "=skipped" (and counts as handled).
--- Reply: one value a job: the state it was created in, or "=<state>" if it existed.
+-- Reply: one value a job: the state it was created in, or "=<state>" if it existed
+-- ("=invalid" when a key of another type holds the job's name).
 
 local function guard_refuses(guard, id)
     local name, tick, overlap = guard[1], guard[2], guard[3]
-    local last = tonumber(redis.call('HGET', KEYS[6], name .. ':tick') or '0')
+    local last = tonumber(redis.call('HGET', KEYS[6], name .. ':tick')) or 0
     if tick <= last then
         return '=already'
     end
     if overlap == 'skip' then
         local previous = redis.call('HGET', KEYS[6], name .. ':job')
-        local state = previous and redis.call('HGET', KEYS[5] .. previous, 'state')
+        local state = previous and (read_job(KEYS[5] .. previous, 'state') or {})[1]
         if state and string.find(ARGV[6], ',' .. state .. ',', 1, true) then
             redis.call('HSET', KEYS[6], name .. ':tick', string.format('%d', tick),
                 name .. ':skipped', string.format('%d', tick))
@@ -46,7 +47,8 @@ local replies, events, earliest = {}, {}, {}
 for i, job in ipairs(cjson.decode(ARGV[5])) do
     local id, kind, due = job[1], job[3], job[6]
     local key = prefix .. id
-    local existing = redis.call('HGET', key, 'state')
+    local found = read_job(key, 'state')
+    local existing = found == nil and 'invalid' or found[1]
     local refused = not existing and job[10] and guard_refuses(job[10], id)
     if existing then
         replies[i] = '=' .. existing

@@ -1,54 +1,69 @@
 -- finish.lua: record the outcome of a batch of running jobs.
 -- Fenced: a job is only changed if it is still running, owned by this daemon and
 -- at the same attempt, so a daemon that lost its lease cannot overwrite newer state.
+-- A job whose hash turned malformed meanwhile is set aside (see lib.lua).
 --
 -- KEYS[1]     running leases sorted set   ({prefix}:leases)
 -- KEYS[2]     transition stream           ({prefix}:events)
 -- KEYS[3..5]  due sorted sets: async, io, cpu
--- KEYS[6]     job hash key prefix ({prefix}:job:), see enqueue.lua
+-- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
+-- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
 -- ARGV[1] now (ms)   ARGV[2] daemon id   ARGV[3] keep finished jobs (ms, 0 = forever)
 -- ARGV[4] allowed source states (",running,")   ARGV[5] wake channel
 -- ARGV[6] the outcomes, JSON: [[id, attempt, target state, due at (0 unless it goes
 --         back to the schedule), result (JSON text or ""), error (or ""),
 --         event detail (JSON text), give back (1: the attempt does not count, as
 --         for a job handed back at shutdown)], ...]
--- Reply: one integer a job: 1 recorded, 0 fenced off (lease lost or state changed).
+-- ARGV[7] failed state (for a job set aside)
+-- Reply: one integer a job: 1 recorded, 0 fenced off (lease lost or state changed),
+--        2 set aside (malformed).
 
 local now, daemon, keep_ms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local sources, wake = ARGV[4], ARGV[5]
-local prefix = KEYS[6]
+local sources, wake, failed = ARGV[4], ARGV[5], ARGV[7]
+local prefix, dead = KEYS[6], KEYS[7]
 local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local replies, events = {}, {}
 
-for i, o in ipairs(cjson.decode(ARGV[6])) do
+local function finish(o)
     local id, attempt, target, due_at = o[1], o[2], o[3], o[4]
     local key = prefix .. id
-    local f = redis.call('HMGET', key, 'state', 'owner', 'attempt', 'seq', 'kind')
-    if f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true)
-            and f[2] == daemon and tonumber(f[3]) == attempt then
-        local seq = tonumber(f[4]) + 1
-        redis.call('HSET', key, 'state', target, 'seq', seq, 'updated_at', now)
-        redis.call('HDEL', key, 'owner')
-        if o[8] == 1 then redis.call('HSET', key, 'attempt', attempt - 1) end
-        if o[5] ~= '' then redis.call('HSET', key, 'result', o[5]) end
-        if o[6] ~= '' then redis.call('HSET', key, 'error', o[6]) end
-        redis.call('ZREM', KEYS[1], id)
-        if due_at > 0 then
-            local due_key = due_keys[f[5]]
-            local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
-            redis.call('ZADD', due_key, due_at, id)
-            redis.call('HSET', key, 'due_at', string.format('%d', due_at))
-            if first[2] == nil or due_at < tonumber(first[2]) then
-                redis.call('PUBLISH', wake, string.format('%d', due_at))
-            end
-        elseif keep_ms > 0 then
-            redis.call('PEXPIRE', key, keep_ms)
-        end
-        events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt, o[7]})
-        replies[i] = 1
-    else
-        replies[i] = 0
+    local f = read_job(key, 'state', 'owner', 'attempt', 'seq', 'kind')
+    if not (f and f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true)
+            and f[2] == daemon and tonumber(f[3]) == attempt) then
+        return 0
     end
+    local bad = {}
+    need_whole(bad, 'seq', f[4], 1)
+    if due_at > 0 then need_kind(bad, f[5]) end
+    redis.call('ZREM', KEYS[1], id)
+    if #bad > 0 then
+        local fields = {state = f[1], attempt = f[3], seq = f[4]}
+        quarantine(dead, key, id, now, daemon, failed, malformed(bad), fields, events)
+        return 2
+    end
+    local seq = tonumber(f[4]) + 1
+    redis.call('HSET', key, 'state', target, 'seq', seq, 'updated_at', now)
+    redis.call('HDEL', key, 'owner')
+    if o[8] == 1 then redis.call('HSET', key, 'attempt', attempt - 1) end
+    if o[5] ~= '' then redis.call('HSET', key, 'result', o[5]) end
+    if o[6] ~= '' then redis.call('HSET', key, 'error', o[6]) end
+    if due_at > 0 then
+        local due_key = due_keys[f[5]]
+        local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+        redis.call('ZADD', due_key, due_at, id)
+        redis.call('HSET', key, 'due_at', string.format('%d', due_at))
+        if first[2] == nil or due_at < tonumber(first[2]) then
+            redis.call('PUBLISH', wake, string.format('%d', due_at))
+        end
+    elseif keep_ms > 0 then
+        redis.call('PEXPIRE', key, keep_ms)
+    end
+    events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt, o[7]})
+    return 1
+end
+
+for i, o in ipairs(cjson.decode(ARGV[6])) do
+    replies[i] = finish(o)
 end
 
 if #events > 0 then

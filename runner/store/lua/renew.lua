@@ -10,7 +10,7 @@ local daemon, lease_until, running = ARGV[1], ARGV[2], ARGV[3]
 local lost = {}
 for i = 4, #ARGV, 2 do
     local id, attempt = ARGV[i], ARGV[i + 1]
-    local f = redis.call('HMGET', KEYS[2] .. id, 'state', 'owner', 'attempt')
+    local f = read_job(KEYS[2] .. id, 'state', 'owner', 'attempt') or {}
     if f[1] == running and f[2] == daemon and f[3] == attempt then
         redis.call('ZADD', KEYS[1], 'XX', lease_until, id)
     else

@@ -1,6 +1,9 @@
 -- write_events: insert a batch of transitions and fold them into runner_jobs.
 -- Idempotent: an event is keyed by (job_id, seq), so a replayed batch inserts
 -- nothing new, and runner_jobs only moves forward (a higher seq wins).
+-- Rows are written in key order: several daemons' recorders write overlapping
+-- jobs at once, and taking row locks in one global order keeps them from
+-- deadlocking each other (a deadlock that still happens is retried).
 -- $1 JSON text: an array of stream entries, each an array of events as the Lua
 --    scripts wrote them: [job_id, seq, from_state ('' = none), to_state, at (ms),
 --    daemon ('' = none), attempt, detail (JSON text)]. Postgres parses it, so the
@@ -20,12 +23,16 @@ WITH batch AS (
 inserted AS (
     INSERT INTO runner_job_events (job_id, seq, from_state, to_state, at, daemon, attempt, detail)
     SELECT job_id, seq, from_state, to_state, at, daemon, attempt, detail FROM batch
+    ORDER BY job_id, seq
     ON CONFLICT (job_id, seq) DO NOTHING
 ),
 latest AS (
     SELECT DISTINCT ON (job_id) job_id, seq, to_state, attempt, at, daemon, detail
     FROM batch
     ORDER BY job_id, seq DESC
+),
+first AS (
+    SELECT DISTINCT ON (job_id) job_id, at, detail FROM batch WHERE seq = 1 ORDER BY job_id
 ),
 folded AS (
     -- The enqueue event (seq 1) carries task, args, kwargs and the first due time;
@@ -40,12 +47,13 @@ folded AS (
            to_timestamp(COALESCE(l.detail ->> 'due_at', f.detail ->> 'due_at')::float8 / 1000.0)
                AS due_at
     FROM latest l
-    LEFT JOIN batch f ON f.job_id = l.job_id AND f.seq = 1
+    LEFT JOIN first f ON f.job_id = l.job_id
 )
 INSERT INTO runner_jobs AS j
     (id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon)
 SELECT job_id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon
 FROM folded
+ORDER BY job_id
 ON CONFLICT (id) DO UPDATE SET
     state      = CASE WHEN EXCLUDED.seq > j.seq THEN EXCLUDED.state ELSE j.state END,
     attempt    = CASE WHEN EXCLUDED.seq > j.seq THEN EXCLUDED.attempt ELSE j.attempt END,

@@ -1,0 +1,83 @@
+-- lib.lua: checks shared by the scripts that read job hashes; put in front of
+-- each script when it is loaded (scripts.py).
+--
+-- Anything in Redis is untrusted: another program may have written a job hash
+-- with a missing or non-numeric field, or a key of another type under a job's
+-- name. A Lua error does not undo the writes a script already made, so every
+-- script reads and checks a job before it writes anything for it, and never
+-- raises: a malformed job is set aside (quarantined), never half-changed.
+
+local KIND = {async = true, io = true, cpu = true}
+local MAX_SAFE = 9007199254740992  -- 2^53: integers beyond this lose precision
+
+-- A whole number >= least, or nil.
+local function whole(value, least)
+    local n = tonumber(value)
+    if n and n == math.floor(n) and n >= least and n < MAX_SAFE then
+        return n
+    end
+    return nil
+end
+
+local function shown(value)
+    if not value then
+        return 'missing'
+    end
+    return string.format('%q', string.sub(value, 1, 40))
+end
+
+-- Adds "name=value" to `bad` when value is not a whole number >= least.
+local function need_whole(bad, name, value, least)
+    if whole(value, least) == nil then
+        bad[#bad + 1] = name .. '=' .. shown(value)
+    end
+end
+
+local function need_kind(bad, value)
+    if not (value and KIND[value]) then
+        bad[#bad + 1] = 'kind=' .. shown(value)
+    end
+end
+
+-- HMGET through pcall: nil when the key holds another type than a hash.
+local function read_job(key, ...)
+    local fields = redis.pcall('HMGET', key, ...)
+    if type(fields) == 'table' and fields.err then
+        return nil
+    end
+    return fields
+end
+
+-- Whether a hash exists at all (HMGET returns false for every missing field).
+local function any_field(fields)
+    for i = 1, #fields do
+        if fields[i] then
+            return true
+        end
+    end
+    return false
+end
+
+-- Set a malformed job aside: listed in the dead-letter set (scored by time), and,
+-- when the key is a hash, failed with the reason. Its transition is recorded
+-- like any other when its seq can be trusted; otherwise the dead-letter set is
+-- the only record. `fields` is nil for a key of another type.
+local function quarantine(dead_key, key, id, now, daemon, failed, reason, fields, events)
+    redis.call('ZADD', dead_key, now, id)
+    if fields == nil then
+        return
+    end
+    redis.call('HSET', key, 'state', failed, 'error', reason, 'updated_at', now)
+    redis.call('HDEL', key, 'owner')
+    local seq = whole(fields.seq, 1)
+    if seq then
+        redis.call('HSET', key, 'seq', seq + 1)
+        events[#events + 1] = cjson.encode({id, seq + 1, fields.state or '', failed, now, daemon,
+            whole(fields.attempt, 0) or 0, cjson.encode({error = reason, quarantined = true})})
+    end
+end
+
+local function malformed(bad)
+    return 'malformed job: ' .. table.concat(bad, ', ') .. '; it was set aside, not run'
+end
+
