@@ -59,6 +59,7 @@ class ClaimedJob(NamedTuple):
 class ClaimResult:
     jobs: list[ClaimedJob]
     next_due_ms: dict[str, int | None]
+    set_aside: list[tuple[str, str]] = field(default_factory=list)  # (job id, reason)
 
 
 class Outcome(NamedTuple):
@@ -80,6 +81,7 @@ class ReapedJob:
     state: str
     attempt: int
     owner: str
+    set_aside: str = ""  # the reason, when the job was malformed and set aside
 
 
 @dataclass(frozen=True)
