@@ -86,6 +86,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", file: str | None =
     global _stream, _min_level  # noqa: PLW0603  # process-wide, changed on reconfigure
     flush_logs()
     stream: IO[bytes] = open(file, "ab") if file else sys.stdout.buffer  # noqa: SIM115  # kept open for the process's life
+    if _stream is not None and _stream is not sys.stdout.buffer:
+        _stream.close()  # a file opened by an earlier configuration
     _stream = stream
     _min_level = _LEVELS[level]
     console = fmt == "console" or (fmt == "auto" and not file and sys.stdout.isatty())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -50,3 +51,45 @@ async def block_loop(seconds: float) -> float:
     """Blocks the daemon's event loop (a badly written task), to trip the watchdog."""
     time.sleep(seconds)  # noqa: ASYNC251  # blocking the loop is the point
     return seconds
+
+
+async def exit_async(code: int) -> None:
+    sys.exit(code)
+
+
+def exit_io(code: int) -> None:
+    sys.exit(code)
+
+
+async def interrupt_async() -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_io() -> None:
+    raise KeyboardInterrupt
+
+
+async def cancel_itself() -> None:
+    """Raises CancelledError of its own accord: nobody asked it to stop."""
+    raise asyncio.CancelledError
+
+
+async def generator_exit() -> None:
+    raise GeneratorExit
+
+
+async def two_args_async(a: int, b: int) -> int:
+    return a + b
+
+
+def two_args_io(a: int, b: int) -> int:
+    return a + b
+
+
+def two_args_cpu(a: int, b: int) -> int:
+    return a + b
+
+
+def inner_type_error(a: int) -> int:
+    """A TypeError from inside the function, not from the call: worth retrying."""
+    return a + "x"  # type: ignore[operator, no-any-return]  # the point of the task
