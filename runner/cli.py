@@ -98,6 +98,13 @@ def cmd_cron(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from runner.status import render, status_document  # noqa: PLC0415  # keeps `runner --help` fast
+
+    print(render(asyncio.run(status_document(_settings(args))), args.json))
+    return EXIT_OK
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from runner.logview import LogFilter, show_logs, since_from  # noqa: PLC0415
 
@@ -204,6 +211,10 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--since", help="e.g. 10m, 2h, or an ISO 8601 time")
     logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
     logs.set_defaults(func=cmd_logs)
+
+    status = sub.add_parser("status", parents=[common], help="backlog, daemons, set-aside jobs")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     cron = sub.add_parser("cron", parents=[common], help="cron schedules: last and next fires")
     cron.add_argument("--json", action="store_true")

@@ -69,6 +69,8 @@ class Recorder:
                 backoff.reset()
             except Exception as exc:  # every failure is the store's or data's: pause, go on
                 await backoff.pause("recorder", exc)
+                if "NOGROUP" in str(exc):  # the stream was deleted (a flushed or new Redis)
+                    await keep_going("recorder", self.redis_store.ensure_event_group)
         await keep_going("recorder", self.drain)
         # Everything this consumer read is acknowledged: leave the group tidy.
         await keep_going("recorder", lambda: self.redis_store.forget_consumer(self.consumer))

@@ -61,6 +61,12 @@ class PgStore:
             await self.pool.execute(query("write_events"), "[" + ",".join(batches) + "]")
 
     @on_postgres
+    async def state_counts(self) -> dict[str, int]:
+        """Jobs per recorded state (the latest state of each job, as Postgres has it)."""
+        rows = await self.pool.fetch(query("state_counts"))
+        return {r["state"]: r["jobs"] for r in rows}
+
+    @on_postgres
     async def job_history(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(query("job_history"), job_id)
         return [

@@ -366,6 +366,30 @@ class RedisStore:
         }
 
     @on_redis
+    async def overview(self, now_ms: int, alive_since_ms: int) -> dict[str, Any]:
+        """What `runner status` shows from Redis, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind in KINDS:
+                pipe.zcount(self.keys.due(kind), "-inf", now_ms)
+            for kind in KINDS:
+                pipe.zcard(self.keys.due(kind))
+            pipe.zcard(self.keys.leases)
+            pipe.zrangebyscore(self.keys.daemons, alive_since_ms, "+inf")
+            pipe.exists(self.keys.events)
+            pipe.xlen(self.keys.events)
+            replies = await pipe.execute(raise_on_error=False)
+        due, waiting = replies[0:3], replies[3:6]
+        running, daemons, has_stream, unrecorded = replies[6:10]
+        return {
+            "due": dict(zip(KINDS, due, strict=True)),
+            "waiting": dict(zip(KINDS, waiting, strict=True)),
+            "running": running,
+            "daemons": sorted(daemons),
+            "unrecorded_entries": unrecorded if has_stream and isinstance(unrecorded, int) else 0,
+            "set_aside": await self.dead_letter_counts(),
+        }
+
+    @on_redis
     async def forget_consumer(self, consumer: str) -> None:
         """Drop this daemon's consumer from the group, only if it has nothing pending
         (deleting a consumer drops its pending entries, which must be recorded)."""
