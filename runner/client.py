@@ -117,6 +117,10 @@ class Client:
             self.pg = await PgStore.connect(self._database_url, max_size=2)
         return self.pg
 
+    async def history_store(self) -> PgStore | None:
+        """The Postgres store behind this client (connected on first use), if any."""
+        return await self._history_store()
+
     async def close(self) -> None:
         if self.pg is not None:
             await self.pg.close()
