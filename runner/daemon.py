@@ -35,10 +35,11 @@ from runner.finisher import Finisher
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
 from runner.logs import flush_logs, get_logger, reopen_log_file, set_level
-from runner.notifier import reloading, run_notifier
+from runner.notifier import reloading, run_notifier, status_or_reason
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
 from runner.reload import NEEDS_RESTART, changed, load_new, restart_only
+from runner.resilience import report
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
 
@@ -280,8 +281,10 @@ class Daemon:
             reloading()
             try:
                 await self.reload()
-            finally:
-                notify("READY=1", f"STATUS={await self.status_line()}")
+            except Exception as exc:  # applying half-failed: say so, keep serving
+                log.error("reload failed while applying", error=f"{type(exc).__name__}: {exc}")
+                self.reload_failed = f"{type(exc).__name__} while applying"
+            notify("READY=1", f"STATUS={await status_or_reason(self.status_line)}")
 
     async def reload(self) -> None:
         """Re-read the config; apply what changed, or keep everything if it is invalid."""
@@ -349,8 +352,11 @@ class Daemon:
             await asyncio.sleep(0.01)
             if self.active or self._job_tasks:
                 continue
-            if await self.conns.redis_store.outstanding() == 0:
-                stop.set()
+            try:
+                if await self.conns.redis_store.outstanding() == 0:
+                    stop.set()
+            except StoreError as exc:  # the service policy: log, go on
+                report("drain", exc)
 
 
 async def _flush_logs_periodically() -> None:

@@ -39,12 +39,12 @@ async def run_notifier(status: Callable[[], Awaitable[str]]) -> None:
         if interval:
             notify("WATCHDOG=1")
         if time.monotonic() >= next_status:
-            notify(f"STATUS={await _status_or_reason(status)}")
+            notify(f"STATUS={await status_or_reason(status)}")
             next_status = time.monotonic() + STATUS_EVERY_S
         await asyncio.sleep(tick)
 
 
-async def _status_or_reason(status: Callable[[], Awaitable[str]]) -> str:
+async def status_or_reason(status: Callable[[], Awaitable[str]]) -> str:
     try:
         async with asyncio.timeout(1.0):
             return await status()
