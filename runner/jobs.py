@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ms_ceil(moment: datetime) -> int:
+    """Milliseconds since the epoch, rounded up (so a due time is never early); exact
+    integer arithmetic, since a float timestamp can land below a whole millisecond."""
+    return -((EPOCH - moment) // timedelta(milliseconds=1))
+
+
+# The due times a datetime can show, in whole ms: 0001-01-01 to 9999-12-31T23:59:59.999Z.
+EARLIEST_MS = ms_ceil(datetime.min.replace(tzinfo=UTC))
+LATEST_MS = ms_ceil(datetime.max.replace(microsecond=999_000, tzinfo=UTC))
 
 
 def ms_to_datetime(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """The UTC datetime of a time in ms; ValueError if no datetime can hold it."""
+    if ms is None:
+        return None
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise ValueError(f"{ms} ms since the epoch is outside what a datetime can show")
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 def rfc3339(ms: int | None) -> str | None:
-    """UTC RFC 3339 with milliseconds, the one time format of every JSON output."""
-    moment = ms_to_datetime(ms)
+    """UTC RFC 3339 with milliseconds, the one time format of every JSON output.
+
+    A time no datetime can hold (written into Redis by someone else) comes out as
+    its raw value, "<ms> ms since the epoch (out of range)", so a reader never fails.
+    """
+    try:
+        moment = ms_to_datetime(ms)
+    except ValueError:
+        return f"{ms} ms since the epoch (out of range)"
     return (
         None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )

@@ -1,0 +1,57 @@
+"""Odd input on the command line: a clear message and the right exit code, never a
+traceback, never a password; and odd but valid job ids that come back as they went in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import orjson
+
+from runner.jobs import NewJob
+from runner.store.redis_store import RedisStore
+
+ROOT = Path(__file__).resolve().parents[2]
+LATEST = "9999-12-31T23:59:59.999Z"
+
+
+def runner(
+    *args: str | bytes, config: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m runner --config CONFIG ARGS` with only the RUNNER_* variables in `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
+        env={**clean, **(env or {})},
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def assert_fails(done: subprocess.CompletedProcess[str], code: int, message: str) -> None:
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+async def test_show_survives_a_due_time_no_datetime_can_hold(
+    store: RedisStore, daemon_config: Callable[..., Path]
+) -> None:
+    """A job whose stored due time is past year 9999 (written by some other client) is
+    shown with its raw millisecond value instead of a ValueError traceback."""
+    due = 99_999_999 * 86_400_000
+    await store.enqueue(NewJob("far", "echo", "async", "[]", "{}", due, 1), "other", 0)
+    config = daemon_config()
+    text = runner("show", "far", config=config)
+    assert text.returncode == 0, text.stderr
+    assert f"due at   {due} ms since the epoch (out of range)" in text.stdout
+    as_json = runner("show", "far", "--json", config=config)
+    assert as_json.returncode == 0, as_json.stderr
+    assert orjson.loads(as_json.stdout)["due_at"] == f"{due} ms since the epoch (out of range)"
