@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from runner.clock import SYSTEM_CLOCK
 from runner.config import Settings, config_path, load_settings
 from runner.durations import parse_duration
 from runner.errors import ConfigError, RunnerError, StoreUnavailable, UsageError
@@ -68,10 +69,11 @@ def _when(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from runner.client import Client  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.client import Client, due_at_ms  # noqa: PLC0415  # keeps `runner --help` fast
 
     payload = _json_arg(args.args, "--args", list), _json_arg(args.kwargs, "--kwargs", dict)
     when = _when(args)
+    due_at_ms(SYSTEM_CLOCK, names=("--in", "--at"), **when)  # the client's checks, our names
     settings = _settings(args)
 
     async def enqueue() -> str:

@@ -10,6 +10,7 @@ Only tasks declared in the config can be enqueued; arguments must be JSON.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import socket
 import time
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,7 +30,7 @@ from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
 from runner.errors import JobNotFound, PayloadError, UnknownTask, UsageError
-from runner.jobs import NewJob
+from runner.jobs import EARLIEST_MS, LATEST_MS, NewJob, ms_ceil, rfc3339
 from runner.states import TERMINAL
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
@@ -62,18 +64,72 @@ def _encode(name: str, value: Any) -> str:
         raise PayloadError(f"{name} must be JSON-serialisable: {exc}") from None
 
 
-def _due_at_ms(now_ms: int, delay: float | timedelta | None, at: datetime | None) -> int:
+def due_at_ms(
+    clock: Clock,
+    delay: float | timedelta | None = None,
+    at: datetime | None = None,
+    *,
+    names: tuple[str, str] = ("delay", "at"),
+) -> int:
+    """When a job asked for now, `delay` seconds from now or `at` a time becomes due, in
+    whole ms, rounded up: a job never starts before the time asked for. UsageError naming
+    the argument (`names`: how the caller spells delay and at) for a time no datetime
+    can show (after 9999-12-31T23:59:59.999Z) or a delay that is not a finite number."""
+    delay_name, at_name = names
     if delay is not None and at is not None:
-        raise UsageError("give either delay or at, not both")
+        raise UsageError(f"give either {delay_name} or {at_name}, not both")
     if at is not None:
-        if at.tzinfo is None:
-            raise UsageError(f"at must be timezone-aware (got naive {at.isoformat()})")
-        return int(at.timestamp() * 1000)
+        return _due_at(at, at_name)
+    seconds = _delay_seconds(delay, delay_name)
+    if seconds == 0:
+        return clock.now_ms()  # due now: nothing can start before it was asked for
+    # now() is a float: the clock's nanoseconds rounded twice (to a double, then
+    # divided), up to about one ulp below the true time. Two ulps above it (under a
+    # microsecond until 2106) is never below it, so the due time is never early.
+    now = clock.now()
+    due_s = Fraction(now) + 2 * Fraction(math.ulp(now)) + seconds
+    due = math.ceil(due_s * 1000)
+    if due > LATEST_MS:
+        longest = math.floor(Fraction(LATEST_MS, 1000) - (due_s - seconds))
+        raise UsageError(
+            f"{delay_name}: too far ahead: the latest due time is {rfc3339(LATEST_MS)}, "
+            f"a delay of at most {longest} s ({longest // 86_400}d) from now; got {delay}"
+        )
+    return due
+
+
+def _delay_seconds(delay: float | timedelta | None, name: str) -> Fraction:
+    """The delay as an exact number of seconds (a float's own value, not a rounding)."""
+    if delay is None:
+        return Fraction(0)
     if isinstance(delay, timedelta):
-        delay = delay.total_seconds()
-    if delay is not None and delay < 0:
-        raise UsageError(f"delay must be >= 0 seconds, got {delay}")
-    return now_ms + int((delay or 0) * 1000)
+        seconds = Fraction(delay // timedelta(microseconds=1), 1_000_000)
+    elif isinstance(delay, float) and not math.isfinite(delay):
+        raise UsageError(f"{name}: must be a finite number of seconds, got {delay}")
+    elif isinstance(delay, int | float) and not isinstance(delay, bool):
+        seconds = Fraction(delay)
+    else:
+        raise UsageError(f"{name}: must be seconds or a timedelta, got {delay!r}")
+    if seconds < 0:
+        raise UsageError(f"{name} must be >= 0 seconds, got {delay}")
+    return seconds
+
+
+def _due_at(at: datetime, name: str) -> int:
+    if at.utcoffset() is None:
+        raise UsageError(f"{name} must be timezone-aware (got naive {at.isoformat()})")
+    due = ms_ceil(at)
+    if due > LATEST_MS:
+        raise UsageError(
+            f"{name}: too far ahead: the latest due time is {rfc3339(LATEST_MS)}, "
+            f"got {at.isoformat()}"
+        )
+    if due < EARLIEST_MS:
+        raise UsageError(
+            f"{name}: too far back: the earliest due time is {rfc3339(EARLIEST_MS)}, "
+            f"got {at.isoformat()}"
+        )
+    return due
 
 
 def _check_job_id(job_id: str) -> str:
@@ -161,7 +217,7 @@ class Client:
             kind=spec.kind,
             args_json=_encode("args", list(args)),
             kwargs_json=_encode("kwargs", dict(kwargs or {})),
-            due_at_ms=_due_at_ms(self.clock.now_ms(), delay, at),
+            due_at_ms=due_at_ms(self.clock, delay, at),
             max_attempts=spec.max_attempts,
         )
 

@@ -41,6 +41,24 @@ def assert_fails(done: subprocess.CompletedProcess[str], code: int, message: str
     assert "Traceback" not in done.stderr, done.stderr
 
 
+def test_enqueue_refuses_due_times_past_year_9999(daemon_config: Callable[..., Path]) -> None:
+    """--in and --at past 9999-12-31T23:59:59.999Z (or not finite) exit 2 naming the
+    option and the latest due time; the latest due time itself is accepted and shown."""
+    config = daemon_config()
+    for too_far in ("99999999d", "99999999999999999d"):
+        done = runner("enqueue", "echo", "--in", too_far, config=config)
+        assert_fails(done, 2, f"runner: --in: too far ahead: the latest due time is {LATEST}")
+    done = runner("enqueue", "echo", "--in", "9" * 400 + "d", config=config)
+    assert_fails(done, 2, "runner: --in: expected a finite duration")
+    done = runner("enqueue", "echo", "--at", "9999-12-31T23:59:59.999500Z", config=config)
+    assert_fails(done, 2, f"runner: --at: too far ahead: the latest due time is {LATEST}")
+    done = runner("enqueue", "echo", "--at", LATEST, "--id", "last", config=config)
+    assert done.returncode == 0, done.stderr
+    shown = runner("show", "last", "--json", config=config)
+    assert shown.returncode == 0, shown.stderr
+    assert orjson.loads(shown.stdout)["due_at"] == LATEST
+
+
 async def test_show_survives_a_due_time_no_datetime_can_hold(
     store: RedisStore, daemon_config: Callable[..., Path]
 ) -> None:

@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from fractions import Fraction
 
 import pytest
+from redis.asyncio import Redis
 
+from runner.client import Client
+from runner.config import Settings, TaskSettings
 from runner.durations import parse_duration
+from runner.errors import UsageError
 from runner.jobs import rfc3339
 
 LATEST = "9999-12-31T23:59:59.999Z"
 LATEST_MS = 253_402_300_799_999
+
+
+class FakeClock:
+    """A clock stopped at `now` seconds (any float, exactly as given)."""
+
+    def __init__(self, now: float) -> None:
+        self.at = now
+
+    def now(self) -> float:
+        return self.at
+
+    def now_ms(self) -> int:
+        return math.floor(Fraction(self.at) * 1000)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    """A client that never connects: new_job() only validates and computes."""
+    settings = Settings(tasks={"echo": TaskSettings("echo", "tests.tasks:echo", "async")})
+    made = Client(settings, Redis(), clock=FakeClock(1_700_000_000.0004))
+    yield made
+    await made.redis.aclose()
 
 
 # Durations and RFC 3339 times
@@ -35,3 +65,103 @@ def test_rfc3339_shows_out_of_range_times_as_raw_milliseconds() -> None:
     for ms in (LATEST_MS + 1, 99_999_999 * 86_400_000, 10**30, -(10**15), -(10**40)):
         shown = rfc3339(ms)
         assert shown is not None and str(ms) in shown, (ms, shown)
+
+
+# Due times
+
+
+@pytest.mark.parametrize(
+    "delay",
+    [99_999_999 * 86_400.0, 99_999_999_999_999_999 * 86_400.0, 10**400, timedelta(days=3_000_000)],
+)
+def test_a_delay_past_year_9999_is_a_usage_error(client: Client, delay: float | timedelta) -> None:
+    """A delay that lands after 9999-12-31T23:59:59.999Z is refused by name, with the
+    latest due time accepted, instead of a job that `runner show` cannot display."""
+    with pytest.raises(UsageError, match=rf"^delay: .*{LATEST}"):
+        client.new_job("echo", delay=delay)
+
+
+@pytest.mark.parametrize("delay", [math.inf, math.nan])
+def test_a_delay_that_is_not_finite_is_a_usage_error(client: Client, delay: float) -> None:
+    """inf and NaN are refused by name, not turned into an OverflowError or a NaN score."""
+    with pytest.raises(UsageError, match=r"^delay: .*finite"):
+        client.new_job("echo", delay=delay)
+
+
+def test_the_longest_delay_is_accepted_and_the_message_names_it(client: Client) -> None:
+    """The message gives the longest delay; that delay is accepted, one second more is not."""
+    with pytest.raises(UsageError) as caught:
+        client.new_job("echo", delay=10**12)
+    longest = int(str(caught.value).split("at most ")[1].split(" s")[0])
+    assert client.new_job("echo", delay=longest).due_at_ms <= LATEST_MS
+    with pytest.raises(UsageError):
+        client.new_job("echo", delay=longest + 1)
+
+
+def test_at_past_year_9999_is_a_usage_error(client: Client) -> None:
+    """The last whole millisecond of year 9999 is the latest `at`; anything later, even
+    a fraction of a millisecond that would round up into year 10000, is refused."""
+    assert client.new_job(
+        "echo", at=datetime(9999, 12, 31, 23, 59, 59, 999_000, UTC)
+    ).due_at_ms == (LATEST_MS)
+    for at in (
+        datetime(9999, 12, 31, 23, 59, 59, 999_001, UTC),
+        datetime.max.replace(tzinfo=UTC),
+    ):
+        with pytest.raises(UsageError, match=rf"^at: .*{LATEST}"):
+            client.new_job("echo", at=at)
+
+
+def test_at_before_year_1_in_utc_is_a_usage_error(client: Client) -> None:
+    """A time in year 1 with an offset east of UTC lies before what a datetime can show."""
+    east = timezone(timedelta(hours=5))
+    with pytest.raises(UsageError, match=r"^at: .*0001-01-01T00:00:00.000Z"):
+        client.new_job("echo", at=datetime(1, 1, 1, 1, 0, tzinfo=east))
+
+
+@pytest.mark.parametrize(
+    ("at", "due_ms"),
+    [
+        (datetime(2030, 1, 1, 0, 0, 0, 1, UTC), 1_893_456_000_001),
+        (datetime(2030, 1, 1, 0, 0, 0, 999, UTC), 1_893_456_000_001),
+        (datetime(2030, 1, 1, 0, 0, 0, 1_000, UTC), 1_893_456_000_001),
+        (datetime(2030, 1, 1, 0, 0, 0, 1_001, UTC), 1_893_456_000_002),
+        (datetime(2030, 1, 1, 0, 0, 0, 0, UTC), 1_893_456_000_000),
+        # A whole millisecond that float arithmetic (timestamp() * 1000) truncates to .107
+        (datetime(2038, 3, 24, 12, 46, 25, 108_000, UTC), 2_153_047_585_108),
+        (
+            datetime(2030, 1, 1, 5, 30, 0, 1, timezone(timedelta(hours=5, minutes=30))),
+            1_893_456_000_001,
+        ),
+        (datetime(1969, 12, 31, 23, 59, 59, 998_999, UTC), -1),
+    ],
+)
+def test_at_is_rounded_up_to_the_next_whole_millisecond(
+    client: Client, at: datetime, due_ms: int
+) -> None:
+    """A job never becomes due before the time asked for: microseconds round up to the
+    next millisecond, a whole millisecond stays exactly as given."""
+    assert client.new_job("echo", at=at).due_at_ms == due_ms
+
+
+def test_a_delay_is_due_no_earlier_than_now_plus_delay(client: Client) -> None:
+    """The due time counts from the clock's sub-millisecond now, rounded up: a 1.5 ms
+    delay from .0004 s is due at ms 2, not at now_ms + 1 (0.9 ms early)."""
+    now_ms = client.clock.now_ms()
+    assert client.new_job("echo", delay=0.0015).due_at_ms == now_ms + 2
+    assert client.new_job("echo", delay=timedelta(microseconds=1)).due_at_ms == now_ms + 1
+    assert client.new_job("echo", delay=timedelta(milliseconds=5)).due_at_ms == now_ms + 6
+    assert client.new_job("echo").due_at_ms == now_ms
+    assert client.new_job("echo", delay=0).due_at_ms == now_ms
+
+
+def test_a_delay_is_never_early_and_at_most_a_millisecond_late(client: Client) -> None:
+    """For any clock reading and delay: now + delay <= due < now + delay + 1.001 ms."""
+    rng = random.Random(7)
+    for _ in range(20_000):
+        clock = FakeClock(rng.uniform(1.6e9, 2.2e9))
+        client.clock = clock
+        delay = rng.choice([rng.uniform(0, 5), rng.randrange(1, 5000) / 1000])
+        due_ms = client.new_job("echo", delay=delay).due_at_ms
+        asked_ms = (Fraction(clock.now()) + Fraction(delay)) * 1000
+        assert asked_ms <= due_ms < asked_ms + Fraction(1001, 1000), (clock.at, delay)
