@@ -31,12 +31,16 @@ class Task:
 
 
 def import_target(target: str) -> Callable[..., Any]:
-    """The callable named by 'package.module:function'; ValueError says what is missing."""
+    """The callable named by 'package.module:function'; ValueError says what is missing,
+    or what the module raised while it was imported (a task module is user code)."""
     module_name, _, attr_path = target.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # the module's own code failed (SyntaxError too)
+        raised = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ValueError(f"importing module {module_name!r} raised {raised}") from None
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)

@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import orjson
+import pytest
 
 from runner.jobs import NewJob
 from runner.store.redis_store import RedisStore
+from tests.daemon.process import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 LATEST = "9999-12-31T23:59:59.999Z"
@@ -73,3 +75,29 @@ async def test_show_survives_a_due_time_no_datetime_can_hold(
     as_json = runner("show", "far", "--json", config=config)
     assert as_json.returncode == 0, as_json.stderr
     assert orjson.loads(as_json.stdout)["due_at"] == f"{due} ms since the epoch (out of range)"
+
+
+BROKEN = {
+    "raises": ("x = 1\nraise RuntimeError('no GPU here')\n", "RuntimeError: no GPU here"),
+    "syntax": (
+        "x = 1\n\ndef f(:\n    pass\n",
+        "SyntaxError: invalid syntax (syntax_cli.py, line 3)",
+    ),
+    "exits": ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+}
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_task_module_that_raises_at_import_fails_check_config_and_run(
+    tmp_path: Path, command: str, kind: str
+) -> None:
+    """A target whose module raises (SyntaxError and SystemExit too) is reported under
+    tasks.NAME.target with what it raised; exit 1, no traceback, for check-config and run."""
+    source, raised = BROKEN[kind]
+    (tmp_path / f"{kind}_cli.py").write_text(source)
+    config = write_config(
+        tmp_path / "runner.toml", {"tasks.broken": {"target": f"{kind}_cli:f", "kind": "io"}}
+    )
+    done = runner(command, config=config, env={"PYTHONPATH": str(tmp_path)})
+    assert_fails(done, 1, f"tasks.broken.target: importing module '{kind}_cli' raised {raised}")

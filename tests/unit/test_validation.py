@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -14,8 +16,9 @@ from redis.asyncio import Redis
 from runner.client import Client
 from runner.config import Settings, TaskSettings
 from runner.durations import parse_duration
-from runner.errors import UsageError
+from runner.errors import ConfigError, UsageError
 from runner.jobs import rfc3339
+from runner.tasks import TaskRegistry, import_target
 
 LATEST = "9999-12-31T23:59:59.999Z"
 LATEST_MS = 253_402_300_799_999
@@ -165,3 +168,61 @@ def test_a_delay_is_never_early_and_at_most_a_millisecond_late(client: Client) -
         due_ms = client.new_job("echo", delay=delay).due_at_ms
         asked_ms = (Fraction(clock.now()) + Fraction(delay)) * 1000
         assert asked_ms <= due_ms < asked_ms + Fraction(1001, 1000), (clock.at, delay)
+
+
+# Task modules that fail at import
+
+
+BROKEN_MODULES = {
+    "raises_runtime": ("x = 1\nraise RuntimeError('no GPU here')\n", "RuntimeError: no GPU here"),
+    "bad_syntax": (
+        "x = 1\n\ndef f(:\n    pass\n",
+        "SyntaxError: invalid syntax (bad_syntax_{tag}.py, line 3)",
+    ),
+    "calls_exit": ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+    "missing_dep": ("import no_such_dependency_xyz\n", "No module named 'no_such_dependency_xyz'"),
+}
+
+
+def write_broken_modules(folder: Path, tag: str) -> dict[str, str]:
+    """Each broken module under a name of its own (so no import is cached); name: expected."""
+    expected = {}
+    for stem, (source, message) in BROKEN_MODULES.items():
+        name = f"{stem}_{tag}"
+        (folder / f"{name}.py").write_text(source)
+        expected[name] = message.format(tag=tag)
+    return expected
+
+
+def test_a_module_that_raises_at_import_is_a_clear_target_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any exception (SyntaxError and SystemExit included) while importing a target's
+    module becomes the ValueError that names the module and what it raised."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    expected = write_broken_modules(tmp_path, "unit")
+    for name, message in expected.items():
+        with pytest.raises(ValueError, match="module") as caught:
+            import_target(f"{name}:f")
+        assert message in str(caught.value), (name, str(caught.value))
+        assert name not in sys.modules
+
+
+def test_check_config_names_the_task_whose_module_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry reports each broken module under tasks.NAME.target, all at once."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    expected = write_broken_modules(tmp_path, "registry")
+    tasks = {n: TaskSettings(n, f"{n}:f", "async") for n in expected}
+    with pytest.raises(ConfigError) as caught:
+        TaskRegistry.from_settings(Settings(tasks=tasks, source="c.toml"))
+    problems = caught.value.problems
+    assert len(problems) == len(expected)
+    syntax = next(p for p in problems if "bad_syntax" in p)
+    assert syntax == (
+        "tasks.bad_syntax_registry.target: importing module 'bad_syntax_registry' raised "
+        "SyntaxError: invalid syntax (bad_syntax_registry.py, line 3)"
+    )
+    for name, message in expected.items():
+        assert any(p.startswith(f"tasks.{name}.target: ") and message in p for p in problems)
