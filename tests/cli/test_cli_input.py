@@ -14,7 +14,7 @@ import pytest
 
 from runner.jobs import NewJob
 from runner.store.redis_store import RedisStore
-from tests.daemon.process import write_config
+from tests.daemon.process import DaemonProcess, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 LATEST = "9999-12-31T23:59:59.999Z"
@@ -101,3 +101,19 @@ def test_a_task_module_that_raises_at_import_fails_check_config_and_run(
     )
     done = runner(command, config=config, env={"PYTHONPATH": str(tmp_path)})
     assert_fails(done, 1, f"tasks.broken.target: importing module '{kind}_cli' raised {raised}")
+
+
+def test_a_daemon_waiting_for_redis_logs_its_url_without_the_password(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], database_url: str
+) -> None:
+    """A password with an unencoded '@' parses (the host follows the last '@'), and the
+    daemon's "waiting for redis" line hides all of it, not only the part before the '@'."""
+    env = {
+        "RUNNER_REDIS_URL": "redis://user:s3cr@et@127.0.0.1:1/0",  # nothing listens on port 1
+        "RUNNER_DATABASE_URL": database_url,
+    }
+    daemon = spawn(daemon_config(), env)
+    line = daemon.wait_for(lambda line: line.get("event") == "waiting for redis")
+    daemon.stop()
+    assert line["url"] == "redis://user:***@127.0.0.1:1/0"
+    assert "s3cr" not in daemon.output() and "et@127" not in daemon.output()

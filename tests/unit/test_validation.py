@@ -18,6 +18,7 @@ from runner.config import Settings, TaskSettings
 from runner.durations import parse_duration
 from runner.errors import ConfigError, UsageError
 from runner.jobs import rfc3339
+from runner.redact import redact_text, redact_url
 from runner.tasks import TaskRegistry, import_target
 
 LATEST = "9999-12-31T23:59:59.999Z"
@@ -226,3 +227,32 @@ def test_check_config_names_the_task_whose_module_raises(
     )
     for name, message in expected.items():
         assert any(p.startswith(f"tasks.{name}.target: ") and message in p for p in problems)
+
+
+# Redaction of passwords with characters that should have been percent-encoded
+
+
+@pytest.mark.parametrize("char", ["/", "@", "?", "#", ":", "/@?#"])
+def test_redaction_hides_the_whole_password_whatever_it_contains(char: str) -> None:
+    """A password with an unencoded / @ ? or # is redacted whole: everything up to the
+    last '@' before whitespace is the password."""
+    secret = f"top{char}secret"
+    for scheme in ("redis", "rediss", "postgresql", "unix"):
+        url = f"{scheme}://user:{secret}@db.example:5432/x"
+        assert redact_url(url) == f"{scheme}://user:***@db.example:5432/x"
+        text = redact_text(f"cannot connect to {url} (refused); see https://example.com/a@b")
+        assert "secret" not in text and "user:***@db.example:5432/x (refused)" in text
+
+
+def test_a_url_alone_is_redacted_up_to_its_last_at_sign() -> None:
+    """A URL on its own (a setting, a repr) hides everything to its last '@', even a
+    password with an unencoded space; a URL without a password is left alone."""
+    assert redact_url("redis://u:pa ss/x@h:1/0") == "redis://u:***@h:1/0"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("REDIS://u:p/w@h") == "REDIS://u:***@h"
+
+
+def test_redaction_of_several_urls_in_one_text() -> None:
+    """Two URLs in one message are each redacted, and text between them survives."""
+    text = redact_text("redis://:p/1@r:6379 and postgresql://u:p@2@pg/db failed")
+    assert text == "redis://:***@r:6379 and postgresql://u:***@pg/db failed"
