@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from runner.durations import parse_duration
 from runner.errors import ConfigError
@@ -22,6 +23,8 @@ TaskKind = Literal["async", "io", "cpu"]
 TASK_KINDS: tuple[TaskKind, ...] = ("async", "io", "cpu")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_CONFIG = Path("config/runner.toml")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 T = TypeVar("T")
 
@@ -117,6 +120,24 @@ class _Reader:
             self.problems.append(f"{path}: {exc}")
             return default
 
+    def url(
+        self,
+        env: Mapping[str, str],
+        variable: str,
+        table: Mapping[str, Any],
+        path: str,
+        schemes: tuple[str, ...],
+    ) -> str | None:
+        """The URL from the environment if set there, else from the file: checked alike,
+        a problem named by the variable or the key it came from."""
+        if not env.get(variable):
+            return self.get(table, path, None, _url(*schemes))
+        try:
+            return _url(*schemes)(env[variable])
+        except ValueError as exc:
+            self.problems.append(f"{variable}: {exc}")
+            return None
+
 
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -173,9 +194,34 @@ def _url(*schemes: str) -> Callable[[Any], str]:
                 f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}, "
                 f"got {redact_url(text)!r}"
             )
+        problem = _url_problem(text)
+        if problem:
+            raise ValueError(f"cannot parse the URL {redact_url(text)!r}: {problem}")
         return text
 
     return check
+
+
+_ENCODE_HINT = (
+    "percent-encode special characters in the password (/ is %2F, @ is %40, ? is %3F, # is %23)"
+)
+
+
+def _url_problem(text: str) -> str | None:
+    """What keeps a driver from reading the URL as meant, in words that never quote
+    the password: an unencoded '/', '?' or '#' in it ends the host part early, so the
+    password turns into a port, or the host into a path, and a driver's own error
+    ("Port could not be cast to integer value as 'pa'") would print part of it."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # ValueError unless a number in 0-65535
+    except ValueError as exc:
+        return _ENCODE_HINT if "@" in text else str(exc)
+    if "@" in parts.path + parts.query + parts.fragment:
+        return _ENCODE_HINT
+    if parts.scheme in ("redis", "rediss") and not parts.hostname:
+        return "no host; e.g. redis://localhost:6379/0"
+    return None
 
 
 _TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter"}
@@ -296,10 +342,8 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     cron_raw = read.table(data, "cron", set(data.get("cron", {})))
     cron = {name: _cron(read, name, raw, tasks_raw) for name, raw in cron_raw.items()}
     settings = Settings(
-        redis_url=env.get("RUNNER_REDIS_URL")
-        or read.get(redis, "redis.url", None, _url("redis", "rediss", "unix")),
-        database_url=env.get("RUNNER_DATABASE_URL")
-        or read.get(pg, "postgres.url", None, _url("postgresql", "postgres")),
+        redis_url=read.url(env, "RUNNER_REDIS_URL", redis, "redis.url", REDIS_SCHEMES),
+        database_url=read.url(env, "RUNNER_DATABASE_URL", pg, "postgres.url", POSTGRES_SCHEMES),
         key_prefix=env.get("RUNNER_KEY_PREFIX")
         or read.get(redis, "redis.key_prefix", "runner", _string),
         embedded_dir=Path(read.get(embedded, "embedded.dir", "var", _string)),

@@ -103,6 +103,33 @@ def test_a_task_module_that_raises_at_import_fails_check_config_and_run(
     assert_fails(done, 1, f"tasks.broken.target: importing module '{kind}_cli' raised {raised}")
 
 
+PASSWORD = "s3cr/et"  # '/' ends the host part of a URL unless written as %2F
+
+
+@pytest.mark.parametrize("command", [("check-config",), ("enqueue", "echo")])
+def test_a_password_with_unencoded_characters_is_never_printed(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """URLs whose password holds '/', '?' or '#' unencoded, in the config file or in
+    RUNNER_REDIS_URL / RUNNER_DATABASE_URL: exit 1 naming the key, the password never
+    on stdout or stderr (a driver would print part of it as a port)."""
+    redis_url = f"redis://user:{PASSWORD}@127.0.0.1:6379/0"
+    pg_url = "postgresql://runner:s3cr?et#1@127.0.0.1:5432/runner"
+    fine = {"tasks.echo": {"target": "tests.tasks:echo"}}
+    cases = [
+        ({"redis": {"url": redis_url}, **fine}, {}, "redis.url: cannot parse the URL"),
+        ({"postgres": {"url": pg_url}, **fine}, {}, "postgres.url: cannot parse the URL"),
+        (fine, {"RUNNER_REDIS_URL": redis_url}, "RUNNER_REDIS_URL: cannot parse the URL"),
+        (fine, {"RUNNER_DATABASE_URL": pg_url}, "RUNNER_DATABASE_URL: cannot parse the URL"),
+    ]
+    for n, (sections, env, message) in enumerate(cases):
+        config = write_config(tmp_path / f"c{n}.toml", sections)
+        done = runner(*command, config=config, env=env)
+        assert_fails(done, 1, message)
+        assert "percent-encode special characters in the password" in done.stderr
+        assert "s3cr" not in done.stdout + done.stderr, (done.stdout, done.stderr)
+
+
 def test_a_daemon_waiting_for_redis_logs_its_url_without_the_password(
     daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], database_url: str
 ) -> None:

@@ -115,3 +115,66 @@ def test_shipped_configs_are_valid() -> None:
     for name in ("runner.toml", "dev.toml"):
         settings = load_settings(root / "config" / name, {})
         assert TaskRegistry.from_settings(settings).names()
+
+
+@pytest.mark.parametrize(
+    "password", ["s3cr/et", "s3cr?et", "s3cr#et", "12/s3cret", "s3cr@et/x", "/s3cret"]
+)
+def test_a_url_with_an_unencoded_password_is_refused_without_showing_it(password: str) -> None:
+    """A password with '/', '?' or '#' (which end the host part) cannot be read as meant:
+    the problem names the key, says to percent-encode, and never shows the password."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(
+            {
+                "redis": {"url": f"redis://user:{password}@host:6379/0"},
+                "postgres": {"url": f"postgresql://u:{password}@db:5432/runner"},
+            },
+            "c.toml",
+            {},
+        )
+    assert caught.value.problems == [
+        "redis.url: cannot parse the URL 'redis://user:***@host:6379/0': percent-encode "
+        "special characters in the password (/ is %2F, @ is %40, ? is %3F, # is %23)",
+        "postgres.url: cannot parse the URL 'postgresql://u:***@db:5432/runner': percent-encode "
+        "special characters in the password (/ is %2F, @ is %40, ? is %3F, # is %23)",
+    ]
+    assert "s3cr" not in str(caught.value)
+
+
+def test_urls_from_the_environment_are_checked_like_the_files() -> None:
+    """RUNNER_REDIS_URL and RUNNER_DATABASE_URL used to bypass every check: now a bad
+    scheme or an unencoded password is a problem named by the variable."""
+    env = {
+        "RUNNER_REDIS_URL": "redis://user:s3cr/et@host:6379/0",
+        "RUNNER_DATABASE_URL": "mysql://u:s3cret@db/runner",
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"redis": {"url": "redis://fine/0"}}, "c.toml", env)
+    problems = caught.value.problems
+    assert len(problems) == 2
+    assert problems[0].startswith(
+        "RUNNER_REDIS_URL: cannot parse the URL 'redis://user:***@host:6379/0': percent-encode"
+    )
+    assert problems[1].startswith("RUNNER_DATABASE_URL: must be a URL starting with postgresql://")
+    assert "s3cr" not in str(caught.value)
+
+
+def test_urls_that_parse_are_accepted_and_other_faults_are_named() -> None:
+    """An '@' in a password parses (the host follows the last '@'), as do a unix socket
+    and a Postgres URL without a host (libpq's local socket); a Redis URL without a
+    host or with a port out of range is refused with what is wrong."""
+    settings = parse_settings(
+        {"redis": {"url": "unix://:pw@/run/redis.sock?db=1"}},
+        "c.toml",
+        {"RUNNER_DATABASE_URL": "postgresql:///runner?host=/run/postgresql"},
+    )
+    assert settings.redis_url == "unix://:pw@/run/redis.sock?db=1"
+    at_sign = parse_settings({"redis": {"url": "redis://u:s3cr@et@h:1/0"}}, "c", {})
+    assert at_sign.redis_url == "redis://u:s3cr@et@h:1/0" and "s3cr" not in repr(at_sign)
+    for url, problem in [
+        ("redis:///0", "no host; e.g. redis://localhost:6379/0"),
+        ("redis://h:99999/0", "Port out of range 0-65535"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            parse_settings({"redis": {"url": url}}, "c", {})
+        assert caught.value.problems == [f"redis.url: cannot parse the URL {url!r}: {problem}"]
