@@ -14,6 +14,7 @@ import math
 import os
 import socket
 import time
+import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 
 MAX_JOB_ID = 200
+# Control characters (Postgres text cannot hold NUL; escapes garble a terminal) and
+# lone surrogates (not UTF-8, so no server could store them) have no place in an id.
+_UNFIT = ("Cc", "Cs")
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,16 @@ def _due_at(at: datetime, name: str) -> int:
 
 
 def _check_job_id(job_id: str) -> str:
-    if not job_id or len(job_id) > MAX_JOB_ID or any(c.isspace() for c in job_id):
-        raise UsageError(f"job id must be 1-{MAX_JOB_ID} characters without spaces, got {job_id!r}")
+    if (
+        not isinstance(job_id, str)
+        or not job_id
+        or len(job_id) > MAX_JOB_ID
+        or any(c.isspace() or unicodedata.category(c) in _UNFIT for c in job_id)
+    ):
+        raise UsageError(
+            f"job id must be 1-{MAX_JOB_ID} characters without spaces or control "
+            f"characters, got {job_id!r}"
+        )
     return job_id
 
 

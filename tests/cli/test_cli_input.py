@@ -13,6 +13,8 @@ import orjson
 import pytest
 
 from runner.jobs import NewJob
+from runner.recorder import Recorder
+from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 from tests.daemon.process import DaemonProcess, write_config
 
@@ -144,3 +146,53 @@ def test_a_daemon_waiting_for_redis_logs_its_url_without_the_password(
     daemon.stop()
     assert line["url"] == "redis://user:***@127.0.0.1:1/0"
     assert "s3cr" not in daemon.output() and "et@127" not in daemon.output()
+
+
+ODD_IDS = [
+    'say"hi"',
+    "it's",
+    "{braces}",
+    "}{",
+    "{runner}:job:x",
+    "a\\b",
+    "日本語-ü-😀",
+    "%s%d%n",
+    "-leading-dash",
+    "*?[]",
+    "x" * 200,
+]
+
+
+async def test_odd_job_ids_round_trip_through_enqueue_and_show(
+    store: RedisStore, pg: PgStore, daemon_config: Callable[..., Path]
+) -> None:
+    """Quotes, braces (the key hash tag's characters), backslashes, format strings and
+    non-ASCII letters: `runner enqueue --id` stores the id as given and `runner show`
+    finds it, live from Redis and in the history recorded in Postgres."""
+    config = daemon_config()
+    await store.ensure_event_group()
+    for job_id in ODD_IDS:
+        done = runner(
+            "enqueue", "echo", f"--id={job_id}", "--args", '["x"]', "--json", config=config
+        )
+        assert done.returncode == 0, (job_id, done.stderr)
+        assert orjson.loads(done.stdout) == {"id": job_id}
+    recorder = Recorder(store, pg_store=pg, consumer="c", batch_events=100, flush_interval=0.05)
+    await recorder.drain()
+    for job_id in ODD_IDS:
+        shown = runner("show", "--json", "--", job_id, config=config)  # "--": "-leading-dash"
+        assert shown.returncode == 0, (job_id, shown.stderr)
+        doc = orjson.loads(shown.stdout)
+        assert (doc["id"], doc["task"], doc["args"]) == (job_id, "echo", ["x"])
+        assert [h["to_state"] for h in doc["history"]] == ["scheduled"], (job_id, doc)
+        text = runner("show", "--", job_id, config=config)
+        assert text.stdout.startswith(f"job {job_id}  task echo\n"), (job_id, text.stdout)
+
+
+def test_a_job_id_that_is_not_utf8_is_a_usage_error(daemon_config: Callable[..., Path]) -> None:
+    """An --id with bytes that are not UTF-8 (a surrogate once decoded) or a control
+    character exits 2 with the id rule, not a UnicodeEncodeError traceback."""
+    config = daemon_config()
+    for bad in (b"--id=bad\xff", "--id=esc\x1b[31m"):
+        done = runner("enqueue", "echo", bad, config=config)
+        assert_fails(done, 2, "job id must be 1-200 characters without spaces")

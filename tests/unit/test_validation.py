@@ -256,3 +256,24 @@ def test_redaction_of_several_urls_in_one_text() -> None:
     """Two URLs in one message are each redacted, and text between them survives."""
     text = redact_text("redis://:p/1@r:6379 and postgresql://u:p@2@pg/db failed")
     assert text == "redis://:***@r:6379 and postgresql://u:***@pg/db failed"
+
+
+# Job ids
+
+
+@pytest.mark.parametrize(
+    "job_id", ['say"hi"', "{braces}", "{x}:job:y", "日本語-ü-😀", "a\\b", "it's", "-x", "%s%n"]
+)
+def test_odd_but_printable_job_ids_are_accepted(client: Client, job_id: str) -> None:
+    """Quotes, braces, backslashes and any Unicode letter or symbol are fine in an id."""
+    assert client.new_job("echo", job_id=job_id).id == job_id
+
+
+@pytest.mark.parametrize("job_id", ["nul\x00", "esc\x1b[31m", "del\x7f", "csi\x9b", "\udcff"])
+def test_job_ids_with_control_characters_or_lone_surrogates_are_refused(
+    client: Client, job_id: str
+) -> None:
+    """A control character (Postgres text cannot hold NUL; escapes garble a terminal) or
+    a lone surrogate (not encodable as UTF-8) is a UsageError, not a lost history."""
+    with pytest.raises(UsageError, match="job id must be"):
+        client.new_job("echo", job_id=job_id)
