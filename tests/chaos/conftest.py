@@ -1,0 +1,40 @@
+"""Chaos fixtures: a cluster per test (its own servers, prefix and daemons), always
+cleaned up, and the figures of every scenario printed at the end of the run."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chaos import figures
+from tests.chaos.cluster import Cluster, ClusterOptions
+
+OpenCluster = Callable[..., Awaitable[Cluster]]
+
+
+@pytest.fixture
+async def open_cluster(tmp_path: Path) -> AsyncIterator[OpenCluster]:
+    """`await open_cluster(daemons=3, ...)`: a started cluster (ClusterOptions' fields);
+    its daemons and servers are stopped after the test, whatever happened. The logs
+    stay under the test's tmp_path."""
+    clusters: list[Cluster] = []
+
+    async def open_one(**options: Any) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(clusters)}", ClusterOptions(**options))
+        clusters.append(cluster)
+        await cluster.start()
+        return cluster
+
+    yield open_one
+    for cluster in clusters:
+        await cluster.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if figures.FIGURES:
+        terminalreporter.section("chaos figures")
+        for line in figures.lines():
+            terminalreporter.write_line(line)
