@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_VENV ?= .bench-venv
 
-.PHONY: run test lint bench clean systemd-analyze
+.PHONY: run test lint bench clean systemd-analyze chaos debian-servers
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,14 @@ run: $(STAMP)
 	@echo "  $(BIN)/runner --config config/dev.toml show JOB_ID"
 	$(BIN)/runner --config config/dev.toml run
 
-test: $(STAMP) systemd-analyze
+test: $(STAMP) systemd-analyze debian-servers
 	$(BIN)/pytest
+
+# The chaos suite's long runs: several daemons on one Redis and one Postgres under
+# load, kills, outages and bad data (tests/chaos; the short runs are part of `test`).
+# RUNNER_CHAOS_SERVERS=debian runs them on Debian's redis-server and PostgreSQL 15.
+chaos: $(STAMP) debian-servers
+	RUNNER_CHAOS=long $(BIN)/pytest tests/chaos -p no:cacheprovider
 
 # The unit-file tests run systemd-analyze; Debian-based machines get it from apt.
 systemd-analyze:
@@ -29,6 +35,14 @@ systemd-analyze:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq systemd >/dev/null; \
 	  else echo "systemd-analyze is missing: install the 'systemd' package" >&2; exit 1; fi; }
+
+# The chaos suite also runs on Debian's redis-server and PostgreSQL 15 when they are
+# installed; as root with apt they are installed here, otherwise those runs are left out.
+debian-servers:
+	@{ command -v redis-server >/dev/null && [ -x /usr/lib/postgresql/15/bin/postgres ]; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq redis-server postgresql-15 >/dev/null; \
+	  else echo "redis-server or PostgreSQL 15 is missing: the chaos suite runs on the embedded servers only" >&2; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check runner tests bench

@@ -78,6 +78,7 @@ class Verdict:
             "drain_s": round(self.drain.seconds, 1),
             "daemon_runs": self.health.runs,
             "daemon_exits": len(self.health.exits),
+            "tracebacks_after_kill": len(self.health.notes),
             "peak_daemon_rss_mb": round(self.peak_daemon_mb, 1),
             "peak_daemon_with_workers_mb": round(self.peak_tree_mb, 1),
         }

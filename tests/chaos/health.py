@@ -24,6 +24,7 @@ class Health:
     bug_lines: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)  # processes an ended daemon left
+    notes: list[str] = field(default_factory=list)  # tracebacks after a SIGKILL
     errors: Counter[str] = field(default_factory=Counter)  # error-level lines by event
 
     @property
@@ -87,8 +88,10 @@ def check_health(fleet: Fleet, allow_tracebacks: bool = False) -> Health:
                 health.errors[str(line.get("event"))] += 1
             if _is_bug(line):
                 health.bug_lines.append(f"{where}: {_short(line)}")
-        if not allow_tracebacks and any("Traceback" in text for text in other):
-            start = next(i for i, text in enumerate(other) if "Traceback" in text)
-            health.tracebacks.append(f"{where} printed:\n" + "\n".join(other[start : start + 30]))
+        if allow_tracebacks or not any("Traceback" in text for text in other):
+            continue
+        start = next(i for i, text in enumerate(other) if "Traceback" in text)
+        printed = f"{where} printed:\n" + "\n".join(other[start : start + 30])
+        (health.notes if run.killed else health.tracebacks).append(printed)
     health.orphans = _orphans(fleet, wait_s=5.0)
     return health

@@ -43,10 +43,14 @@ def _flaky(rng: random.Random, job_id: str) -> list[Any]:
     return [job_id, int(time.time() * 1000 + rng.uniform(150, 400))]
 
 
+# Mostly short work, some long enough that a killed daemon always leaves jobs behind.
 MIX: tuple[Kind, ...] = (
-    Kind("async_work", 30, _ms(1, 20)),
-    Kind("io_work", 18, _ms(5, 40)),
-    Kind("cpu_work", 8, _ms(5, 25)),
+    Kind("async_work", 26, _ms(1, 20)),
+    Kind("io_work", 16, _ms(5, 40)),
+    Kind("cpu_work", 6, _ms(5, 25)),
+    Kind("async_work", 5, _ms(200, 1000)),
+    Kind("io_work", 3, _ms(100, 500)),
+    Kind("cpu_work", 2, _ms(100, 300)),
     Kind("flaky_io", 8, _flaky),
     Kind("flaky_async", 6, _flaky),
     Kind("always_fails", 4, lambda rng, job_id: [job_id]),
