@@ -2,66 +2,176 @@
 
 concurrent.futures' ProcessPoolExecutor cannot stop one running call: a job
 past its timeout would hold its process forever, or breaking the pool would
-take every other cpu job with it. Here each worker has its own pipe; a job past
-its timeout gets its worker killed and replaced, and the other workers never
-notice.
+take every other cpu job with it. Here each worker has its own socket; a job
+past its timeout gets its worker killed and replaced, and the other workers
+never notice.
+
+The daemon's end of each socket is an asyncio stream: a request is written
+and drained, a reply read as one whole frame (see runner.cpu_worker), so a
+payload of any size crosses intact on any loop, uvloop included. The result
+stays the JSON text the worker wrote (an orjson.Fragment): the daemon never
+decodes it only to encode it again.
+
+A worker that dies is replaced, as is one killed at a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import signal
+import socket
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import orjson
 
-from runner.cpu_worker import READY, worker_main
-from runner.errors import RunnerError, TaskTimeout, UnserialisableResult
+from runner.cpu_worker import HEADER, JOB, READY, RESULT, STOP, UNSERIALISABLE, worker_main
+from runner.errors import PayloadError, RunnerError, TaskTimeout, UnserialisableResult
 from runner.tasks import Task
+
+READY_TIMEOUT_S = 30.0  # a new worker says it is ready within this, or counts as failed
+EXIT_WAIT_S = 5.0  # how long a worker may take to exit once asked, or once killed
 
 
 class WorkerDied(RunnerError):
-    """A cpu worker process exited while running a job."""
+    """A cpu worker process ended while running a job (or before it was ready)."""
 
 
 class TaskError(RunnerError):
-    """A task raised inside a cpu worker; the message carries its traceback."""
+    """A task raised inside a cpu worker. The message is the exception with its
+    traceback; `type_name` is its class name (e.g. "TypeError")."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+def _how_it_ended(process: BaseProcess) -> str:
+    code = process.exitcode
+    if code is None:
+        return "closed its socket but kept running (it was killed)"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = str(-code)
+    return f"was killed by signal {name}"
 
 
 class _Worker:
-    def __init__(self, ctx: Any) -> None:
-        self.conn, child = ctx.Pipe()
-        self.process: BaseProcess = ctx.Process(
-            target=worker_main, args=(child,), name="runner-cpu", daemon=True
-        )
-        self.process.start()
-        child.close()
+    """One worker process and the daemon's end of its socket."""
 
-    def kill(self) -> None:
+    def __init__(
+        self, process: BaseProcess, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        assert process.pid is not None  # started
+        self.pid: int = process.pid
+        self.process = process
+        self.reader = reader
+        self.writer = writer
+
+    def alive(self) -> bool:
+        return not self.reader.at_eof() and self.process.is_alive()
+
+    async def send(self, kind: bytes, body: bytes = b"") -> None:
+        self.writer.writelines((HEADER.pack(kind, len(body)), body))
+        await self.writer.drain()
+
+    async def receive(self) -> tuple[bytes, bytes]:
+        kind, size = HEADER.unpack(await self.reader.readexactly(HEADER.size))
+        return kind, await self.reader.readexactly(size)
+
+    async def death(self, doing: str) -> str:
+        """Why the socket closed under us, for WorkerDied."""
+        await asyncio.to_thread(self.process.join, EXIT_WAIT_S)
+        return f"cpu worker (pid {self.pid}) {_how_it_ended(self.process)} {doing}"
+
+    async def end(self, *, gently: bool = False) -> None:
+        """Stop the process (asked first when `gently`, then killed) and close the socket.
+        Safe to call again, and on a process that already ended."""
+        if gently and not self.writer.is_closing():
+            with contextlib.suppress(ConnectionError):
+                await self.send(STOP)
+            await asyncio.to_thread(self.process.join, EXIT_WAIT_S)
+        self.abandon()
+        await asyncio.to_thread(self.process.join, EXIT_WAIT_S)
+
+    def abandon(self) -> None:
+        """Close the socket and kill the process, without waiting for it to go."""
+        self.writer.close()
         if self.process.is_alive():
             self.process.kill()
-        self.process.join(5)
-        self.conn.close()
 
 
-def _receive(conn: Connection, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
-    """A future for the next message on `conn`, read when the loop sees it readable."""
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def on_readable() -> None:
-        loop.remove_reader(conn.fileno())
-        if future.done():
-            return
+def _start_process(ctx: ForkServerContext) -> tuple[BaseProcess, socket.socket]:
+    """Start one worker (blocks: runs in a thread); returns it and our end of its socket."""
+    ours, theirs = socket.socketpair()
+    with theirs:  # once started, the worker holds its own copy
         try:
-            future.set_result(conn.recv())
-        except (EOFError, OSError) as exc:
-            future.set_exception(WorkerDied(f"cpu worker exited: {exc or 'pipe closed'}"))
+            process = ctx.Process(
+                target=worker_main, args=(theirs,), name="runner-cpu", daemon=True
+            )
+            process.start()
+        except BaseException:
+            ours.close()
+            raise
+    return process, ours
 
-    loop.add_reader(conn.fileno(), on_readable)
-    return future
+
+def _discard_started(starting: asyncio.Future[tuple[BaseProcess, socket.socket]]) -> None:
+    """A worker whose starter was cancelled meanwhile: nobody will use it."""
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    process, sock = starting.result()
+    sock.close()
+    process.kill()
+
+
+async def _start(ctx: ForkServerContext) -> tuple[BaseProcess, socket.socket]:
+    """_start_process in a thread. If the caller is cancelled meanwhile, nothing is left
+    running: the process is killed once it has started."""
+    starting = asyncio.ensure_future(asyncio.to_thread(_start_process, ctx))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_discard_started)
+        raise
+
+
+async def _spawn(ctx: ForkServerContext) -> _Worker:
+    """A new worker that said it is ready; WorkerDied if it did not."""
+    process, sock = await _start(ctx)
+    try:
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        process.kill()
+        raise
+    worker = _Worker(process, reader, writer)
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            kind, _ = await worker.receive()
+    except TimeoutError:
+        worker.abandon()
+        raise WorkerDied(
+            f"cpu worker (pid {worker.pid}) was not ready within {READY_TIMEOUT_S:g}s"
+        ) from None
+    except (asyncio.IncompleteReadError, ConnectionError):
+        died = WorkerDied(await worker.death("before it was ready"))
+        worker.abandon()
+        raise died from None
+    except BaseException:
+        worker.abandon()
+        raise
+    if kind != READY:
+        worker.abandon()
+        raise WorkerDied(f"cpu worker (pid {worker.pid}) sent {kind!r} instead of ready")
+    return worker
 
 
 class CpuPool:
@@ -71,29 +181,32 @@ class CpuPool:
         self.processes = processes
         self._on_free = on_free
         self._ctx = multiprocessing.get_context("forkserver")
+        self._workers: set[_Worker] = set()  # serving this pool: idle or busy
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._busy: set[_Worker] = set()
+        self._no_job = asyncio.Event()  # set while no worker is busy
+        self._no_job.set()
         self._reserved = 0
-        self._starting = 0
         self._closed = False
+        self._closing = asyncio.Event()
         self._replacements: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        await asyncio.gather(*(self._add_worker() for _ in range(self.processes)))
+        """Start every worker; if one cannot start, stop the others and raise why."""
+        outcomes = await asyncio.gather(
+            *(self._add_worker() for _ in range(self.processes)), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                await self.close(wait=False)
+                raise outcome
 
     async def _add_worker(self) -> None:
-        self._starting += 1
-        try:
-            loop = asyncio.get_running_loop()
-            worker = await asyncio.to_thread(_Worker, self._ctx)
-            hello = await _receive(worker.conn, loop)
-            if hello != READY:
-                raise WorkerDied(f"cpu worker sent {hello!r} instead of ready")
-        finally:
-            self._starting -= 1
+        worker = await _spawn(self._ctx)
         if self._closed:
-            worker.kill()
+            await worker.end()
             return
+        self._workers.add(worker)
         self._idle.put_nowait(worker)
         self._on_free()
 
@@ -107,35 +220,65 @@ class CpuPool:
         self._reserved -= 1
         self._on_free()
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of the workers serving this pool, idle or busy, in order."""
+        return sorted(worker.pid for worker in self._workers)
+
     async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        self._reserved -= 1
-        worker = await self._idle.get()  # immediate unless more jobs were let in than workers
-        self._busy.add(worker)
-        loop = asyncio.get_running_loop()
+        try:
+            request = orjson.dumps([task.settings.target, args, kwargs])
+        except TypeError as exc:
+            self.release()
+            raise PayloadError(
+                f"arguments for task {task.name!r} are not JSON-serialisable: {exc}"
+            ) from None
+        worker = await self._take(task)
         healthy = False
         try:
-            reply = _receive(worker.conn, loop)
-            worker.conn.send((task.settings.target, args, kwargs))
             async with asyncio.timeout(task.settings.timeout):
-                status, payload = await reply
+                await worker.send(JOB, request)
+                kind, body = await worker.receive()
             healthy = True
         except TimeoutError:
             raise TaskTimeout(
                 f"task {task.name!r} ran past its timeout of {task.settings.timeout:g}s; "
                 "its cpu worker was killed and replaced"
             ) from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            raise WorkerDied(await worker.death(f"while running task {task.name!r}")) from None
         finally:
-            self._busy.discard(worker)
-            if not reply.done():
-                loop.remove_reader(worker.conn.fileno())
             self._recycle(worker, healthy)
-        return _unpack(status, payload)
+        return _unpack(kind, body)
+
+    async def _take(self, task: Task) -> _Worker:
+        """An idle worker for a job that holds a slot. One found dead (killed while idle)
+        is replaced and the job waits for a live one, its slot still counted."""
+        try:
+            while True:
+                if self._closed and self._idle.empty():
+                    raise WorkerDied(f"the cpu pool closed before task {task.name!r} could start")
+                worker = await self._idle.get()
+                if worker.alive():
+                    break
+                self._recycle(worker, healthy=False)
+        except BaseException:
+            self.release()
+            raise
+        self._reserved -= 1
+        self._busy.add(worker)
+        self._no_job.clear()
+        return worker
 
     def _recycle(self, worker: _Worker, healthy: bool) -> None:
+        self._busy.discard(worker)
+        if not self._busy:
+            self._no_job.set()
         if healthy and not self._closed:
             self._idle.put_nowait(worker)
             self._on_free()
             return
+        self._workers.discard(worker)
+        worker.abandon()
         replacement = asyncio.get_running_loop().create_task(
             self._replace(worker), name="cpu-worker-replace"
         )
@@ -143,42 +286,46 @@ class CpuPool:
         replacement.add_done_callback(self._replacements.discard)
 
     async def _replace(self, worker: _Worker) -> None:
-        await asyncio.to_thread(worker.kill)
+        await worker.end()
         if not self._closed:
             await self._add_worker()
 
-    def busy(self) -> int:
-        return len(self._busy)
-
     async def retire(self) -> None:
         """Stop taking jobs: idle workers go now, busy ones when their job ends."""
-        self._closed = True
+        self._close()
         idle = []
         while not self._idle.empty():
             idle.append(self._idle.get_nowait())
-        await asyncio.to_thread(_kill_all, idle)
+        self._workers.difference_update(idle)
+        await asyncio.gather(*(worker.end() for worker in idle))
 
     async def close(self, wait: bool) -> None:
-        self._closed = True
-        for replacement in list(self._replacements):
-            replacement.cancel()
-        workers = [*self._busy]
+        """Stop every worker. With `wait`, running jobs finish first and idle workers are
+        asked to exit; without, every worker is killed now."""
+        self._close()
+        if wait:
+            await self._no_job.wait()
+        else:
+            for replacement in self._replacements:
+                replacement.cancel()
         while not self._idle.empty():
-            workers.append(self._idle.get_nowait())
-        for worker in workers:
-            if wait and worker.process.is_alive():
-                worker.conn.send(None)
-        await asyncio.to_thread(_kill_all, workers)
+            self._idle.get_nowait()
+        workers, self._workers = self._workers, set()
+        await asyncio.gather(
+            *(worker.end(gently=wait) for worker in workers),
+            *self._replacements,
+            return_exceptions=True,
+        )
+
+    def _close(self) -> None:
+        self._closed = True
+        self._closing.set()
 
 
-def _kill_all(workers: list[_Worker]) -> None:
-    for worker in workers:
-        worker.kill()
-
-
-def _unpack(status: str, payload: str) -> Any:
-    if status == "ok":
-        return orjson.Fragment(payload)
-    if status == "unserialisable":
-        raise UnserialisableResult(payload)
-    raise TaskError(payload)
+def _unpack(kind: bytes, body: bytes) -> Any:
+    if kind == RESULT:
+        return orjson.Fragment(body)
+    if kind == UNSERIALISABLE:
+        raise UnserialisableResult(orjson.loads(body))
+    error = orjson.loads(body)
+    raise TaskError(error["type"], error["message"])

@@ -1,52 +1,93 @@
-"""The loop inside each cpu worker process: import the task, run it, send back JSON.
+"""The loop inside each cpu worker process, and the frames it exchanges with the daemon.
 
-Results are checked for JSON here, in the worker, so an unserialisable result
-never crosses the pipe. Task targets come from the parent's config (the
-allow-list); arguments were decoded from JSON.
+Every message is one frame: a header (a kind byte, then the body's length in
+8 bytes) and a body of JSON. The daemon sends JOB frames (the task's target,
+its args and its kwargs as one JSON array) and, to stop a worker politely, a
+STOP frame; the worker sends READY once, then one RESULT, ERROR or
+UNSERIALISABLE frame per job. Payloads are JSON, never pickle.
+
+Results are encoded here, in the worker, so an unserialisable result never
+crosses the socket and the daemon can store the JSON text as it came. Task
+targets come from the daemon's config (the allow-list). This side blocks: a
+worker has nothing else to do while it waits.
 """
 
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
 
-READY = "ready"
+HEADER = struct.Struct("!cQ")
+READY, JOB, STOP = b"r", b"j", b"s"
+RESULT, ERROR, UNSERIALISABLE = b"o", b"e", b"u"
 
 
-def worker_main(conn: Connection) -> None:
+def worker_main(sock: socket.socket) -> None:
     # Stopping is the parent's call: a Ctrl-C reaching the whole process group
     # must not kill jobs before the daemon decides what to do with them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     funcs: dict[str, Callable[..., Any]] = {}
-    conn.send(READY)
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        target, args, kwargs = message
-        conn.send(_run(funcs, target, args, kwargs))
+    with sock:
+        send_frame(sock, READY)
+        while True:
+            try:
+                kind, body = receive_frame(sock)
+            except (EOFError, OSError):  # the daemon is gone
+                return
+            if kind != JOB:
+                return
+            send_frame(sock, *_run(funcs, body))
 
 
-def _run(
-    funcs: dict[str, Callable[..., Any]], target: str, args: list[Any], kwargs: dict[str, Any]
-) -> tuple[str, str]:
+def send_frame(sock: socket.socket, kind: bytes, body: bytes = b"") -> None:
+    sock.sendall(HEADER.pack(kind, len(body)) + body)
+
+
+def receive_frame(sock: socket.socket) -> tuple[bytes, bytearray]:
+    kind, size = HEADER.unpack(_receive_exactly(sock, HEADER.size))
+    return kind, _receive_exactly(sock, size)
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    received = 0
+    while received < size:
+        count = sock.recv_into(view[received:])
+        if count == 0:
+            raise EOFError(f"socket closed after {received} of {size} bytes")
+        received += count
+    return buffer
+
+
+def _run(funcs: dict[str, Callable[..., Any]], body: bytearray) -> tuple[bytes, bytes]:
     from runner.tasks import import_target  # noqa: PLC0415  # keeps the forkserver preload small
 
+    target, args, kwargs = orjson.loads(body)
     try:
         func = funcs.get(target) or funcs.setdefault(target, import_target(target))
         result = func(*args, **kwargs)
     except Exception as exc:
-        return ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-8)}")
+        return ERROR, orjson.dumps({"type": type(exc).__name__, "message": _describe(exc)})
     try:
-        return ("ok", orjson.dumps(result).decode())
+        return RESULT, orjson.dumps(result)
     except TypeError as exc:
-        return ("unserialisable", f"result is not JSON-serialisable: {exc}")
+        return UNSERIALISABLE, orjson.dumps(f"result is not JSON-serialisable: {exc}")
+
+
+def _describe(exc: BaseException) -> str:
+    """'SystemExit: 3' (or only the class name when the text is empty), then the traceback."""
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # a task's exception with a broken __str__ must not end the worker
+        text = "<str() failed>"
+    trace = "".join(traceback.format_exception(exc, limit=-8))
+    return f"{name}: {text}\n{trace}" if text else f"{name}\n{trace}"

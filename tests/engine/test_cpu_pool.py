@@ -1,0 +1,204 @@
+"""The cpu process pool on its own: payloads of any size, workers that die, timeouts.
+
+The daemon runs on uvloop, whose add_reader makes a pipe non-blocking, so each
+scenario runs on a uvloop loop of its own (uvloop.run) rather than on the
+plugin's asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import uvloop
+
+from runner.config import TaskSettings
+from runner.cpu_pool import CpuPool, TaskError, WorkerDied
+from runner.errors import PayloadError, TaskTimeout
+from runner.tasks import Task
+from tests.engine import cpu_tasks
+
+Scenario = Callable[[CpuPool], Coroutine[Any, Any, None]]
+
+
+def cpu_task(func: Callable[..., Any], timeout: float | None = 20) -> Task:
+    target = f"tests.engine.cpu_tasks:{func.__name__}"
+    return Task(TaskSettings(name=func.__name__, target=target, kind="cpu", timeout=timeout), func)
+
+
+def on_uvloop(scenario: Scenario, processes: int = 1) -> None:
+    """Runs `scenario` with a started pool of `processes` workers on a uvloop loop."""
+
+    async def main() -> None:
+        pool = CpuPool(processes, lambda: None)
+        await pool.start()
+        try:
+            async with asyncio.timeout(60):
+                await scenario(pool)
+        finally:
+            await pool.close(wait=False)
+
+    uvloop.run(main())
+
+
+async def call(pool: CpuPool, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Runs one job as the engine does (take a slot, run) and decodes its result."""
+    pool.acquire()
+    result = await pool.run(cpu_task(func), list(args), kwargs)
+    return orjson.loads(orjson.dumps(result))
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Returns once `condition` holds, checking every 10 ms for up to 10 s."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+@pytest.mark.parametrize("run", [uvloop.run, asyncio.run], ids=["uvloop", "asyncio"])
+def test_megabyte_arguments_and_results_cross_whole(run: Callable[..., None]) -> None:
+    """1 MB of arguments and a 1 MB result, several times over on one worker: each
+    arrives whole (no BlockingIOError from a pipe the loop made non-blocking)."""
+    megabyte = 1 << 20
+
+    async def main() -> None:
+        pool = CpuPool(1, lambda: None)
+        await pool.start()
+        try:
+            for _ in range(5):
+                reply = await call(pool, cpu_tasks.sized_reply, "a" * megabyte, megabyte)
+                assert reply == {"received": megabyte, "reply": "r" * megabyte}
+        finally:
+            await pool.close(wait=False)
+
+    run(main())
+
+
+def test_result_arrives_as_json_text() -> None:
+    """The result crosses as JSON text and stays so: an orjson.Fragment, not
+    decoded in the daemon only to be encoded again."""
+
+    async def scenario(pool: CpuPool) -> None:
+        pool.acquire()
+        result = await pool.run(cpu_task(cpu_tasks.sized_reply), ["abc", 2], {})
+        assert isinstance(result, orjson.Fragment)
+        assert orjson.dumps(result) == b'{"received":3,"reply":"rr"}'
+
+    on_uvloop(scenario)
+
+
+def test_arguments_that_json_cannot_carry_are_refused() -> None:
+    """Payloads are JSON, never pickle: arguments JSON cannot hold fail the job with
+    PayloadError before they reach a worker, and the worker serves the next job."""
+
+    async def scenario(pool: CpuPool) -> None:
+        before = await call(pool, cpu_tasks.pid)
+        with pytest.raises(PayloadError, match="not JSON-serialisable"):
+            await call(pool, cpu_tasks.sized_reply, {1, 2}, 1)
+        assert pool.capacity() == 1
+        assert await call(pool, cpu_tasks.pid) == before
+
+    on_uvloop(scenario)
+
+
+def test_a_worker_that_exits_names_its_code_and_is_replaced() -> None:
+    """os._exit(3) in a task: WorkerDied names the pid, the exit code and the task;
+    the pool is back to its size with a new process, which runs the next job."""
+
+    async def scenario(pool: CpuPool) -> None:
+        [dead] = pool.worker_pids()
+        with pytest.raises(WorkerDied) as died:
+            await call(pool, cpu_tasks.exit_hard, 3)
+        assert str(died.value) == (
+            f"cpu worker (pid {dead}) exited with code 3 while running task 'exit_hard'"
+        )
+        fresh = await call(pool, cpu_tasks.pid)
+        assert fresh != dead
+        assert pool.worker_pids() == [fresh]
+
+    on_uvloop(scenario)
+
+
+def test_a_worker_killed_by_a_signal_names_the_signal() -> None:
+    """A segfault in a task, then a SIGKILL from outside during a job: each WorkerDied
+    names its signal, and a replaced worker runs the next job."""
+
+    async def scenario(pool: CpuPool) -> None:
+        [first] = pool.worker_pids()
+        with pytest.raises(WorkerDied, match=r"was killed by signal SIGSEGV") as died:
+            await call(pool, cpu_tasks.segfault)
+        assert f"(pid {first})" in str(died.value) and "task 'segfault'" in str(died.value)
+        second = await call(pool, cpu_tasks.pid)
+        assert second != first
+        job = asyncio.create_task(call(pool, cpu_tasks.sleep, 30))
+        await asyncio.sleep(0.3)
+        os.kill(second, signal.SIGKILL)
+        with pytest.raises(WorkerDied, match=r"was killed by signal SIGKILL"):
+            await job
+        assert await call(pool, cpu_tasks.pid) not in (first, second)
+
+    on_uvloop(scenario)
+
+
+def test_a_worker_killed_while_idle_does_not_fail_the_next_job() -> None:
+    """An idle worker killed from outside is noticed when a job would take it: the job
+    runs on its replacement instead of failing."""
+
+    async def scenario(pool: CpuPool) -> None:
+        [dead] = pool.worker_pids()
+        os.kill(dead, signal.SIGKILL)
+        await eventually(lambda: gone(dead))
+        assert await call(pool, cpu_tasks.pid) != dead
+
+    on_uvloop(scenario)
+
+
+def test_task_error_names_the_exception_class() -> None:
+    """TaskError.type_name is the class of what the task raised, so a TypeError can be
+    told from others; the message starts with the class and the text."""
+
+    async def scenario(pool: CpuPool) -> None:
+        raisers = {"TypeError": cpu_tasks.wrong_type, "ValueError": cpu_tasks.wrong_value}
+        for type_name, func in raisers.items():
+            with pytest.raises(TaskError) as raised:
+                await call(pool, func, 7)
+            assert raised.value.type_name == type_name
+            assert str(raised.value).startswith(f"{type_name}: ")
+
+    on_uvloop(scenario)
+
+
+def test_a_job_past_its_timeout_has_its_worker_killed_and_replaced() -> None:
+    """TaskTimeout after the task's timeout, not after the task; its worker is killed
+    and a new process runs the next job, keeping the pool at its size."""
+
+    async def scenario(pool: CpuPool) -> None:
+        [slow_pid, other] = sorted(pool.worker_pids())
+        pool.acquire()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TaskTimeout, match=r"ran past its timeout of 0\.3s"):
+            await pool.run(cpu_task(cpu_tasks.sleep, timeout=0.3), [30], {})
+        assert loop.time() - started < 5
+        await eventually(lambda: len(pool.worker_pids()) == 2)
+        pids = pool.worker_pids()
+        assert len(pids) == 2 and len({slow_pid, other} & set(pids)) == 1
+
+    on_uvloop(scenario, processes=2)
