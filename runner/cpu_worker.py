@@ -8,7 +8,9 @@ UNSERIALISABLE frame per job. Payloads are JSON, never pickle.
 
 Results are encoded here, in the worker, so an unserialisable result never
 crosses the socket and the daemon can store the JSON text as it came. Task
-targets come from the daemon's config (the allow-list). This side blocks: a
+targets come from the daemon's config (the allow-list). Whatever a task raises,
+SystemExit and KeyboardInterrupt included, is its job's error; only a death
+nothing can catch (os._exit, a signal) ends the worker. This side blocks: a
 worker has nothing else to do while it waits.
 """
 
@@ -74,7 +76,7 @@ def _run(funcs: dict[str, Callable[..., Any]], body: bytearray) -> tuple[bytes, 
     try:
         func = funcs.get(target) or funcs.setdefault(target, import_target(target))
         result = func(*args, **kwargs)
-    except Exception as exc:
+    except BaseException as exc:  # whatever a task raises is its job's error, not the worker's end
         return ERROR, orjson.dumps({"type": type(exc).__name__, "message": _describe(exc)})
     try:
         return RESULT, orjson.dumps(result)

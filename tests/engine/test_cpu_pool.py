@@ -1,4 +1,5 @@
-"""The cpu process pool on its own: payloads of any size, workers that die, timeouts.
+"""The cpu process pool on its own: payloads of any size, workers that die, tasks that
+raise anything, timeouts.
 
 The daemon runs on uvloop, whose add_reader makes a pipe non-blocking, so each
 scenario runs on a uvloop loop of its own (uvloop.run) rather than on the
@@ -166,6 +167,31 @@ def test_a_worker_killed_while_idle_does_not_fail_the_next_job() -> None:
         os.kill(dead, signal.SIGKILL)
         await eventually(lambda: gone(dead))
         assert await call(pool, cpu_tasks.pid) != dead
+
+    on_uvloop(scenario)
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "error"),
+    [
+        (cpu_tasks.system_exit, [3], "SystemExit: 3"),
+        (cpu_tasks.interrupt, [], "KeyboardInterrupt"),
+        (cpu_tasks.generator_exit, [], "GeneratorExit"),
+    ],
+)
+def test_base_exceptions_fail_the_job_and_keep_the_worker(
+    func: Callable[..., Any], args: list[Any], error: str
+) -> None:
+    """SystemExit, KeyboardInterrupt and GeneratorExit raised by a task are its job's
+    TaskError, named with its traceback; the same worker process runs the next job."""
+
+    async def scenario(pool: CpuPool) -> None:
+        before = await call(pool, cpu_tasks.pid)
+        with pytest.raises(TaskError) as raised:
+            await call(pool, func, *args)
+        assert str(raised.value).startswith(f"{error}\nTraceback")
+        assert raised.value.type_name == error.partition(":")[0]
+        assert await call(pool, cpu_tasks.pid) == before
 
     on_uvloop(scenario)
 
