@@ -12,7 +12,9 @@ payload of any size crosses intact on any loop, uvloop included. The result
 stays the JSON text the worker wrote (an orjson.Fragment): the daemon never
 decodes it only to encode it again.
 
-A worker that dies is replaced, as is one killed at a timeout.
+A worker that dies is replaced, as is one killed at a timeout. A replacement
+that cannot start is logged and tried again, with a growing pause, until it
+starts or the pool closes: the pool never shrinks unnoticed.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ import orjson
 
 from runner.cpu_worker import HEADER, JOB, READY, RESULT, STOP, UNSERIALISABLE, worker_main
 from runner.errors import PayloadError, RunnerError, TaskTimeout, UnserialisableResult
+from runner.logs import get_logger
 from runner.tasks import Task
+
+log = get_logger()
 
 READY_TIMEOUT_S = 30.0  # a new worker says it is ready within this, or counts as failed
 EXIT_WAIT_S = 5.0  # how long a worker may take to exit once asked, or once killed
+RETRY_FIRST_S = 0.1  # the pause after a replacement first fails to start; doubles each time
+RETRY_MAX_S = 30.0
 
 
 class WorkerDied(RunnerError):
@@ -48,6 +55,10 @@ class TaskError(RunnerError):
     def __init__(self, type_name: str, message: str) -> None:
         super().__init__(message)
         self.type_name = type_name
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _how_it_ended(process: BaseProcess) -> str:
@@ -283,12 +294,34 @@ class CpuPool:
             self._replace(worker), name="cpu-worker-replace"
         )
         self._replacements.add(replacement)
-        replacement.add_done_callback(self._replacements.discard)
+        replacement.add_done_callback(self._replacement_done)
 
     async def _replace(self, worker: _Worker) -> None:
+        """End `worker`; unless the pool is closing, start another, trying until one starts."""
         await worker.end()
-        if not self._closed:
-            await self._add_worker()
+        pause = RETRY_FIRST_S
+        while not self._closed:
+            try:
+                await self._add_worker()
+            except Exception as exc:  # whatever stops a start now may pass: log, pause, retry
+                log.error(
+                    "cpu worker could not be replaced; retrying",
+                    error=_error_text(exc), retry_in_s=pause, processes=len(self._workers),
+                )  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._closing.wait()
+                pause = min(pause * 2, RETRY_MAX_S)
+            else:
+                return
+
+    def _replacement_done(self, replacement: asyncio.Task[None]) -> None:
+        self._replacements.discard(replacement)
+        if not replacement.cancelled() and (exc := replacement.exception()) is not None:
+            log.error(
+                "cpu worker replacement failed; the pool is one process short",
+                error=_error_text(exc), processes=len(self._workers),
+            )  # fmt: skip
 
     async def retire(self) -> None:
         """Stop taking jobs: idle workers go now, busy ones when their job ends."""

@@ -1,5 +1,5 @@
 """The cpu process pool on its own: payloads of any size, workers that die, tasks that
-raise anything, timeouts.
+raise anything, timeouts, replacements that fail.
 
 The daemon runs on uvloop, whose add_reader makes a pipe non-blocking, so each
 scenario runs on a uvloop loop of its own (uvloop.run) rather than on the
@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 import uvloop
+from structlog.testing import CapturingLogger
 
+from runner import cpu_pool
 from runner.config import TaskSettings
 from runner.cpu_pool import CpuPool, TaskError, WorkerDied
 from runner.errors import PayloadError, TaskTimeout
@@ -228,3 +230,32 @@ def test_a_job_past_its_timeout_has_its_worker_killed_and_replaced() -> None:
         assert len(pids) == 2 and len({slow_pid, other} & set(pids)) == 1
 
     on_uvloop(scenario, processes=2)
+
+
+def test_a_failed_replacement_is_logged_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a replacement worker fails twice: each failure is logged with the
+    delay before the next try, and the third try restores the pool."""
+    logger = CapturingLogger()
+    monkeypatch.setattr(cpu_pool, "log", logger)
+    real_start = cpu_pool._start_process
+    failures = iter([OSError("forkserver is gone"), OSError("forkserver is gone")])
+
+    def flaky_start(ctx: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_start(ctx)
+
+    async def scenario(pool: CpuPool) -> None:
+        monkeypatch.setattr(cpu_pool, "_start_process", flaky_start)
+        with pytest.raises(WorkerDied):
+            await call(pool, cpu_tasks.exit_hard, 1)
+        assert isinstance(await call(pool, cpu_tasks.pid), int)
+        assert len(pool.worker_pids()) == 1
+
+    on_uvloop(scenario)
+    errors = [c for c in logger.calls if c.method_name == "error"]
+    assert [c.args for c in errors] == [("cpu worker could not be replaced; retrying",)] * 2
+    assert [c.kwargs["error"] for c in errors] == ["OSError: forkserver is gone"] * 2
+    delays = [c.kwargs["retry_in_s"] for c in errors]
+    assert 0 < delays[0] < delays[1]
