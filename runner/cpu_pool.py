@@ -229,6 +229,8 @@ class CpuPool:
 
     def release(self) -> None:
         self._reserved -= 1
+        if self._closed:
+            self._shed_idle()
         self._on_free()
 
     def worker_pids(self) -> list[int]:
@@ -324,13 +326,16 @@ class CpuPool:
             )  # fmt: skip
 
     async def retire(self) -> None:
-        """Stop taking jobs: idle workers go now, busy ones when their job ends."""
+        """Stop taking jobs: idle workers go now, except one for each slot already taken
+        (its job is on its way); busy ones go when their job ends."""
         self._close()
-        idle = []
-        while not self._idle.empty():
-            idle.append(self._idle.get_nowait())
-        self._workers.difference_update(idle)
-        await asyncio.gather(*(worker.end() for worker in idle))
+        self._shed_idle()
+        await asyncio.gather(*self._replacements, return_exceptions=True)
+
+    def _shed_idle(self) -> None:
+        """In a closed pool, end the idle workers that no taken slot is waiting for."""
+        while self._idle.qsize() > self._reserved:
+            self._recycle(self._idle.get_nowait(), healthy=False)
 
     async def close(self, wait: bool) -> None:
         """Stop every worker. With `wait`, running jobs finish first and idle workers are

@@ -259,3 +259,23 @@ def test_a_failed_replacement_is_logged_and_retried(monkeypatch: pytest.MonkeyPa
     assert [c.kwargs["error"] for c in errors] == ["OSError: forkserver is gone"] * 2
     delays = [c.kwargs["retry_in_s"] for c in errors]
     assert 0 < delays[0] < delays[1]
+
+
+def test_slots_taken_before_a_retire_keep_their_workers_until_used() -> None:
+    """A retired pool (a reload resized it) keeps a worker for each slot already taken:
+    the job of one runs, the other slot is given back, and then no worker is left."""
+
+    async def scenario(pool: CpuPool) -> None:
+        pool.acquire()
+        pool.acquire()
+        await pool.retire()
+        assert len(pool.worker_pids()) == 2
+        result = await pool.run(cpu_task(cpu_tasks.pid), [], {})
+        ran_on = orjson.loads(orjson.dumps(result))
+        [kept] = pool.worker_pids()
+        assert kept != ran_on
+        pool.release()
+        assert pool.worker_pids() == []
+        await eventually(lambda: gone(ran_on) and gone(kept))
+
+    on_uvloop(scenario, processes=3)
