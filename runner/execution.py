@@ -81,6 +81,8 @@ def arguments_misfit(
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, TaskTimeout | UnknownTask | PayloadError | UnserialisableResult):
         return str(exc)
+    if getattr(exc, "type_name", None):  # raised in a cpu worker: already "Type: message"
+        return str(exc)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

@@ -21,6 +21,7 @@ BAD_TASKS = {
     for t in (
         task("exit_async", "exit_async", retries=2, backoff=0.01),
         task("exit_io", "exit_io", "io", retries=2, backoff=0.01),
+        task("exit_cpu", "exit_io", "cpu"),
         task("interrupt_async", "interrupt_async"),
         task("interrupt_io", "interrupt_io", "io"),
         task("cancel_itself", "cancel_itself"),
@@ -52,11 +53,14 @@ async def test_base_exceptions_fail_the_job_with_their_name(
         name: await client.enqueue(name, [3] if name.startswith("exit") else [])
         for name in expected
     }
+    in_worker = await client.enqueue("exit_cpu", [3])
     after = await client.enqueue("echo", ["still here"])
     await drain(settings)
     for name, (error, attempts) in expected.items():
         job = await client.get(ids[name])
         assert (job.state, job.error, job.attempt) == ("failed", error, attempts), name
+    job = await client.get(in_worker)  # the same words, then the worker's traceback
+    assert job.state == "failed" and (job.error or "").startswith("SystemExit: 3\n")
     assert (await client.get(after)).state == "succeeded"
 
 
