@@ -25,9 +25,10 @@ test: $(STAMP) systemd-analyze debian-servers
 
 # The chaos suite's long runs: several daemons on one Redis and one Postgres under
 # load, kills, outages and bad data (tests/chaos; the short runs are part of `test`).
-# RUNNER_CHAOS_SERVERS=debian runs them on Debian's redis-server and PostgreSQL 15.
+# The daemons' logs are kept under var/chaos. RUNNER_CHAOS_SERVERS=debian runs
+# them on Debian's redis-server and PostgreSQL 15.
 chaos: $(STAMP) debian-servers
-	RUNNER_CHAOS=long $(BIN)/pytest tests/chaos -p no:cacheprovider
+	RUNNER_CHAOS=long RUNNER_CHAOS_KEEP=var/chaos $(BIN)/pytest tests/chaos
 
 # The unit-file tests run systemd-analyze; Debian-based machines get it from apt.
 systemd-analyze:

@@ -21,12 +21,14 @@ from tests.chaos.load import LoadGenerator
 from tests.chaos.profile import profile
 
 PROFILE = profile("kill")
-FIRST_KILL_AFTER_S = 2.0
 KILL_EVERY_S = (2.0, 5.0)
 
 
 async def _kill_repeatedly(cluster: Cluster, kills: int, rng: random.Random) -> None:
-    await asyncio.sleep(FIRST_KILL_AFTER_S)
+    """Kill `kills` times, every 2-5 s, the last kills near the end of the load: the
+    time to drain after the last kill is then the time to recover from it."""
+    mean = sum(KILL_EVERY_S) / 2
+    await asyncio.sleep(max(2.0, PROFILE.seconds - kills * mean - 2))
     for _ in range(kills):
         await asyncio.sleep(rng.uniform(*KILL_EVERY_S))
         await cluster.fleet.kill_and_restart(rng)
