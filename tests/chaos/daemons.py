@@ -138,6 +138,14 @@ class ChaosDaemon:
             run.proc.send_signal(signal.SIGKILL)
         run.proc.wait(10)
 
+    def suspend(self) -> None:
+        """SIGSTOP: the daemon freezes, as in a long GC pause or a stalled VM, while the
+        world goes on; its leases expire and other daemons take its jobs."""
+        self.current.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.current.proc.send_signal(signal.SIGCONT)
+
     async def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM and wait for the exit code (None: still running after `timeout`)."""
         run = self.current

@@ -3,7 +3,8 @@
 RUNNER_CHAOS=long picks the long defaults; any figure can be set on its own:
 RUNNER_CHAOS_JOBS, RUNNER_CHAOS_SECONDS (the load is spread over them),
 RUNNER_CHAOS_DAEMONS, RUNNER_CHAOS_KILLS ("10-15" or "12"), RUNNER_CHAOS_OUTAGES
-and RUNNER_CHAOS_OUTAGE_S (how many server outages, and how long each).
+and RUNNER_CHAOS_OUTAGE_S (how many outages of a server, or pauses of a daemon,
+and how long each).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SHORT = {
     "kill": Profile(jobs=1500, seconds=15, kills=(3, 4)),
     "postgres": Profile(jobs=1200, seconds=16, outages=2, outage_s=5),
     "redis": Profile(jobs=1000, seconds=12, outages=2, outage_s=1),
+    "pause": Profile(jobs=1000, seconds=12, outages=2, outage_s=4),
     "malformed": Profile(jobs=300, seconds=6, daemons=2),
     "bad_tasks": Profile(jobs=200, seconds=4, daemons=2),
 }
@@ -46,6 +48,7 @@ LONG = {
     "kill": Profile(jobs=20_000, seconds=100, kills=(10, 15)),
     "postgres": Profile(jobs=20_000, seconds=200, outages=2, outage_s=60),
     "redis": Profile(jobs=10_000, seconds=100, outages=4, outage_s=5),
+    "pause": Profile(jobs=10_000, seconds=100, outages=8, outage_s=6),
     "malformed": Profile(jobs=5_000, seconds=60),
     "bad_tasks": Profile(jobs=3_000, seconds=30),
 }

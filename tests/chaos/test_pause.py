@@ -1,0 +1,66 @@
+"""A daemon frozen (SIGSTOP) for longer than its leases, then thawed (SIGCONT), under load.
+
+This is the fence's test: while the daemon is frozen, the others reap its
+leases and run its jobs again; when it wakes, it still holds those jobs and
+finishes them. Its outcomes must be refused (fenced by owner and attempt), so
+no job's newer state is overwritten, and the daemon must carry on as if
+nothing happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from tests.chaos import figures
+from tests.chaos.cluster import Cluster
+from tests.chaos.conftest import OpenCluster
+from tests.chaos.load import LoadGenerator
+from tests.chaos.profile import profile
+
+PROFILE = profile("pause")
+UP_BETWEEN_S = (1.0, 3.0)
+
+
+async def _freeze_repeatedly(cluster: Cluster, rng: random.Random) -> None:
+    for _ in range(PROFILE.outages):
+        await asyncio.sleep(rng.uniform(*UP_BETWEEN_S))
+        daemon = rng.choice(cluster.fleet.daemons)
+        daemon.suspend()
+        try:
+            await asyncio.sleep(PROFILE.outage_s)
+        finally:
+            daemon.resume()
+
+
+@pytest.mark.timeout(PROFILE.timeout)
+async def test_a_frozen_daemon_is_fenced_off_and_carries_on(open_cluster: OpenCluster) -> None:
+    """Daemons frozen past their 2 s leases and thawed: no daemon fails; the frozen
+    daemon's jobs run again elsewhere (explained by the expired lease), what it finishes
+    late is fenced off rather than recorded over the newer state, and the audit finds
+    every job terminal with a whole history and no execution without a claim."""
+    cluster = await open_cluster(daemons=PROFILE.daemons)
+    load = LoadGenerator(
+        cluster.client, rate=PROFILE.rate, total=PROFILE.jobs, rng=random.Random(9)
+    )
+    await asyncio.gather(load.run(), _freeze_repeatedly(cluster, random.Random(10)))
+    verdict = await cluster.finish(load.accepted)
+    fenced = sum(
+        1
+        for _, run in cluster.fleet.runs()
+        for line in run.lines()[0]
+        if line.get("event") == "outcome fenced off: lease lost"
+    )
+    figures.record(
+        "pause",
+        **verdict.figures(),
+        pauses=PROFILE.outages,
+        paused_s=PROFILE.outage_s,
+        outcomes_fenced_off=fenced,
+        reruns=dict(verdict.audit.reruns),
+        errors=dict(verdict.health.errors),
+    )
+    verdict.assert_clean()
+    assert verdict.audit.reruns["lease expired"] > 0  # the pauses did outlast leases
