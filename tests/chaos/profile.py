@@ -40,6 +40,7 @@ SHORT = {
     "postgres": Profile(jobs=1200, seconds=16, outages=2, outage_s=5),
     "redis": Profile(jobs=1000, seconds=12, outages=2, outage_s=1),
     "pause": Profile(jobs=1000, seconds=12, outages=2, outage_s=4),
+    "storm": Profile(jobs=3000, seconds=20),
     "malformed": Profile(jobs=300, seconds=6, daemons=2),
     "bad_tasks": Profile(jobs=200, seconds=4, daemons=2),
 }
@@ -49,6 +50,7 @@ LONG = {
     "postgres": Profile(jobs=20_000, seconds=200, outages=2, outage_s=60),
     "redis": Profile(jobs=10_000, seconds=100, outages=4, outage_s=5),
     "pause": Profile(jobs=10_000, seconds=100, outages=8, outage_s=6),
+    "storm": Profile(jobs=45_000, seconds=300),
     "malformed": Profile(jobs=5_000, seconds=60),
     "bad_tasks": Profile(jobs=3_000, seconds=30),
 }

@@ -17,6 +17,7 @@ import pytest
 from tests.chaos import figures
 from tests.chaos.cluster import Cluster
 from tests.chaos.conftest import OpenCluster
+from tests.chaos.faults import kill_a_daemon
 from tests.chaos.load import LoadGenerator
 from tests.chaos.profile import profile
 
@@ -31,7 +32,7 @@ async def _kill_repeatedly(cluster: Cluster, kills: int, rng: random.Random) -> 
     await asyncio.sleep(max(2.0, PROFILE.seconds - kills * mean - 2))
     for _ in range(kills):
         await asyncio.sleep(rng.uniform(*KILL_EVERY_S))
-        await cluster.fleet.kill_and_restart(rng)
+        await kill_a_daemon(cluster, rng)
 
 
 @pytest.mark.timeout(PROFILE.timeout + PROFILE.kills[1] * KILL_EVERY_S[1])

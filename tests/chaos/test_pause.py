@@ -17,6 +17,7 @@ import pytest
 from tests.chaos import figures
 from tests.chaos.cluster import Cluster
 from tests.chaos.conftest import OpenCluster
+from tests.chaos.faults import freeze_a_daemon
 from tests.chaos.load import LoadGenerator
 from tests.chaos.profile import profile
 
@@ -27,12 +28,7 @@ UP_BETWEEN_S = (1.0, 3.0)
 async def _freeze_repeatedly(cluster: Cluster, rng: random.Random) -> None:
     for _ in range(PROFILE.outages):
         await asyncio.sleep(rng.uniform(*UP_BETWEEN_S))
-        daemon = rng.choice(cluster.fleet.daemons)
-        daemon.suspend()
-        try:
-            await asyncio.sleep(PROFILE.outage_s)
-        finally:
-            daemon.resume()
+        await freeze_a_daemon(cluster, rng, PROFILE.outage_s)
 
 
 @pytest.mark.timeout(PROFILE.timeout)

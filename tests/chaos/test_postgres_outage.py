@@ -15,6 +15,7 @@ import pytest
 from tests.chaos import figures
 from tests.chaos.cluster import Cluster
 from tests.chaos.conftest import OpenCluster
+from tests.chaos.faults import stop_postgres_for
 from tests.chaos.load import LoadGenerator
 from tests.chaos.profile import profile
 
@@ -24,14 +25,10 @@ UP_BETWEEN_S = 2.0
 
 async def _outages(cluster: Cluster, count: int, seconds: float) -> float:
     """Stop Postgres `count` times for `seconds` each; the total time it was down."""
-    assert cluster.servers is not None
-    postgres = cluster.servers.postgres
     down = 0.0
     for _ in range(count):
         await asyncio.sleep(UP_BETWEEN_S)
-        await asyncio.to_thread(postgres.stop)
-        await asyncio.sleep(seconds)
-        await asyncio.to_thread(postgres.start)
+        await stop_postgres_for(cluster, seconds)
         down += seconds
     return down
 

@@ -17,6 +17,7 @@ import pytest
 from tests.chaos import figures
 from tests.chaos.cluster import Cluster
 from tests.chaos.conftest import OpenCluster
+from tests.chaos.faults import stop_redis_for
 from tests.chaos.load import LoadGenerator
 from tests.chaos.profile import profile
 
@@ -26,14 +27,9 @@ UP_BETWEEN_S = (2.0, 4.0)
 
 async def _restarts(cluster: Cluster, count: int, seconds: float, rng: random.Random) -> None:
     """Stop Redis `count` times, alternately with SIGTERM and SIGKILL, for `seconds`."""
-    assert cluster.servers is not None
-    redis = cluster.servers.redis
     for n in range(count):
         await asyncio.sleep(rng.uniform(*UP_BETWEEN_S))
-        how = signal.SIGTERM if n % 2 == 0 else signal.SIGKILL
-        await asyncio.to_thread(redis.stop, how)
-        await asyncio.sleep(seconds)
-        await asyncio.to_thread(redis.start)
+        await stop_redis_for(cluster, seconds, signal.SIGTERM if n % 2 == 0 else signal.SIGKILL)
 
 
 @pytest.mark.timeout(PROFILE.timeout)
