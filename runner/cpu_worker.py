@@ -37,15 +37,15 @@ def worker_main(sock: socket.socket) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     funcs: dict[str, Callable[..., Any]] = {}
     with sock:
-        send_frame(sock, READY)
-        while True:
-            try:
+        try:
+            send_frame(sock, READY)
+            while True:
                 kind, body = receive_frame(sock)
-            except (EOFError, OSError):  # the daemon is gone
-                return
-            if kind != JOB:
-                return
-            send_frame(sock, *_run(funcs, body))
+                if kind != JOB:
+                    return
+                send_frame(sock, *_run(funcs, body))
+        except (EOFError, OSError):  # the daemon is gone (it stopped or was killed)
+            return
 
 
 def send_frame(sock: socket.socket, kind: bytes, body: bytes = b"") -> None:

@@ -9,8 +9,10 @@ plugin's asyncio loop.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -279,3 +281,21 @@ def test_slots_taken_before_a_retire_keep_their_workers_until_used() -> None:
         await eventually(lambda: gone(ran_on) and gone(kept))
 
     on_uvloop(scenario, processes=3)
+
+
+def test_a_worker_whose_daemon_died_mid_job_exits_quietly() -> None:
+    """A daemon SIGKILLed while its worker runs a job: the worker's reply meets a closed
+    socket, and it exits with code 0, printing no traceback to the daemon's output."""
+    from runner.cpu_worker import JOB, READY, receive_frame, send_frame, worker_main  # noqa: PLC0415
+
+    ctx = multiprocessing.get_context("forkserver")  # as the pool: no inherited copy of `parent`
+    parent, child = socket.socketpair()
+    worker = ctx.Process(target=worker_main, args=(child,))
+    worker.start()
+    child.close()
+    assert receive_frame(parent)[0] == READY
+    target = "tests.engine.cpu_tasks:sleep"
+    send_frame(parent, JOB, orjson.dumps([target, [0.3], {}]))
+    parent.close()  # the daemon is gone before the reply
+    worker.join(10)
+    assert worker.exitcode == 0
