@@ -11,6 +11,7 @@ one write system call per line.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import MutableMapping
@@ -104,12 +105,37 @@ def configure_logging(level: str = "info", fmt: str = "auto", file: str | None =
     else:
         processors = [*shared, _redact_error, _json_bytes]
         factory = lambda *_: _LINE_WRITER  # noqa: E731  # structlog wants a factory callable
+    _capture_standard_logging()
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(0),  # the level is _filter_level's job
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+class _ForwardToStructlog(logging.Handler):
+    """Libraries log through the standard library (asyncpg's pool, for one, when it
+    cannot reconnect); their records become JSON lines like ours, one per record,
+    with the traceback as a field, never raw lines between the JSON."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"logger": record.name}
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            fields["error"] = f"{type(exc).__name__}: {exc}"
+        method = record.levelname.lower()
+        if method not in _LEVELS:
+            method = "info"
+        getattr(get_logger(), method)(record.getMessage(), **fields)
+
+
+def _capture_standard_logging() -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _ForwardToStructlog)]:
+        root.removeHandler(handler)
+    root.addHandler(_ForwardToStructlog())
+    root.setLevel(logging.WARNING)
 
 
 def reopen_log_file() -> None:

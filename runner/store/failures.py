@@ -49,6 +49,8 @@ _PG_PASSING = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,
+    # A pooled connection caught mid-operation by the server's shutdown message.
+    asyncpg.InternalClientError,
 )
 # Class 22 (data exception), 23 (integrity constraint) and 54 (program limit, e.g.
 # a value too large): the batch's data is at fault, not the server.
@@ -86,7 +88,13 @@ def postgres_failure(exc: BaseException) -> StoreError:
 
 
 _REDIS_RAISES = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
-_PG_RAISES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+_PG_RAISES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 
 def on_redis(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
