@@ -4,6 +4,10 @@ A running job's lease is renewed every third of its time to live. Any daemon
 reaps expired leases: the job goes back to the schedule (a retry) or fails
 when its attempts are spent. The scripts fence by owner and attempt, so a
 daemon that was only slow learns here that it lost its jobs.
+
+After Redis was out of reach, a daemon reaps nothing for one lease: every
+daemon's leases ran out during the outage, live ones included, and the live
+ones need that long to renew before an expired lease means a dead daemon.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class LeaseKeeper:
         self.lease_ms = lease_ms
         self.active = active
         self.on_lost = on_lost
+        self.reap_from_ms = 0  # no reaping before this (ms): set after an outage
 
     @property
     def interval(self) -> float:
@@ -48,6 +53,7 @@ class LeaseKeeper:
                 await self.tick()
             except Exception as exc:  # the service policy: log, go on at the next tick
                 report("leases", exc, retry_in_s=self.interval)
+                self.reap_from_ms = self.clock.now_ms() + self.lease_ms
             await asyncio.sleep(self.interval)
 
     async def tick(self) -> None:
@@ -57,6 +63,8 @@ class LeaseKeeper:
         for job_id in await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items()):
             # The owner decides: a job that ended meanwhile was not lost.
             self.on_lost(job_id, jobs[job_id])
+        if now < self.reap_from_ms:
+            return  # just back from an outage: live daemons are still renewing
         for reaped in await self.store.reap_expired(now, self.daemon):
             if reaped.set_aside:
                 log.error("job set aside", job_id=reaped.id, state=reaped.state,

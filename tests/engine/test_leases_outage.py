@@ -1,0 +1,92 @@
+"""After a Redis outage longer than a lease, live daemons' jobs are not reaped.
+
+Every lease runs out while nobody can renew it; the first daemon back must not
+take that for its peers' death. It waits one lease before reaping, which gives
+the live owner time to renew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.clock import SYSTEM_CLOCK
+from runner.connections import redis_client
+from runner.embedded import _valkey_binary, free_port
+from runner.jobs import NewJob
+from runner.leases import LeaseKeeper
+from runner.store.keys import Keys
+from runner.store.redis_store import RedisStore
+
+LEASE_MS = 600
+
+
+class Valkey:
+    """A private, durable (append-only, fsync always) Valkey that a test can restart."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [str(_valkey_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.folder), "--save", "", "--appendonly", "yes",
+                "--appendfsync", "always"]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def valkey(tmp_path: Path) -> Iterator[Valkey]:
+    server = Valkey(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _until_up(store: RedisStore) -> None:
+    for _ in range(100):
+        with contextlib.suppress(Exception):
+            await store.ping()
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_the_first_daemon_back_waits_a_lease_before_reaping(valkey: Valkey) -> None:
+    """Daemon A runs a job; Redis is down for 1 s (> the 0.6 s lease); daemon B's keeper
+    comes back first but reaps nothing until A, back 0.3 s later, has renewed."""
+    store = RedisStore(redis_client(f"redis://127.0.0.1:{valkey.port}/0"), Keys("outage"))
+    try:
+        await _until_up(store)
+        now = SYSTEM_CLOCK.now_ms()
+        await store.enqueue(NewJob("j", "echo", "async", "[]", "{}", now, 3), "t", now)
+        [job] = (await store.claim_due(now, {"async": 1}, "A", now + LEASE_MS)).jobs
+        owner = LeaseKeeper(store, daemon="A", clock=SYSTEM_CLOCK, lease_ms=LEASE_MS,
+                            active={"j": job}, on_lost=lambda *_: None)  # fmt: skip
+        other = LeaseKeeper(store, daemon="B", clock=SYSTEM_CLOCK, lease_ms=LEASE_MS,
+                            active={}, on_lost=lambda *_: None)  # fmt: skip
+        watching = asyncio.create_task(other.run())
+        await asyncio.to_thread(valkey.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(valkey.start)
+        await _until_up(store)
+        await asyncio.sleep(0.3)  # B ticks meanwhile; A is slower to come back
+        renewing = asyncio.create_task(owner.run())
+        await asyncio.sleep(LEASE_MS / 1000 + 0.3)  # past B's pause: it may reap now
+        for task in (watching, renewing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        record = await store.get_job("j")
+        assert record is not None and (record.state, record.owner) == ("running", "A")
+    finally:
+        await store.redis.aclose()
