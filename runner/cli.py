@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from runner import __version__
+from runner.client import refuse_nul
 from runner.clock import SYSTEM_CLOCK
 from runner.config import Settings, config_path, load_settings
 from runner.durations import parse_duration
@@ -46,6 +48,7 @@ def _json_arg(text: str, name: str, kind: type) -> Any:
     if not isinstance(value, kind):
         wanted = "a JSON array" if kind is list else "a JSON object"
         raise UsageError(f"{name}: must be {wanted}, got {text!r}")
+    refuse_nul(name, orjson.dumps(value).decode())
     return value
 
 
@@ -177,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         help="config file (default: $RUNNER_CONFIG or config/runner.toml)",
     )
     parser = _Parser(prog="runner", description="asyncio job runner", parents=[common])
+    parser.add_argument("--version", action="version", version=f"runner {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", parents=[common], help="run the daemon")

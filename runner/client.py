@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import socket
 import time
 import unicodedata
@@ -61,11 +62,28 @@ class JobInfo:
         return self.state in TERMINAL
 
 
+# A JSON escape of the NUL character (an odd number of backslashes before u0000):
+# PostgreSQL's jsonb cannot hold it, so the job's history could not be recorded.
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+RESERVED_ID_PREFIX = "cron:"  # cron ticks' ids: a user's id must not pre-empt a tick
+
+
 def _encode(name: str, value: Any) -> str:
     try:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value).decode()
     except TypeError as exc:
         raise PayloadError(f"{name} must be JSON-serialisable: {exc}") from None
+    refuse_nul(name, text)
+    return text
+
+
+def refuse_nul(name: str, json_text: str) -> None:
+    """PayloadError naming `name` if the JSON text holds a NUL character."""
+    if "u0000" in json_text and _NUL.search(json_text):
+        raise PayloadError(
+            f"{name} holds a NUL character (\\u0000), which PostgreSQL cannot store in "
+            "the job's history; remove it or encode the data (e.g. base64)"
+        )
 
 
 def due_at_ms(
@@ -146,6 +164,11 @@ def _check_job_id(job_id: str) -> str:
         raise UsageError(
             f"job id must be 1-{MAX_JOB_ID} characters without spaces or control "
             f"characters, got {job_id!r}"
+        )
+    if job_id.startswith(RESERVED_ID_PREFIX):
+        raise UsageError(
+            f"job id {job_id!r}: ids starting with {RESERVED_ID_PREFIX!r} are reserved for "
+            "cron ticks; choose another id"
         )
     return job_id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,9 @@ async def test_jobs_that_end_while_their_lease_is_renewed_are_not_reported_lost(
         daemon = await drain(settings, timeout=60)
     finally:
         flush_logs()
-        configure_logging("info", "console")
+        configure_logging(
+            "info", "json", os.devnull
+        )  # JSON: cached loggers follow any later stream
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert sum(line["event"] == "job succeeded" for line in lines) == 3000
     assert not [line for line in lines if line["event"].startswith("lease")]

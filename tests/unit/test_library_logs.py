@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from runner.logs import configure_logging, flush_logs
@@ -23,7 +24,9 @@ def test_a_library_traceback_becomes_one_json_line(tmp_path: Path) -> None:
             )
         flush_logs()
     finally:
-        configure_logging("info", "console")
+        configure_logging(
+            "info", "json", os.devnull
+        )  # JSON: cached loggers follow any later stream
     lines = log_file.read_text().splitlines()
     assert len(lines) == 1
     line = json.loads(lines[0])
