@@ -26,8 +26,9 @@ import orjson
 from runner.errors import StoreDataError, StoreError
 from runner.logs import get_logger
 from runner.resilience import Backoff, keep_going
+from runner.store.event_stream import StreamEntry
 from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore, StreamEntry
+from runner.store.redis_store import RedisStore
 
 log = get_logger()
 

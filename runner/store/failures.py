@@ -97,27 +97,23 @@ _PG_RAISES = (
 )
 
 
-def on_redis(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Decorate a store verb: redis-py's exceptions leave it as StoreError."""
+def _translating(
+    raises: tuple[type[BaseException], ...], translate: Callable[[BaseException], StoreError]
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """A decorator for store verbs: a driver's `raises` leave them as `translate` says."""
 
-    @functools.wraps(func)
-    async def verb(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await func(*args, **kwargs)
-        except _REDIS_RAISES as exc:
-            raise redis_failure(exc) from exc
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(func)
+        async def verb(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await func(*args, **kwargs)
+            except raises as exc:
+                raise translate(exc) from exc
 
-    return verb
+        return verb
+
+    return decorate
 
 
-def on_postgres(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Decorate a store verb: asyncpg's exceptions leave it as StoreError."""
-
-    @functools.wraps(func)
-    async def verb(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await func(*args, **kwargs)
-        except _PG_RAISES as exc:
-            raise postgres_failure(exc) from exc
-
-    return verb
+on_redis = _translating(_REDIS_RAISES, redis_failure)
+on_postgres = _translating(_PG_RAISES, postgres_failure)

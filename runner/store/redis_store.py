@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from runner.jobs import (
     ClaimedJob,
@@ -24,21 +24,10 @@ from runner.jobs import (
     ReapedJob,
 )
 from runner.states import GOING, TRANSITIONS, State, states_argv, transition
+from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
 from runner.store.keys import KINDS, Keys
 from runner.store.scripts import Scripts
-
-DEAD_EVENTS_KEPT = 100_000  # the dead-letter stream is capped (approximately) at this
-
-
-class StreamEntry(NamedTuple):
-    """One entry of the transition stream: its id, and its events as one JSON array
-    text, or None when the entry is not what runner's scripts write (no `e` field)."""
-
-    id: str
-    payload: str | None
-    fields: dict[str, str]
-
 
 _CORE_FIELDS = {
     "id",
@@ -79,7 +68,7 @@ def _json(value: str | None) -> Any:
         return value
 
 
-class RedisStore:
+class RedisStore(EventStream):
     def __init__(self, redis: Redis, keys: Keys, keep_finished_ms: int = 0) -> None:
         self.redis = redis
         self.keys = keys
@@ -292,79 +281,6 @@ class RedisStore:
             counts = await pipe.execute()
         return int(sum(counts))
 
-    # The transition stream, drained by the recorder through a consumer group.
-
-    @on_redis
-    async def ensure_event_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(
-                self.keys.events, self.keys.recorder_group, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    @on_redis
-    async def read_events(
-        self, consumer: str, count: int, block_ms: int | None
-    ) -> list[StreamEntry]:
-        reply: Any = await self.redis.xreadgroup(
-            self.keys.recorder_group,
-            consumer,
-            {self.keys.events: ">"},
-            count=count,
-            block=block_ms,
-        )
-        return [] if not reply else _entries(reply[0][1])
-
-    @on_redis
-    async def claim_stale_events(
-        self, consumer: str, min_idle_ms: int, count: int
-    ) -> list[StreamEntry]:
-        """Take over entries another consumer read but never acknowledged (it died)."""
-        reply = await self.redis.xautoclaim(
-            self.keys.events, self.keys.recorder_group, consumer, min_idle_ms, "0-0", count=count
-        )
-        return _entries(reply[1])
-
-    @on_redis
-    async def ack_events(self, entry_ids: Sequence[str]) -> None:
-        """Acknowledge and delete recorded entries: the stream only holds what is unrecorded."""
-        if not entry_ids:
-            return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.keys.events, self.keys.recorder_group, *entry_ids)
-            pipe.xdel(self.keys.events, *entry_ids)
-            await pipe.execute()
-
-    @on_redis
-    async def set_events_aside(self, entries: Sequence[tuple[StreamEntry, str]]) -> None:
-        """Move entries the recorder cannot write to the dead-letter stream, each with
-        its reason and original id, then acknowledge them: kept for an operator,
-        never blocking the stream again. (Copied first: a crash in between leaves a
-        duplicate in the dead-letter stream, never a loss.)"""
-        if not entries:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for entry, reason in entries:
-                fields: dict[Any, Any] = {**entry.fields, "reason": reason, "entry_id": entry.id}
-                pipe.xadd(self.keys.dead_events, fields, maxlen=DEAD_EVENTS_KEPT, approximate=True)
-            await pipe.execute()
-        await self.ack_events([entry.id for entry, _ in entries])
-
-    @on_redis
-    async def dead_letter_counts(self) -> dict[str, int]:
-        """How many jobs and stream entries were set aside as malformed."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.keys.dead)
-            pipe.exists(self.keys.dead_events)
-            pipe.xlen(self.keys.dead_events)
-            jobs, has_events, events = await pipe.execute(raise_on_error=False)
-        return {
-            "jobs": jobs if isinstance(jobs, int) else 0,
-            "events": events if has_events and isinstance(events, int) else 0,
-        }
-
     @on_redis
     async def overview(self, now_ms: int, alive_since_ms: int) -> dict[str, Any]:
         """What `runner status` shows from Redis, in one round trip."""
@@ -375,31 +291,20 @@ class RedisStore:
                 pipe.zcard(self.keys.due(kind))
             pipe.zcard(self.keys.leases)
             pipe.zrangebyscore(self.keys.daemons, alive_since_ms, "+inf")
-            pipe.exists(self.keys.events)
-            pipe.xlen(self.keys.events)
-            replies = await pipe.execute(raise_on_error=False)
+            pipe.xlen(self.keys.events)  # 0 for a stream not created yet
+            pipe.zcard(self.keys.dead)
+            pipe.xlen(self.keys.dead_events)
+            replies = await pipe.execute()
         due, waiting = replies[0:3], replies[3:6]
-        running, daemons, has_stream, unrecorded = replies[6:10]
+        running, daemons, unrecorded, dead_jobs, dead_events = replies[6:11]
         return {
             "due": dict(zip(KINDS, due, strict=True)),
             "waiting": dict(zip(KINDS, waiting, strict=True)),
             "running": running,
             "daemons": sorted(daemons),
-            "unrecorded_entries": unrecorded if has_stream and isinstance(unrecorded, int) else 0,
-            "set_aside": await self.dead_letter_counts(),
+            "unrecorded_entries": unrecorded,
+            "set_aside": {"jobs": dead_jobs, "events": dead_events},
         }
-
-    @on_redis
-    async def forget_consumer(self, consumer: str) -> None:
-        """Drop this daemon's consumer from the group, only if it has nothing pending
-        (deleting a consumer drops its pending entries, which must be recorded)."""
-        pending = await self.redis.xpending_range(
-            self.keys.events, self.keys.recorder_group, "-", "+", 1, consumername=consumer
-        )
-        if not pending:
-            await self.redis.xgroup_delconsumer(
-                self.keys.events, self.keys.recorder_group, consumer
-            )
 
     # Wake-ups: "a job is due at T", published by the scripts to every daemon.
 
@@ -432,11 +337,3 @@ def _enqueue_row(job: NewJob) -> tuple[Any, ...]:
     row = (job.id, job.task, job.kind, job.args_json, job.kwargs_json, job.due_at_ms,
            job.max_attempts, job.extra, detail)  # fmt: skip
     return row if job.guard is None else (*row, job.guard)
-
-
-def _entries(raw: Any) -> list[StreamEntry]:
-    """Stream entries; "[]" for one deleted while pending, None for one without `e`."""
-    return [
-        StreamEntry(entry_id, fields.get("e") if fields else "[]", fields or {})
-        for entry_id, fields in raw
-    ]

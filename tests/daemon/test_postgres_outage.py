@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from runner.client import Client
@@ -17,18 +15,6 @@ from runner.store.pg_store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
 
 OUTAGE_S = 20
-
-
-@pytest.fixture
-async def own_postgres() -> AsyncIterator[EmbeddedServers]:
-    """A private PostgreSQL this test may stop and start (never the shared one)."""
-    servers = EmbeddedServers(Path(tempfile.mkdtemp(prefix="runner-outage-")), durable=False)
-    await asyncio.to_thread(servers.start_postgres)
-    pg = await PgStore.connect(servers.database_url)
-    await pg.migrate()
-    await pg.close()
-    yield servers
-    servers.stop()
 
 
 async def test_no_transition_is_lost_while_postgres_is_down(

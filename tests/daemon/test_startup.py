@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from runner.embedded import EmbeddedServers, _valkey_binary, free_port
-from runner.store.pg_store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.servers import Servers
 
 
 @pytest.fixture
-async def stopped_postgres() -> AsyncIterator[EmbeddedServers]:
+async def stopped_postgres(own_postgres: EmbeddedServers) -> EmbeddedServers:
     """A private PostgreSQL, initialised and migrated, then stopped: the test starts it."""
-    servers = EmbeddedServers(Path(tempfile.mkdtemp(prefix="runner-startup-")), durable=False)
-    await asyncio.to_thread(servers.start_postgres)
-    pg = await PgStore.connect(servers.database_url)
-    await pg.migrate()
-    await pg.close()
-    await asyncio.to_thread(servers.stop_postgres)
-    yield servers
-    servers.stop()
+    await asyncio.to_thread(own_postgres.stop_postgres)
+    return own_postgres
 
 
 async def test_ready_within_2s_of_postgres_coming_up(
