@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from runner.durations import parse_duration
 from runner.errors import ConfigError
 from runner.redact import redact_url
+from runner.sizes import parse_size
 
 TaskKind = Literal["async", "io", "cpu"]
 TASK_KINDS: tuple[TaskKind, ...] = ("async", "io", "cpu")
@@ -68,6 +69,7 @@ class Settings:
     lease_ttl: float = 30.0
     claim_batch: int = 500
     keep_finished: float = 86400.0
+    max_payload: int = 1_000_000
     timer_spin: float = 0.002
     async_concurrency: int = 200
     io_threads: int = 8
@@ -163,6 +165,13 @@ def _non_negative_duration(value: Any) -> float:
     if seconds < 0:
         raise ValueError(f"must be >= 0, got {value!r}")
     return seconds
+
+
+def _positive_size(value: Any) -> int:
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError(f"must be > 0 bytes, got {value!r}")
+    return size
 
 
 def _fraction(value: Any) -> float:
@@ -316,7 +325,8 @@ def _table(value: Any) -> dict[str, Any]:
 
 
 _SECTIONS = {
-    "redis", "postgres", "embedded", "daemon", "pools", "recorder", "log", "tasks", "cron",
+    "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
+    "cron",
 }  # fmt: skip
 
 
@@ -334,6 +344,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         "daemon",
         {"shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin"},
     )
+    jobs = read.table(data, "jobs", {"max_payload"})
     pools = read.table(data, "pools", {"async", "io", "cpu"})
     recorder = read.table(data, "recorder", {"batch_events", "flush_interval", "reclaim_after"})
     log = read.table(data, "log", {"level", "file", "format"})
@@ -352,6 +363,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         claim_batch=read.get(daemon, "daemon.claim_batch", 500, _positive_int),
         keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, _positive_duration),
         timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, _non_negative_duration),
+        max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, _positive_size),
         async_concurrency=read.get(pools, "pools.async", 200, _positive_int),
         io_threads=read.get(pools, "pools.io", 8, _positive_int),
         cpu_processes=read.get(pools, "pools.cpu", 2, _positive_int),
