@@ -3,6 +3,13 @@
 Every problem is collected with its key path (``tasks.resize.timeout: must be
 > 0, got -3``) and reported together, so an operator fixes a file in one pass.
 Unknown keys are errors: a typo must not silently fall back to a default.
+
+A relative ``[embedded] dir`` (default ``var``) is taken from the folder of the
+config file it came from, so one file finds the same embedded servers from any
+working directory; an absolute one is used as it is. Settings parsed from a
+mapping with no file behind them (``parse_settings`` without ``folder``) keep
+it relative to the working directory: ``source`` there is only a label for
+messages, not a path to guess a folder from.
 """
 
 from __future__ import annotations
@@ -330,8 +337,11 @@ _SECTIONS = {
 }  # fmt: skip
 
 
-def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str]) -> Settings:
-    """Settings from parsed TOML; raises ConfigError listing every problem found."""
+def parse_settings(
+    data: Mapping[str, Any], source: str, env: Mapping[str, str], folder: Path | None = None
+) -> Settings:
+    """Settings from parsed TOML; raises ConfigError listing every problem found.
+    `folder` is the config file's, which a relative [embedded] dir is taken from."""
     problems: list[str] = []
     read = _Reader(problems)
     for key in sorted(set(data) - _SECTIONS):
@@ -357,7 +367,7 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
         database_url=read.url(env, "RUNNER_DATABASE_URL", pg, "postgres.url", POSTGRES_SCHEMES),
         key_prefix=env.get("RUNNER_KEY_PREFIX")
         or read.get(redis, "redis.key_prefix", "runner", _string),
-        embedded_dir=Path(read.get(embedded, "embedded.dir", "var", _string)),
+        embedded_dir=_embedded_dir(read.get(embedded, "embedded.dir", "var", _string), folder),
         shutdown_grace=read.get(daemon, "daemon.shutdown_grace", 30.0, _positive_duration),
         lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, _positive_duration),
         claim_batch=read.get(daemon, "daemon.claim_batch", 500, _positive_int),
@@ -384,6 +394,15 @@ def parse_settings(data: Mapping[str, Any], source: str, env: Mapping[str, str])
     return settings
 
 
+def _embedded_dir(value: str, folder: Path | None) -> Path:
+    """Taken from the config file's folder, so that running from another directory
+    finds the servers the file's own checkout started instead of starting new ones."""
+    path = Path(value)
+    if path.is_absolute() or folder is None:
+        return path
+    return (folder / path).resolve()
+
+
 def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
     """--config, else RUNNER_CONFIG, else config/runner.toml."""
     if explicit:
@@ -403,4 +422,4 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
-    return parse_settings(data, str(path), env)
+    return parse_settings(data, str(path), env, folder=path.parent)

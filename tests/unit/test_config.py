@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from runner.config import load_settings, parse_settings
 from runner.errors import ConfigError
 from runner.tasks import TaskRegistry
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_valid_config_parses_durations_and_tasks() -> None:
@@ -111,9 +114,8 @@ def test_task_targets_are_imported_and_kinds_checked() -> None:
 
 def test_shipped_configs_are_valid() -> None:
     """The documented example and the dev config both pass check-config."""
-    root = Path(__file__).resolve().parents[2]
     for name in ("runner.toml", "dev.toml"):
-        settings = load_settings(root / "config" / name, {})
+        settings = load_settings(ROOT / "config" / name, {})
         assert TaskRegistry.from_settings(settings).names()
 
 
@@ -178,3 +180,36 @@ def test_urls_that_parse_are_accepted_and_other_faults_are_named() -> None:
         with pytest.raises(ConfigError) as caught:
             parse_settings({"redis": {"url": url}}, "c", {})
         assert caught.value.problems == [f"redis.url: cannot parse the URL {url!r}: {problem}"]
+
+
+def test_embedded_dir_is_the_checkouts_var_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dev config named by a relative path from elsewhere finds the checkout's var/,
+    not a new empty folder (and new servers) under the working directory."""
+    monkeypatch.chdir(tmp_path)
+    relative = Path(os.path.relpath(ROOT / "config" / "dev.toml", tmp_path))
+    settings = load_settings(relative, {})
+    assert settings.embedded_dir == ROOT / "var"
+    assert settings.source == str(relative)
+
+
+def test_a_relative_embedded_dir_is_taken_from_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default and a relative dir sit next to the file, an absolute one is kept as it
+    is, and a mapping parsed with no file keeps the working directory's."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    default = tmp_path / "etc" / "default.toml"
+    default.write_text("")
+    relative = tmp_path / "etc" / "relative.toml"
+    relative.write_text('[embedded]\ndir = "data/servers"\n')
+    absolute = tmp_path / "etc" / "absolute.toml"
+    absolute.write_text('[embedded]\ndir = "/srv/runner-dev"\n')
+    assert load_settings(Path("../etc/default.toml"), {}).embedded_dir == tmp_path / "etc/var"
+    assert load_settings(relative, {}).embedded_dir == tmp_path / "etc/data/servers"
+    assert load_settings(absolute, {}).embedded_dir == Path("/srv/runner-dev")
+    no_file = parse_settings({"embedded": {"dir": "var"}}, "<test>", {})
+    assert no_file.embedded_dir == Path("var")
