@@ -281,7 +281,7 @@ _CRON_KEYS = {
 
 
 def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronSettings | None:
-    from runner.cron import MISFIRE_POLICIES, OVERLAP_POLICIES, Schedule  # noqa: PLC0415  # croniter only when needed
+    from runner.cron import MISFIRE_POLICIES, OVERLAP_POLICIES  # noqa: PLC0415  # croniter only when needed
 
     path = f"cron.{name}"
     if not isinstance(raw, dict):
@@ -292,14 +292,8 @@ def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronS
     for key in ("schedule", "task"):
         if key not in raw:
             read.problems.append(f"{path}.{key}: missing")
-    timezone = read.get(raw, f"{path}.timezone", "UTC", _string)
-    schedule = read.get(raw, f"{path}.schedule", "", _string)
-    if schedule and len(read.problems) == before:
-        try:
-            Schedule(schedule, timezone)
-        except ValueError as exc:
-            key = "timezone" if "time zone" in str(exc) else "schedule"
-            read.problems.append(f"{path}.{key}: {exc}")
+    timezone = read.get(raw, f"{path}.timezone", "UTC", _timezone)
+    schedule = read.get(raw, f"{path}.schedule", "", _cron_expression)
     task = read.get(raw, f"{path}.task", "", _string)
     if task and task not in tasks:
         read.problems.append(
@@ -317,6 +311,23 @@ def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronS
         overlap=read.get(raw, f"{path}.overlap", "allow", _one_of(*OVERLAP_POLICIES)),
     )
     return cron if len(read.problems) == before else None
+
+
+def _timezone(value: Any) -> str:
+    from runner.cron import zone  # noqa: PLC0415  # croniter only when needed
+
+    text = _string(value)
+    zone(text)
+    return text
+
+
+def _cron_expression(value: Any) -> str:
+    """Checked on its own, whatever the time zone, so both faults show in one pass."""
+    from runner.cron import check_expression  # noqa: PLC0415  # croniter only when needed
+
+    text = _string(value)
+    check_expression(text)
+    return text
 
 
 def _array(value: Any) -> list[Any]:
@@ -342,6 +353,19 @@ def parse_settings(
 ) -> Settings:
     """Settings from parsed TOML; raises ConfigError listing every problem found.
     `folder` is the config file's, which a relative [embedded] dir is taken from."""
+    settings, problems = collect_settings(data, source, env, folder)
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def collect_settings(
+    data: Mapping[str, Any], source: str, env: Mapping[str, str], folder: Path | None = None
+) -> tuple[Settings, list[str]]:
+    """Settings from parsed TOML and every problem found, without raising, so that a
+    check can go on to the tasks whose own tables are fine. The Settings hold only
+    those tasks and cron entries, and defaults where a value was bad: never run on
+    them unless the problems are empty."""
     problems: list[str] = []
     read = _Reader(problems)
     for key in sorted(set(data) - _SECTIONS):
@@ -389,9 +413,7 @@ def parse_settings(
         cron={name: entry for name, entry in cron.items() if entry is not None},
         source=source,
     )
-    if problems:
-        raise ConfigError(problems, source)
-    return settings
+    return settings, problems
 
 
 def _embedded_dir(value: str, folder: Path | None) -> Path:
@@ -413,13 +435,19 @@ def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str])
 def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate a config file; ConfigError for a missing file or bad TOML too."""
     env = os.environ if env is None else env
+    return parse_settings(read_config_file(path), str(path), env, folder=path.parent)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's TOML as a dict; ConfigError, named by the path, if it cannot be read."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(
-            [f"file not found; pass --config PATH or set RUNNER_CONFIG (cwd: {Path.cwd()})"],
-            str(path),
-        ) from None
+        problem = f"file not found; pass --config PATH or set RUNNER_CONFIG (cwd: {Path.cwd()})"
+    except OSError as exc:
+        problem = f"cannot read the file: {exc.strerror or exc}"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
-    return parse_settings(data, str(path), env, folder=path.parent)
+        problem = f"not valid TOML: {exc}"
+    raise ConfigError([problem], str(path))

@@ -29,12 +29,31 @@ OVERLAP_POLICIES = ("allow", "skip")
 
 
 def zone(name: str) -> ZoneInfo:
+    """The IANA zone; ValueError for anything else. A folder of the zone database
+    ('Europe') or an over-long name fails as an OSError inside ZoneInfo: still a bad
+    name to the user, not a file problem."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
             f"unknown time zone {name!r}; use an IANA name like 'Europe/Paris'"
         ) from None
+
+
+def check_expression(expression: str) -> None:
+    """ValueError saying what is wrong with the expression itself. It does not depend
+    on the time zone, so a config check reports a bad schedule and a bad zone together."""
+    text = expression.strip()
+    fields = text.split()
+    if not text.startswith("@") and len(fields) not in (5, 6):
+        raise ValueError(
+            f"{expression!r} has {len(fields)} fields; use 5 (minute hour day month weekday) "
+            "or 6 with seconds first, or an alias like @hourly"
+        )
+    try:
+        croniter(text, datetime.now(UTC), second_at_beginning=len(fields) == 6)
+    except (CroniterError, ValueError, KeyError) as exc:
+        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
 
 
 class Schedule:
@@ -44,17 +63,9 @@ class Schedule:
         self.expression = expression.strip()
         self.timezone = timezone
         self.zone = zone(timezone)
+        check_expression(expression)
         fields = self.expression.split()
         self.has_seconds = len(fields) == 6
-        if not self.expression.startswith("@") and len(fields) not in (5, 6):
-            raise ValueError(
-                f"{expression!r} has {len(fields)} fields; use 5 (minute hour day month weekday) "
-                "or 6 with seconds first, or an alias like @hourly"
-            )
-        try:
-            croniter(self.expression, datetime.now(UTC), second_at_beginning=self.has_seconds)
-        except (CroniterError, ValueError, KeyError) as exc:
-            raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
         hour_field = fields[2 if self.has_seconds else 1] if len(fields) > 1 else ""
         self.wall_clock = self.expression not in ("@hourly",) and hour_field != "*"
 

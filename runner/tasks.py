@@ -60,6 +60,25 @@ def _check_kind(task: TaskSettings, func: Callable[..., Any]) -> str | None:
     return None
 
 
+def resolve_tasks(settings: Mapping[str, TaskSettings]) -> tuple[dict[str, Task], list[str]]:
+    """Each task whose target imports and matches its kind, and a problem (with its key
+    path) for every other one: all of them, not only the first."""
+    problems: list[str] = []
+    tasks: dict[str, Task] = {}
+    for name, task in settings.items():
+        try:
+            func = import_target(task.target)
+        except ValueError as exc:
+            problems.append(f"tasks.{name}.target: {exc}")
+            continue
+        problem = _check_kind(task, func)
+        if problem:
+            problems.append(f"tasks.{name}.kind: {problem}")
+            continue
+        tasks[name] = Task(task, func)
+    return tasks, problems
+
+
 class TaskRegistry:
     """Declared tasks by name, each with its imported callable."""
 
@@ -69,19 +88,7 @@ class TaskRegistry:
     @classmethod
     def from_settings(cls, settings: Settings) -> TaskRegistry:
         """Import every target now, so a typo fails check-config instead of the first job."""
-        problems: list[str] = []
-        tasks: dict[str, Task] = {}
-        for name, task in settings.tasks.items():
-            try:
-                func = import_target(task.target)
-            except ValueError as exc:
-                problems.append(f"tasks.{name}.target: {exc}")
-                continue
-            problem = _check_kind(task, func)
-            if problem:
-                problems.append(f"tasks.{name}.kind: {problem}")
-                continue
-            tasks[name] = Task(task, func)
+        tasks, problems = resolve_tasks(settings.tasks)
         if problems:
             raise ConfigError(problems, settings.source)
         return cls(tasks)
