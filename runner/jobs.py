@@ -58,6 +58,9 @@ class NewJob:
     extra: dict[str, str] = field(default_factory=dict)
     # For a cron tick: (schedule name, tick in ms, overlap policy); see enqueue.lua.
     guard: tuple[str, int, str] | None = None
+    # The caller chose the id (a generated one is new by construction): the id may
+    # name a job that Redis has forgotten and only Postgres remembers.
+    chosen_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class JobRecord:
     created_at_ms: int | None
     updated_at_ms: int | None
     owner: str | None
+    seq: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -6,6 +6,9 @@ stream) only after Postgres committed them; while Postgres is down the batch
 is retried and nothing more is read, so Redis keeps the backlog. Entries that a
 dead daemon read but never acknowledged are taken over after `reclaim_after`.
 Inserts are keyed by (job id, seq), so writing an entry twice is harmless.
+A finished job stays in Redis until its last transition is committed; only then
+does the recorder give it its `keep_finished` expiry, so a job id is never free
+while its history is unwritten.
 
 The stream is shared with every other daemon and anyone who can write to Redis,
 so an entry may not be what runner's scripts write. Postgres is the judge: a
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -33,6 +37,15 @@ from runner.store.redis_store import RedisStore
 log = get_logger()
 
 SetAside = list[tuple[StreamEntry, str]]
+
+
+@dataclass
+class _Written:
+    """What became of a batch: entries set aside, and the jobs Postgres now holds
+    as finished (id, seq), which Redis may forget from now on."""
+
+    aside: SetAside = field(default_factory=list)
+    finished: list[tuple[str, int]] = field(default_factory=list)
 
 
 class Recorder:
@@ -86,8 +99,8 @@ class Recorder:
         if not entries:
             return 0
         good = [e for e in entries if e.payload is not None]
-        aside = await self._write(good)
-        aside += [
+        written = await self._write(good)
+        aside = written.aside + [
             (e, "no 'e' field: not an entry runner wrote") for e in entries if e.payload is None
         ]
         if aside:
@@ -98,6 +111,9 @@ class Recorder:
                 error=aside[0][1],
             )
             await self.redis_store.set_events_aside(aside)
+        # Before the ack: if Redis fails in between, the batch is written again
+        # (harmless), rather than leaving finished jobs in Redis for ever.
+        await self.redis_store.forget_recorded(written.finished)
         await self.redis_store.ack_events([e.id for e in good])
         count = sum(count_events(e.payload) for e in good if e.payload is not None)
         self.recorded += count
@@ -136,59 +152,64 @@ class Recorder:
             log.info("took over unrecorded events of a stopped daemon", entries=len(stale))
         return stale
 
-    async def _write(self, entries: Sequence[StreamEntry]) -> SetAside:
+    async def _write(self, entries: Sequence[StreamEntry]) -> _Written:
         """Write entries, retried until Postgres takes them, whatever the outage;
-        returns the entries set aside as data Postgres rejects.
+        returns the entries set aside as data Postgres rejects, and the jobs now
+        recorded as finished.
 
         Any failure but a data error is a passing one (the server is down, a
         deadlock) or unknown: pause and try the whole batch again (idempotent).
         """
         backoff = Backoff(first=0.1, cap=1.0)
         while True:
-            aside: SetAside = []
+            written = _Written()
             try:
-                await self._write_or_isolate(entries, aside)
-                return aside
+                await self._write_or_isolate(entries, written)
+                return written
             except StoreError as exc:
                 await backoff.pause("recorder", exc, events=sum(map(_entry_events, entries)))
 
-    async def _write_or_isolate(self, entries: Sequence[StreamEntry], aside: SetAside) -> None:
+    async def _write_or_isolate(self, entries: Sequence[StreamEntry], written: _Written) -> None:
         if not entries:
             return
         try:
-            await self.pg_store.write_events([e.payload or "[]" for e in entries])
+            written.finished += await self.pg_store.write_events(
+                [e.payload or "[]" for e in entries]
+            )
             return
         except StoreDataError as exc:
             if len(entries) == 1:
-                await self._write_event_by_event(entries[0], str(exc), aside)
+                await self._write_event_by_event(entries[0], str(exc), written)
                 return
             log.warning("postgres rejected a batch; isolating the bad entries", error=str(exc))
         half = len(entries) // 2
-        await self._write_or_isolate(entries[:half], aside)
-        await self._write_or_isolate(entries[half:], aside)
+        await self._write_or_isolate(entries[:half], written)
+        await self._write_or_isolate(entries[half:], written)
 
-    async def _write_event_by_event(self, entry: StreamEntry, error: str, aside: SetAside) -> None:
+    async def _write_event_by_event(
+        self, entry: StreamEntry, error: str, written: _Written
+    ) -> None:
         """One entry Postgres rejects: write its events one at a time; an event whose
         detail is at fault is written with the detail replaced; an entry with any
         event that still cannot be written is set aside whole, as it was."""
         try:
             events = orjson.loads(entry.payload or "")
         except orjson.JSONDecodeError:
-            aside.append((entry, f"not JSON: {error}"))
+            written.aside.append((entry, f"not JSON: {error}"))
             return
         if not isinstance(events, list):
-            aside.append((entry, f"not a JSON array of events: {error}"))
+            written.aside.append((entry, f"not a JSON array of events: {error}"))
             return
         for event in events:
-            problem = await self._write_event(event)
+            problem = await self._write_event(event, written)
             if problem:
-                aside.append((entry, problem))
+                written.aside.append((entry, problem))
                 return
 
-    async def _write_event(self, event: Any) -> str | None:
+    async def _write_event(self, event: Any, written: _Written) -> str | None:
         """Write one event; the reason it could not be written, or None."""
         try:
-            await self.pg_store.write_events([orjson.dumps([event]).decode()])
+            written.finished += await self.pg_store.write_events([orjson.dumps([event]).decode()])
             return None
         except StoreDataError as exc:
             error = str(exc)
@@ -197,7 +218,9 @@ class Recorder:
         detail = orjson.dumps({"undecodable_detail": str(event[7])[:1000]}).decode()
         quarantined = [*event[:7], detail]
         try:
-            await self.pg_store.write_events([orjson.dumps([quarantined]).decode()])
+            written.finished += await self.pg_store.write_events(
+                [orjson.dumps([quarantined]).decode()]
+            )
         except StoreDataError as exc:
             return f"event rejected by postgres: {exc}"
         log.error("event detail quarantined", job_id=str(event[0]), seq=event[1], error=error)

@@ -10,11 +10,13 @@ import asyncpg
 import orjson
 
 from runner.jobs import Event
+from runner.states import TERMINAL
 from runner.store.failures import on_postgres
 from runner.store.migrate import migrate
 from runner.store.sql import query
 
 COMMAND_TIMEOUT_S = 60.0
+_FINISHED = sorted(str(state) for state in TERMINAL)
 
 
 def _json(text: str | None) -> Any:
@@ -52,13 +54,18 @@ class PgStore:
         await self.pool.fetchval("SELECT 1")
 
     @on_postgres
-    async def write_events(self, batches: Sequence[str]) -> None:
-        """Insert stream entries (each a JSON array of events) in one statement.
+    async def write_events(self, batches: Sequence[str]) -> list[tuple[str, int]]:
+        """Insert stream entries (each a JSON array of events) in one statement, and
+        return the jobs of the batch that Postgres now holds as finished (id, seq).
 
         Replaying a batch changes nothing. The JSON is passed through as text.
         """
-        if batches:
-            await self.pool.execute(query("write_events"), "[" + ",".join(batches) + "]")
+        if not batches:
+            return []
+        rows = await self.pool.fetch(
+            query("write_events"), "[" + ",".join(batches) + "]", _FINISHED
+        )
+        return [(r["id"], r["seq"]) for r in rows]
 
     @on_postgres
     async def state_counts(self) -> dict[str, int]:
@@ -83,6 +90,12 @@ class PgStore:
         ]
 
     @on_postgres
+    async def recorded_states(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The recorded state of each of these jobs that Postgres knows."""
+        rows = await self.pool.fetch(query("job_states"), list(job_ids))
+        return {r["id"]: r["state"] for r in rows}
+
+    @on_postgres
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(query("get_job"), job_id)
         if row is None:
@@ -92,6 +105,7 @@ class PgStore:
             "task": row["task"],
             "state": row["state"],
             "attempt": row["attempt"],
+            "seq": row["seq"],
             "args": _json(row["args"]),
             "kwargs": _json(row["kwargs"]),
             "result": _json(row["result"]),

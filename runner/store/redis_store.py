@@ -23,7 +23,7 @@ from runner.jobs import (
     Outcome,
     ReapedJob,
 )
-from runner.states import GOING, TRANSITIONS, State, states_argv, transition
+from runner.states import GOING, TERMINAL, TRANSITIONS, State, states_argv, transition
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
 from runner.store.keys import KINDS, Keys
@@ -170,7 +170,6 @@ class RedisStore(EventStream):
             args=[
                 now_ms,
                 daemon,
-                self.keep_finished_ms,
                 transition("succeed").sources_argv,
                 self.keys.wake_channel,
                 packed,
@@ -178,6 +177,18 @@ class RedisStore(EventStream):
             ],
         )
         return [int(r) for r in replies]
+
+    @on_redis
+    async def forget_recorded(self, jobs: Sequence[tuple[str, int]]) -> int:
+        """Give finished jobs that Postgres now holds (id, seq) their expiry; until
+        then Redis keeps them, so an id is never free before it has a history."""
+        if not jobs or self.keep_finished_ms <= 0:
+            return 0
+        forgotten = await self.scripts.forget(
+            keys=[self.keys.job_prefix, self.keys.dead],
+            args=[self.keep_finished_ms, states_argv(TERMINAL), orjson.dumps(jobs).decode()],
+        )
+        return int(forgotten)
 
     @on_redis
     async def renew_leases(
@@ -212,7 +223,6 @@ class RedisStore(EventStream):
                 retry.sources_argv,
                 retry.target,
                 fail.target,
-                self.keep_finished_ms,
                 self.keys.wake_channel,
             ],
         )
@@ -261,8 +271,22 @@ class RedisStore(EventStream):
             created_at_ms=_int(raw.get("created_at")),
             updated_at_ms=_int(raw.get("updated_at")),
             owner=raw.get("owner"),
+            seq=_int(raw.get("seq")) or 0,
             extra={k: v for k, v in raw.items() if k not in _CORE_FIELDS},
         )
+
+    @on_redis
+    async def job_exists(self, job_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.job(job_id)))
+
+    @on_redis
+    async def job_states(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The live state of each of these jobs that Redis holds."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "state")
+            states = await pipe.execute(raise_on_error=False)
+        return {i: s for i, s in zip(job_ids, states, strict=True) if isinstance(s, str)}
 
     @on_redis
     async def due_counts(self, now_ms: int) -> dict[str, int]:

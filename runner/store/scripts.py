@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from runner.errors import ConfigError
 from runner.store.failures import on_redis
 
-SCRIPT_NAMES = ("enqueue", "claim", "finish", "renew", "reap")
+SCRIPT_NAMES = ("enqueue", "claim", "finish", "renew", "reap", "forget")
 
 
 def _read(name: str) -> str:
@@ -34,6 +34,7 @@ class Scripts:
     finish: AsyncScript
     renew: AsyncScript
     reap: AsyncScript
+    forget: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

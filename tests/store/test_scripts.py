@@ -69,8 +69,26 @@ async def test_finish_is_fenced_by_owner_and_attempt(
     assert await store.finish(NOW + 5, DAEMON, [stale]) == [True]
     assert await redis.hget(keys.job("j1"), "state") == "succeeded"
     assert await redis.zscore(keys.leases, "j1") is None
-    assert 0 < await redis.pttl(keys.job("j1")) <= 60_000
     assert await store.finish(NOW, DAEMON, [stale]) == [False]  # already finished
+
+
+async def test_finished_job_is_kept_until_recorded(
+    store: RedisStore, redis: Redis, keys: Keys
+) -> None:
+    """A finished job has no expiry until Postgres holds it at that seq: its id must
+    not come free while its history is unwritten. Set-aside jobs are kept."""
+    await store.enqueue(new_job("j1"), "c", NOW)
+    await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)
+    await store.finish(NOW, DAEMON, [Outcome("j1", 1, "succeed")])
+    assert await redis.pttl(keys.job("j1")) == -1
+    assert await store.forget_recorded([("j1", 2)]) == 0  # an older seq: not this state
+    assert await store.forget_recorded([("j1", 3), ("nope", 1)]) == 1
+    assert 0 < await redis.pttl(keys.job("j1")) <= 60_000
+    await store.enqueue(new_job("j2"), "c", NOW)
+    await redis.zadd(keys.dead, {"j2": NOW})
+    await redis.hset(keys.job("j2"), mapping={"state": "failed", "seq": 2})
+    assert await store.forget_recorded([("j2", 2)]) == 0
+    assert await redis.pttl(keys.job("j2")) == -1
 
 
 async def test_finish_retry_goes_back_to_schedule(

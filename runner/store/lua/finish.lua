@@ -8,18 +8,21 @@
 -- KEYS[3..5]  due sorted sets: async, io, cpu
 -- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
 -- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
--- ARGV[1] now (ms)   ARGV[2] daemon id   ARGV[3] keep finished jobs (ms, 0 = forever)
--- ARGV[4] allowed source states (",running,")   ARGV[5] wake channel
--- ARGV[6] the outcomes, JSON: [[id, attempt, target state, due at (0 unless it goes
+-- A finished job stays in Redis until the recorder has written it to Postgres
+-- (forget.lua sets its expiry then), so its id is never free before it has a history.
+--
+-- ARGV[1] now (ms)   ARGV[2] daemon id
+-- ARGV[3] allowed source states (",running,")   ARGV[4] wake channel
+-- ARGV[5] the outcomes, JSON: [[id, attempt, target state, due at (0 unless it goes
 --         back to the schedule), result (JSON text or ""), error (or ""),
 --         event detail (JSON text), give back (1: the attempt does not count, as
 --         for a job handed back at shutdown)], ...]
--- ARGV[7] failed state (for a job set aside)
+-- ARGV[6] failed state (for a job set aside)
 -- Reply: one integer a job: 1 recorded, 0 fenced off (lease lost or state changed),
 --        2 set aside (malformed).
 
-local now, daemon, keep_ms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local sources, wake, failed = ARGV[4], ARGV[5], ARGV[7]
+local now, daemon = tonumber(ARGV[1]), ARGV[2]
+local sources, wake, failed = ARGV[3], ARGV[4], ARGV[6]
 local prefix, dead = KEYS[6], KEYS[7]
 local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local replies, events = {}, {}
@@ -55,14 +58,12 @@ local function finish(o)
         if first[2] == nil or due_at < tonumber(first[2]) then
             redis.call('PUBLISH', wake, string.format('%d', due_at))
         end
-    elseif keep_ms > 0 then
-        redis.call('PEXPIRE', key, keep_ms)
     end
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt, o[7]})
     return 1
 end
 
-for i, o in ipairs(cjson.decode(ARGV[6])) do
+for i, o in ipairs(cjson.decode(ARGV[5])) do
     replies[i] = finish(o)
 end
 

@@ -10,13 +10,14 @@
 -- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
 -- ARGV[1] now (ms)   ARGV[2] most jobs to reap   ARGV[3] reaping daemon id
 -- ARGV[4] allowed source states (",running,")   ARGV[5] retry state   ARGV[6] failed state
--- ARGV[7] keep finished jobs (ms, 0 = forever)   ARGV[8] wake channel
+-- ARGV[7] wake channel
+-- A failed job stays until it is recorded (see finish.lua).
 -- Reply: flat list, 5 values a job: id, new state, attempt, previous owner, and the
 --        reason it was set aside ("" unless malformed; then attempt is 0).
 
 local now, limit, reaper = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local sources, retry_state, failed_state = ARGV[4], ARGV[5], ARGV[6]
-local keep_ms, wake = tonumber(ARGV[7]), ARGV[8]
+local wake = ARGV[7]
 local prefix, dead = KEYS[6], KEYS[7]
 local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local reaped, events = {}, {}
@@ -33,7 +34,6 @@ local function put_back(id, key, f)
         redis.call('PUBLISH', wake, now)
     else
         redis.call('HSET', key, 'error', reason .. '; no attempts left')
-        if keep_ms > 0 then redis.call('PEXPIRE', key, keep_ms) end
     end
     redis.call('HSET', key, 'state', target, 'seq', seq, 'updated_at', now)
     redis.call('HDEL', key, 'owner')

@@ -4,6 +4,8 @@
 -- Rows are written in key order: several daemons' recorders write overlapping
 -- jobs at once, and taking row locks in one global order keeps them from
 -- deadlocking each other (a deadlock that still happens is retried).
+-- Returns the jobs of the batch that runner_jobs now holds in a finished state
+-- ($2, the finished states): Redis keeps such a job until then (see forget.lua).
 -- $1 JSON text: an array of stream entries, each an array of events as the Lua
 --    scripts wrote them: [job_id, seq, from_state ('' = none), to_state, at (ms),
 --    daemon ('' = none), attempt, detail (JSON text)]. Postgres parses it, so the
@@ -48,7 +50,8 @@ folded AS (
                AS due_at
     FROM latest l
     LEFT JOIN first f ON f.job_id = l.job_id
-)
+),
+upserted AS (
 INSERT INTO runner_jobs AS j
     (id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon)
 SELECT job_id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon
@@ -66,4 +69,7 @@ ON CONFLICT (id) DO UPDATE SET
     result     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.result, j.result) ELSE COALESCE(j.result, EXCLUDED.result) END,
     error      = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.error, j.error) ELSE COALESCE(j.error, EXCLUDED.error) END,
     due_at     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.due_at, j.due_at) ELSE COALESCE(j.due_at, EXCLUDED.due_at) END,
-    seq        = GREATEST(j.seq, EXCLUDED.seq);
+    seq        = GREATEST(j.seq, EXCLUDED.seq)
+RETURNING id, seq, state
+)
+SELECT id, seq FROM upserted WHERE state = ANY($2::text[]);
