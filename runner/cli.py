@@ -17,37 +17,47 @@ from typing import Any
 
 import orjson
 
-from runner import __version__
+from runner.cli_parser import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, build_parser
 from runner.client import refuse_nul
 from runner.clock import SYSTEM_CLOCK
 from runner.config import Settings, config_path, load_settings
 from runner.durations import parse_duration
-from runner.errors import ConfigError, RunnerError, StoreUnavailable, UsageError
-from runner.redact import redact_text
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from runner.errors import ConfigError, RunnerError, StoreError, StoreUnavailable, UsageError
+from runner.redact import redact_text, redact_url
 
 Command = Callable[[argparse.Namespace], int]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse's own usage errors exit 2 as well
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"runner: error: {message}\n")
-
-
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(config_path(getattr(args, "config", None), os.environ))
+    settings = load_settings(config_path(getattr(args, "config", None), os.environ))
+    args.loaded_settings = settings  # for naming the config and URL if a server is down
+    return settings
 
 
-def _json_arg(text: str, name: str, kind: type) -> Any:
+def _payload_text(value: str, name: str) -> str:
+    """A JSON argument given inline, as @FILE, or as - (stdin): payloads too big for a
+    command line come from a file or a pipe."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        try:
+            return open(value[1:], encoding="utf-8").read()  # read at once
+        except OSError as exc:
+            raise UsageError(f"{name}: cannot read {value[1:]!r}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{name}: {value[1:]!r} is not UTF-8 text: {exc}") from None
+    return value
+
+
+def _json_arg(value: str, name: str, kind: type) -> Any:
+    text = _payload_text(value, name)
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise UsageError(f"{name}: not valid JSON ({exc}); e.g. {name} '[1, \"two\"]'") from None
     if not isinstance(value, kind):
         wanted = "a JSON array" if kind is list else "a JSON object"
-        raise UsageError(f"{name}: must be {wanted}, got {text!r}")
+        raise UsageError(f"{name}: must be {wanted}, got {text[:200]!r}")
     refuse_nul(name, orjson.dumps(value).decode())
     return value
 
@@ -73,25 +83,37 @@ def _when(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from runner.client import Client, due_at_ms  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.jobs import EnqueueResult  # noqa: PLC0415
 
+    if args.args == "-" and args.kwargs == "-":
+        raise UsageError("--args and --kwargs cannot both read stdin: give one as @FILE")
     payload = _json_arg(args.args, "--args", list), _json_arg(args.kwargs, "--kwargs", dict)
     when = _when(args)
     due_at_ms(SYSTEM_CLOCK, names=("--in", "--at"), **when)  # the client's checks, our names
     settings = _settings(args)
 
-    async def enqueue() -> str:
+    async def enqueue() -> EnqueueResult:
         async with await Client.connect(settings) as client:
-            return await client.enqueue(args.task, payload[0], payload[1], job_id=args.id, **when)
+            return await client.enqueue_result(
+                args.task, payload[0], payload[1], job_id=args.id, **when
+            )
 
-    job_id = asyncio.run(enqueue())
-    print(orjson.dumps({"id": job_id}).decode() if args.json else job_id)
+    result = asyncio.run(enqueue())
+    if not result.created:
+        print(
+            f"runner: job {result.id} already exists ({result.state}); nothing was enqueued. "
+            "A job id names one job for good: choose another id, or leave out --id.",
+            file=sys.stderr,
+        )
+    doc = {"id": result.id, "created": result.created, "state": result.state}
+    print(orjson.dumps(doc).decode() if args.json else result.id)
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from runner.show import show_job  # noqa: PLC0415  # keeps `runner --help` fast
 
-    print(asyncio.run(show_job(_settings(args), args.job_id, args.json)))
+    print(asyncio.run(show_job(_settings(args), args.job_id, args.json, args.full)))
     return EXIT_OK
 
 
@@ -120,6 +142,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
             f"--since: give a duration like 10m or an ISO 8601 time, got {args.since!r}"
         ) from None
     source = args.source or _default_log_source(args)
+    if source == "-" and not args.source and sys.stdin.isatty():
+        print(
+            "runner logs: reading JSON log lines from standard input, as the config has no "
+            "[log] file. Pipe them in (journalctl -u runner -o cat | runner logs), or give "
+            "a FILE; Ctrl-D ends.",
+            file=sys.stderr,
+        )
     flt = LogFilter(job_id=args.job, task=args.task, level=args.level, since=since)
     try:
         show_logs(source, args.follow, flt, args.json)
@@ -139,11 +168,14 @@ def _default_log_source(args: argparse.Namespace) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from runner.tasks import TaskRegistry  # noqa: PLC0415  # imports task modules
+    from runner.config_check import check_config  # noqa: PLC0415  # imports task modules
 
-    settings = _settings(args)
-    registry = TaskRegistry.from_settings(settings)
-    print(f"{settings.source}: OK ({len(registry.names())} tasks: {', '.join(registry.names())})")
+    path = config_path(getattr(args, "config", None), os.environ)
+    settings, problems = check_config(path, os.environ)
+    if settings is None:
+        raise ConfigError(problems, str(path))
+    names = sorted(settings.tasks)
+    print(f"{settings.source}: OK ({len(names)} tasks: {', '.join(names)})")
     return EXIT_OK
 
 
@@ -172,74 +204,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(_settings(args), drain=args.drain)
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,  # so `runner --config X run` and `runner run --config X` agree
-        help="config file (default: $RUNNER_CONFIG or config/runner.toml)",
-    )
-    parser = _Parser(prog="runner", description="asyncio job runner", parents=[common])
-    parser.add_argument("--version", action="version", version=f"runner {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    run = sub.add_parser("run", parents=[common], help="run the daemon")
-    run.add_argument("--drain", action="store_true", help="exit once no work is left")
-    run.set_defaults(func=cmd_run)
-
-    check = sub.add_parser("check-config", parents=[common], help="validate the config")
-    check.set_defaults(func=cmd_check_config)
-
-    migrate = sub.add_parser("migrate", parents=[common], help="create or upgrade the schema")
-    migrate.set_defaults(func=cmd_migrate)
-
-    enqueue = sub.add_parser("enqueue", parents=[common], help="enqueue a job")
-    enqueue.add_argument("task")
-    enqueue.add_argument("--args", default="[]", help="positional arguments, a JSON array")
-    enqueue.add_argument("--kwargs", default="{}", help="keyword arguments, a JSON object")
-    enqueue.add_argument("--in", dest="in_", metavar="DURATION", help="run after e.g. 10s, 5m")
-    enqueue.add_argument("--at", metavar="ISO8601", help="run at, e.g. 2030-01-01T09:00:00Z")
-    enqueue.add_argument("--id", help="job id (enqueue is idempotent by id)")
-    enqueue.add_argument("--json", action="store_true", help='print {"id": ...}')
-    enqueue.set_defaults(func=cmd_enqueue)
-
-    show = sub.add_parser("show", parents=[common], help="a job's state, data and history")
-    show.add_argument("job_id")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=cmd_show)
-
-    logs = sub.add_parser("logs", parents=[common], help="read, filter and follow the JSON log")
-    logs.add_argument("source", nargs="?", help="a log file, or - for stdin (default: [log] file)")
-    logs.add_argument("-f", "--follow", action="store_true", help="follow, across rotation")
-    logs.add_argument("--job", help="only this job id")
-    logs.add_argument("--task", help="only this task")
-    logs.add_argument("--level", choices=["debug", "info", "warning", "error"], help="at least")
-    logs.add_argument("--since", help="e.g. 10m, 2h, or an ISO 8601 time")
-    logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
-    logs.set_defaults(func=cmd_logs)
-
-    status = sub.add_parser("status", parents=[common], help="backlog, daemons, set-aside jobs")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
-
-    cron = sub.add_parser("cron", parents=[common], help="cron schedules: last and next fires")
-    cron.add_argument("--json", action="store_true")
-    cron.set_defaults(func=cmd_cron)
-    return parser
-
-
 # What each error becomes: a line on stderr (with a prefix) and an exit code.
 # The first match wins, so subclasses come before their base.
 _FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
     (UsageError, "", EXIT_USAGE),
     (StoreUnavailable, "cannot reach a server: ", EXIT_FAILURE),
+    (StoreError, "", EXIT_FAILURE),
     (RunnerError, "", EXIT_FAILURE),
     (OSError, "", EXIT_FAILURE),
 )
 
 
+COMMANDS: dict[str, Command] = {
+    "run": cmd_run,
+    "check-config": cmd_check_config,
+    "migrate": cmd_migrate,
+    "enqueue": cmd_enqueue,
+    "show": cmd_show,
+    "logs": cmd_logs,
+    "status": cmd_status,
+    "cron": cmd_cron,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser(COMMANDS).parse_args(argv)
     func: Command = args.func
     try:
         return func(args)
@@ -249,5 +238,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         for kind, prefix, code in _FAILURES:
             if isinstance(exc, kind):
                 print(f"runner: {prefix}{redact_text(str(exc))}", file=sys.stderr)
+                if isinstance(exc, StoreError):
+                    print(_where(args, exc.server), file=sys.stderr)
                 return code
         raise
+
+
+def _where(args: argparse.Namespace, server: str) -> str:
+    """Which config was read and which server it names: the first thing to check
+    when a server cannot be reached (a forgotten --config, a stale variable)."""
+    settings: Settings | None = getattr(args, "loaded_settings", None)
+    if settings is None:
+        return ""
+    if getattr(args, "config", None):
+        chosen = "from --config"
+    elif os.environ.get("RUNNER_CONFIG"):
+        chosen = "from RUNNER_CONFIG"
+    else:
+        chosen = "the default; pass --config PATH or set RUNNER_CONFIG"
+    lines = [f"  config: {settings.source} ({chosen})"]
+    for name, url, key, variable in (
+        ("redis", settings.redis_url, "[redis] url", "RUNNER_REDIS_URL"),
+        ("postgres", settings.database_url, "[postgres] url", "RUNNER_DATABASE_URL"),
+    ):
+        if server and server != name:
+            continue
+        if url is None:
+            origin = f"the embedded server under {settings.embedded_dir} (no {key})"
+            lines.append(f"  {name}: {origin}")
+        else:
+            origin = variable if os.environ.get(variable) else key
+            lines.append(f"  {name}: {redact_url(url)} (from {origin})")
+    return "\n".join(lines)

@@ -31,8 +31,8 @@ from redis.asyncio import Redis
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
-from runner.errors import JobNotFound, PayloadError, UnknownTask, UsageError
-from runner.jobs import EARLIEST_MS, LATEST_MS, NewJob, ms_ceil, rfc3339
+from runner.errors import JobNotFound, PayloadError, StoreUnavailable, UnknownTask, UsageError
+from runner.jobs import EARLIEST_MS, LATEST_MS, EnqueueResult, NewJob, ms_ceil, rfc3339
 from runner.states import TERMINAL
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
@@ -56,10 +56,16 @@ class JobInfo:
     result: Any
     error: str | None
     extra: dict[str, str] = field(default_factory=dict)
+    seq: int = 0  # transitions so far; 0 when read from Postgres
 
     @property
     def done(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def due_at(self) -> str | None:
+        """The due time in RFC 3339 UTC with milliseconds, as every output shows it."""
+        return rfc3339(self.due_at_ms)
 
 
 # A JSON escape of the NUL character (an odd number of backslashes before u0000):
@@ -173,6 +179,23 @@ def _check_job_id(job_id: str) -> str:
     return job_id
 
 
+def public_event(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded transition as the client and `runner show --json` give it: every
+    time in RFC 3339 UTC with milliseconds, the detail's due time included."""
+    detail = row["detail"]
+    if isinstance(detail, dict) and isinstance(detail.get("due_at"), int):
+        detail = {**detail, "due_at": rfc3339(detail["due_at"])}
+    return {
+        "seq": row["seq"],
+        "from_state": row["from_state"],
+        "to_state": row["to_state"],
+        "at": rfc3339(row["at_ms"]),
+        "daemon": row["daemon"],
+        "attempt": row["attempt"],
+        "detail": detail,
+    }
+
+
 class Client:
     def __init__(
         self,
@@ -246,15 +269,34 @@ class Client:
             raise PayloadError(f"args must be a list, got {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise PayloadError(f"kwargs must be a mapping, got {type(kwargs).__name__}")
+        args_json = _encode("args", list(args))
+        kwargs_json = _encode("kwargs", dict(kwargs or {}))
+        self._check_size(task, args_json, kwargs_json)
         return NewJob(
             id=_check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
             task=task,
             kind=spec.kind,
-            args_json=_encode("args", list(args)),
-            kwargs_json=_encode("kwargs", dict(kwargs or {})),
+            args_json=args_json,
+            kwargs_json=kwargs_json,
             due_at_ms=due_at_ms(self.clock, delay, at),
             max_attempts=spec.max_attempts,
+            chosen_id=job_id is not None,
         )
+
+    def _check_size(self, task: str, args_json: str, kwargs_json: str) -> None:
+        """A payload is stored in Redis, decoded on the daemon's loop and copied to
+        Postgres: a huge one stalls every job's timing, so it is refused here."""
+        limit = self.settings.max_payload
+        if len(args_json) + len(kwargs_json) <= limit // 4:  # 4 bytes a character at most
+            return
+        size = len(args_json.encode()) + len(kwargs_json.encode())
+        if size > limit:
+            raise PayloadError(
+                f"args and kwargs of this {task!r} job are {size:,} bytes as JSON, over the "
+                f"limit of {limit:,} ([jobs] max_payload in {self.settings.source}); keep "
+                "large data in a file, a table or object storage and pass its name, or "
+                "raise the limit"
+            )
 
     async def enqueue(
         self,
@@ -266,15 +308,63 @@ class Client:
         at: datetime | None = None,
         job_id: str | None = None,
     ) -> str:
-        """Enqueue one job and return its id; with an existing `job_id` nothing changes."""
-        job = self.new_job(task, args, kwargs, delay=delay, at=at, job_id=job_id)
-        result = await self.store.enqueue(job, self.origin, self.clock.now_ms())
+        """Enqueue one job and return its id. A `job_id` names one job for as long as
+        its history is kept: if a job with that id exists, live or recorded, nothing
+        changes (enqueue_result() says whether it was created)."""
+        result = await self.enqueue_result(task, args, kwargs, delay=delay, at=at, job_id=job_id)
         return result.id
+
+    async def enqueue_result(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> EnqueueResult:
+        """Like enqueue(), with whether the job was created, and if not, the state of
+        the job that already holds the id."""
+        job = self.new_job(task, args, kwargs, delay=delay, at=at, job_id=job_id)
+        return (await self._submit([job]))[0]
 
     async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
         """Enqueue many jobs made with new_job() in one round trip."""
-        results = await self.store.enqueue_many(jobs, self.origin, self.clock.now_ms())
-        return [r.id for r in results]
+        return [r.id for r in await self._submit(jobs)]
+
+    async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Enqueue in Redis the jobs whose id is free. Redis forgets a finished job
+        (after `keep_finished`, once Postgres recorded it), so a chosen id is also
+        looked up in Postgres: reusing it would start a second job under one history."""
+        recorded = await self._recorded([job.id for job in jobs if job.chosen_id])
+        fresh = [job for job in jobs if job.id not in recorded]
+        created = iter(await self.store.enqueue_many(fresh, self.origin, self.clock.now_ms()))
+        if not recorded:
+            return list(created)
+        live = await self.store.job_states(list(recorded))
+        return [
+            next(created)
+            if job.id not in recorded
+            else EnqueueResult(job.id, False, live.get(job.id) or recorded[job.id])
+            for job in jobs
+        ]
+
+    async def _recorded(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The recorded state of each of these ids that Postgres knows. A client built
+        without Postgres leaves the judgement to Redis alone."""
+        if not job_ids:
+            return {}
+        try:
+            pg = await self._history_store()
+            return await pg.recorded_states(job_ids) if pg else {}
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(
+                f"cannot check that job id {job_ids[0]!r} is unused: its history is in "
+                f"PostgreSQL, which is unreachable ({exc}); retry once it is back, or "
+                "enqueue without an id",
+                exc.server,
+            ) from exc
 
     async def get(self, job_id: str) -> JobInfo:
         """The job's state: live from Redis, else as last recorded in Postgres."""
@@ -291,6 +381,7 @@ class Client:
                 record.result,
                 record.error,
                 record.extra,
+                record.seq,
             )
         pg = await self._history_store()
         row = await pg.get_job(job_id) if pg else None
@@ -309,18 +400,42 @@ class Client:
         )
 
     async def history(self, job_id: str) -> list[dict[str, Any]]:
+        """Every recorded transition of the job, oldest first, in the shape of `runner
+        show --json`'s history (times in RFC 3339 UTC). Postgres is written in batches
+        a moment after each transition: `wait(job_id, recorded=True)` first to read
+        the whole story of a finished job. JobNotFound for an id no job has."""
         pg = await self._history_store()
         if pg is None:
             raise UsageError("this client has no Postgres connection for history")
-        return await pg.job_history(job_id)
+        rows = await pg.job_history(job_id)
+        if not rows and not await self.store.job_exists(job_id):
+            raise JobNotFound(job_id)
+        return [public_event(row) for row in rows]
 
-    async def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.05) -> JobInfo:
-        """Poll until the job reaches a terminal state; TimeoutError after `timeout` s."""
+    async def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        poll: float = 0.05,
+        *,
+        recorded: bool = False,
+    ) -> JobInfo:
+        """Poll until the job reaches a terminal state; with `recorded`, also until
+        Postgres holds its final transition, so history() tells the whole story.
+        TimeoutError after `timeout` s; JobNotFound for an id no job has."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = await self.get(job_id)
-            if job.done:
+            if job.done and (not recorded or await self._recorded_up_to(job)):
                 return job
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id!r} is still {job.state} after {timeout}s")
+                still = job.state if not job.done else f"{job.state}, not yet recorded,"
+                raise TimeoutError(f"job {job_id!r} is still {still} after {timeout}s")
             await asyncio.sleep(poll)
+
+    async def _recorded_up_to(self, job: JobInfo) -> bool:
+        pg = await self._history_store()
+        if pg is None:
+            raise UsageError("this client has no Postgres connection to wait for history")
+        row = await pg.get_job(job.id)
+        return row is not None and row["seq"] >= job.seq

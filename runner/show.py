@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,24 +25,28 @@ def job_document(job: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
         "result": job.result,
         "error": job.error,
         **({"extra": job.extra} if job.extra else {}),
-        "history": [
-            {
-                "seq": h["seq"],
-                "from_state": h["from_state"],
-                "to_state": h["to_state"],
-                "at": rfc3339(h["at_ms"]),
-                "daemon": h["daemon"],
-                "attempt": h["attempt"],
-                "detail": h["detail"],
-            }
-            for h in history
-        ],
+        "history": history,
     }
 
 
-def _text(doc: dict[str, Any]) -> str:
+SHOWN_CHARS = 200  # of each payload in the text view, unless --full
+
+
+def _abbreviated(full: bool) -> Callable[[Any], str]:
+    """JSON text of a value; cut to SHOWN_CHARS with its size said, unless `full`."""
+
     def dump(value: Any) -> str:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value).decode()
+        if full or len(text) <= SHOWN_CHARS:
+            return text
+        size = len(text.encode())
+        return f"{text[:SHOWN_CHARS]}… ({size:,} bytes in all; --full shows everything)"
+
+    return dump
+
+
+def _text(doc: dict[str, Any], full: bool) -> str:
+    dump = _abbreviated(full)
 
     lines = [
         f"job {doc['id']}  task {doc['task']}",
@@ -49,7 +54,7 @@ def _text(doc: dict[str, Any]) -> str:
         f"  due at   {doc['due_at'] or '-'}",
         f"  args     {dump(doc['args'])}   kwargs {dump(doc['kwargs'])}",
         f"  result   {dump(doc['result']) if doc['result'] is not None else '-'}",
-        f"  error    {doc['error'] or '-'}",
+        f"  error    {_cut(doc['error'], full) or '-'}",
         "history (Postgres):",
     ]
     for h in doc["history"]:
@@ -63,9 +68,17 @@ def _text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def show_job(settings: Settings, job_id: str, as_json: bool) -> str:
+def _cut(text: str | None, full: bool) -> str | None:
+    if text is None or full or len(text) <= SHOWN_CHARS * 5:
+        return text
+    return f"{text[: SHOWN_CHARS * 5]}… ({len(text):,} characters; --full shows everything)"
+
+
+async def show_job(settings: Settings, job_id: str, as_json: bool, full: bool = False) -> str:
+    """The job as text for a person (large payloads cut short unless `full`), or as
+    the whole JSON document for a script."""
     async with await Client.connect(settings) as client:
         job = await client.get(job_id)
         history = await client.history(job_id)
     doc = job_document(job, history)
-    return orjson.dumps(doc).decode() if as_json else _text(doc)
+    return orjson.dumps(doc).decode() if as_json else _text(doc, full)

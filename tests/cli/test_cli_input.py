@@ -176,7 +176,7 @@ async def test_odd_job_ids_round_trip_through_enqueue_and_show(
             "enqueue", "echo", f"--id={job_id}", "--args", '["x"]', "--json", config=config
         )
         assert done.returncode == 0, (job_id, done.stderr)
-        assert orjson.loads(done.stdout) == {"id": job_id}
+        assert orjson.loads(done.stdout)["id"] == job_id
     recorder = Recorder(store, pg_store=pg, consumer="c", batch_events=100, flush_interval=0.05)
     await recorder.drain()
     for job_id in ODD_IDS:

@@ -1,0 +1,205 @@
+"""The `runner` command line's grammar and help: every command says what it does,
+shows an example and the exit codes, so `runner CMD --help` answers most questions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runner import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+EXIT_CODES = """\
+exit codes:
+  0  success
+  1  failure: an invalid config, a server that cannot be reached, a job not found
+  2  usage: a malformed argument, an unknown task, a payload that is too large"""
+
+CONFIG_HELP = (
+    "config file (default: $RUNNER_CONFIG, else config/runner.toml); "
+    "RUNNER_REDIS_URL and RUNNER_DATABASE_URL override its URLs"
+)
+JSON_HELP = "print JSON for scripts instead of text"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own usage errors exit 2 as well
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"runner: error: {message}\n")
+
+
+# name: (one-line help, description, examples)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "run the daemon",
+        "Run the daemon in the foreground: claim due jobs, run them, fire cron schedules "
+        "and record every transition in PostgreSQL. SIGHUP reloads the config, SIGTERM or "
+        "Ctrl-C stops after running jobs finish (within [daemon] shutdown_grace); a second "
+        "one stops at once. With no [redis] url or [postgres] url it starts embedded "
+        "servers under [embedded] dir.",
+        "runner --config config/dev.toml run\nrunner run --drain   # exit once no work is left",
+    ),
+    "check-config": (
+        "validate the config",
+        "Read the config, import every task's target and check every cron schedule; list "
+        "every problem found, each with its key (e.g. tasks.resize.timeout).",
+        "runner --config /etc/runner/runner.toml check-config",
+    ),
+    "migrate": (
+        "create or upgrade the schema",
+        "Create or upgrade runner's tables in PostgreSQL (the daemon also does this when it "
+        "starts). Safe to run any number of times.",
+        "runner migrate",
+    ),
+    "enqueue": (
+        "enqueue a job",
+        "Enqueue a job for a task declared under [tasks] in the config and print its id. "
+        "Arguments are JSON, given inline, as @FILE or as - (stdin). A job id names one "
+        "job for good: enqueueing an id that a job already has (live, or recorded in "
+        "PostgreSQL) changes nothing and says so on stderr.",
+        "runner enqueue hello --args '[\"you\"]'\n"
+        "runner enqueue hello --args '[\"later\"]' --in 10m --id greeting-42\n"
+        "runner enqueue checksum --args @payload.json --at 2030-01-01T09:00:00Z\n"
+        "produce-args | runner enqueue checksum --args - --json",
+    ),
+    "show": (
+        "a job's state, data and history",
+        "Show one job: its live state from Redis (or, once Redis forgot it, as recorded), "
+        "its arguments, result and error, and its history from PostgreSQL. Large payloads "
+        "are cut short unless --full; --json always prints everything.",
+        "runner show greeting-42\nrunner show greeting-42 --json | jq .history",
+    ),
+    "logs": (
+        "read, filter and follow the JSON log",
+        "Print the daemon's JSON log lines readably, filtered by job, task, level or time. "
+        "Reads [log] file from the config, a FILE, or - (stdin).",
+        "runner logs -f --job greeting-42\n"
+        "journalctl -u runner -o cat -f | runner logs - --level warning",
+    ),
+    "status": (
+        "backlog, daemons, set-aside jobs",
+        "Jobs due and waiting per kind, running jobs, live daemons, unrecorded transitions, "
+        "jobs and events set aside as malformed, and the count of jobs per recorded state.",
+        "runner status\nrunner status --json",
+    ),
+    "cron": (
+        "cron schedules: last and next fires",
+        "Every cron schedule of the config: its task, time zone, the next fire times and "
+        "the last one, with the job it made.",
+        "runner cron\nrunner cron --json",
+    ),
+}
+
+
+def _add(sub: Any, name: str, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    summary, description, examples = _COMMANDS[name]
+    return sub.add_parser(  # type: ignore[no-any-return]
+        name,
+        parents=[common],
+        help=summary,
+        description=textwrap.fill(description, 79),
+        epilog=f"examples:\n{_indent(examples)}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def build_parser(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> _Parser:
+    """The parser; each command's namespace gets `func`, the function that runs it."""
+    common = _Parser(add_help=False)
+    # SUPPRESS: so `runner --config X run` and `runner run --config X` agree
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    parser = _Parser(
+        prog="runner",
+        description="runner: an asyncio job runner on Redis and PostgreSQL. "
+        "`runner COMMAND --help` tells more about each command.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"runner {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
+    for name, func in commands.items():
+        command = _add(sub, name, common)
+        command.set_defaults(func=func)
+        if name in _ARGUMENTS:
+            _ARGUMENTS[name](command)
+    return parser
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--drain", action="store_true", help="exit once no work is left")
+
+
+def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
+    enqueue.add_argument("task", help="a task declared under [tasks] in the config")
+    enqueue.add_argument(
+        "--args",
+        default="[]",
+        metavar="JSON",
+        help="positional arguments: a JSON array, @FILE, or - for stdin (default: [])",
+    )
+    enqueue.add_argument(
+        "--kwargs",
+        default="{}",
+        metavar="JSON",
+        help="keyword arguments: a JSON object, @FILE, or - for stdin (default: {})",
+    )
+    enqueue.add_argument(
+        "--in", dest="in_", metavar="DURATION", help="run after a delay, e.g. 500ms, 10s, 5m, 2h"
+    )
+    enqueue.add_argument(
+        "--at", metavar="TIME", help="run at an ISO 8601 time with offset, e.g. 2030-01-01T09:00Z"
+    )
+    enqueue.add_argument(
+        "--id",
+        help="the job's id (default: a new random one); ids starting with cron: are reserved",
+    )
+    enqueue.add_argument(
+        "--json", action="store_true", help='print {"id": ..., "created": ..., "state": ...}'
+    )
+
+
+def _show_arguments(show: argparse.ArgumentParser) -> None:
+    show.add_argument("job_id", metavar="JOB_ID", help="the id enqueue printed")
+    show.add_argument("--full", action="store_true", help="print large payloads whole")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def _logs_arguments(logs: argparse.ArgumentParser) -> None:
+    logs.add_argument(
+        "source", nargs="?", metavar="FILE", help="a log file, or - for stdin (default: [log] file)"
+    )
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep reading, across log rotation"
+    )
+    logs.add_argument("--job", metavar="JOB_ID", help="only this job's lines")
+    logs.add_argument("--task", help="only this task's lines")
+    logs.add_argument(
+        "--level", choices=["debug", "info", "warning", "error"], help="only this level and above"
+    )
+    logs.add_argument("--since", help="only lines after e.g. 10m, 2h, or an ISO 8601 time")
+    logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
+
+
+def _json_only(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "run": _run_arguments,
+    "enqueue": _enqueue_arguments,
+    "show": _show_arguments,
+    "logs": _logs_arguments,
+    "status": _json_only,
+    "cron": _json_only,
+}
