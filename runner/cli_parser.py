@@ -47,7 +47,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "validate the config",
         "Read the config, import every task's target and check every cron schedule; list "
         "every problem found, each with its key (e.g. tasks.resize.timeout).",
-        "runner --config /etc/runner/runner.toml check-config",
+        "runner check-config --config /etc/runner/runner.toml",
     ),
     "migrate": (
         "create or upgrade the schema",

@@ -22,7 +22,7 @@ import orjson
 from runner.clock import Clock
 from runner.config import CronSettings, TaskSettings
 from runner.cron import MISFIRE_AFTER, Schedule, tick_id, ticks_to_fire
-from runner.jobs import NewJob
+from runner.jobs import NewJob, rfc3339_at
 from runner.logs import get_logger
 from runner.resilience import Backoff
 from runner.store.redis_store import RedisStore
@@ -161,15 +161,15 @@ class CronService:
             kwargs_json=orjson.dumps(dict(c.kwargs)).decode(),
             due_at_ms=_ms(tick),
             max_attempts=task.max_attempts,
-            extra={"cron": c.name, "tick": tick.isoformat()},
+            extra={"cron": c.name, "tick": rfc3339_at(tick)},
             guard=(c.name, _ms(tick), c.overlap),
         )
 
     def _log(self, name: str, tick: datetime, job_id: str, outcome: str) -> None:
         if outcome == "scheduled":
-            log.info("cron tick enqueued", cron=name, tick=tick.isoformat(), job_id=job_id)
+            log.info("cron tick enqueued", cron=name, tick=rfc3339_at(tick), job_id=job_id)
         elif outcome == "skipped":
             log.warning(
                 "cron tick skipped: the previous run is still going", cron=name,
-                tick=tick.isoformat(),
+                tick=rfc3339_at(tick),
             )  # fmt: skip

@@ -10,7 +10,7 @@ import orjson
 from runner.config import Settings
 from runner.connections import redis_client, resolve_urls
 from runner.cron import Schedule
-from runner.jobs import rfc3339
+from runner.jobs import rfc3339, rfc3339_at
 from runner.store.keys import Keys
 from runner.store.redis_store import RedisStore
 
@@ -47,7 +47,7 @@ async def cron_documents(settings: Settings, now: datetime | None = None) -> lis
     for name, c in sorted(settings.cron.items()):
         schedule = Schedule(c.schedule, c.timezone)
         ticks = schedule.ticks_after(now)
-        upcoming = [next(ticks).astimezone(schedule.zone).isoformat() for _ in range(3)]
+        upcoming = [rfc3339_at(next(ticks).astimezone(schedule.zone)) for _ in range(3)]
         docs.append(
             {
                 "name": name,

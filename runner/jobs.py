@@ -39,9 +39,14 @@ def rfc3339(ms: int | None) -> str | None:
         moment = ms_to_datetime(ms)
     except ValueError:
         return f"{ms} ms since the epoch (out of range)"
-    return (
-        None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return None if moment is None else rfc3339_at(moment)
+
+
+def rfc3339_at(moment: datetime) -> str:
+    """An aware datetime in RFC 3339 with milliseconds, in its own offset ("Z" for UTC):
+    how a cron schedule's local times are shown."""
+    text = moment.isoformat(timespec="milliseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 @dataclass(frozen=True)

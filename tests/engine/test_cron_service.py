@@ -74,7 +74,7 @@ async def test_many_daemons_fire_each_tick_once(store: RedisStore, redis: Redis)
     job = await store.get_job("cron:minutely:2026-06-01T10:01:00Z")
     assert job is not None and job.extra == {
         "cron": "minutely",
-        "tick": "2026-06-01T10:01:00+00:00",
+        "tick": "2026-06-01T10:01:00.000Z",
     }
     await store.ensure_event_group()
     read = await store.read_events("test", 100, None)
