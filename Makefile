@@ -58,5 +58,8 @@ $(BENCH_VENV)/.installed: bench/requirements-peers.txt
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.run --peer-python $(BENCH_VENV)/bin/python
 
+# As root, var/postgres links to the data kept under /var/tmp/runner-embedded: it goes too.
 clean:
+	@data=$$(readlink -f var/postgres); case "$$data" in \
+	  /var/tmp/runner-embedded/?*/postgres) rm -rf "$${data%/postgres}";; esac
 	rm -rf $(VENV) $(BENCH_VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

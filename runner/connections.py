@@ -23,7 +23,10 @@ from runner.store.scripts import check_scripts
 def resolve_urls(
     settings: Settings, start_embedded: bool
 ) -> tuple[str, str, EmbeddedServers | None]:
-    """The Redis and Postgres URLs to use, and the embedded servers this call started."""
+    """The Redis and Postgres URLs to use, and the embedded servers this call started.
+
+    Starting them raises EmbeddedBusy, having touched nothing, while another live process
+    (a daemon started earlier) owns the embedded folder."""
     if settings.redis_url and settings.database_url:
         return settings.redis_url, settings.database_url, None
     if not start_embedded:

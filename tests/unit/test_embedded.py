@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import embedded
+from runner import embedded, embedded_root
 from runner.embedded import EmbeddedError, EmbeddedServers, free_port
 
 root_only = pytest.mark.skipif(
@@ -45,7 +45,7 @@ def private_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setattr(embedded, "_postgres_bin", lambda: bin_dir)
     outside = Path(tempfile.mkdtemp(prefix="runner-test-", dir="/var/tmp"))
     outside.chmod(0o755)
-    monkeypatch.setattr(embedded, "_OUTSIDE", outside / "runner-embedded")
+    monkeypatch.setattr(embedded_root, "OUTSIDE", outside / "runner-embedded")
     yield private
     shutil.rmtree(outside)
 
@@ -53,34 +53,39 @@ def private_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 @root_only
 def test_postgres_starts_as_root_from_a_folder_only_root_can_enter(private_install: Path) -> None:
     """initdb, postgres and psql all run, as `nobody` where needed, from a copy of the
-    binaries outside the 0700 folder; the server answers, then stops."""
-    assert not embedded._reachable_by_others(embedded._postgres_bin())
+    binaries outside the 0700 folder; the server answers, then stops, and its data under
+    /var/tmp goes with it: only the shared copy of the binaries stays there."""
+    assert not embedded_root.reachable_by_others(embedded._postgres_bin())
     servers = EmbeddedServers(private_install / "var", durable=False)
     try:
         url = servers.start_postgres()
         assert servers.postgres is not None
         pid = servers.postgres.pid
         exe = Path(f"/proc/{pid}/exe").resolve()
-        assert exe.is_relative_to(embedded._OUTSIDE)
+        assert exe.is_relative_to(embedded_root.OUTSIDE)
         assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("nobody").pw_uid
         assert url.endswith(f"/{embedded.DATABASE}")  # psql created the database
+        assert len(list(embedded_root.OUTSIDE.iterdir())) == 2  # binaries, data
     finally:
         servers.stop()
     assert not Path(f"/proc/{pid}").exists()
+    assert [p.name for p in embedded_root.OUTSIDE.iterdir()] == [exe.parents[3].name]
+    assert not (private_install / "var").exists()
 
 
 @root_only
 def test_binaries_are_copied_once_even_by_concurrent_starts(private_install: Path) -> None:
     """Three starts at once share one complete copy and leave no half-made one behind,
     and a later start re-uses it."""
+    installed = embedded._postgres_bin()
     with ThreadPoolExecutor(3) as pool:
-        found = set(pool.map(lambda _: embedded._server_postgres_bin(), range(3)))
+        found = set(pool.map(lambda _: embedded_root.server_postgres_bin(installed), range(3)))
     assert len(found) == 1
     bin_dir = found.pop()
     assert (bin_dir / "postgres").is_file()
-    assert [p.name for p in embedded._OUTSIDE.iterdir()] == [bin_dir.parents[2].name]
+    assert [p.name for p in embedded_root.OUTSIDE.iterdir()] == [bin_dir.parents[2].name]
     made = bin_dir.stat().st_mtime_ns
-    assert embedded._server_postgres_bin() == bin_dir
+    assert embedded_root.server_postgres_bin(installed) == bin_dir
     assert bin_dir.stat().st_mtime_ns == made
 
 
