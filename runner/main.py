@@ -1,7 +1,10 @@
 """`runner run`: set up logging, servers and connections, then serve until a signal.
 
 Signal handlers only set the stop event; the daemon does the work in its
-documented order. A second SIGTERM or SIGINT stops at once.
+documented order. A second SIGTERM or SIGINT stops at once. Embedded servers
+stop however the daemon ends, short of SIGKILL (whose leftovers the next start
+stops): after the loop, on an error, on a signal during start, and at once on
+that second signal.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import uvloop
 from runner.config import Settings
 from runner.connections import resolve_urls
 from runner.daemon import Daemon
+from runner.embedded import EmbeddedServers
 from runner.logs import configure_logging, flush_logs, get_logger
 from runner.redact import redact_url
 from runner.startup import connect_when_ready
@@ -28,16 +32,21 @@ log = get_logger()
 def run_daemon(settings: Settings, drain: bool = False) -> int:
     configure_logging(settings.log_level, settings.log_format, settings.log_file)
     registry = TaskRegistry.from_settings(settings)
+    # Until the loop takes over the signals, SIGTERM interrupts like Ctrl-C, through the
+    # code that stops the embedded servers, instead of ending the process on the spot.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     redis_url, database_url, servers = resolve_urls(settings, start_embedded=True)
-    if servers is not None:
-        log.info(
-            "embedded servers started",
-            redis_url=redact_url(redis_url),
-            database_url=redact_url(database_url),
-            folder=str(servers.root),
-        )
     try:
-        uvloop.run(_serve(settings, registry, redis_url, database_url, drain))
+        if servers is not None:
+            log.info(
+                "embedded servers started",
+                redis_url=redact_url(redis_url),
+                database_url=redact_url(database_url),
+                folder=str(servers.root),
+            )
+        uvloop.run(
+            _serve(settings, registry, redis_url, database_url, drain=drain, servers=servers)
+        )
     finally:
         if servers is not None:
             servers.stop()
@@ -58,10 +67,16 @@ def _exit_if_threads_linger() -> None:
 
 
 async def _serve(
-    settings: Settings, registry: TaskRegistry, redis_url: str, database_url: str, drain: bool
+    settings: Settings,
+    registry: TaskRegistry,
+    redis_url: str,
+    database_url: str,
+    *,
+    drain: bool,
+    servers: EmbeddedServers | None,
 ) -> None:
     stop, reload = asyncio.Event(), asyncio.Event()
-    _install_signal_handlers(stop, reload)
+    _install_signal_handlers(stop, reload, servers)
     conns = await connect_when_ready(settings, redis_url, database_url, stop)
     if conns is None:
         log.info("stopped while waiting for the servers")
@@ -74,13 +89,20 @@ async def _serve(
         await conns.close()
 
 
-def _install_signal_handlers(stop: asyncio.Event, reload: asyncio.Event) -> None:
-    """SIGTERM/SIGINT: stop (twice: at once). SIGHUP: reload. Handlers only set events."""
+def _install_signal_handlers(
+    stop: asyncio.Event, reload: asyncio.Event, servers: EmbeddedServers | None
+) -> None:
+    """SIGTERM/SIGINT: stop (twice: at once). SIGHUP: reload. Handlers only set events,
+    but for the second stop signal, which exits on the spot: it tells the embedded servers
+    to stop first (without waiting), or they would run on with no daemon."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
             log.warning("second stop signal: exiting at once", signal=signal.Signals(signum).name)
+            if servers is not None:
+                servers.signal_stop()
+                log.info("embedded servers told to stop")
             flush_logs()
             os._exit(1)
         log.info("stop signal received", signal=signal.Signals(signum).name)

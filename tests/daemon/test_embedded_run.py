@@ -111,6 +111,23 @@ def test_a_second_run_on_the_same_folder_exits_and_leaves_the_first_alone(
     assert _wait_until_gone(folder) == []
 
 
+def test_a_second_stop_signal_stops_the_embedded_servers_too(
+    folder: Path, daemons: Callable[[], DaemonProcess]
+) -> None:
+    """Ctrl-C twice while a job holds up the graceful stop: the daemon exits at once with
+    code 1, and neither Valkey nor PostgreSQL (nor any of its processes) outlives it."""
+    daemon = daemons()
+    daemon.wait_ready(START_TIMEOUT)
+    _enqueue(folder.parent / "dev.toml", "sleep_io", "[60]")
+    daemon.wait_for(lambda line: line.get("event") == "job started")
+    assert len(_server_pids(folder)) >= 2
+    daemon.signal(signal.SIGINT)
+    daemon.wait_for(lambda line: line.get("event") == "stop signal received")
+    daemon.signal(signal.SIGINT)
+    assert daemon.wait_exit(10) == 1
+    assert _wait_until_gone(folder) == []
+
+
 def test_the_servers_a_killed_daemon_left_are_stopped_by_the_next_start(
     folder: Path, daemons: Callable[[], DaemonProcess]
 ) -> None:
