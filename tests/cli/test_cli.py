@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from runner.embedded import EmbeddedServers
 from tests.daemon.process import DaemonProcess, cli, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +83,4 @@ def test_embedded_mode_starts_and_stops_its_own_servers(
         assert not Path(f"/proc/{server['pid']}").exists()
     missing = cli("enqueue", "hello", config=config)
     assert missing.returncode == 1 and "no embedded servers are running" in missing.stderr
+    EmbeddedServers(tmp_path / "var").remove()  # the data it keeps, under /var/tmp as root
