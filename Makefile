@@ -16,8 +16,8 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	@echo "Starting runner on embedded Valkey and PostgreSQL under ./var (Ctrl-C stops all)."
 	@echo "In another terminal, enqueue a job and look at it:"
-	@echo "  $(BIN)/runner --config config/dev.toml enqueue hello --args '[\"you\"]' --in 3s"
-	@echo "  $(BIN)/runner --config config/dev.toml show JOB_ID"
+	@echo "  job=\$$($(BIN)/runner --config config/dev.toml enqueue hello --args '[\"you\"]' --in 2s)"
+	@echo "  $(BIN)/runner --config config/dev.toml show \"\$$job\""
 	$(BIN)/runner --config config/dev.toml run
 
 test: $(STAMP) systemd-analyze debian-servers
