@@ -215,6 +215,67 @@ _FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
 )
 
 
+def cmd_request(args: argparse.Namespace) -> int:
+    """pause, resume, cancel, retry, delete: several ids at once (pause and resume also
+    a whole task, or every task); exit 1 if any id was refused or not found."""
+    from runner.client import Client  # noqa: PLC0415
+
+    action = args.command
+    task = getattr(args, "task", None)
+    every = getattr(args, "all", False)
+    if bool(args.job_ids) + bool(task) + bool(every) != 1:
+        where = "job ids, --task NAME or --all" if action in ("pause", "resume") else "job ids"
+        raise UsageError(f"{action}: give {where} (one of them)")
+    changes = _update_changes(args) if action == "update" else {}
+    settings = _settings(args)
+
+    async def run() -> list[dict[str, Any]]:
+        async with await Client.connect(settings) as client:
+            if task or every:
+                return [await _task_request(client, action, task)]
+            results = await client.request(action, args.job_ids, **changes)
+            return [vars(result) for result in results]
+
+    docs = asyncio.run(run())
+    for doc in docs:
+        if args.json:
+            continue
+        print(doc["message"], file=sys.stdout if doc["ok"] else sys.stderr)
+    if args.json:
+        print(orjson.dumps(docs).decode())
+    return EXIT_OK if all(doc["ok"] for doc in docs) else EXIT_FAILURE
+
+
+async def _task_request(client: Any, action: str, task: str | None) -> dict[str, Any]:
+    from runner.control import ALL_TASKS  # noqa: PLC0415
+
+    name = task or ALL_TASKS
+    what = f"task {task}" if task else "every task (maintenance mode)"
+    if action == "pause":
+        changed = await client.pause_task(name)
+        message = f"paused {what}" if changed else f"{what} was paused already"
+    else:
+        changed = await client.resume_task(name)
+        message = f"resumed {what}" if changed else f"{what} was not paused"
+    return {"task": name, "action": action, "ok": True, "changed": changed, "message": message}
+
+
+def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = _when(args)
+    if args.args is not None:
+        changes["args"] = _json_arg(args.args, "--args", list)
+    if args.kwargs is not None:
+        changes["kwargs"] = _json_arg(args.kwargs, "--kwargs", dict)
+    if args.retries is not None:
+        changes["retries"] = args.retries
+    if args.timeout is not None:
+        try:
+            changes["timeout"] = parse_duration(args.timeout)
+        except ValueError as exc:
+            raise UsageError(f"--timeout: {exc}") from None
+    return changes
+
+
 COMMANDS: dict[str, Command] = {
     "run": cmd_run,
     "check-config": cmd_check_config,
@@ -224,6 +285,12 @@ COMMANDS: dict[str, Command] = {
     "logs": cmd_logs,
     "status": cmd_status,
     "cron": cmd_cron,
+    "pause": cmd_request,
+    "resume": cmd_request,
+    "cancel": cmd_request,
+    "retry": cmd_request,
+    "delete": cmd_request,
+    "update": cmd_request,
 }
 
 

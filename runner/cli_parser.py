@@ -86,6 +86,45 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "jobs and events set aside as malformed, and the count of jobs per recorded state.",
         "runner status\nrunner status --json",
     ),
+    "pause": (
+        "pause jobs, a task, or everything",
+        "Take waiting jobs out of the schedule until resumed. --task NAME holds every job "
+        "of a task on every daemon (its due jobs stay due); --all is maintenance mode: no "
+        "daemon starts anything, running jobs finish. Both last until resumed, across "
+        "daemon restarts. Exit 1 if any job was refused (its state is said) or not found.",
+        "runner pause 8f14e45f greeting-42\nrunner pause --task checksum\nrunner pause --all",
+    ),
+    "resume": (
+        "resume paused jobs, a task, or everything",
+        "Put paused jobs back in the schedule (a due time already past runs at once), or "
+        "let a paused task's jobs, or every job (--all), start again.",
+        "runner resume greeting-42\nrunner resume --task checksum\nrunner resume --all",
+    ),
+    "cancel": (
+        "cancel waiting, paused or running jobs",
+        "End jobs for good. A running job's daemon, on any host, stops its work within a "
+        "second: an async job is cancelled, a cpu job's worker killed and replaced, an "
+        "io job's thread left to finish with its result dropped.",
+        "runner cancel greeting-42 8f14e45f",
+    ),
+    "retry": (
+        "run failed or cancelled jobs again",
+        "Put failed or cancelled jobs back in the schedule, due now, with a fresh attempt budget.",
+        "runner retry greeting-42",
+    ),
+    "delete": (
+        "delete jobs that are not running",
+        "Remove jobs from Redis; the history in PostgreSQL keeps a last 'deleted' event. A "
+        "running job must be cancelled first.",
+        "runner delete greeting-42",
+    ),
+    "update": (
+        "change a waiting or paused job",
+        "Change a scheduled, retrying or paused job's arguments, due time, retries or "
+        "timeout; the history records what changed and who asked.",
+        "runner update greeting-42 --args '[\"again\"]' --in 5m\n"
+        "runner update greeting-42 --retries 5 --timeout 2m",
+    ),
     "cron": (
         "cron schedules: last and next fires",
         "Every cron schedule of the config: its task, time zone, the next fire times and "
@@ -195,7 +234,31 @@ def _json_only(command: argparse.ArgumentParser) -> None:
     command.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
+def _ids(command: argparse.ArgumentParser, task_wide: bool) -> None:
+    command.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="one or more job ids")
+    if task_wide:
+        command.add_argument("--task", help="every job of this task, on every daemon")
+        command.add_argument("--all", action="store_true", help="every job (maintenance mode)")
+    command.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _update_arguments(update: argparse.ArgumentParser) -> None:
+    _ids(update, task_wide=False)
+    update.add_argument("--args", metavar="JSON", help="new positional arguments (or @FILE, -)")
+    update.add_argument("--kwargs", metavar="JSON", help="new keyword arguments (or @FILE, -)")
+    update.add_argument("--in", dest="in_", metavar="DURATION", help="new due time: from now")
+    update.add_argument("--at", metavar="TIME", help="new due time: an ISO 8601 time")
+    update.add_argument("--retries", type=int, metavar="N", help="attempts after the first")
+    update.add_argument("--timeout", metavar="DURATION", help="this job's timeout, e.g. 2m")
+
+
 _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "pause": lambda command: _ids(command, task_wide=True),
+    "resume": lambda command: _ids(command, task_wide=True),
+    "cancel": lambda command: _ids(command, task_wide=False),
+    "retry": lambda command: _ids(command, task_wide=False),
+    "delete": lambda command: _ids(command, task_wide=False),
+    "update": _update_arguments,
     "run": _run_arguments,
     "enqueue": _enqueue_arguments,
     "show": _show_arguments,

@@ -31,9 +31,10 @@ from redis.asyncio import Redis
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
+from runner.control import ALL_TASKS, RequestResult, result_of, update_changes
 from runner.errors import JobNotFound, PayloadError, StoreUnavailable, UnknownTask, UsageError
 from runner.jobs import EARLIEST_MS, LATEST_MS, EnqueueResult, NewJob, ms_ceil, rfc3339
-from runner.states import TERMINAL
+from runner.states import REQUESTS, TERMINAL
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
@@ -80,6 +81,22 @@ def _encode(name: str, value: Any) -> str:
     except TypeError as exc:
         raise PayloadError(f"{name} must be JSON-serialisable: {exc}") from None
     refuse_nul(name, text)
+    return text
+
+
+def encode_payload(settings: Settings, name: str, value: Any, kind: type) -> str:
+    """`value` (args: a list, kwargs: a mapping) as JSON, checked as enqueue checks it."""
+    wanted = list if kind is list else dict
+    if kind is list and (isinstance(value, str | bytes) or not isinstance(value, Sequence)):
+        raise PayloadError(f"{name} must be a list, got {type(value).__name__}")
+    if kind is dict and not isinstance(value, Mapping):
+        raise PayloadError(f"{name} must be a mapping, got {type(value).__name__}")
+    text = _encode(name, wanted(value))
+    if len(text) > settings.max_payload // 4 and len(text.encode()) > settings.max_payload:
+        raise PayloadError(
+            f"{name} is {len(text.encode()):,} bytes as JSON, over the limit of "
+            f"{settings.max_payload:,} ([jobs] max_payload in {settings.source})"
+        )
     return text
 
 
@@ -158,6 +175,13 @@ def _due_at(at: datetime, name: str) -> int:
             f"got {at.isoformat()}"
         )
     return due
+
+
+def _known_id(job_id: str) -> str:
+    """An id to look up: any text a job id could be (a reserved one included)."""
+    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_JOB_ID:
+        raise UsageError(f"job id must be 1-{MAX_JOB_ID} characters, got {job_id!r}")
+    return job_id
 
 
 def _check_job_id(job_id: str) -> str:
@@ -439,3 +463,84 @@ class Client:
             raise UsageError("this client has no Postgres connection to wait for history")
         row = await pg.get_job(job.id)
         return row is not None and row["seq"] >= job.seq
+
+    async def request(
+        self, action: str, job_ids: Sequence[str], **changes: Any
+    ) -> list[RequestResult]:
+        """Apply an operator's request (pause, resume, cancel, retry, delete, update)
+        to several jobs; one RequestResult each, never an exception for a refusal."""
+        if action not in REQUESTS:
+            raise UsageError(f"unknown request {action!r}: one of {', '.join(REQUESTS)}")
+        update = update_changes(self, **changes) if action == "update" else None
+        if changes and action != "update":
+            raise UsageError(f"{action} takes no changes, got {', '.join(changes)}")
+        ids = [_known_id(job_id) for job_id in job_ids]
+        replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
+        return [
+            await result_of(self, job_id, action, reply)
+            for job_id, reply in zip(ids, replies, strict=True)
+        ]
+
+    async def _one(self, action: str, job_id: str, **changes: Any) -> str:
+        [result] = await self.request(action, [job_id], **changes)
+        return result.raise_unless_ok()
+
+    async def pause(self, job_id: str) -> str:
+        """Take a waiting job out of the schedule until resumed; its state now."""
+        return await self._one("pause", job_id)
+
+    async def resume(self, job_id: str) -> str:
+        """Put a paused job back in the schedule (due now if its time has passed)."""
+        return await self._one("resume", job_id)
+
+    async def cancel(self, job_id: str) -> str:
+        """End a waiting, paused or running job; a running one's daemon stops its work
+        within a second (a cpu job's worker is killed and replaced)."""
+        return await self._one("cancel", job_id)
+
+    async def retry(self, job_id: str) -> str:
+        """Run a failed or cancelled job again, due now, with a fresh attempt budget."""
+        return await self._one("retry", job_id)
+
+    async def delete(self, job_id: str) -> str:
+        """Remove a job that is not running; its history keeps a last "deleted" event."""
+        return await self._one("delete", job_id)
+
+    async def update(
+        self,
+        job_id: str,
+        *,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Change a waiting or paused job; the history records what changed and who asked."""
+        return await self._one(
+            "update", job_id, args=args, kwargs=kwargs, delay=delay, at=at,
+            retries=retries, timeout=timeout,
+        )  # fmt: skip
+
+    async def pause_task(self, task: str) -> bool:
+        """No job of `task` starts on any daemon until resume_task (its due jobs stay
+        due); False if it was paused already."""
+        if task != ALL_TASKS and task not in self.settings.tasks:
+            raise UnknownTask(task, list(self.settings.tasks))
+        return await self.store.pause_task(task, self.origin, self.clock.now_ms())
+
+    async def resume_task(self, task: str) -> bool:
+        """Let `task`'s jobs start again, those held while it was paused first."""
+        return await self.store.resume_task(task)
+
+    async def pause_all(self) -> bool:
+        """Maintenance mode: no daemon claims anything; running jobs finish."""
+        return await self.pause_task(ALL_TASKS)
+
+    async def resume_all(self) -> bool:
+        return await self.resume_task(ALL_TASKS)
+
+    async def paused(self) -> dict[str, dict[str, Any]]:
+        """Paused tasks (":all" for maintenance mode), with who paused each and when."""
+        return await self.store.paused_tasks()

@@ -15,6 +15,7 @@ import gc
 import os
 import secrets
 import socket
+import time
 import traceback
 from collections.abc import Coroutine, Sequence
 from dataclasses import replace
@@ -67,6 +68,9 @@ class Daemon:
         self.active: dict[str, ClaimedJob] = {}  # claimed here, outcome not yet in Redis
         self._ended: set[str] = set()  # of those, the ones whose outcome is on its way
         self._job_tasks: dict[asyncio.Task[None], ClaimedJob] = {}
+        # Running jobs cancelled by request whose claim this daemon may not have seen
+        # yet (the message can overtake the claim's reply): id -> when (monotonic).
+        self._cancelled: dict[str, float] = {}
         self.reload_requested = asyncio.Event()
         self.reload_failed: str | None = None
         lease_ms = int(settings.lease_ttl * 1000)
@@ -115,6 +119,10 @@ class Daemon:
         self.pump.nudge()
 
     def _start_job(self, job: ClaimedJob) -> None:
+        if self._cancelled.pop(job.id, None) is not None:
+            log.info("job cancelled before it started", job_id=job.id, task=job.task,
+                     attempt=job.attempt, state="cancelled")  # fmt: skip
+            return
         slot = self.executors[job.kind]
         slot.acquire()  # now, so the next claim already counts it
         self.active[job.id] = job
@@ -148,18 +156,45 @@ class Daemon:
             self.active.pop(outcome.job_id, None)
             self._ended.discard(outcome.job_id)
 
-    def _lost(self, job_id: str, attempt: int) -> None:
+    def _lost(self, job_id: str, attempt: int, state: str) -> None:
         """Renewal found the lease gone. A job that ended meanwhile (its outcome on its
         way or recorded) or that runs again at a newer attempt was not lost: only a
-        job still running here at that attempt is, which is worth a warning."""
+        job still running here at that attempt is. Its work stops: a cancelled job
+        whose message was missed, or a job another daemon may be running now."""
         job = self.active.get(job_id)
         if job is None or job.attempt != attempt or job_id in self._ended:
             return
+        if state == "cancelled":
+            self._stop_work(job, "job cancelled by request")
+            return
         log.warning(
-            "lease lost; another daemon may run this job", job_id=job_id, task=job.task,
-            attempt=attempt,
+            "lease lost; another daemon may run this job; its work here stops",
+            job_id=job_id, task=job.task, attempt=attempt, state=state or None,
         )  # fmt: skip
-        self.active.pop(job_id, None)
+        self._stop_work(job, None)
+
+    def _cancel_requested(self, job_id: str) -> None:
+        """A running job was cancelled by request (on any host): stop its work here if
+        it runs here; remember it a while in case its claim is still on its way."""
+        job = self.active.get(job_id)
+        if job is not None and job_id not in self._ended:
+            self._stop_work(job, "job cancelled by request")
+            return
+        now = time.monotonic()
+        self._cancelled = {i: t for i, t in self._cancelled.items() if now - t < 60}
+        self._cancelled[job_id] = now
+
+    def _stop_work(self, job: ClaimedJob, message: str | None) -> None:
+        """Stop a job's work, its outcome unwanted: an async job is cancelled, a cpu
+        job's worker killed and replaced; an io job's thread runs on, its result
+        dropped. Redis already holds the job's new state."""
+        self.active.pop(job.id, None)
+        for task, running in list(self._job_tasks.items()):
+            if running is job:
+                task.cancel()
+        if message:
+            log.info(message, job_id=job.id, task=job.task, attempt=job.attempt,
+                     state="cancelled")  # fmt: skip
 
     async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
         """Run until `stop` is set (or, with `drain`, until no work is left)."""
@@ -170,7 +205,9 @@ class Daemon:
                 "finisher": self.finisher.run(),
                 "leases": self.leases.run(),
                 "recorder": self.recorder.run(),
-                "wake-listener": listen_for_wakeups(self.conns.redis_store, self.pump),
+                "wake-listener": listen_for_wakeups(
+                    self.conns.redis_store, self.pump, self._cancel_requested
+                ),
                 "log-flusher": _flush_logs_periodically(),
                 "cron": self.cron.run(),
                 "notifier": run_notifier(self.status_line),

@@ -73,3 +73,13 @@ class StoreUnavailable(StoreError):
 class StoreDataError(StoreError):
     """PostgreSQL rejected the data of a write (a value that is not what runner's
     scripts write): the datum must be isolated, retrying the same batch cannot help."""
+
+
+class RequestRefused(RunnerError):
+    """An operator's request that the job's state does not allow (CLI exit code 1)."""
+
+    def __init__(self, job_id: str, action: str, state: str, message: str) -> None:
+        self.job_id = job_id
+        self.action = action
+        self.state = state
+        super().__init__(message)

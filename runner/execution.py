@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -117,6 +118,8 @@ class JobExecution:
         started = time.perf_counter()
         try:
             task = self.registry.get(job.task)
+            if job.timeout is not None:  # set for this job by an update
+                task = replace(task, settings=replace(task.settings, timeout=job.timeout))
             args, kwargs = _decode(job)
         except Exception as exc:
             slot.release()

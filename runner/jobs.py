@@ -86,6 +86,7 @@ class ClaimedJob(NamedTuple):
     args_json: str
     kwargs_json: str
     due_at_ms: int
+    timeout: float | None = None  # set by an update; None: the task's own
 
 
 @dataclass(frozen=True)

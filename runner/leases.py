@@ -33,7 +33,7 @@ class LeaseKeeper:
         clock: Clock,
         lease_ms: int,
         active: Mapping[str, ClaimedJob],
-        on_lost: Callable[[str, int], None],
+        on_lost: Callable[[str, int, str], None],
     ) -> None:
         self.store = store
         self.daemon = daemon
@@ -60,9 +60,10 @@ class LeaseKeeper:
         now = self.clock.now_ms()
         await self.store.heartbeat(self.daemon, now)
         jobs = dict((job.id, job.attempt) for job in list(self.active.values()))
-        for job_id in await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items()):
+        lost = await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items())
+        for job_id, state in lost:
             # The owner decides: a job that ended meanwhile was not lost.
-            self.on_lost(job_id, jobs[job_id])
+            self.on_lost(job_id, jobs[job_id], state)
         if now < self.reap_from_ms:
             return  # just back from an outage: live daemons are still renewing
         for reaped in await self.store.reap_expired(now, self.daemon):

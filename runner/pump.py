@@ -117,11 +117,15 @@ class Pump:
         self._sleeping_until = None
 
 
-async def listen_for_wakeups(store: RedisStore, pump: Pump) -> None:
-    """Forward 'a job is due at T' messages from any client to the pump.
+async def listen_for_wakeups(
+    store: RedisStore, pump: Pump, on_cancel: Callable[[str], None] | None = None
+) -> None:
+    """Forward 'a job is due at T' messages from any client to the pump, and running
+    jobs cancelled by request to `on_cancel`.
 
     Resubscribes after a lost connection; the store nudges the pump on each
-    subscription, since a message may have been missed meanwhile.
+    subscription, since a message may have been missed meanwhile (a missed cancel
+    is caught at the next lease renewal).
     """
     backoff = Backoff(first=0.1)
 
@@ -134,6 +138,6 @@ async def listen_for_wakeups(store: RedisStore, pump: Pump) -> None:
 
     while True:
         try:
-            await store.listen_wakeups(on_due)
+            await store.listen_wakeups(on_due, on_cancel)
         except Exception as exc:  # the service policy: log, pause, go on
             await backoff.pause("wake-listener", exc)

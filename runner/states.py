@@ -34,9 +34,12 @@ def states_argv(states: frozenset[State]) -> str:
 
 @dataclass(frozen=True)
 class Transition:
+    """An action, the states it may start from, and the state it leads to (None: the
+    job stays in its state, as for an update)."""
+
     action: str
     sources: frozenset[State]
-    target: State
+    target: State | None
 
     @property
     def sources_argv(self) -> str:
@@ -44,7 +47,7 @@ class Transition:
         return states_argv(self.sources)
 
 
-def _t(action: str, sources: set[State], target: State) -> Transition:
+def _t(action: str, sources: set[State], target: State | None) -> Transition:
     return Transition(action, frozenset(sources), target)
 
 
@@ -58,13 +61,18 @@ TRANSITIONS: dict[str, Transition] = {
         _t("lease_expired_retry", {State.RUNNING}, State.RETRYING),
         _t("lease_expired_fail", {State.RUNNING}, State.FAILED),
         _t("release", {State.RUNNING}, State.SCHEDULED),
+        # An operator's requests (one Lua script each, lua/<action>.lua):
         _t("pause", {State.SCHEDULED, State.RETRYING}, State.PAUSED),
         _t("resume", {State.PAUSED}, State.SCHEDULED),
-        _t("cancel", {State.SCHEDULED, State.RETRYING, State.PAUSED}, State.CANCELLED),
+        _t("cancel", {*WAITING, State.PAUSED, State.RUNNING}, State.CANCELLED),
         _t("retry", {State.FAILED, State.CANCELLED}, State.SCHEDULED),
-        _t("delete", {*TERMINAL, State.SCHEDULED, State.RETRYING, State.PAUSED}, State.DELETED),
+        _t("delete", {*TERMINAL, *WAITING, State.PAUSED}, State.DELETED),
+        _t("update", {*WAITING, State.PAUSED}, None),
     )
 }
+
+
+REQUESTS: tuple[str, ...] = ("pause", "resume", "cancel", "retry", "delete", "update")
 
 
 def transition(action: str) -> Transition:

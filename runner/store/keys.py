@@ -53,6 +53,24 @@ class Keys:
         return f"{self.base}:dead:events"
 
     @property
+    def paused(self) -> str:
+        """Paused tasks (and ":all", maintenance mode): name -> who paused it, when."""
+        return f"{self.base}:paused"
+
+    @property
+    def held_prefix(self) -> str:
+        """Due jobs of a paused task wait in <held_prefix><task>, scored by due time."""
+        return f"{self.base}:held:"
+
+    def held(self, task: str) -> str:
+        return f"{self.held_prefix}{task}"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Ids of running jobs cancelled by request: their daemon stops the work."""
+        return f"{self.base}:cancel"
+
+    @property
     def daemons(self) -> str:
         return f"{self.base}:daemons"
 

@@ -7,7 +7,7 @@ size: claim, finish and renew are batched by their callers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -23,7 +23,7 @@ from runner.jobs import (
     Outcome,
     ReapedJob,
 )
-from runner.states import GOING, TERMINAL, TRANSITIONS, State, states_argv, transition
+from runner.states import GOING, TERMINAL, TRANSITIONS, WAITING, State, states_argv, transition
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
 from runner.store.keys import KINDS, Keys
@@ -57,6 +57,21 @@ def _int(value: str | bytes | None) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def _target(action: str) -> str:
+    target = TRANSITIONS[action].target
+    assert target is not None, f"{action} changes a job's state"
+    return target
+
+
+def _seconds(value: str | None) -> float | None:
+    """A positive finite number of seconds, or None (missing, empty, or not one)."""
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 def _json(value: str | None) -> Any:
@@ -118,13 +133,15 @@ class RedisStore(EventStream):
                 self.keys.events,
                 self.keys.job_prefix,
                 self.keys.dead,
+                self.keys.paused,
+                self.keys.held_prefix,
             ],
             args=[
                 now_ms,
                 daemon,
                 lease_until_ms,
                 claim.sources_argv,
-                claim.target,
+                _target("claim"),
                 *(limits.get(kind, 0) for kind in KINDS),
                 State.FAILED,
             ],
@@ -139,8 +156,9 @@ class RedisStore(EventStream):
                 args_json=flat[i + 5],
                 kwargs_json=flat[i + 6],
                 due_at_ms=int(flat[i + 7]),
+                timeout=_seconds(flat[i + 8]),
             )
-            for i in range(0, len(flat), 8)
+            for i in range(0, len(flat), 9)
         ]
         next_due = {kind: _int(value) for kind, value in zip(KINDS, nexts, strict=True)}
         set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
@@ -153,7 +171,7 @@ class RedisStore(EventStream):
         packed = orjson.dumps(
             [
                 (
-                    o.job_id, o.attempt, TRANSITIONS[o.action].target, o.due_at_ms or 0,
+                    o.job_id, o.attempt, _target(o.action), o.due_at_ms or 0,
                     o.result_json, o.error, o.detail_json, int(o.give_back),
                 )
                 for o in outcomes
@@ -179,6 +197,79 @@ class RedisStore(EventStream):
         return [int(r) for r in replies]
 
     @on_redis
+    async def request(
+        self,
+        action: str,
+        job_ids: Sequence[str],
+        by: str,
+        now_ms: int,
+        changes: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Apply an operator's request (see states.REQUESTS) to jobs, atomically each
+        with its event; per job "ok:<state>", "refused:<state>", "missing" or
+        "malformed:<reason>"."""
+        step = transition(action)
+        replies: list[str] = await self.scripts.request(action)(
+            keys=[
+                *self.keys.due_all,
+                self.keys.leases,
+                self.keys.events,
+                self.keys.job_prefix,
+                self.keys.dead,
+                self.keys.held_prefix,
+            ],
+            args=[
+                now_ms,
+                by,
+                step.sources_argv,
+                step.target or "",
+                orjson.dumps(list(job_ids)).decode(),
+                self.keys.wake_channel,
+                self.keys.cancel_channel,
+                orjson.dumps(changes or {}).decode(),
+            ],
+        )
+        return replies
+
+    @on_redis
+    async def pause_task(self, task: str, by: str, now_ms: int) -> bool:
+        """Hold the task's jobs (":all": every job) on every daemon; False if it was
+        already paused."""
+        note = orjson.dumps({"by": by, "at": now_ms}).decode()
+        return bool(await self.redis.hsetnx(self.keys.paused, task, note))
+
+    @on_redis
+    async def resume_task(self, task: str, chunk: int = 5000) -> bool:
+        """Let the task's jobs run again, its held ones first; False if not paused."""
+        resumed = bool(await self.redis.hdel(self.keys.paused, task))
+        if task == ":all":
+            await self.redis.publish(self.keys.wake_channel, "resumed")
+            return resumed
+        while await self.scripts.release_held(
+            keys=[*self.keys.due_all, self.keys.held(task), self.keys.job_prefix],
+            args=[states_argv(WAITING), chunk, self.keys.wake_channel],
+        ):
+            pass
+        return resumed
+
+    @on_redis
+    async def paused_tasks(self) -> dict[str, dict[str, Any]]:
+        """Paused tasks (":all" for maintenance mode): who paused each and when (ms)."""
+        raw: dict[str, str] = await self.redis.hgetall(self.keys.paused)  # type: ignore[assignment]  # decode_responses=True
+        notes: dict[str, dict[str, Any]] = {}
+        for task, text in raw.items():
+            try:
+                note = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                note = None
+            notes[task] = note if isinstance(note, dict) else {"note": text}
+        return notes
+
+    @on_redis
+    async def held_count(self, task: str) -> int:
+        return int(await self.redis.zcard(self.keys.held(task)))
+
+    @on_redis
     async def forget_recorded(self, jobs: Sequence[tuple[str, int]]) -> int:
         """Give finished jobs that Postgres now holds (id, seq) their expiry; until
         then Redis keeps them, so an id is never free before it has a history."""
@@ -193,21 +284,22 @@ class RedisStore(EventStream):
     @on_redis
     async def renew_leases(
         self, daemon: str, lease_until_ms: int, jobs: Iterable[tuple[str, int]]
-    ) -> list[str]:
-        """Extend leases; returns the ids whose lease this daemon has lost."""
+    ) -> list[tuple[str, str]]:
+        """Extend leases; returns the jobs whose lease this daemon has lost, each with
+        its state now ("" if gone)."""
         args: list[str | int] = [daemon, lease_until_ms, State.RUNNING]
         for job_id, attempt in jobs:
             args += [job_id, attempt]
         if len(args) == 3:
             return []
-        lost: list[str] = await self.scripts.renew(
+        flat: list[str] = await self.scripts.renew(
             keys=[self.keys.leases, self.keys.job_prefix], args=args
         )
-        return lost
+        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
     @on_redis
     async def reap_expired(self, now_ms: int, reaper: str, limit: int = 500) -> list[ReapedJob]:
-        retry, fail = transition("lease_expired_retry"), transition("lease_expired_fail")
+        retry = transition("lease_expired_retry")
         flat = await self.scripts.reap(
             keys=[
                 self.keys.leases,
@@ -221,8 +313,8 @@ class RedisStore(EventStream):
                 limit,
                 reaper,
                 retry.sources_argv,
-                retry.target,
-                fail.target,
+                _target("lease_expired_retry"),
+                _target("lease_expired_fail"),
                 self.keys.wake_channel,
             ],
         )
@@ -333,20 +425,32 @@ class RedisStore(EventStream):
     # Wake-ups: "a job is due at T", published by the scripts to every daemon.
 
     @on_redis
-    async def listen_wakeups(self, on_due: Callable[[int | None], None]) -> None:
-        """Call `on_due(ms)` for each wake-up message, until the connection fails.
+    async def listen_wakeups(
+        self,
+        on_due: Callable[[int | None], None],
+        on_cancel: Callable[[str], None] | None = None,
+    ) -> None:
+        """Call `on_due(ms)` for each wake-up message and `on_cancel(job_id)` for each
+        running job cancelled by request, until the connection fails.
 
         `on_due(None)` once subscribed (a message may have been missed before) and
         for a message that is not a time: anyone may publish on the channel.
         """
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        channels = [self.keys.wake_channel] + ([self.keys.cancel_channel] if on_cancel else [])
         try:
-            await pubsub.subscribe(self.keys.wake_channel)
+            await pubsub.subscribe(*channels)
             on_due(None)
             while True:
                 message = await pubsub.get_message(timeout=None)
-                if message is not None:
-                    on_due(_int(message.get("data")))
+                if message is None:
+                    continue
+                data = message.get("data")
+                if on_cancel is not None and message.get("channel") == self.keys.cancel_channel:
+                    if isinstance(data, str):
+                        on_cancel(data)
+                else:
+                    on_due(_int(data))
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped

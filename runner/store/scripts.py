@@ -16,7 +16,10 @@ from redis.exceptions import ResponseError
 from runner.errors import ConfigError
 from runner.store.failures import on_redis
 
-SCRIPT_NAMES = ("enqueue", "claim", "finish", "renew", "reap", "forget")
+REQUEST_SCRIPTS = ("pause", "resume", "cancel", "retry", "delete", "update")
+SCRIPT_NAMES = (
+    "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", *REQUEST_SCRIPTS,
+)  # fmt: skip
 
 
 def _read(name: str) -> str:
@@ -24,7 +27,9 @@ def _read(name: str) -> str:
 
 
 def script_source(name: str) -> str:
-    return _read("lib") + "\n" + _read(name)
+    """The script with lib.lua in front, and control_lib.lua for an operator's request."""
+    parts = ["lib", "control_lib", name] if name in REQUEST_SCRIPTS else ["lib", name]
+    return "\n".join(_read(part) for part in parts)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,17 @@ class Scripts:
     renew: AsyncScript
     reap: AsyncScript
     forget: AsyncScript
+    release_held: AsyncScript
+    pause: AsyncScript
+    resume: AsyncScript
+    cancel: AsyncScript
+    retry: AsyncScript
+    delete: AsyncScript
+    update: AsyncScript
+
+    def request(self, action: str) -> AsyncScript:
+        script: AsyncScript = getattr(self, action)
+        return script
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

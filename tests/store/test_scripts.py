@@ -114,7 +114,7 @@ async def test_renew_reports_lost_leases(store: RedisStore, redis: Redis, keys: 
     await store.claim_due(NOW, {"async": 2}, DAEMON, NOW + 1000)
     await store.finish(NOW, DAEMON, [Outcome("j2", 1, "succeed")])
     lost = await store.renew_leases(DAEMON, NOW + 9000, [("j1", 1), ("j2", 1)])
-    assert lost == ["j2"]
+    assert lost == [("j2", "succeeded")]
     assert await redis.zscore(keys.leases, "j1") == NOW + 9000
 
 

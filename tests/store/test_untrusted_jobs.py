@@ -75,7 +75,7 @@ async def test_a_key_of_another_type_is_set_aside_not_raised_on(
     ]
     results = await store.enqueue_many([new_job("str"), new_job("fresh")], "client", NOW)
     assert [(r.created, r.state) for r in results] == [(False, "invalid"), (True, "scheduled")]
-    assert await store.renew_leases(DAEMON, LEASE, [("str", 1), ("good", 1)]) == ["str"]
+    assert await store.renew_leases(DAEMON, LEASE, [("str", 1), ("good", 1)]) == [("str", "")]
 
 
 async def test_reap_sets_aside_a_malformed_job_instead_of_failing_every_daemon(

@@ -12,10 +12,16 @@
 -- ARGV[1] now (ms)   ARGV[2] daemon id   ARGV[3] lease expiry (ms)
 -- ARGV[4] allowed source states (",a,b,")   ARGV[5] target state ("running")
 -- ARGV[6..8] how many async, io and cpu jobs to claim at most
+-- KEYS[8]     paused tasks hash ({prefix}:paused): task name (or ":all") -> who, when
+-- KEYS[9]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
 -- ARGV[9] failed state (for a job set aside)
+-- A due job of a paused task is moved to its task's held set (scored by due time)
+-- instead of claimed: it stays due, and resuming the task puts it back. With
+-- ":all" paused (maintenance), nothing is claimed and nothing is reported due, so
+-- daemons sleep until woken.
 -- Reply: {jobs, next_due, set_aside}
---   jobs: flat list, 8 values a job: id, task, kind, attempt, max_attempts, args,
---         kwargs, due_at
+--   jobs: flat list, 9 values a job: id, task, kind, attempt, max_attempts, args,
+--         kwargs, due_at, timeout (seconds, "" for the task's own)
 --   next_due: for each kind, the earliest due time left in its set, or "" if none
 --   set_aside: flat list, 2 values a job: id, reason
 
@@ -24,11 +30,19 @@ local sources, target, failed = ARGV[4], ARGV[5], ARGV[9]
 local prefix, dead = KEYS[6], KEYS[7]
 local kinds = {'async', 'io', 'cpu'}
 local jobs, events, next_due, set_aside = {}, {}, {}, {}
+local paused = {}
+local listed = redis.call('HKEYS', KEYS[8])
+for i = 1, #listed do
+    paused[listed[i]] = true
+end
+if paused[':all'] then
+    return {jobs, {'', '', ''}, set_aside}
+end
 
 local function claim(id, kind)
     local key = prefix .. id
     local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
-        'due_at', 'seq', 'kind')
+        'due_at', 'seq', 'kind', 'timeout')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -54,6 +68,10 @@ local function claim(id, kind)
         set_aside[#set_aside + 1], set_aside[#set_aside + 2] = id, reason
         return
     end
+    if paused[f[2]] then
+        redis.call('ZADD', KEYS[9] .. f[2], f[7], id)
+        return
+    end
     local attempt, seq = tonumber(f[3]) + 1, tonumber(f[8]) + 1
     redis.call('HSET', key, 'state', target, 'attempt', attempt, 'seq', seq,
         'owner', daemon, 'updated_at', now, 'started_at', now)
@@ -63,6 +81,7 @@ local function claim(id, kind)
     local n = #jobs
     jobs[n + 1], jobs[n + 2], jobs[n + 3], jobs[n + 4] = id, f[2], kind, attempt
     jobs[n + 5], jobs[n + 6], jobs[n + 7], jobs[n + 8] = f[4], f[5] or '', f[6] or '', f[7]
+    jobs[n + 9] = f[10] or ''
 end
 
 for k = 1, 3 do

@@ -36,20 +36,28 @@ latest AS (
 first AS (
     SELECT DISTINCT ON (job_id) job_id, at, detail FROM batch WHERE seq = 1 ORDER BY job_id
 ),
+updated AS (
+    -- An update's event carries the job's new args and kwargs: the latest one wins.
+    SELECT DISTINCT ON (job_id) job_id, detail -> 'args' AS args, detail -> 'kwargs' AS kwargs,
+           detail ->> 'due_at' AS due_at
+    FROM batch WHERE detail ? 'update' ORDER BY job_id, seq DESC
+),
 folded AS (
     -- The enqueue event (seq 1) carries task, args, kwargs and the first due time;
-    -- the latest event carries the state and, where it has them, result and error.
+    -- the latest event carries the state and, where it has them, result and error;
+    -- an update's event, new args and kwargs.
     SELECT l.job_id, l.seq, l.to_state AS state, l.attempt, l.at AS updated_at, l.daemon,
            f.at AS created_at,
            f.detail ->> 'task' AS task,
-           f.detail -> 'args' AS args,
-           f.detail -> 'kwargs' AS kwargs,
+           COALESCE(u.args, f.detail -> 'args') AS args,
+           COALESCE(u.kwargs, f.detail -> 'kwargs') AS kwargs,
            l.detail -> 'result' AS result,
            l.detail ->> 'error' AS error,
-           to_timestamp(COALESCE(l.detail ->> 'due_at', f.detail ->> 'due_at')::float8 / 1000.0)
+           to_timestamp(COALESCE(l.detail ->> 'due_at', u.due_at, f.detail ->> 'due_at')::float8 / 1000.0)
                AS due_at
     FROM latest l
     LEFT JOIN first f ON f.job_id = l.job_id
+    LEFT JOIN updated u ON u.job_id = l.job_id
 ),
 upserted AS (
 INSERT INTO runner_jobs AS j
@@ -64,8 +72,8 @@ ON CONFLICT (id) DO UPDATE SET
     daemon     = CASE WHEN EXCLUDED.seq > j.seq THEN EXCLUDED.daemon ELSE j.daemon END,
     task       = COALESCE(j.task, EXCLUDED.task),
     created_at = COALESCE(j.created_at, EXCLUDED.created_at),
-    args       = COALESCE(j.args, EXCLUDED.args),
-    kwargs     = COALESCE(j.kwargs, EXCLUDED.kwargs),
+    args       = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.args, j.args) ELSE COALESCE(j.args, EXCLUDED.args) END,
+    kwargs     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.kwargs, j.kwargs) ELSE COALESCE(j.kwargs, EXCLUDED.kwargs) END,
     result     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.result, j.result) ELSE COALESCE(j.result, EXCLUDED.result) END,
     error      = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.error, j.error) ELSE COALESCE(j.error, EXCLUDED.error) END,
     due_at     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.due_at, j.due_at) ELSE COALESCE(j.due_at, EXCLUDED.due_at) END,

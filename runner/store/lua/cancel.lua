@@ -1,0 +1,16 @@
+-- cancel.lua: end a job that is waiting, paused or running, for good (see
+-- control_lib.lua). A running job loses its lease and owner at once, so its
+-- daemon's outcome is fenced off; the cancel channel tells that daemon to stop
+-- the work (it also finds out at its next lease renewal, should it miss this).
+
+return each_job(function(id, f)
+    local owner = f[6]
+    unschedule(id, f)
+    redis.call('ZREM', LEASES, id)
+    redis.call('HDEL', PREFIX .. id, 'owner')
+    local reply = transit(id, f, TARGET, owner and {owner = owner} or nil)
+    if owner then
+        redis.call('PUBLISH', CANCEL, id)
+    end
+    return reply
+end, 'owner')

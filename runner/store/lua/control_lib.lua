@@ -1,0 +1,91 @@
+-- control_lib.lua: what the operator's requests share (pause, resume, cancel, retry,
+-- delete, update); put after lib.lua in front of each of those scripts.
+-- Each script applies one kind of request to a batch of job ids. The states a
+-- request may start from and the state it leads to come from runner/states.py.
+--
+-- KEYS[1..3]  due sorted sets: async, io, cpu   ({prefix}:due:<kind>)
+-- KEYS[4]     running leases sorted set          ({prefix}:leases)
+-- KEYS[5]     transition stream                  ({prefix}:events)
+-- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
+-- KEYS[7]     dead-letter sorted set             ({prefix}:dead)
+-- KEYS[8]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
+-- ARGV[1] now (ms)   ARGV[2] who asks (the client's origin)
+-- ARGV[3] allowed source states (",a,b,")   ARGV[4] target state ("" = unchanged)
+-- ARGV[5] the job ids, JSON   ARGV[6] wake channel   ARGV[7] cancel channel
+-- ARGV[8] the request's own argument (update: the changes, JSON)
+-- Reply: one string a job: "ok:<state>", "refused:<state>", "missing", or
+-- "malformed:<reason>" (nothing is written for a job that is not ok).
+
+local DUE = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
+local LEASES, EVENTS, PREFIX, DEAD, HELD = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local NOW, BY, SOURCES, TARGET = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local WAKE, CANCEL, REQUEST = ARGV[6], ARGV[7], ARGV[8]
+local events = {}
+
+-- The job's fields (state, seq, attempt, kind, task, then `...`) if the request may
+-- apply to it, else nil and the reply saying why not.
+local function requested(id, ...)
+    local f = read_job(PREFIX .. id, 'state', 'seq', 'attempt', 'kind', 'task', ...)
+    if f == nil then
+        return nil, 'malformed:the key is not a hash'
+    end
+    if not f[1] then
+        return nil, any_field(f) and 'malformed:state=missing' or 'missing'
+    end
+    if not string.find(SOURCES, ',' .. f[1] .. ',', 1, true) then
+        return nil, 'refused:' .. f[1]
+    end
+    local bad = {}
+    need_whole(bad, 'seq', f[2], 1)
+    need_whole(bad, 'attempt', f[3], 0)
+    need_kind(bad, f[4])
+    if #bad > 0 then
+        return nil, 'malformed:' .. table.concat(bad, ', ')
+    end
+    return f, nil
+end
+
+-- Out of every set that lists it as waiting: its kind's due set, its task's held set.
+local function unschedule(id, f)
+    redis.call('ZREM', DUE[f[4]], id)
+    if f[5] then redis.call('ZREM', HELD .. f[5], id) end
+end
+
+-- Back in its kind's due set at `due` (ms); wakes the daemons if it is the soonest.
+local function schedule(id, kind, due)
+    local first = redis.call('ZRANGE', DUE[kind], 0, 0, 'WITHSCORES')
+    redis.call('ZADD', DUE[kind], due, id)
+    if first[2] == nil or due < tonumber(first[2]) then
+        redis.call('PUBLISH', WAKE, string.format('%d', due))
+    end
+end
+
+-- The job moves to `state` (its own if nil), one seq further, with its event; the
+-- detail says who asked, plus `extra` (a table) and `raw` (JSON members as text,
+-- for values cjson would not give back as they were, like an empty array).
+local function transit(id, f, state, extra, raw)
+    local seq = tonumber(f[2]) + 1
+    state = state or f[1]
+    redis.call('HSET', PREFIX .. id, 'state', state, 'seq', seq, 'updated_at', NOW)
+    local detail = extra or {}
+    detail.by = BY
+    local text = cjson.encode(detail)
+    if raw and raw ~= '' then
+        text = string.sub(text, 1, -2) .. ',' .. raw .. '}'
+    end
+    events[#events + 1] = cjson.encode({id, seq, f[1], state, NOW, BY, tonumber(f[3]), text})
+    return 'ok:' .. state
+end
+
+-- Apply `apply(id, f)` to every job of the request; one stream entry for the batch.
+local function each_job(apply, ...)
+    local replies = {}
+    for i, id in ipairs(cjson.decode(ARGV[5])) do
+        local f, why = requested(id, ...)
+        replies[i] = f and apply(id, f) or why
+    end
+    if #events > 0 then
+        redis.call('XADD', EVENTS, '*', 'e', '[' .. table.concat(events, ',') .. ']')
+    end
+    return replies
+end

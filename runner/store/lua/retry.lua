@@ -1,0 +1,11 @@
+-- retry.lua: run a failed or cancelled job again, due now, with a fresh attempt
+-- budget (see control_lib.lua).
+
+return each_job(function(id, f)
+    redis.call('HSET', PREFIX .. id, 'attempt', 0, 'due_at', string.format('%d', NOW))
+    redis.call('HDEL', PREFIX .. id, 'error', 'result')
+    redis.call('PERSIST', PREFIX .. id)
+    redis.call('ZREM', DEAD, id)
+    schedule(id, f[4], NOW)
+    return transit(id, f, TARGET, {due_at = NOW, previous_attempts = tonumber(f[3])})
+end)

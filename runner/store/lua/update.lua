@@ -1,0 +1,39 @@
+-- update.lua: change a waiting or paused job's arguments, due time, attempts or
+-- timeout (see control_lib.lua). REQUEST: {"args": JSON text, "kwargs": JSON text,
+-- "due_at": ms, "max_attempts": n, "timeout": seconds}, each optional; args and
+-- kwargs are stored as the JSON text they are. The event's detail carries the
+-- new values, which is how Postgres learns of them.
+
+local changes = cjson.decode(REQUEST)
+
+-- A new due time moves the job where it waits: its kind's due set, or its paused
+-- task's held set; a paused job is in neither and takes it when resumed.
+local function move(id, f, due)
+    if redis.call('ZSCORE', DUE[f[4]], id) then
+        schedule(id, f[4], due)
+    elseif f[5] and redis.call('ZSCORE', HELD .. f[5], id) then
+        redis.call('ZADD', HELD .. f[5], due, id)
+    end
+end
+
+return each_job(function(id, f)
+    local key, detail, raw = PREFIX .. id, {update = true}, {}
+    for _, name in ipairs({'args', 'kwargs'}) do
+        if changes[name] then
+            redis.call('HSET', key, name, changes[name])
+            raw[#raw + 1] = '"' .. name .. '":' .. changes[name]
+        end
+    end
+    for _, name in ipairs({'max_attempts', 'timeout'}) do
+        if changes[name] then
+            redis.call('HSET', key, name, changes[name])
+            detail[name] = changes[name]
+        end
+    end
+    if changes.due_at then
+        redis.call('HSET', key, 'due_at', string.format('%d', changes.due_at))
+        detail.due_at = changes.due_at
+        move(id, f, changes.due_at)
+    end
+    return transit(id, f, nil, detail, table.concat(raw, ','))
+end)

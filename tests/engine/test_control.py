@@ -1,0 +1,154 @@
+"""Every cell of the request table: each request from each state, applied or refused,
+through the client, with its event in the history and Redis and Postgres agreeing."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from runner.client import Client
+from runner.errors import JobNotFound, RequestRefused
+from runner.jobs import Outcome
+from runner.recorder import Recorder
+from runner.states import REQUESTS, TRANSITIONS, State
+from runner.store.keys import Keys
+from runner.store.pg_store import PgStore
+from runner.store.redis_store import RedisStore
+
+DAEMON = "d1"
+STATES = [s for s in State if s is not State.DELETED]
+
+
+async def _jobs_in_every_state(client: Client, store: RedisStore, name: str) -> dict[State, str]:
+    """A job in each state, reached the way jobs reach it: the claimed ones first, so
+    that no later claim picks up the waiting ones."""
+    ids = {state: f"{name}-{state}" for state in STATES}
+    claimed_states = (State.RUNNING, State.SUCCEEDED, State.FAILED, State.RETRYING)
+    for state in claimed_states:
+        await client.enqueue("echo", ["x"], job_id=ids[state])
+    now = client.clock.now_ms()
+    claimed = await store.claim_due(now, {"async": 100}, DAEMON, now + 60_000)
+    assert sorted(job.id for job in claimed.jobs) == sorted(ids[s] for s in claimed_states)
+    await store.finish(now, DAEMON, [
+        Outcome(ids[State.SUCCEEDED], 1, "succeed"),
+        Outcome(ids[State.FAILED], 1, "fail"),
+        Outcome(ids[State.RETRYING], 1, "retry_later", due_at_ms=now + 3_600_000),
+    ])  # fmt: skip
+    for state in (State.SCHEDULED, State.PAUSED, State.CANCELLED):
+        await client.enqueue("echo", ["x"], job_id=ids[state])
+    await client.pause(ids[State.PAUSED])
+    await client.cancel(ids[State.CANCELLED])
+    return ids
+
+
+async def _record(store: RedisStore, pg: PgStore) -> None:
+    await store.ensure_event_group()
+    await Recorder(store, pg_store=pg, consumer="r", batch_events=500, flush_interval=0.05).drain()
+
+
+def _changes(action: str) -> dict[str, object]:
+    return {"args": ["changed"], "retries": 4} if action == "update" else {}
+
+
+@pytest.mark.parametrize("action", REQUESTS)
+async def test_every_request_from_every_state(
+    action: str, client: Client, store: RedisStore, redis: Redis, keys: Keys, pg: PgStore
+) -> None:
+    """Allowed where the table says, refused elsewhere with the state in the message;
+    an applied request is one event saying who asked."""
+    step = TRANSITIONS[action]
+    ids = await _jobs_in_every_state(client, store, action)
+    for state, job_id in ids.items():
+        assert await redis.hget(keys.job(job_id), "state") == state
+        [result] = await client.request(action, [job_id], **_changes(action))
+        if state not in step.sources:
+            assert not result.ok and result.state == state, (action, state, result)
+            assert f"cannot {action} job {job_id}: it is {state}" in result.message
+            assert await redis.hget(keys.job(job_id), "state") == state
+            with pytest.raises(RequestRefused, match=f"it is {state}"):
+                await getattr(client, action)(job_id, **_changes(action))
+            continue
+        target = step.target or state
+        assert result.ok and result.state == target, (action, state, result)
+        if target is State.DELETED:
+            assert not await redis.exists(keys.job(job_id))
+        else:
+            assert await redis.hget(keys.job(job_id), "state") == target
+    await _record(store, pg)
+    for state in step.sources:
+        job_id = f"{action}-{state}"
+        history = await pg.job_history(job_id)
+        last = history[-1]
+        assert (last["from_state"], last["to_state"]) == (state, step.target or state)
+        assert last["detail"]["by"] == client.origin
+        assert (await pg.get_job(job_id) or {})["state"] == (step.target or state)
+
+
+async def test_unknown_ids_are_not_found(client: Client) -> None:
+    [result] = await client.request("cancel", ["no-such"])
+    assert not result.ok and result.message == "no such job 'no-such'"
+    for action in REQUESTS:
+        with pytest.raises(JobNotFound):
+            await getattr(client, action)("no-such", **_changes(action))
+
+
+async def test_delete_of_a_running_job_says_to_cancel_first(
+    client: Client, store: RedisStore
+) -> None:
+    ids = await _jobs_in_every_state(client, store, "busy")
+    with pytest.raises(RequestRefused, match="cancel it first"):
+        await client.delete(ids[State.RUNNING])
+
+
+async def test_update_changes_what_runs_and_postgres_learns_it(
+    client: Client, store: RedisStore, redis: Redis, keys: Keys, pg: PgStore
+) -> None:
+    """New args, kwargs, due time, retries and timeout reach the claim and the record."""
+    job_id = await client.enqueue("echo", ["old"], delay=3600)
+    await client.update(job_id, args=[], kwargs={"k": 1}, delay=0, retries=4, timeout=2.5)
+    now = client.clock.now_ms()
+    claimed = await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)
+    [job] = [j for j in claimed.jobs if j.id == job_id]
+    assert (job.args_json, job.kwargs_json, job.max_attempts, job.timeout) == (
+        "[]", '{"k":1}', 5, 2.5,
+    )  # fmt: skip
+    await _record(store, pg)
+    row = await pg.get_job(job_id) or {}
+    assert (row["args"], row["kwargs"], row["state"]) == ([], {"k": 1}, "running")
+    update = next(h for h in await pg.job_history(job_id) if h["detail"].get("update"))
+    assert update["detail"]["args"] == [] and update["detail"]["max_attempts"] == 5
+
+
+async def test_resume_of_a_job_whose_time_passed_makes_it_due_now(
+    client: Client, store: RedisStore
+) -> None:
+    job_id = await client.enqueue("echo", [], delay=0.05)
+    await client.pause(job_id)
+    now = client.clock.now_ms() + 100
+    assert not (await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)).jobs
+    await client.resume(job_id)
+    claimed = await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)
+    assert [j.id for j in claimed.jobs] == [job_id]
+
+
+async def test_a_paused_task_holds_its_due_jobs_until_resumed(
+    client: Client, store: RedisStore, redis: Redis, keys: Keys
+) -> None:
+    """Other tasks' jobs still start; the paused task's stay due, held, and start
+    once it is resumed; maintenance mode claims nothing at all."""
+    held = [await client.enqueue("echo", [i]) for i in range(3)]
+    other = await client.enqueue("noop")
+    assert await client.pause_task("echo")
+    assert not await client.pause_task("echo")  # already paused
+    now = client.clock.now_ms() + 10
+    claimed = await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)
+    assert [j.id for j in claimed.jobs] == [other]
+    assert await store.held_count("echo") == 3
+    assert {await redis.hget(keys.job(i), "state") for i in held} == {"scheduled"}
+    assert await client.resume_task("echo")
+    await client.pause_all()
+    assert not (await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)).jobs
+    assert ":all" in await client.paused()
+    await client.resume_all()
+    claimed = await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)
+    assert sorted(j.id for j in claimed.jobs) == sorted(held)
