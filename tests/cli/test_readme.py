@@ -87,6 +87,17 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         r'"hello, you"',  # its result
         r"->\s*succeeded",  # and its history, read from Postgres
     ),
+    "controlling-jobs": (
+        r"pause: job \w+ is paused",
+        r"update: job \w+ is paused",
+        r"resume: job \w+ is scheduled",
+        r'state\s+succeeded[\s\S]*"hello, sooner"',  # the updated arguments ran
+        r"cancel: job \w+ is cancelled",
+        r"state\s+cancelled",
+        r"running\s+->\s*cancelled",  # the history: running, then cancelled
+        r"paused task checksum",
+        r"resumed task checksum",
+    ),
     "command-line": (
         r"config/dev\.toml: OK \(5 tasks",
         r"greet\b.*\* \* \* \* \*",  # the dev config's schedule
