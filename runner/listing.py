@@ -12,7 +12,7 @@ be handed a job that is already running); the next page still starts after it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ _STATES = tuple(str(state) for state in State)
 class LiveStates(Protocol):
     """What the listing needs of the Redis store."""
 
-    async def job_states(self, job_ids: Sequence[str]) -> dict[str, str]: ...
+    def job_states(self, job_ids: Sequence[str]) -> Awaitable[dict[str, str]]: ...
 
 
 @dataclass(frozen=True)
