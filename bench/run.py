@@ -1,7 +1,8 @@
 """`make bench`: runner and arq on the same private Valkey and PostgreSQL, in one run.
 
-Order: runner throughput, arq throughput, runner lateness, arq lateness; each
-phase uses its own key prefix or queue on the shared servers. Prints a table,
+Order: runner throughput, arq throughput, runner lateness, arq lateness, then
+listing at a million jobs (bench/listing.py, a database of its own); each phase
+uses its own key prefix or queue on the shared servers. Prints a table,
 writes bench/results.json, and exits 1 when a target is missed.
 
     .venv/bin/python -m bench.run --peer-python .bench-venv/bin/python
@@ -17,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import runner_side
+from bench import listing, runner_side
 from bench.peer import Peer
 from bench.plan import Plan
 from bench.report import Figures, render
@@ -38,6 +39,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--late-jobs", type=int, default=2_000, help="delayed jobs (lateness)")
     parser.add_argument("--spread", type=float, default=10.0, help="seconds the due times span")
     parser.add_argument("--seed", type=int, default=1, help="for the random due times")
+    parser.add_argument(
+        "--listing-rows", type=int, default=listing.ROWS, help="jobs for the listing (0: skip it)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
         "--profile", metavar="FILE",
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.start_redis()
         servers.start_postgres()
         figures = measure(args, servers, folder)
+        listed = listing.measure(servers, folder, args.listing_rows) if args.listing_rows else None
         ok = True
     finally:
         servers.stop()
@@ -95,9 +100,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     print()
     print(render(figures))
-    args.out.write_text(json.dumps(figures.as_json(), indent=2) + "\n", encoding="utf-8")
+    results = figures.as_json()
+    if listed is not None:
+        print(f"\n{listing.render(listed)}")
+        results["listing"] = listed.as_json()
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.out}")
-    return 0 if all(figures.targets().values()) else 1
+    met = [*figures.targets().values(), *(listed.targets().values() if listed else ())]
+    return 0 if all(met) else 1
 
 
 if __name__ == "__main__":
