@@ -334,13 +334,17 @@ async def test_every_query_shape_reads_one_index_range_in_order(pg: PgStore) -> 
     first = {"since_ms": None, "until_ms": None, "after": None}
     deep = {"since_ms": ms(T0 - timedelta(hours=5)), "until_ms": ms(T0), "after": cursor}
     async with pg.pool.acquire() as conn:
-        await conn.execute(GENERIC_PLAN)
+        generic_plans = conn.get_server_version() >= (16,)  # EXPLAIN (GENERIC_PLAN): 16+
+        if generic_plans:
+            await conn.execute(GENERIC_PLAN)
         for shape in SHAPES:
             for window in (first, deep):
                 name, args = page_query(**shape, **window, limit=50)
                 custom = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query(name)}", *args)
                 nodes, custom_cost = read_plan(custom)
                 assert nodes == [("Limit", None), ("Index Scan", INDEXES[name])], name
+                if not generic_plans:
+                    continue
                 generic = await conn.fetchval("SELECT pg_temp.generic_plan($1)", query(name))
                 nodes, generic_cost = read_plan(generic)
                 assert [node for node, _ in nodes] == ["Limit", "Index Scan"], name
