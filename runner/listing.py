@@ -62,7 +62,7 @@ class ListQuery:
         a timedelta is that long before `now_ms`."""
         if state is not None and state not in _STATES:
             raise UsageError(f"state: must be one of {', '.join(_STATES)}, got {state!r}")
-        if task is not None and (not isinstance(task, str) or not task):
+        if task is not None and (not isinstance(task, str) or not task or "\x00" in task):
             raise UsageError(f"task: must be a task's name, got {task!r}")
         since_ms = _moment_ms(since, "since", now_ms)
         until_ms = _moment_ms(until, "until", now_ms)

@@ -32,6 +32,7 @@ _NO_SINCE = datetime.min.replace(tzinfo=UTC)
 _NO_UNTIL = datetime.max.replace(tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _MS = timedelta(milliseconds=1)
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]{1,400}")  # b64decode would skip anything else
 _MICROS = re.compile(r"-?[0-9]{1,20}")
 # Job ids hold no control characters (the client refuses them; text cannot hold NUL).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -40,8 +41,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class BadCursor(UsageError):
     """An `after` value that is not a cursor a listing handed out."""
 
-    def __init__(self, text: str, why: str) -> None:
-        shown = text if len(text) <= 80 else f"{text[:80]}..."
+    def __init__(self, text: object, why: str) -> None:
+        shown = text if not isinstance(text, str) or len(text) <= 80 else f"{text[:80]}..."
         super().__init__(
             f"--after: not a cursor runner printed ({why}): {shown!r}; pass the CURSOR "
             "of a 'next page' line (a page's next_cursor), or leave out --after to "
@@ -64,6 +65,8 @@ def encode_cursor(place: Keyset) -> str:
 
 def decode_cursor(text: str) -> Keyset:
     """The place a cursor names; BadCursor saying what is wrong with it otherwise."""
+    if not isinstance(text, str) or not _BASE64URL.fullmatch(text):
+        raise BadCursor(text, "not base64url text")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -190,6 +190,8 @@ def bad_cursors() -> Iterator[str]:
     yield "OTk5OTk5OTk5OTk5OTk5OTk5OmpvYg"  # a time past any datetime
     yield "MTIzOmpvYgA"  # "123:job\0": no id holds a control character
     yield "_w"  # not UTF-8
+    yield "MTIzOmpvYg!"  # a valid cursor with a character base64url has not
+    yield ""
 
 
 @pytest.mark.parametrize("cursor", list(bad_cursors()))
@@ -213,6 +215,7 @@ async def test_a_cursor_runner_did_not_print_is_refused(pg: PgStore, cursor: str
         ({"since": timedelta(hours=1), "until": timedelta(hours=2)}, "must be before until"),
         ({"since": datetime(2030, 1, 1)}, "since: give a timezone-aware datetime"),
         ({"task": ""}, "task: must be a task's name"),
+        ({"task": "a\x00b"}, "task: must be a task's name"),
     ],
 )
 def test_malformed_requests_are_refused_before_any_server(
