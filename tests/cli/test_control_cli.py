@@ -1,0 +1,259 @@
+"""The command line's side of the request table: `runner pause|resume|cancel|retry|
+delete|update ID...` on a job in every state, with the exit code and the line each
+applied or refused request prints, --json, whole tasks, and usage errors.
+
+The jobs are put in their states through the client and the store, as in
+tests/engine/test_control.py; no daemon runs. CLI calls that do not depend on one
+another run side by side, since each costs an interpreter start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from runner.client import Client
+from runner.jobs import Outcome
+from runner.states import REQUESTS, TRANSITIONS, State
+from runner.store.keys import Keys
+from runner.store.redis_store import RedisStore
+from tests.daemon.process import cli
+
+DAEMON = "d1"
+STATES: list[State] = [s for s in State if s is not State.DELETED]
+CLAIMED = (State.RUNNING, State.SUCCEEDED, State.FAILED, State.RETRYING)
+RESULT_KEYS = {"job_id", "action", "ok", "state", "message"}
+# What the refusals of a running job say instead of the states the request applies to.
+HINTS = {
+    ("delete", State.RUNNING): "cancel it first (runner cancel ID), then delete it",
+    ("retry", State.RUNNING): "wait for it to end, or cancel it first",
+    ("update", State.RUNNING): "a running job cannot change; cancel it and enqueue anew",
+}
+
+Done = subprocess.CompletedProcess[str]
+
+
+def _changes(action: str) -> list[str]:
+    return ["--args", '["changed"]', "--retries", "4"] if action == "update" else []
+
+
+def _side_by_side(calls: Sequence[Sequence[str]], config: Path) -> list[Done]:
+    """Run independent CLI calls at the same time; their results in order."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: cli(*args, config=config), calls))
+
+
+async def _jobs_in_every_state(
+    client: Client, store: RedisStore, groups: Sequence[str]
+) -> dict[str, dict[State, str]]:
+    """For each group, a job in each state, reached the way jobs reach it: the claimed
+    ones first (one claim for every group), so that no claim picks up waiting ones."""
+    ids = {group: {state: f"{group}-{state}" for state in STATES} for group in groups}
+    for group in groups:
+        for state in CLAIMED:
+            await client.enqueue("echo", ["x"], job_id=ids[group][state])
+    now = client.clock.now_ms()
+    claimed = await store.claim_due(now, {"async": 1000}, DAEMON, now + 600_000)
+    assert len(claimed.jobs) == len(CLAIMED) * len(groups)
+    outcomes = []
+    for group in groups:
+        outcomes += [
+            Outcome(ids[group][State.SUCCEEDED], 1, "succeed"),
+            Outcome(ids[group][State.FAILED], 1, "fail"),
+            Outcome(ids[group][State.RETRYING], 1, "retry_later", due_at_ms=now + 3_600_000),
+        ]
+    await store.finish(now, DAEMON, outcomes)
+    for group in groups:
+        for state in (State.SCHEDULED, State.PAUSED, State.CANCELLED):
+            await client.enqueue("echo", ["x"], job_id=ids[group][state], delay=3600)
+    await client.request("pause", [ids[group][State.PAUSED] for group in groups])
+    await client.request("cancel", [ids[group][State.CANCELLED] for group in groups])
+    return ids
+
+
+def _applied_line(action: str, job_id: str, state: State) -> str:
+    return f"{action}: job {job_id} is {TRANSITIONS[action].target or state}"
+
+
+def _check_refusal(line: str, action: str, job_id: str, state: State) -> None:
+    """The refusal names the job and its state, then says what would be allowed."""
+    assert line.startswith(f"cannot {action} job {job_id}: it is {state}; "), line
+    sources = ", ".join(sorted(TRANSITIONS[action].sources))
+    hint = HINTS.get((action, state), f"{action} applies to jobs that are {sources}")
+    assert line.endswith(hint), line
+
+
+@pytest.mark.parametrize("action", REQUESTS)
+async def test_each_request_from_every_state_exits_and_says_why(
+    action: str,
+    client: Client,
+    store: RedisStore,
+    redis: Redis,
+    keys: Keys,
+    daemon_config: Callable[..., Path],
+) -> None:
+    """A call naming a job in every state and an unknown id: exit 1, one line on stdout
+    for each job the request applied to (and it did apply), one on stderr for each
+    refusal, naming the job and its state, and "no such job" for the unknown id;
+    --json gives one result per id; a call naming only allowed jobs exits 0."""
+    config = daemon_config()
+    step = TRANSITIONS[action]
+    ids = await _jobs_in_every_state(client, store, [f"{action}-t", f"{action}-j", f"{action}-a"])
+    text, as_json, allowed = ids[f"{action}-t"], ids[f"{action}-j"], ids[f"{action}-a"]
+    fit = [state for state in STATES if state in step.sources]
+    unfit = [state for state in STATES if state not in step.sources]
+    mixed, json_done, all_ok = _side_by_side(
+        [
+            [action, *text.values(), "no-such", *_changes(action)],
+            [action, *as_json.values(), "--json", *_changes(action)],
+            [action, *(allowed[state] for state in fit), *_changes(action)],
+        ],
+        config,
+    )
+
+    assert mixed.returncode == 1, mixed
+    assert mixed.stdout.splitlines() == [_applied_line(action, text[s], s) for s in fit]
+    refusals = mixed.stderr.splitlines()
+    assert len(refusals) == len(unfit) + 1, mixed.stderr
+    for line, state in zip(refusals, unfit, strict=False):
+        _check_refusal(line, action, text[state], state)
+    assert refusals[-1] == "no such job 'no-such'"
+    for state, job_id in text.items():
+        now = await redis.hget(keys.job(job_id), "state")
+        expected = (step.target or state) if state in step.sources else state
+        assert now == (None if expected is State.DELETED else expected), (state, now)
+
+    assert json_done.returncode == 1 and json_done.stderr == "", json_done
+    results = json.loads(json_done.stdout)
+    assert [result["job_id"] for result in results] == list(as_json.values())
+    for result, state in zip(results, STATES, strict=True):
+        assert set(result) == RESULT_KEYS and result["action"] == action
+        if state in step.sources:
+            assert result["ok"] and result["state"] == (step.target or state), result
+            assert result["message"] == _applied_line(action, result["job_id"], state)
+        else:
+            assert not result["ok"] and result["state"] == state, result
+            _check_refusal(result["message"], action, result["job_id"], state)
+
+    assert all_ok.returncode == 0 and all_ok.stderr == "", all_ok
+    assert all_ok.stdout.splitlines() == [_applied_line(action, allowed[s], s) for s in fit]
+
+
+async def test_one_refusal_among_several_ids_fails_the_call_not_the_others(
+    client: Client, store: RedisStore, redis: Redis, keys: Keys, daemon_config: Callable[..., Path]
+) -> None:
+    """`delete` of a finished, a running and a waiting job: the two others are deleted,
+    the running one is refused with the advice to cancel it first, and the call exits 1."""
+    ids = (await _jobs_in_every_state(client, store, ["several"]))["several"]
+    done = cli(
+        "delete", ids[State.SUCCEEDED], ids[State.RUNNING], ids[State.SCHEDULED],
+        config=daemon_config(),
+    )  # fmt: skip
+    assert done.returncode == 1, done
+    assert done.stdout.splitlines() == [
+        f"delete: job {ids[State.SUCCEEDED]} is deleted",
+        f"delete: job {ids[State.SCHEDULED]} is deleted",
+    ]
+    assert done.stderr.splitlines() == [
+        f"cannot delete job {ids[State.RUNNING]}: it is running; "
+        "cancel it first (runner cancel ID), then delete it"
+    ]
+    assert not await redis.exists(keys.job(ids[State.SUCCEEDED]), keys.job(ids[State.SCHEDULED]))
+    assert await redis.hget(keys.job(ids[State.RUNNING]), "state") == "running"
+
+
+def test_an_unknown_id_is_no_such_job(daemon_config: Callable[..., Path]) -> None:
+    """Every request on an id no job has: exit 1 and "no such job 'ID'" on stderr; with
+    --json, a result with ok false and no state."""
+    calls = [[action, "ghost", *_changes(action)] for action in REQUESTS]
+    *texts, as_json = _side_by_side([*calls, ["cancel", "ghost", "--json"]], daemon_config())
+    for action, done in zip(REQUESTS, texts, strict=True):
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1, "", "no such job 'ghost'\n"
+        ), (action, done)  # fmt: skip
+    assert as_json.returncode == 1 and as_json.stderr == "", as_json
+    assert json.loads(as_json.stdout) == [
+        {"job_id": "ghost", "action": "cancel", "ok": False, "state": None,
+         "message": "no such job 'ghost'"},
+    ]  # fmt: skip
+
+
+async def test_pause_and_resume_a_task_or_everything(
+    client: Client, daemon_config: Callable[..., Path]
+) -> None:
+    """--task NAME and --all take effect for every daemon (the paused tasks in Redis), say
+    whether anything changed, exit 0 either way, and give one result with --json."""
+    config = daemon_config()
+    task, every = _side_by_side([["pause", "--task", "echo"], ["pause", "--all"]], config)
+    assert (task.returncode, task.stdout, task.stderr) == (0, "paused task echo\n", "")
+    assert (every.returncode, every.stdout) == (0, "paused every task (maintenance mode)\n")
+    assert set(await client.paused()) == {"echo", ":all"}
+    assert (await client.paused())["echo"]["by"].startswith("client:")
+
+    again, every_json = _side_by_side(
+        [["pause", "--task", "echo"], ["pause", "--all", "--json"]], config
+    )
+    assert (again.returncode, again.stdout) == (0, "task echo was paused already\n")
+    assert every_json.returncode == 0
+    assert json.loads(every_json.stdout) == [
+        {"task": ":all", "action": "pause", "ok": True, "changed": False,
+         "message": "every task (maintenance mode) was paused already"},
+    ]  # fmt: skip
+
+    task, every = _side_by_side(
+        [["resume", "--task", "echo", "--json"], ["resume", "--all"]], config
+    )
+    assert task.returncode == 0
+    assert json.loads(task.stdout) == [
+        {"task": "echo", "action": "resume", "ok": True, "changed": True,
+         "message": "resumed task echo"},
+    ]  # fmt: skip
+    assert (every.returncode, every.stdout) == (0, "resumed every task (maintenance mode)\n")
+    assert await client.paused() == {}
+
+    again, every = _side_by_side([["resume", "--task", "echo"], ["resume", "--all"]], config)
+    assert (again.returncode, again.stdout) == (0, "task echo was not paused\n")
+    assert (every.returncode, every.stdout) == (0, "every task (maintenance mode) was not paused\n")
+
+
+async def test_usage_errors_exit_2_and_change_nothing(
+    client: Client, store: RedisStore, daemon_config: Callable[..., Path]
+) -> None:
+    """No ids, ids beside --task or --all, an update with nothing to change, a bad
+    --timeout, --args, --retries or due time, an unknown task: exit 2 with the reason,
+    no traceback, and the job named keeps its state and arguments."""
+    job_id = await client.enqueue("echo", ["x"], job_id="kept", delay=3600)
+    cases: list[tuple[list[str], str]] = [
+        (["cancel"], "runner: cancel: give job ids (one of them)"),
+        (["update", "--args", "[]"], "runner: update: give job ids (one of them)"),
+        (["pause"], "runner: pause: give job ids, --task NAME or --all (one of them)"),
+        (["pause", job_id, "--task", "echo"], "give job ids, --task NAME or --all (one of them)"),
+        (["resume", job_id, "--all"], "give job ids, --task NAME or --all (one of them)"),
+        (["resume", "--task", "echo", "--all"], "give job ids, --task NAME or --all"),
+        (["pause", "--task", "nope"], "runner: unknown task 'nope'"),
+        (["cancel", "--task", "echo"], "unrecognized arguments: --task"),
+        (["update", job_id], "runner: nothing to update: give args, kwargs, a due time"),
+        (["update", job_id, "--timeout", "soon"], "runner: --timeout: expected a duration"),
+        (["update", job_id, "--timeout", "0s"], "timeout must be a number of seconds > 0"),
+        (["update", job_id, "--args", '{"a": 1}'], "runner: --args: must be a JSON array"),
+        (["update", job_id, "--args", "[1,"], "runner: --args: not valid JSON"),
+        (["update", job_id, "--kwargs", "[]"], "runner: --kwargs: must be a JSON object"),
+        (["update", job_id, "--retries", "many"], "argument --retries: invalid int value"),
+        (["update", job_id, "--retries", "-1"], "retries must be a whole number from 0"),
+        (["update", job_id, "--in", "1m", "--at", "2030-01-01T00:00Z"], "give --in or --at"),
+        (["update", job_id, "--at", "2030-01-01T00:00"], "--at: give a UTC offset"),
+    ]
+    for (args, message), done in zip(
+        cases, _side_by_side([args for args, _ in cases], daemon_config()), strict=True
+    ):
+        assert done.returncode == 2, (args, done)
+        assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+        assert done.stdout == "", (args, done.stdout)
+    job = await store.get_job(job_id)
+    assert job is not None and (job.state, job.args, job.seq) == ("scheduled", ["x"], 1)
+    assert await client.paused() == {}
