@@ -1,9 +1,10 @@
 """`make bench`: runner and arq on the same private Valkey and PostgreSQL, in one run.
 
 Order: runner throughput, arq throughput, runner lateness, arq lateness, then
-listing at a million jobs (bench/listing.py, a database of its own); each phase
-uses its own key prefix or queue on the shared servers. Prints a table,
-writes bench/results.json, and exits 1 when a target is missed.
+listing at a million jobs (bench/listing.py, a database of its own), then cancel
+of running jobs (bench/cancel.py); each phase uses its own key prefix or queue on
+the shared servers. Prints a table, writes bench/results.json, and exits 1 when a
+target is missed.
 
     .venv/bin/python -m bench.run --peer-python .bench-venv/bin/python
     .venv/bin/python -m bench.run --runner-only --profile /tmp/runner.json  # engine work
@@ -18,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import listing, runner_side
+from bench import cancel, cancel_report, listing, runner_side
 from bench.peer import Peer
 from bench.plan import Plan
 from bench.report import Figures, render
@@ -41,6 +42,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="for the random due times")
     parser.add_argument(
         "--listing-rows", type=int, default=listing.ROWS, help="jobs for the listing (0: skip it)"
+    )
+    parser.add_argument(
+        "--cancel-tries", type=int, default=cancel.TRIES, help="cancels a job kind (0: skip them)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
@@ -91,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         servers.start_postgres()
         figures = measure(args, servers, folder)
         listed = listing.measure(servers, folder, args.listing_rows) if args.listing_rows else None
+        cancels = (
+            cancel.measure(servers.redis_url, servers.database_url, folder, args.cancel_tries)
+            if args.cancel_tries
+            else None
+        )
         ok = True
     finally:
         servers.stop()
@@ -104,9 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     if listed is not None:
         print(f"\n{listing.render(listed)}")
         results["listing"] = listed.as_json()
+    if cancels is not None:
+        print(f"\n{cancel_report.render(cancels)}")
+        results["cancel"] = cancels.as_json()
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.out}")
     met = [*figures.targets().values(), *(listed.targets().values() if listed else ())]
+    met += cancels.targets().values() if cancels else ()
     return 0 if all(met) else 1
 
 

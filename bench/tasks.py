@@ -1,12 +1,15 @@
 """The tasks the benchmark runs, and the one way both sides measure lateness.
 
 Imported by the runner daemon (as `bench.tasks:noop` and `bench.tasks:lateness`
-in the benchmark's config) and by the arq worker (for `lateness_ms`), so it
-must not import runner or arq: either venv has to load it.
+in the benchmark's config, and the cancel benchmark's tasks in its own) and by the
+arq worker (for `lateness_ms`), so it must not import runner or arq: either venv
+has to load it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 
 
@@ -26,3 +29,27 @@ async def noop() -> None:
 async def lateness(due_ms: int) -> float:
     """The lateness task: returns (into the job's result) how late it started, in ms."""
     return round(lateness_ms(due_ms), 3)
+
+
+# The cancel benchmark (bench.cancel): work that runs until it is cancelled.
+
+
+async def sleep_async(seconds: float) -> float:
+    """An async job that waits on the loop, as I/O-bound coroutines do."""
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+def sleep_io(seconds: float) -> float:
+    """A blocking job in an io thread."""
+    time.sleep(seconds)
+    return seconds
+
+
+def burn_cpu(seconds: float) -> int:
+    """A cpu job that keeps its core busy for `seconds`; returns the worker's pid, so
+    the benchmark can tell which worker process ran it."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return os.getpid()
