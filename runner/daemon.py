@@ -13,20 +13,23 @@ import contextlib
 import functools
 import gc
 import os
+import re
 import secrets
 import socket
 import time
 import traceback
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from runner import __version__
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings
 from runner.connections import Connections
+from runner.control import ALL_TASKS
 from runner.cpu_pool import CpuPool
 from runner.cron_service import CronService
 from runner.errors import ConfigError, StoreError
@@ -41,12 +44,14 @@ from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
 from runner.reload import NEEDS_RESTART, changed, load_new, restart_only
 from runner.resilience import report
+from runner.store.overview import DaemonInfo
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
 
 log = get_logger()
 
 STOP_WRITES_S = 10.0  # at stop, how long outcomes and events may take to be written
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def new_daemon_id() -> str:
@@ -100,6 +105,7 @@ class Daemon:
             lease_ms=lease_ms,
             active=self.active,
             on_lost=self._lost,
+            info=DaemonInfo.of_this_process(clock.now_ms(), __version__),
         )
         self.recorder = Recorder(
             store,
@@ -299,7 +305,10 @@ class Daemon:
             )  # fmt: skip
 
     async def status_line(self) -> str:
+        """Counts for systemctl status; a paused task and maintenance mode are read
+        from Redis each time, since any host may pause or resume."""
         due = await self.conns.redis_store.due_counts(self.clock.now_ms())
+        paused = await self.conns.redis_store.paused_tasks()
         running = {kind: 0 for kind in self.executors}
         for job in self.active.values():
             running[job.kind] = running.get(job.kind, 0) + 1
@@ -307,6 +316,7 @@ class Daemon:
             f"running {sum(running.values())} (async {running['async']}, io {running['io']},"
             f" cpu {running['cpu']}); due {sum(due.values())}; recorded {self.recorder.recorded}"
         )
+        text += _paused_note(paused)
         if self.reload_failed:
             text += f"; last reload failed: {self.reload_failed}"
         return text
@@ -394,6 +404,21 @@ class Daemon:
                     stop.set()
             except StoreError as exc:  # the service policy: log, go on
                 report("drain", exc)
+
+
+def _paused_note(paused: Iterable[str]) -> str:
+    """The STATUS line's paused tasks and maintenance mode: short, and with no control
+    character, since a task name comes from Redis and a newline in it would add a
+    field of its own to the sd_notify message."""
+    names = sorted(paused)
+    tasks = [_CONTROL.sub("?", name)[:40] for name in names if name != ALL_TASKS]
+    note = ""
+    if tasks:
+        more = f" and {len(tasks) - 5} more" if len(tasks) > 5 else ""
+        note += f"; paused: {', '.join(tasks[:5])}{more}"
+    if ALL_TASKS in names:
+        note += "; MAINTENANCE (nothing is claimed)"
+    return note
 
 
 async def _flush_logs_periodically() -> None:

@@ -19,6 +19,7 @@ from runner.clock import Clock
 from runner.jobs import ClaimedJob
 from runner.logs import get_logger
 from runner.resilience import report
+from runner.store.overview import DaemonInfo
 from runner.store.redis_store import RedisStore
 
 log = get_logger()
@@ -34,6 +35,7 @@ class LeaseKeeper:
         lease_ms: int,
         active: Mapping[str, ClaimedJob],
         on_lost: Callable[[str, int, str], None],
+        info: DaemonInfo | None = None,
     ) -> None:
         self.store = store
         self.daemon = daemon
@@ -41,6 +43,7 @@ class LeaseKeeper:
         self.lease_ms = lease_ms
         self.active = active
         self.on_lost = on_lost
+        self.info = info  # published beside the heartbeat, for `runner status`
         self.reap_from_ms = 0  # no reaping before this (ms): set after an outage
 
     @property
@@ -58,7 +61,7 @@ class LeaseKeeper:
 
     async def tick(self) -> None:
         now = self.clock.now_ms()
-        await self.store.heartbeat(self.daemon, now)
+        await self.store.heartbeat(self.daemon, now, self.info)
         jobs = dict((job.id, job.attempt) for job in list(self.active.values()))
         lost = await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items())
         for job_id, state in lost:

@@ -1,12 +1,15 @@
 """`runner status`: the whole system at a glance, for an operator or a script.
 
-Live figures come from Redis (what is due now, waiting, running; which daemons
-sent a heartbeat lately; what was set aside as malformed; what the recorders
-have not written yet), counts per state from Postgres.
+Live figures come from Redis (what is due now and how late, waiting, running and
+on which daemon; which daemons sent a heartbeat lately, with what they say of
+themselves; paused tasks and maintenance mode; what was set aside as malformed;
+what the recorders have not written yet), counts per state and per task from
+Postgres, in one query.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -14,6 +17,9 @@ import orjson
 from runner.client import Client
 from runner.config import Settings
 from runner.jobs import rfc3339
+from runner.store.pg_status import per_state, task_state_counts
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 async def status_document(settings: Settings) -> dict[str, Any]:
@@ -23,25 +29,108 @@ async def status_document(settings: Settings) -> dict[str, Any]:
         alive_since = now - int(2 * settings.lease_ttl * 1000)
         live = await client.store.overview(now, alive_since)
         pg = await client.history_store()
-        states = await pg.state_counts() if pg else {}
-    return {"at": rfc3339(now), "states": states, **live}
+        tasks = await task_state_counts(pg.pool) if pg else {}
+    return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **live}
 
 
 def render(doc: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return orjson.dumps(doc).decode()
-    kinds = ", ".join(f"{k} {n}" for k, n in doc["due"].items())
     states = ", ".join(f"{s} {n}" for s, n in doc["states"].items()) or "none recorded"
     aside = doc["set_aside"]
     lines = [
         f"at {doc['at']}",
-        f"  due now      {sum(doc['due'].values())} ({kinds})",
+        _due_line(doc),
         f"  waiting      {sum(doc['waiting'].values())} in the schedule",
-        f"  running      {doc['running']}",
-        f"  daemons      {len(doc['daemons'])}: {', '.join(doc['daemons']) or '-'}",
-        f"  unrecorded   {doc['unrecorded_entries']} stream entries",
+        _running_line(doc),
+        f"  daemons      {len(doc['daemons'])}: {', '.join(map(_show, doc['daemons'])) or '-'}",
+        *(_daemon_line(daemon) for daemon in doc["daemon_details"]),
+        *_paused_lines(doc["paused_tasks"]),
+        _maintenance_line(doc),
+        _recorder_line(doc),
         f"  set aside    {aside['jobs']} malformed jobs ({{prefix}}:dead), "
         f"{aside['events']} stream entries ({{prefix}}:dead:events)",
         f"  states       {states} (Postgres)",
+        *_task_lines(doc["tasks"]),
     ]
     return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    """A value read from Redis, fit for a terminal: "unknown" for None, and no control
+    character (anyone who can write to Redis chooses these strings)."""
+    return "unknown" if value is None else _CONTROL.sub("?", str(value))
+
+
+def _took(ms: int) -> str:
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    if ms < 3_600_000:
+        return f"{ms / 60_000:.1f} min"
+    return f"{ms / 3_600_000:.1f} h"
+
+
+def _due_line(doc: dict[str, Any]) -> str:
+    kinds = ", ".join(f"{k} {n}" for k, n in doc["due"].items())
+    lag = doc["oldest_due_lag_ms"]
+    late = "" if lag is None else f"; the oldest is {_took(lag)} late"
+    return f"  due now      {sum(doc['due'].values())} ({kinds}){late}"
+
+
+def _running_line(doc: dict[str, Any]) -> str:
+    """Running jobs by owner; an owner that is no live daemon died or stopped, and its
+    jobs go back to the schedule once their leases expire."""
+    live = set(doc["daemons"])
+    owners = [
+        f"{n} on {_show(owner)}{'' if owner in live else ' (not live)'}"
+        for owner, n in doc["running_by_daemon"].items()
+    ]
+    return f"  running      {doc['running']}{': ' if owners else ''}{', '.join(owners)}"
+
+
+def _daemon_line(daemon: dict[str, Any]) -> str:
+    age = daemon["heartbeat_age_ms"]
+    ago = "" if age is None else f" ({_took(age)} ago)"
+    return (
+        f"    {_show(daemon['id'])}: host {_show(daemon['host'])}, pid {_show(daemon['pid'])},"
+        f" version {_show(daemon['version'])}, started {_show(daemon['started'])},"
+        f" heartbeat {_show(daemon['last_heartbeat'])}{ago}"
+    )
+
+
+def _paused_lines(paused: dict[str, dict[str, Any]]) -> list[str]:
+    if not paused:
+        return ["  paused       -"]
+    return [f"  paused       {len(paused)}: {', '.join(map(_show, paused))}"] + [
+        f"    {_show(task)}: by {_show(note['by'])} at {_show(note['at'])},"
+        f" {_show(note['held'])} due jobs held"
+        for task, note in paused.items()
+    ]
+
+
+def _maintenance_line(doc: dict[str, Any]) -> str:
+    since = doc["maintenance_since"]
+    if not doc["maintenance"] or since is None:
+        return "  maintenance  off"
+    return (
+        f"  maintenance  ON since {_show(since['at'])} by {_show(since['by'])}: "
+        "no daemon claims anything (runner resume --all)"
+    )
+
+
+def _recorder_line(doc: dict[str, Any]) -> str:
+    age = doc["unrecorded_oldest_age_ms"]
+    oldest = "" if age is None else f", the oldest written {_took(age)} ago"
+    return (
+        f"  unrecorded   {doc['unrecorded_entries']} stream entries "
+        f"({doc['recorder_pending']} read by a recorder, not yet in Postgres{oldest})"
+    )
+
+
+def _task_lines(tasks: dict[str, dict[str, int]]) -> list[str]:
+    """One line per task: its jobs per state, as Postgres has them."""
+    lines = []
+    for i, (task, states) in enumerate(tasks.items()):
+        counts = ", ".join(f"{s} {n}" for s, n in states.items())
+        lines.append(f"  {'per task' if i == 0 else '':<12} {_show(task)}: {counts}")
+    return lines

@@ -72,7 +72,13 @@ class Keys:
 
     @property
     def daemons(self) -> str:
+        """Daemon id -> its last heartbeat (ms): liveness."""
         return f"{self.base}:daemons"
+
+    @property
+    def daemon_info(self) -> str:
+        """Daemon id -> what it says of itself (JSON: host, pid, started, version)."""
+        return f"{self.base}:daemon_info"
 
     @property
     def cron_state(self) -> str:

@@ -27,6 +27,7 @@ from runner.states import GOING, TERMINAL, TRANSITIONS, WAITING, State, states_a
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
 from runner.store.keys import KINDS, Keys
+from runner.store.overview import DaemonInfo, read_overview
 from runner.store.scripts import Scripts
 
 _CORE_FIELDS = {
@@ -337,12 +338,22 @@ class RedisStore(EventStream):
         return state
 
     @on_redis
-    async def heartbeat(self, daemon: str, now_ms: int) -> None:
-        await self.redis.zadd(self.keys.daemons, {daemon: now_ms})
+    async def heartbeat(self, daemon: str, now_ms: int, info: DaemonInfo | None = None) -> None:
+        """Liveness is the daemon's score. Its note of itself (`info`) is written only
+        where missing: once at start, and again after Redis lost its data; the
+        same round trip either way."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.daemons, {daemon: now_ms})
+            if info is not None:
+                pipe.hsetnx(self.keys.daemon_info, daemon, info.to_json())
+            await pipe.execute()
 
     @on_redis
     async def forget_daemon(self, daemon: str) -> None:
-        await self.redis.zrem(self.keys.daemons, daemon)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.keys.daemons, daemon)
+            pipe.hdel(self.keys.daemon_info, daemon)
+            await pipe.execute()
 
     @on_redis
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -399,28 +410,9 @@ class RedisStore(EventStream):
 
     @on_redis
     async def overview(self, now_ms: int, alive_since_ms: int) -> dict[str, Any]:
-        """What `runner status` shows from Redis, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for kind in KINDS:
-                pipe.zcount(self.keys.due(kind), "-inf", now_ms)
-            for kind in KINDS:
-                pipe.zcard(self.keys.due(kind))
-            pipe.zcard(self.keys.leases)
-            pipe.zrangebyscore(self.keys.daemons, alive_since_ms, "+inf")
-            pipe.xlen(self.keys.events)  # 0 for a stream not created yet
-            pipe.zcard(self.keys.dead)
-            pipe.xlen(self.keys.dead_events)
-            replies = await pipe.execute()
-        due, waiting = replies[0:3], replies[3:6]
-        running, daemons, unrecorded, dead_jobs, dead_events = replies[6:11]
-        return {
-            "due": dict(zip(KINDS, due, strict=True)),
-            "waiting": dict(zip(KINDS, waiting, strict=True)),
-            "running": running,
-            "daemons": sorted(daemons),
-            "unrecorded_entries": unrecorded,
-            "set_aside": {"jobs": dead_jobs, "events": dead_events},
-        }
+        """What `runner status` shows from Redis, in two round trips (the second reads
+        the notes of live daemons, held jobs of paused tasks, owners of running jobs)."""
+        return await read_overview(self.redis, self.keys, now_ms, alive_since_ms)
 
     # Wake-ups: "a job is due at T", published by the scripts to every daemon.
 
