@@ -43,6 +43,7 @@ SHORT = {
     "storm": Profile(jobs=3000, seconds=20),
     "malformed": Profile(jobs=300, seconds=6, daemons=2),
     "bad_tasks": Profile(jobs=200, seconds=4, daemons=2),
+    "control": Profile(jobs=10_000, seconds=15, daemons=2),
 }
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),
@@ -53,6 +54,7 @@ LONG = {
     "storm": Profile(jobs=45_000, seconds=300),
     "malformed": Profile(jobs=5_000, seconds=60),
     "bad_tasks": Profile(jobs=3_000, seconds=30),
+    "control": Profile(jobs=40_000, seconds=100, daemons=2),
 }
 
 
