@@ -1,6 +1,13 @@
-"""runner: an asyncio job-runner daemon on Redis and PostgreSQL."""
+"""runner: an asyncio job-runner daemon on Redis and PostgreSQL.
 
-from runner.client import Client, JobInfo
+The client is imported on first use: `runner --version`, the CLI's help and every
+cpu worker process start without loading Redis, Postgres and the client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from runner.errors import (
     ConfigError,
     JobNotFound,
@@ -21,3 +28,14 @@ __all__ = [
     "UsageError",
 ]
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from runner.client import Client, JobInfo
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Client", "JobInfo"):
+        from runner import client  # noqa: PLC0415  # on first use, see above
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'runner' has no attribute {name!r}")

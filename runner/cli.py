@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -18,7 +19,6 @@ from typing import Any
 import orjson
 
 from runner.cli_parser import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, build_parser
-from runner.client import refuse_nul
 from runner.clock import SYSTEM_CLOCK
 from runner.config import Settings, config_path, load_settings
 from runner.durations import parse_duration
@@ -50,6 +50,8 @@ def _payload_text(value: str, name: str) -> str:
 
 
 def _json_arg(value: str, name: str, kind: type) -> Any:
+    from runner.client import refuse_nul  # noqa: PLC0415  # keeps `runner --help` fast
+
     text = _payload_text(value, name)
     try:
         value = orjson.loads(text)
@@ -215,6 +217,27 @@ _FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
 )
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from runner.client import Client  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.listing import Page, moment_arg, render  # noqa: PLC0415
+
+    since = moment_arg(args.since, "--since") if args.since else None
+    until = moment_arg(args.until, "--until") if args.until else None
+    settings = _settings(args)
+    config = getattr(args, "config", None)
+    command = f"runner --config {shlex.quote(config)} jobs" if config else "runner jobs"
+
+    async def page() -> Page:
+        async with await Client.connect(settings) as client:
+            return await client.list(
+                state=args.state, task=args.task, since=since, until=until,
+                limit=args.limit, after=args.after,
+            )  # fmt: skip
+
+    print(render(asyncio.run(page()), args.json, command))
+    return EXIT_OK
+
+
 def cmd_request(args: argparse.Namespace) -> int:
     """pause, resume, cancel, retry, delete: several ids at once (pause and resume also
     a whole task, or every task); exit 1 if any id was refused or not found."""
@@ -282,6 +305,7 @@ COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate,
     "enqueue": cmd_enqueue,
     "show": cmd_show,
+    "jobs": cmd_jobs,
     "logs": cmd_logs,
     "status": cmd_status,
     "cron": cmd_cron,

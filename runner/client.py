@@ -34,6 +34,8 @@ from runner.connections import redis_client, resolve_urls
 from runner.control import ALL_TASKS, RequestResult, result_of, update_changes
 from runner.errors import JobNotFound, PayloadError, StoreUnavailable, UnknownTask, UsageError
 from runner.jobs import EARLIEST_MS, LATEST_MS, EnqueueResult, NewJob, ms_ceil, rfc3339
+from runner.listing import ListQuery, Page, list_jobs_live
+from runner.paging import DEFAULT_LIMIT
 from runner.states import REQUESTS, TERMINAL
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
@@ -544,3 +546,28 @@ class Client:
     async def paused(self) -> dict[str, dict[str, Any]]:
         """Paused tasks (":all" for maintenance mode), with who paused each and when."""
         return await self.store.paused_tasks()
+
+    async def list(
+        self,
+        *,
+        state: str | None = None,
+        task: str | None = None,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
+        limit: int = DEFAULT_LIMIT,
+        after: str | None = None,
+    ) -> Page:
+        """One page of jobs, newest first by creation time, answered by Postgres
+        through its indexes at any depth, each live job's state as Redis has it
+        (a job whose live state left `state` is left out). `since` (inclusive) and
+        `until` (exclusive) are aware datetimes or timedeltas ago; `after` is the
+        previous page's `next_cursor` (None on the last page). UsageError for a
+        malformed argument or cursor, before any server is asked."""
+        query = ListQuery.build(
+            now_ms=self.clock.now_ms(), state=state, task=task, since=since, until=until,
+            limit=limit, after=after,
+        )  # fmt: skip
+        pg = await self._history_store()
+        if pg is None:
+            raise UsageError("this client has no Postgres connection to list jobs from")
+        return await list_jobs_live(pg.pool, self.store, query)

@@ -44,7 +44,7 @@ class RequestResult:
 
 _HINTS = {
     ("delete", "running"): "cancel it first (runner cancel ID), then delete it",
-    ("retry", "running"): "it is running; wait for it to end, or cancel it first",
+    ("retry", "running"): "wait for it to end, or cancel it first",
     ("update", "running"): "a running job cannot change; cancel it and enqueue anew",
 }
 

@@ -192,6 +192,9 @@ class CpuPool:
         self.processes = processes
         self._on_free = on_free
         self._ctx = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that has imported their code: a replacement
+        # (after a timeout or a cancel) is ready in milliseconds, not a fresh import.
+        self._ctx.set_forkserver_preload(["runner.cpu_worker"])
         self._workers: set[_Worker] = set()  # serving this pool: idle or busy
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._busy: set[_Worker] = set()

@@ -197,7 +197,10 @@ class Daemon:
         self.active.pop(job.id, None)
         for task, running in list(self._job_tasks.items()):
             if running is job:
-                task.cancel()
+                # Not task.cancel() now: a task cancelled before its first step never
+                # runs the code that frees its executor slot. Its first step is already
+                # scheduled (call_soon is first in, first out), so this comes after it.
+                asyncio.get_running_loop().call_soon(task.cancel)
         if message:
             log.info(message, job_id=job.id, task=job.task, attempt=job.attempt,
                      state="cancelled")  # fmt: skip

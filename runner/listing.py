@@ -22,10 +22,10 @@ import orjson
 from runner.durations import parse_duration
 from runner.errors import UsageError
 from runner.jobs import ms_ceil, rfc3339
+from runner.paging import DEFAULT_LIMIT
 from runner.states import State
 from runner.store.pg_listing import check_limit, decode_cursor, list_jobs
 
-DEFAULT_LIMIT = 50
 _STATES = tuple(str(state) for state in State)
 
 

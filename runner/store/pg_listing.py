@@ -22,10 +22,10 @@ from typing import Any
 
 from runner.errors import UsageError
 from runner.jobs import EPOCH, ms_to_datetime
+from runner.paging import MAX_LIMIT
 from runner.store.failures import on_postgres
 from runner.store.sql import query
 
-MAX_LIMIT = 1000
 # asyncpg sends these two as -infinity and infinity: "no bound" without a NULL test
 # in the SQL, which would keep Postgres from using the bound in the index range.
 _NO_SINCE = datetime.min.replace(tzinfo=UTC)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -27,6 +29,10 @@ async def _running(redis: Redis, keys: Keys, job_id: str, timeout: float = 15) -
     while await redis.hget(keys.job(job_id), "state") != "running":
         assert time.monotonic() < deadline, f"{job_id} never started"
         await asyncio.sleep(0.02)
+
+
+def _cancelled_line(job_id: str, line: dict[str, Any]) -> bool:
+    return line.get("event") == "job cancelled by request" and line.get("job_id") == job_id
 
 
 def _children() -> dict[int, list[int]]:
@@ -75,12 +81,7 @@ async def test_cancel_stops_running_work_of_every_kind(
     assert len(workers) == 1
     for task, job_id in jobs.items():
         assert await client.cancel(job_id) == "cancelled"
-        daemon.wait_for(
-            lambda line, j=job_id: (
-                line.get("event") == "job cancelled by request" and line.get("job_id") == j
-            ),
-            timeout=2,
-        )
+        daemon.wait_for(partial(_cancelled_line, job_id), timeout=2)
         assert (await client.get(job_id)).state == "cancelled", task
     # The pool kept its size: the next cpu job starts at once, on a new worker.
     follow = await client.enqueue("burn_cpu", [0.1])

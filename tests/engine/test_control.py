@@ -16,13 +16,13 @@ from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 
 DAEMON = "d1"
-STATES = [s for s in State if s is not State.DELETED]
+STATES: list[State] = [s for s in State if s is not State.DELETED]
 
 
 async def _jobs_in_every_state(client: Client, store: RedisStore, name: str) -> dict[State, str]:
     """A job in each state, reached the way jobs reach it: the claimed ones first, so
     that no later claim picks up the waiting ones."""
-    ids = {state: f"{name}-{state}" for state in STATES}
+    ids: dict[State, str] = {state: f"{name}-{state}" for state in STATES}
     claimed_states = (State.RUNNING, State.SUCCEEDED, State.FAILED, State.RETRYING)
     for state in claimed_states:
         await client.enqueue("echo", ["x"], job_id=ids[state])

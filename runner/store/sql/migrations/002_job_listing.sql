@@ -24,3 +24,8 @@ CREATE INDEX runner_jobs_task_listed
     ON runner_jobs (task, (COALESCE(created_at, updated_at)) DESC, id DESC);
 CREATE INDEX runner_jobs_state_task_listed
     ON runner_jobs (state, task, (COALESCE(created_at, updated_at)) DESC, id DESC);
+
+-- 001's (state, updated_at) and (task, updated_at) serve no query: the listing
+-- indexes above cover every filter, and each index costs the recorder's upserts.
+DROP INDEX IF EXISTS runner_jobs_state_updated;
+DROP INDEX IF EXISTS runner_jobs_task_updated;
