@@ -8,6 +8,7 @@ another run side by side, since each costs an interpreter start."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import Callable, Sequence
@@ -19,8 +20,10 @@ from redis.asyncio import Redis
 
 from runner.client import Client
 from runner.jobs import Outcome
+from runner.recorder import Recorder
 from runner.states import REQUESTS, TRANSITIONS, State
 from runner.store.keys import Keys
+from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 from tests.daemon.process import cli
 
@@ -257,3 +260,30 @@ async def test_usage_errors_exit_2_and_change_nothing(
     job = await store.get_job(job_id)
     assert job is not None and (job.state, job.args, job.seq) == ("scheduled", ["x"], 1)
     assert await client.paused() == {}
+
+
+async def test_jobs_lists_a_page_and_the_next(
+    daemon_config: Callable[..., Path], client: Client, store: RedisStore, pg: PgStore
+) -> None:
+    """`runner jobs --state scheduled --limit N` pages through Postgres, newest first,
+    with the command for the next page; --json gives the cursor."""
+    config = daemon_config()
+    ids = []
+    for i in range(5):
+        ids.append(await client.enqueue("echo", [i], delay=3600))
+        await asyncio.sleep(0.005)  # one creation time each: the order is by time
+    await store.ensure_event_group()
+    await Recorder(store, pg_store=pg, consumer="r", batch_events=500, flush_interval=0.05).drain()
+    first = cli("jobs", "--state", "scheduled", "--limit", "3", "--json", config=config)
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    assert [job["id"] for job in page["jobs"]] == ids[::-1][:3]
+    assert {job["state"] for job in page["jobs"]} == {"scheduled"}
+    second = cli("jobs", "--state", "scheduled", "--limit", "3", "--after", page["next_cursor"],
+                 "--json", config=config)  # fmt: skip
+    rest = json.loads(second.stdout)
+    assert [job["id"] for job in rest["jobs"]] == ids[::-1][3:] and rest["next_cursor"] is None
+    text = cli("jobs", "--limit", "2", config=config).stdout
+    assert ids[-1] in text and "next page: runner --config" in text and "--after" in text
+    bad = cli("jobs", "--after", "nonsense", config=config)
+    assert bad.returncode == 2 and "--after" in bad.stderr

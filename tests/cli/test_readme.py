@@ -96,6 +96,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         r"state\s+cancelled",
         r"running\s+->\s*cancelled",  # the history: running, then cancelled
         r"paused task checksum",
+        r"paused\s+1: checksum",  # status shows the paused task
+        r"next page: runner",  # jobs lists a page and says how to get the next
         r"resumed task checksum",
     ),
     "command-line": (
