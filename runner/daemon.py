@@ -75,7 +75,7 @@ class Daemon:
         self._job_tasks: dict[asyncio.Task[None], ClaimedJob] = {}
         # Running jobs cancelled by request whose claim this daemon may not have seen
         # yet (the message can overtake the claim's reply): id -> when (monotonic).
-        self._cancelled: dict[str, float] = {}
+        self._cancelled: dict[tuple[str, Any], float] = {}
         self.reload_requested = asyncio.Event()
         self.reload_failed: str | None = None
         lease_ms = int(settings.lease_ttl * 1000)
@@ -125,7 +125,7 @@ class Daemon:
         self.pump.nudge()
 
     def _start_job(self, job: ClaimedJob) -> None:
-        if self._cancelled.pop(job.id, None) is not None:
+        if self._cancelled.pop((job.id, job.attempt), None) is not None:
             log.info("job cancelled before it started", job_id=job.id, task=job.task,
                      attempt=job.attempt, state="cancelled")  # fmt: skip
             return
@@ -179,16 +179,24 @@ class Daemon:
         )  # fmt: skip
         self._stop_work(job, None)
 
-    def _cancel_requested(self, job_id: str) -> None:
-        """A running job was cancelled by request (on any host): stop its work here if
-        it runs here; remember it a while in case its claim is still on its way."""
+    def _cancel_requested(self, message: str) -> None:
+        """A running job was cancelled by request (on any host). Its owner stops the
+        work, or, if the claim's reply is still on its way, remembers that attempt a
+        while, so it never starts. Anyone may publish: what is not a message of
+        cancel.lua is ignored (renewal still finds a cancelled job)."""
+        try:
+            job_id, owner, attempt = orjson.loads(message)
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return
+        if owner != self.id or not isinstance(job_id, str):
+            return
         job = self.active.get(job_id)
-        if job is not None and job_id not in self._ended:
+        if job is not None and job.attempt == attempt and job_id not in self._ended:
             self._stop_work(job, "job cancelled by request")
             return
         now = time.monotonic()
-        self._cancelled = {i: t for i, t in self._cancelled.items() if now - t < 60}
-        self._cancelled[job_id] = now
+        self._cancelled = {k: t for k, t in self._cancelled.items() if now - t < 60}
+        self._cancelled[(job_id, attempt)] = now
 
     def _stop_work(self, job: ClaimedJob, message: str | None) -> None:
         """Stop a job's work, its outcome unwanted: an async job is cancelled, a cpu
