@@ -36,14 +36,14 @@ class Profile:
 
 SHORT = {
     "steady": Profile(jobs=800, seconds=8),
-    "kill": Profile(jobs=1500, seconds=15, kills=(3, 4)),
-    "postgres": Profile(jobs=1200, seconds=16, outages=2, outage_s=5),
-    "redis": Profile(jobs=1000, seconds=12, outages=2, outage_s=1),
-    "pause": Profile(jobs=1000, seconds=12, outages=2, outage_s=4),
-    "storm": Profile(jobs=3000, seconds=20),
+    "kill": Profile(jobs=1000, seconds=10, kills=(2, 3)),
+    "postgres": Profile(jobs=800, seconds=10, outages=2, outage_s=3),
+    "redis": Profile(jobs=800, seconds=9, outages=2, outage_s=1),
+    "pause": Profile(jobs=800, seconds=9, outages=2, outage_s=3),
+    "storm": Profile(jobs=2400, seconds=15),
     "malformed": Profile(jobs=300, seconds=6, daemons=2),
     "bad_tasks": Profile(jobs=200, seconds=4, daemons=2),
-    "control": Profile(jobs=10_000, seconds=15, daemons=2),
+    "control": Profile(jobs=10_000, seconds=10, daemons=2),
 }
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),
