@@ -50,7 +50,7 @@ def _payload_text(value: str, name: str) -> str:
 
 
 def _json_arg(value: str, name: str, kind: type) -> Any:
-    from runner.client import refuse_nul  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.job_input import refuse_nul  # noqa: PLC0415  # keeps `runner --help` fast
 
     text = _payload_text(value, name)
     try:
@@ -84,7 +84,8 @@ def _when(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    from runner.client import Client, due_at_ms  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.client import Client  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.job_input import due_at_ms  # noqa: PLC0415
     from runner.jobs import EnqueueResult  # noqa: PLC0415
 
     if args.args == "-" and args.kwargs == "-":

@@ -10,22 +10,17 @@ Only tasks declared in the config can be enqueued; arguments must be JSON.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
-import re
 import socket
 import time
-import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from runner.clock import SYSTEM_CLOCK, Clock
@@ -33,18 +28,19 @@ from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
 from runner.control import ALL_TASKS, RequestResult, result_of, update_changes
 from runner.errors import JobNotFound, PayloadError, StoreUnavailable, UnknownTask, UsageError
-from runner.jobs import EARLIEST_MS, LATEST_MS, EnqueueResult, NewJob, ms_ceil, rfc3339
+from runner.job_input import (
+    check_job_id,
+    due_at_ms,
+    encode_args,
+    known_id,
+)
+from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.listing import ListQuery, Page, list_jobs_live
 from runner.paging import DEFAULT_LIMIT
 from runner.states import REQUESTS, TERMINAL
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
-
-MAX_JOB_ID = 200
-# Control characters (Postgres text cannot hold NUL; escapes garble a terminal) and
-# lone surrogates (not UTF-8, so no server could store them) have no place in an id.
-_UNFIT = ("Cc", "Cs")
 
 
 @dataclass(frozen=True)
@@ -69,140 +65,6 @@ class JobInfo:
     def due_at(self) -> str | None:
         """The due time in RFC 3339 UTC with milliseconds, as every output shows it."""
         return rfc3339(self.due_at_ms)
-
-
-# A JSON escape of the NUL character (an odd number of backslashes before u0000):
-# PostgreSQL's jsonb cannot hold it, so the job's history could not be recorded.
-_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-RESERVED_ID_PREFIX = "cron:"  # cron ticks' ids: a user's id must not pre-empt a tick
-
-
-def _encode(name: str, value: Any) -> str:
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError as exc:
-        raise PayloadError(f"{name} must be JSON-serialisable: {exc}") from None
-    refuse_nul(name, text)
-    return text
-
-
-def encode_payload(settings: Settings, name: str, value: Any, kind: type) -> str:
-    """`value` (args: a list, kwargs: a mapping) as JSON, checked as enqueue checks it."""
-    wanted = list if kind is list else dict
-    if kind is list and (isinstance(value, str | bytes) or not isinstance(value, Sequence)):
-        raise PayloadError(f"{name} must be a list, got {type(value).__name__}")
-    if kind is dict and not isinstance(value, Mapping):
-        raise PayloadError(f"{name} must be a mapping, got {type(value).__name__}")
-    text = _encode(name, wanted(value))
-    if len(text) > settings.max_payload // 4 and len(text.encode()) > settings.max_payload:
-        raise PayloadError(
-            f"{name} is {len(text.encode()):,} bytes as JSON, over the limit of "
-            f"{settings.max_payload:,} ([jobs] max_payload in {settings.source})"
-        )
-    return text
-
-
-def refuse_nul(name: str, json_text: str) -> None:
-    """PayloadError naming `name` if the JSON text holds a NUL character."""
-    if "u0000" in json_text and _NUL.search(json_text):
-        raise PayloadError(
-            f"{name} holds a NUL character (\\u0000), which PostgreSQL cannot store in "
-            "the job's history; remove it or encode the data (e.g. base64)"
-        )
-
-
-def due_at_ms(
-    clock: Clock,
-    delay: float | timedelta | None = None,
-    at: datetime | None = None,
-    *,
-    names: tuple[str, str] = ("delay", "at"),
-) -> int:
-    """When a job asked for now, `delay` seconds from now or `at` a time becomes due, in
-    whole ms, rounded up: a job never starts before the time asked for. UsageError naming
-    the argument (`names`: how the caller spells delay and at) for a time no datetime
-    can show (after 9999-12-31T23:59:59.999Z) or a delay that is not a finite number."""
-    delay_name, at_name = names
-    if delay is not None and at is not None:
-        raise UsageError(f"give either {delay_name} or {at_name}, not both")
-    if at is not None:
-        return _due_at(at, at_name)
-    seconds = _delay_seconds(delay, delay_name)
-    if seconds == 0:
-        return clock.now_ms()  # due now: nothing can start before it was asked for
-    # now() is a float: the clock's nanoseconds rounded twice (to a double, then
-    # divided), up to about one ulp below the true time. Two ulps above it (under a
-    # microsecond until 2106) is never below it, so the due time is never early.
-    now = clock.now()
-    due_s = Fraction(now) + 2 * Fraction(math.ulp(now)) + seconds
-    due = math.ceil(due_s * 1000)
-    if due > LATEST_MS:
-        longest = math.floor(Fraction(LATEST_MS, 1000) - (due_s - seconds))
-        raise UsageError(
-            f"{delay_name}: too far ahead: the latest due time is {rfc3339(LATEST_MS)}, "
-            f"a delay of at most {longest} s ({longest // 86_400}d) from now; got {delay}"
-        )
-    return due
-
-
-def _delay_seconds(delay: float | timedelta | None, name: str) -> Fraction:
-    """The delay as an exact number of seconds (a float's own value, not a rounding)."""
-    if delay is None:
-        return Fraction(0)
-    if isinstance(delay, timedelta):
-        seconds = Fraction(delay // timedelta(microseconds=1), 1_000_000)
-    elif isinstance(delay, float) and not math.isfinite(delay):
-        raise UsageError(f"{name}: must be a finite number of seconds, got {delay}")
-    elif isinstance(delay, int | float) and not isinstance(delay, bool):
-        seconds = Fraction(delay)
-    else:
-        raise UsageError(f"{name}: must be seconds or a timedelta, got {delay!r}")
-    if seconds < 0:
-        raise UsageError(f"{name} must be >= 0 seconds, got {delay}")
-    return seconds
-
-
-def _due_at(at: datetime, name: str) -> int:
-    if at.utcoffset() is None:
-        raise UsageError(f"{name} must be timezone-aware (got naive {at.isoformat()})")
-    due = ms_ceil(at)
-    if due > LATEST_MS:
-        raise UsageError(
-            f"{name}: too far ahead: the latest due time is {rfc3339(LATEST_MS)}, "
-            f"got {at.isoformat()}"
-        )
-    if due < EARLIEST_MS:
-        raise UsageError(
-            f"{name}: too far back: the earliest due time is {rfc3339(EARLIEST_MS)}, "
-            f"got {at.isoformat()}"
-        )
-    return due
-
-
-def _known_id(job_id: str) -> str:
-    """An id to look up: any text a job id could be (a reserved one included)."""
-    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_JOB_ID:
-        raise UsageError(f"job id must be 1-{MAX_JOB_ID} characters, got {job_id!r}")
-    return job_id
-
-
-def _check_job_id(job_id: str) -> str:
-    if (
-        not isinstance(job_id, str)
-        or not job_id
-        or len(job_id) > MAX_JOB_ID
-        or any(c.isspace() or unicodedata.category(c) in _UNFIT for c in job_id)
-    ):
-        raise UsageError(
-            f"job id must be 1-{MAX_JOB_ID} characters without spaces or control "
-            f"characters, got {job_id!r}"
-        )
-    if job_id.startswith(RESERVED_ID_PREFIX):
-        raise UsageError(
-            f"job id {job_id!r}: ids starting with {RESERVED_ID_PREFIX!r} are reserved for "
-            "cron ticks; choose another id"
-        )
-    return job_id
 
 
 def public_event(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -295,11 +157,11 @@ class Client:
             raise PayloadError(f"args must be a list, got {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise PayloadError(f"kwargs must be a mapping, got {type(kwargs).__name__}")
-        args_json = _encode("args", list(args))
-        kwargs_json = _encode("kwargs", dict(kwargs or {}))
+        args_json = encode_args("args", list(args))
+        kwargs_json = encode_args("kwargs", dict(kwargs or {}))
         self._check_size(task, args_json, kwargs_json)
         return NewJob(
-            id=_check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
+            id=check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
             task=task,
             kind=spec.kind,
             args_json=args_json,
@@ -476,7 +338,7 @@ class Client:
         update = update_changes(self, **changes) if action == "update" else None
         if changes and action != "update":
             raise UsageError(f"{action} takes no changes, got {', '.join(changes)}")
-        ids = [_known_id(job_id) for job_id in job_ids]
+        ids = [known_id(job_id) for job_id in job_ids]
         replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
         return [
             await result_of(self, job_id, action, reply)

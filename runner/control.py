@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import JobNotFound, RequestRefused, StoreError, UsageError
+from runner.job_input import due_at_ms, encode_payload
 from runner.states import TRANSITIONS
 
 if TYPE_CHECKING:
@@ -95,8 +96,6 @@ def update_changes(
 ) -> dict[str, Any]:
     """The changes of an update, checked as an enqueue checks them (UsageError naming
     the argument); at least one is needed."""
-    from runner.client import due_at_ms, encode_payload  # noqa: PLC0415  # circular
-
     changes: dict[str, Any] = {}
     if args is not None:
         changes["args"] = encode_payload(client.settings, "args", args, list)
