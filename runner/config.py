@@ -77,6 +77,9 @@ class Settings:
     claim_batch: int = 500
     keep_finished: float = 86400.0
     max_payload: int = 1_000_000
+    metrics_listen: str | None = None  # host:port of /metrics; None: no endpoint
+    web_listen: str = "127.0.0.1:8080"
+    web_token: str | None = field(default=None, repr=False)
     timer_spin: float = 0.002
     async_concurrency: int = 200
     io_threads: int = 8
@@ -179,6 +182,21 @@ def _positive_size(value: Any) -> int:
     if size <= 0:
         raise ValueError(f"must be > 0 bytes, got {value!r}")
     return size
+
+
+def _listen(value: Any) -> str:
+    """host:port to listen on; [v6]:port for IPv6."""
+    text = _string(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port, e.g. 127.0.0.1:9464, got {text!r}")
+    return text
+
+
+def _secret(value: Any) -> str:
+    if not isinstance(value, str) or len(value) < 16:
+        raise ValueError("must be a string of at least 16 characters (the value is not shown)")
+    return value
 
 
 def _fraction(value: Any) -> float:
@@ -344,7 +362,7 @@ def _table(value: Any) -> dict[str, Any]:
 
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
-    "cron",
+    "cron", "metrics", "web",
 }  # fmt: skip
 
 
@@ -379,6 +397,8 @@ def collect_settings(
         {"shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin"},
     )
     jobs = read.table(data, "jobs", {"max_payload"})
+    metrics = read.table(data, "metrics", {"listen"})
+    web = read.table(data, "web", {"listen", "token"})
     pools = read.table(data, "pools", {"async", "io", "cpu"})
     recorder = read.table(data, "recorder", {"batch_events", "flush_interval", "reclaim_after"})
     log = read.table(data, "log", {"level", "file", "format"})
@@ -398,6 +418,9 @@ def collect_settings(
         keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, _positive_duration),
         timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, _non_negative_duration),
         max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, _positive_size),
+        metrics_listen=read.get(metrics, "metrics.listen", None, _listen),
+        web_listen=read.get(web, "web.listen", "127.0.0.1:8080", _listen),
+        web_token=env.get("RUNNER_WEB_TOKEN") or read.get(web, "web.token", None, _secret),
         async_concurrency=read.get(pools, "pools.async", 200, _positive_int),
         io_threads=read.get(pools, "pools.io", 8, _positive_int),
         cpu_processes=read.get(pools, "pools.cpu", 2, _positive_int),
