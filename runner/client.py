@@ -27,13 +27,8 @@ from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
 from runner.control import ALL_TASKS, RequestResult, result_of, update_changes
-from runner.errors import JobNotFound, PayloadError, StoreUnavailable, UnknownTask, UsageError
-from runner.job_input import (
-    check_job_id,
-    due_at_ms,
-    encode_args,
-    known_id,
-)
+from runner.errors import JobNotFound, StoreUnavailable, UnknownTask, UsageError
+from runner.job_input import check_job_id, check_size, due_at_ms, encode_payload, known_id
 from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.listing import ListQuery, Page, list_jobs_live
 from runner.paging import DEFAULT_LIMIT
@@ -153,13 +148,11 @@ class Client:
         spec = self.settings.tasks.get(task)
         if spec is None:
             raise UnknownTask(task, list(self.settings.tasks))
-        if isinstance(args, str | bytes) or not isinstance(args, Sequence):
-            raise PayloadError(f"args must be a list, got {type(args).__name__}")
-        if kwargs is not None and not isinstance(kwargs, Mapping):
-            raise PayloadError(f"kwargs must be a mapping, got {type(kwargs).__name__}")
-        args_json = encode_args("args", list(args))
-        kwargs_json = encode_args("kwargs", dict(kwargs or {}))
-        self._check_size(task, args_json, kwargs_json)
+        args_json = encode_payload(self.settings, "args", args, list)
+        kwargs_json = encode_payload(
+            self.settings, "kwargs", {} if kwargs is None else kwargs, dict
+        )
+        check_size(self.settings, f"args and kwargs of this {task!r} job", args_json, kwargs_json)
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
             task=task,
@@ -170,21 +163,6 @@ class Client:
             max_attempts=spec.max_attempts,
             chosen_id=job_id is not None,
         )
-
-    def _check_size(self, task: str, args_json: str, kwargs_json: str) -> None:
-        """A payload is stored in Redis, decoded on the daemon's loop and copied to
-        Postgres: a huge one stalls every job's timing, so it is refused here."""
-        limit = self.settings.max_payload
-        if len(args_json) + len(kwargs_json) <= limit // 4:  # 4 bytes a character at most
-            return
-        size = len(args_json.encode()) + len(kwargs_json.encode())
-        if size > limit:
-            raise PayloadError(
-                f"args and kwargs of this {task!r} job are {size:,} bytes as JSON, over the "
-                f"limit of {limit:,} ([jobs] max_payload in {self.settings.source}); keep "
-                "large data in a file, a table or object storage and pass its name, or "
-                "raise the limit"
-            )
 
     async def enqueue(
         self,

@@ -49,12 +49,23 @@ def encode_payload(settings: Settings, name: str, value: Any, kind: type) -> str
     if kind is dict and not isinstance(value, Mapping):
         raise PayloadError(f"{name} must be a mapping, got {type(value).__name__}")
     text = encode_args(name, wanted(value))
-    if len(text) > settings.max_payload // 4 and len(text.encode()) > settings.max_payload:
-        raise PayloadError(
-            f"{name} is {len(text.encode()):,} bytes as JSON, over the limit of "
-            f"{settings.max_payload:,} ([jobs] max_payload in {settings.source})"
-        )
+    check_size(settings, name, text)
     return text
+
+
+def check_size(settings: Settings, what: str, *texts: str) -> None:
+    """A payload is stored in Redis, decoded on the daemon's loop and copied to
+    Postgres: a huge one stalls every job's timing, so it is refused before that."""
+    limit = settings.max_payload
+    if sum(map(len, texts)) <= limit // 4:  # 4 bytes a character at most
+        return
+    size = sum(len(text.encode()) for text in texts)
+    if size > limit:
+        raise PayloadError(
+            f"{what}: {size:,} bytes as JSON, over the limit of {limit:,} ([jobs] "
+            f"max_payload in {settings.source}); keep large data in a file, a table or "
+            "object storage and pass its name, or raise the limit"
+        )
 
 
 def refuse_nul(name: str, json_text: str) -> None:
