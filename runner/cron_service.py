@@ -24,6 +24,7 @@ from runner.config import CronSettings, TaskSettings
 from runner.cron import MISFIRE_AFTER, Schedule, tick_id, ticks_to_fire
 from runner.jobs import NewJob, rfc3339_at
 from runner.logs import get_logger
+from runner.metrics import Metrics
 from runner.resilience import Backoff
 from runner.store.redis_store import RedisStore
 
@@ -64,6 +65,7 @@ class CronService:
         self.origin = f"cron:{socket.gethostname()}:{os.getpid()}"
         self.last: dict[str, datetime] = {}
         self.wake = asyncio.Event()
+        self.metrics: Metrics | None = None
 
     def update(self, cron: Mapping[str, CronSettings], tasks: Mapping[str, TaskSettings]) -> None:
         """New schedules from a reload; an unchanged schedule keeps its last tick."""
@@ -146,6 +148,8 @@ class CronService:
             )
             fired.append((name, tick, outcome))
             self._log(name, tick, job.id, outcome)
+            if self.metrics is not None:
+                self.metrics.cron_tick(name, outcome)
         if any(result.created for result in results):
             self.on_fired()
         return fired

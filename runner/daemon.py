@@ -39,6 +39,8 @@ from runner.finisher import Finisher
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
 from runner.logs import flush_logs, get_logger, reopen_log_file, set_level
+from runner.metrics import UNKNOWN_TASK, Metrics
+from runner.metrics_server import GaugeRefresher, serve_metrics
 from runner.notifier import reloading, run_notifier, status_or_reason
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
@@ -115,6 +117,12 @@ class Daemon:
             flush_interval=settings.recorder_interval,
             reclaim_after=settings.recorder_reclaim_after,
         )
+        # Off unless [metrics] listen is set: then not even the per-job counts are kept.
+        self.metrics = (
+            Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None
+        )
+        self.execution.metrics = self.pump.metrics = self.leases.metrics = self.metrics
+        self.cron.metrics = self.recorder.metrics = self.metrics
 
     def _cpu_pool(self) -> CpuPool:
         pool = self.executors["cpu"]
@@ -123,6 +131,13 @@ class Daemon:
 
     def _nudge(self) -> None:
         self.pump.nudge()
+
+    def _pool_figures(self) -> dict[str, tuple[int, int]]:
+        """Per kind: jobs running here and free slots, read when /metrics is scraped."""
+        running = dict.fromkeys(self.executors, 0)
+        for job in self.active.values():
+            running[job.kind] = running.get(job.kind, 0) + 1
+        return {kind: (running[kind], ex.capacity()) for kind, ex in self.executors.items()}
 
     def _start_job(self, job: ClaimedJob) -> None:
         if self._cancelled.pop((job.id, job.attempt), None) is not None:
@@ -157,10 +172,19 @@ class Daemon:
         self._ended.add(outcome.job_id)
         self.finisher.submit(outcome)
 
-    def _finished(self, outcomes: Sequence[Outcome], _: Sequence[int]) -> None:
+    def _finished(self, outcomes: Sequence[Outcome], replies: Sequence[int]) -> None:
+        if self.metrics is not None:
+            self._count_finished(self.metrics, outcomes, replies)
         for outcome in outcomes:
             self.active.pop(outcome.job_id, None)
             self._ended.discard(outcome.job_id)
+
+    def _count_finished(
+        self, metrics: Metrics, outcomes: Sequence[Outcome], replies: Sequence[int]
+    ) -> None:
+        for outcome, reply in zip(outcomes, replies, strict=True):
+            job = self.active.get(outcome.job_id)
+            metrics.finished(job.task if job else UNKNOWN_TASK, outcome.action, reply)
 
     def _lost(self, job_id: str, attempt: int, state: str) -> None:
         """Renewal found the lease gone. A job that ended meanwhile (its outcome on its
@@ -171,6 +195,8 @@ class Daemon:
         if job is None or job.attempt != attempt or job_id in self._ended:
             return
         if state == "cancelled":
+            if self.metrics is not None:  # its message was missed: counted here instead
+                self.metrics.cancelled(job.task)
             self._stop_work(job, "job cancelled by request")
             return
         log.warning(
@@ -191,6 +217,8 @@ class Daemon:
         if owner != self.id or not isinstance(job_id, str):
             return
         job = self.active.get(job_id)
+        if self.metrics is not None:  # the script cancelled it: counted once, by its owner
+            self.metrics.cancelled(job.task if job is not None else UNKNOWN_TASK)
         if job is not None and job.attempt == attempt and job_id not in self._ended:
             self._stop_work(job, "job cancelled by request")
             return
@@ -232,6 +260,13 @@ class Daemon:
             }
             if drain:
                 coroutines["drain"] = self._stop_when_drained(stop)
+            if self.metrics is not None and self.settings.metrics_listen:
+                refresher = GaugeRefresher(
+                    self.metrics, self.conns.redis_store, self.conns.pg_store, self.clock
+                )
+                coroutines["metrics"] = serve_metrics(
+                    self.metrics, self.settings.metrics_listen, refresher
+                )
             services = {name: group.create_task(c, name=name) for name, c in coroutines.items()}
             for service in services.values():
                 service.add_done_callback(functools.partial(self._service_ended, stop))

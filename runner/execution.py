@@ -23,6 +23,7 @@ from runner.errors import PayloadError, TaskTimeout, UnknownTask, Unserialisable
 from runner.executors import Executor
 from runner.jobs import ClaimedJob, Outcome
 from runner.logs import get_logger
+from runner.metrics import Metrics
 from runner.retry import backoff_seconds
 from runner.tasks import Task, TaskRegistry
 
@@ -110,12 +111,15 @@ class JobExecution:
         self.executors = executors
         self.finish = finish
         self.clock = clock
+        self.metrics: Metrics | None = None
 
     async def run(self, job: ClaimedJob, slot: Executor) -> None:
         """Run one attempt; `slot` is the executor whose slot was acquired at claim time
         (after a reload it may no longer be the current one for its kind)."""
         log.info("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
         started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.started(job.task, time.time() - job.due_at_ms / 1000)
         try:
             task = self.registry.get(job.task)
             if job.timeout is not None:  # set for this job by an update
@@ -141,7 +145,10 @@ class JobExecution:
         except BaseException as exc:  # whatever a task raises is its job's failure
             self._failed(job, exc, started, _misfit(task, exc, args, kwargs))
             return
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        seconds = time.perf_counter() - started
+        duration_ms = round(seconds * 1000, 3)
+        if self.metrics is not None:
+            self.metrics.ran(job.task, seconds)
         self.finish(
             Outcome(
                 job.id,
@@ -163,7 +170,10 @@ class JobExecution:
     def _failed(
         self, job: ClaimedJob, exc: BaseException, started: float, misfit: str | None = None
     ) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        seconds = time.perf_counter() - started
+        duration_ms = round(seconds * 1000, 3)
+        if self.metrics is not None:
+            self.metrics.ran(job.task, seconds)
         if misfit is not None:
             exc = PayloadError(
                 f"job {job.id!r}: its arguments do not fit task {job.task!r}: {misfit}; "

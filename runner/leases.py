@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from runner.clock import Clock
 from runner.jobs import ClaimedJob
 from runner.logs import get_logger
+from runner.metrics import Metrics
 from runner.resilience import report
 from runner.store.overview import DaemonInfo
 from runner.store.redis_store import RedisStore
@@ -45,6 +46,7 @@ class LeaseKeeper:
         self.on_lost = on_lost
         self.info = info  # published beside the heartbeat, for `runner status`
         self.reap_from_ms = 0  # no reaping before this (ms): set after an outage
+        self.metrics: Metrics | None = None
 
     @property
     def interval(self) -> float:
@@ -73,7 +75,11 @@ class LeaseKeeper:
             if reaped.set_aside:
                 log.error("job set aside", job_id=reaped.id, state=reaped.state,
                           error=reaped.set_aside, owner=reaped.owner)  # fmt: skip
+                if self.metrics is not None and reaped.state == "failed":
+                    self.metrics.set_aside()
                 continue
+            if self.metrics is not None:
+                self.metrics.lease_expired(reaped.state)
             log.warning(
                 "lease expired",
                 job_id=reaped.id,

@@ -15,6 +15,7 @@ from runner.clock import Clock
 from runner.executors import Executor
 from runner.jobs import ClaimedJob
 from runner.logs import get_logger
+from runner.metrics import Metrics
 from runner.resilience import Backoff, report
 from runner.store.redis_store import RedisStore
 
@@ -46,6 +47,7 @@ class Pump:
         self.spin = spin
         self.wake = asyncio.Event()
         self.stopping = False
+        self.metrics: Metrics | None = None
         self._sleeping_until: int | None = None
 
     def nudge(self) -> None:
@@ -79,6 +81,8 @@ class Pump:
         claimed = await self.store.claim_due(now, limits, self.daemon, now + self.lease_ms)
         for job_id, reason in claimed.set_aside:
             log.error("job set aside", job_id=job_id, state="failed", error=reason)
+            if self.metrics is not None:
+                self.metrics.set_aside()
         counts = dict.fromkeys(limits, 0)
         for job in claimed.jobs:
             counts[job.kind] += 1

@@ -29,6 +29,7 @@ import orjson
 
 from runner.errors import StoreDataError, StoreError
 from runner.logs import get_logger
+from runner.metrics import Metrics
 from runner.resilience import Backoff, keep_going
 from runner.store.event_stream import StreamEntry
 from runner.store.pg_store import PgStore
@@ -67,6 +68,7 @@ class Recorder:
         self.reclaim_after_ms = int(reclaim_after * 1000)
         self.recorded = 0
         self.stopping = False
+        self.metrics: Metrics | None = None
         self._next_reclaim = 0.0
 
     async def run(self) -> None:
@@ -99,7 +101,9 @@ class Recorder:
         if not entries:
             return 0
         good = [e for e in entries if e.payload is not None]
+        began = time.perf_counter()
         written = await self._write(good)
+        seconds = time.perf_counter() - began
         aside = written.aside + [
             (e, "no 'e' field: not an entry runner wrote") for e in entries if e.payload is None
         ]
@@ -117,6 +121,8 @@ class Recorder:
         await self.redis_store.ack_events([e.id for e in good])
         count = sum(count_events(e.payload) for e in good if e.payload is not None)
         self.recorded += count
+        if self.metrics is not None:
+            self.metrics.recorded(count, seconds)
         return count + len(aside)
 
     async def _collect(self, block: bool) -> list[StreamEntry]:
