@@ -147,6 +147,16 @@ const notice = {
   },
 };
 
+// What a request did, in words: the API's message, or the task request's result.
+function outcome(label, result) {
+  if (result && typeof result.message === "string") return redact(result.message);
+  if (result && typeof result.task === "string") {
+    const what = result.task === ":all" ? "every task" : `task ${result.task}`;
+    return `${label}: ${what}${result.changed ? "" : " (it already was)"}`;
+  }
+  return `${label}: done`;
+}
+
 // A button that sends one request, then shows the API's answer or its refusal.
 // `confirm` makes it two-step (press again within 4 s) for what cannot be undone.
 function actionButton(label, method, path, { body, danger, confirm, action, enabled = true, done } = {}) {
@@ -173,7 +183,7 @@ function actionButton(label, method, path, { body, danger, confirm, action, enab
     hold += 1;
     try {
       const result = await api(method, path, body);
-      notice.show(result && result.message ? redact(result.message) : `${label}: done`, "ok");
+      notice.show(outcome(label, result), "ok");
       if (done) done(result);
     } catch (err) {
       notice.show(refusal(err));
@@ -408,7 +418,8 @@ function timeline(history) {
       el("div", { class: "when" }, time(h.at), gap == null ? null : el("span", { class: "muted" }, ` +${took(gap)}`)),
       el("div", {}, h.from_state ? badge(h.from_state) : el("span", { class: "muted" }, "new"), " → ", badge(h.to_state),
         el("span", { class: "muted" }, `  #${h.seq} · attempt ${h.attempt}${h.daemon ? ` · ${h.daemon}` : ""}`)),
-      Object.keys(detail).length ? el("pre", { class: "detail" }, json(detail)) : null);
+      Object.keys(detail).length ? el("div", { class: "detail muted" }, Object.entries(detail).map(
+        ([k, v]) => redact(`${k} ${typeof v === "string" ? v : JSON.stringify(v)}`)).join(" · ")) : null);
   }));
 }
 

@@ -1,0 +1,245 @@
+"""The dashboard in a real headless Chromium, on a real daemon and a real `runner web`.
+
+Everything is the real thing: the session's Redis and PostgreSQL, a daemon
+process running the jobs, `python -m runner web` serving the API and the page,
+and Chromium driven over the DevTools protocol with real clicks. The test also
+writes the screenshots the README shows (docs/screenshots, or the directory in
+RUNNER_SCREENSHOTS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.client import Client
+from runner.store.pg_store import PgStore
+from tests.daemon.process import DaemonProcess, cli, wait_for_history
+from tests.web.browser import Browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("RUNNER_SCREENSHOTS") or ROOT / "docs" / "screenshots")
+TOKEN = "dashboard-test-token-0123456789"
+XSS = "<script>window.pwned=1</script>"
+STATES = ("scheduled", "running", "retrying", "paused", "succeeded", "failed", "cancelled")
+
+
+class WebProcess:
+    """`python -m runner web` on a port of its own choosing; its URL from its log."""
+
+    def __init__(self, config: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", "web", "--config", str(config),
+             "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def url(self, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    if event.get("event") == "web ready":
+                        return str(event["url"])
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError("runner web did not start:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(2)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def config(daemon_config: Callable[..., Path]) -> Path:
+    return daemon_config(
+        web={"token": TOKEN},
+        tasks__sleep_async={"target": "tests.tasks:sleep_async", "kind": "async",
+                            "timeout": "60s"},
+        cron__every_minute={"schedule": "* * * * *", "task": "echo"},
+        cron__nightly={"schedule": "30 2 * * *", "timezone": "Europe/Paris", "task": "echo"},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def daemon(config: Path, spawn: Callable[..., DaemonProcess]) -> DaemonProcess:
+    process = spawn(config)
+    process.wait_ready()
+    return process
+
+
+@pytest.fixture
+def web_url(config: Path) -> Iterator[str]:
+    process = WebProcess(config)
+    try:
+        yield process.url()
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    chrome = await Browser.start(tmp_path / "chromium")
+    try:
+        yield chrome
+    finally:
+        await chrome.close()
+
+
+def _expected_counts(status: dict[str, Any]) -> dict[str, str]:
+    """What the overview must show, keyed as its data-count attributes."""
+    counts = {
+        "running": str(status["running"]),
+        "due": str(sum(status["due"].values())),
+        "waiting": str(sum(status["waiting"].values())),
+        "daemons": str(len(status["daemons"])),
+    }
+    counts.update({f"state:{s}": str(n) for s, n in status["states"].items()})
+    for task, states in status["tasks"].items():
+        counts.update({f"task:{task}:{s}": str(states.get(s, 0)) for s in STATES})
+    return counts
+
+
+SHOWN_COUNTS = (
+    "Object.fromEntries([...document.querySelectorAll('[data-count]')]"
+    ".map(e => [e.dataset.count, e.textContent]))"
+)
+
+
+async def _overview_matches_status(browser: Browser, config: Path) -> dict[str, str]:
+    """Wait until the self-refreshing overview shows what `runner status --json` says
+    (asked again if the system moved meanwhile)."""
+    shown: dict[str, str] = {}
+    for _ in range(3):
+        done = cli("status", "--json", config=config)
+        assert done.returncode == 0, done.stderr
+        expected = _expected_counts(json.loads(done.stdout))
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            shown = await browser.evaluate(SHOWN_COUNTS)
+            states_shown = {k for k in shown if k.startswith("state:")}
+            states_expected = {k for k in expected if k.startswith("state:")}
+            if states_shown == states_expected and all(
+                shown.get(k) == v for k, v in expected.items()
+            ):
+                return expected
+            await _sleep(0.2)
+    raise AssertionError(f"overview {shown} never matched runner status {expected}")
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio  # noqa: PLC0415  # one use, in an async helper
+
+    await asyncio.sleep(seconds)
+
+
+async def test_dashboard_shows_the_system_and_acts_on_it(
+    config: Path, daemon: DaemonProcess, web_url: str, browser: Browser, client: Client,
+    pg: PgStore,
+) -> None:  # fmt: skip
+    """The overview's counts equal `runner status --json`; a job's args holding a
+    script show as text and run nothing; a request without the token is refused
+    (401) and the page says so; with the token, Cancel on a running job ends it
+    cancelled in Redis and on the page. Screenshots of each page are written."""
+    done = [await client.enqueue("echo", args=[i]) for i in range(4)]
+    xss = await client.enqueue("echo", args=[XSS], kwargs={"note": "<b>bold?</b>"})
+    running = await client.enqueue("sleep_async", args=[30])
+    later = await client.enqueue("sleep_async", args=[1], delay=3600)
+    broken = await client.enqueue("bad_result")
+    for job_id in [*done, xss]:
+        await wait_for_history(pg, job_id, "succeeded")
+    await wait_for_history(pg, running, "running")
+    await wait_for_history(pg, later, "scheduled")
+    await wait_for_history(pg, broken, "failed")
+
+    # Overview: the same figures as the CLI, refreshed by the page itself.
+    await browser.goto(web_url)
+    await browser.wait_for("document.body.dataset.loaded")
+    expected = await _overview_matches_status(browser, config)
+    assert expected["state:succeeded"] == "5" and expected["running"] == "1"
+    await browser.wait_for("document.querySelectorAll('svg.chart rect').length > 0")
+    await browser.screenshot(SHOTS / "overview.png")
+
+    # Job list: every job, linked.
+    await browser.goto(f"{web_url}#/jobs")
+    await browser.wait_for(f"!!document.querySelector('a[href=\"#/jobs/{running}\"]')")
+    await browser.screenshot(SHOTS / "jobs.png")
+
+    # A script in args is shown as text and never runs.
+    await browser.goto(f"{web_url}#/jobs/{xss}")
+    args = await browser.wait_for("document.querySelector('[data-field=args]')?.textContent")
+    assert XSS in args
+    assert "<b>bold?</b>" in await browser.evaluate("document.body.innerText")
+    assert await browser.evaluate("typeof window.pwned") == "undefined"
+    assert await browser.evaluate("document.querySelectorAll('main script, main b').length") == 0
+
+    # Without the token a change is refused, and the page shows the API's refusal.
+    await browser.goto(f"{web_url}#/jobs/{later}")
+    await browser.click("button[data-action=pause]")
+    refusal = await browser.wait_for(
+        "(() => { const n = document.getElementById('notice');"
+        " return !n.hidden && n.textContent.includes('401') && n.textContent; })()"
+    )
+    assert "Refused" in refusal and "token" in refusal
+    status = await browser.evaluate(
+        f"fetch('/api/jobs/{later}/cancel', {{method: 'POST'}}).then(r => r.status)"
+    )
+    assert status == 401
+    assert (await client.get(later)).state == "scheduled"
+
+    # With the token (typed in, never shown back), Cancel ends the running job.
+    await browser.goto(f"{web_url}#/jobs/{running}")
+    await browser.wait_for(
+        "document.querySelector('[data-field=state]')?.textContent === 'running'"
+    )
+    await browser.type("#token-input", TOKEN)
+    await browser.click("#token-form button[type=submit]")
+    await browser.wait_for("!document.getElementById('token-set').hidden")
+    assert await browser.evaluate("document.getElementById('token-input').value") == ""
+    assert TOKEN not in await browser.evaluate("document.documentElement.outerHTML")
+    await browser.click("button[data-action=cancel]")
+    await browser.wait_for(
+        "document.querySelector('[data-field=state]')?.textContent === 'cancelled'"
+    )
+    assert (await client.get(running)).state == "cancelled"
+    await wait_for_history(pg, running, "cancelled")
+    await browser.wait_for(
+        "[...document.querySelectorAll('ol.timeline li')].at(-1)?.className === 's-cancelled'"
+    )
+    await browser.screenshot(SHOTS / "job.png")
+
+    # Cron: every schedule with its next fires.
+    await browser.goto(f"{web_url}#/cron")
+    await browser.wait_for("document.body.innerText.includes('nightly')")
+    await browser.screenshot(SHOTS / "cron.png")
+
+    assert browser.errors == []
