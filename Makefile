@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_VENV ?= .bench-venv
 
-.PHONY: run test lint bench clean systemd-analyze chaos debian-servers promtool
+.PHONY: run test lint bench clean systemd-analyze chaos debian-servers promtool chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 	@echo "  $(BIN)/runner --config config/dev.toml show \"\$$job\""
 	$(BIN)/runner --config config/dev.toml run
 
-test: $(STAMP) systemd-analyze debian-servers promtool
+test: $(STAMP) systemd-analyze debian-servers promtool chromium
 	$(BIN)/pytest
 
 # The chaos suite's long runs: several daemons on one Redis and one Postgres under
@@ -44,6 +44,14 @@ promtool:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool is missing: install the 'prometheus' package" >&2; exit 1; fi; }
+
+# The dashboard's browser test drives headless Chromium; Debian-based machines get it
+# from apt (Debian's own package: no download outside the package registry).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: install the 'chromium' package" >&2; exit 1; fi; }
 
 # The chaos suite also runs on Debian's redis-server and PostgreSQL 15 when they are
 # installed; as root with apt they are installed here, otherwise those runs are left out.

@@ -209,7 +209,7 @@ async function throughput() {
 }
 
 function minuteLabels(rows) {
-  return rows.map((r) => new Date(r.at).toTimeString().slice(0, 5));
+  return rows.map((r) => new Date(r.at).toISOString().slice(11, 16)); // UTC, as every time shown
 }
 
 function charts(rows) {
@@ -352,7 +352,7 @@ function jobFilters(params) {
 
 function jobRows(jobs) {
   if (!jobs.length) return el("p", { class: "muted" }, "No jobs match.");
-  const head = el("tr", {}, ["job", "task", "state", "attempt", "due", "created", "updated"].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ["job", "task", "state", "attempt", "due (UTC)", "created", "updated"].map((h) => el("th", {}, h)));
   return el("table", { class: "jobs" }, el("thead", {}, head), el("tbody", {}, jobs.map((j) =>
     el("tr", {},
       el("td", {}, el("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono" }, j.id)),
