@@ -207,6 +207,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(_settings(args), drain=args.drain)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from runner.web.auth import check_listen  # noqa: PLC0415
+    from runner.web.serve import run_web  # noqa: PLC0415  # pulls in aiohttp
+
+    settings = _settings(args)
+    if args.listen is not None:
+        settings = replace(settings, web_listen=check_listen(args.listen, "--listen"))
+    return run_web(settings)
+
+
 # What each error becomes: a line on stderr (with a prefix) and an exit code.
 # The first match wins, so subclasses come before their base.
 _FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
@@ -302,6 +314,7 @@ def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 COMMANDS: dict[str, Command] = {
     "run": cmd_run,
+    "web": cmd_web,
     "check-config": cmd_check_config,
     "migrate": cmd_migrate,
     "enqueue": cmd_enqueue,

@@ -45,6 +45,18 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "servers under [embedded] dir.",
         "runner --config config/dev.toml run\nrunner run --drain   # exit once no work is left",
     ),
+    "web": (
+        "serve the JSON API and the dashboard",
+        "Serve a JSON API for everything the CLI does, and the dashboard, until SIGTERM or "
+        "Ctrl-C. It listens on [web] listen (127.0.0.1:8080 by default). Every change "
+        "(POST, PATCH, DELETE) needs the token ([web] token or RUNNER_WEB_TOKEN) as "
+        "'Authorization: Bearer TOKEN'; reads need it too when listening beyond loopback, "
+        "and it refuses to start there without a token.",
+        "runner web\n"
+        "runner web --listen 127.0.0.1:9000\n"
+        'curl -H "Authorization: Bearer $RUNNER_WEB_TOKEN" -d \'{"task": "hello"}\' '
+        "http://127.0.0.1:8080/api/jobs",
+    ),
     "check-config": (
         "validate the config",
         "Read the config, import every task's target and check every cron schedule; list "
@@ -191,6 +203,12 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--drain", action="store_true", help="exit once no work is left")
 
 
+def _web_arguments(web: argparse.ArgumentParser) -> None:
+    web.add_argument(
+        "--listen", metavar="HOST:PORT", help="where to listen, instead of [web] listen"
+    )
+
+
 def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
     enqueue.add_argument("task", help="a task declared under [tasks] in the config")
     enqueue.add_argument(
@@ -305,6 +323,7 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "delete": lambda command: _ids(command, task_wide=False),
     "update": _update_arguments,
     "run": _run_arguments,
+    "web": _web_arguments,
     "enqueue": _enqueue_arguments,
     "show": _show_arguments,
     "logs": _logs_arguments,

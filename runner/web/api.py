@@ -1,0 +1,155 @@
+"""The JSON API's routes: each one a thin call into the Client (or the status, cron
+and show documents the CLI prints), so the API and the CLI cannot drift apart.
+
+Errors are not handled here: they propagate to the middleware in app.py, which
+answers them through errors.py's one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from runner.client import Client
+from runner.config import Settings
+from runner.control import RequestResult
+from runner.cron_view import cron_documents
+from runner.errors import UsageError
+from runner.jobs import EnqueueResult
+from runner.show import job_document
+from runner.web import bodies
+from runner.web.errors import error_response
+from runner.web.output import json_response
+from runner.web.views import status_of, throughput_of
+
+CLIENT = web.AppKey("client", Client)
+SETTINGS = web.AppKey("settings", Settings)
+JOB_ACTIONS = ("pause", "resume", "cancel", "retry")
+
+routes = web.RouteTableDef()
+
+
+def _client(request: web.Request) -> Client:
+    return request.app[CLIENT]
+
+
+async def _body(request: web.Request) -> Any:
+    return bodies.parse_json(await request.read())
+
+
+def _job_id(request: web.Request) -> str:
+    return request.match_info["job_id"]
+
+
+def _created(result: EnqueueResult) -> dict[str, Any]:
+    return {"id": result.id, "created": result.created, "state": result.state}
+
+
+@routes.post("/api/jobs")
+async def enqueue(request: web.Request) -> web.Response:
+    """201 with the new job's id; 200 with created=false when a job already holds the
+    id asked for (nothing was enqueued: an id names one job for good)."""
+    arguments = bodies.enqueue_arguments(await _body(request))
+    result = await _client(request).enqueue_result(**arguments)
+    return json_response(_created(result), status=201 if result.created else 200)
+
+
+@routes.post("/api/jobs/batch")
+async def enqueue_batch(request: web.Request) -> web.Response:
+    """Every job is checked before any is enqueued, then all go in one round trip."""
+    client = _client(request)
+    jobs = []
+    for i, arguments in enumerate(bodies.batch_arguments(await _body(request))):
+        try:
+            jobs.append(client.new_job(**arguments))
+        except UsageError as exc:
+            exc.args = (f"jobs[{i}]: {exc}",)  # keeps its class: an unknown task stays a 422
+            raise
+    results = await client._submit(jobs)  # enqueue_many() drops created/state
+    return json_response({"jobs": [_created(result) for result in results]}, status=201)
+
+
+@routes.get("/api/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    page = await _client(request).list(**bodies.list_arguments(request.query))
+    return json_response(page.as_json())
+
+
+@routes.get("/api/jobs/{job_id}")
+async def show(request: web.Request) -> web.Response:
+    client = _client(request)
+    job = await client.get(_job_id(request))
+    return json_response(job_document(job, await client.history(job.id)))
+
+
+def _result_response(result: RequestResult) -> web.Response:
+    """200 when applied; 404 for no such job; 409 when the state table refused it,
+    with the state that refused it."""
+    doc = asdict(result)
+    if result.ok:
+        return json_response(doc)
+    if result.state is None:
+        return error_response(404, result.message, doc)
+    return error_response(409, result.message, doc)
+
+
+async def _request(request: web.Request, action: str, **changes: Any) -> web.Response:
+    [result] = await _client(request).request(action, [_job_id(request)], **changes)
+    return _result_response(result)
+
+
+@routes.patch("/api/jobs/{job_id}")
+async def update(request: web.Request) -> web.Response:
+    return await _request(request, "update", **bodies.update_arguments(await _body(request)))
+
+
+@routes.delete("/api/jobs/{job_id}")
+async def delete(request: web.Request) -> web.Response:
+    return await _request(request, "delete")
+
+
+@routes.post("/api/jobs/{job_id}/{action:pause|resume|cancel|retry}")
+async def job_action(request: web.Request) -> web.Response:
+    return await _request(request, request.match_info["action"])
+
+
+@routes.post("/api/tasks/{task}/{action:pause|resume}")
+async def task_action(request: web.Request) -> web.Response:
+    """Hold or release every job of a task, on every daemon."""
+    client, task = _client(request), request.match_info["task"]
+    if request.match_info["action"] == "pause":
+        changed = await client.pause_task(task)
+    else:
+        changed = await client.resume_task(task)
+    return json_response({"task": task, "changed": changed})
+
+
+@routes.post("/api/maintenance")
+async def maintenance_on(request: web.Request) -> web.Response:
+    """Maintenance mode: no daemon claims anything; running jobs finish."""
+    changed = await _client(request).pause_all()
+    return json_response({"task": ":all", "changed": changed})
+
+
+@routes.delete("/api/maintenance")
+async def maintenance_off(request: web.Request) -> web.Response:
+    changed = await _client(request).resume_all()
+    return json_response({"task": ":all", "changed": changed})
+
+
+@routes.get("/api/status")
+async def status(request: web.Request) -> web.Response:
+    return json_response(await status_of(_client(request)))
+
+
+@routes.get("/api/cron")
+async def cron(request: web.Request) -> web.Response:
+    return json_response(await cron_documents(request.app[SETTINGS]))
+
+
+@routes.get("/api/throughput")
+async def throughput(request: web.Request) -> web.Response:
+    minutes = bodies.minutes_argument(request.query)
+    return json_response(await throughput_of(_client(request), minutes))

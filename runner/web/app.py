@@ -1,0 +1,81 @@
+"""The aiohttp application: the API's routes, the dashboard's (when present), one
+Client for the process, and the middleware every request passes through (token
+rules, errors as JSON, headers that keep a browser from treating data as a page).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from runner.client import Client
+from runner.config import Settings
+from runner.web.api import CLIENT, SETTINGS, routes
+from runner.web.auth import TokenPolicy, is_loopback, split_listen
+from runner.web.errors import http_error_response, response_for
+
+ClientFactory = Callable[[Settings], Awaitable[Client]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+POLICY = web.AppKey("policy", TokenPolicy)
+MAX_BODY = 64 * 1024 * 1024  # a batch of jobs; each job's payload is checked on its own
+_HEADERS = {
+    "X-Content-Type-Options": "nosniff",  # JSON is never sniffed into HTML
+    "Cache-Control": "no-store",  # job data stays out of shared caches
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Token rules for the API, runner's errors and aiohttp's refusals as JSON, and
+    the safety headers on every response."""
+    try:
+        if request.path.startswith("/api/") or request.path == "/api":
+            request.app[POLICY].check(request.method, request.headers.get("Authorization"))
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = http_error_response(exc)
+    except Exception as exc:
+        mapped = response_for(exc)
+        if mapped is None:
+            raise
+        response = mapped
+    response.headers.update(_HEADERS)
+    return response
+
+
+def _dashboard() -> Callable[[web.Application], None] | None:
+    """The dashboard's routes (runner/web/pages.py), once that module exists."""
+    if importlib.util.find_spec("runner.web.pages") is None:
+        return None
+    from runner.web.pages import add_dashboard_routes  # noqa: PLC0415  # optional until it lands
+
+    return add_dashboard_routes  # type: ignore[no-any-return, unused-ignore]  # typed once it exists
+
+
+def make_app(settings: Settings, client_factory: ClientFactory = Client.connect) -> web.Application:
+    """The application for `settings`; `client_factory` makes the one Client it uses
+    (at startup, closed at cleanup), so tests can hand in their own servers."""
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    host, _ = split_listen(settings.web_listen)
+    app[POLICY] = TokenPolicy(settings.web_token, is_loopback(host))
+
+    async def client_context(app: web.Application) -> AsyncIterator[None]:
+        app[CLIENT] = await client_factory(settings)
+        try:
+            yield
+        finally:
+            await app[CLIENT].close()
+
+    app.cleanup_ctx.append(client_context)
+    app.add_routes(routes)
+    add_dashboard = _dashboard()
+    if add_dashboard is not None:
+        add_dashboard(app)
+    return app

@@ -1,0 +1,89 @@
+"""Who may call the API: a bearer token, and where the server listens.
+
+Mutating requests (POST, PATCH, DELETE) always need the token. Reads need it too
+once the server listens beyond loopback, where anyone on the network could read
+job data. The token travels only in the Authorization header, never in a cookie,
+so a page on another site cannot make a browser send it: that is the whole CSRF
+defence, and it needs no form tokens.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass
+
+from runner.errors import RunnerError, UsageError
+
+MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+NO_TOKEN = (
+    "this server has no token configured, so it refuses every change: set [web] token "
+    "in the config (at least 16 characters) or RUNNER_WEB_TOKEN, restart `runner web`, "
+    "and send it as 'Authorization: Bearer <token>'"
+)
+
+
+class AuthError(RunnerError):
+    """A request without the right token: 401 when none was sent, 403 when it is wrong
+    (or the server has none to compare with)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+def check_listen(text: str, name: str) -> str:
+    """`text` if it is "host:port" (or "[v6]:port"), else a UsageError naming `name`."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"{name}: must be HOST:PORT, e.g. 127.0.0.1:8080, got {text!r}")
+    return text
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """("host", port) of a "host:port" or "[v6]:port" (config.py checked the shape)."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`: "localhost" or a loopback address.
+    Anything else (0.0.0.0, a LAN address, a name) counts as the network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """The token rules of one server: its token (None: none configured) and whether it
+    listens on loopback only."""
+
+    token: str | None
+    loopback: bool
+
+    def check(self, method: str, authorization: str | None) -> None:
+        """Raise AuthError unless a request with this method and Authorization header
+        may proceed. A token sent with a read is checked even where reads need none,
+        so a client with a stale token learns it at once."""
+        needed = method in MUTATING or not self.loopback
+        if authorization is None:
+            if not needed:
+                return
+            if self.token is None:
+                raise AuthError(403, NO_TOKEN)
+            raise AuthError(
+                401,
+                "this request needs the token: send 'Authorization: Bearer <token>' "
+                "([web] token in the config, or RUNNER_WEB_TOKEN)",
+            )
+        if self.token is None:
+            raise AuthError(403, NO_TOKEN)
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise AuthError(401, "the Authorization header must be 'Bearer <token>'")
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise AuthError(403, "wrong token")

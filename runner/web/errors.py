@@ -1,0 +1,63 @@
+"""What each error becomes over HTTP: one table, a status and a JSON body.
+
+The message is the one the CLI prints for the same error, so a person reading
+either learns the same thing; a refusal also carries the job's state, so a script
+can act on it without parsing the sentence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from runner.errors import (
+    JobNotFound,
+    RequestRefused,
+    RunnerError,
+    StoreError,
+    StoreUnavailable,
+    UnknownTask,
+    UsageError,
+)
+from runner.redact import redact_text
+from runner.web.auth import AuthError
+from runner.web.output import json_response
+
+# The first match wins, so subclasses come before their base (as in cli.py).
+STATUSES: tuple[tuple[type[Exception], int, str], ...] = (
+    (UnknownTask, 422, ""),
+    (UsageError, 400, ""),
+    (JobNotFound, 404, ""),
+    (RequestRefused, 409, ""),
+    (StoreUnavailable, 503, "cannot reach a server: "),
+    (StoreError, 500, ""),
+    (RunnerError, 500, ""),
+)
+
+
+def error_response(status: int, error: str, extra: dict[str, Any] | None = None) -> web.Response:
+    return json_response({"error": error, **(extra or {})}, status=status)
+
+
+def response_for(exc: Exception) -> web.Response | None:
+    """The response for one of runner's errors; None for anything else (a bug, which
+    aiohttp reports as a 500 and logs with its traceback)."""
+    if isinstance(exc, AuthError):
+        return error_response(exc.status, str(exc))
+    for kind, status, prefix in STATUSES:
+        if isinstance(exc, kind):
+            extra = {"state": exc.state} if isinstance(exc, RequestRefused) else {}
+            return error_response(status, f"{prefix}{redact_text(str(exc))}", extra)
+    return None
+
+
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no such route, wrong method, a body too large) as JSON
+    with the same status, for clients that always parse the body."""
+    reasons = {
+        404: "no such route; the API lives under /api (e.g. GET /api/status)",
+        405: f"{exc.reason}: this route does not take that method",
+        413: "the request body is too large",
+    }
+    return error_response(exc.status, reasons.get(exc.status, exc.reason))
