@@ -12,6 +12,7 @@ import pytest
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 RUNNER_BIN = Path(sys.executable).parent / "runner"
+UNITS = ["runner.service", "runner@.service", "runner-web.service"]
 
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
@@ -28,7 +29,7 @@ def _installed_copy(unit: str, tmp_path: Path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("unit", ["runner.service", "runner@.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_units_verify_cleanly(unit: str, tmp_path: Path) -> None:
     """No warning at all from `systemd-analyze verify`."""
     path = _installed_copy(unit, tmp_path)
@@ -39,7 +40,7 @@ def test_units_verify_cleanly(unit: str, tmp_path: Path) -> None:
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
-@pytest.mark.parametrize("unit", ["runner.service", "runner@.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_exposure_score_is_at_most_1_5(unit: str) -> None:
     """`systemd-analyze security --offline=yes` rates the sandbox 1.5 or lower."""
     done = _analyze("security", "--offline=yes", str(SYSTEMD / unit))
