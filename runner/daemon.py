@@ -196,7 +196,7 @@ class Daemon:
             return
         if state == "cancelled":
             if self.metrics is not None:  # its message was missed: counted here instead
-                self.metrics.cancelled(job.task)
+                self.metrics.cancelled(job.task, job_id, attempt)
             self._stop_work(job, "job cancelled by request")
             return
         log.warning(
@@ -217,8 +217,8 @@ class Daemon:
         if owner != self.id or not isinstance(job_id, str):
             return
         job = self.active.get(job_id)
-        if self.metrics is not None:  # the script cancelled it: counted once, by its owner
-            self.metrics.cancelled(job.task if job is not None else UNKNOWN_TASK)
+        if self.metrics is not None and isinstance(attempt, int):  # counted by its owner
+            self.metrics.cancelled(job.task if job else UNKNOWN_TASK, job_id, attempt)
         if job is not None and job.attempt == attempt and job_id not in self._ended:
             self._stop_work(job, "job cancelled by request")
             return

@@ -12,6 +12,7 @@ scrape costs the same with a thousand jobs or a billion.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
@@ -34,6 +35,7 @@ UNKNOWN_TASK = "(unknown)"
 # The finish script's action -> the outcome label.
 _ACTION_OUTCOME = {"succeed": "succeeded", "fail": "failed", "retry_later": "retrying"}
 
+CANCEL_MEMORY_S = 300.0  # a cancel seen twice (message and lease renewal) within this counts once
 PoolReader = Callable[[], Mapping[str, tuple[int, int]]]  # kind -> (running, free slots)
 
 
@@ -115,6 +117,7 @@ class Metrics:
     def __init__(self, daemon: str, version: str, pools: PoolReader = dict) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._tasks: dict[str, _TaskStats] = {}
+        self._cancels: dict[tuple[str, int], float] = {}  # (job id, attempt) -> when counted
         self.registry.register(_JobCollector(self._tasks, pools))
         r = self.registry
         self.due = Gauge("runner_due_jobs", "Jobs due now in Redis, by kind (all daemons).",
@@ -183,7 +186,15 @@ class Metrics:
         if outcome == "retrying":
             stats.retries += 1
 
-    def cancelled(self, task: str) -> None:
+    def cancelled(self, task: str, job_id: str, attempt: int) -> None:
+        """A running attempt cancelled by request. Its owner learns it from the cancel
+        message or from a lease renewal, whichever comes first, and maybe both."""
+        now = time.monotonic()
+        if len(self._cancels) > 1000:
+            self._cancels = {k: t for k, t in self._cancels.items() if now - t < CANCEL_MEMORY_S}
+        if (job_id, attempt) in self._cancels:
+            return
+        self._cancels[(job_id, attempt)] = now
         self._stats(task).finished["cancelled"] += 1
 
     def set_aside(self) -> None:
