@@ -2,9 +2,10 @@
 
 Order: runner throughput, arq throughput, runner lateness, arq lateness, then
 listing at a million jobs (bench/listing.py, a database of its own), then cancel
-of running jobs (bench/cancel.py); each phase uses its own key prefix or queue on
-the shared servers. Prints a table, writes bench/results.json, and exits 1 when a
-target is missed.
+of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
+/metrics scrape time at a million jobs, no-op throughput on vs off); each phase
+uses its own key prefix or queue on the shared servers. Prints a table, writes
+bench/results.json, and exits 1 when a target is missed.
 
     .venv/bin/python -m bench.run --peer-python .bench-venv/bin/python
     .venv/bin/python -m bench.run --runner-only --profile /tmp/runner.json  # engine work
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import cancel, cancel_report, listing, runner_side
+from bench import cancel, cancel_report, listing, metrics, runner_side
 from bench.peer import Peer
 from bench.plan import Plan
 from bench.report import Figures, render
@@ -46,6 +47,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cancel-tries", type=int, default=cancel.TRIES, help="cancels a job kind (0: skip them)"
     )
+    parser.add_argument(
+        "--metrics-rows", type=int, default=metrics.ROWS,
+        help="jobs in runner_jobs while /metrics is scraped (0: skip the metrics phase)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
         "--profile", metavar="FILE",
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.cancel_tries
             else None
         )
+        rows = args.metrics_rows
+        measured = metrics.measure(servers, folder, rows) if rows else None
         ok = True
     finally:
         servers.stop()
@@ -116,10 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     if cancels is not None:
         print(f"\n{cancel_report.render(cancels)}")
         results["cancel"] = cancels.as_json()
+    if measured is not None:
+        print(f"\n{metrics.render(measured)}")
+        results["metrics"] = measured.as_json()
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.out}")
     met = [*figures.targets().values(), *(listed.targets().values() if listed else ())]
     met += cancels.targets().values() if cancels else ()
+    met += measured.targets().values() if measured else ()
     return 0 if all(met) else 1
 
 
