@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_VENV ?= .bench-venv
 
-.PHONY: run test lint bench clean systemd-analyze chaos debian-servers promtool chromium
+.PHONY: run test lint bench clean systemd-analyze chaos debian-servers screenshots promtool chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(STAMP)
 
 test: $(STAMP) systemd-analyze debian-servers promtool chromium
 	$(BIN)/pytest
+
+# The README's screenshots of the dashboard, taken by its browser test.
+screenshots: $(STAMP) chromium
+	RUNNER_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/web/test_dashboard.py
 
 # The chaos suite's long runs: several daemons on one Redis and one Postgres under
 # load, kills, outages and bad data (tests/chaos; the short runs are part of `test`).

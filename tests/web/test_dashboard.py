@@ -3,8 +3,9 @@
 Everything is the real thing: the session's Redis and PostgreSQL, a daemon
 process running the jobs, `python -m runner web` serving the API and the page,
 and Chromium driven over the DevTools protocol with real clicks. The test also
-writes the screenshots the README shows (docs/screenshots, or the directory in
-RUNNER_SCREENSHOTS).
+takes a screenshot of each page: into the test's own folder, or, with
+RUNNER_SCREENSHOTS set (`make screenshots`), into that folder: the README's come
+from there.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from tests.daemon.process import DaemonProcess, cli, wait_for_history
 from tests.web.browser import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = Path(os.environ.get("RUNNER_SCREENSHOTS") or ROOT / "docs" / "screenshots")
 TOKEN = "dashboard-test-token-0123456789"
 XSS = "<script>window.pwned=1</script>"
 STATES = ("scheduled", "running", "retrying", "paused", "succeeded", "failed", "cancelled")
@@ -164,12 +164,13 @@ async def _sleep(seconds: float) -> None:
 
 async def test_dashboard_shows_the_system_and_acts_on_it(
     config: Path, daemon: DaemonProcess, web_url: str, browser: Browser, client: Client,
-    pg: PgStore,
+    pg: PgStore, tmp_path: Path,
 ) -> None:  # fmt: skip
     """The overview's counts equal `runner status --json`; a job's args holding a
     script show as text and run nothing; a request without the token is refused
     (401) and the page says so; with the token, Cancel on a running job ends it
     cancelled in Redis and on the page. Screenshots of each page are written."""
+    shots = Path(os.environ.get("RUNNER_SCREENSHOTS") or tmp_path)
     done = [await client.enqueue("echo", args=[i]) for i in range(4)]
     xss = await client.enqueue("echo", args=[XSS], kwargs={"note": "<b>bold?</b>"})
     running = await client.enqueue("sleep_async", args=[30])
@@ -188,12 +189,12 @@ async def test_dashboard_shows_the_system_and_acts_on_it(
     # (the every-minute schedule may add an echo job meanwhile)
     assert int(expected["state:succeeded"]) >= 5 and expected["running"] == "1"
     await browser.wait_for("document.querySelectorAll('svg.chart rect').length > 0")
-    await browser.screenshot(SHOTS / "overview.png")
+    await browser.screenshot(shots / "overview.png")
 
     # Job list: every job, linked.
     await browser.goto(f"{web_url}#/jobs")
     await browser.wait_for(f"!!document.querySelector('a[href=\"#/jobs/{running}\"]')")
-    await browser.screenshot(SHOTS / "jobs.png")
+    await browser.screenshot(shots / "jobs.png")
 
     # A script in args is shown as text and never runs.
     await browser.goto(f"{web_url}#/jobs/{xss}")
@@ -238,11 +239,11 @@ async def test_dashboard_shows_the_system_and_acts_on_it(
     await browser.wait_for(
         "[...document.querySelectorAll('ol.timeline li')].at(-1)?.className === 's-cancelled'"
     )
-    await browser.screenshot(SHOTS / "job.png")
+    await browser.screenshot(shots / "job.png")
 
     # Cron: every schedule with its next fires.
     await browser.goto(f"{web_url}#/cron")
     await browser.wait_for("document.body.innerText.includes('nightly')")
-    await browser.screenshot(SHOTS / "cron.png")
+    await browser.screenshot(shots / "cron.png")
 
     assert browser.errors == []
