@@ -20,12 +20,14 @@ from runner.errors import UsageError
 from runner.jobs import EnqueueResult
 from runner.show import job_document
 from runner.web import bodies
+from runner.web.counts import TaskCounts
 from runner.web.errors import error_response
 from runner.web.output import json_response
 from runner.web.views import status_of, throughput_of
 
 CLIENT = web.AppKey("client", Client)
 SETTINGS = web.AppKey("settings", Settings)
+COUNTS = web.AppKey("counts", TaskCounts)
 JOB_ACTIONS = ("pause", "resume", "cancel", "retry")
 
 routes = web.RouteTableDef()
@@ -141,7 +143,7 @@ async def maintenance_off(request: web.Request) -> web.Response:
 
 @routes.get("/api/status")
 async def status(request: web.Request) -> web.Response:
-    return json_response(await status_of(_client(request)))
+    return json_response(await status_of(_client(request), request.app[COUNTS]))
 
 
 @routes.get("/api/cron")

@@ -1,20 +1,21 @@
-"""The aiohttp application: the API's routes, the dashboard's (when present), one
+"""The aiohttp application: the API's routes, the dashboard's, one
 Client for the process, and the middleware every request passes through (token
 rules, errors as JSON, headers that keep a browser from treating data as a page).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from runner.client import Client
 from runner.config import Settings
-from runner.web.api import CLIENT, SETTINGS, routes
+from runner.web.api import CLIENT, COUNTS, SETTINGS, routes
 from runner.web.auth import TokenPolicy, is_loopback, split_listen
 from runner.web.errors import http_error_response, response_for
+from runner.web.pages import add_dashboard_routes
+from runner.web.views import task_counter
 
 ClientFactory = Callable[[Settings], Awaitable[Client]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,15 +50,6 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def _dashboard() -> Callable[[web.Application], None] | None:
-    """The dashboard's routes (runner/web/pages.py), once that module exists."""
-    if importlib.util.find_spec("runner.web.pages") is None:
-        return None
-    from runner.web.pages import add_dashboard_routes  # noqa: PLC0415  # optional until it lands
-
-    return add_dashboard_routes  # type: ignore[no-any-return, unused-ignore]  # typed once it exists
-
-
 def make_app(settings: Settings, client_factory: ClientFactory = Client.connect) -> web.Application:
     """The application for `settings`; `client_factory` makes the one Client it uses
     (at startup, closed at cleanup), so tests can hand in their own servers."""
@@ -68,14 +60,14 @@ def make_app(settings: Settings, client_factory: ClientFactory = Client.connect)
 
     async def client_context(app: web.Application) -> AsyncIterator[None]:
         app[CLIENT] = await client_factory(settings)
+        app[COUNTS] = task_counter(app[CLIENT])
         try:
             yield
         finally:
+            await app[COUNTS].close()
             await app[CLIENT].close()
 
     app.cleanup_ctx.append(client_context)
     app.add_routes(routes)
-    add_dashboard = _dashboard()
-    if add_dashboard is not None:
-        add_dashboard(app)
+    add_dashboard_routes(app)
     return app

@@ -3,7 +3,8 @@
 `runner status` builds its document with a client of its own (runner.status); a
 server answering the dashboard every few seconds must not open a Redis connection
 and a Postgres pool per request, so the same document is built here from the
-process's client, with the same store calls and the same shape.
+process's client, with the same store calls and the same shape; its counts per
+task and state are kept between requests (counts.py).
 """
 
 from __future__ import annotations
@@ -16,17 +17,34 @@ from runner.errors import UsageError
 from runner.jobs import rfc3339
 from runner.store.pg_status import per_state, task_state_counts
 from runner.store.pg_throughput import throughput
+from runner.web.counts import TaskCounts
 
 
-async def status_of(client: Client) -> dict[str, Any]:
-    """The `runner status --json` document."""
+def task_counter(client: Client) -> TaskCounts:
+    """The kept per-task counts (counts.py), read through the client's Postgres."""
+
+    async def count() -> dict[str, dict[str, int]]:
+        pg = await client.history_store()
+        return await task_state_counts(pg.pool) if pg else {}
+
+    return TaskCounts(count)
+
+
+async def status_of(client: Client, counts: TaskCounts) -> dict[str, Any]:
+    """The `runner status --json` document, with `counted_at`: when the per-task and
+    per-state counts (from Postgres, kept a few seconds at most) were taken."""
     now = client.clock.now_ms()
     # A live daemon renews every third of a lease: two leases of silence is dead.
     alive_since = now - int(2 * client.settings.lease_ttl * 1000)
     live = await client.store.overview(now, alive_since)
-    pg = await client.history_store()
-    tasks = await task_state_counts(pg.pool) if pg else {}
-    return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **live}
+    tasks, counted_at = await counts.get()
+    return {
+        "at": rfc3339(now),
+        "states": per_state(tasks),
+        "tasks": tasks,
+        "counted_at": rfc3339(int(counted_at * 1000)),
+        **live,
+    }
 
 
 async def throughput_of(client: Client, minutes: int) -> dict[str, Any]:
