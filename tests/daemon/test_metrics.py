@@ -92,23 +92,24 @@ async def test_refreshed_gauges_show_the_due_backlog_and_servers_up(
     tmp_path: Path, servers: Servers, database_url: str, prefix: str, redis: Redis,
     pg: PgStore, spawn: Callable[..., DaemonProcess],
 ) -> None:  # fmt: skip
-    """Due jobs of a paused task, the oldest lag, store_up and loop lag come from the
+    """Due jobs in maintenance mode, the oldest lag, store_up and loop lag come from the
     periodic refresh (never the scrape)."""
     urls = {"redis_url": servers.redis_url, "database_url": database_url, "prefix": prefix}
     _, (port,) = spawn_daemons(spawn, tmp_path, 1, **urls)
     config = tmp_path / "d0.toml"
-    assert cli("pause", "--task", "noop", config=config).returncode == 0
+    assert cli("pause", "--all", config=config).returncode == 0  # nothing is claimed
     client = Client(load_settings(config, env={}), redis, pg)
     await client.enqueue_many([client.new_job("noop") for _ in range(7)])
     for _ in range(60):
         text = (await scrape(port))[1]
-        if total(text, "runner_store_up", server="postgres") == 1 and total(
-            text, "runner_oldest_due_lag_seconds"
-        ):
+        if total(text, "runner_due_jobs", kind="async") == 7:
             break
         await asyncio.sleep(0.1)
     values = samples(text)
+    assert total(text, "runner_due_jobs", kind="async") == 7
+    assert total(text, "runner_oldest_due_lag_seconds") > 0
     assert total(text, "runner_store_up", server="redis") == 1
+    assert total(text, "runner_store_up", server="postgres") == 1
     assert ("runner_event_loop_lag_seconds", ()) in values
     assert total(text, "runner_recorder_backlog_entries") >= 0
 
