@@ -199,6 +199,10 @@ class Client:
         """Enqueue many jobs made with new_job() in one round trip."""
         return [r.id for r in await self._submit(jobs)]
 
+    async def enqueue_many_results(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Like enqueue_many(), with whether each job was created (see enqueue_result)."""
+        return await self._submit(jobs)
+
     async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Enqueue in Redis the jobs whose id is free. Redis forgets a finished job
         (after `keep_finished`, once Postgres recorded it), so a chosen id is also

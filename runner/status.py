@@ -24,13 +24,25 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 async def status_document(settings: Settings) -> dict[str, Any]:
     async with await Client.connect(settings) as client:
-        now = client.clock.now_ms()
-        # A live daemon renews every third of a lease: two leases of silence is dead.
-        alive_since = now - int(2 * settings.lease_ttl * 1000)
-        live = await client.store.overview(now, alive_since)
-        pg = await client.history_store()
-        tasks = await task_state_counts(pg.pool) if pg else {}
-    return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **live}
+        return await status_of(client, await counted_now(client))
+
+
+async def counted_now(client: Client) -> dict[str, dict[str, int]]:
+    """Jobs per task and state, counted in Postgres now (a scan of runner_jobs)."""
+    pg = await client.history_store()
+    return await task_state_counts(pg.pool) if pg else {}
+
+
+async def status_of(
+    client: Client, tasks: dict[str, dict[str, int]], **extra: Any
+) -> dict[str, Any]:
+    """The status document from the live figures in Redis and `tasks`, the counts per
+    task and state from Postgres (counted now, or kept a while by `runner web`)."""
+    now = client.clock.now_ms()
+    # A live daemon renews every third of a lease: two leases of silence is dead.
+    alive_since = now - int(2 * client.settings.lease_ttl * 1000)
+    live = await client.store.overview(now, alive_since)
+    return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **extra, **live}
 
 
 def render(doc: dict[str, Any], as_json: bool) -> str:

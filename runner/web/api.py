@@ -23,7 +23,7 @@ from runner.web import bodies
 from runner.web.counts import TaskCounts
 from runner.web.errors import error_response
 from runner.web.output import json_response
-from runner.web.views import status_of, throughput_of
+from runner.web.views import status_of_web, throughput_of
 
 CLIENT = web.AppKey("client", Client)
 SETTINGS = web.AppKey("settings", Settings)
@@ -69,7 +69,7 @@ async def enqueue_batch(request: web.Request) -> web.Response:
         except UsageError as exc:
             exc.args = (f"jobs[{i}]: {exc}",)  # keeps its class: an unknown task stays a 422
             raise
-    results = await client._submit(jobs)  # enqueue_many() drops created/state
+    results = await client.enqueue_many_results(jobs)
     return json_response({"jobs": [_created(result) for result in results]}, status=201)
 
 
@@ -143,7 +143,7 @@ async def maintenance_off(request: web.Request) -> web.Response:
 
 @routes.get("/api/status")
 async def status(request: web.Request) -> web.Response:
-    return json_response(await status_of(_client(request), request.app[COUNTS]))
+    return json_response(await status_of_web(_client(request), request.app[COUNTS]))
 
 
 @routes.get("/api/cron")

@@ -15,36 +15,21 @@ from typing import Any
 from runner.client import Client
 from runner.errors import UsageError
 from runner.jobs import rfc3339
-from runner.store.pg_status import per_state, task_state_counts
+from runner.status import counted_now, status_of
 from runner.store.pg_throughput import throughput
 from runner.web.counts import TaskCounts
 
 
 def task_counter(client: Client) -> TaskCounts:
     """The kept per-task counts (counts.py), read through the client's Postgres."""
-
-    async def count() -> dict[str, dict[str, int]]:
-        pg = await client.history_store()
-        return await task_state_counts(pg.pool) if pg else {}
-
-    return TaskCounts(count)
+    return TaskCounts(lambda: counted_now(client))
 
 
-async def status_of(client: Client, counts: TaskCounts) -> dict[str, Any]:
+async def status_of_web(client: Client, counts: TaskCounts) -> dict[str, Any]:
     """The `runner status --json` document, with `counted_at`: when the per-task and
     per-state counts (from Postgres, kept a few seconds at most) were taken."""
-    now = client.clock.now_ms()
-    # A live daemon renews every third of a lease: two leases of silence is dead.
-    alive_since = now - int(2 * client.settings.lease_ttl * 1000)
-    live = await client.store.overview(now, alive_since)
     tasks, counted_at = await counts.get()
-    return {
-        "at": rfc3339(now),
-        "states": per_state(tasks),
-        "tasks": tasks,
-        "counted_at": rfc3339(int(counted_at * 1000)),
-        **live,
-    }
+    return await status_of(client, tasks, counted_at=rfc3339(int(counted_at * 1000)))
 
 
 async def throughput_of(client: Client, minutes: int) -> dict[str, Any]:
