@@ -22,6 +22,7 @@ NEEDS_RESTART = (
     "embedded_dir",
     "log_file",
     "log_format",
+    "metrics_listen",  # the endpoint is bound at start
 )
 _IGNORED = ("source",)
 
