@@ -14,13 +14,14 @@ bench/results.json, and exits 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import cancel, cancel_report, listing, metrics, runner_side
+from bench import cancel, cancel_report, listing, metrics, runner_side, web_overview
 from bench.peer import Peer
 from bench.plan import Plan
 from bench.report import Figures, render
@@ -46,6 +47,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cancel-tries", type=int, default=cancel.TRIES, help="cancels a job kind (0: skip them)"
+    )
+    parser.add_argument(
+        "--web-rows",
+        type=int,
+        default=web_overview.ROWS,
+        help="jobs in runner_jobs while the dashboard's overview is timed (0: skip it)",
     )
     parser.add_argument(
         "--metrics-rows", type=int, default=metrics.ROWS,
@@ -107,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows = args.metrics_rows
         measured = metrics.measure(servers, folder, rows) if rows else None
+        web = asyncio.run(web_overview.phase(servers, args.web_rows)) if args.web_rows else None
         ok = True
     finally:
         servers.stop()
@@ -126,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     if measured is not None:
         print(f"\n{metrics.render(measured)}")
         results["metrics"] = measured.as_json()
+    web_ok = True
+    if web is not None:
+        web_text, web_ok = web_overview.render(web, args.web_rows)
+        print(f"\n{web_text}")
+        results["web_overview"] = web
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.out}")
     met = [*figures.targets().values(), *(listed.targets().values() if listed else ())]
     met += cancels.targets().values() if cancels else ()
     met += measured.targets().values() if measured else ()
-    return 0 if all(met) else 1
+    return 0 if all(met) and web_ok else 1
 
 
 if __name__ == "__main__":
