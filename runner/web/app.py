@@ -12,7 +12,7 @@ from aiohttp import web
 from runner.client import Client
 from runner.config import Settings
 from runner.web.api import CLIENT, COUNTS, SETTINGS, routes
-from runner.web.auth import TokenPolicy, is_loopback, split_listen
+from runner.web.auth import TokenPolicy, check_host, is_loopback, split_listen
 from runner.web.errors import http_error_response, response_for
 from runner.web.pages import add_dashboard_routes
 from runner.web.views import task_counter
@@ -31,11 +31,13 @@ _HEADERS = {
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token rules for the API, runner's errors and aiohttp's refusals as JSON, and
-    the safety headers on every response."""
+    """Only loopback names on a loopback server, token rules for the API, runner's
+    errors and aiohttp's refusals as JSON, and the safety headers on every response."""
     try:
+        policy = request.app[POLICY]
+        check_host(policy.loopback, request.headers.get("Host"))
         if request.path.startswith("/api/") or request.path == "/api":
-            request.app[POLICY].check(request.method, request.headers.get("Authorization"))
+            policy.check(request.method, request.headers.get("Authorization"))
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:

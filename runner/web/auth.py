@@ -57,6 +57,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def host_of(header: str | None) -> str:
+    """The host of a Host header ("localhost:8080" -> "localhost", "[::1]:80" -> "::1")."""
+    if not header:
+        return ""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def check_host(loopback: bool, header: str | None) -> None:
+    """On loopback, reads need no token, so a page on another site must not reach this
+    server by pointing its own name at 127.0.0.1 (DNS rebinding): the Host a browser
+    sends then names that site. Only loopback names are answered there."""
+    if loopback and not is_loopback(host_of(header)):
+        raise AuthError(
+            403,
+            f"this server listens on loopback and answers only for localhost, 127.0.0.1 or "
+            f"[::1], not for Host {header!r}; bind [web] listen to another address (with "
+            "a token) to serve other names",
+        )
+
+
 @dataclass(frozen=True)
 class TokenPolicy:
     """The token rules of one server: its token (None: none configured) and whether it

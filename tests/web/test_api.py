@@ -221,6 +221,18 @@ async def test_token_rules_on_loopback(api: Api) -> None:
     assert (await api.get("/api/status", headers=wrong)).status == 403
 
 
+async def test_a_loopback_server_answers_only_loopback_names(api: Api) -> None:
+    """Reads on loopback need no token, so another site's name pointed at 127.0.0.1
+    (DNS rebinding) must get nothing: only localhost, 127.0.0.1 and [::1] are served."""
+    for host in ("localhost:8080", "127.0.0.1", "[::1]:8080"):
+        assert (await api.get("/api/status", headers={"Host": host})).status == 200, host
+    for host in ("evil.example", "evil.example:8080", "127.0.0.1.evil.example"):
+        response = await api.get("/api/status", headers={"Host": host})
+        assert response.status == 403, host
+        assert "answers only for localhost" in (await response.json())["error"]
+    assert (await api.get("/", headers={"Host": "evil.example"})).status == 403
+
+
 async def test_reads_need_the_token_beyond_loopback(serve: Serve) -> None:
     """An app listening on a network address refuses reads without the token."""
     api = await serve(web_listen="0.0.0.0:8080")
