@@ -193,6 +193,12 @@ def _listen(value: Any) -> str:
     return text
 
 
+def split_listen(listen: str) -> tuple[str, int]:
+    """(host, port) of a "host:port" or "[v6]:port" that _listen accepted."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def _secret(value: Any) -> str:
     if not isinstance(value, str) or len(value) < 16:
         raise ValueError("must be a string of at least 16 characters (the value is not shown)")

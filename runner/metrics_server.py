@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from runner.clock import Clock
+from runner.config import split_listen
 from runner.logs import get_logger
 from runner.metrics import Metrics
 from runner.store.gauges import read_queue_gauges
@@ -28,12 +29,6 @@ log = get_logger()
 REFRESH_S = 2.0
 TICK_S = 0.1  # the loop-lag probe: a sleep this long that should end on time
 CHECK_TIMEOUT_S = 1.0
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """'host:port' or '[v6]:port' (validated by the config) -> (host, port)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def metrics_app(metrics: Metrics) -> web.Application:

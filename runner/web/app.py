@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from runner.client import Client
-from runner.config import Settings
+from runner.config import Settings, split_listen
 from runner.web.api import CLIENT, COUNTS, SETTINGS, routes
-from runner.web.auth import TokenPolicy, check_host, is_loopback, split_listen
+from runner.web.auth import TokenPolicy, check_host, is_loopback
 from runner.web.errors import http_error_response, response_for
 from runner.web.pages import add_dashboard_routes
 from runner.web.views import task_counter

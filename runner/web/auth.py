@@ -40,12 +40,6 @@ def check_listen(text: str, name: str) -> str:
     return text
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    """("host", port) of a "host:port" or "[v6]:port" (config.py checked the shape)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def is_loopback(host: str) -> bool:
     """Whether only this machine can reach `host`: "localhost" or a loopback address.
     Anything else (0.0.0.0, a LAN address, a name) counts as the network."""

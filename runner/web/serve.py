@@ -13,12 +13,12 @@ import signal
 import uvloop
 from aiohttp import web
 
-from runner.config import Settings
+from runner.config import Settings, split_listen
 from runner.errors import ConfigError
 from runner.logs import configure_logging, flush_logs, get_logger
 from runner.systemd import notify
 from runner.web.app import make_app
-from runner.web.auth import is_loopback, split_listen
+from runner.web.auth import is_loopback
 
 log = get_logger()
 SHUTDOWN_TIMEOUT = 10.0  # seconds for the requests in flight once a stop is asked
