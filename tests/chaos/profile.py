@@ -35,15 +35,15 @@ class Profile:
 
 
 SHORT = {
-    "steady": Profile(jobs=800, seconds=8),
-    "kill": Profile(jobs=1000, seconds=10, kills=(2, 3)),
-    "postgres": Profile(jobs=800, seconds=10, outages=2, outage_s=3),
-    "redis": Profile(jobs=800, seconds=9, outages=2, outage_s=1),
-    "pause": Profile(jobs=800, seconds=9, outages=2, outage_s=3),
-    "storm": Profile(jobs=2400, seconds=15),
-    "malformed": Profile(jobs=300, seconds=6, daemons=2),
-    "bad_tasks": Profile(jobs=200, seconds=4, daemons=2),
-    "control": Profile(jobs=10_000, seconds=10, daemons=2),
+    "steady": Profile(jobs=600, seconds=6),
+    "kill": Profile(jobs=800, seconds=8, kills=(2, 3)),
+    "postgres": Profile(jobs=600, seconds=8, outages=2, outage_s=2),
+    "redis": Profile(jobs=600, seconds=7, outages=2, outage_s=1),
+    "pause": Profile(jobs=600, seconds=7, outages=2, outage_s=2),
+    "storm": Profile(jobs=1800, seconds=11),
+    "malformed": Profile(jobs=300, seconds=5, daemons=2),
+    "bad_tasks": Profile(jobs=200, seconds=3, daemons=2),
+    "control": Profile(jobs=10_000, seconds=8, daemons=2),
 }
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),
