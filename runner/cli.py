@@ -283,7 +283,7 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 async def _task_request(client: Any, action: str, task: str | None) -> dict[str, Any]:
-    from runner.control import ALL_TASKS  # noqa: PLC0415
+    from runner.store.keys import ALL_TASKS  # noqa: PLC0415
 
     name = task or ALL_TASKS
     what = f"task {task}" if task else "every task (maintenance mode)"

@@ -26,14 +26,14 @@ from redis.asyncio import Redis
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
-from runner.control import ALL_TASKS, RequestResult, result_of, update_changes
+from runner.control import RequestResult, result_of, update_changes
 from runner.errors import JobNotFound, StoreUnavailable, UnknownTask, UsageError
 from runner.job_input import check_job_id, check_size, due_at_ms, encode_payload, known_id
 from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.listing import ListQuery, Page, list_jobs_live
 from runner.paging import DEFAULT_LIMIT
 from runner.states import REQUESTS, TERMINAL
-from runner.store.keys import Keys
+from runner.store.keys import ALL_TASKS, Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 

@@ -21,8 +21,6 @@ from runner.states import TRANSITIONS
 if TYPE_CHECKING:
     from runner.client import Client
 
-ALL_TASKS = ":all"  # the paused-tasks entry that stops every claim (maintenance mode)
-
 
 @dataclass(frozen=True)
 class RequestResult:

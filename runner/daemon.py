@@ -29,7 +29,6 @@ from runner import __version__
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings
 from runner.connections import Connections
-from runner.control import ALL_TASKS
 from runner.cpu_pool import CpuPool
 from runner.cron_service import CronService
 from runner.errors import ConfigError, StoreError
@@ -46,6 +45,7 @@ from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
 from runner.reload import NEEDS_RESTART, changed, load_new, restart_only
 from runner.resilience import report
+from runner.store.keys import ALL_TASKS
 from runner.store.overview import DaemonInfo
 from runner.systemd import notify
 from runner.tasks import TaskRegistry

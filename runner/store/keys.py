@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KINDS: tuple[str, ...] = ("async", "io", "cpu")
+ALL_TASKS = ":all"  # the paused-tasks entry that stops every claim (maintenance mode)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ from typing import Any, NamedTuple
 import orjson
 from redis.asyncio import Redis
 
-from runner.control import ALL_TASKS
 from runner.jobs import rfc3339
-from runner.store.keys import KINDS, Keys
+from runner.store.keys import ALL_TASKS, KINDS, Keys
 
 UNKNOWN_OWNER = "(unknown)"  # running jobs whose hash names no owner
 _MAX_TEXT = 200  # a longer host or version read back is cut: it was not a daemon's

@@ -7,7 +7,7 @@ size: claim, finish and renew are batched by their callers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -23,11 +23,12 @@ from runner.jobs import (
     Outcome,
     ReapedJob,
 )
-from runner.states import GOING, TERMINAL, TRANSITIONS, WAITING, State, states_argv, transition
+from runner.states import GOING, TERMINAL, TRANSITIONS, State, states_argv, transition
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
-from runner.store.keys import KINDS, Keys
+from runner.store.keys import ALL_TASKS, KINDS, Keys
 from runner.store.overview import DaemonInfo, read_overview
+from runner.store.request_store import RequestStore
 from runner.store.scripts import Scripts
 
 _CORE_FIELDS = {
@@ -84,7 +85,7 @@ def _json(value: str | None) -> Any:
         return value
 
 
-class RedisStore(EventStream):
+class RedisStore(EventStream, RequestStore):
     def __init__(self, redis: Redis, keys: Keys, keep_finished_ms: int = 0) -> None:
         self.redis = redis
         self.keys = keys
@@ -145,6 +146,7 @@ class RedisStore(EventStream):
                 _target("claim"),
                 *(limits.get(kind, 0) for kind in KINDS),
                 State.FAILED,
+                ALL_TASKS,
             ],
         )
         jobs = [
@@ -196,79 +198,6 @@ class RedisStore(EventStream):
             ],
         )
         return [int(r) for r in replies]
-
-    @on_redis
-    async def request(
-        self,
-        action: str,
-        job_ids: Sequence[str],
-        by: str,
-        now_ms: int,
-        changes: Mapping[str, Any] | None = None,
-    ) -> list[str]:
-        """Apply an operator's request (see states.REQUESTS) to jobs, atomically each
-        with its event; per job "ok:<state>", "refused:<state>", "missing" or
-        "malformed:<reason>"."""
-        step = transition(action)
-        replies: list[str] = await self.scripts.request(action)(
-            keys=[
-                *self.keys.due_all,
-                self.keys.leases,
-                self.keys.events,
-                self.keys.job_prefix,
-                self.keys.dead,
-                self.keys.held_prefix,
-            ],
-            args=[
-                now_ms,
-                by,
-                step.sources_argv,
-                step.target or "",
-                orjson.dumps(list(job_ids)).decode(),
-                self.keys.wake_channel,
-                self.keys.cancel_channel,
-                orjson.dumps(changes or {}).decode(),
-            ],
-        )
-        return replies
-
-    @on_redis
-    async def pause_task(self, task: str, by: str, now_ms: int) -> bool:
-        """Hold the task's jobs (":all": every job) on every daemon; False if it was
-        already paused."""
-        note = orjson.dumps({"by": by, "at": now_ms}).decode()
-        return bool(await self.redis.hsetnx(self.keys.paused, task, note))
-
-    @on_redis
-    async def resume_task(self, task: str, chunk: int = 5000) -> bool:
-        """Let the task's jobs run again, its held ones first; False if not paused."""
-        resumed = bool(await self.redis.hdel(self.keys.paused, task))
-        if task == ":all":
-            await self.redis.publish(self.keys.wake_channel, "resumed")
-            return resumed
-        while await self.scripts.release_held(
-            keys=[*self.keys.due_all, self.keys.held(task), self.keys.job_prefix],
-            args=[states_argv(WAITING), chunk, self.keys.wake_channel],
-        ):
-            pass
-        return resumed
-
-    @on_redis
-    async def paused_tasks(self) -> dict[str, dict[str, Any]]:
-        """Paused tasks (":all" for maintenance mode): who paused each and when (ms)."""
-        raw: dict[str, str] = await self.redis.hgetall(self.keys.paused)  # type: ignore[assignment]  # decode_responses=True
-        notes: dict[str, dict[str, Any]] = {}
-        for task, text in raw.items():
-            try:
-                note = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                note = None
-            notes[task] = note if isinstance(note, dict) else {"note": text}
-        return notes
-
-    @on_redis
-    async def held_count(self, task: str) -> int:
-        return int(await self.redis.zcard(self.keys.held(task)))
 
     @on_redis
     async def forget_recorded(self, jobs: Sequence[tuple[str, int]]) -> int:

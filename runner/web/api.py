@@ -19,6 +19,7 @@ from runner.cron_view import cron_documents
 from runner.errors import UsageError
 from runner.jobs import EnqueueResult
 from runner.show import job_document
+from runner.store.keys import ALL_TASKS
 from runner.web import bodies
 from runner.web.counts import TaskCounts
 from runner.web.errors import error_response
@@ -132,13 +133,13 @@ async def task_action(request: web.Request) -> web.Response:
 async def maintenance_on(request: web.Request) -> web.Response:
     """Maintenance mode: no daemon claims anything; running jobs finish."""
     changed = await _client(request).pause_all()
-    return json_response({"task": ":all", "changed": changed})
+    return json_response({"task": ALL_TASKS, "changed": changed})
 
 
 @routes.delete("/api/maintenance")
 async def maintenance_off(request: web.Request) -> web.Response:
     changed = await _client(request).resume_all()
-    return json_response({"task": ":all", "changed": changed})
+    return json_response({"task": ALL_TASKS, "changed": changed})
 
 
 @routes.get("/api/status")

@@ -14,10 +14,10 @@
 -- ARGV[6..8] how many async, io and cpu jobs to claim at most
 -- KEYS[8]     paused tasks hash ({prefix}:paused): task name (or ":all") -> who, when
 -- KEYS[9]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
--- ARGV[9] failed state (for a job set aside)
+-- ARGV[9] failed state (for a job set aside)   ARGV[10] the paused-tasks entry of maintenance mode
 -- A due job of a paused task is moved to its task's held set (scored by due time)
 -- instead of claimed: it stays due, and resuming the task puts it back. With
--- ":all" paused (maintenance), nothing is claimed and nothing is reported due, so
+-- ARGV[10] paused (maintenance), nothing is claimed and nothing is reported due, so
 -- daemons sleep until woken.
 -- Reply: {jobs, next_due, set_aside}
 --   jobs: flat list, 9 values a job: id, task, kind, attempt, max_attempts, args,
@@ -35,7 +35,7 @@ local listed = redis.call('HKEYS', KEYS[8])
 for i = 1, #listed do
     paused[listed[i]] = true
 end
-if paused[':all'] then
+if paused[ARGV[10]] then
     return {jobs, {'', '', ''}, set_aside}
 end
 
