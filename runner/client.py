@@ -23,17 +23,17 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from runner.client_control import ControlVerbs
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
-from runner.control import RequestResult, result_of, update_changes
 from runner.errors import JobNotFound, StoreUnavailable, UnknownTask, UsageError
-from runner.job_input import check_job_id, check_size, due_at_ms, encode_payload, known_id
+from runner.job_input import check_job_id, check_size, due_at_ms, encode_payload
 from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.listing import ListQuery, Page, list_jobs_live
 from runner.paging import DEFAULT_LIMIT
-from runner.states import REQUESTS, TERMINAL
-from runner.store.keys import ALL_TASKS, Keys
+from runner.states import TERMINAL
+from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 
@@ -79,7 +79,7 @@ def public_event(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class Client:
+class Client(ControlVerbs):
     def __init__(
         self,
         settings: Settings,
@@ -309,87 +309,6 @@ class Client:
             raise UsageError("this client has no Postgres connection to wait for history")
         row = await pg.get_job(job.id)
         return row is not None and row["seq"] >= job.seq
-
-    async def request(
-        self, action: str, job_ids: Sequence[str], **changes: Any
-    ) -> list[RequestResult]:
-        """Apply an operator's request (pause, resume, cancel, retry, delete, update)
-        to several jobs; one RequestResult each, never an exception for a refusal."""
-        if action not in REQUESTS:
-            raise UsageError(f"unknown request {action!r}: one of {', '.join(REQUESTS)}")
-        update = update_changes(self, **changes) if action == "update" else None
-        if changes and action != "update":
-            raise UsageError(f"{action} takes no changes, got {', '.join(changes)}")
-        ids = [known_id(job_id) for job_id in job_ids]
-        replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
-        return [
-            await result_of(self, job_id, action, reply)
-            for job_id, reply in zip(ids, replies, strict=True)
-        ]
-
-    async def _one(self, action: str, job_id: str, **changes: Any) -> str:
-        [result] = await self.request(action, [job_id], **changes)
-        return result.raise_unless_ok()
-
-    async def pause(self, job_id: str) -> str:
-        """Take a waiting job out of the schedule until resumed; its state now."""
-        return await self._one("pause", job_id)
-
-    async def resume(self, job_id: str) -> str:
-        """Put a paused job back in the schedule (due now if its time has passed)."""
-        return await self._one("resume", job_id)
-
-    async def cancel(self, job_id: str) -> str:
-        """End a waiting, paused or running job; a running one's daemon stops its work
-        within a second (a cpu job's worker is killed and replaced)."""
-        return await self._one("cancel", job_id)
-
-    async def retry(self, job_id: str) -> str:
-        """Run a failed or cancelled job again, due now, with a fresh attempt budget."""
-        return await self._one("retry", job_id)
-
-    async def delete(self, job_id: str) -> str:
-        """Remove a job that is not running; its history keeps a last "deleted" event."""
-        return await self._one("delete", job_id)
-
-    async def update(
-        self,
-        job_id: str,
-        *,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
-        retries: int | None = None,
-        timeout: float | None = None,
-    ) -> str:
-        """Change a waiting or paused job; the history records what changed and who asked."""
-        return await self._one(
-            "update", job_id, args=args, kwargs=kwargs, delay=delay, at=at,
-            retries=retries, timeout=timeout,
-        )  # fmt: skip
-
-    async def pause_task(self, task: str) -> bool:
-        """No job of `task` starts on any daemon until resume_task (its due jobs stay
-        due); False if it was paused already."""
-        if task != ALL_TASKS and task not in self.settings.tasks:
-            raise UnknownTask(task, list(self.settings.tasks))
-        return await self.store.pause_task(task, self.origin, self.clock.now_ms())
-
-    async def resume_task(self, task: str) -> bool:
-        """Let `task`'s jobs start again, those held while it was paused first."""
-        return await self.store.resume_task(task)
-
-    async def pause_all(self) -> bool:
-        """Maintenance mode: no daemon claims anything; running jobs finish."""
-        return await self.pause_task(ALL_TASKS)
-
-    async def resume_all(self) -> bool:
-        return await self.resume_task(ALL_TASKS)
-
-    async def paused(self) -> dict[str, dict[str, Any]]:
-        """Paused tasks (":all" for maintenance mode), with who paused each and when."""
-        return await self.store.paused_tasks()
 
     async def list(
         self,

@@ -12,14 +12,25 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.errors import JobNotFound, RequestRefused, StoreError, UsageError
 from runner.job_input import due_at_ms, encode_payload
 from runner.states import TRANSITIONS
 
 if TYPE_CHECKING:
-    from runner.client import Client
+    from runner.clock import Clock
+    from runner.config import Settings
+    from runner.store.pg_store import PgStore
+
+
+class ClientParts(Protocol):
+    """What the requests use of a client: its settings, clock and Postgres."""
+
+    settings: Settings
+    clock: Clock
+
+    async def history_store(self) -> PgStore | None: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ def _refusal(job_id: str, action: str, state: str) -> str:
     return f"cannot {action} job {job_id}: it is {state}; {hint}"
 
 
-async def result_of(client: Client, job_id: str, action: str, reply: str) -> RequestResult:
+async def result_of(client: ClientParts, job_id: str, action: str, reply: str) -> RequestResult:
     """The reply of a request script as a RequestResult with a message for people."""
     kind, _, rest = reply.partition(":")
     if kind == "ok":
@@ -73,7 +84,7 @@ async def result_of(client: Client, job_id: str, action: str, reply: str) -> Req
     return RequestResult(job_id, action, False, recorded, message)
 
 
-async def _recorded_state(client: Client, job_id: str) -> str | None:
+async def _recorded_state(client: ClientParts, job_id: str) -> str | None:
     try:
         pg = await client.history_store()
         row = await pg.get_job(job_id) if pg else None
@@ -83,7 +94,7 @@ async def _recorded_state(client: Client, job_id: str) -> str | None:
 
 
 def update_changes(
-    client: Client,
+    client: ClientParts,
     *,
     args: Sequence[Any] | None = None,
     kwargs: Mapping[str, Any] | None = None,
