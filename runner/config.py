@@ -20,12 +20,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
-from runner.durations import parse_duration
+from runner.config_values import (
+    fraction,
+    listen_address,
+    non_negative_duration,
+    non_negative_int,
+    one_of,
+    positive_duration,
+    positive_int,
+    positive_size,
+    secret,
+    string,
+    url_of,
+)
 from runner.errors import ConfigError
 from runner.redact import redact_url
-from runner.sizes import parse_size
 
 TaskKind = Literal["async", "io", "cpu"]
 TASK_KINDS: tuple[TaskKind, ...] = ("async", "io", "cpu")
@@ -143,125 +153,12 @@ class _Reader:
         """The URL from the environment if set there, else from the file: checked alike,
         a problem named by the variable or the key it came from."""
         if not env.get(variable):
-            return self.get(table, path, None, _url(*schemes))
+            return self.get(table, path, None, url_of(*schemes))
         try:
-            return _url(*schemes)(env[variable])
+            return url_of(*schemes)(env[variable])
         except ValueError as exc:
             self.problems.append(f"{variable}: {exc}")
             return None
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"must be a whole number > 0, got {value!r}")
-    return value
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be a whole number >= 0, got {value!r}")
-    return value
-
-
-def _positive_duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return seconds
-
-
-def _non_negative_duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"must be >= 0, got {value!r}")
-    return seconds
-
-
-def _positive_size(value: Any) -> int:
-    size = parse_size(value)
-    if size <= 0:
-        raise ValueError(f"must be > 0 bytes, got {value!r}")
-    return size
-
-
-def _listen(value: Any) -> str:
-    """host:port to listen on; [v6]:port for IPv6."""
-    text = _string(value)
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"must be host:port, e.g. 127.0.0.1:9464, got {text!r}")
-    return text
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """(host, port) of a "host:port" or "[v6]:port" that _listen accepted."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def _secret(value: Any) -> str:
-    if not isinstance(value, str) or len(value) < 16:
-        raise ValueError("must be a string of at least 16 characters (the value is not shown)")
-    return value
-
-
-def _fraction(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"must be a number between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _one_of(*choices: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}")
-        return str(value)
-
-    return check
-
-
-def _url(*schemes: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        text = _string(value)
-        if not text.startswith(tuple(f"{s}://" for s in schemes)):
-            raise ValueError(
-                f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}, "
-                f"got {redact_url(text)!r}"
-            )
-        problem = _url_problem(text)
-        if problem:
-            raise ValueError(f"cannot parse the URL {redact_url(text)!r}: {problem}")
-        return text
-
-    return check
-
-
-_ENCODE_HINT = (
-    "percent-encode special characters in the password (/ is %2F, @ is %40, ? is %3F, # is %23)"
-)
-
-
-def _url_problem(text: str) -> str | None:
-    """What keeps a driver from reading the URL as meant, in words that never quote
-    the password: an unencoded '/', '?' or '#' in it ends the host part early, so the
-    password turns into a port, or the host into a path, and a driver's own error
-    ("Port could not be cast to integer value as 'pa'") would print part of it."""
-    try:
-        parts = urlsplit(text)
-        _ = parts.port  # ValueError unless a number in 0-65535
-    except ValueError as exc:
-        return _ENCODE_HINT if "@" in text else str(exc)
-    if "@" in parts.path + parts.query + parts.fragment:
-        return _ENCODE_HINT
-    if parts.scheme in ("redis", "rediss") and not parts.hostname:
-        return "no host; e.g. redis://localhost:6379/0"
-    return None
 
 
 _TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter"}
@@ -277,22 +174,22 @@ def _task(read: _Reader, name: str, raw: Any) -> TaskSettings | None:
     if "target" not in raw:
         read.problems.append(f"{path}.target: missing; give it as 'package.module:function'")
     target = read.get(raw, f"{path}.target", "", _target)
-    kind = read.get(raw, f"{path}.kind", "async", _one_of(*TASK_KINDS))
+    kind = read.get(raw, f"{path}.kind", "async", one_of(*TASK_KINDS))
     task = TaskSettings(
         name=name,
         target=target,
-        kind=kind,  # type: ignore[arg-type]  # _one_of checked it is a TaskKind
-        timeout=read.get(raw, f"{path}.timeout", None, _positive_duration),
-        retries=read.get(raw, f"{path}.retries", 0, _non_negative_int),
-        backoff=read.get(raw, f"{path}.backoff", 1.0, _positive_duration),
-        backoff_max=read.get(raw, f"{path}.backoff_max", 300.0, _positive_duration),
-        backoff_jitter=read.get(raw, f"{path}.backoff_jitter", 0.1, _fraction),
+        kind=kind,  # type: ignore[arg-type]  # one_of checked it is a TaskKind
+        timeout=read.get(raw, f"{path}.timeout", None, positive_duration),
+        retries=read.get(raw, f"{path}.retries", 0, non_negative_int),
+        backoff=read.get(raw, f"{path}.backoff", 1.0, positive_duration),
+        backoff_max=read.get(raw, f"{path}.backoff_max", 300.0, positive_duration),
+        backoff_jitter=read.get(raw, f"{path}.backoff_jitter", 0.1, fraction),
     )
     return task if len(read.problems) == before else None
 
 
 def _target(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     module, _, attr = text.partition(":")
     if not module or not attr:
         raise ValueError(f"must look like 'package.module:function', got {text!r}")
@@ -318,7 +215,7 @@ def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronS
             read.problems.append(f"{path}.{key}: missing")
     timezone = read.get(raw, f"{path}.timezone", "UTC", _timezone)
     schedule = read.get(raw, f"{path}.schedule", "", _cron_expression)
-    task = read.get(raw, f"{path}.task", "", _string)
+    task = read.get(raw, f"{path}.task", "", string)
     if task and task not in tasks:
         read.problems.append(
             f"{path}.task: unknown task {task!r} (declared: {', '.join(sorted(tasks)) or 'none'})"
@@ -330,9 +227,9 @@ def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronS
         args=tuple(read.get(raw, f"{path}.args", [], _array)),
         kwargs=read.get(raw, f"{path}.kwargs", {}, _table),
         timezone=timezone,
-        misfire=read.get(raw, f"{path}.misfire", "once", _one_of(*MISFIRE_POLICIES)),
-        misfire_grace=read.get(raw, f"{path}.misfire_grace", 3600.0, _positive_duration),
-        overlap=read.get(raw, f"{path}.overlap", "allow", _one_of(*OVERLAP_POLICIES)),
+        misfire=read.get(raw, f"{path}.misfire", "once", one_of(*MISFIRE_POLICIES)),
+        misfire_grace=read.get(raw, f"{path}.misfire_grace", 3600.0, positive_duration),
+        overlap=read.get(raw, f"{path}.overlap", "allow", one_of(*OVERLAP_POLICIES)),
     )
     return cron if len(read.problems) == before else None
 
@@ -340,7 +237,7 @@ def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronS
 def _timezone(value: Any) -> str:
     from runner.cron import zone  # noqa: PLC0415  # croniter only when needed
 
-    text = _string(value)
+    text = string(value)
     zone(text)
     return text
 
@@ -349,7 +246,7 @@ def _cron_expression(value: Any) -> str:
     """Checked on its own, whatever the time zone, so both faults show in one pass."""
     from runner.cron import check_expression  # noqa: PLC0415  # croniter only when needed
 
-    text = _string(value)
+    text = string(value)
     check_expression(text)
     return text
 
@@ -416,28 +313,28 @@ def collect_settings(
         redis_url=read.url(env, "RUNNER_REDIS_URL", redis, "redis.url", REDIS_SCHEMES),
         database_url=read.url(env, "RUNNER_DATABASE_URL", pg, "postgres.url", POSTGRES_SCHEMES),
         key_prefix=env.get("RUNNER_KEY_PREFIX")
-        or read.get(redis, "redis.key_prefix", "runner", _string),
-        embedded_dir=_embedded_dir(read.get(embedded, "embedded.dir", "var", _string), folder),
-        shutdown_grace=read.get(daemon, "daemon.shutdown_grace", 30.0, _positive_duration),
-        lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, _positive_duration),
-        claim_batch=read.get(daemon, "daemon.claim_batch", 500, _positive_int),
-        keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, _positive_duration),
-        timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, _non_negative_duration),
-        max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, _positive_size),
-        metrics_listen=read.get(metrics, "metrics.listen", None, _listen),
-        web_listen=read.get(web, "web.listen", "127.0.0.1:8080", _listen),
-        web_token=env.get("RUNNER_WEB_TOKEN") or read.get(web, "web.token", None, _secret),
-        async_concurrency=read.get(pools, "pools.async", 200, _positive_int),
-        io_threads=read.get(pools, "pools.io", 8, _positive_int),
-        cpu_processes=read.get(pools, "pools.cpu", 2, _positive_int),
-        recorder_batch=read.get(recorder, "recorder.batch_events", 2000, _positive_int),
-        recorder_interval=read.get(recorder, "recorder.flush_interval", 0.1, _positive_duration),
+        or read.get(redis, "redis.key_prefix", "runner", string),
+        embedded_dir=_embedded_dir(read.get(embedded, "embedded.dir", "var", string), folder),
+        shutdown_grace=read.get(daemon, "daemon.shutdown_grace", 30.0, positive_duration),
+        lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, positive_duration),
+        claim_batch=read.get(daemon, "daemon.claim_batch", 500, positive_int),
+        keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, positive_duration),
+        timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, non_negative_duration),
+        max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, positive_size),
+        metrics_listen=read.get(metrics, "metrics.listen", None, listen_address),
+        web_listen=read.get(web, "web.listen", "127.0.0.1:8080", listen_address),
+        web_token=env.get("RUNNER_WEB_TOKEN") or read.get(web, "web.token", None, secret),
+        async_concurrency=read.get(pools, "pools.async", 200, positive_int),
+        io_threads=read.get(pools, "pools.io", 8, positive_int),
+        cpu_processes=read.get(pools, "pools.cpu", 2, positive_int),
+        recorder_batch=read.get(recorder, "recorder.batch_events", 2000, positive_int),
+        recorder_interval=read.get(recorder, "recorder.flush_interval", 0.1, positive_duration),
         recorder_reclaim_after=read.get(
-            recorder, "recorder.reclaim_after", 30.0, _positive_duration
+            recorder, "recorder.reclaim_after", 30.0, positive_duration
         ),
-        log_level=read.get(log, "log.level", "info", _one_of(*LOG_LEVELS)),
-        log_file=read.get(log, "log.file", None, _string),
-        log_format=read.get(log, "log.format", "auto", _one_of("auto", "json", "console")),
+        log_level=read.get(log, "log.level", "info", one_of(*LOG_LEVELS)),
+        log_file=read.get(log, "log.file", None, string),
+        log_format=read.get(log, "log.format", "auto", one_of("auto", "json", "console")),
         tasks={name: task for name, task in tasks.items() if task is not None},
         cron={name: entry for name, entry in cron.items() if entry is not None},
         source=source,

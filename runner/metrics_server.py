@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from runner.clock import Clock
-from runner.config import split_listen
+from runner.config_values import split_listen
 from runner.logs import get_logger
 from runner.metrics import Metrics
 from runner.store.gauges import read_queue_gauges

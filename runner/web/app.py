@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from runner.client import Client
-from runner.config import Settings, split_listen
+from runner.config import Settings
+from runner.config_values import split_listen
 from runner.web.api import CLIENT, COUNTS, SETTINGS, routes
 from runner.web.auth import TokenPolicy, check_host, is_loopback
 from runner.web.errors import http_error_response, response_for

@@ -13,7 +13,8 @@ import signal
 import uvloop
 from aiohttp import web
 
-from runner.config import Settings, split_listen
+from runner.config import Settings
+from runner.config_values import split_listen
 from runner.errors import ConfigError
 from runner.logs import configure_logging, flush_logs, get_logger
 from runner.systemd import notify
