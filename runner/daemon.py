@@ -19,8 +19,6 @@ import socket
 import time
 import traceback
 from collections.abc import Coroutine, Iterable, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -31,19 +29,19 @@ from runner.config import Settings
 from runner.connections import Connections
 from runner.cpu_pool import CpuPool
 from runner.cron_service import CronService
-from runner.errors import ConfigError, StoreError
+from runner.daemon_reload import reload_config
+from runner.errors import StoreError
 from runner.execution import JobExecution
 from runner.executors import AsyncExecutor, Executor, ThreadExecutor
 from runner.finisher import Finisher
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
-from runner.logs import flush_logs, get_logger, reopen_log_file, set_level
+from runner.logs import flush_logs, get_logger
 from runner.metrics import UNKNOWN_TASK, Metrics
 from runner.metrics_server import GaugeRefresher, serve_metrics
 from runner.notifier import reloading, run_notifier, status_or_reason
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
-from runner.reload import NEEDS_RESTART, changed, load_new, restart_only
 from runner.resilience import report
 from runner.store.keys import ALL_TASKS
 from runner.store.overview import DaemonInfo
@@ -82,9 +80,9 @@ class Daemon:
         self.reload_failed: str | None = None
         lease_ms = int(settings.lease_ttl * 1000)
         self.executors: dict[str, Executor] = {
-            "async": AsyncExecutor(settings.async_concurrency, self._nudge),
-            "io": ThreadExecutor(settings.io_threads, self._nudge),
-            "cpu": CpuPool(settings.cpu_processes, self._nudge),
+            "async": AsyncExecutor(settings.async_concurrency, self.nudge),
+            "io": ThreadExecutor(settings.io_threads, self.nudge),
+            "cpu": CpuPool(settings.cpu_processes, self.nudge),
         }
         store = conns.redis_store
         self.finisher = Finisher(store, self.id, clock, self._finished)
@@ -99,7 +97,7 @@ class Daemon:
             lease_ms=lease_ms,
             spin=settings.timer_spin,
         )
-        self.cron = CronService(store, settings.cron, settings.tasks, clock, self._nudge)
+        self.cron = CronService(store, settings.cron, settings.tasks, clock, self.nudge)
         self.leases = LeaseKeeper(
             store,
             daemon=self.id,
@@ -124,12 +122,12 @@ class Daemon:
         self.execution.metrics = self.pump.metrics = self.leases.metrics = self.metrics
         self.cron.metrics = self.recorder.metrics = self.metrics
 
-    def _cpu_pool(self) -> CpuPool:
+    def cpu_pool(self) -> CpuPool:
         pool = self.executors["cpu"]
         assert isinstance(pool, CpuPool)
         return pool
 
-    def _nudge(self) -> None:
+    def nudge(self) -> None:
         self.pump.nudge()
 
     def _pool_figures(self) -> dict[str, tuple[int, int]]:
@@ -243,7 +241,7 @@ class Daemon:
 
     async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
         """Run until `stop` is set (or, with `drain`, until no work is left)."""
-        await self._cpu_pool().start()
+        await self.cpu_pool().start()
         async with asyncio.TaskGroup() as group:
             coroutines: dict[str, Coroutine[Any, Any, None]] = {
                 "pump": self.pump.run(),
@@ -381,62 +379,7 @@ class Daemon:
 
     async def reload(self) -> None:
         """Re-read the config; apply what changed, or keep everything if it is invalid."""
-        path = Path(self.settings.source)
-        try:
-            new, registry = await asyncio.to_thread(load_new, path)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload rejected: config invalid", error=problem, config=str(path))
-            self.reload_failed = f"{len(exc.problems)} problem(s) in {path}"
-            return
-        except Exception as exc:  # whatever loading raised, the old settings stay
-            log.error("reload rejected", error=f"{type(exc).__name__}: {exc}", config=str(path))
-            self.reload_failed = f"{type(exc).__name__} while loading {path}"
-            return
-        names = changed(self.settings, new)
-        restart = restart_only(names)
-        await self._apply(new, registry, [n for n in names if n not in restart])
-        self.reload_failed = None
-        log.info(
-            "config reloaded", changed=[n for n in names if n not in restart],
-            needs_restart=restart, config=str(path),
-        )  # fmt: skip
-
-    async def _apply(self, new: Settings, registry: TaskRegistry, names: list[str]) -> None:
-        old = self.settings
-        self.settings = replace(
-            new, **{name: getattr(old, name) for name in NEEDS_RESTART}, source=old.source
-        )
-        self.execution.registry = registry
-        set_level(new.log_level)
-        reopen_log_file()  # logrotate's postrotate runs `systemctl reload runner`
-        lease_ms = int(new.lease_ttl * 1000)
-        self.pump.batch, self.pump.lease_ms, self.pump.spin = (
-            new.claim_batch, lease_ms, new.timer_spin,
-        )  # fmt: skip
-        self.leases.lease_ms = lease_ms
-        self.recorder.batch_events = new.recorder_batch
-        self.recorder.flush_interval = new.recorder_interval
-        self.cron.update(new.cron, new.tasks)
-        await self._resize_pools(old, new)
-        self.pump.nudge()
-
-    async def _resize_pools(self, old: Settings, new: Settings) -> None:
-        """New sizes take effect for new jobs; running jobs finish on their old pool."""
-        async_executor = self.executors["async"]
-        assert isinstance(async_executor, AsyncExecutor)
-        async_executor.limit = new.async_concurrency
-        if new.io_threads != old.io_threads:
-            retired_io = self.executors["io"]
-            assert isinstance(retired_io, ThreadExecutor)
-            self.executors["io"] = ThreadExecutor(new.io_threads, self._nudge)
-            retired_io.retire()
-        if new.cpu_processes != old.cpu_processes:
-            pool = CpuPool(new.cpu_processes, self._nudge)
-            await pool.start()
-            retired_cpu = self._cpu_pool()
-            self.executors["cpu"] = pool
-            await retired_cpu.retire()
+        await reload_config(self)
 
     async def _stop_when_drained(self, stop: asyncio.Event) -> None:
         """Drain mode: stop once no job is waiting or running anywhere (the shutdown

@@ -27,7 +27,7 @@ async def test_a_cancel_right_after_the_claim_gives_the_slot_back() -> None:
         async_concurrency=1, io_threads=1, cpu_processes=1, tasks=TEST_TASKS, source="tests"
     )
     daemon = Daemon(settings, TaskRegistry.from_settings(settings), _NoStore())  # type: ignore[arg-type]
-    await daemon._cpu_pool().start()
+    await daemon.cpu_pool().start()
     try:
         for kind, task in (("async", "sleep_async"), ("io", "sleep_io"), ("cpu", "burn_cpu")):
             executor = daemon.executors[kind]
@@ -49,4 +49,4 @@ async def test_a_cancel_right_after_the_claim_gives_the_slot_back() -> None:
         daemon._cancel_requested("not json")
         assert job.id in daemon.active
     finally:
-        await daemon._cpu_pool().close(wait=False)
+        await daemon.cpu_pool().close(wait=False)
