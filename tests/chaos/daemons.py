@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -178,15 +177,13 @@ class Fleet:
             daemon.start()
         await asyncio.gather(*(daemon.wait_ready() for daemon in self.daemons))
 
-    async def kill_and_restart(self, rng: random.Random) -> ChaosDaemon:
-        """SIGKILL one daemon at random and start it again (it does not wait to be ready:
-        the others carry on meanwhile, as on a real host)."""
-        daemon = rng.choice(self.daemons)
+    def kill_and_restart(self, daemon: ChaosDaemon) -> None:
+        """SIGKILL the daemon and start it again (it does not wait to be ready: the
+        others carry on meanwhile, as on a real host)."""
         daemon.kill()
         self.kills += 1
         self.last_kill = time.monotonic()
         daemon.start()
-        return daemon
 
     async def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
         codes = await asyncio.gather(*(daemon.stop(timeout) for daemon in self.daemons))

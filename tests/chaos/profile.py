@@ -39,7 +39,7 @@ SHORT = {
     "kill": Profile(jobs=800, seconds=8, kills=(2, 3)),
     "postgres": Profile(jobs=600, seconds=8, outages=2, outage_s=2),
     "redis": Profile(jobs=600, seconds=7, outages=2, outage_s=1),
-    "pause": Profile(jobs=600, seconds=7, outages=2, outage_s=2),
+    "pause": Profile(jobs=600, seconds=7, outages=2, outage_s=3.5),
     "storm": Profile(jobs=1800, seconds=11),
     "malformed": Profile(jobs=300, seconds=5, daemons=2),
     "bad_tasks": Profile(jobs=200, seconds=3, daemons=2),

@@ -23,6 +23,10 @@ from tests.chaos.profile import profile
 
 PROFILE = profile("pause")
 UP_BETWEEN_S = (1.0, 3.0)
+LEASE_S = 2.0  # the cluster's lease_ttl
+# A lease renewed just before the freeze lives LEASE_S more; the others' reapers look
+# every third of a lease. A shorter freeze may end before any lease is reaped.
+SHORTEST_FREEZE_S = LEASE_S + LEASE_S / 3 + 0.5
 
 
 async def _freeze_repeatedly(cluster: Cluster, rng: random.Random) -> None:
@@ -37,7 +41,11 @@ async def test_a_frozen_daemon_is_fenced_off_and_carries_on(open_cluster: OpenCl
     daemon's jobs run again elsewhere (explained by the expired lease), what it finishes
     late is fenced off rather than recorded over the newer state, and the audit finds
     every job terminal with a whole history and no execution without a claim."""
-    cluster = await open_cluster(daemons=PROFILE.daemons)
+    assert PROFILE.outage_s >= SHORTEST_FREEZE_S, (
+        f"RUNNER_CHAOS_OUTAGE_S={PROFILE.outage_s} cannot outlast a {LEASE_S} s lease; "
+        f"use at least {SHORTEST_FREEZE_S:.1f}"
+    )
+    cluster = await open_cluster(daemons=PROFILE.daemons, lease_ttl=f"{LEASE_S:g}s")
     load = LoadGenerator(
         cluster.client, rate=PROFILE.rate, total=PROFILE.jobs, rng=random.Random(9)
     )
