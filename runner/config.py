@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from runner.config_values import (
+    duration_or,
     fraction,
     listen_address,
     non_negative_duration,
@@ -45,6 +46,8 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 T = TypeVar("T")
+PARK_HORIZON: float | None = 3600.0  # jobs due later wait in Postgres; None: never
+KEEP_HISTORY: float | None = 30 * 86400.0  # finished history kept; None: for good
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Settings:
     lease_ttl: float = 30.0
     claim_batch: int = 500
     keep_finished: float = 86400.0
+    park_horizon: float | None = PARK_HORIZON  # jobs due later wait in Postgres
+    keep_history: float | None = KEEP_HISTORY
     max_payload: int = 1_000_000
     metrics_listen: str | None = None  # host:port of /metrics; None: no endpoint
     web_listen: str = "127.0.0.1:8080"
@@ -265,7 +270,7 @@ def _table(value: Any) -> dict[str, Any]:
 
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
-    "cron", "metrics", "web",
+    "cron", "metrics", "web", "history",
 }  # fmt: skip
 
 
@@ -297,8 +302,12 @@ def collect_settings(
     daemon = read.table(
         data,
         "daemon",
-        {"shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin"},
-    )
+        {
+            "shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin",
+            "park_horizon",
+        },
+    )  # fmt: skip
+    history = read.table(data, "history", {"keep"})
     jobs = read.table(data, "jobs", {"max_payload"})
     metrics = read.table(data, "metrics", {"listen"})
     web = read.table(data, "web", {"listen", "token"})
@@ -320,6 +329,8 @@ def collect_settings(
         claim_batch=read.get(daemon, "daemon.claim_batch", 500, positive_int),
         keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, positive_duration),
         timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, non_negative_duration),
+        park_horizon=read.get(daemon, "daemon.park_horizon", PARK_HORIZON, duration_or("off")),
+        keep_history=read.get(history, "history.keep", KEEP_HISTORY, duration_or("forever")),
         max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, positive_size),
         metrics_listen=read.get(metrics, "metrics.listen", None, listen_address),
         web_listen=read.get(web, "web.listen", "127.0.0.1:8080", listen_address),

@@ -31,6 +31,20 @@ def positive_duration(value: Any) -> float:
     return seconds
 
 
+def duration_or(word: str) -> Callable[[Any], float | None]:
+    """A positive duration, or `word` ("off", "forever") for None: no limit."""
+
+    def check(value: Any) -> float | None:
+        if value == word:
+            return None
+        try:
+            return positive_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or {word!r}") from None
+
+    return check
+
+
 def non_negative_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds < 0:

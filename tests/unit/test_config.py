@@ -213,3 +213,21 @@ def test_a_relative_embedded_dir_is_taken_from_the_config_files_folder(
     assert load_settings(absolute, {}).embedded_dir == Path("/srv/runner-dev")
     no_file = parse_settings({"embedded": {"dir": "var"}}, "<test>", {})
     assert no_file.embedded_dir == Path("var")
+
+
+def test_park_horizon_and_history_keep_take_a_duration_or_a_word() -> None:
+    defaults = parse_settings({}, "t.toml", env={})
+    assert (defaults.park_horizon, defaults.keep_history) == (3600.0, 30 * 86400.0)
+    off = parse_settings(
+        {"daemon": {"park_horizon": "off"}, "history": {"keep": "forever"}}, "t.toml", env={}
+    )
+    assert (off.park_horizon, off.keep_history) == (None, None)
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(
+            {"daemon": {"park_horizon": "0s"}, "history": {"keep": "soon"}}, "t.toml", env={}
+        )
+    assert caught.value.problems == [
+        "daemon.park_horizon: must be > 0, got '0s'; or 'off'",
+        "history.keep: expected a duration like '500ms', '3s', '5m', '2h', got 'soon'; "
+        "or 'forever'",
+    ]
