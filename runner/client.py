@@ -32,6 +32,7 @@ from runner.job_input import check_job_id, check_size, due_at_ms, encode_payload
 from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.listing import ListQuery, Page, list_jobs_live
 from runner.paging import DEFAULT_LIMIT
+from runner.parking import Parking
 from runner.states import TERMINAL
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
@@ -97,6 +98,9 @@ class Client(ControlVerbs):
             redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000)
         )
         self.origin = f"client:{socket.gethostname()}:{os.getpid()}"
+        self.parking = Parking(
+            self.store, self._history_store, settings.park_horizon, clock, self.origin
+        )
 
     @classmethod
     async def connect(
@@ -204,19 +208,25 @@ class Client(ControlVerbs):
         return await self._submit(jobs)
 
     async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Enqueue in Redis the jobs whose id is free. Redis forgets a finished job
-        (after `keep_finished`, once Postgres recorded it), so a chosen id is also
-        looked up in Postgres: reusing it would start a second job under one history."""
+        """Enqueue the jobs whose id is free: in Redis, or parked in Postgres when due
+        beyond the park horizon (see parking.py). Redis forgets a finished job (after
+        `keep_finished`, once Postgres recorded it), so a chosen id is also looked up
+        in Postgres: reusing it would start a second job under one history."""
         recorded = await self._recorded([job.id for job in jobs if job.chosen_id])
         fresh = [job for job in jobs if job.id not in recorded]
-        created = iter(await self.store.enqueue_many(fresh, self.origin, self.clock.now_ms()))
-        if not recorded:
+        now = self.clock.now_ms()
+        parked = await self.parking.park_new(fresh, now)
+        near = [job for job in fresh if job.id not in parked]
+        created = iter(await self.store.enqueue_many(near, self.origin, now))
+        if not recorded and not parked:
             return list(created)
-        live = await self.store.job_states(list(recorded))
+        live = await self.store.job_states(list(recorded)) if recorded else {}
         return [
-            next(created)
-            if job.id not in recorded
-            else EnqueueResult(job.id, False, live.get(job.id) or recorded[job.id])
+            EnqueueResult(job.id, False, live.get(job.id) or recorded[job.id])
+            if job.id in recorded
+            else parked[job.id]
+            if job.id in parked
+            else next(created)
             for job in jobs
         ]
 

@@ -17,6 +17,7 @@ from runner.store.redis_store import RedisStore
 
 if TYPE_CHECKING:
     from runner.clock import Clock
+    from runner.parking import Parking
     from runner.store.pg_store import PgStore
 
 
@@ -25,6 +26,7 @@ class ControlVerbs:
     store: RedisStore
     origin: str
     clock: Clock
+    parking: Parking
 
     async def history_store(self) -> PgStore | None:
         raise NotImplementedError  # Client's: Postgres, connected on first use
@@ -41,6 +43,16 @@ class ControlVerbs:
             raise UsageError(f"{action} takes no changes, got {', '.join(changes)}")
         ids = [known_id(job_id) for job_id in job_ids]
         replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
+        missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
+        if missing and await self.parking.bring_back(missing):
+            # Parked jobs are now in Redis (and the others were not anywhere): again.
+            again = dict(zip(missing, await self.store.request(
+                action, missing, self.origin, self.clock.now_ms(), update
+            ), strict=True))  # fmt: skip
+            replies = [again.get(job_id, reply) for job_id, reply in zip(ids, replies, strict=True)]
+        if update is not None and "due_at" in update:
+            applied = [i for i, reply in zip(ids, replies, strict=True) if reply.startswith("ok:")]
+            await self.parking.park_again(applied)
         return [
             await result_of(self, job_id, action, reply)
             for job_id, reply in zip(ids, replies, strict=True)

@@ -40,11 +40,14 @@ from runner.logs import flush_logs, get_logger
 from runner.metrics import UNKNOWN_TASK, Metrics
 from runner.metrics_server import GaugeRefresher, serve_metrics
 from runner.notifier import reloading, run_notifier, status_or_reason
+from runner.parking import Parking
+from runner.promoter import Promoter
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
 from runner.resilience import report
 from runner.store.keys import ALL_TASKS
 from runner.store.overview import DaemonInfo
+from runner.store.pg_store import PgStore
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
 
@@ -115,12 +118,18 @@ class Daemon:
             flush_interval=settings.recorder_interval,
             reclaim_after=settings.recorder_reclaim_after,
         )
+        self.promoter = Promoter(Parking(
+            store, self._history_store, settings.park_horizon, clock, f"daemon:{self.id}"
+        ))  # fmt: skip
         # Off unless [metrics] listen is set: then not even the per-job counts are kept.
         self.metrics = (
             Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None
         )
         self.execution.metrics = self.pump.metrics = self.leases.metrics = self.metrics
         self.cron.metrics = self.recorder.metrics = self.metrics
+
+    async def _history_store(self) -> PgStore:
+        return self.conns.pg_store
 
     def cpu_pool(self) -> CpuPool:
         pool = self.executors["cpu"]
@@ -253,6 +262,7 @@ class Daemon:
                 ),
                 "log-flusher": _flush_logs_periodically(),
                 "cron": self.cron.run(),
+                "promoter": self.promoter.run(),
                 "notifier": run_notifier(self.status_line),
                 "reloader": self._reload_on_request(),
             }

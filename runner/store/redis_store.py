@@ -26,8 +26,10 @@ from runner.jobs import (
 from runner.states import GOING, TERMINAL, TRANSITIONS, State, states_argv, transition
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
+from runner.store.job_rows import enqueue_row
 from runner.store.keys import ALL_TASKS, KINDS, Keys
 from runner.store.overview import DaemonInfo, read_overview
+from runner.store.park_store import ParkStore
 from runner.store.request_store import RequestStore
 from runner.store.scripts import Scripts
 
@@ -85,7 +87,7 @@ def _json(value: str | None) -> Any:
         return value
 
 
-class RedisStore(EventStream, RequestStore):
+class RedisStore(EventStream, RequestStore, ParkStore):
     def __init__(self, redis: Redis, keys: Keys, keep_finished_ms: int = 0) -> None:
         self.redis = redis
         self.keys = keys
@@ -106,7 +108,7 @@ class RedisStore(EventStream, RequestStore):
         """One script call for the batch: one round trip and one stream entry."""
         if not jobs:
             return []
-        packed = orjson.dumps([_enqueue_row(job) for job in jobs]).decode()
+        packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
         replies = await self.scripts.enqueue(
             keys=[*self.keys.due_all, self.keys.events, self.keys.job_prefix, self.keys.cron_state],
             args=[
@@ -375,14 +377,3 @@ class RedisStore(EventStream, RequestStore):
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-
-
-def _enqueue_row(job: NewJob) -> tuple[Any, ...]:
-    extra = orjson.dumps(job.extra).decode()[1:-1] if job.extra else ""
-    detail = (
-        f'{{"task":{orjson.dumps(job.task).decode()},"args":{job.args_json},'
-        f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}{"," if extra else ""}{extra}}}'
-    )
-    row = (job.id, job.task, job.kind, job.args_json, job.kwargs_json, job.due_at_ms,
-           job.max_attempts, job.extra, detail)  # fmt: skip
-    return row if job.guard is None else (*row, job.guard)

@@ -17,8 +17,10 @@ from runner.errors import ConfigError
 from runner.store.failures import on_redis
 
 REQUEST_SCRIPTS = ("pause", "resume", "cancel", "retry", "delete", "update")
+# Scripts that pick jobs by id and state the way an operator's request does.
+CONTROL_SCRIPTS = (*REQUEST_SCRIPTS, "park")
 SCRIPT_NAMES = (
-    "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", *REQUEST_SCRIPTS,
+    "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", *CONTROL_SCRIPTS,
 )  # fmt: skip
 
 
@@ -27,8 +29,9 @@ def _read(name: str) -> str:
 
 
 def script_source(name: str) -> str:
-    """The script with lib.lua in front, and control_lib.lua for an operator's request."""
-    parts = ["lib", "control_lib", name] if name in REQUEST_SCRIPTS else ["lib", name]
+    """The script with lib.lua in front, and control_lib.lua for an operator's request
+    (and park.lua, which picks jobs the same way)."""
+    parts = ["lib", "control_lib", name] if name in CONTROL_SCRIPTS else ["lib", name]
     return "\n".join(_read(part) for part in parts)
 
 
@@ -47,6 +50,7 @@ class Scripts:
     retry: AsyncScript
     delete: AsyncScript
     update: AsyncScript
+    park: AsyncScript
 
     def request(self, action: str) -> AsyncScript:
         script: AsyncScript = getattr(self, action)

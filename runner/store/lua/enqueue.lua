@@ -11,11 +11,14 @@
 -- ARGV[4] wake channel   ARGV[5] the jobs (below)
 -- ARGV[6] states that count as "still going" for overlap = skip (",a,b,")
 -- The jobs, JSON: [[id, task, kind, args, kwargs, due_at, max_attempts,
---   extra fields {name: string}, event detail (JSON text), cron guard], ...]
+--   extra fields {name: string}, event detail (JSON text), cron guard, promoted], ...]
 --   args and kwargs are JSON texts, stored as they are. The cron guard is
 --   [schedule name, tick (ms), overlap policy] or absent: a tick at or before
 --   the schedule's last handled tick is "=already"; with overlap "skip", a tick
 --   whose previous run is still going is "=skipped" (and counts as handled).
+--   `promoted` is [seq, created_at, attempt] for a job that waited in PostgreSQL (parked,
+--   see parking.py): its history goes on from that seq, and being moved is not a
+--   transition, so it writes no event. Its guard is false.
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
 -- ("=invalid" when a key of another type holds the job's name).
 
@@ -49,16 +52,22 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
     local key = prefix .. id
     local found = read_job(key, 'state')
     local existing = found == nil and 'invalid' or found[1]
+    local promoted = job[11]
     local refused = not existing and job[10] and guard_refuses(job[10], id)
     if existing then
         replies[i] = '=' .. existing
     elseif refused then
         replies[i] = refused
     else
+        local seq, created, attempt = 1, now, 0
+        if promoted then
+            seq, created, attempt = promoted[1], promoted[2], promoted[3]
+        end
         redis.call('HSET', key,
             'id', id, 'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],
-            'due_at', string.format('%d', due), 'state', target, 'attempt', 0,
-            'max_attempts', job[7], 'seq', 1, 'created_at', now, 'updated_at', now)
+            'due_at', string.format('%d', due), 'state', target, 'attempt', attempt,
+            'max_attempts', job[7], 'seq', seq, 'created_at', string.format('%d', created),
+            'updated_at', now)
         for field, value in pairs(job[8]) do
             redis.call('HSET', key, field, value)
         end
@@ -71,7 +80,9 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
             earliest[kind] = due
             redis.call('PUBLISH', wake, string.format('%d', due))
         end
-        events[#events + 1] = cjson.encode({id, 1, '', target, now, origin, 0, job[9]})
+        if not promoted then
+            events[#events + 1] = cjson.encode({id, 1, '', target, now, origin, 0, job[9]})
+        end
         replies[i] = target
     end
 end

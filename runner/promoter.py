@@ -1,0 +1,60 @@
+"""The promoter: every daemon puts parked jobs into the Redis schedule before they are due.
+
+Jobs due beyond the park horizon wait in PostgreSQL (see parking.py). Each daemon
+looks every tenth of the horizon (at most a minute apart) and moves, in batches,
+every parked job due within the horizon, so a job is in Redis long before its
+time and starts exactly then, through the pump like any other. Several daemons
+scan at once without moving a job twice (rows locked, SKIP LOCKED), and after
+downtime the first scan catches up on everything that came due meanwhile.
+A changed horizon (SIGHUP) counts from the next scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from runner.logs import get_logger
+from runner.parking import Parking
+from runner.resilience import report
+
+log = get_logger()
+
+BATCH = 1000
+LONGEST_PERIOD_S = 60.0
+SHORTEST_PERIOD_S = 0.05
+OFF_PERIOD_S = 5.0  # parking off: jobs parked before are still put back
+
+
+class Promoter:
+    def __init__(self, parking: Parking, batch: int = BATCH) -> None:
+        self.parking = parking
+        self.batch = batch
+        self.moved = 0
+
+    @property
+    def period(self) -> float:
+        horizon = self.parking.horizon_s
+        if horizon is None:
+            return OFF_PERIOD_S
+        return min(max(horizon / 10, SHORTEST_PERIOD_S), LONGEST_PERIOD_S)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.scan()
+            except Exception as exc:  # the service policy: log, go on at the next scan
+                report("promoter", exc, retry_in_s=self.period)
+            await asyncio.sleep(self.period)
+
+    async def scan(self) -> int:
+        """Move every parked job now due within the horizon; how many moved."""
+        moved = 0
+        while True:
+            count = await self.parking.promote_due(self.batch)
+            moved += count
+            if count < self.batch:
+                break
+        if moved:
+            self.moved += moved
+            log.info("parked jobs scheduled", jobs=moved, horizon_s=self.parking.horizon_s)
+        return moved

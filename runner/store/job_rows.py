@@ -1,0 +1,37 @@
+"""A new job as enqueue.lua takes it: one JSON array per job, built once here for
+Redis and for PostgreSQL (a parked job keeps the same array until it is put back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from runner.jobs import NewJob
+
+# The fields of a job hash that enqueue.lua writes from the element itself; any
+# other field of a hash is one of the job's extra fields.
+ELEMENT_FIELDS = ("id", "task", "kind", "args", "kwargs", "due_at", "max_attempts")
+
+
+def job_element(job: NewJob) -> list[Any]:
+    """[id, task, kind, args, kwargs, due_at, max_attempts, extra]: what is needed to
+    write the job's hash (args and kwargs stay JSON texts, stored as they are)."""
+    return [job.id, job.task, job.kind, job.args_json, job.kwargs_json, job.due_at_ms,
+            job.max_attempts, job.extra]  # fmt: skip
+
+
+def enqueue_detail(job: NewJob) -> str:
+    """The detail of a job's first event (JSON text): what Postgres folds into its
+    runner_jobs row (task, args, kwargs, due time, extra fields)."""
+    extra = orjson.dumps(job.extra).decode()[1:-1] if job.extra else ""
+    return (
+        f'{{"task":{orjson.dumps(job.task).decode()},"args":{job.args_json},'
+        f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}{"," if extra else ""}{extra}}}'
+    )
+
+
+def enqueue_row(job: NewJob) -> list[Any]:
+    """The element with the first event's detail, and the cron guard if any."""
+    row = [*job_element(job), enqueue_detail(job)]
+    return row if job.guard is None else [*row, job.guard]

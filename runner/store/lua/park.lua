@@ -1,0 +1,21 @@
+-- park.lua: take scheduled jobs out of Redis because they now wait in PostgreSQL
+-- (parked: due beyond the park horizon, see parking.py). PostgreSQL got each job
+-- first, at the seq it had then; a job whose seq moved on since (claimed, updated,
+-- cancelled by someone else in between) stays, and its parked copy is dropped.
+-- Parking is no transition: no event, the history goes on when it comes back.
+--
+-- KEYS, ARGV: as control_lib.lua; ARGV[3] is ",scheduled," and ARGV[8] the JSON
+-- {id: seq} of the copies PostgreSQL holds.
+-- Reply: "ok:scheduled" (taken out), "refused:<state>" or "refused:moved" (stays),
+-- "missing", or "malformed:<reason>".
+
+local SEQS = cjson.decode(REQUEST)
+
+return each_job(function(id, f)
+    if tonumber(f[2]) ~= tonumber(SEQS[id]) then
+        return 'refused:moved'
+    end
+    unschedule(id, f)
+    redis.call('DEL', PREFIX .. id)
+    return 'ok:scheduled'
+end)
