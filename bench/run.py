@@ -3,7 +3,10 @@
 Order: runner throughput, arq throughput, runner lateness, arq lateness, then
 listing at a million jobs (bench/listing.py, a database of its own), then cancel
 of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
-/metrics scrape time at a million jobs, no-op throughput on vs off); each phase
+/metrics scrape time at a million jobs, no-op throughput on vs off), the
+dashboard's overview (bench/web_overview.py), throughput with a million jobs due
+against 20,000 (bench/depth.py) and what jobs cost in Redis memory, near-term and
+parked (bench/redis_memory.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -19,9 +22,20 @@ import json
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bench import cancel, cancel_report, listing, metrics, runner_side, web_overview
+from bench import (
+    cancel,
+    cancel_report,
+    depth,
+    listing,
+    metrics,
+    redis_memory,
+    runner_side,
+    web_overview,
+)  # fmt: skip
 from bench.peer import Peer
 from bench.plan import Plan
 from bench.report import Figures, render
@@ -57,6 +71,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-rows", type=int, default=metrics.ROWS,
         help="jobs in runner_jobs while /metrics is scraped (0: skip the metrics phase)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deep", type=int, default=depth.DEEP, help="jobs due at once, depth phase (0: skip it)"
+    )
+    parser.add_argument(
+        "--far", type=int, default=redis_memory.FAR_JOBS,
+        help="far-future jobs, Redis memory phase (0: skip the phase)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
@@ -95,6 +116,47 @@ def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Section:
+    """One phase's figures: printed, written under `key`, and whether its targets held."""
+
+    key: str
+    text: str
+    data: Any
+    ok: bool
+
+
+def _section(key: str, figures: Any, text: str) -> Section:
+    return Section(key, text, figures.as_json(), all(figures.targets().values()))
+
+
+def _phases(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) -> list[Section]:
+    """The phases after throughput and lateness, each skipped when its size is 0."""
+    done: list[Section] = []
+    if args.listing_rows:
+        listed = listing.measure(servers, folder, args.listing_rows)
+        done.append(_section("listing", listed, listing.render(listed)))
+    if args.cancel_tries:
+        cancels = cancel.measure(servers.redis_url, servers.database_url, folder, args.cancel_tries)
+        done.append(_section("cancel", cancels, cancel_report.render(cancels)))
+    if args.metrics_rows:
+        measured = metrics.measure(servers, folder, args.metrics_rows)
+        done.append(_section("metrics", measured, metrics.render(measured)))
+    if args.web_rows:
+        web = asyncio.run(web_overview.phase(servers, args.web_rows))
+        web_text, web_ok = web_overview.render(web, args.web_rows)
+        done.append(Section("web_overview", web_text, web, web_ok))
+    if args.deep:
+        deep = depth.measure(servers, folder, args.deep)
+        done.append(
+            Section("depth", depth.render(deep), deep.as_json(), deep.ratio >= depth.TARGET)
+        )
+    if args.far:
+        memory = redis_memory.measure(servers, folder, args.far)
+        done.append(_section("redis_memory", memory, redis_memory.render(memory)))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     folder = Path(tempfile.mkdtemp(prefix="runner-bench-"))
@@ -106,15 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.start_redis()
         servers.start_postgres()
         figures = measure(args, servers, folder)
-        listed = listing.measure(servers, folder, args.listing_rows) if args.listing_rows else None
-        cancels = (
-            cancel.measure(servers.redis_url, servers.database_url, folder, args.cancel_tries)
-            if args.cancel_tries
-            else None
-        )
-        rows = args.metrics_rows
-        measured = metrics.measure(servers, folder, rows) if rows else None
-        web = asyncio.run(web_overview.phase(servers, args.web_rows)) if args.web_rows else None
+        sections = _phases(args, servers, folder)
         ok = True
     finally:
         servers.stop()
@@ -125,26 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render(figures))
     results = figures.as_json()
-    if listed is not None:
-        print(f"\n{listing.render(listed)}")
-        results["listing"] = listed.as_json()
-    if cancels is not None:
-        print(f"\n{cancel_report.render(cancels)}")
-        results["cancel"] = cancels.as_json()
-    if measured is not None:
-        print(f"\n{metrics.render(measured)}")
-        results["metrics"] = measured.as_json()
-    web_ok = True
-    if web is not None:
-        web_text, web_ok = web_overview.render(web, args.web_rows)
-        print(f"\n{web_text}")
-        results["web_overview"] = web
+    for section in sections:
+        print(f"\n{section.text}")
+        results[section.key] = section.data
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.out}")
-    met = [*figures.targets().values(), *(listed.targets().values() if listed else ())]
-    met += cancels.targets().values() if cancels else ()
-    met += measured.targets().values() if measured else ()
-    return 0 if all(met) and web_ok else 1
+    met = [*figures.targets().values(), *(section.ok for section in sections)]
+    return 0 if all(met) else 1
 
 
 if __name__ == "__main__":
