@@ -52,6 +52,7 @@ class JobInfo:
     error: str | None
     extra: dict[str, str] = field(default_factory=dict)
     seq: int = 0  # transitions so far; 0 when read from Postgres
+    parked: bool = False  # waits in Postgres, due beyond the park horizon
 
     @property
     def done(self) -> bool:
@@ -277,6 +278,7 @@ class Client(ControlVerbs):
             row["kwargs"],
             row["result"],
             row["error"],
+            parked=row["parked"],
         )
 
     async def history(self, job_id: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ def job_document(job: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
         "result": job.result,
         "error": job.error,
         **({"extra": job.extra} if job.extra else {}),
+        "parked": job.parked,
         "history": history,
     }
 
@@ -50,7 +51,8 @@ def _text(doc: dict[str, Any], full: bool) -> str:
 
     lines = [
         f"job {doc['id']}  task {doc['task']}",
-        f"  state    {doc['state']} (attempt {doc['attempt']})",
+        f"  state    {doc['state']} (attempt {doc['attempt']})"
+        + ("; parked in Postgres until due within the park horizon" if doc["parked"] else ""),
         f"  due at   {doc['due_at'] or '-'}",
         f"  args     {dump(doc['args'])}   kwargs {dump(doc['kwargs'])}",
         f"  result   {dump(doc['result']) if doc['result'] is not None else '-'}",

@@ -4,7 +4,8 @@ Live figures come from Redis (what is due now and how late, waiting, running and
 on which daemon; which daemons sent a heartbeat lately, with what they say of
 themselves; paused tasks and maintenance mode; what was set aside as malformed;
 what the recorders have not written yet), counts per state and per task from
-Postgres, in one query.
+Postgres, in one query, and how many jobs wait there parked (`runner status`
+counts them each time; the dashboard, which polls, leaves them out).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from runner.client import Client
 from runner.config import Settings
 from runner.jobs import rfc3339
+from runner.store.pg_parking import PgParking
 from runner.store.pg_status import per_state, task_state_counts
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -24,7 +26,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 async def status_document(settings: Settings) -> dict[str, Any]:
     async with await Client.connect(settings) as client:
-        return await status_of(client, await counted_now(client))
+        return await status_of(client, await counted_now(client), parked=await parked_now(client))
+
+
+async def parked_now(client: Client) -> dict[str, Any] | None:
+    """How many jobs wait in Postgres (parked, see parking.py), and the soonest due."""
+    pg = await client.history_store()
+    if pg is None:
+        return None
+    jobs, soonest = await PgParking(pg.pool).count()
+    return {"jobs": jobs, "soonest_due": rfc3339(soonest)}
 
 
 async def counted_now(client: Client) -> dict[str, dict[str, int]]:
@@ -54,6 +65,7 @@ def render(doc: dict[str, Any], as_json: bool) -> str:
         f"at {doc['at']}",
         _due_line(doc),
         f"  waiting      {sum(doc['waiting'].values())} in the schedule",
+        *_parked_line(doc),
         _running_line(doc),
         f"  daemons      {len(doc['daemons'])}: {', '.join(map(_show, doc['daemons'])) or '-'}",
         *(_daemon_line(daemon) for daemon in doc["daemon_details"]),
@@ -118,6 +130,14 @@ def _paused_lines(paused: dict[str, dict[str, Any]]) -> list[str]:
         f" {_show(note['held'])} due jobs held"
         for task, note in paused.items()
     ]
+
+
+def _parked_line(doc: dict[str, Any]) -> list[str]:
+    parked = doc.get("parked")
+    if not parked:
+        return []
+    soonest = "" if parked["soonest_due"] is None else f", the soonest due {parked['soonest_due']}"
+    return [f"  parked       {parked['jobs']} in Postgres (due beyond the park horizon{soonest})"]
 
 
 def _maintenance_line(doc: dict[str, Any]) -> str:

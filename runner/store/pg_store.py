@@ -113,6 +113,7 @@ class PgStore:
             "due_at_ms": _ms(row["due_at"]),
             "created_at_ms": _ms(row["created_at"]),
             "updated_at_ms": _ms(row["updated_at"]),
+            "parked": row["parked"],
         }
 
 

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from runner.client import Client
 from runner.config import Settings
 from runner.parking import Parking
+from runner.status import parked_now, render, status_of
 from runner.store.keys import Keys
 from runner.store.pg_parking import ParkedJob, PgParking
 from runner.store.pg_store import PgStore
@@ -75,11 +76,15 @@ async def test_a_far_job_waits_in_postgres_and_reads_like_any_other(
     assert [row["id"] for row in await parked_rows(pg)] == ["far"]
     job = await parking_client.get(far)
     assert (job.state, job.task, job.args, job.kwargs) == ("scheduled", "echo", ["later"], {"k": 1})
+    assert job.parked and not (await parking_client.get(near)).parked
     assert job.due_at_ms is not None and job.due_at_ms > time.time() * 1000 + DAY_S * 999
     history = await parking_client.history(far)
     assert [(e["seq"], e["to_state"]) for e in history] == [(1, "scheduled")]
     again = await parking_client.enqueue_result("echo", ["other"], delay=DAY_S, job_id="far")
     assert (again.created, again.state) == (False, "scheduled")
+    doc = await status_of(parking_client, {}, parked=await parked_now(parking_client))
+    assert doc["parked"]["jobs"] == 1
+    assert "parked       1 in Postgres" in render(doc, as_json=False)
     page = await parking_client.list(state="scheduled")  # no recorder here: "near" is not
     assert [row["id"] for row in page.jobs] == ["far"]  # in Postgres yet; "far" was at once
 
