@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import secrets
 import shutil
 import sys
 import tempfile
@@ -100,7 +99,7 @@ def _config(servers: EmbeddedServers, folder: Path, phase: str, parking: bool, d
     log_file = folder / f"{phase}.log"
     path = write_config(
         folder / f"{phase}.toml", _in_db(servers.redis_url, db), servers.database_url,
-        f"bench-{phase}-{secrets.token_hex(3)}", log_file,
+        "runner", log_file,  # the default prefix, as in production: it is in every key
     )  # fmt: skip
     if not parking:
         path.write_text(path.read_text() + '[daemon]\npark_horizon = "off"\n')

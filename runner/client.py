@@ -13,7 +13,6 @@ import asyncio
 import os
 import socket
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config import Settings, config_path, load_settings
 from runner.connections import redis_client, resolve_urls
 from runner.errors import JobNotFound, StoreUnavailable, UnknownTask, UsageError
-from runner.job_input import check_job_id, check_size, due_at_ms, encode_payload
+from runner.job_input import check_job_id, check_size, due_at_ms, encode_payload, new_job_id
 from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.listing import ListQuery, Page, list_jobs_live
 from runner.paging import DEFAULT_LIMIT
@@ -159,7 +158,7 @@ class Client(ControlVerbs):
         )
         check_size(self.settings, f"args and kwargs of this {task!r} job", args_json, kwargs_json)
         return NewJob(
-            id=check_job_id(job_id) if job_id is not None else uuid.uuid4().hex,
+            id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,
             kind=spec.kind,
             args_json=args_json,

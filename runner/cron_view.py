@@ -11,6 +11,7 @@ from runner.config import Settings
 from runner.connections import redis_client, resolve_urls
 from runner.cron import Schedule
 from runner.jobs import rfc3339, rfc3339_at
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.redis_store import RedisStore
 
@@ -38,7 +39,7 @@ async def cron_documents(settings: Settings, now: datetime | None = None) -> lis
         state = await store.cron_state()
         job_ids = [v for k, v in state.items() if k.endswith(":job")]
         job_states: dict[str, str | None] = {
-            job_id: await redis.hget(store.keys.job(job_id), "state")  # type: ignore[misc]  # decode_responses=True
+            job_id: await redis.hget(store.keys.job(job_id), stored("state"))  # type: ignore[misc]  # decode_responses=True
             for job_id in job_ids
         }
     finally:

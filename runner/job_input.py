@@ -4,7 +4,9 @@ arguments (JSON that PostgreSQL can hold, within the size limit) and its due tim
 
 from __future__ import annotations
 
+import base64
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -29,6 +31,14 @@ _UNFIT = ("Cc", "Cs")
 # PostgreSQL's jsonb cannot hold it, so the job's history could not be recorded.
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 RESERVED_ID_PREFIX = "cron:"  # cron ticks' ids: a user's id must not pre-empt a tick
+
+
+def new_job_id() -> str:
+    """A random id for a job enqueued without one: 104 bits as 21 lowercase base32
+    characters (a to z, 2 to 7). Shorter than a uuid's 32 hex digits, which matters:
+    the id is stored twice per waiting job in Redis (its key, its member of the due
+    set); a repeat is not expected in 10**15 ids."""
+    return base64.b32encode(os.urandom(13)).decode("ascii").rstrip("=").lower()
 
 
 def encode_args(name: str, value: Any) -> str:

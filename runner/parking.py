@@ -74,7 +74,7 @@ class Parking:
             live = await self.store.job_states([job.id for job in far if job.chosen_id])
             fresh = [job for job in far if job.id not in live]
             parked = await pg.park(
-                [_parked_row(job, now_ms) for job in fresh],
+                [_parked_row(job) for job in fresh],
                 {job.id: self._first_event(job, now_ms) for job in fresh},
             )
         except StoreUnavailable as exc:
@@ -148,6 +148,6 @@ class Parking:
         return parked
 
 
-def _parked_row(job: NewJob, now_ms: int) -> ParkedRow:
+def _parked_row(job: NewJob) -> ParkedRow:
     element = orjson.dumps(job_element(job)).decode()
-    return ParkedRow(job.id, job.due_at_ms, 1, 0, now_ms, element)
+    return ParkedRow(job.id, job.due_at_ms, 1, 0, element)

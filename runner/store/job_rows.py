@@ -9,9 +9,9 @@ import orjson
 
 from runner.jobs import NewJob
 
-# The fields of a job hash that enqueue.lua writes from the element itself; any
-# other field of a hash is one of the job's extra fields.
-ELEMENT_FIELDS = ("id", "task", "kind", "args", "kwargs", "due_at", "max_attempts")
+# The fields of a job hash that enqueue.lua writes from the element itself (the id
+# names the key); any other field of a hash is one of the job's extra fields.
+ELEMENT_FIELDS = ("task", "kind", "args", "kwargs", "due_at", "max_attempts")
 
 
 def job_element(job: NewJob) -> list[Any]:

@@ -24,6 +24,7 @@ import orjson
 from redis.asyncio import Redis
 
 from runner.jobs import rfc3339
+from runner.store.job_fields import stored
 from runner.store.keys import ALL_TASKS, KINDS, Keys
 
 UNKNOWN_OWNER = "(unknown)"  # running jobs whose hash names no owner
@@ -167,7 +168,7 @@ async def _second_round(
         for task in paused:
             pipe.zcard(keys.held(task))
         for job_id in live.running_ids:
-            pipe.hget(keys.job(job_id), "owner")
+            pipe.hget(keys.job(job_id), stored("owner"))
         replies = await pipe.execute(raise_on_error=False)
     info = replies.pop(0) if daemon_ids else []
     if not isinstance(info, list):

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from runner.states import GOING, State, states_argv
 from runner.store.failures import on_redis
+from runner.store.job_fields import named
 from runner.store.job_rows import ELEMENT_FIELDS
 from runner.store.keys import Keys
 from runner.store.pg_parking import ParkedJob, ParkedRow
@@ -39,10 +40,7 @@ class ParkStore:
         """Schedule parked jobs in Redis as they were parked; per job the state it is
         in now ("=<state>" for one Redis holds already, which is left as it is;
         "=invalid" when a key of another type holds its name)."""
-        rows = [
-            [*orjson.loads(job.job), "", False, [job.seq, job.created_ms, job.attempt]]
-            for job in jobs
-        ]
+        rows = [[*orjson.loads(job.job), "", False, [job.seq, job.attempt]] for job in jobs]
         replies: list[str] = await self.scripts.enqueue(
             keys=[*self.keys.due_all, self.keys.events, self.keys.job_prefix, self.keys.cron_state],
             args=[
@@ -60,19 +58,19 @@ class ParkStore:
     async def parkable(self, job_id: str) -> ParkedRow | None:
         """The job as it would be parked, if Redis holds it scheduled and whole (a
         malformed hash stays where it is, for a daemon to set aside)."""
-        raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
+        found: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
+        raw = named(found)
         if raw.get("state") != State.SCHEDULED or any(f not in raw for f in ELEMENT_FIELDS):
             return None
         numbers = [_whole(raw.get(f)) for f in ("due_at", "max_attempts", "seq", "attempt")]
         due, max_attempts, seq, attempt = numbers
-        created = _whole(raw.get("created_at"))
         if due is None or max_attempts is None or seq is None or attempt is None:
             return None
         extra = {k: v for k, v in raw.items() if k not in _STATE_FIELDS and k not in ELEMENT_FIELDS}
         element = [job_id, raw["task"], raw["kind"], raw["args"], raw["kwargs"], due,
                    max_attempts, extra]  # fmt: skip
         job = orjson.dumps(element).decode()
-        return ParkedRow(job_id, due, seq, attempt, created or 0, job)
+        return ParkedRow(job_id, due, seq, attempt, job)
 
     @on_redis
     async def take_parked(self, seqs: Mapping[str, int], by: str, now_ms: int) -> list[str]:

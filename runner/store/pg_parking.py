@@ -26,7 +26,6 @@ class ParkedRow(NamedTuple):
     due_ms: int
     seq: int
     attempt: int
-    created_ms: int
     job: str
 
 
@@ -36,7 +35,6 @@ class ParkedJob(NamedTuple):
     id: str
     seq: int
     attempt: int
-    created_ms: int
     job: str
     recorded_seq: int | None
 
@@ -61,7 +59,7 @@ class PgParking:
         stream event's JSON, "" for none) in the history, in one transaction; the
         ids parked now."""
         async with self.pool.acquire() as conn, conn.transaction():
-            columns: list[Sequence[Any]] = [list(c) for c in zip(*rows, strict=True)] or [[]] * 6
+            columns: list[Sequence[Any]] = [list(c) for c in zip(*rows, strict=True)] or [[]] * 5
             parked = {r["id"] for r in await conn.fetch(query("park_jobs"), *columns)}
             written = [events[i] for i in sorted(parked) if events.get(i)]
             if written:

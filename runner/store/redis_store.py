@@ -26,6 +26,7 @@ from runner.jobs import (
 from runner.states import GOING, TERMINAL, TRANSITIONS, State, states_argv, transition
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
+from runner.store.job_fields import named, stored
 from runner.store.job_rows import enqueue_row
 from runner.store.keys import ALL_TASKS, KINDS, Keys
 from runner.store.overview import DaemonInfo, read_overview
@@ -288,9 +289,10 @@ class RedisStore(EventStream, RequestStore, ParkStore):
 
     @on_redis
     async def get_job(self, job_id: str) -> JobRecord | None:
-        raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
-        if not raw:
+        found: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
+        if not found:
             return None
+        raw = named(found)
         return JobRecord(
             id=raw.get("id", job_id),
             task=raw.get("task", ""),
@@ -303,7 +305,7 @@ class RedisStore(EventStream, RequestStore, ParkStore):
             result=_json(raw.get("result")),
             error=raw.get("error"),
             created_at_ms=_int(raw.get("created_at")),
-            updated_at_ms=_int(raw.get("updated_at")),
+            updated_at_ms=_int(raw.get("updated_at") or raw.get("created_at")),
             owner=raw.get("owner"),
             seq=_int(raw.get("seq")) or 0,
             extra={k: v for k, v in raw.items() if k not in _CORE_FIELDS},
@@ -318,7 +320,7 @@ class RedisStore(EventStream, RequestStore, ParkStore):
         """The live state of each of these jobs that Redis holds."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hget(self.keys.job(job_id), "state")
+                pipe.hget(self.keys.job(job_id), stored("state"))
             states = await pipe.execute(raise_on_error=False)
         return {i: s for i, s in zip(job_ids, states, strict=True) if isinstance(s, str)}
 

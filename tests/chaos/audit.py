@@ -29,6 +29,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
+from runner.store.job_fields import named
 from runner.store.keys import Keys
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -97,7 +98,7 @@ async def read_hashes(redis: Redis, keys: Keys, ids: Sequence[str]) -> dict[str,
             replies = await pipe.execute(raise_on_error=False)
         for job_id, reply in zip(chunk, replies, strict=True):
             if isinstance(reply, dict) and reply:
-                found[job_id] = reply
+                found[job_id] = named(reply)
     return found
 
 

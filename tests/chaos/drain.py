@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from tests.chaos.audit import CHUNK, TERMINAL
 
@@ -43,7 +44,7 @@ async def _not_terminal(redis: Redis, keys: Keys, ids: Sequence[str]) -> list[st
         chunk = ids[start : start + CHUNK]
         async with redis.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                pipe.hget(keys.job(job_id), "state")
+                pipe.hget(keys.job(job_id), stored("state"))
             states = await pipe.execute(raise_on_error=False)
         left += [i for i, state in zip(chunk, states, strict=True) if state not in TERMINAL]
     return left

@@ -19,6 +19,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from runner.store import job_fields
 from runner.store.keys import Keys
 
 _counter = itertools.count()
@@ -84,7 +85,7 @@ async def _plant_hash(
             fields.pop(name, None)
         else:
             fields[name] = value
-    await redis.hset(key, mapping=fields)  # type: ignore[arg-type]  # str values
+    await redis.hset(key, mapping={job_fields.stored(k): v for k, v in fields.items()})
 
 
 async def plant_bad_jobs(redis: Redis, keys: Keys) -> list[BadJob]:
@@ -178,7 +179,7 @@ async def where_bad_job_is(redis: Redis, keys: Keys, job: BadJob, dead: set[str]
         return None
     fields: Any = {}
     with contextlib.suppress(ResponseError):  # a key of another type, as planted
-        fields = await redis.hgetall(keys.job(job.id))
+        fields = job_fields.named(await redis.hgetall(keys.job(job.id)))
     state, error = fields.get("state"), fields.get("error", "")
     if job.named is not None and state == "failed" and job.named in error:
         return None

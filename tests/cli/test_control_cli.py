@@ -22,6 +22,7 @@ from runner.client import Client
 from runner.jobs import Outcome
 from runner.recorder import Recorder
 from runner.states import REQUESTS, TRANSITIONS, State
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
@@ -127,7 +128,7 @@ async def test_each_request_from_every_state_exits_and_says_why(
         _check_refusal(line, action, text[state], state)
     assert refusals[-1] == "no such job 'no-such'"
     for state, job_id in text.items():
-        now = await redis.hget(keys.job(job_id), "state")
+        now = await redis.hget(keys.job(job_id), stored("state"))
         expected = (step.target or state) if state in step.sources else state
         assert now == (None if expected is State.DELETED else expected), (state, now)
 
@@ -167,7 +168,7 @@ async def test_one_refusal_among_several_ids_fails_the_call_not_the_others(
         "cancel it first (runner cancel ID), then delete it"
     ]
     assert not await redis.exists(keys.job(ids[State.SUCCEEDED]), keys.job(ids[State.SCHEDULED]))
-    assert await redis.hget(keys.job(ids[State.RUNNING]), "state") == "running"
+    assert await redis.hget(keys.job(ids[State.RUNNING]), stored("state")) == "running"
 
 
 def test_an_unknown_id_is_no_such_job(daemon_config: Callable[..., Path]) -> None:

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from runner.cli_parser import build_parser
 from runner.client import Client
 from runner.errors import JobNotFound, PayloadError
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from tests.daemon.process import DaemonProcess, cli
 
@@ -54,7 +55,7 @@ async def test_args_from_a_file_or_stdin(
     payload.write_text(orjson.dumps(["from a file", "x" * 200_000]).decode())
     done = cli("enqueue", "echo", "--args", f"@{payload}", "--id", "f1", config=config)
     assert done.returncode == 0, done.stderr
-    assert orjson.loads(await redis.hget(keys.job("f1"), "args") or "")[0] == "from a file"
+    assert orjson.loads(await redis.hget(keys.job("f1"), stored("args")) or "")[0] == "from a file"
     piped = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "runner", "enqueue", "echo", "--kwargs", "-", "--id", "s1",
@@ -62,7 +63,9 @@ async def test_args_from_a_file_or_stdin(
         input='{"from": "stdin"}', capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert piped.returncode == 0, piped.stderr
-    assert orjson.loads(await redis.hget(keys.job("s1"), "kwargs") or "") == {"from": "stdin"}
+    assert orjson.loads(await redis.hget(keys.job("s1"), stored("kwargs")) or "") == {
+        "from": "stdin"
+    }
     missing = cli("enqueue", "echo", "--args", "@/nonexistent.json", config=config)
     assert missing.returncode == 2 and "--args: cannot read '/nonexistent.json'" in missing.stderr
     both = cli("enqueue", "echo", "--args", "-", "--kwargs", "-", config=config)

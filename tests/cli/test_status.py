@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from runner.jobs import NewJob, rfc3339
 from runner.recorder import Recorder
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.overview import DaemonInfo, read_daemon_info
 from runner.store.pg_store import PgStore
@@ -32,7 +33,7 @@ async def test_status_counts_what_was_set_aside(
     await store.ensure_event_group()
     jobs = [new_job("bad"), new_job("good"), new_job("later", due=NOW * 2)]
     await store.enqueue_many(jobs, "t", NOW)
-    await redis.hset(keys.job("bad"), "seq", "x")
+    await redis.hset(keys.job("bad"), stored("seq"), "x")
     await store.claim_due(NOW, {"async": 1}, "d", NOW + 1000)  # sets "bad" aside
     await redis.xadd(keys.events, {"not-e": "1"})
     await Recorder(store, pg_store=pg, consumer="c", batch_events=10, flush_interval=0.05).drain()

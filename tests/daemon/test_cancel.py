@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from runner.client import Client
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from tests.daemon.process import DaemonProcess, wait_for_history
@@ -26,7 +27,7 @@ TASKS = {
 
 async def _running(redis: Redis, keys: Keys, job_id: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while await redis.hget(keys.job(job_id), "state") != "running":
+    while await redis.hget(keys.job(job_id), stored("state")) != "running":
         assert time.monotonic() < deadline, f"{job_id} never started"
         await asyncio.sleep(0.02)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from runner.store.job_fields import named
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from tests.daemon.process import DaemonProcess, cli, wait_for_history
@@ -200,7 +201,7 @@ async def test_sigterm_finishes_what_it_can_and_hands_back_the_rest(
         history = await pg.job_history(job_id)
         assert [h["to_state"] for h in history] == ["scheduled", "running", "scheduled"]
         assert history[-1]["detail"]["reason"] == "daemon stopped before the job ended"
-        job = await redis.hgetall(keys.job(job_id))
+        job = named(await redis.hgetall(keys.job(job_id)))
         assert (job["state"], job["attempt"]) == ("scheduled", "0")
     await asyncio.sleep(0)
 

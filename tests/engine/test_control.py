@@ -11,6 +11,7 @@ from runner.errors import JobNotFound, RequestRefused
 from runner.jobs import Outcome
 from runner.recorder import Recorder
 from runner.states import REQUESTS, TRANSITIONS, State
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
@@ -59,12 +60,12 @@ async def test_every_request_from_every_state(
     step = TRANSITIONS[action]
     ids = await _jobs_in_every_state(client, store, action)
     for state, job_id in ids.items():
-        assert await redis.hget(keys.job(job_id), "state") == state
+        assert await redis.hget(keys.job(job_id), stored("state")) == state
         [result] = await client.request(action, [job_id], **_changes(action))
         if state not in step.sources:
             assert not result.ok and result.state == state, (action, state, result)
             assert f"cannot {action} job {job_id}: it is {state}" in result.message
-            assert await redis.hget(keys.job(job_id), "state") == state
+            assert await redis.hget(keys.job(job_id), stored("state")) == state
             with pytest.raises(RequestRefused, match=f"it is {state}"):
                 await getattr(client, action)(job_id, **_changes(action))
             continue
@@ -73,7 +74,7 @@ async def test_every_request_from_every_state(
         if target is State.DELETED:
             assert not await redis.exists(keys.job(job_id))
         else:
-            assert await redis.hget(keys.job(job_id), "state") == target
+            assert await redis.hget(keys.job(job_id), stored("state")) == target
     await _record(store, pg)
     for state in step.sources:
         job_id = f"{action}-{state}"
@@ -144,7 +145,7 @@ async def test_a_paused_task_holds_its_due_jobs_until_resumed(
     claimed = await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)
     assert [j.id for j in claimed.jobs] == [other]
     assert await store.held_count("echo") == 3
-    assert {await redis.hget(keys.job(i), "state") for i in held} == {"scheduled"}
+    assert {await redis.hget(keys.job(i), stored("state")) for i in held} == {"scheduled"}
     assert await client.resume_task("echo")
     await client.pause_all()
     assert not (await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)).jobs

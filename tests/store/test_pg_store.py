@@ -68,7 +68,10 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
     try:
         await asyncio.gather(
             *(
-                conn.execute("DROP TABLE runner_job_events, runner_jobs, runner_schema_migrations")
+                conn.execute(
+                    "DROP TABLE runner_job_events, runner_jobs, runner_parked_jobs,"
+                    " runner_schema_migrations"
+                )
                 for conn in conns[:1]
             )
         )

@@ -6,6 +6,7 @@ import orjson
 from redis.asyncio import Redis
 
 from runner.jobs import Event, NewJob, Outcome
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.redis_store import RedisStore
 
@@ -65,9 +66,9 @@ async def test_finish_is_fenced_by_owner_and_attempt(
     stale = Outcome("j1", 1, "succeed", result_json="1")
     assert await store.finish(NOW, "other-daemon", [stale]) == [False]
     assert await store.finish(NOW, DAEMON, [Outcome("j1", 2, "succeed")]) == [False]
-    assert await redis.hget(keys.job("j1"), "state") == "running"
+    assert await redis.hget(keys.job("j1"), stored("state")) == "running"
     assert await store.finish(NOW + 5, DAEMON, [stale]) == [True]
-    assert await redis.hget(keys.job("j1"), "state") == "succeeded"
+    assert await redis.hget(keys.job("j1"), stored("state")) == "succeeded"
     assert await redis.zscore(keys.leases, "j1") is None
     assert await store.finish(NOW, DAEMON, [stale]) == [False]  # already finished
 
@@ -86,7 +87,7 @@ async def test_finished_job_is_kept_until_recorded(
     assert 0 < await redis.pttl(keys.job("j1")) <= 60_000
     await store.enqueue(new_job("j2"), "c", NOW)
     await redis.zadd(keys.dead, {"j2": NOW})
-    await redis.hset(keys.job("j2"), mapping={"state": "failed", "seq": 2})
+    await redis.hset(keys.job("j2"), mapping={stored("state"): "failed", stored("seq"): 2})
     assert await store.forget_recorded([("j2", 2)]) == 0
     assert await redis.pttl(keys.job("j2")) == -1
 

@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from runner.jobs import Outcome
+from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.redis_store import RedisStore
 from tests.store.test_scripts import DAEMON, NOW, new_job, stream_events
@@ -33,9 +34,9 @@ MALFORMED = [
 
 async def _spoil(redis: Redis, keys: Keys, job_id: str, field: str, value: str | None) -> None:
     if value is None:
-        await redis.hdel(keys.job(job_id), field)
+        await redis.hdel(keys.job(job_id), stored(field))
     else:
-        await redis.hset(keys.job(job_id), field, value)
+        await redis.hset(keys.job(job_id), stored(field), value)
 
 
 @pytest.mark.parametrize(("field", "value"), MALFORMED)
@@ -85,7 +86,7 @@ async def test_reap_sets_aside_a_malformed_job_instead_of_failing_every_daemon(
     reason and goes on to put back the healthy job beside it."""
     await store.enqueue_many([new_job("bad"), new_job("good")], "client", NOW)
     await store.claim_due(NOW, {"async": 10}, DAEMON, NOW + 10)
-    await redis.hset(keys.job("bad"), "max_attempts", "lots")
+    await redis.hset(keys.job("bad"), stored("max_attempts"), "lots")
     reaped = {r.id: r for r in await store.reap_expired(NOW + 20, "reaper")}
     assert reaped["good"].state == "retrying" and not reaped["good"].set_aside
     assert reaped["bad"].state == "failed" and 'max_attempts="lots"' in reaped["bad"].set_aside
@@ -100,7 +101,7 @@ async def test_finish_sets_aside_a_job_whose_hash_turned_malformed(
     lease gone; the other outcome of the batch is recorded."""
     await store.enqueue_many([new_job("bad"), new_job("good")], "client", NOW)
     await store.claim_due(NOW, {"async": 10}, DAEMON, LEASE)
-    await redis.hset(keys.job("bad"), "seq", "many")
+    await redis.hset(keys.job("bad"), stored("seq"), "many")
     outcomes = [Outcome("bad", 1, "succeed"), Outcome("good", 1, "succeed")]
     assert await store.finish(NOW + 5, DAEMON, outcomes) == [2, 1]
     bad = await store.get_job("bad")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from importlib import resources
+
 import pytest
 
 from runner.config import TaskSettings
@@ -9,6 +12,7 @@ from runner.durations import parse_duration
 from runner.redact import redact_text, redact_url
 from runner.retry import backoff_seconds
 from runner.states import TERMINAL, TRANSITIONS, State
+from runner.store.job_fields import FIELD
 
 
 @pytest.mark.parametrize(
@@ -50,3 +54,13 @@ def test_state_table_is_consistent() -> None:
             assert not (transition.sources & TERMINAL), transition
     assert TRANSITIONS["claim"].sources_argv == ",retrying,scheduled,"
     assert TRANSITIONS["claim"].target is State.RUNNING
+
+
+def test_the_lua_scripts_and_python_store_job_fields_under_the_same_names() -> None:
+    """lua/lib.lua's FIELD table and job_fields.FIELD must agree, or a field written by
+    a script reads as missing in Python (and the reverse)."""
+    source = (resources.files("runner.store") / "lua" / "lib.lua").read_text(encoding="utf-8")
+    table = source.split("local FIELD = {", 1)[1].split("}", 1)[0]
+    in_lua = dict(re.findall(r"(\w+) = '(\w+)'", table))
+    assert in_lua == FIELD
+    assert len(set(FIELD.values())) == len(FIELD)  # no two fields share a name

@@ -73,7 +73,7 @@ local function claim(id, kind)
         return
     end
     local attempt, seq = tonumber(f[3]) + 1, tonumber(f[8]) + 1
-    redis.call('HSET', key, 'state', target, 'attempt', attempt, 'seq', seq,
+    hset(key, 'state', target, 'attempt', attempt, 'seq', seq,
         'owner', daemon, 'updated_at', now, 'started_at', now)
     redis.call('ZADD', KEYS[4], lease_until, id)
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt,

@@ -66,7 +66,7 @@ end
 local function transit(id, f, state, extra, raw)
     local seq = tonumber(f[2]) + 1
     state = state or f[1]
-    redis.call('HSET', PREFIX .. id, 'state', state, 'seq', seq, 'updated_at', NOW)
+    hset(PREFIX .. id, 'state', state, 'seq', seq, 'updated_at', NOW)
     local detail = extra or {}
     detail.by = BY
     local text = cjson.encode(detail)

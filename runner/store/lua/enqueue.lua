@@ -16,7 +16,7 @@
 --   [schedule name, tick (ms), overlap policy] or absent: a tick at or before
 --   the schedule's last handled tick is "=already"; with overlap "skip", a tick
 --   whose previous run is still going is "=skipped" (and counts as handled).
---   `promoted` is [seq, created_at, attempt] for a job that waited in PostgreSQL (parked,
+--   `promoted` is [seq, attempt] for a job that waited in PostgreSQL (parked,
 --   see parking.py): its history goes on from that seq, and being moved is not a
 --   transition, so it writes no event. Its guard is false.
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
@@ -59,17 +59,18 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
     elseif refused then
         replies[i] = refused
     else
-        local seq, created, attempt = 1, now, 0
+        local seq, attempt = 1, 0
         if promoted then
-            seq, created, attempt = promoted[1], promoted[2], promoted[3]
+            seq, attempt = promoted[1], promoted[2]
         end
-        redis.call('HSET', key,
-            'id', id, 'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],
+        -- Only what the scripts need: a waiting job's hash is most of its memory. The
+        -- key names the id; when it was created and changed is in its history.
+        hset(key,
+            'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],
             'due_at', string.format('%d', due), 'state', target, 'attempt', attempt,
-            'max_attempts', job[7], 'seq', seq, 'created_at', string.format('%d', created),
-            'updated_at', now)
+            'max_attempts', job[7], 'seq', seq)
         for field, value in pairs(job[8]) do
-            redis.call('HSET', key, field, value)
+            hset(key, field, value)
         end
         if earliest[kind] == nil then
             local first = redis.call('ZRANGE', due_keys[kind], 0, 0, 'WITHSCORES')

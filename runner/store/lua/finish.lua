@@ -45,16 +45,16 @@ local function finish(o)
         return 2
     end
     local seq = tonumber(f[4]) + 1
-    redis.call('HSET', key, 'state', target, 'seq', seq, 'updated_at', now)
-    redis.call('HDEL', key, 'owner')
-    if o[8] == 1 then redis.call('HSET', key, 'attempt', attempt - 1) end
-    if o[5] ~= '' then redis.call('HSET', key, 'result', o[5]) end
-    if o[6] ~= '' then redis.call('HSET', key, 'error', o[6]) end
+    hset(key, 'state', target, 'seq', seq, 'updated_at', now)
+    hdel(key, 'owner')
+    if o[8] == 1 then hset(key, 'attempt', attempt - 1) end
+    if o[5] ~= '' then hset(key, 'result', o[5]) end
+    if o[6] ~= '' then hset(key, 'error', o[6]) end
     if due_at > 0 then
         local due_key = due_keys[f[5]]
         local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
         redis.call('ZADD', due_key, due_at, id)
-        redis.call('HSET', key, 'due_at', string.format('%d', due_at))
+        hset(key, 'due_at', string.format('%d', due_at))
         if first[2] == nil or due_at < tonumber(first[2]) then
             redis.call('PUBLISH', wake, string.format('%d', due_at))
         end

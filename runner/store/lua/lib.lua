@@ -39,9 +39,40 @@ local function need_kind(bad, value)
     end
 end
 
+-- A job hash's field names are one letter each: names are stored in every hash, and
+-- a waiting job's hash is most of what it costs in Redis (runner/store/job_fields.py
+-- holds the same table). The scripts name fields in full; these turn the names.
+local FIELD = {
+    state = 's', seq = 'q', attempt = 'n', max_attempts = 'm', kind = 'k', task = 't',
+    args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
+    started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x',
+}
+
+-- The stored names of these fields (a name not in FIELD is stored as it is).
+local function stored(...)
+    local names = {...}
+    for i = 1, #names do
+        names[i] = FIELD[names[i]] or names[i]
+    end
+    return names
+end
+
+-- HSET of (name, value) pairs named in full.
+local function hset(key, ...)
+    local items = {...}
+    for i = 1, #items, 2 do
+        items[i] = FIELD[items[i]] or items[i]
+    end
+    return redis.call('HSET', key, unpack(items))
+end
+
+local function hdel(key, ...)
+    return redis.call('HDEL', key, unpack(stored(...)))
+end
+
 -- HMGET through pcall: nil when the key holds another type than a hash.
 local function read_job(key, ...)
-    local fields = redis.pcall('HMGET', key, ...)
+    local fields = redis.pcall('HMGET', key, unpack(stored(...)))
     if type(fields) == 'table' and fields.err then
         return nil
     end
@@ -67,11 +98,11 @@ local function quarantine(dead_key, key, id, now, daemon, failed, reason, fields
     if fields == nil then
         return
     end
-    redis.call('HSET', key, 'state', failed, 'error', reason, 'updated_at', now)
-    redis.call('HDEL', key, 'owner')
+    hset(key, 'state', failed, 'error', reason, 'updated_at', now)
+    hdel(key, 'owner')
     local seq = whole(fields.seq, 1)
     if seq then
-        redis.call('HSET', key, 'seq', seq + 1)
+        hset(key, 'seq', seq + 1)
         events[#events + 1] = cjson.encode({id, seq + 1, fields.state or '', failed, now, daemon,
             whole(fields.attempt, 0) or 0, cjson.encode({error = reason, quarantined = true})})
     end

@@ -30,13 +30,13 @@ local function put_back(id, key, f)
     if attempt < tonumber(f[3]) then
         target = retry_state
         redis.call('ZADD', due_keys[f[5]], now, id)
-        redis.call('HSET', key, 'due_at', now)
+        hset(key, 'due_at', now)
         redis.call('PUBLISH', wake, now)
     else
-        redis.call('HSET', key, 'error', reason .. '; no attempts left')
+        hset(key, 'error', reason .. '; no attempts left')
     end
-    redis.call('HSET', key, 'state', target, 'seq', seq, 'updated_at', now)
-    redis.call('HDEL', key, 'owner')
+    hset(key, 'state', target, 'seq', seq, 'updated_at', now)
+    hdel(key, 'owner')
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, reaper, attempt,
         cjson.encode({reason = reason, owner = owner})})
     return target, attempt, owner

@@ -2,8 +2,8 @@
 -- budget (see control_lib.lua).
 
 return each_job(function(id, f)
-    redis.call('HSET', PREFIX .. id, 'attempt', 0, 'due_at', string.format('%d', NOW))
-    redis.call('HDEL', PREFIX .. id, 'error', 'result')
+    hset(PREFIX .. id, 'attempt', 0, 'due_at', string.format('%d', NOW))
+    hdel(PREFIX .. id, 'error', 'result')
     redis.call('PERSIST', PREFIX .. id)
     redis.call('ZREM', DEAD, id)
     schedule(id, f[4], NOW)

@@ -20,18 +20,18 @@ return each_job(function(id, f)
     local key, detail, raw = PREFIX .. id, {update = true}, {}
     for _, name in ipairs({'args', 'kwargs'}) do
         if changes[name] then
-            redis.call('HSET', key, name, changes[name])
+            hset(key, name, changes[name])
             raw[#raw + 1] = '"' .. name .. '":' .. changes[name]
         end
     end
     for _, name in ipairs({'max_attempts', 'timeout'}) do
         if changes[name] then
-            redis.call('HSET', key, name, changes[name])
+            hset(key, name, changes[name])
             detail[name] = changes[name]
         end
     end
     if changes.due_at then
-        redis.call('HSET', key, 'due_at', string.format('%d', changes.due_at))
+        hset(key, 'due_at', string.format('%d', changes.due_at))
         detail.due_at = changes.due_at
         move(id, f, changes.due_at)
     end

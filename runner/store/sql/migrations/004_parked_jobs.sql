@@ -8,7 +8,7 @@ CREATE TABLE runner_parked_jobs (
     due_ms      bigint NOT NULL,   -- due time, ms since the epoch (exact, as in Redis)
     seq         integer NOT NULL,  -- the job's seq when parked: its history goes on from it
     attempt     integer NOT NULL,
-    created_ms  bigint NOT NULL,
+    parked_at   timestamptz NOT NULL DEFAULT now(),
     job         text NOT NULL      -- the job as enqueue.lua takes it (JSON), to put back
 );
 CREATE INDEX runner_parked_jobs_due ON runner_parked_jobs (due_ms);
