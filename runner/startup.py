@@ -18,6 +18,7 @@ from runner.errors import StoreUnavailable
 from runner.logs import get_logger
 from runner.redact import redact_url
 from runner.resilience import Backoff
+from runner.store.hash_format import upgrade_job_hashes
 from runner.systemd import notify
 
 log = get_logger()
@@ -52,9 +53,13 @@ async def _connect(settings: Settings, redis_url: str, database_url: str) -> Con
     conns = await Connections.open(settings, redis_url, database_url)
     try:
         applied = await conns.pg_store.migrate()
+        store = conns.redis_store
+        renamed = await upgrade_job_hashes(store.redis, store.keys, store.scripts)
     except BaseException:
         await conns.close()
         raise
     if applied:
         log.info("schema migrated", applied=applied)
+    if renamed:
+        log.info("job hashes moved to the current layout", jobs=renamed)
     return conns

@@ -82,6 +82,11 @@ class Keys:
         return f"{self.base}:daemon_info"
 
     @property
+    def hash_format(self) -> str:
+        """The layout the job hashes are in (see hash_format.py)."""
+        return f"{self.base}:format"
+
+    @property
     def cron_state(self) -> str:
         return f"{self.base}:cron"
 

@@ -20,7 +20,8 @@ REQUEST_SCRIPTS = ("pause", "resume", "cancel", "retry", "delete", "update")
 # Scripts that pick jobs by id and state the way an operator's request does.
 CONTROL_SCRIPTS = (*REQUEST_SCRIPTS, "park")
 SCRIPT_NAMES = (
-    "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", *CONTROL_SCRIPTS,
+    "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", "rename_fields",
+    *CONTROL_SCRIPTS,
 )  # fmt: skip
 
 
@@ -44,6 +45,7 @@ class Scripts:
     reap: AsyncScript
     forget: AsyncScript
     release_held: AsyncScript
+    rename_fields: AsyncScript
     pause: AsyncScript
     resume: AsyncScript
     cancel: AsyncScript

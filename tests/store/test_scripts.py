@@ -6,6 +6,7 @@ import orjson
 from redis.asyncio import Redis
 
 from runner.jobs import Event, NewJob, Outcome
+from runner.store.hash_format import upgrade_job_hashes
 from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.redis_store import RedisStore
@@ -158,3 +159,23 @@ async def test_claim_drops_stale_members(store: RedisStore, redis: Redis, keys: 
     result = await store.claim_due(NOW, {"async": 5}, DAEMON, NOW + 1000)
     assert result.jobs == []
     assert await redis.zcard(keys.due("async")) == 0
+
+
+async def test_job_hashes_of_the_older_layout_are_renamed_once_and_then_claimed(
+    store: RedisStore, redis: Redis, keys: Keys
+) -> None:
+    """A job a runner with full field names left waiting is renamed at the next start
+    and runs like any other; the scan is not repeated once the keyspace is done."""
+    old = {"id": "old1", "task": "echo", "kind": "async", "args": "[7]", "kwargs": "{}",
+           "due_at": str(NOW), "state": "scheduled", "attempt": "0", "max_attempts": "2",
+           "seq": "1", "created_at": str(NOW), "updated_at": str(NOW)}  # fmt: skip
+    await redis.hset(keys.job("old1"), mapping=old)
+    await redis.zadd(keys.due("async"), {"old1": NOW})
+    await store.enqueue(new_job("new1"), "client", NOW)
+    assert await upgrade_job_hashes(redis, keys, store.scripts) == 1
+    renamed = await redis.hgetall(keys.job("old1"))
+    assert renamed[stored("args")] == "[7]" and "args" not in renamed and "id" not in renamed
+    assert await upgrade_job_hashes(redis, keys, store.scripts) == 0  # marked done
+    claimed = await store.claim_due(NOW, {"async": 10}, DAEMON, NOW + 30_000)
+    assert sorted(job.id for job in claimed.jobs) == ["new1", "old1"]
+    assert not await redis.zrange(keys.dead, 0, -1)
