@@ -168,9 +168,11 @@ async def test_job_hashes_of_the_older_layout_are_renamed_once_and_then_claimed(
 ) -> None:
     """A job a runner with full field names left waiting is renamed at the next start
     and runs like any other; the scan is not repeated once the keyspace is done."""
-    old: dict[Any, Any] = {"id": "old1", "task": "echo", "kind": "async", "args": "[7]", "kwargs": "{}",
-           "due_at": str(NOW), "state": "scheduled", "attempt": "0", "max_attempts": "2",
-           "seq": "1", "created_at": str(NOW), "updated_at": str(NOW)}  # fmt: skip
+    old: dict[Any, Any] = {
+        "id": "old1", "task": "echo", "kind": "async", "args": "[7]", "kwargs": "{}",
+        "due_at": str(NOW), "state": "scheduled", "attempt": "0", "max_attempts": "2",
+        "seq": "1", "created_at": str(NOW), "updated_at": str(NOW),
+    }  # fmt: skip
     await redis.hset(keys.job("old1"), mapping=old)
     await redis.zadd(keys.due("async"), {"old1": NOW})
     await store.enqueue(new_job("new1"), "client", NOW)
