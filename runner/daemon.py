@@ -34,6 +34,7 @@ from runner.errors import StoreError
 from runner.execution import JobExecution
 from runner.executors import AsyncExecutor, Executor, ThreadExecutor
 from runner.finisher import Finisher
+from runner.history_keeper import HistoryKeeper
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
 from runner.logs import flush_logs, get_logger
@@ -45,6 +46,7 @@ from runner.recorder import Recorder
 from runner.resilience import report
 from runner.store.keys import ALL_TASKS
 from runner.store.overview import DaemonInfo
+from runner.store.pg_history import HistoryStore
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
 
@@ -115,6 +117,7 @@ class Daemon:
             flush_interval=settings.recorder_interval,
             reclaim_after=settings.recorder_reclaim_after,
         )
+        self.history = HistoryKeeper(HistoryStore(conns.pg_store), clock, settings.keep_history)
         # Off unless [metrics] listen is set: then not even the per-job counts are kept.
         self.metrics = (
             Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None
@@ -253,6 +256,7 @@ class Daemon:
                 ),
                 "log-flusher": _flush_logs_periodically(),
                 "cron": self.cron.run(),
+                "history": self.history.run(),
                 "notifier": run_notifier(self.status_line),
                 "reloader": self._reload_on_request(),
             }

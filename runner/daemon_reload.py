@@ -63,6 +63,7 @@ async def _apply(daemon: Daemon, new: Settings, registry: TaskRegistry) -> None:
     daemon.recorder.batch_events = new.recorder_batch
     daemon.recorder.flush_interval = new.recorder_interval
     daemon.cron.update(new.cron, new.tasks)
+    daemon.history.keep = new.keep_history  # from the keeper's next pass
     await _resize_pools(daemon, old, new)
     daemon.pump.nudge()
 
