@@ -1,7 +1,9 @@
 """`make bench`: runner and arq on the same private Valkey and PostgreSQL, in one run.
 
 Order: runner throughput, arq throughput, runner lateness, arq lateness, then
-listing at a million jobs (bench/listing.py, a database of its own), then cancel
+listing at a million jobs (bench/listing.py, a database of its own), then the
+recorder's write rate at ten million events and dropping a day of history
+(bench/history.py, databases of their own), then cancel
 of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
 /metrics scrape time at a million jobs, no-op throughput on vs off); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
@@ -21,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import cancel, cancel_report, listing, metrics, runner_side, web_overview
+from bench import cancel, cancel_report, history, listing, metrics, runner_side, web_overview
 from bench.peer import Peer
 from bench.plan import Plan
 from bench.report import Figures, render
@@ -44,6 +46,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="for the random due times")
     parser.add_argument(
         "--listing-rows", type=int, default=listing.ROWS, help="jobs for the listing (0: skip it)"
+    )
+    parser.add_argument(
+        "--history-rows", type=int, default=history.ROWS, help="events for history (0: skip it)"
     )
     parser.add_argument(
         "--cancel-tries", type=int, default=cancel.TRIES, help="cancels a job kind (0: skip them)"
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.start_postgres()
         figures = measure(args, servers, folder)
         listed = listing.measure(servers, folder, args.listing_rows) if args.listing_rows else None
+        kept = history.measure(servers, args.history_rows) if args.history_rows else None
         cancels = (
             cancel.measure(servers.redis_url, servers.database_url, folder, args.cancel_tries)
             if args.cancel_tries
@@ -128,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     if listed is not None:
         print(f"\n{listing.render(listed)}")
         results["listing"] = listed.as_json()
+    if kept is not None:
+        print(f"\n{history.render(kept)}")
+        results["history"] = kept.as_json()
     if cancels is not None:
         print(f"\n{cancel_report.render(cancels)}")
         results["cancel"] = cancels.as_json()
@@ -143,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwritten to {args.out}")
     met = [*figures.targets().values(), *(listed.targets().values() if listed else ())]
     met += cancels.targets().values() if cancels else ()
+    met += kept.targets().values() if kept else ()
     met += measured.targets().values() if measured else ()
     return 0 if all(met) and web_ok else 1
 
