@@ -156,10 +156,12 @@ class HistoryStore:
                     await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
     async def _pass(self, conn: Any, now: float, keep: float | None, batch: int) -> Kept:
-        kept = Kept(created=await create_partitions(conn, days_around(now)))
         if keep is None:
-            return kept
+            return Kept(created=await create_partitions(conn, days_around(now)))
         before = datetime.fromtimestamp(now - keep, UTC)
+        # With a keep under a day, yesterday's partition would be made only to go.
+        days = [day for day in days_around(now) if day_partition(day)[2] > before]
+        kept = Kept(created=await create_partitions(conn, days))
         kept.dropped = await drop_partitions(conn, before)
         status = await conn.execute(query("history_prune_default"), before)
         kept.stray_events_removed = int(status.split()[-1])

@@ -164,3 +164,15 @@ async def test_keeper_goes_on_after_a_failed_pass(pg: PgStore, database_url: str
     assert keeper.passes >= 2
     failures = [line for line in logs if line["event"].startswith("history keeper:")]
     assert len(failures) >= 2 and failures[0]["log_level"] == "warning"
+
+
+async def test_a_keep_under_a_day_settles(pg: PgStore) -> None:
+    """keep = 1 hour: yesterday's partition goes, and the next pass neither makes it
+    again nor drops anything."""
+    today = datetime.fromtimestamp(time.time(), UTC).date()
+    now = day_partition(today)[1].timestamp() + DAY_S / 2  # noon, whatever the time now
+    yesterday = day_partition(today - timedelta(days=1))[0]
+    first = await HistoryStore(pg).keep(now, 3600)
+    assert first is not None and yesterday in first.dropped
+    second = await HistoryStore(pg).keep(now, 3600)
+    assert second is not None and not second.changed_anything()
