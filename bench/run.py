@@ -1,7 +1,9 @@
 """`make bench`: runner and arq on the same private Valkey and PostgreSQL, in one run.
 
 Order: runner throughput, arq throughput, runner lateness, arq lateness, then
-listing at a million jobs (bench/listing.py, a database of its own), then cancel
+listing at a million jobs (bench/listing.py, a database of its own), then the
+recorder's write rate at ten million events and dropping a day of history
+(bench/history.py, databases of their own), then cancel
 of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
 /metrics scrape time at a million jobs, no-op throughput on vs off), the
 dashboard's overview (bench/web_overview.py), throughput with a million jobs due
@@ -30,6 +32,7 @@ from bench import (
     cancel,
     cancel_report,
     depth,
+    history,
     listing,
     metrics,
     redis_memory,
@@ -58,6 +61,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="for the random due times")
     parser.add_argument(
         "--listing-rows", type=int, default=listing.ROWS, help="jobs for the listing (0: skip it)"
+    )
+    parser.add_argument(
+        "--history-rows", type=int, default=history.ROWS, help="events for history (0: skip it)"
     )
     parser.add_argument(
         "--cancel-tries", type=int, default=cancel.TRIES, help="cancels a job kind (0: skip them)"
@@ -136,6 +142,9 @@ def _phases(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     if args.listing_rows:
         listed = listing.measure(servers, folder, args.listing_rows)
         done.append(_section("listing", listed, listing.render(listed)))
+    if args.history_rows:
+        kept = history.measure(servers, args.history_rows)
+        done.append(_section("history", kept, history.render(kept)))
     if args.cancel_tries:
         cancels = cancel.measure(servers.redis_url, servers.database_url, folder, args.cancel_tries)
         done.append(_section("cancel", cancels, cancel_report.render(cancels)))

@@ -34,6 +34,7 @@ from runner.errors import StoreError
 from runner.execution import JobExecution
 from runner.executors import AsyncExecutor, Executor, ThreadExecutor
 from runner.finisher import Finisher
+from runner.history_keeper import HistoryKeeper
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
 from runner.logs import flush_logs, get_logger
@@ -47,6 +48,7 @@ from runner.recorder import Recorder
 from runner.resilience import report
 from runner.store.keys import ALL_TASKS
 from runner.store.overview import DaemonInfo
+from runner.store.pg_history import HistoryStore
 from runner.store.pg_store import PgStore
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
@@ -121,6 +123,7 @@ class Daemon:
         self.promoter = Promoter(Parking(
             store, self._history_store, settings.park_horizon, clock, f"daemon:{self.id}"
         ))  # fmt: skip
+        self.history = HistoryKeeper(HistoryStore(conns.pg_store), clock, settings.keep_history)
         # Off unless [metrics] listen is set: then not even the per-job counts are kept.
         self.metrics = (
             Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None
@@ -263,6 +266,7 @@ class Daemon:
                 "log-flusher": _flush_logs_periodically(),
                 "cron": self.cron.run(),
                 "promoter": self.promoter.run(),
+                "history": self.history.run(),
                 "notifier": run_notifier(self.status_line),
                 "reloader": self._reload_on_request(),
             }

@@ -64,6 +64,7 @@ async def _apply(daemon: Daemon, new: Settings, registry: TaskRegistry) -> None:
     daemon.recorder.flush_interval = new.recorder_interval
     daemon.cron.update(new.cron, new.tasks)
     daemon.promoter.parking.horizon_s = new.park_horizon
+    daemon.history.keep = new.keep_history  # from the keeper's next pass
     await _resize_pools(daemon, old, new)
     daemon.pump.nudge()
 

@@ -34,14 +34,14 @@ from runner.store.pg_parking import ParkedJob, ParkedRow, PgParking
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 
-HistoryStore = Callable[[], Awaitable[PgStore | None]]
+PgConnect = Callable[[], Awaitable[PgStore | None]]
 
 
 class Parking:
     def __init__(
         self,
         store: RedisStore,
-        history_store: HistoryStore,
+        history_store: PgConnect,
         horizon_s: float | None,
         clock: Clock,
         origin: str,

@@ -1,6 +1,7 @@
 -- write_events: insert a batch of transitions and fold them into runner_jobs.
--- Idempotent: an event is keyed by (job_id, seq), so a replayed batch inserts
--- nothing new, and runner_jobs only moves forward (a higher seq wins).
+-- Idempotent: an event is keyed by (job_id, seq, at) (`at` is the partition key,
+-- see migration 003; a replayed event has the same `at`), so a replayed batch
+-- inserts nothing new, and runner_jobs only moves forward (a higher seq wins).
 -- Rows are written in key order: several daemons' recorders write overlapping
 -- jobs at once, and taking row locks in one global order keeps them from
 -- deadlocking each other (a deadlock that still happens is retried).
@@ -26,7 +27,7 @@ inserted AS (
     INSERT INTO runner_job_events (job_id, seq, from_state, to_state, at, daemon, attempt, detail)
     SELECT job_id, seq, from_state, to_state, at, daemon, attempt, detail FROM batch
     ORDER BY job_id, seq
-    ON CONFLICT (job_id, seq) DO NOTHING
+    ON CONFLICT (job_id, seq, at) DO NOTHING
 ),
 latest AS (
     SELECT DISTINCT ON (job_id) job_id, seq, to_state, attempt, at, daemon, detail
