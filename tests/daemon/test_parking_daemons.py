@@ -121,3 +121,29 @@ async def test_a_daemon_killed_while_moving_jobs_loses_and_repeats_nothing(
     await _audit(pg, [job.id for job in jobs])
     started = [line["job_id"] for d in (survivor, restarted) for line in d.events("job started")]
     assert len(started) == len(set(started)) == count
+
+
+async def test_a_reloaded_horizon_counts_from_the_next_scan(
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    redis: Redis,
+    pg: PgStore,
+) -> None:
+    """A job 60 s ahead stays parked under a 10 s horizon; after SIGHUP with a 2 min
+    one, the next scan (at most a second later, the old period) moves it."""
+    sections = {"daemon": {"park_horizon": "10s", "lease_ttl": "2s"}}
+    config = daemon_config(**sections)
+    daemon = spawn(config)
+    daemon.wait_ready()
+    client = Client(load_settings(config, env={}), redis, pg)
+    job_id = await client.enqueue("echo", [], delay=60)
+    await asyncio.sleep(2.5)  # two scans under the 10 s horizon
+    assert not await client.store.job_exists(job_id)
+    daemon_config(daemon={"park_horizon": "2m", "lease_ttl": "2s"})
+    daemon.signal(signal.SIGHUP)
+    reloaded = daemon.wait_for(lambda line: line.get("event") == "config reloaded", timeout=10)
+    assert "park_horizon" in reloaded["changed"]
+    moved = daemon.wait_for(lambda line: line.get("event") == "parked jobs scheduled", timeout=3)
+    assert moved["jobs"] == 1 and moved["horizon_s"] == 120
+    assert await client.store.job_exists(job_id)
+    assert (await client.get(job_id)).state == "scheduled"
