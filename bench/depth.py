@@ -17,15 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.runner_daemon import RunnerDaemon, log_time, read_log, write_config
+from bench.servers import private_servers
 from runner import Client
 from runner.config import load_settings
 from runner.embedded import EmbeddedServers
@@ -144,16 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.depth", description=__doc__)
     parser.add_argument("--deep", type=int, default=DEEP, help="jobs due in the deep run")
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="runner-depth-"))
-    folder.chmod(0o755)  # as root, PostgreSQL runs as `nobody` and must reach its data
-    servers = EmbeddedServers(folder / "servers", durable=False)
-    try:
-        servers.start_redis()
-        servers.start_postgres()
+    with private_servers("depth") as (servers, folder):
         figures = measure(servers, folder, args.deep)
-    finally:
-        servers.stop()
-        shutil.rmtree(folder, ignore_errors=True)
     print(render(figures))
     return 0 if figures.ratio >= TARGET else 1
 

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from bench.servers import private_servers
 from runner.embedded import EmbeddedServers
 from runner.jobs import Event
 from runner.store.migrate import migrate
@@ -282,15 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.history", description=__doc__)
     parser.add_argument("--rows", type=int, default=ROWS, help="events in the filled table")
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="runner-bench-history-"))
-    folder.chmod(0o755)  # as root, PostgreSQL runs as `nobody` and must reach its data
-    servers = EmbeddedServers(folder / "servers", durable=False)
-    try:
-        servers.start_postgres()
+    with private_servers("history", redis=False) as (servers, _):
         figures = measure(servers, args.rows)
-    finally:
-        servers.stop()
-        shutil.rmtree(folder, ignore_errors=True)
     print()
     print(render(figures))
     return 0 if all(figures.targets().values()) else 1

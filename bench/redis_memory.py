@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bench.runner_daemon import RunnerDaemon, write_config
+from bench.servers import private_servers
 from runner import Client
 from runner.config import load_settings
 from runner.connections import redis_client
@@ -220,16 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.redis_memory", description=__doc__)
     parser.add_argument("--far", type=int, default=FAR_JOBS, help="far jobs, each way")
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="runner-memory-"))
-    folder.chmod(0o755)  # as root, PostgreSQL runs as `nobody` and must reach its data
-    servers = EmbeddedServers(folder / "servers", durable=False)
-    try:
-        servers.start_redis()
-        servers.start_postgres()
+    with private_servers("memory") as (servers, folder):
         figures = measure(servers, folder, args.far)
-    finally:
-        servers.stop()
-        shutil.rmtree(folder, ignore_errors=True)
     print(render(figures))
     return 0 if all(figures.targets().values()) else 1
 

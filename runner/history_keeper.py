@@ -13,12 +13,11 @@ events of any day and old rows only wait a little longer.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from runner.clock import Clock
 from runner.logs import get_logger
-from runner.resilience import report
+from runner.resilience import every
 from runner.store.pg_history import HistoryStore, Kept
 
 log = get_logger()
@@ -39,14 +38,10 @@ class HistoryKeeper:
 
     async def run(self) -> None:
         """A pass now, then one every period; a failed pass is retried sooner."""
-        while True:
-            try:
-                await self.run_once()
-                delay = self.period
-            except Exception as exc:  # the service policy: log it, try again later
-                report("history keeper", exc)
-                delay = min(self.period, RETRY_S)
-            await asyncio.sleep(delay)
+        await every(
+            "history keeper", self.run_once, lambda: self.period,
+            retry=lambda: min(self.period, RETRY_S),
+        )  # fmt: skip
 
     async def run_once(self) -> Kept | None:
         """One pass, and its log line when it changed anything; None when another

@@ -12,14 +12,13 @@ ones need that long to renew before an expired lease means a dead daemon.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 
 from runner.clock import Clock
 from runner.jobs import ClaimedJob
 from runner.logs import get_logger
 from runner.metrics import Metrics
-from runner.resilience import report
+from runner.resilience import every
 from runner.store.overview import DaemonInfo
 from runner.store.redis_store import RedisStore
 
@@ -53,13 +52,10 @@ class LeaseKeeper:
         return max(self.lease_ms / 3000, 0.05)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception as exc:  # the service policy: log, go on at the next tick
-                report("leases", exc, retry_in_s=self.interval)
-                self.reap_from_ms = self.clock.now_ms() + self.lease_ms
-            await asyncio.sleep(self.interval)
+        await every("leases", self.tick, lambda: self.interval, on_failure=self._after_outage)
+
+    def _after_outage(self) -> None:
+        self.reap_from_ms = self.clock.now_ms() + self.lease_ms
 
     async def tick(self) -> None:
         now = self.clock.now_ms()

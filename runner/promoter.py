@@ -11,11 +11,9 @@ A changed horizon (SIGHUP) counts from the next scan.
 
 from __future__ import annotations
 
-import asyncio
-
 from runner.logs import get_logger
 from runner.parking import Parking
-from runner.resilience import report
+from runner.resilience import every
 
 log = get_logger()
 
@@ -39,12 +37,7 @@ class Promoter:
         return min(max(horizon / 10, SHORTEST_PERIOD_S), LONGEST_PERIOD_S)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.scan()
-            except Exception as exc:  # the service policy: log, go on at the next scan
-                report("promoter", exc, retry_in_s=self.period)
-            await asyncio.sleep(self.period)
+        await every("promoter", self.scan, lambda: self.period)
 
     async def scan(self) -> int:
         """Move every parked job now due within the horizon; how many moved."""

@@ -65,6 +65,29 @@ def report(service: str, exc: Exception, **context: Any) -> None:
         )
 
 
+async def every(
+    service: str,
+    step: Callable[[], Awaitable[object]],
+    period: Callable[[], float],
+    *,
+    retry: Callable[[], float] | None = None,
+    on_failure: Callable[[], None] | None = None,
+) -> None:
+    """The periodic services' policy: `step` every `period()` seconds, for ever. A
+    failed step is logged and the next comes after `retry()` seconds (the period by
+    default), after `on_failure()`; the service never ends on its own."""
+    while True:
+        try:
+            await step()
+            delay = period()
+        except Exception as exc:  # the policy: log, go on at the next step
+            delay = retry() if retry is not None else period()
+            report(service, exc, retry_in_s=delay)
+            if on_failure is not None:
+                on_failure()
+        await asyncio.sleep(delay)
+
+
 async def keep_going(service: str, step: Callable[[], Awaitable[T]], cap: float = 1.0) -> T:
     """Run `step` until it succeeds, pausing (at most `cap` s) between failures."""
     backoff = Backoff(cap=cap)

@@ -82,6 +82,13 @@ class Keys:
         return f"{self.base}:daemon_info"
 
     @property
+    def control(self) -> list[str]:
+        """The KEYS of the scripts that pick jobs as an operator's request does (see
+        lua/control_lib.lua)."""
+        return [*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
+                self.held_prefix]  # fmt: skip
+
+    @property
     def hash_format(self) -> str:
         """The layout the job hashes are in (see hash_format.py)."""
         return f"{self.base}:format"

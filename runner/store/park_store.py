@@ -77,14 +77,7 @@ class ParkStore:
         """Take out of Redis these jobs, which PostgreSQL now holds parked at these
         seqs; per job "ok:scheduled", or why it stays (see park.lua)."""
         replies: list[str] = await self.scripts.park(
-            keys=[
-                *self.keys.due_all,
-                self.keys.leases,
-                self.keys.events,
-                self.keys.job_prefix,
-                self.keys.dead,
-                self.keys.held_prefix,
-            ],
+            keys=self.keys.control,
             args=[
                 now_ms,
                 by,

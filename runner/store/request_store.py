@@ -34,14 +34,7 @@ class RequestStore:
         "malformed:<reason>"."""
         step = transition(action)
         replies: list[str] = await self.scripts.request(action)(
-            keys=[
-                *self.keys.due_all,
-                self.keys.leases,
-                self.keys.events,
-                self.keys.job_prefix,
-                self.keys.dead,
-                self.keys.held_prefix,
-            ],
+            keys=self.keys.control,
             args=[
                 now_ms,
                 by,
