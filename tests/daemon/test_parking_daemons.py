@@ -105,7 +105,7 @@ async def test_a_daemon_killed_while_moving_jobs_loses_and_repeats_nothing(
 ) -> None:
     config = _config(daemon_config)
     (victim, survivor), client = _start(config, spawn, redis, pg)
-    count = 20_000
+    count = 10_000
     jobs = [client.new_job("noop", [], delay=6) for _ in range(count)]  # due together
     for start in range(0, count, 2000):
         await client.enqueue_many(jobs[start : start + 2000])
