@@ -124,13 +124,23 @@ class Parking:
         }
 
     async def park_again(self, job_ids: Sequence[str]) -> set[str]:
-        """Park the jobs an update moved beyond the horizon; the ids parked."""
+        """Park the jobs an update moved beyond the horizon; the ids parked. With
+        Postgres out of reach they stay in Redis, which is no less correct: the
+        update itself is done."""
         if self.horizon_s is None or not job_ids:
             return set()
+        parked: set[str] = set()
+        try:
+            await self._park_again(job_ids, parked)
+        except StoreUnavailable as exc:
+            if exc.server != "postgres":
+                raise
+        return parked
+
+    async def _park_again(self, job_ids: Sequence[str], parked: set[str]) -> None:
         pg = await self._pg()
         if pg is None:
-            return set()
-        parked = set()
+            return
         now = self.clock.now_ms()
         for job_id in job_ids:
             row = await self.store.parkable(job_id)
@@ -145,7 +155,6 @@ class Parking:
 
             if await pg.take_out(job_id, row.seq, take):
                 parked.add(job_id)
-        return parked
 
 
 def _parked_row(job: NewJob) -> ParkedRow:

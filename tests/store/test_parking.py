@@ -250,3 +250,6 @@ async def test_postgres_out_of_reach_sends_far_jobs_to_redis(
     client = Client(make_settings(park_horizon=HORIZON_S), redis, database_url=unreachable)
     job_id = await client.enqueue("echo", [], delay=DAY_S)
     assert await in_redis(client, job_id)
+    # An update beyond the horizon is applied; the job just stays in Redis.
+    assert await client.update(job_id, delay=2 * DAY_S, args=[1]) == "scheduled"
+    assert await in_redis(client, job_id)
