@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.stats import Lateness, Throughput
 
 THROUGHPUT_RATIO_TARGET = 6.0  # runner drains at least 6x as many jobs/s as arq
+BEST_PEER_RATIO_TARGET = 3.0  # and 3x as many as the fastest of Dramatiq and Huey
 LATENESS_P99_TARGET_MS = 5.0  # and starts 99% of delayed jobs within 5 ms of due
 
 
@@ -21,6 +22,14 @@ class Figures:
     runner_claim_lateness: Lateness
     arq_throughput: Throughput | None = None
     arq_lateness: Lateness | None = None
+    # Dramatiq's and Huey's no-op throughput, and the settings each ran with.
+    peer_throughput: dict[str, Throughput] = field(default_factory=dict)
+    peer_settings: dict[str, str] = field(default_factory=dict)
+
+    def best_peer(self) -> tuple[str, Throughput] | None:
+        if not self.peer_throughput:
+            return None
+        return max(self.peer_throughput.items(), key=lambda item: item[1].rate)
 
     def targets(self) -> dict[str, bool]:
         """Each target and whether it is met (the ratio only when arq was measured)."""
@@ -35,6 +44,11 @@ class Figures:
             met = {f"runner >= {THROUGHPUT_RATIO_TARGET:g}x arq throughput": (
                 ratio >= THROUGHPUT_RATIO_TARGET
             ), **met}  # fmt: skip
+        best = self.best_peer()
+        if best is not None:
+            ratio = self.runner_throughput.rate / best[1].rate
+            name = f"runner >= {BEST_PEER_RATIO_TARGET:g}x the best peer's throughput ({best[0]})"
+            met = {name: ratio >= BEST_PEER_RATIO_TARGET, **met}
         return met
 
     def as_json(self) -> dict[str, Any]:
@@ -54,6 +68,8 @@ class Figures:
                 "throughput": round(self.runner_throughput.rate / self.arq_throughput.rate, 2),
                 "lateness_p99": _ratio(self.runner_lateness.p99_ms, self.arq_lateness.p99_ms),
             }
+        for name, rate in self.peer_throughput.items():
+            sides[name] = {"throughput": rate.as_json(), "settings": self.peer_settings[name]}
         return {
             "jobs": self.jobs, "late_jobs": self.late_jobs, "spread_s": self.spread_s,
             **sides, "targets": self.targets(),
@@ -77,12 +93,18 @@ def _late_line(name: str, late: Lateness) -> str:
 
 def render(f: Figures) -> str:
     lines = [
-        f"throughput: {f.jobs:,} no-op jobs enqueued first, then one process drains them",
+        f"throughput: {f.jobs:,} no-op jobs enqueued first, then each side's worker drains them",
         _rate_line("runner", f.runner_throughput, ", every transition in Postgres"),
     ]
     if f.arq_throughput is not None:
         ratio = f.runner_throughput.rate / f.arq_throughput.rate
         lines += [_rate_line("arq", f.arq_throughput, ""), f"  {'ratio':<8}{ratio:>9.1f}x"]
+    for name, rate in f.peer_throughput.items():
+        lines.append(_rate_line(name, rate, f"; {f.peer_settings[name]}"))
+    best = f.best_peer()
+    if best is not None:
+        ratio = f.runner_throughput.rate / best[1].rate
+        lines.append(f"  {'ratio':<8}{ratio:>9.1f}x  runner / {best[0]}, the best of these")
     lines += [
         "",
         f"lateness: {f.late_jobs:,} jobs due at random over {f.spread_s:g} s (start - due)",

@@ -1,6 +1,8 @@
-"""`make bench`: runner and arq on the same private Valkey and PostgreSQL, in one run.
+"""`make bench`: runner, arq, Dramatiq and Huey on the same private Valkey and
+PostgreSQL, in one run.
 
-Order: runner throughput, arq throughput, runner lateness, arq lateness, then
+Order: runner throughput, arq throughput, Dramatiq's and Huey's throughput
+(bench/queue_peers.py), runner lateness, arq lateness, then
 listing at a million jobs (bench/listing.py, a database of its own), then the
 recorder's write rate at ten million events and dropping a day of history
 (bench/history.py, databases of their own), then cancel
@@ -35,6 +37,7 @@ from bench import (
     history,
     listing,
     metrics,
+    queue_peers,
     redis_memory,
     runner_side,
     web_overview,
@@ -112,6 +115,12 @@ def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     print(f"measuring throughput ({plan.jobs:,} jobs) ...", flush=True)
     runner_rate = runner_side.throughput(setup, plan, _profiler(args.profile))
     arq_rate = peer.throughput(plan) if peer else None
+    peer_rates = {}
+    for queue_peer in queue_peers.PEERS if peer else ():
+        print(f"measuring {queue_peer.name} throughput ...", flush=True)
+        peer_rates[queue_peer.name] = queue_peers.throughput(
+            queue_peer, args.peer_python, servers.redis_url, folder, plan
+        )
     print(f"measuring lateness ({plan.late_jobs:,} jobs over {plan.spread_s:g} s) ...", flush=True)
     late = runner_side.lateness(setup, plan)
     arq_late = peer.lateness(plan) if peer else None
@@ -119,6 +128,8 @@ def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
         jobs=plan.jobs, late_jobs=plan.late_jobs, spread_s=plan.spread_s,
         runner_throughput=runner_rate, runner_lateness=late.started,
         runner_claim_lateness=late.claimed, arq_throughput=arq_rate, arq_lateness=arq_late,
+        peer_throughput=peer_rates,
+        peer_settings={p.name: p.settings for p in queue_peers.PEERS if p.name in peer_rates},
     )  # fmt: skip
 
 

@@ -1,0 +1,57 @@
+"""Dramatiq's side of the benchmark; runs under the peer venv (`--peer-python`).
+
+The worker is Dramatiq's own CLI with its defaults (one process per CPU, eight
+threads each) on the Redis broker, the settings its documentation recommends:
+
+    BENCH_REDIS=URL BENCH_QUEUE=Q BENCH_MARKS=M python -m dramatiq bench.dramatiq_app
+    python -m bench.dramatiq_app enqueue --jobs N        # same environment
+
+Each worker process appends a "booted" mark (JSON line, wall time) once it is up,
+so the harness times from the moment every process is serving, as runner is timed
+from its "daemon ready" line. No results are stored: the harness watches the
+queue's message hash empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import dramatiq  # type: ignore[import-not-found]  # peer venv only
+from dramatiq.brokers.redis import RedisBroker  # type: ignore[import-not-found]  # peer venv only
+from dramatiq.middleware import Middleware  # type: ignore[import-not-found]  # peer venv only
+
+QUEUE = os.environ.get("BENCH_QUEUE", "bench")
+
+
+class Marks(Middleware):  # type: ignore[misc]  # untyped base from the peer venv
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        path = os.environ.get("BENCH_MARKS")
+        if path:
+            with open(path, "a", encoding="utf-8") as file:
+                file.write(json.dumps({"mark": "booted", "t": time.time(), "pid": os.getpid()}))
+                file.write("\n")
+
+
+broker = RedisBroker(url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
+broker.add_middleware(Marks())
+dramatiq.set_broker(broker)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0)  # type: ignore[untyped-decorator]  # peer venv only
+def noop() -> None:
+    """The throughput task: no work."""
+
+
+def enqueue(jobs: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    for _ in range(jobs):
+        noop.send()
+    return {"jobs": jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:
+    print(json.dumps(enqueue(int(sys.argv[sys.argv.index("--jobs") + 1]))))

@@ -1,0 +1,57 @@
+"""Huey's side of the benchmark; runs under the peer venv (`--peer-python`).
+
+The consumer is Huey's own (`huey_consumer`) on Redis, results off, with the
+workers bench/queue_peers.py gives it (4 processes: its fastest here):
+
+    BENCH_REDIS=URL BENCH_QUEUE=Q BENCH_MARKS=M python -m huey.bin.huey_consumer \
+        bench.huey_app.huey --workers 4 --worker-type process --no-periodic
+    python -m bench.huey_app enqueue --jobs N            # same environment
+
+Each worker appends a "booted" mark (JSON line, wall time) from its startup hook;
+the harness watches the queue's list empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from huey import RedisHuey  # type: ignore[import-not-found]  # peer venv only
+
+huey = RedisHuey(
+    os.environ.get("BENCH_QUEUE", "bench"),
+    url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+    results=False,
+)
+
+
+@huey.on_startup()  # type: ignore[untyped-decorator]  # peer venv only
+def booted() -> None:
+    path = os.environ.get("BENCH_MARKS")
+    if path:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"mark": "booted", "t": time.time(), "pid": os.getpid()}))
+            file.write("\n")
+
+
+@huey.task()  # type: ignore[untyped-decorator]  # peer venv only
+def noop() -> None:
+    """The throughput task: no work."""
+
+
+def enqueue(jobs: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    for _ in range(jobs):
+        noop()
+    return {"jobs": jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:
+    # Through the module's own name: a task enqueued from __main__ would be named
+    # "__main__.noop", which the consumer's registry does not know.
+    from bench import huey_app  # noqa: PLW0406  # the module itself, under its name
+
+    print(json.dumps(huey_app.enqueue(int(sys.argv[sys.argv.index("--jobs") + 1]))))
