@@ -24,6 +24,8 @@ import dramatiq  # type: ignore[import-not-found]  # peer venv only
 from dramatiq.brokers.redis import RedisBroker  # type: ignore[import-not-found]  # peer venv only
 from dramatiq.middleware import Middleware  # type: ignore[import-not-found]  # peer venv only
 
+from bench import work
+
 QUEUE = os.environ.get("BENCH_QUEUE", "bench")
 
 
@@ -46,12 +48,29 @@ def noop() -> None:
     """The throughput task: no work."""
 
 
-def enqueue(jobs: int) -> dict[str, Any]:
+@dramatiq.actor(queue_name=QUEUE, max_retries=0)  # type: ignore[untyped-decorator]  # peer venv only
+def io_job(seconds: float, path: str) -> None:
+    work.blocking_io(seconds, path)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0)  # type: ignore[untyped-decorator]  # peer venv only
+def cpu_job(seconds: float, path: str) -> None:
+    work.cpu_burn(seconds, path)
+
+
+def enqueue(argv: list[str]) -> dict[str, Any]:
+    """enqueue --jobs N [--task noop|io|cpu --seconds S --path P]"""
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    jobs, task = int(options["--jobs"]), options.get("--task", "noop")
     started = time.perf_counter()
     for _ in range(jobs):
-        noop.send()
+        if task == "noop":
+            noop.send()
+        else:
+            actor = io_job if task == "io" else cpu_job
+            actor.send(float(options["--seconds"]), options["--path"])
     return {"jobs": jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:
-    print(json.dumps(enqueue(int(sys.argv[sys.argv.index("--jobs") + 1]))))
+    print(json.dumps(enqueue(sys.argv[2:])))

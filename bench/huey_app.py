@@ -21,6 +21,8 @@ from typing import Any
 
 from huey import RedisHuey  # type: ignore[import-not-found]  # peer venv only
 
+from bench import work
+
 huey = RedisHuey(
     os.environ.get("BENCH_QUEUE", "bench"),
     url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"),
@@ -42,10 +44,26 @@ def noop() -> None:
     """The throughput task: no work."""
 
 
-def enqueue(jobs: int) -> dict[str, Any]:
+@huey.task()  # type: ignore[untyped-decorator]  # peer venv only
+def io_job(seconds: float, path: str) -> None:
+    work.blocking_io(seconds, path)
+
+
+@huey.task()  # type: ignore[untyped-decorator]  # peer venv only
+def cpu_job(seconds: float, path: str) -> None:
+    work.cpu_burn(seconds, path)
+
+
+def enqueue(argv: list[str]) -> dict[str, Any]:
+    """enqueue --jobs N [--task noop|io|cpu --seconds S --path P]"""
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    jobs, task = int(options["--jobs"]), options.get("--task", "noop")
     started = time.perf_counter()
     for _ in range(jobs):
-        noop()
+        if task == "noop":
+            noop()
+        else:
+            (io_job if task == "io" else cpu_job)(float(options["--seconds"]), options["--path"])
     return {"jobs": jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -54,4 +72,4 @@ if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:
     # "__main__.noop", which the consumer's registry does not know.
     from bench import huey_app  # noqa: PLW0406  # the module itself, under its name
 
-    print(json.dumps(huey_app.enqueue(int(sys.argv[sys.argv.index("--jobs") + 1]))))
+    print(json.dumps(huey_app.enqueue(sys.argv[2:])))

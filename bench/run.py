@@ -2,7 +2,8 @@
 PostgreSQL, in one run.
 
 Order: runner throughput, arq throughput, Dramatiq's and Huey's throughput
-(bench/queue_peers.py), runner lateness, arq lateness, then
+(bench/queue_peers.py), runner lateness, arq lateness, the io and cpu workloads
+on runner, Dramatiq and Huey (bench/workloads.py), then
 listing at a million jobs (bench/listing.py, a database of its own), then the
 recorder's write rate at ten million events and dropping a day of history
 (bench/history.py, databases of their own), then cancel
@@ -41,6 +42,7 @@ from bench import (
     redis_memory,
     runner_side,
     web_overview,
+    workloads,
 )  # fmt: skip
 from bench.peer import Peer
 from bench.plan import Plan
@@ -88,6 +90,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--far", type=int, default=redis_memory.FAR_JOBS,
         help="far-future jobs, Redis memory phase (0: skip the phase)",
     )  # fmt: skip
+    parser.add_argument("--no-workloads", action="store_true", help="skip the io and cpu workloads")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
         "--profile", metavar="FILE",
@@ -150,6 +153,10 @@ def _section(key: str, figures: Any, text: str) -> Section:
 def _phases(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) -> list[Section]:
     """The phases after throughput and lateness, each skipped when its size is 0."""
     done: list[Section] = []
+    if not args.no_workloads:
+        peer_python = None if args.runner_only else args.peer_python
+        ran = workloads.measure(servers, folder, peer_python)
+        done.append(_section("workloads", ran, workloads.render(ran)))
     if args.listing_rows:
         listed = listing.measure(servers, folder, args.listing_rows)
         done.append(_section("listing", listed, listing.render(listed)))

@@ -1,0 +1,47 @@
+"""The job bodies of the io and cpu workloads, the same for every system measured.
+
+Imported by runner's daemon and by the peers' workers (under the peer venv), so it
+imports neither runner nor a peer. Each body appends one line "start end" (wall
+seconds) to `path`, one small O_APPEND write, so that every system is timed the
+same way: from the first body's start to the last body's end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def _record(path: str, started: float) -> None:
+    line = f"{started:.6f} {time.time():.6f}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def blocking_io(seconds: float, path: str) -> None:
+    """Blocking I/O, as a call to a slow service: the thread waits, the CPU is free."""
+    started = time.time()
+    time.sleep(seconds)
+    _record(path, started)
+
+
+def cpu_burn(seconds: float, path: str) -> None:
+    """CPU work for `seconds` of this process's own CPU time (not wall time, which
+    another process on the same core would stretch)."""
+    started = time.time()
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    _record(path, started)
+
+
+def span(path: str) -> tuple[int, float]:
+    """(bodies recorded, seconds from the first start to the last end)."""
+    with open(path, encoding="utf-8") as file:
+        rows = [tuple(map(float, line.split())) for line in file if line.strip()]
+    if not rows:
+        return 0, 0.0
+    return len(rows), max(end for _, end in rows) - min(start for start, _ in rows)
