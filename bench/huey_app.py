@@ -55,16 +55,8 @@ def cpu_job(seconds: float, path: str) -> None:
 
 
 def enqueue(argv: list[str]) -> dict[str, Any]:
-    """enqueue --jobs N [--task noop|io|cpu --seconds S --path P]"""
-    options = dict(zip(argv[::2], argv[1::2], strict=True))
-    jobs, task = int(options["--jobs"]), options.get("--task", "noop")
-    started = time.perf_counter()
-    for _ in range(jobs):
-        if task == "noop":
-            noop()
-        else:
-            (io_job if task == "io" else cpu_job)(float(options["--seconds"]), options["--path"])
-    return {"jobs": jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
+    tasks = {"noop": noop, "io": io_job, "cpu": cpu_job}
+    return work.enqueue_timed(argv, lambda task, args: tasks[task](*args))
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:

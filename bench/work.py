@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 
 def _record(path: str, started: float) -> None:
@@ -36,6 +38,18 @@ def cpu_burn(seconds: float, path: str) -> None:
     while time.process_time() < end:
         pass
     _record(path, started)
+
+
+def enqueue_timed(argv: list[str], send: Callable[[str, list[Any]], None]) -> dict[str, Any]:
+    """A peer's `enqueue --jobs N [--task noop|io|cpu --seconds S --path P]`: `send`
+    (task, args) once a job, timed; the JSON the harness reads back."""
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    jobs, task = int(options["--jobs"]), options.get("--task", "noop")
+    args: list[Any] = [] if task == "noop" else [float(options["--seconds"]), options["--path"]]
+    started = time.perf_counter()
+    for _ in range(jobs):
+        send(task, args)
+    return {"jobs": jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
 
 
 def span(path: str) -> tuple[int, float]:

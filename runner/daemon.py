@@ -13,12 +13,11 @@ import contextlib
 import functools
 import gc
 import os
-import re
 import secrets
 import socket
 import time
 import traceback
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import orjson
@@ -37,16 +36,15 @@ from runner.finisher import Finisher
 from runner.history_keeper import HistoryKeeper
 from runner.jobs import ClaimedJob, Outcome
 from runner.leases import LeaseKeeper
-from runner.logs import flush_logs, get_logger
+from runner.logs import flush_logs, flush_logs_periodically, get_logger
 from runner.metrics import UNKNOWN_TASK, Metrics
 from runner.metrics_server import GaugeRefresher, serve_metrics
-from runner.notifier import reloading, run_notifier, status_or_reason
+from runner.notifier import paused_note, reloading, run_notifier, status_or_reason
 from runner.parking import Parking
 from runner.promoter import Promoter
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
 from runner.resilience import report
-from runner.store.keys import ALL_TASKS
 from runner.store.overview import DaemonInfo
 from runner.store.pg_history import HistoryStore
 from runner.store.pg_store import PgStore
@@ -56,7 +54,6 @@ from runner.tasks import TaskRegistry
 log = get_logger()
 
 STOP_WRITES_S = 10.0  # at stop, how long outcomes and events may take to be written
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def new_daemon_id() -> str:
@@ -142,11 +139,15 @@ class Daemon:
     def nudge(self) -> None:
         self.pump.nudge()
 
-    def _pool_figures(self) -> dict[str, tuple[int, int]]:
-        """Per kind: jobs running here and free slots, read when /metrics is scraped."""
+    def _running_by_kind(self) -> dict[str, int]:
         running = dict.fromkeys(self.executors, 0)
         for job in self.active.values():
             running[job.kind] = running.get(job.kind, 0) + 1
+        return running
+
+    def _pool_figures(self) -> dict[str, tuple[int, int]]:
+        """Per kind: jobs running here and free slots, read when /metrics is scraped."""
+        running = self._running_by_kind()
         return {kind: (running[kind], ex.capacity()) for kind, ex in self.executors.items()}
 
     def _start_job(self, job: ClaimedJob) -> None:
@@ -263,7 +264,7 @@ class Daemon:
                 "wake-listener": listen_for_wakeups(
                     self.conns.redis_store, self.pump, self._cancel_requested
                 ),
-                "log-flusher": _flush_logs_periodically(),
+                "log-flusher": flush_logs_periodically(),
                 "cron": self.cron.run(),
                 "promoter": self.promoter.run(),
                 "history": self.history.run(),
@@ -367,14 +368,12 @@ class Daemon:
         from Redis each time, since any host may pause or resume."""
         due = await self.conns.redis_store.due_counts(self.clock.now_ms())
         paused = await self.conns.redis_store.paused_tasks()
-        running = {kind: 0 for kind in self.executors}
-        for job in self.active.values():
-            running[job.kind] = running.get(job.kind, 0) + 1
+        running = self._running_by_kind()
         text = (
             f"running {sum(running.values())} (async {running['async']}, io {running['io']},"
             f" cpu {running['cpu']}); due {sum(due.values())}; recorded {self.recorder.recorded}"
         )
-        text += _paused_note(paused)
+        text += paused_note(paused)
         if self.reload_failed:
             text += f"; last reload failed: {self.reload_failed}"
         return text
@@ -407,24 +406,3 @@ class Daemon:
                     stop.set()
             except StoreError as exc:  # the service policy: log, go on
                 report("drain", exc)
-
-
-def _paused_note(paused: Iterable[str]) -> str:
-    """The STATUS line's paused tasks and maintenance mode: short, and with no control
-    character, since a task name comes from Redis and a newline in it would add a
-    field of its own to the sd_notify message."""
-    names = sorted(paused)
-    tasks = [_CONTROL.sub("?", name)[:40] for name in names if name != ALL_TASKS]
-    note = ""
-    if tasks:
-        more = f" and {len(tasks) - 5} more" if len(tasks) > 5 else ""
-        note += f"; paused: {', '.join(tasks[:5])}{more}"
-    if ALL_TASKS in names:
-        note += "; MAINTENANCE (nothing is claimed)"
-    return note
-
-
-async def _flush_logs_periodically() -> None:
-    while True:
-        await asyncio.sleep(0.1)
-        flush_logs()

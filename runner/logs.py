@@ -10,6 +10,7 @@ one write system call per line.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
@@ -158,6 +159,13 @@ def flush_logs() -> None:
     if _stream is not None:
         with contextlib.suppress(ValueError, OSError):  # closed at exit, or a broken pipe
             _stream.flush()
+
+
+async def flush_logs_periodically() -> None:
+    """Buffered lines reach the file or journal within 100 ms (a daemon service)."""
+    while True:
+        await asyncio.sleep(0.1)
+        flush_logs()
 
 
 def get_logger(**initial: Any) -> Any:
