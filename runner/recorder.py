@@ -97,9 +97,16 @@ class Recorder:
             pass
 
     async def record_batch(self, block: bool) -> int:
-        entries = await self._collect(block)
-        if not entries:
-            return 0
+        """Read a batch and record it, at most `batch_events` events a statement: one
+        read may bring many entries of thousands of events each (big enqueue_many
+        calls), which as one statement could outlast the command timeout and then
+        be retried for ever."""
+        done = 0
+        for chunk in event_chunks(await self._collect(block), self.batch_events):
+            done += await self._record(chunk)
+        return done
+
+    async def _record(self, entries: Sequence[StreamEntry]) -> int:
         good = [e for e in entries if e.payload is not None]
         began = time.perf_counter()
         written = await self._write(good)
@@ -231,6 +238,21 @@ class Recorder:
             return f"event rejected by postgres: {exc}"
         log.error("event detail quarantined", job_id=str(event[0]), seq=event[1], error=error)
         return None
+
+
+def event_chunks(entries: Sequence[StreamEntry], most: int) -> list[list[StreamEntry]]:
+    """The entries in order, in groups of at most `most` events (an entry with more
+    is a group of its own)."""
+    chunks: list[list[StreamEntry]] = []
+    count = 0
+    for entry in entries:
+        events = _entry_events(entry)
+        if not chunks or count + events > most:
+            chunks.append([])
+            count = 0
+        chunks[-1].append(entry)
+        count += events
+    return chunks
 
 
 def _entry_events(entry: StreamEntry) -> int:
