@@ -29,6 +29,7 @@ from runner.connections import Connections
 from runner.cpu_pool import CpuPool
 from runner.cron_service import CronService
 from runner.daemon_reload import reload_config
+from runner.drain import stop_when_drained
 from runner.errors import StoreError
 from runner.execution import JobExecution
 from runner.executors import AsyncExecutor, Executor, ThreadExecutor
@@ -44,7 +45,6 @@ from runner.parking import Parking
 from runner.promoter import Promoter
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
-from runner.resilience import report
 from runner.store.overview import DaemonInfo
 from runner.store.pg_history import HistoryStore
 from runner.store.pg_store import PgStore
@@ -272,7 +272,9 @@ class Daemon:
                 "reloader": self._reload_on_request(),
             }
             if drain:
-                coroutines["drain"] = self._stop_when_drained(stop)
+                coroutines["drain"] = stop_when_drained(
+                    self.conns.redis_store, lambda: bool(self.active or self._job_tasks), stop
+                )
             if self.metrics is not None and self.settings.metrics_listen:
                 refresher = GaugeRefresher(
                     self.metrics, self.conns.redis_store, self.conns.pg_store, self.clock
@@ -393,16 +395,3 @@ class Daemon:
     async def reload(self) -> None:
         """Re-read the config; apply what changed, or keep everything if it is invalid."""
         await reload_config(self)
-
-    async def _stop_when_drained(self, stop: asyncio.Event) -> None:
-        """Drain mode: stop once no job is waiting or running anywhere (the shutdown
-        then records what is left in the stream)."""
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-            if self.active or self._job_tasks:
-                continue
-            try:
-                if await self.conns.redis_store.outstanding() == 0:
-                    stop.set()
-            except StoreError as exc:  # the service policy: log, go on
-                report("drain", exc)
