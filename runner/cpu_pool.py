@@ -24,7 +24,7 @@ import contextlib
 import multiprocessing
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -33,6 +33,7 @@ import orjson
 
 from runner.cpu_worker import HEADER, JOB, READY, RESULT, STOP, UNSERIALISABLE, worker_main
 from runner.errors import PayloadError, RunnerError, TaskTimeout, UnserialisableResult
+from runner.executors import failing
 from runner.logs import get_logger
 from runner.tasks import Task
 
@@ -89,8 +90,13 @@ class _Worker:
     def alive(self) -> bool:
         return not self.reader.at_eof() and self.process.is_alive()
 
-    async def send(self, kind: bytes, body: bytes = b"") -> None:
+    def post(self, kind: bytes, body: bytes = b"") -> None:
+        """Queue a frame on the socket (written now if the socket takes it); `send`
+        or the writer's drain waits until it is all out."""
         self.writer.writelines((HEADER.pack(kind, len(body)), body))
+
+    async def send(self, kind: bytes, body: bytes = b"") -> None:
+        self.post(kind, body)
         await self.writer.drain()
 
     async def receive(self) -> tuple[bytes, bytes]:
@@ -240,19 +246,29 @@ class CpuPool:
         """The process ids of the workers serving this pool, idle or busy, in order."""
         return sorted(worker.pid for worker in self._workers)
 
-    async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        """Send the job now to an idle worker if one is ready (the usual case: a slot
+        is only taken when a worker is idle), else when one is."""
         try:
             request = orjson.dumps([task.settings.target, args, kwargs])
         except TypeError as exc:
             self.release()
-            raise PayloadError(
+            return failing(PayloadError(
                 f"arguments for task {task.name!r} are not JSON-serialisable: {exc}"
-            ) from None
-        worker = await self._take(task)
+            ))  # fmt: skip
+        worker = self._take_ready()
+        if worker is not None:
+            worker.post(JOB, request)
+        return self._run(task, request, worker)
+
+    async def _run(self, task: Task, request: bytes, worker: _Worker | None) -> Any:
+        if worker is None:
+            worker = await self._take(task)
+            worker.post(JOB, request)
         healthy = False
         try:
             async with asyncio.timeout(task.settings.timeout):
-                await worker.send(JOB, request)
+                await worker.writer.drain()
                 kind, body = await worker.receive()
             healthy = True
         except TimeoutError:
@@ -265,6 +281,18 @@ class CpuPool:
         finally:
             self._recycle(worker, healthy)
         return _unpack(kind, body)
+
+    def _take_ready(self) -> _Worker | None:
+        """An idle live worker, taken now for a job that holds a slot; None if there is
+        none at hand (the job then waits for one in `_take`)."""
+        if self._idle.empty():
+            return None
+        worker = self._idle.get_nowait()
+        if not worker.alive():
+            self._recycle(worker, healthy=False)
+            return None
+        self._taken(worker)
+        return worker
 
     async def _take(self, task: Task) -> _Worker:
         """An idle worker for a job that holds a slot. One found dead (killed while idle)
@@ -280,10 +308,13 @@ class CpuPool:
         except BaseException:
             self.release()
             raise
+        self._taken(worker)
+        return worker
+
+    def _taken(self, worker: _Worker) -> None:
         self._reserved -= 1
         self._busy.add(worker)
         self._no_job.clear()
-        return worker
 
     def _recycle(self, worker: _Worker, healthy: bool) -> None:
         self._busy.discard(worker)

@@ -158,7 +158,10 @@ class Daemon:
         slot = self.executors[job.kind]
         slot.acquire()  # now, so the next claim already counts it
         self.active[job.id] = job
-        task = asyncio.create_task(self.execution.run(job, slot))
+        attempt = self.execution.start(job, slot)
+        if attempt is None:  # ended before it began; its outcome is on its way
+            return
+        task = asyncio.create_task(attempt)
         self._job_tasks[task] = job
         task.add_done_callback(self._forget_task)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -113,13 +113,14 @@ class JobExecution:
         self.clock = clock
         self.metrics: Metrics | None = None
 
-    async def run(self, job: ClaimedJob, slot: Executor) -> None:
-        """Run one attempt; `slot` is the executor whose slot was acquired at claim time
-        (after a reload it may no longer be the current one for its kind)."""
-        log.info("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
+    def start(self, job: ClaimedJob, slot: Executor) -> Coroutine[Any, Any, None] | None:
+        """Begin one attempt now: its work is handed to its executor before this returns
+        (see runner.executors). The coroutine returned sees it to its outcome; None
+        when the job ended before it could begin (its outcome is already given).
+
+        `slot` is the executor whose slot was acquired at claim time (after a reload it
+        may no longer be the current one for its kind)."""
         started = time.perf_counter()
-        if self.metrics is not None:
-            self.metrics.started(job.task, time.time() - job.due_at_ms / 1000)
         try:
             task = self.registry.get(job.task)
             if job.timeout is not None:  # set for this job by an update
@@ -127,15 +128,29 @@ class JobExecution:
             args, kwargs = _decode(job)
         except Exception as exc:
             slot.release()
+            self._log_started(job)
             self._failed(job, exc, started)
-            return
+            return None
         executor = slot
         if task.kind != job.kind:  # the config changed the task's kind since it was enqueued
             slot.release()
             executor = self.executors[task.kind]
             executor.acquire()
+        work = executor.begin(task, args, kwargs)  # frees the slot when done
+        self._log_started(job)
+        return self._see_through(job, task, work, started=started, args=args, kwargs=kwargs)
+
+    def _log_started(self, job: ClaimedJob) -> None:
+        log.info("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
+        if self.metrics is not None:
+            self.metrics.started(job.task, time.time() - job.due_at_ms / 1000)
+
+    async def _see_through(
+        self, job: ClaimedJob, task: Task, work: Awaitable[Any], *,
+        started: float, args: list[Any], kwargs: dict[str, Any],
+    ) -> None:  # fmt: skip
         try:
-            result = await executor.run(task, args, kwargs)  # frees the slot when done
+            result = await work
             result_json = _encode_result(task, result)
         except asyncio.CancelledError as exc:
             if _being_cancelled():

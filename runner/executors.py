@@ -3,16 +3,22 @@
 Each executor reports how many more jobs it can start right now; the pump
 claims no more than that (no prefetch). A slot is taken synchronously when a
 job is claimed (`acquire`), before its task first runs, so the next claim
-already sees it; `run` then owns the slot and frees it when the work really
+already sees it; `begin` then owns the slot and frees it when the work really
 ends, and `release` gives back a slot that will not be used. Each calls
 `on_free` when a slot frees, so the pump can claim again at once.
+
+`begin` is called while the claim's reply is handled, not from the job's own
+task: a thread or a worker process has its job before the loop moves on to log
+it, so the time from a free slot to the next body running is one claim.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -29,9 +35,17 @@ class Executor(Protocol):
 
     def release(self) -> None: ...
 
-    async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any: ...
+    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        """Begin the work now where the executor can; the awaitable gives its result."""
+        ...
 
     async def close(self, wait: bool) -> None: ...
+
+
+async def failing(exc: BaseException) -> Any:
+    """An awaitable that fails with `exc`: work refused before it could begin fails
+    where the job's outcome is decided, like work that failed running."""
+    raise exc
 
 
 def _timeout_message(task: Task) -> str:
@@ -58,7 +72,10 @@ class AsyncExecutor:
         self.running -= 1
         self._on_free()
 
-    async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        return self._run(task, args, kwargs)  # runs on the loop: it begins when awaited
+
+    async def _run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
         try:
             if task.settings.timeout is None:
                 return await task.func(*args, **kwargs)
@@ -81,6 +98,8 @@ class ThreadExecutor:
 
     A thread cannot be stopped from outside: past its timeout the job is reported
     timed out, but its thread stays counted as busy until the function returns.
+    Every thread starts with the pool, not with the first jobs: the first claim
+    then starts a full pool's work at once instead of one new thread at a time.
     """
 
     kind = "io"
@@ -90,6 +109,7 @@ class ThreadExecutor:
         self.busy = 0
         self._on_free = on_free
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="runner-io")
+        _start_every_thread(self._pool, threads)
 
     def capacity(self) -> int:
         return self.threads - self.busy
@@ -101,10 +121,17 @@ class ThreadExecutor:
         self.busy -= 1
         self._on_free()
 
-    async def run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, functools.partial(task.func, *args, **kwargs))
+        try:
+            future = loop.run_in_executor(self._pool, functools.partial(task.func, *args, **kwargs))
+        except RuntimeError as exc:  # the pool was shut down: the job's failure, told later
+            self.release()
+            return failing(exc)
         future.add_done_callback(lambda _: self.release())
+        return self._result(task, future)
+
+    async def _result(self, task: Task, future: asyncio.Future[Any]) -> Any:
         if task.settings.timeout is None:
             return await asyncio.shield(future)
         try:
@@ -123,3 +150,17 @@ class ThreadExecutor:
     def retire(self) -> None:
         """Take no more jobs; threads still running finish their job, then end."""
         self._pool.shutdown(wait=False)
+
+
+def _start_every_thread(pool: ThreadPoolExecutor, threads: int) -> None:
+    """Have the pool start all its threads now, without waiting for them: each of
+    `threads` calls waits for all the others, so no thread is free to take a
+    second one and the pool starts a new thread for each."""
+    barrier = threading.Barrier(threads)
+
+    def wait_for_all() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):  # one failed: make do
+            barrier.wait(timeout=10.0)
+
+    for _ in range(threads):
+        pool.submit(wait_for_all)

@@ -55,7 +55,7 @@ def on_uvloop(scenario: Scenario, processes: int = 1) -> None:
 async def call(pool: CpuPool, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Runs one job as the engine does (take a slot, run) and decodes its result."""
     pool.acquire()
-    result = await pool.run(cpu_task(func), list(args), kwargs)
+    result = await pool.begin(cpu_task(func), list(args), kwargs)
     return orjson.loads(orjson.dumps(result))
 
 
@@ -102,7 +102,7 @@ def test_result_arrives_as_json_text() -> None:
 
     async def scenario(pool: CpuPool) -> None:
         pool.acquire()
-        result = await pool.run(cpu_task(cpu_tasks.sized_reply), ["abc", 2], {})
+        result = await pool.begin(cpu_task(cpu_tasks.sized_reply), ["abc", 2], {})
         assert isinstance(result, orjson.Fragment)
         assert orjson.dumps(result) == b'{"received":3,"reply":"rr"}'
 
@@ -225,7 +225,7 @@ def test_a_job_past_its_timeout_has_its_worker_killed_and_replaced() -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(TaskTimeout, match=r"ran past its timeout of 0\.3s"):
-            await pool.run(cpu_task(cpu_tasks.sleep, timeout=0.3), [30], {})
+            await pool.begin(cpu_task(cpu_tasks.sleep, timeout=0.3), [30], {})
         assert loop.time() - started < 5
         await eventually(lambda: len(pool.worker_pids()) == 2)
         pids = pool.worker_pids()
@@ -272,7 +272,7 @@ def test_slots_taken_before_a_retire_keep_their_workers_until_used() -> None:
         pool.acquire()
         await pool.retire()
         assert len(pool.worker_pids()) == 2
-        result = await pool.run(cpu_task(cpu_tasks.pid), [], {})
+        result = await pool.begin(cpu_task(cpu_tasks.pid), [], {})
         ran_on = orjson.loads(orjson.dumps(result))
         [kept] = pool.worker_pids()
         assert kept != ran_on
