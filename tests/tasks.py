@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from typing import Any
@@ -93,3 +94,8 @@ def two_args_cpu(a: int, b: int) -> int:
 def inner_type_error(a: int) -> int:
     """A TypeError from inside the function, not from the call: worth retrying."""
     return a + "x"  # type: ignore[operator]  # the point of the task
+
+
+def cpu_pid() -> int:
+    """The worker process's id: which worker ran the job."""
+    return os.getpid()

@@ -1,4 +1,9 @@
-"""Postgres stopped for 20 s while jobs run: no transition is lost or written twice."""
+"""Postgres stopped for 20 s while jobs run: no transition is lost or written twice.
+
+"Written twice" is counted where the table cannot hide it: the events table's
+primary key with ON CONFLICT DO NOTHING drops a repeated row silently, so a
+trigger counts every row the recorder's committed statements proposed.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,26 @@ from runner.config import Settings
 from runner.embedded import EmbeddedServers
 from runner.store.pg_store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
+from tests.waiting import eventually
 
 OUTAGE_S = 20
+
+# BEFORE ROW triggers fire for every row an INSERT proposes, including those ON
+# CONFLICT DO NOTHING then drops; what an aborted statement proposed is rolled back.
+COUNT_WRITES = """
+CREATE TABLE test_event_writes (job_id text, seq int);
+CREATE FUNCTION test_count_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO test_event_writes VALUES (NEW.job_id, NEW.seq);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_count_write BEFORE INSERT ON runner_job_events
+    FOR EACH ROW EXECUTE FUNCTION test_count_write();
+"""
+
+
+async def _succeeded(client: Client, ids: list[str]) -> bool:
+    return [(await client.get(job_id)).state for job_id in ids] == ["succeeded"] * len(ids)
 
 
 async def test_no_transition_is_lost_while_postgres_is_down(
@@ -33,12 +56,17 @@ async def test_no_transition_is_lost_while_postgres_is_down(
         tmp_path / "runner.toml", redis_url, own_postgres.database_url, prefix
     )
     daemon = spawn(config)
-    daemon.wait_ready()
+    daemon.wait_ready()  # migrated: the trigger can go on the table
+    pg = await PgStore.connect(own_postgres.database_url)
+    try:
+        await pg.pool.execute(COUNT_WRITES)
+    finally:
+        await pg.close()
     client = Client(make_settings(database_url=own_postgres.database_url), redis)
     ids = [await client.enqueue("echo", [i]) for i in range(20)]
-    await asyncio.sleep(0.5)
+    await eventually(lambda: _succeeded(client, ids), what="the first jobs succeeding")
     await asyncio.to_thread(own_postgres.stop_postgres)
-    for second in range(OUTAGE_S):
+    for second in range(OUTAGE_S):  # jobs keep arriving throughout the outage
         ids += [await client.enqueue("echo", [second, i]) for i in range(10)]
         await asyncio.sleep(1)
     during = [await client.get(job_id) for job_id in ids[20:]]
@@ -47,14 +75,18 @@ async def test_no_transition_is_lost_while_postgres_is_down(
     await asyncio.to_thread(own_postgres.start_postgres)
     pg = await PgStore.connect(own_postgres.database_url)
     try:
-        for _ in range(300):
-            done = await pg.pool.fetchval(
-                "SELECT count(*) FROM runner_job_events WHERE to_state = 'succeeded'"
-            )
-            if done == len(ids):
-                break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: pg.pool.fetchval(
+                "SELECT count(*) = $1 FROM runner_job_events WHERE to_state = 'succeeded'",
+                len(ids),
+            ),
+            timeout=30, every=0.1, what="every job's success recorded",
+        )  # fmt: skip
         rows = await pg.pool.fetch("SELECT job_id, seq, to_state FROM runner_job_events")
+        writes = await pg.pool.fetch(
+            "SELECT job_id, seq, count(*) FROM test_event_writes GROUP BY 1, 2 HAVING count(*) > 1"
+        )
+        written = await pg.pool.fetchval("SELECT count(*) FROM test_event_writes")
     finally:
         await pg.close()
     by_job: dict[str, list[tuple[int, str]]] = {}
@@ -64,3 +96,5 @@ async def test_no_transition_is_lost_while_postgres_is_down(
     expected = [(1, "scheduled"), (2, "running"), (3, "succeeded")]
     assert all(sorted(events) == expected for events in by_job.values())
     assert len(rows) == 3 * len(ids)
+    assert [tuple(w) for w in writes] == [], "events the recorder wrote more than once"
+    assert written == 3 * len(ids)

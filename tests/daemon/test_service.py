@@ -12,13 +12,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from runner.store.job_fields import named
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
+from tests.daemon.metrics_run import free_port, samples, scrape
 from tests.daemon.process import DaemonProcess, cli, wait_for_history
+from tests.waiting import eventually
 
 
 class NotifySocket:
@@ -111,10 +114,16 @@ async def test_sighup_applies_a_valid_change_and_keeps_running_jobs(
     daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], pg: PgStore
 ) -> None:
     """A new task, a new cron schedule and a new pool size apply within 1 s while 100 long
-    jobs run on; an invalid file is rejected and the old config keeps working."""
-    config = daemon_config(tasks__sleep_async={"target": "tests.tasks:sleep_async"})
+    jobs run on (the io pool's free slots, read from the daemon's pools by /metrics, go
+    from 8 to 6); an invalid file is rejected and the old config keeps working."""
+    port = free_port()
+    config = daemon_config(
+        tasks__sleep_async={"target": "tests.tasks:sleep_async"},
+        metrics={"listen": f"127.0.0.1:{port}"},
+    )
     daemon = spawn(config)
     daemon.wait_ready()
+    assert await eventually(lambda: _free_io_slots(port), what="/metrics answering") == 8
     ids = [
         json.loads(cli("enqueue", "sleep_async", "--args", "[4]", "--json", config=config).stdout)[
             "id"
@@ -133,6 +142,7 @@ async def test_sighup_applies_a_valid_change_and_keeps_running_jobs(
     reloaded = daemon.wait_for(lambda line: line.get("event") == "config reloaded", timeout=5)
     assert time.monotonic() - sent < 1.0
     assert {"io_threads", "tasks.echo_again", "cron.every_second"} <= set(reloaded["changed"])
+    assert await _free_io_slots(port) == 6
     daemon.wait_for(
         lambda line: line.get("task") == "echo_again" and line["event"] == "job succeeded"
     )
@@ -152,6 +162,15 @@ async def test_sighup_applies_a_valid_change_and_keeps_running_jobs(
         history, _ = await wait_for_history(pg, job_id, "succeeded")
         assert max(h["attempt"] for h in history) == 1  # never restarted
     assert daemon.proc.poll() is None
+
+
+async def _free_io_slots(port: int) -> float | None:
+    """The io pool's free slots, or None while the metrics server is not up yet."""
+    try:
+        _, text = await scrape(port)
+    except aiohttp.ClientConnectorError:
+        return None
+    return samples(text)[("runner_pool_free_slots", (("kind", "io"),))]
 
 
 async def _enqueue_many(config: Path, count: int) -> list[str]:

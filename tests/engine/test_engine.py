@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 
-from runner.client import Client
+from runner.client import Client, JobInfo
 from runner.config import Settings
 from runner.jobs import NewJob
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
-from tests.engine.harness import drain, history, states
+from tests.engine.harness import Running, drain, history, states
+from tests.engine.test_cpu_pool import gone
+from tests.waiting import eventually
 
 
 async def test_each_kind_runs_and_every_transition_is_recorded(
@@ -78,20 +79,27 @@ async def test_bad_results_and_payloads_fail_with_reason_and_the_daemon_runs_on(
 
 
 async def test_cpu_timeout_kills_the_worker_and_the_next_cpu_job_runs(
-    client: Client, make_settings: Callable[..., Settings], pg: PgStore
+    client: Client, make_settings: Callable[..., Settings]
 ) -> None:
-    """A cpu job past its timeout is killed (not awaited) and a fresh worker takes the next."""
-    settings = make_settings(cpu_processes=1)
-    slow = await client.enqueue("slow_cpu", [30])
-    started = time.monotonic()
-    await drain(settings)
-    nxt = await client.enqueue("burn_cpu", [0.05])
-    await drain(settings)
-    assert time.monotonic() - started < 10
-    job = await client.get(slow)
-    assert job.state == "failed" and "timeout of 0.5s" in (job.error or "")
-    assert "killed" in (job.error or "")
-    assert (await client.get(nxt)).state == "succeeded"
+    """On one daemon with one cpu process: a job past its timeout gets its worker killed
+    (that process ends, the job is not awaited), a new worker replaces it, and the next
+    cpu job runs on the new worker while the pool keeps its size."""
+    async with Running(make_settings(cpu_processes=1)) as running:
+        pool = running.daemon.cpu_pool()
+        [old_pid] = await eventually(pool.worker_pids, what="the cpu worker starting")
+        slow = await client.enqueue("slow_cpu", [30])
+        failed = await eventually(lambda: _ended(client, slow), what="the slow job failing")
+        assert failed.state == "failed" and "timeout of 0.5s" in (failed.error or "")
+        assert gone(old_pid), "the worker past its timeout still runs"
+        nxt = await client.enqueue("cpu_pid")
+        done = await eventually(lambda: _ended(client, nxt), what="the next cpu job ending")
+        [new_pid] = pool.worker_pids()
+    assert done.state == "succeeded" and done.result == new_pid != old_pid
+
+
+async def _ended(client: Client, job_id: str) -> JobInfo | None:
+    job = await client.get(job_id)
+    return job if job.state in ("succeeded", "failed") else None
 
 
 async def test_async_timeout_cancels_the_job(client: Client, settings: Settings) -> None:
