@@ -10,11 +10,19 @@ import pytest
 from runner.client import Client
 from runner.config import Settings
 from runner.errors import JobNotFound, PayloadError, UnknownTask, UsageError
+from runner.store.pg_store import PgStore
 from tests.engine.harness import drain
 
 
-async def test_bad_requests_are_refused_with_a_reason(client: Client) -> None:
-    """Unknown tasks, non-JSON arguments and naive times never reach Redis."""
+async def _stored(client: Client, pg: PgStore) -> tuple[list[str], int]:
+    """Every Redis key under the test's prefix, and the jobs Postgres holds."""
+    keys = sorted([key async for key in client.redis.scan_iter(f"{client.store.keys.base}*")])
+    return keys, await pg.pool.fetchval("SELECT count(*) FROM runner_jobs")
+
+
+async def test_bad_requests_are_refused_with_a_reason(client: Client, pg: PgStore) -> None:
+    """Unknown tasks, non-JSON arguments and naive times never reach Redis (or Postgres)."""
+    before = await _stored(client, pg)
     with pytest.raises(UnknownTask, match=r"unknown task 'nope'.*declared: bad_result"):
         await client.enqueue("nope")
     with pytest.raises(PayloadError, match="args must be JSON-serialisable"):
@@ -29,6 +37,9 @@ async def test_bad_requests_are_refused_with_a_reason(client: Client) -> None:
         await client.enqueue("echo", job_id="has space")
     with pytest.raises(JobNotFound):
         await client.get("never-enqueued")
+    assert await _stored(client, pg) == before
+    await client.enqueue("echo")  # the check sees a request that does reach the stores
+    assert await _stored(client, pg) != before
 
 
 async def test_enqueue_with_an_id_is_idempotent(client: Client) -> None:
@@ -46,8 +57,14 @@ async def test_at_and_delay_set_the_due_time(client: Client) -> None:
     job = await client.get(await client.enqueue("echo", at=at))
     assert job.due_at_ms == int(at.timestamp() * 1000)
     before = client.clock.now_ms()
-    later = await client.get(await client.enqueue("echo", delay=timedelta(minutes=5)))
-    assert later.due_at_ms is not None and later.due_at_ms - before >= 300_000
+    later_id = await client.enqueue("echo", delay=timedelta(minutes=5))
+    after = client.clock.now_ms()
+    later = await client.get(later_id)
+    assert later.due_at_ms is not None
+    assert before + 300_000 <= later.due_at_ms <= after + 300_000 + 1  # ms rounded up
+    seconds = await client.get(await client.enqueue("echo", delay=90))
+    assert seconds.due_at_ms is not None
+    assert after + 90_000 <= seconds.due_at_ms <= client.clock.now_ms() + 90_000 + 1
 
 
 async def test_wait_returns_the_finished_job_and_get_falls_back_to_postgres(
