@@ -107,7 +107,8 @@ def render(f: Figures) -> str:
         lines.append(f"  {'ratio':<8}{ratio:>9.1f}x  runner / {best[0]}, the best of these")
     lines += [
         "",
-        f"lateness: {f.late_jobs:,} jobs due at random over {f.spread_s:g} s (start - due)",
+        f"lateness: {f.late_jobs:,} jobs due at random over {f.spread_s:g} s (start - the"
+        " exact due time asked for; early: started before it)",
         f"  {'':<14}{'p50':>12}{'p99':>12}{'max':>12}{'early':>8}",
         _late_line("runner", f.runner_lateness),
     ]

@@ -14,13 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _record(path: str, started: float) -> None:
-    line = f"{started:.6f} {time.time():.6f}\n".encode()
+def append_line(path: str, line: str) -> None:
+    """One O_APPEND write: lines from many threads and processes never interleave."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def _record(path: str, started: float) -> None:
+    append_line(path, f"{started:.6f} {time.time():.6f}\n")
 
 
 def blocking_io(seconds: float, path: str) -> None:
