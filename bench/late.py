@@ -13,7 +13,10 @@ imports neither runner nor a peer.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
+from bench.plan import delays
 from bench.work import append_line
 
 
@@ -21,6 +24,25 @@ def record_start(due: float, path: str) -> None:
     """The lateness body: one line "start due", both as exact reprs, appended to `path`."""
     started = time.time()
     append_line(path, f"{started!r} {due!r}\n")
+
+
+def enqueue_delayed(argv: list[str], send: Callable[[float, list[Any]], None]) -> dict[str, Any]:
+    """A peer's `late --jobs N --spread S --offset O --seed X --path P`.
+
+    For each of the plan's delays, the due time is read off the clock right
+    before `send(delay_s, [due, path])`, so a system's own clock reading inside
+    the call comes after it: its due time is never earlier than the one asked for.
+    """
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    path = options["--path"]
+    planned = delays(
+        int(options["--jobs"]), float(options["--spread"]), float(options["--offset"]),
+        int(options["--seed"]),
+    )  # fmt: skip
+    started = time.perf_counter()
+    for delay in planned:
+        send(delay, [time.time() + delay, path])
+    return {"jobs": len(planned), "enqueue_seconds": round(time.perf_counter() - started, 3)}
 
 
 def recorded(path: str) -> int:

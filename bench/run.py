@@ -2,7 +2,8 @@
 PostgreSQL, in one run.
 
 Order: runner throughput, arq throughput, Dramatiq's and Huey's throughput
-(bench/queue_peers.py), runner lateness, arq lateness, the io and cpu workloads
+(bench/queue_peers.py), runner lateness, arq lateness, Dramatiq's and Huey's
+lateness (bench/peer_lateness.py), the io and cpu workloads
 on runner, Dramatiq and Huey (bench/workloads.py), then
 listing at a million jobs (bench/listing.py, a database of its own), then the
 recorder's write rate at ten million events and dropping a day of history
@@ -38,6 +39,7 @@ from bench import (
     history,
     listing,
     metrics,
+    peer_lateness,
     queue_peers,
     redis_memory,
     runner_side,
@@ -90,6 +92,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--far", type=int, default=redis_memory.FAR_JOBS,
         help="far-future jobs, Redis memory phase (0: skip the phase)",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-peer-lateness", action="store_true", help="skip Dramatiq's and Huey's lateness"
+    )
     parser.add_argument("--no-workloads", action="store_true", help="skip the io and cpu workloads")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
@@ -127,12 +132,17 @@ def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     print(f"measuring lateness ({plan.late_jobs:,} jobs over {plan.spread_s:g} s) ...", flush=True)
     late = runner_side.lateness(setup, plan)
     arq_late = peer.lateness(plan) if peer else None
+    peer_late = {}
+    if peer and not args.no_peer_lateness:
+        peer_late = peer_lateness.measure(args.peer_python, servers.redis_url, folder, plan)
     return Figures(
         jobs=plan.jobs, late_jobs=plan.late_jobs, spread_s=plan.spread_s,
         runner_throughput=runner_rate, runner_lateness=late.started,
         runner_claim_lateness=late.claimed, arq_throughput=arq_rate, arq_lateness=arq_late,
         peer_throughput=peer_rates,
         peer_settings={p.name: p.settings for p in queue_peers.PEERS if p.name in peer_rates},
+        peer_lateness=peer_late,
+        peer_late_settings={p.name: p.settings for p in peer_lateness.PEERS if p.name in peer_late},
     )  # fmt: skip
 
 
