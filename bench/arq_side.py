@@ -4,7 +4,7 @@ Enqueues with arq's normal `enqueue_job` (each call is its own WATCH/MULTI
 transaction, so calls run concurrently rather than one after another). Prints
 one JSON object on stdout.
 
-    python -m bench.arq_side noop --redis URL --queue Q --jobs N
+    python -m bench.arq_side noop --redis URL --queue Q --jobs N [--delay S]
     python -m bench.arq_side lateness --redis URL --queue Q --jobs N --spread S ...
 """
 
@@ -38,11 +38,13 @@ async def _concurrently(calls: Iterable[Awaitable[Any]]) -> None:
 
 
 async def enqueue_noops(args: argparse.Namespace) -> dict[str, Any]:
+    """No-op jobs, due now or all deferred by `--delay` seconds (the Redis memory figure)."""
     pool = await create_pool(RedisSettings.from_dsn(args.redis))
     try:
         started = time.perf_counter()
         await _concurrently(
-            pool.enqueue_job("noop", _queue_name=args.queue) for _ in range(args.jobs)
+            pool.enqueue_job("noop", _queue_name=args.queue, _defer_by=args.delay)
+            for _ in range(args.jobs)
         )
         return {"jobs": args.jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
     finally:
@@ -87,6 +89,7 @@ def main() -> None:
     late.add_argument("--offset", type=float, required=True, help="seconds before the first")
     late.add_argument("--seed", type=int, required=True)
     late.add_argument("--path", required=True, help="where the bodies record their start")
+    sub.choices["noop"].add_argument("--delay", type=float, help="seconds (default: due now)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(runs[args.command](args))))
 

@@ -6,6 +6,7 @@ workers bench/queue_peers.py gives it (4 processes: its fastest here):
     BENCH_REDIS=URL BENCH_QUEUE=Q BENCH_MARKS=M python -m huey.bin.huey_consumer \
         bench.huey_app.huey --workers 4 --worker-type process --no-periodic
     python -m bench.huey_app enqueue --jobs N            # same environment
+    python -m bench.huey_app enqueue --jobs N --delay S  # all due in S seconds
     python -m bench.huey_app late --jobs N --spread S --offset O --seed X --path P
 
 Each worker appends a "booted" mark (JSON line, wall time) from its startup hook;
@@ -60,14 +61,20 @@ def late_job(due: float, path: str) -> None:
     late.record_start(due, path)
 
 
+def _send(task: Any, args: list[Any], delay_s: float | None) -> None:
+    if delay_s is None:
+        task(*args)
+    else:  # its due time: its own clock (UTC, to the microsecond) plus the delay
+        task.schedule(args=args, delay=delay_s)
+
+
 def enqueue(argv: list[str]) -> dict[str, Any]:
     tasks = {"noop": noop, "io": io_job, "cpu": cpu_job}
-    return work.enqueue_timed(argv, lambda task, args: tasks[task](*args))
+    return work.enqueue_timed(argv, lambda task, args, delay: _send(tasks[task], args, delay))
 
 
 def enqueue_late(argv: list[str]) -> dict[str, Any]:
-    """Huey's due time: its own clock (UTC, to the microsecond) plus the delay."""
-    return late.enqueue_delayed(argv, lambda delay, args: late_job.schedule(args=args, delay=delay))
+    return late.enqueue_delayed(argv, lambda delay, args: _send(late_job, args, delay))
 
 
 if __name__ == "__main__" and sys.argv[1:2] in (["enqueue"], ["late"]):

@@ -12,7 +12,8 @@ of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
 /metrics scrape time at a million jobs, no-op throughput on vs off), the
 dashboard's overview (bench/web_overview.py), throughput with a million jobs due
 against 20,000 (bench/depth.py) and what jobs cost in Redis memory, near-term and
-parked (bench/redis_memory.py); each phase
+parked (bench/redis_memory.py), with arq's, Dramatiq's and Huey's bytes per job
+beside runner's (bench/memory_peers.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -38,6 +39,7 @@ from bench import (
     depth,
     history,
     listing,
+    memory_peers,
     metrics,
     peer_lateness,
     queue_peers,
@@ -96,6 +98,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--no-peer-lateness", action="store_true", help="skip Dramatiq's and Huey's lateness"
     )
     parser.add_argument("--no-workloads", action="store_true", help="skip the io and cpu workloads")
+    parser.add_argument(
+        "--no-peer-memory", action="store_true",
+        help="skip the peers' Redis bytes per job (measured with the Redis memory phase)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
         "--profile", metavar="FILE",
@@ -191,6 +197,11 @@ def _phases(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     if args.far:
         memory = redis_memory.measure(servers, folder, args.far)
         done.append(_section("redis_memory", memory, redis_memory.render(memory)))
+        if not args.runner_only and not args.no_peer_memory:
+            peers = memory_peers.measure(
+                args.peer_python, servers.redis_url, folder, memory.near.jobs, memory.near
+            )
+            done.append(_section("redis_memory_peers", peers, memory_peers.render(peers)))
     return done
 
 
