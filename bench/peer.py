@@ -16,9 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import late
 from bench.plan import Plan
 from bench.runner_daemon import REPO
 from bench.stats import Lateness, Throughput
+
+POLL_DELAY_S = 0.05  # arq's default is 0.5 s: a due job waits up to that for a poll
+MAX_JOBS = 200
+SETTINGS = f"poll_delay {POLL_DELAY_S * 1000:g} ms (its default 500 ms), max_jobs {MAX_JOBS}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class Peer:
         command = [
             str(self.python), "-m", "bench.arq_worker", "--redis", self.redis_url,
             "--queue", queue, "--log", str(self.folder / f"arq-{phase}.log"),
-            "--marks", str(marks), *(["--burst"] if burst else []),
+            "--marks", str(marks), "--poll-delay", str(POLL_DELAY_S), "--max-jobs", str(MAX_JOBS),
+            *(["--burst"] if burst else []),
         ]  # fmt: skip
         with output.open("wb") as out:
             proc = subprocess.Popen(
@@ -75,21 +81,20 @@ class Peer:
         """Deferred jobs on a worker that runs as in production, stopped by SIGTERM after."""
         count, timeout = plan.late_jobs, plan.timeout_s
         queue = f"bench-lateness-{secrets.token_hex(3)}"
+        bodies = str(self.folder / "late-arq.txt")
         proc, marks_file = self._worker("lateness", queue, burst=False)
         try:
             _wait_for_mark(proc, marks_file, "started", timeout)
-            found = self._side(
-                "lateness", "--redis", self.redis_url, "--queue", queue, "--jobs", count,
-                "--spread", plan.spread_s, "--offset", plan.offset_s, "--seed", plan.seed,
-                "--timeout", timeout,
-            )  # fmt: skip
+            self._side("lateness", "--redis", self.redis_url, "--queue", queue,
+                       *plan.late_options(), "--path", bodies)  # fmt: skip
+            late.wait_recorded(bodies, count, plan.offset_s + plan.spread_s + timeout)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout)
         finally:
             _kill(proc)
-        samples: list[float] = found["lateness_ms"]
-        if len(samples) != count or found["failed"]:
-            raise RuntimeError(f"arq: {len(samples)} results, {found['failed']} failed")
+        samples = late.samples_ms(bodies)
+        if len(samples) != count:
+            raise RuntimeError(f"arq: {len(samples)} delayed jobs started, not {count}")
         return Lateness.from_samples(samples)
 
 

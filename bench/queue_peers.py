@@ -63,11 +63,11 @@ HUEY = QueuePeer(
 PEERS = (DRAMATIQ, HUEY)
 
 
-def _env(redis_url: str, queue: str, marks: Path) -> dict[str, str]:
+def peer_env(redis_url: str, queue: str, marks: Path) -> dict[str, str]:
     return {**os.environ, "BENCH_REDIS": redis_url, "BENCH_QUEUE": queue, "BENCH_MARKS": str(marks)}
 
 
-def _booted(marks: Path) -> list[float]:
+def booted_at(marks: Path) -> list[float]:
     if not marks.exists():
         return []
     return [json.loads(line)["t"] for line in marks.read_text().splitlines() if line.strip()]
@@ -104,7 +104,7 @@ def throughput(
     """Enqueue `plan.jobs` no-op jobs with the peer's API, then time its worker draining them."""
     queue = f"bench{secrets.token_hex(3)}"
     marks = folder / f"{peer.name}.marks"
-    env = _env(redis_url, queue, marks)
+    env = peer_env(redis_url, queue, marks)
     enqueue = subprocess.run(
         [str(python), "-m", peer.app, "enqueue", "--jobs", str(plan.jobs)],
         capture_output=True, text=True, cwd=REPO, env=env, check=False,
@@ -121,7 +121,7 @@ def throughput(
         )  # fmt: skip
     try:
         ended = asyncio.run(_wait_empty(redis_url, peer.key(queue), plan.timeout_s * 5))
-        booted = _booted(marks)
+        booted = booted_at(marks)
         if len(booted) < peer.booted_marks:
             raise RuntimeError(f"{peer.name}: {len(booted)} of {peer.booted_marks} booted marks")
     finally:

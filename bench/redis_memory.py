@@ -3,8 +3,10 @@
 Two figures, each read as the growth of the server's used_memory while a daemon
 runs (so its recorder drains the event stream, as in production):
 
-- near-term: 100,000 no-op jobs due in 30 minutes (inside the park horizon);
-  bytes per job, with the parts of one job (its hash, its member of the due set);
+- near-term: 100,000 no-op jobs due in 59 minutes (inside the default one-hour
+  park horizon: a job due in an hour or later waits in PostgreSQL); bytes per
+  job, with the parts of one job (its hash, its member of the due set); the
+  peers' figure beside it is for jobs due in an hour (bench/memory_peers.py);
 - far: 1,000,000 jobs due uniformly 1 to 30 days ahead, with parking on (the
   default one-hour horizon: they wait in PostgreSQL) and off; the growth and the
   enqueue rate of each.
@@ -35,6 +37,7 @@ from runner.connections import redis_client
 from runner.embedded import EmbeddedServers
 
 NEAR_JOBS = 100_000
+NEAR_DUE_S = 59 * 60.0  # the latest minute inside runner's default one-hour park horizon
 FAR_JOBS = 1_000_000
 CHUNK = 2000
 NEAR_TARGET_BYTES = 250  # per near-term job, recorder running
@@ -87,7 +90,7 @@ class MemoryFigures:
         }  # fmt: skip
 
 
-def _in_db(url: str, db: int) -> str:
+def in_db(url: str, db: int) -> str:
     """The URL for Redis database `db`: each phase starts from an empty keyspace, so
     no phase pays for the growth of another's main hash table."""
     parts = urlsplit(url)
@@ -97,7 +100,7 @@ def _in_db(url: str, db: int) -> str:
 def _config(servers: EmbeddedServers, folder: Path, phase: str, parking: bool, db: int) -> Path:
     log_file = folder / f"{phase}.log"
     path = write_config(
-        folder / f"{phase}.toml", _in_db(servers.redis_url, db), servers.database_url,
+        folder / f"{phase}.toml", in_db(servers.redis_url, db), servers.database_url,
         "runner", log_file,  # the default prefix, as in production: it is in every key
     )  # fmt: skip
     if not parking:
@@ -146,14 +149,28 @@ def _phase(servers: EmbeddedServers, folder: Path, phase: str, *, parking: bool,
     return result
 
 
-async def _near(client: Client) -> tuple[Growth, int, float]:
-    growth = await _grow(client, NEAR_JOBS, lambda: 1800.0)
+async def _near(client: Client, jobs: int) -> tuple[Growth, int, float]:
+    growth = await _grow(client, jobs, lambda: NEAR_DUE_S)
     keys = client.store.keys
     [one] = await client.redis.zrange(keys.due("async"), 0, 0)
     assert isinstance(one, str)
     hash_bytes = int(await client.redis.memory_usage(keys.job(one)) or 0)
     due_bytes = int(await client.redis.memory_usage(keys.due("async"), samples=0) or 0)
-    return growth, hash_bytes, due_bytes / NEAR_JOBS
+    return growth, hash_bytes, due_bytes / jobs
+
+
+def near(servers: EmbeddedServers, folder: Path, jobs: int = NEAR_JOBS
+         ) -> tuple[Growth, int, float]:  # fmt: skip
+    """`jobs` no-op jobs due in 59 minutes, on a daemon of runner's defaults in Redis
+    database 1: the growth, one job's hash and one due-set member, in bytes."""
+
+    def near_jobs_in(client: Client) -> Any:
+        return _near(client, jobs)
+
+    found: tuple[Growth, int, float] = _phase(
+        servers, folder, "memory-near", parking=True, db=1, work=near_jobs_in
+    )
+    return found
 
 
 def measure(servers: EmbeddedServers, folder: Path, far_jobs: int = FAR_JOBS) -> MemoryFigures:
@@ -166,16 +183,14 @@ def measure(servers: EmbeddedServers, folder: Path, far_jobs: int = FAR_JOBS) ->
     def far_jobs_in(client: Client) -> Any:
         return _grow(client, far_jobs, far)
 
-    near, hash_bytes, member = _phase(
-        servers, folder, "memory-near", parking=True, db=1, work=_near
-    )
+    near_growth, hash_bytes, member = near(servers, folder)
     # Not parked first: a daemon with parking off puts every parked job it finds in
     # the database into Redis, and the phases share one database.
     unparked = _phase(servers, folder, "memory-unparked", parking=False, db=3, work=far_jobs_in)
     parked = _phase(servers, folder, "memory-parked", parking=True, db=2, work=far_jobs_in)
     asyncio.run(_forget_parked(servers.database_url))
     server = asyncio.run(_server_version(servers.redis_url))
-    return MemoryFigures(server, near, hash_bytes, round(member, 1), parked, unparked)
+    return MemoryFigures(server, near_growth, hash_bytes, round(member, 1), parked, unparked)
 
 
 async def _forget_parked(database_url: str) -> None:
@@ -204,7 +219,7 @@ def render(f: MemoryFigures) -> str:
     t = f.targets()
     return "\n".join([
         f"redis memory ({f.server}, recorder running)",
-        f"  near-term job       {f.near.per_job:>8.0f} B/job   target <= {NEAR_TARGET_BYTES}"
+        f"  due in 59 min       {f.near.per_job:>8.0f} B/job   target <= {NEAR_TARGET_BYTES}"
         f"  {mark(t['near_bytes_per_job'])}   (hash {f.job_hash_bytes} B, due-set member"
         f" {f.due_member_bytes:.0f} B)",
         f"  {f.parked.jobs:,} far, parked    {f.parked.bytes / 1e6:>8.2f} MB in all"

@@ -2,7 +2,8 @@
 PostgreSQL, in one run.
 
 Order: runner throughput, arq throughput, Dramatiq's and Huey's throughput
-(bench/queue_peers.py), runner lateness, arq lateness, the io and cpu workloads
+(bench/queue_peers.py), runner lateness, arq lateness, Dramatiq's and Huey's
+lateness (bench/peer_lateness.py), the io and cpu workloads
 on runner, Dramatiq and Huey (bench/workloads.py), then
 listing at a million jobs (bench/listing.py, a database of its own), then the
 recorder's write rate at ten million events and dropping a day of history
@@ -11,7 +12,8 @@ of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
 /metrics scrape time at a million jobs, no-op throughput on vs off), the
 dashboard's overview (bench/web_overview.py), throughput with a million jobs due
 against 20,000 (bench/depth.py) and what jobs cost in Redis memory, near-term and
-parked (bench/redis_memory.py); each phase
+parked (bench/redis_memory.py), with arq's, Dramatiq's and Huey's bytes per job
+beside runner's (bench/memory_peers.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -37,7 +39,9 @@ from bench import (
     depth,
     history,
     listing,
+    memory_peers,
     metrics,
+    peer_lateness,
     queue_peers,
     redis_memory,
     runner_side,
@@ -90,7 +94,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--far", type=int, default=redis_memory.FAR_JOBS,
         help="far-future jobs, Redis memory phase (0: skip the phase)",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-peer-lateness", action="store_true", help="skip Dramatiq's and Huey's lateness"
+    )
     parser.add_argument("--no-workloads", action="store_true", help="skip the io and cpu workloads")
+    parser.add_argument(
+        "--no-peer-memory", action="store_true",
+        help="skip the peers' Redis bytes per job (measured with the Redis memory phase)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON file")
     parser.add_argument(
         "--profile", metavar="FILE",
@@ -127,12 +138,17 @@ def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     print(f"measuring lateness ({plan.late_jobs:,} jobs over {plan.spread_s:g} s) ...", flush=True)
     late = runner_side.lateness(setup, plan)
     arq_late = peer.lateness(plan) if peer else None
+    peer_late = {}
+    if peer and not args.no_peer_lateness:
+        peer_late = peer_lateness.measure(args.peer_python, servers.redis_url, folder, plan)
     return Figures(
         jobs=plan.jobs, late_jobs=plan.late_jobs, spread_s=plan.spread_s,
         runner_throughput=runner_rate, runner_lateness=late.started,
         runner_claim_lateness=late.claimed, arq_throughput=arq_rate, arq_lateness=arq_late,
         peer_throughput=peer_rates,
         peer_settings={p.name: p.settings for p in queue_peers.PEERS if p.name in peer_rates},
+        peer_lateness=peer_late,
+        peer_late_settings={p.name: p.settings for p in peer_lateness.PEERS if p.name in peer_late},
     )  # fmt: skip
 
 
@@ -181,6 +197,11 @@ def _phases(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     if args.far:
         memory = redis_memory.measure(servers, folder, args.far)
         done.append(_section("redis_memory", memory, redis_memory.render(memory)))
+        if not args.runner_only and not args.no_peer_memory:
+            peers = memory_peers.measure(
+                args.peer_python, servers.redis_url, folder, memory.near.jobs, memory.near
+            )
+            done.append(_section("redis_memory_peers", peers, memory_peers.render(peers)))
     return done
 
 

@@ -2,23 +2,23 @@
 
 Jobs are enqueued with `Client.new_job` + `Client.enqueue_many` (one pipeline
 per chunk), as an application would. The figures are read back from what the
-daemon leaves behind: its log for timing, Postgres for the recorded history
-and the lateness tasks' results, so nothing in runner is instrumented.
+daemon leaves behind: its log for timing, Postgres for the recorded history,
+and the lateness bodies' own records (bench/late.py, the body every system
+runs), so nothing in runner is instrumented.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
 
+from bench import late
 from bench.plan import Plan
 from bench.runner_daemon import RunnerDaemon, find_line, log_time, read_log, write_config
 from bench.stats import Lateness, Throughput
@@ -120,15 +120,14 @@ class LatenessRun:
     claimed: Lateness
 
 
-async def _delayed_jobs(settings: Settings, plan: Plan) -> list[NewJob]:
-    rng = random.Random(plan.seed)
+async def _delayed_jobs(settings: Settings, plan: Plan, path: Path) -> list[NewJob]:
     async with await Client.connect(settings) as client:
         jobs = []
-        for _ in range(plan.late_jobs):
-            delay = plan.offset_s + rng.uniform(0, plan.spread_s)
-            job = client.new_job("lateness", [0], delay=delay)
-            # The task is told the due time runner computed, to the millisecond.
-            jobs.append(replace(job, args_json=f"[{job.due_at_ms}]"))
+        for delay in plan.delays():
+            # The exact time asked for, read before new_job reads runner's clock:
+            # runner's due time (whole ms, rounded up) is never earlier than it.
+            due = time.time() + delay
+            jobs.append(client.new_job("lateness", [due, str(path)], delay=delay))
         return jobs
 
 
@@ -145,11 +144,8 @@ async def _wait_succeeded(database_url: str, ids: list[str], timeout: float) -> 
         await conn.close()
 
 
-def _lateness_samples(database_url: str, ids: list[str]) -> tuple[list[float], list[float]]:
-    results = asyncio.run(
-        _fetch(database_url, "SELECT result::text FROM runner_jobs WHERE id = ANY($1)", ids)
-    )
-    claims = asyncio.run(
+def _claim_lateness(database_url: str, ids: list[str]) -> list[float]:
+    rows = asyncio.run(
         _fetch(
             database_url,
             "SELECT (detail->>'late_ms')::float8 FROM runner_job_events"
@@ -157,16 +153,17 @@ def _lateness_samples(database_url: str, ids: list[str]) -> tuple[list[float], l
             ids,
         )
     )
-    return [float(orjson.loads(row[0])) for row in results], [float(row[0]) for row in claims]
+    return [float(row[0]) for row in rows]
 
 
 def lateness(setup: Setup, plan: Plan) -> LatenessRun:
     """Jobs due at random over `plan.spread_s`, on a daemon running as in production."""
     config, log_file, settings = setup.config("lateness")
     output = setup.folder / "runner-lateness.out"
+    bodies = setup.folder / "late-runner.txt"
     with RunnerDaemon(config, log_file, output) as daemon:
         daemon.wait_for_line("daemon ready", plan.timeout_s)
-        jobs = asyncio.run(_delayed_jobs(settings, plan))
+        jobs = asyncio.run(_delayed_jobs(settings, plan, bodies))
         asyncio.run(_enqueue(settings, jobs))
         ids = [job.id for job in jobs]
         wait_s = plan.offset_s + plan.spread_s + plan.timeout_s
@@ -174,7 +171,8 @@ def lateness(setup: Setup, plan: Plan) -> LatenessRun:
         code = daemon.stop(plan.timeout_s)
     if code != 0:
         raise RuntimeError(f"runner daemon exited with {code} after SIGTERM; see {output}")
-    started, claimed = _lateness_samples(setup.database_url, ids)
+    started = late.samples_ms(str(bodies))
+    claimed = _claim_lateness(setup.database_url, ids)
     if len(started) != plan.late_jobs:
         raise RuntimeError(f"{len(started)} lateness results for {plan.late_jobs} jobs")
     return LatenessRun(Lateness.from_samples(started), Lateness.from_samples(claimed))

@@ -1,9 +1,8 @@
-"""The tasks the benchmark runs, and the one way both sides measure lateness.
+"""The tasks the benchmark runs on runner.
 
 Imported by the runner daemon (as `bench.tasks:noop` and `bench.tasks:lateness`
-in the benchmark's config, and the cancel benchmark's tasks in its own) and by the
-arq worker (for `lateness_ms`), so it must not import runner or arq: either venv
-has to load it.
+in the benchmark's config, and the cancel benchmark's tasks in its own). The
+lateness task runs the body the peers run too (bench/late.py).
 """
 
 from __future__ import annotations
@@ -12,23 +11,17 @@ import asyncio
 import os
 import time
 
-
-def lateness_ms(due_ms: float) -> float:
-    """How long after its due time a job started (negative: it started early).
-
-    Both sides call this first thing in their task, so the figure covers the
-    same span: from the due time to the task's body running.
-    """
-    return time.time() * 1000 - due_ms
+from bench import late
 
 
 async def noop() -> None:
     """The throughput task: no work, so the figure is the engine's own cost per job."""
 
 
-async def lateness(due_ms: int) -> float:
-    """The lateness task: returns (into the job's result) how late it started, in ms."""
-    return round(lateness_ms(due_ms), 3)
+async def lateness(due: float, path: str) -> None:
+    """The lateness task: the body every system runs (bench/late.py) records its start
+    against the exact due time the enqueuer asked for."""
+    late.record_start(due, path)
 
 
 # The cancel benchmark (bench.cancel): work that runs until it is cancelled.

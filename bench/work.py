@@ -14,13 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _record(path: str, started: float) -> None:
-    line = f"{started:.6f} {time.time():.6f}\n".encode()
+def append_line(path: str, line: str) -> None:
+    """One O_APPEND write: lines from many threads and processes never interleave."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def _record(path: str, started: float) -> None:
+    append_line(path, f"{started:.6f} {time.time():.6f}\n")
 
 
 def blocking_io(seconds: float, path: str) -> None:
@@ -40,15 +44,19 @@ def cpu_burn(seconds: float, path: str) -> None:
     _record(path, started)
 
 
-def enqueue_timed(argv: list[str], send: Callable[[str, list[Any]], None]) -> dict[str, Any]:
-    """A peer's `enqueue --jobs N [--task noop|io|cpu --seconds S --path P]`: `send`
-    (task, args) once a job, timed; the JSON the harness reads back."""
+def enqueue_timed(
+    argv: list[str], send: Callable[[str, list[Any], float | None], None]
+) -> dict[str, Any]:
+    """A peer's `enqueue --jobs N [--task noop|io|cpu --seconds S --path P] [--delay D]`:
+    `send` (task, args, delay in seconds or None) once a job, timed; the JSON the
+    harness reads back."""
     options = dict(zip(argv[::2], argv[1::2], strict=True))
     jobs, task = int(options["--jobs"]), options.get("--task", "noop")
     args: list[Any] = [] if task == "noop" else [float(options["--seconds"]), options["--path"]]
+    delay = float(options["--delay"]) if "--delay" in options else None
     started = time.perf_counter()
     for _ in range(jobs):
-        send(task, args)
+        send(task, args, delay)
     return {"jobs": jobs, "enqueue_seconds": round(time.perf_counter() - started, 3)}
 
 
