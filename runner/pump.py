@@ -50,6 +50,11 @@ class Pump:
         self.metrics: Metrics | None = None
         self._sleeping_until: int | None = None
 
+    @property
+    def sleeping_until(self) -> int | None:
+        """When the pump, asleep, means to look again (ms); None while awake or idle."""
+        return self._sleeping_until
+
     def nudge(self) -> None:
         self.wake.set()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import queue
 import signal
 import socket
 import threading
@@ -54,6 +55,13 @@ class NotifySocket:
             time.sleep(0.02)
         raise AssertionError(f"no {prefix!r} after {after}; got {self.messages[-10:]}")
 
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not happen within {timeout:g}s")
+            time.sleep(0.02)
+
     def times(self, field: str) -> list[float]:
         return [at for at, message in self.messages if field in message.split("\n")]
 
@@ -82,7 +90,7 @@ def test_sd_notify_ready_status_watchdog_reload_and_stop(
     daemon = spawn(config, env)
     notify_socket.wait_for("READY=1")
     assert "running" in notify_socket.wait_for("STATUS=")
-    time.sleep(1.6)
+    notify_socket.wait_until(lambda: len(notify_socket.times("WATCHDOG=1")) >= 3, "3 pings")
     pings = notify_socket.times("WATCHDOG=1")
     assert len(pings) >= 3 and max(b - a for a, b in itertools.pairwise(pings)) < 0.8
     sent = time.monotonic()
@@ -99,7 +107,11 @@ def test_sd_notify_ready_status_watchdog_reload_and_stop(
     good = config.with_name("good.toml")
     good.write_text(config.read_text().removesuffix("\n[pools\n"))
     assert cli("enqueue", "block_loop", "--args", "[3]", config=good).returncode == 0
-    time.sleep(4.5)
+    # The job blocks the loop for 3 s: wait for the pings to come back after it.
+    notify_socket.wait_until(
+        lambda: any(t > blocked_at + 3.0 for t in notify_socket.times("WATCHDOG=1")),
+        "a ping after the loop was free again",
+    )
     during = [t for t in notify_socket.times("WATCHDOG=1") if t > blocked_at]
     gaps = [b - a for a, b in zip([blocked_at, *during], during, strict=False)]
     assert max(gaps) > 2.0, "the watchdog kept pinging while the loop was blocked"
@@ -241,16 +253,31 @@ def test_logs_follow_a_file_through_rotation(tmp_path: Path) -> None:
         [sys.executable, "-m", "runner", "logs", str(log), "-f", "--task", "t"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    assert follower.stdout is not None
+    output = follower.stdout
+
+    def read_lines() -> None:
+        for text in output:
+            lines.put(text)
+
+    threading.Thread(target=read_lines, daemon=True).start()
+
+    def next_line() -> str:
+        """The follower's next line; fails instead of hanging if none comes."""
+        try:
+            return lines.get(timeout=10)
+        except queue.Empty:
+            raise AssertionError("runner logs -f printed nothing within 10 s") from None
+
     try:
-        assert follower.stdout is not None
-        assert "before rotation" in follower.stdout.readline()
+        assert "before rotation" in next_line()
         log.rename(tmp_path / "runner.log.1")
         with (tmp_path / "runner.log.1").open("a") as old:
             old.write(line("late line in the old file"))
-        time.sleep(0.5)
-        log.write_text(line("after rotation"))
-        assert "late line in the old file" in follower.stdout.readline()
-        after = follower.stdout.readline()
+        log.write_text(line("after rotation"))  # at once: the old file must be read out first
+        assert "late line in the old file" in next_line()
+        after = next_line()
         assert "after rotation" in after and "task=t" in after
     finally:
         follower.kill()
