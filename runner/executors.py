@@ -128,8 +128,16 @@ class ThreadExecutor:
         except RuntimeError as exc:  # the pool was shut down: the job's failure, told later
             self.release()
             return failing(exc)
-        future.add_done_callback(lambda _: self.release())
+        future.add_done_callback(self._freed)
         return self._result(task, future)
+
+    def _freed(self, future: asyncio.Future[Any]) -> None:
+        """The thread is free again. The function's error is read here too: when its job
+        was cancelled or timed out meanwhile, nobody awaits it any more, and asyncio
+        would report it at collection as never retrieved."""
+        if not future.cancelled():
+            future.exception()
+        self.release()
 
     async def _result(self, task: Task, future: asyncio.Future[Any]) -> Any:
         if task.settings.timeout is None:

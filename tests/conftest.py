@@ -45,6 +45,7 @@ TEST_TASKS = {
         task("burn_cpu", "burn_cpu", "cpu", timeout=10),
         task("slow_cpu", "burn_cpu", "cpu", timeout=0.5),
         task("cpu_pid", "cpu_pid", "cpu"),
+        task("crash_cpu", "crash_cpu", "cpu"),
         task("fail", "fail", "io", retries=3, backoff=0.2, backoff_max=2, backoff_jitter=0),
         task("fail_once", "fail", "io"),
         task("bad_result", "bad_result"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -99,3 +100,8 @@ def inner_type_error(a: int) -> int:
 def cpu_pid() -> int:
     """The worker process's id: which worker ran the job."""
     return os.getpid()
+
+
+def crash_cpu() -> None:
+    """A cpu worker that dies mid-job, as one does on a segfault or the OOM killer."""
+    os.kill(os.getpid(), signal.SIGKILL)

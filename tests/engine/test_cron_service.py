@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import ConnectionPool, Redis
 
 from runner.config import CronSettings
-from runner.cron_service import CronService
+from runner.cron_service import IDLE_S, CronService
 from runner.jobs import Outcome
 from runner.store.redis_store import RedisStore
 from tests.conftest import TEST_TASKS
@@ -88,7 +88,7 @@ async def test_many_daemons_fire_each_tick_once(store: RedisStore, redis: Redis)
             outcomes = [o for each in fired for _, _, o in each]
             assert sorted(outcomes) == ["already", "already", "scheduled"], minute
     finally:
-        await asyncio.gather(*(s.redis.aclose() for s in stores))
+        await asyncio.gather(*(s.redis.aclose(close_connection_pool=True) for s in stores))
     ticks = await cron_jobs(redis, store)
     assert ticks[0] == "cron:minutely:2026-06-01T10:01:00Z" and len(ticks) == 20
     job = await store.get_job("cron:minutely:2026-06-01T10:01:00Z")
@@ -129,4 +129,43 @@ async def test_overlap_allow_piles_up(store: RedisStore, redis: Redis) -> None:
     for _ in range(3):
         clock.moment += timedelta(minutes=1)
         await svc.fire_due(clock.moment)
+    assert len(await cron_jobs(redis, store)) == 3
+
+
+async def test_a_clock_set_back_refires_no_tick(store: RedisStore, redis: Redis) -> None:
+    """A running service fires 10:01 and 10:02, then the clock is set back to 09:55:30:
+    nothing fires again, the service sleeps no longer than its idle bound meanwhile,
+    and once the clock passes 10:03 that tick fires, once."""
+    clock = FakeClock(T0)
+    svc = service(store, clock)
+    await svc.load_state()
+    for minute in (1, 2):
+        clock.moment = T0 + timedelta(seconds=30, minutes=minute - 1)
+        assert [o for *_, o in await svc.fire_due(clock.moment)] == ["scheduled"]
+    clock.moment = T0 - timedelta(minutes=5)  # 09:55:30
+    assert await svc.fire_due(clock.moment) == []
+    assert 0 < svc._seconds_to_next() <= IDLE_S
+    clock.moment = T0 + timedelta(minutes=2, seconds=30)  # 10:03:00
+    fired = await svc.fire_due(clock.moment)
+    assert [(tick.minute, o) for _, tick, o in fired] == [(3, "scheduled")]
+    assert await cron_jobs(redis, store) == [
+        f"cron:minutely:2026-06-01T10:0{m}:00Z" for m in (1, 2, 3)
+    ]
+
+
+async def test_a_clock_jumping_ahead_fires_by_the_misfire_policy(
+    store: RedisStore, redis: Redis
+) -> None:
+    """A running service whose clock jumps three hours ahead (a VM resumed, NTP stepping)
+    does not fire the 180 ticks it skipped over: with misfire = once, only the latest;
+    then it goes on minute by minute."""
+    clock = FakeClock(T0)
+    svc = service(store, clock, misfire="once")
+    await svc.load_state()
+    clock.moment = T0 + timedelta(seconds=30)
+    assert [o for *_, o in await svc.fire_due(clock.moment)] == ["scheduled"]
+    clock.moment = T0 + timedelta(hours=3, seconds=30)  # 13:01:00
+    assert [tick.hour for _, tick, _ in await svc.fire_due(clock.moment)] == [13]
+    clock.moment += timedelta(minutes=1)
+    assert [(t.hour, t.minute) for _, t, _ in await svc.fire_due(clock.moment)] == [(13, 2)]
     assert len(await cron_jobs(redis, store)) == 3

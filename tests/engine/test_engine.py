@@ -97,6 +97,24 @@ async def test_cpu_timeout_kills_the_worker_and_the_next_cpu_job_runs(
     assert done.state == "succeeded" and done.result == new_pid != old_pid
 
 
+async def test_a_cpu_worker_that_dies_mid_job_fails_it_and_is_replaced(
+    client: Client, make_settings: Callable[..., Settings]
+) -> None:
+    """A cpu worker killed while running a job (SIGKILL from inside, as the OOM killer
+    would): the job fails saying so, the daemon runs on, and a new worker takes the next."""
+    async with Running(make_settings(cpu_processes=1)) as running:
+        pool = running.daemon.cpu_pool()
+        [old_pid] = await eventually(pool.worker_pids, what="the cpu worker starting")
+        crashed_id = await client.enqueue("crash_cpu")
+        crashed = await eventually(lambda: _ended(client, crashed_id), what="the crash")
+        nxt = await client.enqueue("cpu_pid")
+        done = await eventually(lambda: _ended(client, nxt), what="the next cpu job ending")
+        [new_pid] = pool.worker_pids()
+    assert crashed.state == "failed"
+    assert f"cpu worker (pid {old_pid}) was killed by signal SIGKILL" in (crashed.error or "")
+    assert done.state == "succeeded" and done.result == new_pid != old_pid
+
+
 async def _ended(client: Client, job_id: str) -> JobInfo | None:
     job = await client.get(job_id)
     return job if job.state in ("succeeded", "failed") else None
