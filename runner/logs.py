@@ -95,7 +95,6 @@ def configure_logging(level: str = "info", fmt: str = "auto", file: str | None =
     console = fmt == "console" or (fmt == "auto" and not file and sys.stdout.isatty())
     shared: list[Any] = [
         _filter_level,
-        structlog.contextvars.merge_contextvars,
         _add_level,
         _Timestamper(),
     ]

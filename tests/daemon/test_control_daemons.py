@@ -161,7 +161,7 @@ async def test_pausing_a_task_and_everything_across_two_daemons(
     # A task paused and resumed under a steady stream.
     stream = Stream(client)
     feeding = asyncio.create_task(stream.run())
-    await asyncio.sleep(2)
+    await asyncio.sleep(2)  # the scenario's pace: the stream runs, then the pause lasts 3 s
     _, paused = await _timed(lambda: client.pause_task(TASK_A))
     await asyncio.sleep(3)
     resume_sent, resumed = await _timed(lambda: client.resume_task(TASK_A))
@@ -177,10 +177,10 @@ async def test_pausing_a_task_and_everything_across_two_daemons(
     maintenance = Stream(client)
     feeding = asyncio.create_task(maintenance.run())
     _, all_paused = await _timed(client.pause_all)
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(2.5)  # maintenance lasts a while: nothing new may start in it
     long_states = await client.store.job_states(long_ids)
     all_resume_sent, all_resumed = await _timed(client.resume_all)
-    await asyncio.sleep(1)
+    await asyncio.sleep(1)  # the stream goes on after the resume
     maintenance.stopping = True
     await feeding
     ids = [*stream.all_ids(), *long_ids, *maintenance.all_ids()]

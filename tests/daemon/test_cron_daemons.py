@@ -28,7 +28,7 @@ async def test_three_daemons_fire_every_second_exactly_once(
     daemons = [spawn(config) for _ in range(3)]
     for daemon in daemons:
         daemon.wait_ready()
-    await asyncio.sleep(RUN_S)
+    await asyncio.sleep(RUN_S)  # the run's length: ticks fire meanwhile
     for daemon in daemons:
         daemon.signal(signal.SIGTERM)
     assert [daemon.wait_exit() for daemon in daemons] == [0, 0, 0]
@@ -61,7 +61,7 @@ async def test_overlap_skip_does_not_pile_up_runs(
     )
     daemon = spawn(config)
     daemon.wait_ready()
-    await asyncio.sleep(7)
+    await asyncio.sleep(7)  # the run's length: seven 1 s ticks against a 2.5 s job
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit() == 0
     rows = await pg.pool.fetch(

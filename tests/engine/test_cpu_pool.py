@@ -153,7 +153,7 @@ def test_a_worker_killed_by_a_signal_names_the_signal() -> None:
         second = await call(pool, cpu_tasks.pid)
         assert second != first
         job = asyncio.create_task(call(pool, cpu_tasks.sleep, 30))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: any(w.pid == second for w in pool._busy))  # the job is sent
         os.kill(second, signal.SIGKILL)
         with pytest.raises(WorkerDied, match=r"was killed by signal SIGKILL"):
             await job

@@ -76,7 +76,7 @@ async def test_the_first_daemon_back_waits_a_lease_before_reaping(valkey: Valkey
                             active={}, on_lost=lambda *_: None)  # fmt: skip
         watching = asyncio.create_task(other.run())
         await asyncio.to_thread(valkey.stop)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the outage: longer than the 0.6 s lease
         await asyncio.to_thread(valkey.start)
         await _until_up(store)
         await asyncio.sleep(0.3)  # B ticks meanwhile; A is slower to come back

@@ -15,6 +15,7 @@ from runner.jobs import Event
 from runner.store.pg_history import HistoryStore, create_partitions, day_partition, partitions
 from runner.store.pg_store import PgStore, events_json
 from tests.store.test_history_partitions import job_events
+from tests.waiting import eventually
 
 DAY_S = 86_400
 KEEP_S = 30 * DAY_S
@@ -152,13 +153,14 @@ async def test_keeper_goes_on_after_a_failed_pass(pg: PgStore, database_url: str
     with structlog.testing.capture_logs() as logs:
         service = asyncio.create_task(keeper.run())
         try:
-            await asyncio.sleep(0.3)
+            await eventually(
+                lambda: len([line for line in logs if line["event"].startswith("history keeper:")])
+                >= 2,
+                what="two failed passes logged",
+            )  # fmt: skip
             assert keeper.passes == 0 and not service.done()
             store.pg = pg  # PostgreSQL answers again
-            for _ in range(100):
-                if keeper.passes >= 2:
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(lambda: keeper.passes >= 2, what="two passes after")
         finally:
             service.cancel()
     assert keeper.passes >= 2
