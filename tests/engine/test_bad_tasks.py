@@ -8,13 +8,19 @@ runs the next job.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from runner.client import Client
+import pytest
+
+from runner.client import Client, JobInfo
 from runner.config import Settings
+from runner.execution import JobExecution
+from runner.jobs import ClaimedJob
 from runner.store.pg_store import PgStore
 from tests.conftest import TEST_TASKS, task
-from tests.engine.harness import drain, history, states
+from tests.engine.harness import Running, drain, history, states
+from tests.waiting import eventually
 
 BAD_TASKS = {
     t.name: t
@@ -84,3 +90,34 @@ async def test_arguments_that_do_not_fit_fail_at_once_without_retries(
     job = await client.get(inner)
     assert (job.state, job.attempt) == ("failed", 2)
     assert (job.error or "").startswith("TypeError")
+
+
+async def test_a_job_task_that_crashes_in_runner_fails_its_job_and_is_not_kept(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in runner's own code while it sees a job through (injected here) is
+    observed: the job fails naming it, leaves the daemon's running set (so its lease is
+    no longer renewed), and the daemon runs the next job."""
+    real = JobExecution._see_through
+
+    async def crashing(
+        self: JobExecution, job: ClaimedJob, task: Any, work: Awaitable[Any], **kwargs: Any
+    ) -> None:
+        if job.task == "noop":  # the work ends, then runner fails before any outcome
+            await work
+            raise RuntimeError("injected fault")
+        await real(self, job, task, work, **kwargs)
+
+    monkeypatch.setattr(JobExecution, "_see_through", crashing)
+    async with Running(settings) as running:
+        crashed = await client.enqueue("noop")
+        failed = await eventually(lambda: _failed(client, crashed), what="the job failing")
+        assert crashed not in running.daemon.active
+        after = await client.wait(await client.enqueue("echo", [1]), timeout=10)
+    assert "injected fault" in (failed.error or "")
+    assert after.state == "succeeded"
+
+
+async def _failed(client: Client, job_id: str) -> JobInfo | None:
+    job = await client.get(job_id)
+    return job if job.state == "failed" else None
