@@ -134,14 +134,22 @@ async def _arq(python: Path, url: str, jobs: int) -> Growth:
     return Growth(jobs, grown, enqueue_s)
 
 
+async def _enqueued(
+    redis: Redis, python: Path, app: str, jobs: int, env: dict[str, str]
+) -> tuple[int, float]:
+    """(used_memory before, enqueue seconds) for `jobs` delayed jobs sent by a peer's app."""
+    before = await _used(redis)
+    enqueue_s = await asyncio.to_thread(_enqueue, python, [
+        app, "enqueue", "--jobs", str(jobs), "--delay", repr(DUE_S),
+    ], env)  # fmt: skip
+    return before, enqueue_s
+
+
 async def _dramatiq(python: Path, url: str, jobs: int, folder: Path) -> Growth:
     queue = f"mem{secrets.token_hex(3)}"
     env = queue_peers.peer_env(url, queue, folder / "dramatiq-memory.marks")
     async with _database(url) as redis:
-        before = await _used(redis)
-        enqueue_s = await asyncio.to_thread(_enqueue, python, [
-            "bench.dramatiq_app", "enqueue", "--jobs", str(jobs), "--delay", repr(DUE_S),
-        ], env)  # fmt: skip
+        before, enqueue_s = await _enqueued(redis, python, "bench.dramatiq_app", jobs, env)
         grown = await _used(redis) - before
         await _expect(redis, f"dramatiq:{queue}.DQ.msgs", jobs)
     return Growth(jobs, grown, enqueue_s)
@@ -152,10 +160,7 @@ async def _huey(python: Path, url: str, jobs: int, folder: Path) -> tuple[Growth
     queue = f"mem{secrets.token_hex(3)}"
     env = queue_peers.peer_env(url, queue, folder / "huey-memory.marks")
     async with _database(url) as redis:
-        before = await _used(redis)
-        enqueue_s = await asyncio.to_thread(_enqueue, python, [
-            "bench.huey_app", "enqueue", "--jobs", str(jobs), "--delay", repr(DUE_S),
-        ], env)  # fmt: skip
+        before, enqueue_s = await _enqueued(redis, python, "bench.huey_app", jobs, env)
         queued = await _used(redis) - before
         await _expect(redis, f"huey.redis.{queue}", jobs)
         worker = peer_lateness.HUEY.worker

@@ -91,8 +91,7 @@ class _Worker:
         return not self.reader.at_eof() and self.process.is_alive()
 
     def post(self, kind: bytes, body: bytes = b"") -> None:
-        """Queue a frame on the socket (written now if the socket takes it); `send`
-        or the writer's drain waits until it is all out."""
+        """Queue a frame (written now if the socket takes it); drain() sees it out."""
         self.writer.writelines((HEADER.pack(kind, len(body)), body))
 
     async def send(self, kind: bytes, body: bytes = b"") -> None:
@@ -247,8 +246,7 @@ class CpuPool:
         return sorted(worker.pid for worker in self._workers)
 
     def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
-        """Send the job now to an idle worker if one is ready (the usual case: a slot
-        is only taken when a worker is idle), else when one is."""
+        """Send the job now to an idle worker (slots are only taken while one is idle)."""
         try:
             request = orjson.dumps([task.settings.target, args, kwargs])
         except TypeError as exc:
@@ -256,8 +254,7 @@ class CpuPool:
             return failing(PayloadError(
                 f"arguments for task {task.name!r} are not JSON-serialisable: {exc}"
             ))  # fmt: skip
-        worker = self._take_ready()
-        if worker is not None:
+        if (worker := self._take_ready()) is not None:
             worker.post(JOB, request)
         return self._run(task, request, worker)
 
@@ -283,8 +280,7 @@ class CpuPool:
         return _unpack(kind, body)
 
     def _take_ready(self) -> _Worker | None:
-        """An idle live worker, taken now for a job that holds a slot; None if there is
-        none at hand (the job then waits for one in `_take`)."""
+        """An idle live worker for a job holding a slot, or None (it waits in `_take`)."""
         if self._idle.empty():
             return None
         worker = self._idle.get_nowait()
