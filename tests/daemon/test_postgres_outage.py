@@ -1,4 +1,4 @@
-"""Postgres stopped for 20 s while jobs run: no transition is lost or written twice.
+"""Postgres stopped for 10 s while jobs run: no transition is lost or written twice.
 
 "Written twice" is counted where the table cannot hide it: the events table's
 primary key with ON CONFLICT DO NOTHING drops a repeated row silently, so a
@@ -20,7 +20,7 @@ from runner.store.pg_store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.waiting import eventually
 
-OUTAGE_S = 20
+OUTAGE_S = 10
 
 # BEFORE ROW triggers fire for every row an INSERT proposes, including those ON
 # CONFLICT DO NOTHING then drops; what an aborted statement proposed is rolled back.
