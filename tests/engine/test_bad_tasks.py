@@ -112,7 +112,9 @@ async def test_a_job_task_that_crashes_in_runner_fails_its_job_and_is_not_kept(
     async with Running(settings) as running:
         crashed = await client.enqueue("noop")
         failed = await eventually(lambda: _failed(client, crashed), what="the job failing")
-        assert crashed not in running.daemon.active
+        await eventually(  # once the finisher's reply is handled: no lease renewed any more
+            lambda: crashed not in running.daemon.active, what="the job leaving the running set"
+        )
         after = await client.wait(await client.enqueue("echo", [1]), timeout=10)
     assert "injected fault" in (failed.error or "")
     assert after.state == "succeeded"
