@@ -28,6 +28,7 @@ from runner.cpu_pool import CpuPool, TaskError, WorkerDied
 from runner.errors import PayloadError, TaskTimeout
 from runner.tasks import Task
 from tests.engine import cpu_tasks
+from tests.waiting import eventually
 
 Scenario = Callable[[CpuPool], Coroutine[Any, Any, None]]
 
@@ -57,15 +58,6 @@ async def call(pool: CpuPool, func: Callable[..., Any], *args: Any, **kwargs: An
     pool.acquire()
     result = await pool.begin(cpu_task(func), list(args), kwargs)
     return orjson.loads(orjson.dumps(result))
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Returns once `condition` holds, checking every 10 ms for up to 10 s."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
 
 
 def gone(pid: int) -> bool:
