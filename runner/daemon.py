@@ -73,11 +73,14 @@ class Daemon:
         self.clock = clock
         self.id = new_daemon_id()
         self.active: dict[str, ClaimedJob] = {}  # claimed here, outcome not yet in Redis
-        self._ended: set[str] = set()  # of those, the ones whose outcome is on its way
+        # Of those, the runs (job id, claim) whose outcome is on its way. A run is named
+        # by its claim, never by the job id alone: a job cancelled as its body ends can
+        # be retried and claimed here again before the first run's outcome is answered.
+        self._ended: set[tuple[str, int]] = set()
         self._job_tasks: dict[asyncio.Task[None], ClaimedJob] = {}
-        # Running jobs cancelled by request whose claim this daemon may not have seen
-        # yet (the message can overtake the claim's reply): id -> when (monotonic).
-        self._cancelled: dict[tuple[str, Any], float] = {}
+        # Runs (job id, claim) cancelled by request whose claim this daemon may not have
+        # seen yet (the message can overtake the claim's reply) -> when (monotonic).
+        self._cancelled: dict[tuple[str, int], float] = {}
         self.reload_requested = asyncio.Event()
         self.reload_failed: str | None = None
         lease_ms = int(settings.lease_ttl * 1000)
@@ -151,7 +154,7 @@ class Daemon:
         return {kind: (running[kind], ex.capacity()) for kind, ex in self.executors.items()}
 
     def _start_job(self, job: ClaimedJob) -> None:
-        if self._cancelled.pop((job.id, job.attempt), None) is not None:
+        if self._cancelled.pop((job.id, job.claim), None) is not None:
             log.info("job cancelled before it started", job_id=job.id, task=job.task,
                      attempt=job.attempt, state="cancelled")  # fmt: skip
             return
@@ -178,20 +181,29 @@ class Daemon:
             "job crashed in runner; failing it", job_id=job.id, task=job.task,
             attempt=job.attempt, state="failed", error=f"{type(exc).__name__}: {exc}",
         )  # fmt: skip
-        if job.id in self.active and job.id not in self._ended:
+        if self.active.get(job.id) is job and not self._has_ended(job):
             detail = orjson.dumps({"error": f"runner failed running it: {exc!r}"}).decode()
-            self._submit(Outcome(job.id, job.attempt, "fail", error=repr(exc), detail_json=detail))
+            self._submit(
+                Outcome(job.id, job.attempt, job.claim, "fail", error=repr(exc), detail_json=detail)
+            )
+
+    def _has_ended(self, job: ClaimedJob) -> bool:
+        return (job.id, job.claim) in self._ended
 
     def _submit(self, outcome: Outcome) -> None:
-        self._ended.add(outcome.job_id)
+        self._ended.add((outcome.job_id, outcome.claim))
         self.finisher.submit(outcome)
 
     def _finished(self, outcomes: Sequence[Outcome], replies: Sequence[int]) -> None:
+        """Outcomes answered by Redis: their runs leave `active`, unless the job was
+        claimed here again meanwhile (a newer run of the same id stays)."""
         if self.metrics is not None:
             self._count_finished(self.metrics, outcomes, replies)
         for outcome in outcomes:
-            self.active.pop(outcome.job_id, None)
-            self._ended.discard(outcome.job_id)
+            job = self.active.get(outcome.job_id)
+            if job is not None and job.claim == outcome.claim:
+                del self.active[outcome.job_id]
+            self._ended.discard((outcome.job_id, outcome.claim))
 
     def _count_finished(
         self, metrics: Metrics, outcomes: Sequence[Outcome], replies: Sequence[int]
@@ -200,51 +212,60 @@ class Daemon:
             job = self.active.get(outcome.job_id)
             metrics.finished(job.task if job else UNKNOWN_TASK, outcome.action, reply)
 
-    def _lost(self, job_id: str, attempt: int, state: str) -> None:
-        """Renewal found the lease gone. A job that ended meanwhile (its outcome on its
-        way or recorded) or that runs again at a newer attempt was not lost: only a
-        job still running here at that attempt is. Its work stops: a cancelled job
-        whose message was missed, or a job another daemon may be running now."""
+    def _lost(self, job_id: str, claim: int, state: str) -> None:
+        """Renewal found the lease of run `claim` gone. A run that ended meanwhile (its
+        outcome on its way or recorded), or a job running here under a newer claim,
+        was not lost: only that run, still going here, is. Its work stops: a
+        cancelled job whose message was missed, or a job another daemon may run now."""
         job = self.active.get(job_id)
-        if job is None or job.attempt != attempt or job_id in self._ended:
+        if job is None or job.claim != claim or self._has_ended(job):
             return
         if state == "cancelled":
             if self.metrics is not None:  # its message was missed: counted here instead
-                self.metrics.cancelled(job.task, job_id, attempt)
+                self.metrics.cancelled(job.task, job_id, claim)
             self._stop_work(job, "job cancelled by request")
             return
         log.warning(
             "lease lost; another daemon may run this job; its work here stops",
-            job_id=job_id, task=job.task, attempt=attempt, state=state or None,
+            job_id=job_id, task=job.task, attempt=job.attempt, state=state or None,
         )  # fmt: skip
         self._stop_work(job, None)
 
     def _cancel_requested(self, message: str) -> None:
-        """A running job was cancelled by request (on any host). Its owner stops the
-        work, or, if the claim's reply is still on its way, remembers that attempt a
-        while, so it never starts. Anyone may publish: what is not a message of
-        cancel.lua is ignored (renewal still finds a cancelled job)."""
+        """A running job was cancelled by request (on any host). Its owner stops that
+        run's work. A run whose outcome is already on its way is left alone (the
+        finish script fences the outcome off); a run this daemon does not know yet
+        (the claim's reply still on its way) is remembered a while, so it never
+        starts. The claim names one run, so a remembered cancel can never stop a later
+        run of the same job. Anyone may publish: what is not a message of cancel.lua
+        is ignored (renewal still finds a cancelled job)."""
         try:
-            job_id, owner, attempt = orjson.loads(message)
+            job_id, owner, claim = orjson.loads(message)
         except (orjson.JSONDecodeError, TypeError, ValueError):
             return
-        if owner != self.id or not isinstance(job_id, str):
+        if owner != self.id or not isinstance(job_id, str) or not isinstance(claim, int):
             return
         job = self.active.get(job_id)
-        if self.metrics is not None and isinstance(attempt, int):  # counted by its owner
-            self.metrics.cancelled(job.task if job else UNKNOWN_TASK, job_id, attempt)
-        if job is not None and job.attempt == attempt and job_id not in self._ended:
-            self._stop_work(job, "job cancelled by request")
+        if job is not None and job.claim == claim:
+            if self.metrics is not None:
+                self.metrics.cancelled(job.task, job_id, claim)
+            if not self._has_ended(job):
+                self._stop_work(job, "job cancelled by request")
             return
+        if self.metrics is not None:
+            self.metrics.cancelled(UNKNOWN_TASK, job_id, claim)
+        if job is not None and job.claim > claim:
+            return  # an older run, already over: the job runs here again since
         now = time.monotonic()
         self._cancelled = {k: t for k, t in self._cancelled.items() if now - t < 60}
-        self._cancelled[(job_id, attempt)] = now
+        self._cancelled[(job_id, claim)] = now
 
     def _stop_work(self, job: ClaimedJob, message: str | None) -> None:
         """Stop a job's work, its outcome unwanted: an async job is cancelled, a cpu
         job's worker killed and replaced; an io job's thread runs on, its result
         dropped. Redis already holds the job's new state."""
-        self.active.pop(job.id, None)
+        if self.active.get(job.id) is job:
+            del self.active[job.id]
         for task, running in list(self._job_tasks.items()):
             if running is job:
                 # Not task.cancel() now: a task cancelled before its first step never
@@ -359,7 +380,7 @@ class Daemon:
         for job in jobs:
             self.finisher.submit(
                 Outcome(
-                    job.id, job.attempt, "release", due_at_ms=now, give_back=True,
+                    job.id, job.attempt, job.claim, "release", due_at_ms=now, give_back=True,
                     detail_json='{"reason":"daemon stopped before the job ended"}',
                 )
             )  # fmt: skip

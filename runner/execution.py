@@ -168,6 +168,7 @@ class JobExecution:
             Outcome(
                 job.id,
                 job.attempt,
+                job.claim,
                 "succeed",
                 result_json=result_json,
                 detail_json=f'{{"result":{result_json},"duration_ms":{duration_ms}}}',
@@ -207,6 +208,7 @@ class JobExecution:
             Outcome(
                 job.id,
                 job.attempt,
+                job.claim,
                 action,
                 due_at_ms=due_at,
                 error=error,

@@ -76,12 +76,17 @@ class EnqueueResult:
 
 
 class ClaimedJob(NamedTuple):
-    """A job this daemon now owns and must start at once (a tuple: made per job)."""
+    """A job this daemon now owns and must start at once (a tuple: made per job).
+
+    `claim` is the seq of the claim's event: with the daemon's id it names this run
+    alone, where the attempt does not (a retried job counts its attempts anew). Every
+    fence (finish, renew, a cancel's message) names the run by it."""
 
     id: str
     task: str
     kind: str
     attempt: int
+    claim: int
     max_attempts: int
     args_json: str
     kwargs_json: str
@@ -101,6 +106,7 @@ class Outcome(NamedTuple):
 
     job_id: str
     attempt: int
+    claim: int  # the run it ends (ClaimedJob.claim): the finish script fences on it
     action: str  # a key of states.TRANSITIONS: succeed, fail, retry_later, release
     due_at_ms: int | None = None
     result_json: str = ""

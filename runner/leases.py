@@ -2,8 +2,8 @@
 
 A running job's lease is renewed every third of its time to live. Any daemon
 reaps expired leases: the job goes back to the schedule (a retry) or fails
-when its attempts are spent. The scripts fence by owner and attempt, so a
-daemon that was only slow learns here that it lost its jobs.
+when its attempts are spent. The scripts fence by owner and claim (the seq of
+the run's claim), so a daemon that was only slow learns here that it lost its jobs.
 
 After Redis was out of reach, a daemon reaps nothing for one lease: every
 daemon's leases ran out during the outage, live ones included, and the live
@@ -60,7 +60,7 @@ class LeaseKeeper:
     async def tick(self) -> None:
         now = self.clock.now_ms()
         await self.store.heartbeat(self.daemon, now, self.info)
-        jobs = dict((job.id, job.attempt) for job in list(self.active.values()))
+        jobs = {job.id: job.claim for job in list(self.active.values())}
         lost = await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items())
         for job_id, state in lost:
             # The owner decides: a job that ended meanwhile was not lost.

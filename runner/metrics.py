@@ -117,7 +117,7 @@ class Metrics:
     def __init__(self, daemon: str, version: str, pools: PoolReader = dict) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._tasks: dict[str, _TaskStats] = {}
-        self._cancels: dict[tuple[str, int], float] = {}  # (job id, attempt) -> when counted
+        self._cancels: dict[tuple[str, int], float] = {}  # (job id, claim) -> when counted
         self.registry.register(_JobCollector(self._tasks, pools))
         r = self.registry
         self.due = Gauge("runner_due_jobs", "Jobs due now in Redis, by kind (all daemons).",
@@ -186,15 +186,15 @@ class Metrics:
         if outcome == "retrying":
             stats.retries += 1
 
-    def cancelled(self, task: str, job_id: str, attempt: int) -> None:
-        """A running attempt cancelled by request. Its owner learns it from the cancel
-        message or from a lease renewal, whichever comes first, and maybe both."""
+    def cancelled(self, task: str, job_id: str, claim: int) -> None:
+        """A run (named by its claim) cancelled by request. Its owner learns it from the
+        cancel message or from a lease renewal, whichever comes first, and maybe both."""
         now = time.monotonic()
         if len(self._cancels) > 1000:
             self._cancels = {k: t for k, t in self._cancels.items() if now - t < CANCEL_MEMORY_S}
-        if (job_id, attempt) in self._cancels:
+        if (job_id, claim) in self._cancels:
             return
-        self._cancels[(job_id, attempt)] = now
+        self._cancels[(job_id, claim)] = now
         self._stats(task).finished["cancelled"] += 1
 
     def set_aside(self) -> None:

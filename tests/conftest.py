@@ -50,6 +50,8 @@ TEST_TASKS = {
         task("fail_once", "fail", "io"),
         task("bad_result", "bad_result"),
         task("bad_result_cpu", "bad_result_cpu", "cpu"),
+        task("noted_sleep", "noted_sleep", retries=2),
+        task("noted_sleep_io", "noted_sleep_io", "io", retries=2),
     )
 }
 

@@ -105,3 +105,36 @@ def cpu_pid() -> int:
 def crash_cpu() -> None:
     """A cpu worker that dies mid-job, as one does on a segfault or the OOM killer."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+RUN_LEDGER_ENV = "RUNNER_TEST_LEDGER"
+
+
+def _ledger(line: str) -> None:
+    """Append one line to the file named by RUNNER_TEST_LEDGER; a write this short to an
+    O_APPEND file is atomic, so daemons and threads can share it."""
+    path = os.environ.get(RUN_LEDGER_ENV)
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{line}\n".encode())
+        finally:
+            os.close(fd)
+
+
+async def noted_sleep(job_id: str, ms: float) -> str:
+    """Sleeps `ms` and notes the run in the ledger: "<job id> <run> <start ms> <end ms>",
+    once the body ended; returns the run's own token, so a recorded result names the run
+    that produced it."""
+    run, start = os.urandom(4).hex(), time.time() * 1000
+    await asyncio.sleep(ms / 1000)
+    _ledger(f"{job_id} {run} {start:.3f} {time.time() * 1000:.3f}")
+    return run
+
+
+def noted_sleep_io(job_id: str, ms: float) -> str:
+    """noted_sleep in a thread."""
+    run, start = os.urandom(4).hex(), time.time() * 1000
+    time.sleep(ms / 1000)
+    _ledger(f"{job_id} {run} {start:.3f} {time.time() * 1000:.3f}")
+    return run

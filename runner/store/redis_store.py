@@ -158,13 +158,14 @@ class RedisStore(EventStream, RequestStore, ParkStore):
                 task=flat[i + 1],
                 kind=flat[i + 2],
                 attempt=int(flat[i + 3]),
+                claim=int(flat[i + 9]),
                 max_attempts=int(flat[i + 4]),
                 args_json=flat[i + 5],
                 kwargs_json=flat[i + 6],
                 due_at_ms=int(flat[i + 7]),
                 timeout=_seconds(flat[i + 8]),
             )
-            for i in range(0, len(flat), 9)
+            for i in range(0, len(flat), 10)
         ]
         next_due = {kind: _int(value) for kind, value in zip(KINDS, nexts, strict=True)}
         set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
@@ -177,7 +178,7 @@ class RedisStore(EventStream, RequestStore, ParkStore):
         packed = orjson.dumps(
             [
                 (
-                    o.job_id, o.attempt, _target(o.action), o.due_at_ms or 0,
+                    o.job_id, o.claim, _target(o.action), o.due_at_ms or 0,
                     o.result_json, o.error, o.detail_json, int(o.give_back),
                 )
                 for o in outcomes
@@ -218,11 +219,11 @@ class RedisStore(EventStream, RequestStore, ParkStore):
     async def renew_leases(
         self, daemon: str, lease_until_ms: int, jobs: Iterable[tuple[str, int]]
     ) -> list[tuple[str, str]]:
-        """Extend leases; returns the jobs whose lease this daemon has lost, each with
-        its state now ("" if gone)."""
+        """Extend the leases of runs named by (job id, claim); returns the jobs whose
+        lease this daemon has lost, each with its state now ("" if gone)."""
         args: list[str | int] = [daemon, lease_until_ms, State.RUNNING]
-        for job_id, attempt in jobs:
-            args += [job_id, attempt]
+        for job_id, claim in jobs:
+            args += [job_id, claim]
         if len(args) == 3:
             return []
         flat: list[str] = await self.scripts.renew(
@@ -378,4 +379,4 @@ class RedisStore(EventStream, RequestStore, ParkStore):
                     on_due(_int(data))
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                await pubsub.aclose()

@@ -64,12 +64,14 @@ async def _jobs_in_every_state(
     now = client.clock.now_ms()
     claimed = await store.claim_due(now, {"async": 1000}, DAEMON, now + 600_000)
     assert len(claimed.jobs) == len(CLAIMED) * len(groups)
+    run = {job.id: job.claim for job in claimed.jobs}
     outcomes = []
     for group in groups:
+        done, failed, later = (ids[group][s] for s in CLAIMED if s is not State.RUNNING)
         outcomes += [
-            Outcome(ids[group][State.SUCCEEDED], 1, "succeed"),
-            Outcome(ids[group][State.FAILED], 1, "fail"),
-            Outcome(ids[group][State.RETRYING], 1, "retry_later", due_at_ms=now + 3_600_000),
+            Outcome(done, 1, run[done], "succeed"),
+            Outcome(failed, 1, run[failed], "fail"),
+            Outcome(later, 1, run[later], "retry_later", due_at_ms=now + 3_600_000),
         ]
     await store.finish(now, DAEMON, outcomes)
     for group in groups:

@@ -87,7 +87,9 @@ async def test_redis_keeps_a_finished_job_until_postgres_has_it(
     job_id = await client.enqueue("echo", ["x"], job_id="kept")
     claimed = await store.claim_due(client.clock.now_ms(), {"async": 1}, "d1", 2**52)
     assert [job.id for job in claimed.jobs] == ["kept"]
-    await store.finish(client.clock.now_ms(), "d1", [Outcome("kept", 1, "succeed")])
+    await store.finish(
+        client.clock.now_ms(), "d1", [Outcome("kept", 1, claimed.jobs[0].claim, "succeed")]
+    )
     assert await redis.pttl(keys.job(job_id)) == -1
     recorder = Recorder(store, pg_store=pg, consumer="r1", batch_events=100, flush_interval=0.05)
     await store.ensure_event_group()

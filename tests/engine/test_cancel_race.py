@@ -10,9 +10,10 @@ import orjson
 
 from runner.config import Settings
 from runner.daemon import Daemon
-from runner.jobs import ClaimedJob
+from runner.jobs import ClaimedJob, Outcome
 from runner.tasks import TaskRegistry
 from tests.conftest import TEST_TASKS
+from tests.waiting import eventually
 
 
 class _NoStore:
@@ -31,9 +32,9 @@ async def test_a_cancel_right_after_the_claim_gives_the_slot_back() -> None:
     try:
         for kind, task in (("async", "sleep_async"), ("io", "sleep_io"), ("cpu", "burn_cpu")):
             executor = daemon.executors[kind]
-            job = ClaimedJob(f"j-{kind}", task, kind, 1, 1, "[0.5]", "{}", 0)
+            job = ClaimedJob(f"j-{kind}", task, kind, 1, 2, 1, "[0.5]", "{}", 0)
             daemon._start_job(job)  # what the pump does with a claim
-            message = orjson.dumps([job.id, daemon.id, 1]).decode()
+            message = orjson.dumps([job.id, daemon.id, job.claim]).decode()
             daemon._cancel_requested(message)  # read in the same turn
             assert job.id not in daemon.active
             for _ in range(100):  # the io thread and cpu worker take their time
@@ -41,12 +42,38 @@ async def test_a_cancel_right_after_the_claim_gives_the_slot_back() -> None:
                     break
                 await asyncio.sleep(0.05)
             assert executor.capacity() == 1, kind
-        # Another daemon's cancel, or one for another attempt, is not ours to act on.
-        job = ClaimedJob("mine", "sleep_async", "async", 2, 3, "[0.01]", "{}", 0)
+        # Another daemon's cancel, or one for an earlier run, is not ours to act on.
+        job = ClaimedJob("mine", "sleep_async", "async", 2, 5, 3, "[0.01]", "{}", 0)
         daemon._start_job(job)
-        daemon._cancel_requested(orjson.dumps([job.id, "other", 2]).decode())
-        daemon._cancel_requested(orjson.dumps([job.id, daemon.id, 1]).decode())
+        daemon._cancel_requested(orjson.dumps([job.id, "other", 5]).decode())
+        daemon._cancel_requested(orjson.dumps([job.id, daemon.id, 3]).decode())
         daemon._cancel_requested("not json")
         assert job.id in daemon.active
     finally:
         await daemon.cpu_pool().close(wait=False)
+
+
+async def test_a_cancel_after_the_outcome_never_stops_the_next_run() -> None:
+    """A run cancelled just after its body ended (its outcome already on its way) is
+    not remembered as cancelled: the same job, retried and claimed here again at the
+    same attempt, starts and stays active when the first run's outcome is answered."""
+    settings = Settings(async_concurrency=2, tasks=TEST_TASKS, source="tests")
+    daemon = Daemon(settings, TaskRegistry.from_settings(settings), _NoStore())  # type: ignore[arg-type]
+    submitted: list[Outcome] = []
+    daemon.finisher.submit = submitted.append  # type: ignore[method-assign,assignment]  # no Redis here
+    first = ClaimedJob("j", "echo", "async", 1, 2, 1, '["x"]', "{}", 0)
+    daemon._start_job(first)
+    await eventually(lambda: bool(submitted))  # its body ended: the outcome is submitted
+    daemon._cancel_requested(orjson.dumps(["j", daemon.id, first.claim]).decode())
+    second = first._replace(claim=first.claim + 3)  # cancel, retry, claim: same attempt
+    daemon._start_job(second)
+    assert daemon.active["j"] is second
+    daemon._finished(submitted[:1], [0])  # the first run's outcome, fenced off
+    assert daemon.active.get("j") is second
+    await eventually(lambda: len(submitted) == 2)
+    assert [(o.job_id, o.claim, o.action) for o in submitted] == [
+        ("j", first.claim, "succeed"),
+        ("j", second.claim, "succeed"),
+    ]
+    daemon._finished(submitted[1:], [1])
+    assert "j" not in daemon.active

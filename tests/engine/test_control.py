@@ -30,10 +30,12 @@ async def _jobs_in_every_state(client: Client, store: RedisStore, name: str) -> 
     now = client.clock.now_ms()
     claimed = await store.claim_due(now, {"async": 100}, DAEMON, now + 60_000)
     assert sorted(job.id for job in claimed.jobs) == sorted(ids[s] for s in claimed_states)
+    run = {job.id: job.claim for job in claimed.jobs}
     await store.finish(now, DAEMON, [
-        Outcome(ids[State.SUCCEEDED], 1, "succeed"),
-        Outcome(ids[State.FAILED], 1, "fail"),
-        Outcome(ids[State.RETRYING], 1, "retry_later", due_at_ms=now + 3_600_000),
+        Outcome(ids[State.SUCCEEDED], 1, run[ids[State.SUCCEEDED]], "succeed"),
+        Outcome(ids[State.FAILED], 1, run[ids[State.FAILED]], "fail"),
+        Outcome(ids[State.RETRYING], 1, run[ids[State.RETRYING]], "retry_later",
+                due_at_ms=now + 3_600_000),
     ])  # fmt: skip
     for state in (State.SCHEDULED, State.PAUSED, State.CANCELLED):
         await client.enqueue("echo", ["x"], job_id=ids[state])

@@ -115,7 +115,9 @@ async def test_overlap_skip_waits_for_the_previous_run(store: RedisStore, redis:
     assert [j.id for j in claimed.jobs] == [first_id]
     clock.moment += timedelta(minutes=1)
     assert [o for *_, o in await svc.fire_due(clock.moment)] == ["skipped"]
-    await store.finish(clock.now_ms(), "d", [Outcome(first_id, 1, "succeed")])
+    await store.finish(
+        clock.now_ms(), "d", [Outcome(first_id, 1, claimed.jobs[0].claim, "succeed")]
+    )
     clock.moment += timedelta(minutes=1)
     assert [o for *_, o in await svc.fire_due(clock.moment)] == ["scheduled"]
     assert len(await cron_jobs(redis, store)) == 2

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from runner.client import Client
 from runner.jobs import Event, NewJob, Outcome
 from runner.store.hash_format import upgrade_job_hashes
 from runner.store.job_fields import stored
@@ -60,20 +61,49 @@ async def test_claim_respects_per_kind_limits_and_due_time(store: RedisStore) ->
     assert rest.next_due_ms["async"] == NOW + 1000
 
 
-async def test_finish_is_fenced_by_owner_and_attempt(
+async def test_finish_is_fenced_by_owner_and_claim(
     store: RedisStore, redis: Redis, keys: Keys
 ) -> None:
-    """A daemon that no longer owns a job (or an older attempt) cannot overwrite its state."""
+    """A daemon that no longer owns a job (or names another claim) cannot overwrite its
+    state; the claim is the seq of the claim's event."""
     await store.enqueue(new_job("j1"), "c", NOW)
-    await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)
-    stale = Outcome("j1", 1, "succeed", result_json="1")
+    (job,) = (await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)).jobs
+    assert (job.attempt, job.claim) == (1, 2)
+    stale = Outcome("j1", 1, job.claim, "succeed", result_json="1")
     assert await store.finish(NOW, "other-daemon", [stale]) == [False]
-    assert await store.finish(NOW, DAEMON, [Outcome("j1", 2, "succeed")]) == [False]
+    assert await store.finish(NOW, DAEMON, [Outcome("j1", 1, 7, "succeed")]) == [False]
     assert await redis.hget(keys.job("j1"), stored("state")) == "running"
     assert await store.finish(NOW + 5, DAEMON, [stale]) == [True]
     assert await redis.hget(keys.job("j1"), stored("state")) == "succeeded"
     assert await redis.zscore(keys.leases, "j1") is None
     assert await store.finish(NOW, DAEMON, [stale]) == [False]  # already finished
+
+
+async def test_a_cancelled_run_cannot_finish_its_retried_run(
+    store: RedisStore, client: Client, redis: Redis, keys: Keys
+) -> None:
+    """Cancelled as its body ends, retried and claimed again by the same daemon at the
+    same attempt (a retry starts the attempts anew): the first run's outcome, and its
+    lease renewal, are fenced off; the new run's are not."""
+    await store.enqueue(new_job("j1"), "c", NOW)
+    (first,) = (await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)).jobs
+    await client.cancel("j1")
+    await client.retry("j1")
+    due = await redis.zscore(keys.due("async"), "j1")
+    assert due is not None
+    (second,) = (await store.claim_due(int(due), {"async": 1}, DAEMON, NOW + 60_000)).jobs
+    assert (first.attempt, second.attempt) == (1, 1)
+    assert second.claim > first.claim
+    ran_first = Outcome("j1", first.attempt, first.claim, "succeed", result_json='"first"')
+    assert await store.finish(NOW + 5, DAEMON, [ran_first]) == [False]
+    lost = await store.renew_leases(DAEMON, NOW + 90_000, [("j1", first.claim)])
+    assert lost == [("j1", "running")]
+    assert await store.renew_leases(DAEMON, NOW + 90_000, [("j1", second.claim)]) == []
+    assert await redis.hget(keys.job("j1"), stored("state")) == "running"
+    ran_second = Outcome("j1", second.attempt, second.claim, "succeed", result_json='"second"')
+    assert await store.finish(NOW + 9, DAEMON, [ran_second]) == [True]
+    record = await store.get_job("j1")
+    assert record is not None and (record.state, record.result) == ("succeeded", "second")
 
 
 async def test_finished_job_is_kept_until_recorded(
@@ -83,7 +113,7 @@ async def test_finished_job_is_kept_until_recorded(
     not come free while its history is unwritten. Set-aside jobs are kept."""
     await store.enqueue(new_job("j1"), "c", NOW)
     await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)
-    await store.finish(NOW, DAEMON, [Outcome("j1", 1, "succeed")])
+    await store.finish(NOW, DAEMON, [Outcome("j1", 1, 2, "succeed")])
     assert await redis.pttl(keys.job("j1")) == -1
     assert await store.forget_recorded([("j1", 2)]) == 0  # an older seq: not this state
     assert await store.forget_recorded([("j1", 3), ("nope", 1)]) == 1
@@ -101,7 +131,7 @@ async def test_finish_retry_goes_back_to_schedule(
     """A retry puts the job back in its kind's due set at the given time."""
     await store.enqueue(new_job("j1", kind="io"), "c", NOW)
     await store.claim_due(NOW, {"io": 1}, DAEMON, NOW + 30_000)
-    outcome = Outcome("j1", 1, "retry_later", due_at_ms=NOW + 2000, error="boom")
+    outcome = Outcome("j1", 1, 2, "retry_later", due_at_ms=NOW + 2000, error="boom")
     assert await store.finish(NOW, DAEMON, [outcome]) == [True]
     job = await store.get_job("j1")
     assert job is not None
@@ -116,8 +146,8 @@ async def test_renew_reports_lost_leases(store: RedisStore, redis: Redis, keys: 
     await store.enqueue(new_job("j1"), "c", NOW)
     await store.enqueue(new_job("j2"), "c", NOW)
     await store.claim_due(NOW, {"async": 2}, DAEMON, NOW + 1000)
-    await store.finish(NOW, DAEMON, [Outcome("j2", 1, "succeed")])
-    lost = await store.renew_leases(DAEMON, NOW + 9000, [("j1", 1), ("j2", 1)])
+    await store.finish(NOW, DAEMON, [Outcome("j2", 1, 2, "succeed")])
+    lost = await store.renew_leases(DAEMON, NOW + 9000, [("j1", 2), ("j2", 2)])
     assert lost == [("j2", "succeeded")]
     assert await redis.zscore(keys.leases, "j1") == NOW + 9000
 
@@ -136,14 +166,14 @@ async def test_reap_retries_then_fails_when_attempts_spent(store: RedisStore) ->
     assert job is not None and job.state == "failed"
     assert job.error is not None and "lease expired" in job.error
     # The old owner's late outcome is fenced off.
-    assert await store.finish(NOW, DAEMON, [Outcome("j1", 2, "succeed")]) == [False]
+    assert await store.finish(NOW, DAEMON, [Outcome("j1", 2, 4, "succeed")]) == [False]
 
 
 async def test_every_transition_reaches_the_stream_in_order(store: RedisStore) -> None:
     """Each script appends its transitions with consecutive sequence numbers."""
     await store.enqueue(new_job("j1"), "c", NOW)
     await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 1000)
-    await store.finish(NOW + 7, DAEMON, [Outcome("j1", 1, "succeed", detail_json='{"x":1}')])
+    await store.finish(NOW + 7, DAEMON, [Outcome("j1", 1, 2, "succeed", detail_json='{"x":1}')])
     events = await stream_events(store)
     assert [(e.seq, e.from_state, e.to_state, e.attempt) for e in events] == [
         (1, "", "scheduled", 0),

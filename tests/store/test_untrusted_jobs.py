@@ -76,7 +76,7 @@ async def test_a_key_of_another_type_is_set_aside_not_raised_on(
     ]
     results = await store.enqueue_many([new_job("str"), new_job("fresh")], "client", NOW)
     assert [(r.created, r.state) for r in results] == [(False, "invalid"), (True, "scheduled")]
-    assert await store.renew_leases(DAEMON, LEASE, [("str", 1), ("good", 1)]) == [("str", "")]
+    assert await store.renew_leases(DAEMON, LEASE, [("str", 2), ("good", 2)]) == [("str", "")]
 
 
 async def test_reap_sets_aside_a_malformed_job_instead_of_failing_every_daemon(
@@ -102,7 +102,7 @@ async def test_finish_sets_aside_a_job_whose_hash_turned_malformed(
     await store.enqueue_many([new_job("bad"), new_job("good")], "client", NOW)
     await store.claim_due(NOW, {"async": 10}, DAEMON, LEASE)
     await redis.hset(keys.job("bad"), stored("seq"), "many")
-    outcomes = [Outcome("bad", 1, "succeed"), Outcome("good", 1, "succeed")]
+    outcomes = [Outcome("bad", 1, 2, "succeed"), Outcome("good", 1, 2, "succeed")]
     assert await store.finish(NOW + 5, DAEMON, outcomes) == [2, 1]
     bad = await store.get_job("bad")
     assert bad is not None and bad.state == "failed" and 'seq="many"' in (bad.error or "")

@@ -20,8 +20,12 @@
 -- ARGV[10] paused (maintenance), nothing is claimed and nothing is reported due, so
 -- daemons sleep until woken.
 -- Reply: {jobs, next_due, set_aside}
---   jobs: flat list, 9 values a job: id, task, kind, attempt, max_attempts, args,
---         kwargs, due_at, timeout (seconds, "" for the task's own)
+--   jobs: flat list, 10 values a job: id, task, kind, attempt, max_attempts, args,
+--         kwargs, due_at, timeout (seconds, "" for the task's own), and the claim: the
+--         seq of this claim's event. Owner and claim name this run alone (a retried
+--         job starts its attempts again, so owner and attempt do not): finish.lua and
+--         renew.lua fence on them. No transition keeps a job running, so its seq stays
+--         the claim's until the run ends.
 --   next_due: for each kind, the earliest due time left in its set, or "" if none
 --   set_aside: flat list, 2 values a job: id, reason
 
@@ -81,7 +85,7 @@ local function claim(id, kind)
     local n = #jobs
     jobs[n + 1], jobs[n + 2], jobs[n + 3], jobs[n + 4] = id, f[2], kind, attempt
     jobs[n + 5], jobs[n + 6], jobs[n + 7], jobs[n + 8] = f[4], f[5] or '', f[6] or '', f[7]
-    jobs[n + 9] = f[10] or ''
+    jobs[n + 9], jobs[n + 10] = f[10] or '', seq
 end
 
 for k = 1, 3 do

@@ -1,6 +1,8 @@
 -- finish.lua: record the outcome of a batch of running jobs.
--- Fenced: a job is only changed if it is still running, owned by this daemon and
--- at the same attempt, so a daemon that lost its lease cannot overwrite newer state.
+-- Fenced: a job is only changed if it is still running under the same claim (owned
+-- by this daemon, its seq still the claim's; see claim.lua), so a daemon that lost
+-- its lease, or whose run was cancelled and the job retried and claimed again,
+-- cannot overwrite newer state.
 -- A job whose hash turned malformed meanwhile is set aside (see lib.lua).
 --
 -- KEYS[1]     running leases sorted set   ({prefix}:leases)
@@ -13,7 +15,7 @@
 --
 -- ARGV[1] now (ms)   ARGV[2] daemon id
 -- ARGV[3] allowed source states (",running,")   ARGV[4] wake channel
--- ARGV[5] the outcomes, JSON: [[id, attempt, target state, due at (0 unless it goes
+-- ARGV[5] the outcomes, JSON: [[id, claim (the claim's seq), target state, due at (0 unless it goes
 --         back to the schedule), result (JSON text or ""), error (or ""),
 --         event detail (JSON text), give back (1: the attempt does not count, as
 --         for a job handed back at shutdown)], ...]
@@ -28,15 +30,19 @@ local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local replies, events = {}, {}
 
 local function finish(o)
-    local id, attempt, target, due_at = o[1], o[2], o[3], o[4]
+    local id, claim, target, due_at = o[1], o[2], o[3], o[4]
     local key = prefix .. id
     local f = read_job(key, 'state', 'owner', 'attempt', 'seq', 'kind')
     if not (f and f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true)
-            and f[2] == daemon and tonumber(f[3]) == attempt) then
+            and f[2] == daemon) then
         return 0
     end
     local bad = {}
     need_whole(bad, 'seq', f[4], 1)
+    if #bad == 0 and tonumber(f[4]) ~= claim then
+        return 0  -- another run: this one was cancelled or reaped meanwhile
+    end
+    need_whole(bad, 'attempt', f[3], 1)
     if due_at > 0 then need_kind(bad, f[5]) end
     redis.call('ZREM', KEYS[1], id)
     if #bad > 0 then
@@ -44,7 +50,7 @@ local function finish(o)
         quarantine(dead, key, id, now, daemon, failed, malformed(bad), fields, events)
         return 2
     end
-    local seq = tonumber(f[4]) + 1
+    local seq, attempt = claim + 1, tonumber(f[3])
     hset(key, 'state', target, 'seq', seq, 'updated_at', now)
     hdel(key, 'owner')
     if o[8] == 1 then hset(key, 'attempt', attempt - 1) end
