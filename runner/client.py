@@ -101,6 +101,7 @@ class Client(ControlVerbs):
         self.parking = Parking(
             self.store, self._history_store, settings.park_horizon, clock, self.origin
         )
+        self._retired_filled = False  # once True, Redis alone knows which ids are taken
 
     @classmethod
     async def connect(
@@ -210,9 +211,12 @@ class Client(ControlVerbs):
     async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Enqueue the jobs whose id is free: in Redis, or parked in Postgres when due
         beyond the park horizon (see parking.py). Redis forgets a finished job (after
-        `keep_finished`, once Postgres recorded it), so a chosen id is also looked up
-        in Postgres: reusing it would start a second job under one history."""
-        recorded = await self._recorded([job.id for job in jobs if job.chosen_id])
+        `keep_finished`, once Postgres recorded it), but keeps its id if the caller
+        chose it (runner/retired_ids.py), so enqueue.lua alone refuses a chosen id
+        whose history is kept. Until a daemon filled that record from the history,
+        a chosen id is also looked up in Postgres."""
+        chosen = [job.id for job in jobs if job.chosen_id]
+        recorded = await self._recorded(chosen) if chosen and not await self._ids_in_redis() else {}
         fresh = [job for job in jobs if job.id not in recorded]
         now = self.clock.now_ms()
         parked = await self.parking.park_new(fresh, now)
@@ -229,6 +233,11 @@ class Client(ControlVerbs):
             else next(created)
             for job in jobs
         ]
+
+    async def _ids_in_redis(self) -> bool:
+        """Whether the retired ids were filled (checked until they are, then never)."""
+        self._retired_filled = self._retired_filled or await self.store.retired_filled()
+        return self._retired_filled
 
     async def _recorded(self, job_ids: Sequence[str]) -> dict[str, str]:
         """The recorded state of each of these ids that Postgres knows. A client built

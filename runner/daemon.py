@@ -45,6 +45,7 @@ from runner.parking import Parking
 from runner.promoter import Promoter
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
+from runner.retired_ids import RetiredIds
 from runner.store.overview import DaemonInfo
 from runner.store.pg_history import HistoryStore
 from runner.store.pg_store import PgStore
@@ -123,7 +124,10 @@ class Daemon:
         self.promoter = Promoter(Parking(
             store, self._history_store, settings.park_horizon, clock, f"daemon:{self.id}"
         ))  # fmt: skip
-        self.history = HistoryKeeper(HistoryStore(conns.pg_store), clock, settings.keep_history)
+        self.history = HistoryKeeper(
+            HistoryStore(conns.pg_store), clock, settings.keep_history,
+            retired=RetiredIds(store, conns.pg_store, clock),
+        )  # fmt: skip
         # Off unless [metrics] listen is set: then not even the per-job counts are kept.
         self.metrics = (
             Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None

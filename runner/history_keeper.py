@@ -9,6 +9,8 @@ after RETRY_S: nothing is lost meanwhile, since the DEFAULT partition takes
 events of any day and old rows only wait a little longer.
 
 `keep` is read at each pass, so a reload that changes it takes effect at the next.
+Each pass also keeps the retired ids in Redis in step with the history it keeps
+(runner/retired_ids.py): filled once, trimmed as old days go.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from runner.clock import Clock
 from runner.logs import get_logger
 from runner.resilience import every
+from runner.retired_ids import RetiredIds
 from runner.store.pg_history import HistoryStore, Kept
 
 log = get_logger()
@@ -28,9 +31,15 @@ RETRY_S = 60.0  # after a failed pass, at most this long before the next try
 
 class HistoryKeeper:
     def __init__(
-        self, store: HistoryStore, clock: Clock, keep: float | None, period: float = PERIOD_S
+        self,
+        store: HistoryStore,
+        clock: Clock,
+        keep: float | None,
+        period: float = PERIOD_S,
+        retired: RetiredIds | None = None,
     ) -> None:
         self.store = store
+        self.retired = retired
         self.clock = clock
         self.keep = keep  # seconds of finished history kept; None: for good
         self.period = period
@@ -51,6 +60,8 @@ class HistoryKeeper:
         if kept is None:
             log.debug("history upkeep skipped: another daemon is doing it")
             return None
+        if self.retired is not None:
+            await self.retired.upkeep(keep)
         self.passes += 1
         if kept.changed_anything():
             oldest = None if keep is None else datetime.fromtimestamp(now - keep, UTC)

@@ -22,6 +22,7 @@ ever in neither store, and none is put back twice.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import orjson
 
@@ -77,6 +78,10 @@ class Parking:
                 [_parked_row(job) for job in fresh],
                 {job.id: self._first_event(job, now_ms) for job in fresh},
             )
+            await self.store.retire(
+                [(job.id, job.due_at_ms, State.SCHEDULED)
+                 for job in fresh if job.chosen_id and job.id in parked]
+            )  # fmt: skip
         except StoreUnavailable as exc:
             if exc.server != "postgres":
                 raise
@@ -158,5 +163,9 @@ class Parking:
 
 
 def _parked_row(job: NewJob) -> ParkedRow:
+    """The job as PostgreSQL keeps it parked; a chosen id stays marked as such when it
+    is put back (enqueue.lua writes the element's extra fields)."""
+    if job.chosen_id:
+        job = replace(job, extra={**job.extra, "chosen_id": "1"})
     element = orjson.dumps(job_element(job)).decode()
     return ParkedRow(job.id, job.due_at_ms, 1, 0, element)

@@ -124,7 +124,7 @@ class Recorder:
             await self.redis_store.set_events_aside(aside)
         # Before the ack: if Redis fails in between, the batch is written again
         # (harmless), rather than leaving finished jobs in Redis for ever.
-        await self.redis_store.forget_recorded(written.finished)
+        await self.redis_store.forget_recorded(written.finished, int(time.time() * 1000))
         await self.redis_store.ack_events([e.id for e in good])
         count = sum(count_events(e.payload) for e in good if e.payload is not None)
         self.recorded += count

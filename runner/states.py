@@ -27,6 +27,15 @@ WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.RETRYING})
 GOING: frozenset[State] = frozenset({*WAITING, State.RUNNING, State.PAUSED})
 
 
+# The states a job's id can be retired in (see runner/retired_ids.py): finished and
+# forgotten by Redis, deleted, or parked in PostgreSQL. Their order is their code in
+# the retired ids' scores (lua/lib.lua): append, never reorder.
+RETIRED_STATES: tuple[State, ...] = (
+    State.SUCCEEDED, State.FAILED, State.CANCELLED, State.DELETED, State.SCHEDULED,
+)  # fmt: skip
+RETIRED_ARGV = '["' + '","'.join(RETIRED_STATES) + '"]'
+
+
 def states_argv(states: frozenset[State]) -> str:
     """A set of states as one ARGV value for Lua's string.find: ",a,b,"."""
     return "," + ",".join(sorted(states)) + ","

@@ -16,6 +16,7 @@ FIELD = {
     "state": "s", "seq": "q", "attempt": "n", "max_attempts": "m", "kind": "k", "task": "t",
     "args": "a", "kwargs": "w", "due_at": "d", "created_at": "c", "updated_at": "u",
     "started_at": "b", "owner": "o", "result": "r", "error": "e", "timeout": "x",
+    "chosen_id": "i",
 }  # fmt: skip
 _NAMED = {short: name for name, short in FIELD.items()}
 

@@ -32,6 +32,7 @@ def enqueue_detail(job: NewJob) -> str:
 
 
 def enqueue_row(job: NewJob) -> list[Any]:
-    """The element with the first event's detail, and the cron guard if any."""
-    row = [*job_element(job), enqueue_detail(job)]
-    return row if job.guard is None else [*row, job.guard]
+    """The element with the first event's detail, the cron guard (or false), not
+    promoted, and whether the caller chose the id (see enqueue.lua)."""
+    guard = False if job.guard is None else job.guard
+    return [*job_element(job), enqueue_detail(job), guard, False, 1 if job.chosen_id else 0]

@@ -82,11 +82,28 @@ class Keys:
         return f"{self.base}:daemon_info"
 
     @property
+    def retired(self) -> str:
+        """Ids chosen by their callers that Redis no longer holds while PostgreSQL keeps
+        their history: enqueue refuses them (see runner/retired_ids.py, lua/lib.lua)."""
+        return f"{self.base}:retired"
+
+    @property
+    def retired_filled(self) -> str:
+        """Set once the retired ids were filled from PostgreSQL's history: from then on
+        they alone answer whether a chosen id is taken."""
+        return f"{self.base}:retired:filled"
+
+    @property
     def control(self) -> list[str]:
         """The KEYS of the scripts that pick jobs as an operator's request does (see
         lua/control_lib.lua)."""
         return [*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
-                self.held_prefix]  # fmt: skip
+                self.held_prefix, self.retired]  # fmt: skip
+
+    @property
+    def enqueue(self) -> list[str]:
+        """The KEYS of enqueue.lua."""
+        return [*self.due_all, self.events, self.job_prefix, self.cron_state, self.retired]
 
     @property
     def hash_format(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from runner.states import GOING, State, states_argv
+from runner.states import GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
 from runner.store.job_fields import named
 from runner.store.job_rows import ELEMENT_FIELDS
@@ -42,7 +42,7 @@ class ParkStore:
         "=invalid" when a key of another type holds its name)."""
         rows = [[*orjson.loads(job.job), "", False, [job.seq, job.attempt]] for job in jobs]
         replies: list[str] = await self.scripts.enqueue(
-            keys=[*self.keys.due_all, self.keys.events, self.keys.job_prefix, self.keys.cron_state],
+            keys=self.keys.enqueue,
             args=[
                 now_ms,
                 State.SCHEDULED,
@@ -50,6 +50,7 @@ class ParkStore:
                 self.keys.wake_channel,
                 orjson.dumps(rows).decode(),
                 states_argv(GOING),
+                RETIRED_ARGV,
             ],
         )
         return replies
@@ -87,6 +88,7 @@ class ParkStore:
                 self.keys.wake_channel,
                 self.keys.cancel_channel,
                 orjson.dumps(dict(seqs)).decode(),
+                RETIRED_ARGV,
             ],
         )
         return replies

@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 
 from runner.jobs import Event
-from runner.states import TERMINAL
+from runner.states import TERMINAL, State
 from runner.store.failures import on_postgres
 from runner.store.migrate import migrate
 from runner.store.sql import query
@@ -94,6 +94,15 @@ class PgStore:
         """The recorded state of each of these jobs that Postgres knows."""
         rows = await self.pool.fetch(query("job_states"), list(job_ids))
         return {r["id"]: r["state"] for r in rows}
+
+    @on_postgres
+    async def retired_page(self, after_id: str, limit: int) -> list[tuple[str, int, str]]:
+        """Up to `limit` jobs, in id order after `after_id`, whose history is kept and
+        that Redis may no longer hold (finished, deleted or parked): (id, ms, state),
+        the ms being when it last changed, or its due time when parked."""
+        ended = sorted({*TERMINAL, State.DELETED})
+        rows = await self.pool.fetch(query("retired_ids"), after_id, ended, limit)
+        return [(r["id"], r["at_ms"], r["state"]) for r in rows]
 
     @on_postgres
     async def get_job(self, job_id: str) -> dict[str, Any] | None:

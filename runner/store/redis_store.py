@@ -23,7 +23,7 @@ from runner.jobs import (
     Outcome,
     ReapedJob,
 )
-from runner.states import GOING, TERMINAL, TRANSITIONS, State, states_argv, transition
+from runner.states import GOING, RETIRED_ARGV, TERMINAL, TRANSITIONS, State, states_argv, transition
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
 from runner.store.job_fields import named, stored
@@ -32,6 +32,7 @@ from runner.store.keys import ALL_TASKS, KINDS, Keys
 from runner.store.overview import DaemonInfo, read_overview
 from runner.store.park_store import ParkStore
 from runner.store.request_store import RequestStore
+from runner.store.retired_store import RetiredStore
 from runner.store.scripts import Scripts
 
 _CORE_FIELDS = {
@@ -51,6 +52,7 @@ _CORE_FIELDS = {
     "owner",
     "result",
     "error",
+    "chosen_id",
 }
 
 
@@ -88,7 +90,7 @@ def _json(value: str | None) -> Any:
         return value
 
 
-class RedisStore(EventStream, RequestStore, ParkStore):
+class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
     def __init__(self, redis: Redis, keys: Keys, keep_finished_ms: int = 0) -> None:
         self.redis = redis
         self.keys = keys
@@ -111,7 +113,7 @@ class RedisStore(EventStream, RequestStore, ParkStore):
             return []
         packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
         replies = await self.scripts.enqueue(
-            keys=[*self.keys.due_all, self.keys.events, self.keys.job_prefix, self.keys.cron_state],
+            keys=self.keys.enqueue,
             args=[
                 now_ms,
                 State.SCHEDULED,
@@ -119,6 +121,7 @@ class RedisStore(EventStream, RequestStore, ParkStore):
                 self.keys.wake_channel,
                 packed,
                 states_argv(GOING),
+                RETIRED_ARGV,
             ],
         )
         return [
@@ -204,14 +207,21 @@ class RedisStore(EventStream, RequestStore, ParkStore):
         return [int(r) for r in replies]
 
     @on_redis
-    async def forget_recorded(self, jobs: Sequence[tuple[str, int]]) -> int:
+    async def forget_recorded(self, jobs: Sequence[tuple[str, int]], now_ms: int) -> int:
         """Give finished jobs that Postgres now holds (id, seq) their expiry; until
-        then Redis keeps them, so an id is never free before it has a history."""
+        then Redis keeps them, so an id is never free before it has a history. Those
+        whose caller chose the id are retired (see runner/retired_ids.py)."""
         if not jobs or self.keep_finished_ms <= 0:
             return 0
         forgotten = await self.scripts.forget(
-            keys=[self.keys.job_prefix, self.keys.dead],
-            args=[self.keep_finished_ms, states_argv(TERMINAL), orjson.dumps(jobs).decode()],
+            keys=[self.keys.job_prefix, self.keys.dead, self.keys.retired],
+            args=[
+                self.keep_finished_ms,
+                states_argv(TERMINAL),
+                orjson.dumps(jobs).decode(),
+                now_ms,
+                RETIRED_ARGV,
+            ],
         )
         return int(forgotten)
 

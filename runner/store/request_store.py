@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from runner.states import WAITING, states_argv, transition
+from runner.states import RETIRED_ARGV, WAITING, states_argv, transition
 from runner.store.failures import on_redis
 from runner.store.keys import ALL_TASKS, Keys
 from runner.store.scripts import Scripts
@@ -44,6 +44,7 @@ class RequestStore:
                 self.keys.wake_channel,
                 self.keys.cancel_channel,
                 orjson.dumps(changes or {}).decode(),
+                RETIRED_ARGV,
             ],
         )
         return replies

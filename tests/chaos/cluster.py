@@ -165,7 +165,12 @@ class Cluster:
             [ChaosDaemon(f"d{n}", config, logs, env) for n in range(self.options.daemons)]
         )
         self._redis = redis_client(self.redis_url)
-        self._client = Client(load_settings(config, env={}), redis_client(self.redis_url))
+        # As an application's client is: with Postgres, so that a chosen id is checked
+        # as it would be (by Redis alone once the daemons filled the retired ids).
+        self._client = Client(
+            load_settings(config, env={}), redis_client(self.redis_url),
+            database_url=self.database_url,
+        )  # fmt: skip
         await self.fleet.start()
         self.memory.start()
 
@@ -188,8 +193,9 @@ class Cluster:
         """Kill what is left and stop the servers; safe after any failure."""
         self.memory.stop()
         self.fleet.cleanup()
-        for redis in (self._redis, self._client.redis if self._client else None):
-            if redis is not None:
-                await redis.aclose()
+        if self._client is not None:
+            await self._client.close()
+        if self._redis is not None:
+            await self._redis.aclose()
         if self.servers is not None:
             await asyncio.to_thread(self.servers.close)

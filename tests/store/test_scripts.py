@@ -115,13 +115,13 @@ async def test_finished_job_is_kept_until_recorded(
     await store.claim_due(NOW, {"async": 1}, DAEMON, NOW + 30_000)
     await store.finish(NOW, DAEMON, [Outcome("j1", 1, 2, "succeed")])
     assert await redis.pttl(keys.job("j1")) == -1
-    assert await store.forget_recorded([("j1", 2)]) == 0  # an older seq: not this state
-    assert await store.forget_recorded([("j1", 3), ("nope", 1)]) == 1
+    assert await store.forget_recorded([("j1", 2)], NOW) == 0  # an older seq: not this state
+    assert await store.forget_recorded([("j1", 3), ("nope", 1)], NOW) == 1
     assert 0 < await redis.pttl(keys.job("j1")) <= 60_000
     await store.enqueue(new_job("j2"), "c", NOW)
     await redis.zadd(keys.dead, {"j2": NOW})
     await redis.hset(keys.job("j2"), mapping={stored("state"): "failed", stored("seq"): 2})
-    assert await store.forget_recorded([("j2", 2)]) == 0
+    assert await store.forget_recorded([("j2", 2)], NOW) == 0
     assert await redis.pttl(keys.job("j2")) == -1
 
 

@@ -9,17 +9,20 @@
 -- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
 -- KEYS[7]     dead-letter sorted set             ({prefix}:dead)
 -- KEYS[8]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
+-- KEYS[9]     retired ids ({prefix}:retired), see lib.lua
 -- ARGV[1] now (ms)   ARGV[2] who asks (the client's origin)
 -- ARGV[3] allowed source states (",a,b,")   ARGV[4] target state ("" = unchanged)
 -- ARGV[5] the job ids, JSON   ARGV[6] wake channel   ARGV[7] cancel channel
 -- ARGV[8] the request's own argument (update: the changes, JSON)
+-- ARGV[9] the retired states, JSON (see lib.lua)
 -- Reply: one string a job: "ok:<state>", "refused:<state>", "missing", or
 -- "malformed:<reason>" (nothing is written for a job that is not ok).
 
 local DUE = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
 local LEASES, EVENTS, PREFIX, DEAD, HELD = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local RETIRED = KEYS[9]
 local NOW, BY, SOURCES, TARGET = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-local WAKE, CANCEL, REQUEST = ARGV[6], ARGV[7], ARGV[8]
+local WAKE, CANCEL, REQUEST, RETIRED_LIST = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local events = {}
 
 -- The job's fields (state, seq, attempt, kind, task, then `...`) if the request may

@@ -7,18 +7,23 @@
 -- KEYS[5]     job hash key prefix ({prefix}:job:) - job hashes are <KEYS[5]><id>;
 --             they share the {prefix} hash tag, hence the slot.
 -- KEYS[6]     cron state hash ({prefix}:cron): <name>:tick, <name>:job, <name>:fired_at
+-- KEYS[7]     retired ids ({prefix}:retired), see lib.lua
 -- ARGV[1] now (ms)   ARGV[2] target state ("scheduled")   ARGV[3] origin (who enqueued)
 -- ARGV[4] wake channel   ARGV[5] the jobs (below)
 -- ARGV[6] states that count as "still going" for overlap = skip (",a,b,")
+-- ARGV[7] the retired states, JSON (see lib.lua)
 -- The jobs, JSON: [[id, task, kind, args, kwargs, due_at, max_attempts,
---   extra fields {name: string}, event detail (JSON text), cron guard, promoted], ...]
+--   extra fields {name: string}, event detail (JSON text), cron guard, promoted,
+--   chosen], ...]
 --   args and kwargs are JSON texts, stored as they are. The cron guard is
 --   [schedule name, tick (ms), overlap policy] or absent: a tick at or before
 --   the schedule's last handled tick is "=already"; with overlap "skip", a tick
 --   whose previous run is still going is "=skipped" (and counts as handled).
 --   `promoted` is [seq, attempt] for a job that waited in PostgreSQL (parked,
 --   see parking.py): its history goes on from that seq, and being moved is not a
---   transition, so it writes no event. Its guard is false.
+--   transition, so it writes no event. Its guard is false. `chosen` is 1 when the
+--   caller chose the id: such a job is marked (chosen_id), and an id that is retired
+--   (lib.lua) is refused as "=<the state it was retired in>".
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
 -- ("=invalid" when a key of another type holds the job's name).
 
@@ -52,7 +57,10 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
     local key = prefix .. id
     local found = read_job(key, 'state')
     local existing = found == nil and 'invalid' or found[1]
-    local promoted = job[11]
+    local promoted, chosen = job[11], job[12] == 1
+    if chosen and not existing then
+        existing = retired_state(KEYS[7], id, ARGV[7])
+    end
     local refused = not existing and job[10] and guard_refuses(job[10], id)
     if existing then
         replies[i] = '=' .. existing
@@ -71,6 +79,9 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
             'max_attempts', job[7], 'seq', seq)
         for field, value in pairs(job[8]) do
             hset(key, field, value)
+        end
+        if chosen then
+            hset(key, 'chosen_id', 1)
         end
         if earliest[kind] == nil then
             local first = redis.call('ZRANGE', due_keys[kind], 0, 0, 'WITHSCORES')

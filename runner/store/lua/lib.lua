@@ -45,7 +45,7 @@ end
 local FIELD = {
     state = 's', seq = 'q', attempt = 'n', max_attempts = 'm', kind = 'k', task = 't',
     args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
-    started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x',
+    started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
 }
 
 -- The stored names of these fields (a name not in FIELD is stored as it is).
@@ -112,3 +112,35 @@ local function malformed(bad)
     return 'malformed job: ' .. table.concat(bad, ', ') .. '; it was set aside, not run'
 end
 
+
+-- The retired ids ({prefix}:retired, a sorted set): jobs enqueued with an id their
+-- caller chose, which Redis no longer holds while PostgreSQL keeps their history
+-- (forgotten after keep_finished, deleted, or parked), so that enqueue refuses such an
+-- id again without asking PostgreSQL (see runner/retired_ids.py). One member says when
+-- and in which state: score = ms * 8 + the state's place in the list of retired states,
+-- which the caller passes (states come from runner/states.py, never from here).
+local RETIRED_STATES = nil
+
+local function retired_states(list_json)
+    RETIRED_STATES = RETIRED_STATES or cjson.decode(list_json)
+    return RETIRED_STATES
+end
+
+local function retire(key, id, at_ms, state, list_json)
+    local states = retired_states(list_json)
+    for i = 1, #states do
+        if states[i] == state then
+            redis.call('ZADD', key, string.format('%d', at_ms * 8 + i), id)
+            return
+        end
+    end
+end
+
+-- The state a retired id was retired in, or nil if it is not retired.
+local function retired_state(key, id, list_json)
+    local score = tonumber(redis.call('ZSCORE', key, id))
+    if not score then
+        return nil
+    end
+    return retired_states(list_json)[score % 8] or 'unknown'
+end

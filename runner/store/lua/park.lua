@@ -3,6 +3,8 @@
 -- first, at the seq it had then; a job whose seq moved on since (claimed, updated,
 -- cancelled by someone else in between) stays, and its parked copy is dropped.
 -- Parking is no transition: no event, the history goes on when it comes back.
+-- A job whose caller chose its id is retired while it waits there (lib.lua),
+-- scored by its due time (the history keeper never trims a time to come).
 --
 -- KEYS, ARGV: as control_lib.lua; ARGV[3] is ",scheduled," and ARGV[8] the JSON
 -- {id: seq} of the copies PostgreSQL holds.
@@ -17,5 +19,8 @@ return each_job(function(id, f)
     end
     unschedule(id, f)
     redis.call('DEL', PREFIX .. id)
+    if f[6] then
+        retire(RETIRED, id, tonumber(f[7]) or NOW, f[1], RETIRED_LIST)
+    end
     return 'ok:scheduled'
-end)
+end, 'chosen_id', 'due_at')
