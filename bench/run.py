@@ -10,7 +10,8 @@ recorder's write rate at ten million events and dropping a day of history
 (bench/history.py, databases of their own), then cancel
 of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
 /metrics scrape time at a million jobs, no-op throughput on vs off), the
-dashboard's overview (bench/web_overview.py), throughput with a million jobs due
+dashboard's overview (bench/web_overview.py), enqueue with chosen ids against
+generated ones (bench/enqueue_ids.py), throughput with a million jobs due
 against 20,000 (bench/depth.py) and what jobs cost in Redis memory, near-term and
 parked (bench/redis_memory.py), with arq's, Dramatiq's and Huey's bytes per job
 beside runner's (bench/memory_peers.py); each phase
@@ -37,6 +38,7 @@ from bench import (
     cancel,
     cancel_report,
     depth,
+    enqueue_ids,
     history,
     listing,
     memory_peers,
@@ -86,6 +88,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-rows", type=int, default=metrics.ROWS,
         help="jobs in runner_jobs while /metrics is scraped (0: skip the metrics phase)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--enqueue-jobs", type=int, default=enqueue_ids.JOBS,
+        help="jobs enqueued with chosen and with generated ids (0: skip the phase)",
     )  # fmt: skip
     parser.add_argument(
         "--deep", type=int, default=depth.DEEP, help="jobs due at once, depth phase (0: skip it)"
@@ -189,6 +195,17 @@ def _phases(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
         web = asyncio.run(web_overview.phase(servers, args.web_rows))
         web_text, web_ok = web_overview.render(web, args.web_rows)
         done.append(Section("web_overview", web_text, web, web_ok))
+    return done + _queue_phases(args, servers, folder)
+
+
+def _queue_phases(
+    args: argparse.Namespace, servers: EmbeddedServers, folder: Path
+) -> list[Section]:
+    """Enqueue, queue depth and what jobs cost in Redis, each skipped when its size is 0."""
+    done: list[Section] = []
+    if args.enqueue_jobs:
+        ids = enqueue_ids.measure(servers, args.enqueue_jobs)
+        done.append(_section("enqueue_ids", ids, enqueue_ids.render(ids)))
     if args.deep:
         deep = depth.measure(servers, folder, args.deep)
         done.append(

@@ -48,7 +48,7 @@ SHORT = {
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),
     "kill": Profile(jobs=20_000, seconds=100, kills=(10, 15)),
-    "postgres": Profile(jobs=20_000, seconds=200, outages=2, outage_s=60),
+    "postgres": Profile(jobs=40_000, seconds=200, outages=2, outage_s=60),
     "redis": Profile(jobs=10_000, seconds=100, outages=4, outage_s=5),
     "pause": Profile(jobs=10_000, seconds=100, outages=8, outage_s=6),
     "storm": Profile(jobs=45_000, seconds=300),
