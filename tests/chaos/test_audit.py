@@ -91,7 +91,8 @@ def test_a_succeeded_job_that_never_ran_is_found() -> None:
     report = _judge(_ran_once(), executions=0)
     assert list(report.never_ran) == ["j"], report.describe()
     assert not report.clean
-    failed = _judge(_ran_once("failed"), executions=0)  # a failure may come of a timeout
+    # A job may fail unrun: its daemon killed between the claim and the body, no retries left.
+    failed = _judge(_ran_once("failed"), executions=0)
     assert failed.clean, failed.describe()
 
 
