@@ -8,8 +8,11 @@ ledger of executions the chaos tasks wrote. A job is
 - not terminal when it is not succeeded, failed or cancelled;
 - in disagreement when Redis, runner_jobs and the history's last event differ
   on its state or sequence number;
-- gapped when its history is not seq 1, 2, 3... with each event starting from
-  the state the previous one ended in, beginning with (none -> scheduled);
+- on an illegal path when its history is not seq 1, 2, 3... from
+  (none -> scheduled), each step a transition of the state table (judged by
+  tests/chaos/history.py, as in every chaos audit);
+- never run when it succeeded and its task writes the ledger, yet the ledger
+  shows no execution of it (a success recorded for a run that never happened);
 - an unexplained duplicate when it ran more than once and the history does not
   say why (a lease that expired, a job handed back at shutdown, a retry after
   the task failed), or when the ledger shows more executions than the history
@@ -18,9 +21,8 @@ ledger of executions the chaos tasks wrote. A job is
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from redis.asyncio import Redis
 
 from runner.store.job_fields import named
 from runner.store.keys import Keys
+from tests.chaos.history import illegal_step
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 CHUNK = 1000
@@ -44,7 +47,8 @@ class AuditReport:
     lost: list[str] = field(default_factory=list)
     not_terminal: dict[str, str] = field(default_factory=dict)
     disagreements: dict[str, str] = field(default_factory=dict)
-    gaps: dict[str, str] = field(default_factory=dict)
+    illegal: dict[str, str] = field(default_factory=dict)
+    never_ran: dict[str, str] = field(default_factory=dict)
     unexplained: dict[str, str] = field(default_factory=dict)
     reruns: Counter[str] = field(default_factory=Counter)  # explanation -> re-runs
     executions: int = 0
@@ -52,8 +56,9 @@ class AuditReport:
     @property
     def clean(self) -> bool:
         return not (
-            self.lost or self.not_terminal or self.disagreements or self.gaps or self.unexplained
-        )
+            self.lost or self.not_terminal or self.disagreements or self.illegal
+            or self.never_ran or self.unexplained
+        )  # fmt: skip
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -62,7 +67,8 @@ class AuditReport:
             "lost": len(self.lost),
             "not terminal": len(self.not_terminal),
             "disagreements": len(self.disagreements),
-            "gaps": len(self.gaps),
+            "illegal paths": len(self.illegal),
+            "succeeded, never ran": len(self.never_ran),
             "unexplained duplicates": len(self.unexplained),
             "re-runs explained": sum(self.reruns.values()),
         }
@@ -73,7 +79,8 @@ class AuditReport:
             ("lost", self.lost),
             ("not terminal", self.not_terminal.items()),
             ("disagreements", self.disagreements.items()),
-            ("gaps", self.gaps.items()),
+            ("illegal paths", self.illegal.items()),
+            ("succeeded, never ran", self.never_ran.items()),
             ("unexplained duplicates", self.unexplained.items()),
         )
         for name, items in problems:
@@ -109,11 +116,13 @@ async def read_postgres(
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
-            "SELECT id, state, seq, attempt, error FROM runner_jobs WHERE id = ANY($1::text[])",
+            "SELECT id, task, state, seq, attempt, error FROM runner_jobs"
+            " WHERE id = ANY($1::text[])",
             list(ids),
         )
         events = await conn.fetch(
-            "SELECT job_id, seq, from_state, to_state, attempt, detail FROM runner_job_events"
+            "SELECT job_id, seq, from_state, to_state, attempt, daemon, detail"
+            " FROM runner_job_events"
             " WHERE job_id = ANY($1::text[]) ORDER BY job_id, seq",
             list(ids),
         )
@@ -132,24 +141,7 @@ def read_ledger(path: Path) -> Counter[str]:
     return Counter(line for line in path.read_text().splitlines() if line)
 
 
-def _gap(history: Sequence[Any]) -> str | None:
-    if not history:
-        return None
-    first = history[0]
-    if (first["seq"], first["from_state"], first["to_state"]) != (1, None, "scheduled"):
-        return f"starts with seq {first['seq']}: {first['from_state']} -> {first['to_state']}"
-    for before, after in itertools.pairwise(history):
-        if after["seq"] != before["seq"] + 1:
-            return f"seq {before['seq']} is followed by seq {after['seq']}"
-        if after["from_state"] != before["to_state"]:
-            return (
-                f"seq {after['seq']} starts from {after['from_state']} but seq "
-                f"{before['seq']} ended in {before['to_state']}"
-            )
-    return None
-
-
-def _why_again(event: Any) -> str | None:
+def why_again(event: Any) -> str | None:
     """Why a job left `running` to be claimed again, from the transition that did it."""
     detail = orjson.loads(event["detail"] or "{}")
     detail = detail if isinstance(detail, dict) else {}
@@ -170,7 +162,7 @@ def _explain_reruns(history: Sequence[Any], report: AuditReport) -> str | None:
     for index, event in enumerate(history):
         if event["to_state"] != "running" or index < 2:
             continue  # not a claim, or the first one (seq 2, right after the enqueue)
-        why = _why_again(history[index - 1])
+        why = why_again(history[index - 1])
         if why is None:
             return f"run at seq {event['seq']} follows {dict(history[index - 1])}"
         report.reruns[why] += 1
@@ -189,14 +181,16 @@ def _disagreement(live: dict[str, str] | None, row: Any, last: Any) -> str | Non
     return None
 
 
-def _audit_job(
+def audit_job(
     report: AuditReport,
     job_id: str,
     live: dict[str, str] | None,
     row: Any,
-    history: list[Any],
-    executions: int,
+    history: Sequence[Any],
+    executions: int | None,
 ) -> None:
+    """Judge one job into `report`; `executions`: how many times the ledger shows it
+    ran, None when its task writes no ledger."""
     if (live is None and row is None) or not history or row is None:
         report.lost.append(job_id)
         return
@@ -209,30 +203,40 @@ def _audit_job(
     problem = _disagreement(live, row, history[-1])
     if problem:
         report.disagreements[job_id] = problem
-    gap = _gap(history)
-    if gap:
-        report.gaps[job_id] = gap
+    illegal = illegal_step(history)
+    if illegal:
+        report.illegal[job_id] = illegal
         return
     unexplained = _explain_reruns(history, report)
     claims = sum(1 for event in history if event["to_state"] == "running")
-    if executions > claims:
+    if executions is not None and executions > claims:
         unexplained = f"ran {executions} times for {claims} claims"
     if unexplained:
         report.unexplained[job_id] = unexplained
+    if state == "succeeded" and executions == 0:
+        report.never_ran[job_id] = f"succeeded at seq {history[-1]['seq']}, no execution"
 
 
 async def audit(
-    redis: Redis, keys: Keys, database_url: str, ids: Sequence[str], ledger: Path | None = None
+    redis: Redis,
+    keys: Keys,
+    database_url: str,
+    ids: Sequence[str],
+    ledger: Path,
+    ledger_tasks: Collection[str],
 ) -> AuditReport:
-    """Audit the given jobs; call once the work drained and the recorder caught up."""
+    """Audit the given jobs; call once the work drained and the recorder caught up.
+    `ledger_tasks`: the tasks whose every execution the `ledger` notes."""
     ids = list(dict.fromkeys(ids))
     live = await read_hashes(redis, keys, ids)
     rows, histories = await read_postgres(database_url, ids)
-    executions = read_ledger(ledger) if ledger else Counter()
+    executions = read_ledger(ledger)
     report = AuditReport(jobs=len(ids), executions=sum(executions[i] for i in ids))
     for job_id in ids:
-        _audit_job(
-            report, job_id, live.get(job_id), rows.get(job_id), histories.get(job_id, []),
-            executions[job_id],
+        row = rows.get(job_id)
+        noted = row is not None and row["task"] in ledger_tasks
+        audit_job(
+            report, job_id, live.get(job_id), row, histories.get(job_id, []),
+            executions[job_id] if noted else None,
         )  # fmt: skip
     return report

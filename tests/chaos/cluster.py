@@ -28,12 +28,18 @@ from tests.chaos.drain import Drain, wait_drained
 from tests.chaos.health import Health, check_health
 from tests.chaos.memory import MemorySampler
 from tests.chaos.servers import ChaosServers, servers_kind, start_servers
-from tests.chaos.tasks import LEDGER_ENV
+from tests.chaos.tasks import LEDGER_ENV, WRITES_LEDGER
 from tests.daemon.process import write_config
 
 
 def _task(target: str, kind: str, **options: Any) -> dict[str, Any]:
     return {"target": f"tests.chaos.tasks:{target}", "kind": kind, **options}
+
+
+def ledger_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The configured tasks whose target notes each execution in the ledger."""
+    noting = {f"tests.chaos.tasks:{name}" for name in WRITES_LEDGER}
+    return {name for name, values in tasks.items() if values.get("target") in noting}
 
 
 _RETRY = {"backoff": "100ms", "backoff_max": "500ms", "backoff_jitter": 0}
@@ -130,6 +136,11 @@ class Cluster:
         return self._redis
 
     @property
+    def tasks(self) -> dict[str, Mapping[str, Any]]:
+        """Every task the daemons know, by name: the chaos mix and the scenario's own."""
+        return {**TASKS, **self.options.extra_tasks}
+
+    @property
     def client(self) -> Client:
         assert self._client is not None
         return self._client
@@ -143,7 +154,7 @@ class Cluster:
             "recorder": {"flush_interval": "50ms", "reclaim_after": "1s"},
             "log": {"level": "info", "format": "json"},
         }
-        tasks = {**TASKS, **self.options.extra_tasks}
+        tasks = self.tasks
         sections.update({f"tasks.{name}": values for name, values in tasks.items()})
         return write_config(self.folder / "runner.toml", sections)
 
@@ -177,7 +188,9 @@ class Cluster:
     async def finish(self, ids: Sequence[str], drain_timeout: float = 60.0) -> Verdict:
         """Drain, audit, stop the daemons, judge their health."""
         drain = await wait_drained(self.redis, self.keys, self.database_url, ids, drain_timeout)
-        report = await audit(self.redis, self.keys, self.database_url, ids, self.ledger)
+        report = await audit(
+            self.redis, self.keys, self.database_url, ids, self.ledger, ledger_tasks(self.tasks)
+        )
         self.memory.stop()
         codes = await self.fleet.stop()
         return Verdict(

@@ -3,8 +3,8 @@
 - agreement: Redis, its runner_jobs row and the last event of its history say the
   same state and sequence number; a deleted job is gone from Redis and recorded
   as deleted; every other job ended (succeeded, failed or cancelled);
-- a legal path: seqs 1, 2, 3... starting with (none -> scheduled), each event
-  starting from the state the previous one ended in, each step a transition of
+- a legal path, as every chaos audit judges it (tests/chaos/history.py): seqs
+  1, 2, 3... from (none -> scheduled), each step a transition of
   runner.states.TRANSITIONS (an update keeps the state), deleted only last;
 - requests as recorded: the events the client wrote are exactly the requests
   that applied, one each, in the order they were made, each stamped between
@@ -26,14 +26,14 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from runner.states import TERMINAL, TRANSITIONS, State
+from runner.states import TERMINAL, State
 from runner.store.keys import Keys
 from tests.chaos.audit import CHUNK, read_hashes
+from tests.chaos.history import Event, illegal_step
 from tests.chaos.requests import Applied
 
 STOPS = ("pause", "cancel", "delete")
 RESTARTS = ("resume", "retry")
-Event = Mapping[str, Any]
 
 
 @dataclass
@@ -114,36 +114,6 @@ async def read_records(
     finally:
         await conn.close()
     return rows, histories
-
-
-def _legal(before: Event, after: Event) -> bool:
-    source, target = after["from_state"], after["to_state"]
-    if source != before["to_state"]:
-        return False
-    return any(
-        source in step.sources and target == (step.target or source)
-        for step in TRANSITIONS.values()
-    )
-
-
-def illegal_step(history: Sequence[Event]) -> str | None:
-    """Why the history is not a legal path through the table, or None."""
-    if not history:
-        return "no history"
-    first = history[0]
-    if (first["seq"], first["from_state"], first["to_state"]) != (1, None, "scheduled"):
-        return f"starts with seq {first['seq']}: {first['from_state']} -> {first['to_state']}"
-    for before, after in itertools.pairwise(history):
-        if after["seq"] != before["seq"] + 1:
-            return f"seq {before['seq']} is followed by seq {after['seq']}"
-        if before["to_state"] == State.DELETED:
-            return f"seq {after['seq']} follows a deletion"
-        if not _legal(before, after):
-            return (
-                f"seq {after['seq']}: {after['from_state']} -> {after['to_state']} after "
-                f"{before['from_state']} -> {before['to_state']}"
-            )
-    return None
 
 
 def request_of(event: Event) -> str | None:

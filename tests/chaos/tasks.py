@@ -15,6 +15,10 @@ import sys
 import time
 
 LEDGER_ENV = "RUNNER_CHAOS_LEDGER"
+# The functions below that note every execution in the ledger (each calls _note first).
+WRITES_LEDGER = frozenset(
+    {"async_work", "io_work", "cpu_work", "flaky_io", "flaky_async", "always_fails"}
+)
 
 
 def _note(job_id: str) -> None:

@@ -3,7 +3,9 @@ delete|update ID...` on a job in every state, with the exit code and the line ea
 applied or refused request prints, --json, whole tasks, and usage errors.
 
 The jobs are put in their states through the client and the store, as in
-tests/engine/test_control.py; no daemon runs. CLI calls that do not depend on one
+tests/engine/test_control.py; no daemon runs. What each request should do to each
+state comes from the matrix written out in tests/request_matrix.py, never from
+runner.states.TRANSITIONS, the table under test. CLI calls that do not depend on one
 another run side by side, since each costs an interpreter start."""
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from redis.asyncio import Redis
 from runner.client import Client
 from runner.jobs import Outcome
 from runner.recorder import Recorder
-from runner.states import REQUESTS, TRANSITIONS, State
+from runner.states import REQUESTS, State
 from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
 from tests.daemon.process import cli
+from tests.request_matrix import applies, outcome, states_it_applies_to
 
 DAEMON = "d1"
 STATES: list[State] = [s for s in State if s is not State.DELETED]
@@ -83,13 +86,13 @@ async def _jobs_in_every_state(
 
 
 def _applied_line(action: str, job_id: str, state: State) -> str:
-    return f"{action}: job {job_id} is {TRANSITIONS[action].target or state}"
+    return f"{action}: job {job_id} is {outcome(action, state)}"
 
 
 def _check_refusal(line: str, action: str, job_id: str, state: State) -> None:
     """The refusal names the job and its state, then says what would be allowed."""
     assert line.startswith(f"cannot {action} job {job_id}: it is {state}; "), line
-    sources = ", ".join(sorted(TRANSITIONS[action].sources))
+    sources = ", ".join(sorted(states_it_applies_to(action)))
     hint = HINTS.get((action, state), f"{action} applies to jobs that are {sources}")
     assert line.endswith(hint), line
 
@@ -108,11 +111,10 @@ async def test_each_request_from_every_state_exits_and_says_why(
     refusal, naming the job and its state, and "no such job" for the unknown id;
     --json gives one result per id; a call naming only allowed jobs exits 0."""
     config = daemon_config()
-    step = TRANSITIONS[action]
     ids = await _jobs_in_every_state(client, store, [f"{action}-t", f"{action}-j", f"{action}-a"])
     text, as_json, allowed = ids[f"{action}-t"], ids[f"{action}-j"], ids[f"{action}-a"]
-    fit = [state for state in STATES if state in step.sources]
-    unfit = [state for state in STATES if state not in step.sources]
+    fit = [state for state in STATES if applies(action, state)]
+    unfit = [state for state in STATES if not applies(action, state)]
     mixed, json_done, all_ok = _side_by_side(
         [
             [action, *text.values(), "no-such", *_changes(action)],
@@ -131,16 +133,16 @@ async def test_each_request_from_every_state_exits_and_says_why(
     assert refusals[-1] == "no such job 'no-such'"
     for state, job_id in text.items():
         now = await redis.hget(keys.job(job_id), stored("state"))
-        expected = (step.target or state) if state in step.sources else state
-        assert now == (None if expected is State.DELETED else expected), (state, now)
+        expected = outcome(action, state) if applies(action, state) else state
+        assert now == (None if expected == "deleted" else expected), (state, now)
 
     assert json_done.returncode == 1 and json_done.stderr == "", json_done
     results = json.loads(json_done.stdout)
     assert [result["job_id"] for result in results] == list(as_json.values())
     for result, state in zip(results, STATES, strict=True):
         assert set(result) == RESULT_KEYS and result["action"] == action
-        if state in step.sources:
-            assert result["ok"] and result["state"] == (step.target or state), result
+        if applies(action, state):
+            assert result["ok"] and result["state"] == outcome(action, state), result
             assert result["message"] == _applied_line(action, result["job_id"], state)
         else:
             assert not result["ok"] and result["state"] == state, result

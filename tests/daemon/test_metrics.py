@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 
 from runner.client import Client
 from runner.config import load_settings
+from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from tests.daemon.metrics_run import (
     FAIL_ATTEMPTS,
@@ -21,7 +24,6 @@ from tests.daemon.metrics_run import (
     metrics_config,
     promtool_check,
     put_load,
-    samples,
     scrape,
     spawn_daemons,
     states_when_done,
@@ -30,8 +32,10 @@ from tests.daemon.metrics_run import (
 )
 from tests.daemon.process import DaemonProcess, cli
 from tests.servers import Servers
+from tests.waiting import eventually
 
 LONG = os.environ.get("RUNNER_CHAOS") == "long"
+FROZEN_S = 0.5  # how long the refreshed-gauges test freezes its daemon
 
 
 async def _agreement(
@@ -88,30 +92,61 @@ def load_port(config: Path) -> str:
     return listen.rpartition(":")[2]
 
 
+async def _stream_empty(redis: Redis, events: str) -> bool:
+    return await redis.xlen(events) == 0
+
+
+async def _refreshed(port: int, backlog: int) -> str | None:
+    """The exposition once a refresh after the freeze set every gauge below, else None."""
+    text = (await scrape(port))[1]
+    done = (
+        total(text, "runner_due_jobs", kind="async") == 7
+        and total(text, "runner_recorder_backlog_entries") == backlog
+        and total(text, "runner_event_loop_lag_seconds") >= FROZEN_S * 0.8
+    )
+    return text if done else None
+
+
 async def test_refreshed_gauges_show_the_due_backlog_and_servers_up(
     tmp_path: Path, servers: Servers, database_url: str, prefix: str, redis: Redis,
     pg: PgStore, spawn: Callable[..., DaemonProcess],
 ) -> None:  # fmt: skip
-    """Due jobs in maintenance mode, the oldest lag, store_up and loop lag come from the
-    periodic refresh (never the scrape)."""
+    """Due jobs in maintenance mode, the oldest one's lag, the recorder's backlog,
+    store_up and the event loop's lag come from the periodic refresh (never the
+    scrape), each checked against a value only a refresh can have set: 7 jobs due and
+    held; a backlog equal to the stream's length while the history table is locked,
+    so the recorder cannot commit; a loop lag of most of the time the daemon was
+    frozen (SIGSTOP); both servers up (1, where a never-set gauge has no sample)."""
     urls = {"redis_url": servers.redis_url, "database_url": database_url, "prefix": prefix}
-    _, (port,) = spawn_daemons(spawn, tmp_path, 1, **urls)
+    (daemon,), (port,) = spawn_daemons(spawn, tmp_path, 1, **urls)
     config = tmp_path / "d0.toml"
     assert cli("pause", "--all", config=config).returncode == 0  # nothing is claimed
     client = Client(load_settings(config, env={}), redis, pg)
-    await client.enqueue_many([client.new_job("noop") for _ in range(7)])
-    for _ in range(60):
-        text = (await scrape(port))[1]
-        if total(text, "runner_due_jobs", kind="async") == 7:
-            break
-        await asyncio.sleep(0.1)
-    values = samples(text)
+    events = Keys(prefix).events
+    await eventually(lambda: _stream_empty(redis, events), what="the recorder catching up")
+    holder = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE runner_job_events IN ACCESS EXCLUSIVE MODE")
+            await client.enqueue_many([client.new_job("noop") for _ in range(7)])
+            backlog = await redis.xlen(events)
+            daemon.signal(signal.SIGSTOP)
+            await asyncio.sleep(FROZEN_S)
+            daemon.signal(signal.SIGCONT)
+            text = await eventually(
+                lambda: _refreshed(port, backlog), timeout=15, every=0.1,
+                what="a refresh showing the due jobs, the backlog and the frozen loop",
+            )  # fmt: skip
+            assert await redis.xlen(events) == backlog  # nothing was recorded meanwhile
+    finally:
+        await holder.close()
+    assert backlog > 0
     assert total(text, "runner_due_jobs", kind="async") == 7
     assert total(text, "runner_oldest_due_lag_seconds") > 0
+    assert total(text, "runner_recorder_backlog_entries") == backlog
+    assert total(text, "runner_event_loop_lag_seconds") >= FROZEN_S * 0.8
     assert total(text, "runner_store_up", server="redis") == 1
     assert total(text, "runner_store_up", server="postgres") == 1
-    assert ("runner_event_loop_lag_seconds", ()) in values
-    assert total(text, "runner_recorder_backlog_entries") >= 0
 
 
 async def test_a_taken_port_is_one_clear_error_and_the_daemon_runs_on(

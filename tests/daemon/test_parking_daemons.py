@@ -4,8 +4,9 @@ With a 2 s park horizon every job below is enqueued into PostgreSQL only; both
 daemons' promoters move them into Redis before they are due. What it pins: the
 jobs start on time (lateness p99 under 50 ms, from the claim events' late_ms),
 each runs exactly once with one continuous history (scheduled, running,
-succeeded at seq 1, 2, 3), and a daemon SIGKILLed while thousands of jobs are
-being moved loses none and puts none back twice.
+succeeded at seq 1, 2, 3), and a daemon SIGKILLed in the middle of moving a batch
+(its promoter's transaction holding the batch's rows locked) loses none and puts
+none back twice.
 """
 
 from __future__ import annotations
@@ -21,9 +22,21 @@ from redis.asyncio import Redis
 from runner.client import Client
 from runner.config import load_settings
 from runner.store.pg_store import PgStore
-from tests.daemon.process import DaemonProcess
+from tests.daemon.process import DaemonProcess, daemon_config_file
+from tests.servers import Servers
 
 HORIZON = "2s"
+VICTIM = "runner-test-victim"  # the application_name of the killed daemon's sessions
+# The victim's sessions that hold runner_parked_jobs rows FOR UPDATE and wait for the
+# daemon ("idle in transaction"): its promoter took a batch and has it in hand (putting
+# it into Redis, or about to drop the rows and commit). With each one's last statement.
+HELD_BY = """
+SELECT left(a.query, 60) AS query
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE a.application_name = $1 AND a.state = 'idle in transaction' AND l.granted
+  AND l.locktype = 'relation' AND l.relation = 'runner_parked_jobs'::regclass
+  AND l.mode = 'RowShareLock'
+"""
 PATH = [(1, None, "scheduled"), (2, "scheduled", "running"), (3, "running", "succeeded")]
 
 
@@ -54,12 +67,34 @@ async def _audit(pg: PgStore, ids: list[str]) -> None:
     assert await pg.pool.fetchval("SELECT count(*) FROM runner_parked_jobs") == 0
 
 
+SECTIONS: dict[str, dict[str, object]] = {
+    "daemon": {"park_horizon": HORIZON, "lease_ttl": "2s", "shutdown_grace": "5s"},
+    "pools": {"async": 500},
+    "tasks__noop": {"target": "tests.tasks:noop", "kind": "async"},
+}
+
+
 def _config(daemon_config: Callable[..., Path]) -> Path:
-    return daemon_config(
-        daemon={"park_horizon": HORIZON, "lease_ttl": "2s", "shutdown_grace": "5s"},
-        pools={"async": 500},
-        tasks__noop={"target": "tests.tasks:noop", "kind": "async"},
-    )
+    return daemon_config(**SECTIONS)
+
+
+async def _kill_mid_batch(victim: DaemonProcess, pg: PgStore, timeout: float) -> str:
+    """SIGKILL the victim while its promoter has a batch of parked rows in hand (locked,
+    its transaction open). It is frozen (SIGSTOP) first and killed only if one of its
+    sessions is in that state then, so the kill lands mid-batch for certain; otherwise
+    it thaws (SIGCONT) and is looked at again a moment later. The session's last
+    statement."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        victim.signal(signal.SIGSTOP)
+        held = await pg.pool.fetch(HELD_BY, VICTIM)
+        if held:
+            victim.signal(signal.SIGKILL)
+            victim.wait_exit()
+            return "; ".join(row["query"] for row in held)
+        victim.signal(signal.SIGCONT)
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"the victim was never caught moving a batch within {timeout}s")
 
 
 def _start(
@@ -98,26 +133,36 @@ async def test_parked_jobs_start_on_time_and_once_with_two_promoters(
 
 
 async def test_a_daemon_killed_while_moving_jobs_loses_and_repeats_nothing(
+    tmp_path: Path,
+    servers: Servers,
+    database_url: str,
+    prefix: str,
     daemon_config: Callable[..., Path],
     spawn: Callable[..., DaemonProcess],
     redis: Redis,
     pg: PgStore,
 ) -> None:
+    """10,000 jobs parked, due together, moved by two daemons; one is SIGKILLed while
+    its promoter has a batch of rows in hand, locked in an open transaction (its
+    sessions carry their own application_name, so pg_locks tells whose lock it is).
+    A restarted daemon and the survivor put every job back once: each runs exactly
+    once, with one history."""
     config = _config(daemon_config)
-    (victim, survivor), client = _start(config, spawn, redis, pg)
+    marked = f"{database_url}{'&' if '?' in database_url else '?'}application_name={VICTIM}"
+    victim_config = daemon_config_file(
+        tmp_path / "victim.toml", servers.redis_url, marked, prefix, **SECTIONS
+    )
+    victim, survivor = spawn(victim_config), spawn(config)
+    for daemon in (victim, survivor):
+        daemon.wait_ready()
+    client = Client(load_settings(config, env={}), redis, pg)
     count = 10_000
     jobs = [client.new_job("noop", [], delay=6) for _ in range(count)]  # due together
     for start in range(0, count, 2000):
         await client.enqueue_many(jobs[start : start + 2000])
-    parked = count
-    deadline = time.monotonic() + 20
-    while parked == count and time.monotonic() < deadline:  # the moving has begun
-        parked = await pg.pool.fetchval("SELECT count(*) FROM runner_parked_jobs")
-        await asyncio.sleep(0.005)
-    victim.signal(signal.SIGKILL)
-    victim.wait_exit()
-    print(f"victim killed with {parked} of {count} jobs still parked")
-    assert 0 < parked < count, f"{parked} parked when the victim was killed"
+    held = await _kill_mid_batch(victim, pg, timeout=20)
+    parked = await pg.pool.fetchval("SELECT count(*) FROM runner_parked_jobs")
+    print(f"victim killed holding a batch (after {held!r}); {parked} of {count} still parked")
     restarted = spawn(config)
     restarted.wait_ready()
     await _wait_all_succeeded(pg, count, timeout=60)

@@ -1,5 +1,7 @@
 """Every cell of the request table: each request from each state, applied or refused,
-through the client, with its event in the history and Redis and Postgres agreeing."""
+through the client, with its event in the history and Redis and Postgres agreeing.
+What each cell should do comes from the matrix written out in tests/request_matrix.py,
+never from runner.states.TRANSITIONS, the table under test."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from runner.client import Client
 from runner.errors import JobNotFound, RequestRefused
 from runner.jobs import Outcome
 from runner.recorder import Recorder
-from runner.states import REQUESTS, TRANSITIONS, State
+from runner.states import REQUESTS, State
 from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
+from tests import request_matrix
+from tests.request_matrix import MISSING, NOT_FOUND, REFUSED, outcome, states_it_applies_to
 
 DAEMON = "d1"
 STATES: list[State] = [s for s in State if s is not State.DELETED]
@@ -57,34 +61,42 @@ def _changes(action: str) -> dict[str, object]:
 async def test_every_request_from_every_state(
     action: str, client: Client, store: RedisStore, redis: Redis, keys: Keys, pg: PgStore
 ) -> None:
-    """Allowed where the table says, refused elsewhere with the state in the message;
-    an applied request is one event saying who asked."""
-    step = TRANSITIONS[action]
-    ids = await _jobs_in_every_state(client, store, action)
+    """Each request on a job in each state, and on an id no job has, does what the
+    matrix says: applied, the job is in the matrix's state and the request is one event
+    saying who asked; refused, the job keeps its state and the refusal names it; a
+    missing id is not found."""
+    made = await _jobs_in_every_state(client, store, action)
+    ids = {str(state): job_id for state, job_id in made.items()}
+    ids[MISSING] = f"{action}-missing"
+    assert set(ids) == set(request_matrix.MATRIX)  # every row of the matrix
     for state, job_id in ids.items():
-        assert await redis.hget(keys.job(job_id), stored("state")) == state
+        expected = outcome(action, state)
+        assert await redis.hget(keys.job(job_id), stored("state")) == (
+            None if state == MISSING else state
+        )
         [result] = await client.request(action, [job_id], **_changes(action))
-        if state not in step.sources:
+        if expected == NOT_FOUND:
+            assert not result.ok and result.message == f"no such job '{job_id}'", result
+            with pytest.raises(JobNotFound):
+                await getattr(client, action)(job_id, **_changes(action))
+        elif expected == REFUSED:
             assert not result.ok and result.state == state, (action, state, result)
             assert f"cannot {action} job {job_id}: it is {state}" in result.message
             assert await redis.hget(keys.job(job_id), stored("state")) == state
             with pytest.raises(RequestRefused, match=f"it is {state}"):
                 await getattr(client, action)(job_id, **_changes(action))
-            continue
-        target = step.target or state
-        assert result.ok and result.state == target, (action, state, result)
-        if target is State.DELETED:
-            assert not await redis.exists(keys.job(job_id))
         else:
-            assert await redis.hget(keys.job(job_id), stored("state")) == target
+            assert result.ok and result.state == expected, (action, state, result)
+            now = await redis.hget(keys.job(job_id), stored("state"))
+            assert now == (None if expected == "deleted" else expected), (action, state, now)
     await _record(store, pg)
-    for state in step.sources:
-        job_id = f"{action}-{state}"
+    for state in states_it_applies_to(action):
+        job_id = ids[state]
         history = await pg.job_history(job_id)
         last = history[-1]
-        assert (last["from_state"], last["to_state"]) == (state, step.target or state)
+        assert (last["from_state"], last["to_state"]) == (state, outcome(action, state))
         assert last["detail"]["by"] == client.origin
-        assert (await pg.get_job(job_id) or {})["state"] == (step.target or state)
+        assert (await pg.get_job(job_id) or {})["state"] == outcome(action, state)
 
 
 async def test_unknown_ids_are_not_found(client: Client) -> None:

@@ -22,6 +22,7 @@ from runner.jobs import NewJob
 from runner.leases import LeaseKeeper
 from runner.store.keys import Keys
 from runner.store.redis_store import RedisStore
+from tests.waiting import eventually
 
 LEASE_MS = 600
 
@@ -53,12 +54,18 @@ def valkey(tmp_path: Path) -> Iterator[Valkey]:
     server.stop()
 
 
-async def _until_up(store: RedisStore) -> None:
-    for _ in range(100):
-        with contextlib.suppress(Exception):
+async def _until_up(store: RedisStore, timeout: float = 10.0) -> None:
+    """Wait for the (re)started Valkey to answer; fail, naming it, if it never does."""
+
+    async def answers() -> bool:
+        try:
             await store.ping()
-            return
-        await asyncio.sleep(0.05)
+        except Exception:  # refused or reset while it starts: ask again
+            return False
+        return True
+
+    port = store.redis.connection_pool.connection_kwargs["port"]
+    await eventually(answers, timeout, every=0.05, what=f"valkey on port {port} answering")
 
 
 async def test_the_first_daemon_back_waits_a_lease_before_reaping(valkey: Valkey) -> None:
@@ -88,5 +95,17 @@ async def test_the_first_daemon_back_waits_a_lease_before_reaping(valkey: Valkey
                 await task
         record = await store.get_job("j")
         assert record is not None and (record.state, record.owner) == ("running", "A")
+    finally:
+        await store.redis.aclose()
+
+
+async def test_waiting_for_a_server_that_stays_down_fails(valkey: Valkey) -> None:
+    """The wait for Valkey to come back fails, naming it, when it never does: a test
+    that went on against a server still down would prove nothing about leases."""
+    store = RedisStore(redis_client(f"redis://127.0.0.1:{valkey.port}/0"), Keys("outage"))
+    valkey.stop()
+    try:
+        with pytest.raises(AssertionError, match=f"valkey on port {valkey.port}"):
+            await _until_up(store, timeout=0.5)
     finally:
         await store.redis.aclose()

@@ -11,8 +11,9 @@ from runner.config import TaskSettings
 from runner.durations import parse_duration
 from runner.redact import redact_text, redact_url
 from runner.retry import backoff_seconds
-from runner.states import TERMINAL, TRANSITIONS, State
+from runner.states import REQUESTS, TERMINAL, TRANSITIONS, State
 from runner.store.job_fields import FIELD
+from tests import request_matrix
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,22 @@ def test_state_table_is_consistent() -> None:
             assert not (transition.sources & TERMINAL), transition
     assert TRANSITIONS["claim"].sources_argv == ",retrying,scheduled,"
     assert TRANSITIONS["claim"].target is State.RUNNING
+
+
+def test_the_state_table_allows_each_request_where_the_matrix_does() -> None:
+    """The table the Lua scripts are given agrees, cell by cell, with the request x
+    state matrix written out by hand in tests/request_matrix.py."""
+    assert REQUESTS == request_matrix.REQUESTS
+    assert set(request_matrix.STATES) == {str(s) for s in State} - {State.DELETED}
+    for action in REQUESTS:
+        step = TRANSITIONS[action]
+        for state in request_matrix.STATES:
+            expected = request_matrix.outcome(action, state)
+            if expected == request_matrix.REFUSED:
+                assert state not in step.sources, (action, state)
+            else:
+                assert state in step.sources, (action, state)
+                assert (step.target or state) == expected, (action, state, step)
 
 
 def test_the_lua_scripts_and_python_store_job_fields_under_the_same_names() -> None:
