@@ -32,7 +32,7 @@ from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.listing import ListQuery, Page, list_jobs_live
 from runner.paging import DEFAULT_LIMIT
 from runner.parking import Parking
-from runner.states import TERMINAL
+from runner.states import ENDED
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
@@ -55,7 +55,7 @@ class JobInfo:
 
     @property
     def done(self) -> bool:
-        return self.state in TERMINAL
+        return self.state in ENDED
 
     @property
     def due_at(self) -> str | None:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from runner.config import Settings
 from runner.control import RequestResult, result_of, update_changes
-from runner.errors import UnknownTask, UsageError
+from runner.errors import StoreUnavailable, UnknownTask, UsageError
 from runner.job_input import known_id
+from runner.revival import REVIVING, revive_for
 from runner.states import REQUESTS
 from runner.store.keys import ALL_TASKS
 from runner.store.redis_store import RedisStore
@@ -44,8 +45,8 @@ class ControlVerbs:
         ids = [known_id(job_id) for job_id in job_ids]
         replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
         missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
-        if missing and await self.parking.bring_back(missing):
-            # Parked jobs are now in Redis (and the others were not anywhere): again.
+        if missing and await self._bring_back(action, missing):
+            # Parked or forgotten jobs are now in Redis (the others nowhere): again.
             again = dict(zip(missing, await self.store.request(
                 action, missing, self.origin, self.clock.now_ms(), update
             ), strict=True))  # fmt: skip
@@ -57,6 +58,24 @@ class ControlVerbs:
             await result_of(self, job_id, action, reply)
             for job_id, reply in zip(ids, replies, strict=True)
         ]
+
+    async def _bring_back(self, action: str, job_ids: Sequence[str]) -> bool:
+        """Put into Redis the jobs it does not hold that the request may apply to:
+        parked ones (parking.py), and forgotten ones for a retry or a delete
+        (revival.py); whether any came back."""
+        back = await self.parking.bring_back(job_ids)
+        rest = [job_id for job_id in job_ids if job_id not in back]
+        if not rest or action not in REVIVING:
+            return bool(back)
+        try:
+            pg = await self.history_store()
+        except StoreUnavailable:
+            pg = None  # the request then says what Redis and Postgres could tell
+        revived = await revive_for(
+            action, rest, settings=self.settings, store=self.store, pg=pg,
+            now_ms=self.clock.now_ms(),
+        )  # fmt: skip
+        return bool(back or revived)
 
     async def _one(self, action: str, job_id: str, **changes: Any) -> str:
         [result] = await self.request(action, [job_id], **changes)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.errors import JobNotFound, RequestRefused, StoreError, UsageError
 from runner.job_input import due_at_ms, encode_payload
-from runner.states import TRANSITIONS
+from runner.states import TRANSITIONS, State
 
 if TYPE_CHECKING:
     from runner.clock import Clock
@@ -60,6 +60,8 @@ _HINTS = {
 
 
 def _refusal(job_id: str, action: str, state: str) -> str:
+    if state == State.DELETED:
+        return f"cannot {action} job {job_id}: it was deleted"
     sources = ", ".join(sorted(TRANSITIONS[action].sources))
     hint = _HINTS.get((action, state), f"{action} applies to jobs that are {sources}")
     return f"cannot {action} job {job_id}: it is {state}; {hint}"
@@ -79,9 +81,7 @@ async def result_of(client: ClientParts, job_id: str, action: str, reply: str) -
     recorded = await _recorded_state(client, job_id)
     if recorded is None:
         return RequestResult(job_id, action, False, None, f"no such job {job_id!r}")
-    message = (f"cannot {action} job {job_id}: it ended {recorded} and Redis no longer keeps "
-               "it ([daemon] keep_finished); its history stays in PostgreSQL")  # fmt: skip
-    return RequestResult(job_id, action, False, recorded, message)
+    return RequestResult(job_id, action, False, recorded, _refusal(job_id, action, recorded))
 
 
 async def _recorded_state(client: ClientParts, job_id: str) -> str | None:

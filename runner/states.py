@@ -23,6 +23,9 @@ class State(StrEnum):
 
 
 TERMINAL: frozenset[State] = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+# Over: a terminal state, or deleted (what Redis keeps of a deleted job until
+# Postgres recorded it, see lua/delete.lua). Redis forgets a job in one of these.
+ENDED: frozenset[State] = frozenset({*TERMINAL, State.DELETED})
 WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.RETRYING})
 GOING: frozenset[State] = frozenset({*WAITING, State.RUNNING, State.PAUSED})
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from runner.states import TERMINAL, State
+from runner.states import ENDED
 from runner.store.failures import on_postgres
 from runner.store.sql import query
 
@@ -31,7 +31,7 @@ DAYS_AHEAD = 3  # tomorrow and the two days after
 REMOVE_BATCH = 5_000
 # Rows of runner_jobs that nothing will change any more (`deleted` is a history's
 # last event; a failed or cancelled job may still be retried while Redis holds it).
-FINISHED = sorted(str(state) for state in (*TERMINAL, State.DELETED))
+FINISHED = sorted(str(state) for state in ENDED)
 
 
 @dataclass(frozen=True)

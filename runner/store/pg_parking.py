@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
-from runner.states import TERMINAL
+from runner.states import ENDED
 from runner.store.failures import on_postgres
 from runner.store.sql import query
 
-_FINISHED = sorted(str(state) for state in TERMINAL)
+_FINISHED = sorted(str(state) for state in ENDED)
 
 
 class ParkedRow(NamedTuple):

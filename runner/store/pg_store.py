@@ -10,13 +10,13 @@ import asyncpg
 import orjson
 
 from runner.jobs import Event
-from runner.states import TERMINAL, State
+from runner.states import ENDED
 from runner.store.failures import on_postgres
 from runner.store.migrate import migrate
 from runner.store.sql import query
 
 COMMAND_TIMEOUT_S = 60.0
-_FINISHED = sorted(str(state) for state in TERMINAL)
+_FINISHED = sorted(str(state) for state in ENDED)
 
 
 def _json(text: str | None) -> Any:
@@ -100,9 +100,16 @@ class PgStore:
         """Up to `limit` jobs, in id order after `after_id`, whose history is kept and
         that Redis may no longer hold (finished, deleted or parked): (id, ms, state),
         the ms being when it last changed, or its due time when parked."""
-        ended = sorted({*TERMINAL, State.DELETED})
-        rows = await self.pool.fetch(query("retired_ids"), after_id, ended, limit)
+        rows = await self.pool.fetch(query("retired_ids"), after_id, _FINISHED, limit)
         return [(r["id"], r["at_ms"], r["state"]) for r in rows]
+
+    @on_postgres
+    async def revivable(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """What Redis needs to hold these forgotten jobs again (runner/revival.py):
+        one dict per job Postgres knows and holds unparked, its columns as JSON text
+        where Redis keeps JSON text."""
+        rows = await self.pool.fetch(query("revive_jobs"), list(job_ids))
+        return [dict(row) for row in rows]
 
     @on_postgres
     async def get_job(self, job_id: str) -> dict[str, Any] | None:

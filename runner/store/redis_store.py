@@ -23,7 +23,7 @@ from runner.jobs import (
     Outcome,
     ReapedJob,
 )
-from runner.states import GOING, RETIRED_ARGV, TERMINAL, TRANSITIONS, State, states_argv, transition
+from runner.states import ENDED, GOING, RETIRED_ARGV, TRANSITIONS, State, states_argv, transition
 from runner.store.event_stream import EventStream
 from runner.store.failures import on_redis
 from runner.store.job_fields import named, stored
@@ -53,6 +53,7 @@ _CORE_FIELDS = {
     "result",
     "error",
     "chosen_id",
+    "revived",
 }
 
 
@@ -217,7 +218,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
             keys=[self.keys.job_prefix, self.keys.dead, self.keys.retired],
             args=[
                 self.keep_finished_ms,
-                states_argv(TERMINAL),
+                states_argv(ENDED),
                 orjson.dumps(jobs).decode(),
                 now_ms,
                 RETIRED_ARGV,

@@ -50,6 +50,20 @@ class RequestStore:
         return replies
 
     @on_redis
+    async def revive(
+        self, jobs: Sequence[tuple[str, Mapping[str, Any]]], now_ms: int, keep_ms: int
+    ) -> set[str]:
+        """Hold again these forgotten jobs, each (id, its fields named in full), for a
+        request to apply to (see lua/revive.lua); the ids brought back."""
+        if not jobs:
+            return set()
+        replies = await self.scripts.revive(
+            keys=[self.keys.job_prefix, self.keys.retired],
+            args=[now_ms, keep_ms, orjson.dumps([list(job) for job in jobs]).decode()],
+        )
+        return {job_id for (job_id, _), reply in zip(jobs, replies, strict=True) if reply == 1}
+
+    @on_redis
     async def pause_task(self, task: str, by: str, now_ms: int) -> bool:
         """Hold the task's jobs (":all": every job) on every daemon; False if it was
         already paused."""

@@ -21,6 +21,7 @@ REQUEST_SCRIPTS = ("pause", "resume", "cancel", "retry", "delete", "update")
 CONTROL_SCRIPTS = (*REQUEST_SCRIPTS, "park")
 SCRIPT_NAMES = (
     "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", "rename_fields",
+    "revive",
     *CONTROL_SCRIPTS,
 )  # fmt: skip
 
@@ -46,6 +47,7 @@ class Scripts:
     forget: AsyncScript
     release_held: AsyncScript
     rename_fields: AsyncScript
+    revive: AsyncScript
     pause: AsyncScript
     resume: AsyncScript
     cancel: AsyncScript

@@ -1,8 +1,9 @@
 """The audit of a run with operator requests: after everything settled, for every job,
 
 - agreement: Redis, its runner_jobs row and the last event of its history say the
-  same state and sequence number; a deleted job is gone from Redis and recorded
-  as deleted; every other job ended (succeeded, failed or cancelled);
+  same state and sequence number; a deleted job is recorded as deleted, and Redis
+  holds at most the deletion's record (state deleted, the same seq); every other
+  job ended (succeeded, failed or cancelled);
 - a legal path, as every chaos audit judges it (tests/chaos/history.py): seqs
   1, 2, 3... from (none -> scheduled), each step a transition of
   runner.states.TRANSITIONS (an update keeps the state), deleted only last;
@@ -175,7 +176,9 @@ def _agreement(live: Mapping[str, str] | None, row: Any, last: Event, deleted: b
             f"runner_jobs {row['state']}/{row['seq']} vs history {last['to_state']}/{last['seq']}"
         )
     if deleted:
-        if live is not None or row["state"] != State.DELETED:
+        # What Redis keeps of a deleted job until it forgets it: the deletion's record.
+        kept = None if live is None else (live.get("state"), live.get("seq"))
+        if kept not in (None, (State.DELETED, str(row["seq"]))) or row["state"] != State.DELETED:
             return f"deleted, yet redis has {live} and postgres {row['state']}"
         return None
     return _live_agreement(live, row)
