@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 failure (invalid config, a store down, a job not
 found), 2 usage (a malformed argument, an unknown task). Errors are one or a
-few readable lines on stderr, never a bare traceback for bad input.
+few readable lines on stderr, never a bare traceback for bad input. A reader
+that stops early (`runner jobs | head`) ends any command quietly, as it ends
+other Unix tools.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import select
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -157,8 +160,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
         show_logs(source, args.follow, flt, args.json)
     except FileNotFoundError:
         raise UsageError(f"no log file at {source}; give a FILE, or - to read stdin") from None
-    except BrokenPipeError:
-        pass
     return EXIT_OK
 
 
@@ -333,20 +334,51 @@ COMMANDS: dict[str, Command] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code. A reader that went away (`runner jobs | head`)
+    ends every command here, quietly and with exit 0, as `head` leaves other Unix
+    tools: whether the write failed during the command or at the final flush."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+    except BrokenPipeError as exc:
+        if not _stdout_unread():
+            print(f"runner: {exc}", file=sys.stderr)  # a socket's, not our reader's
+            return EXIT_FAILURE
+        # What is still buffered goes nowhere, so the exit flushes without an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser(COMMANDS).parse_args(argv)
     func: Command = args.func
     try:
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # see main
     except Exception as exc:
         for kind, prefix, code in _FAILURES:
             if isinstance(exc, kind):
                 print(f"runner: {prefix}{redact_text(str(exc))}", file=sys.stderr)
-                if isinstance(exc, StoreError):
-                    print(_where(args, exc.server), file=sys.stderr)
+                if isinstance(exc, StoreError) and (where := _where(args, exc.server)):
+                    print(where, file=sys.stderr)
                 return code
         raise
+
+
+def _stdout_unread() -> bool:
+    """Whether nobody reads standard output any more: the reader of its pipe (or
+    socket) is gone. A broken pipe elsewhere (a server's socket) is a failure."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError):  # no stdout, or not a file descriptor
+        return False
 
 
 def _where(args: argparse.Namespace, server: str) -> str:

@@ -1,0 +1,82 @@
+"""What the read commands print: a closed pipe ends the command quietly."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+
+from runner.client import Client
+from runner.recorder import Recorder
+from runner.store.pg_store import PgStore
+from runner.store.redis_store import RedisStore
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_LINE = {"ts": "2026-12-07T03:42:27.528Z", "level": "info", "event": "job succeeded",
+            "job_id": "j1", "task": "echo"}  # fmt: skip
+
+
+async def _recorded(store: RedisStore, pg: PgStore) -> None:
+    """Write every transition so far to Postgres, as a daemon's recorder would."""
+    await store.ensure_event_group()
+    await Recorder(store, pg_store=pg, consumer="c", batch_events=100, flush_interval=0.05).drain()
+
+
+def _into_a_closed_pipe(args: Sequence[str], config: Path) -> tuple[int, str]:
+    """Run the command with its standard output a pipe whose reader is already gone
+    (as `| head` leaves it once it has read enough); its exit code and stderr."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "runner", *args, "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")},
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # long before the interpreter has started and written anything
+        stderr = proc.stderr.read()
+        return proc.wait(timeout=30), stderr
+
+
+async def test_a_closed_pipe_ends_every_command_quietly(
+    client: Client,
+    store: RedisStore,
+    pg: PgStore,
+    daemon_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """A reader that stops early (`runner jobs | head`) ends the command quietly with
+    exit 0, as `logs` always did: no "[Errno 32] Broken pipe", no "Exception ignored",
+    whether the write fails during the command (a large output) or when the output is
+    flushed at exit (a small one)."""
+    config = daemon_config(cron__tick={"schedule": "*/5 * * * *", "task": "echo"})
+    await client.enqueue("echo", ["y" * 50_000], job_id="big", delay=3600)
+    for i in range(300):
+        await client.enqueue("echo", [i], delay=3600)
+    await _recorded(store, pg)
+    log = tmp_path / "runner.log"
+    log.write_text((orjson.dumps(LOG_LINE).decode() + "\n") * 2000)
+    commands = [
+        ["jobs", "--limit", "300"], ["jobs", "--json"], ["show", "big"],
+        ["show", "big", "--full"], ["cron", "--json"], ["cron"], ["status", "--json"],
+        ["status"], ["logs", str(log)], ["enqueue", "echo"],
+    ]  # fmt: skip
+    for command in commands:
+        code, stderr = _into_a_closed_pipe(command, config)
+        assert (code, stderr) == (0, ""), command
+    piped = _through_head(["jobs", "--limit", "300"], config)
+    assert (piped.returncode, piped.stderr) == (0, ""), piped
+    assert piped.stdout.startswith("id ")
+
+
+def _through_head(args: Sequence[str], config: Path) -> subprocess.CompletedProcess[str]:
+    """`runner ARGS | head -n 1` in bash with pipefail: the pipeline fails if runner does."""
+    command = shlex.join([sys.executable, "-m", "runner", *args, "--config", str(config)])
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{command} | head -n 1"],
+        capture_output=True, text=True, timeout=30, cwd=ROOT, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")},
+    )  # fmt: skip
