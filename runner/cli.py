@@ -2,9 +2,9 @@
 
 Exit codes: 0 success, 1 failure (invalid config, a store down, a job not
 found), 2 usage (a malformed argument, an unknown task). Errors are one or a
-few readable lines on stderr, never a bare traceback for bad input. A reader
-that stops early (`runner jobs | head`) ends any command quietly, as it ends
-other Unix tools.
+few readable lines on stderr, each starting with `runner:` (their continuation
+lines indented), never a bare traceback for bad input. A reader that stops
+early (`runner jobs | head`) ends any command quietly, as it ends other Unix tools.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     source = args.source or _default_log_source(args)
     if source == "-" and not args.source and sys.stdin.isatty():
         print(
-            "runner logs: reading JSON log lines from standard input, as the config has no "
+            "runner: logs: reading JSON log lines from standard input, as the config has no "
             "[log] file. Pipe them in (journalctl -u runner -o cat | runner logs), or give "
             "a FILE; Ctrl-D ends.",
             file=sys.stderr,
@@ -274,27 +274,43 @@ def cmd_request(args: argparse.Namespace) -> int:
             return [vars(result) for result in results]
 
     docs = asyncio.run(run())
-    for doc in docs:
-        if args.json:
-            continue
-        print(doc["message"], file=sys.stdout if doc["ok"] else sys.stderr)
     if args.json:
         print(orjson.dumps(docs).decode())
+    else:
+        for doc in docs:  # applied on stdout; refused, as every error, on stderr
+            if doc["ok"]:
+                print(doc["message"])
+            else:
+                print(f"runner: {doc['message']}", file=sys.stderr)
     return EXIT_OK if all(doc["ok"] for doc in docs) else EXIT_FAILURE
 
 
 async def _task_request(client: Any, action: str, task: str | None) -> dict[str, Any]:
-    from runner.store.keys import ALL_TASKS  # noqa: PLC0415
-
-    name = task or ALL_TASKS
-    what = f"task {task}" if task else "every task (maintenance mode)"
-    if action == "pause":
-        changed = await client.pause_task(name)
-        message = f"paused {what}" if changed else f"{what} was paused already"
+    """pause or resume of one task, or of every task (maintenance mode, --all)."""
+    if task is None:
+        changed, message = await _maintenance(client, action)
+    elif action == "pause":
+        changed = await client.pause_task(task)
+        message = f"paused task {task}" if changed else f"task {task} was paused already"
     else:
-        changed = await client.resume_task(name)
-        message = f"resumed {what}" if changed else f"{what} was not paused"
-    return {"task": name, "action": action, "ok": True, "changed": changed, "message": message}
+        changed = await client.resume_task(task)
+        message = f"resumed task {task}" if changed else f"task {task} was not paused"
+    return {"task": task, "all": task is None, "action": action, "ok": True,
+            "changed": changed, "message": message}  # fmt: skip
+
+
+async def _maintenance(client: Any, action: str) -> tuple[bool, str]:
+    """Maintenance mode on or off (whether that changed anything), and what it means
+    for the daemons."""
+    if action == "pause":
+        if not await client.pause_all():
+            return False, "maintenance mode was on already"
+        return True, "maintenance mode on: no daemon starts a job until `runner resume --all`"
+    if not await client.resume_all():
+        return False, "maintenance mode was not on"
+    still = sorted(await client.paused())
+    held = f"; tasks still paused on their own: {', '.join(still)}" if still else ""
+    return True, f"maintenance mode ended: daemons start jobs again{held}"
 
 
 def _update_changes(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""What the read commands print: a closed pipe ends the command quietly."""
+"""What the commands print: a closed pipe that ends the command quietly, and error
+lines that all start with `runner:`."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -15,6 +17,7 @@ from runner.client import Client
 from runner.recorder import Recorder
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
+from tests.daemon.process import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_LINE = {"ts": "2026-12-07T03:42:27.528Z", "level": "info", "event": "job succeeded",
@@ -80,3 +83,57 @@ def _through_head(args: Sequence[str], config: Path) -> subprocess.CompletedProc
         capture_output=True, text=True, timeout=30, cwd=ROOT, check=False,
         env={k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")},
     )  # fmt: skip
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """The lines that start a message (argparse's usage lines and indented
+    continuation lines aside)."""
+    lines = stderr.splitlines()
+    if lines and lines[0].startswith("usage: "):
+        lines = [line for line in lines[1:] if not line.startswith(" ")]
+    return [line for line in lines if line and not line.startswith(" ")]
+
+
+async def test_every_error_line_starts_with_runner(
+    client: Client, daemon_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A refused request, an unknown id, an unknown task, a malformed argument, a bad
+    config, an argparse error, a job not found: each error line on stderr starts with
+    `runner:`, so it can be told apart from the output of the commands around it."""
+    config = daemon_config()
+    await client.enqueue("echo", ["x"], job_id="done", delay=3600)
+    await client.cancel("done")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pools]\ncpu = -1\n")
+    calls: list[tuple[list[str], Path, int]] = [
+        (["cancel", "done", "ghost"], config, 1),
+        (["retry", "ghost"], config, 1),
+        (["enqueue", "nope"], config, 2),
+        (["enqueue", "echo", "--args", "[1,"], config, 2),
+        (["show", "ghost"], config, 1),
+        (["jobs", "--limit", "0"], config, 2),
+        (["status"], bad, 1),
+        (["check-config"], bad, 1),
+    ]
+    for args, path, code in calls:
+        done = cli(*args, config=path)
+        assert done.returncode == code, (args, done)
+        lines = _error_lines(done.stderr)
+        assert lines and all(line.startswith("runner: ") for line in lines), (args, done.stderr)
+
+
+def test_pause_all_speaks_of_maintenance_mode(daemon_config: Callable[..., Path]) -> None:
+    """`pause --all` and `resume --all` say that maintenance mode began and ended; their
+    JSON says `all`, never the internal name of the maintenance entry (":all")."""
+    config = daemon_config()
+    on = cli("pause", "--all", "--json", config=config)
+    assert on.returncode == 0, on.stderr
+    assert ":all" not in on.stdout
+    [result] = json.loads(on.stdout)
+    assert result["all"] is True and result["task"] is None and result["changed"] is True
+    assert "maintenance mode" in result["message"]
+    off = cli("resume", "--all", config=config)
+    assert off.returncode == 0, off.stderr
+    assert off.stdout.startswith("maintenance mode ended"), off.stdout
+    again = cli("resume", "--all", config=config)
+    assert again.stdout == "maintenance mode was not on\n", again.stdout
