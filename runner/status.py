@@ -53,6 +53,9 @@ async def status_of(
     # A live daemon renews every third of a lease: two leases of silence is dead.
     alive_since = now - int(2 * client.settings.lease_ttl * 1000)
     live = await client.store.overview(now, alive_since)
+    keys = client.store.keys
+    # Where the set-aside jobs and entries are, for an operator who goes and looks.
+    live["set_aside"] = {**live["set_aside"], "jobs_key": keys.dead, "events_key": keys.dead_events}
     return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **extra, **live}
 
 
@@ -72,8 +75,8 @@ def render(doc: dict[str, Any], as_json: bool) -> str:
         *_paused_lines(doc["paused_tasks"]),
         _maintenance_line(doc),
         _recorder_line(doc),
-        f"  set aside    {aside['jobs']} malformed jobs ({{prefix}}:dead), "
-        f"{aside['events']} stream entries ({{prefix}}:dead:events)",
+        f"  set aside    {aside['jobs']} malformed jobs ({_show(aside['jobs_key'])}), "
+        f"{aside['events']} stream entries ({_show(aside['events_key'])})",
         f"  states       {states} (Postgres)",
         *_task_lines(doc["tasks"]),
     ]
