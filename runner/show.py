@@ -60,14 +60,62 @@ def _text(doc: dict[str, Any], full: bool) -> str:
         "history (Postgres):",
     ]
     for h in doc["history"]:
-        detail = {k: v for k, v in (h["detail"] or {}).items() if k not in ("args", "kwargs")}
         lines.append(
-            f"  {h['seq']:>3}  {h['at']}  {h['from_state'] or '-':>9} -> {h['to_state']:<9}"
-            f"  attempt {h['attempt']}  {h['daemon'] or ''}  {dump(detail) if detail else ''}"
+            f"  {h['seq']:>3}  {h['at']}  {h['from_state'] or '-':>9} -> "
+            f"{h['to_state']:<9}  attempt {h['attempt']}  {h['daemon'] or ''}  "
+            f"{_detail(h['detail'], h['daemon'], dump)}".rstrip()
         )
     if not doc["history"]:
         lines.append("  (nothing recorded yet)")
     return "\n".join(lines)
+
+
+def _detail(detail: Any, daemon: str | None, dump: Callable[[Any], str]) -> str:
+    """What a history row adds: for an update, what it changed; for any other event,
+    its due time and its detail, less the job's task and arguments, which the header
+    shows already."""
+    if not isinstance(detail, dict):
+        return "" if detail is None else dump(detail)
+    if detail.get("update"):
+        return _changes(detail, daemon, dump)
+    rest = {k: v for k, v in detail.items() if k not in ("task", "args", "kwargs", "due_at")}
+    due = detail.get("due_at")
+    shown = [f"due {due}"] if due is not None else []
+    return "  ".join([*shown, dump(rest)] if rest else shown)
+
+
+def _changes(detail: dict[str, Any], daemon: str | None, dump: Callable[[Any], str]) -> str:
+    """An update's row: each changed field with its new value, as `update --help`
+    promises the history shows (retries as given, not the attempts stored)."""
+    fields: dict[str, tuple[str, Callable[[Any], str]]] = {
+        "args": ("args", dump),
+        "kwargs": ("kwargs", dump),
+        "due_at": ("due", str),
+        "max_attempts": ("retries", _retries),
+        "timeout": ("timeout", _seconds),
+    }
+    changes = [
+        f"{label} {show(detail[key])}" for key, (label, show) in fields.items() if key in detail
+    ]
+    by = detail.get("by")
+    said = "changed " + ", ".join(changes) + (f" (by {by})" if by and by != daemon else "")
+    rest = {k: v for k, v in detail.items() if k not in fields and k not in ("update", "by")}
+    return f"{said}  {dump(rest)}" if rest else said
+
+
+def _retries(max_attempts: Any) -> str:
+    """--retries N is stored as N + 1 attempts."""
+    try:
+        return str(int(max_attempts) - 1)
+    except (TypeError, ValueError):
+        return f"{max_attempts!r} (attempts)"
+
+
+def _seconds(value: Any) -> str:
+    try:
+        return f"{float(value):g} s"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _cut(text: str | None, full: bool) -> str | None:

@@ -1,5 +1,5 @@
-"""What the commands print: a closed pipe that ends the command quietly, and error
-lines that all start with `runner:`."""
+"""What the commands print: a closed pipe that ends the command quietly, the changes
+an update made in `show`'s history, and error lines that all start with `runner:`."""
 
 from __future__ import annotations
 
@@ -83,6 +83,32 @@ def _through_head(args: Sequence[str], config: Path) -> subprocess.CompletedProc
         capture_output=True, text=True, timeout=30, cwd=ROOT, check=False,
         env={k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")},
     )  # fmt: skip
+
+
+async def test_show_says_what_an_update_changed(
+    client: Client, store: RedisStore, pg: PgStore, daemon_config: Callable[..., Path]
+) -> None:
+    """The text history's row of an update names each changed field with its new value
+    (arguments, keyword arguments, due time, retries, timeout), as `update --help`
+    promises; the rows of other events do not repeat the job's arguments."""
+    config = daemon_config()
+    job_id = await client.enqueue("echo", ["before"], job_id="changed", delay=3600)
+    done = cli(
+        "update", job_id, "--args", '["after"]', "--kwargs", '{"k": 1}',
+        "--at", "2030-01-01T09:00:00Z", "--retries", "5", "--timeout", "2m", config=config,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    await _recorded(store, pg)
+    shown = cli("show", job_id, config=config)
+    assert shown.returncode == 0, shown.stderr
+    history = shown.stdout.split("history (Postgres):\n")[1].splitlines()
+    assert len(history) == 2, shown.stdout
+    created, updated = history
+    assert "before" not in created, created
+    for change in ('args ["after"]', 'kwargs {"k":1}', "due 2030-01-01T09:00:00.000Z",
+                   "retries 5", "timeout 120 s"):  # fmt: skip
+        assert change in updated, (change, updated)
+    assert "changed " in updated and " client:" in updated, updated  # who asked
 
 
 def _error_lines(stderr: str) -> list[str]:
