@@ -27,6 +27,7 @@ from runner.config import Settings, config_path, load_settings
 from runner.durations import parse_duration
 from runner.errors import ConfigError, RunnerError, StoreError, StoreUnavailable, UsageError
 from runner.redact import redact_text, redact_url
+from runner.time_text import TimeText
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -119,7 +120,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from runner.show import show_job  # noqa: PLC0415  # keeps `runner --help` fast
 
-    print(asyncio.run(show_job(_settings(args), args.job_id, args.json, args.full)))
+    times = TimeText(args.local)
+    print(asyncio.run(show_job(_settings(args), args.job_id, args.json, args.full, times)))
     return EXIT_OK
 
 
@@ -127,14 +129,15 @@ def cmd_cron(args: argparse.Namespace) -> int:
     from runner.cron_view import cron_documents, render  # noqa: PLC0415  # keeps `runner --help` fast
 
     docs = asyncio.run(cron_documents(_settings(args)))
-    print(render(docs, args.json))
+    print(render(docs, args.json, TimeText(args.local)))
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from runner.status import render, status_document  # noqa: PLC0415  # keeps `runner --help` fast
 
-    print(render(asyncio.run(status_document(_settings(args))), args.json))
+    doc = asyncio.run(status_document(_settings(args)))
+    print(render(doc, args.json, TimeText(args.local)))
     return EXIT_OK
 
 
@@ -157,7 +160,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         )
     flt = LogFilter(job_id=args.job, task=args.task, level=args.level, since=since)
     try:
-        show_logs(source, args.follow, flt, args.json)
+        show_logs(source, args.follow, flt, args.json, times=TimeText(args.local))
     except FileNotFoundError:
         raise UsageError(f"no log file at {source}; give a FILE, or - to read stdin") from None
     return EXIT_OK
@@ -248,7 +251,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 limit=args.limit, after=args.after,
             )  # fmt: skip
 
-    print(render(asyncio.run(page()), args.json, command))
+    print(render(asyncio.run(page()), args.json, command, TimeText(args.local)))
     return EXIT_OK
 
 

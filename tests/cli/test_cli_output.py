@@ -1,10 +1,13 @@
-"""What the commands print: a closed pipe that ends the command quietly, the changes
-an update made in `show`'s history, and error lines that all start with `runner:`."""
+"""What the read commands print: one time format (RFC 3339 UTC with ms, or the local
+zone with its offset under --local), a closed pipe that ends the command quietly,
+the changes an update made in `show`'s history, and error lines that all start
+with `runner:`."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -20,14 +23,70 @@ from runner.store.redis_store import RedisStore
 from tests.daemon.process import cli
 
 ROOT = Path(__file__).resolve().parents[2]
+# Anything that looks like a date and a time, up to the next blank or separator.
+A_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d[^\s,;()\]\"']*")
+UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+KOLKATA_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30")  # no DST there
 LOG_LINE = {"ts": "2026-12-07T03:42:27.528Z", "level": "info", "event": "job succeeded",
             "job_id": "j1", "task": "echo"}  # fmt: skip
+
+
+def _runner(
+    *args: str, config: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m runner ARGS --config CONFIG`, with extra environment (TZ)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args, "--config", str(config)],
+        capture_output=True, text=True, timeout=30, env=full, check=False, cwd=ROOT,
+    )  # fmt: skip
 
 
 async def _recorded(store: RedisStore, pg: PgStore) -> None:
     """Write every transition so far to Postgres, as a daemon's recorder would."""
     await store.ensure_event_group()
     await Recorder(store, pg_store=pg, consumer="c", batch_events=100, flush_interval=0.05).drain()
+
+
+def _times(text: str) -> list[str]:
+    return A_TIME.findall(text)
+
+
+async def test_every_read_command_prints_rfc3339_utc_or_local_times(
+    client: Client,
+    store: RedisStore,
+    pg: PgStore,
+    daemon_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """`jobs`, `show`, `status`, `cron` and `logs` print every time as RFC 3339 UTC
+    with milliseconds; with --local, in the local zone (TZ) with its offset; --local
+    beside --json is a usage error, as JSON is always UTC."""
+    config = daemon_config(cron__tick={"schedule": "*/5 * * * *", "task": "echo"})
+    job_id = await client.enqueue("echo", ["x"], job_id="timed", delay=3600)
+    await client.update(job_id, retries=4)
+    await _recorded(store, pg)
+    await client.pause_task("echo")
+    log = tmp_path / "runner.log"
+    log.write_text(orjson.dumps(LOG_LINE).decode() + "\n")
+    commands = [["jobs"], ["show", job_id], ["status"], ["cron"], ["logs", str(log)]]
+    kolkata = {"TZ": "Asia/Kolkata"}
+    for command in commands:
+        utc = _runner(*command, config=config, env=kolkata)
+        assert utc.returncode == 0, (command, utc.stderr)
+        assert _times(utc.stdout), (command, utc.stdout)
+        assert all(UTC_MS.fullmatch(t) for t in _times(utc.stdout)), (command, utc.stdout)
+        local = _runner(*command, "--local", config=config, env=kolkata)
+        assert local.returncode == 0, (command, local.stderr)
+        assert _times(local.stdout), (command, local.stdout)
+        assert all(KOLKATA_MS.fullmatch(t) for t in _times(local.stdout)), (command, local.stdout)
+    assert "2026-12-07T03:42:27.528Z" in _runner("logs", str(log), config=config).stdout
+    shifted = _runner("logs", str(log), "--local", config=config, env=kolkata).stdout
+    assert "2026-12-07T09:12:27.528+05:30" in shifted
+    for command in commands:
+        both = _runner(*command, "--json", "--local", config=config)
+        assert both.returncode == 2, (command, both)
+        assert "runner: error: argument --local: not allowed with argument --json" in both.stderr
 
 
 def _into_a_closed_pipe(args: Sequence[str], config: Path) -> tuple[int, str]:
