@@ -12,19 +12,32 @@ from runner.errors import (
     ConfigError,
     JobNotFound,
     PayloadError,
+    RequestRefused,
     RunnerError,
+    StoreDataError,
+    StoreError,
+    StoreUnavailable,
+    TaskTimeout,
     UnknownTask,
+    UnserialisableResult,
     UsageError,
 )
 
+# The client, what it returns, and every error a caller may catch (each a RunnerError).
 __all__ = [
     "Client",
     "ConfigError",
     "JobInfo",
     "JobNotFound",
     "PayloadError",
+    "RequestRefused",
     "RunnerError",
+    "StoreDataError",
+    "StoreError",
+    "StoreUnavailable",
+    "TaskTimeout",
     "UnknownTask",
+    "UnserialisableResult",
     "UsageError",
 ]
 __version__ = "0.1.0"

@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 failure (invalid config, a store down, a job not
 found), 2 usage (a malformed argument, an unknown task). Errors are one or a
-few readable lines on stderr, never a bare traceback for bad input.
+few readable lines on stderr, each starting with `runner:` (their continuation
+lines indented), never a bare traceback for bad input. A reader that stops
+early (`runner jobs | head`) ends any command quietly, as it ends other Unix tools.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import select
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +27,7 @@ from runner.config import Settings, config_path, load_settings
 from runner.durations import parse_duration
 from runner.errors import ConfigError, RunnerError, StoreError, StoreUnavailable, UsageError
 from runner.redact import redact_text, redact_url
+from runner.time_text import TimeText
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -116,7 +120,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from runner.show import show_job  # noqa: PLC0415  # keeps `runner --help` fast
 
-    print(asyncio.run(show_job(_settings(args), args.job_id, args.json, args.full)))
+    times = TimeText(args.local)
+    print(asyncio.run(show_job(_settings(args), args.job_id, args.json, args.full, times)))
     return EXIT_OK
 
 
@@ -124,14 +129,15 @@ def cmd_cron(args: argparse.Namespace) -> int:
     from runner.cron_view import cron_documents, render  # noqa: PLC0415  # keeps `runner --help` fast
 
     docs = asyncio.run(cron_documents(_settings(args)))
-    print(render(docs, args.json))
+    print(render(docs, args.json, TimeText(args.local)))
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from runner.status import render, status_document  # noqa: PLC0415  # keeps `runner --help` fast
 
-    print(render(asyncio.run(status_document(_settings(args))), args.json))
+    doc = asyncio.run(status_document(_settings(args)))
+    print(render(doc, args.json, TimeText(args.local)))
     return EXIT_OK
 
 
@@ -147,18 +153,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
     source = args.source or _default_log_source(args)
     if source == "-" and not args.source and sys.stdin.isatty():
         print(
-            "runner logs: reading JSON log lines from standard input, as the config has no "
+            "runner: logs: reading JSON log lines from standard input, as the config has no "
             "[log] file. Pipe them in (journalctl -u runner -o cat | runner logs), or give "
             "a FILE; Ctrl-D ends.",
             file=sys.stderr,
         )
     flt = LogFilter(job_id=args.job, task=args.task, level=args.level, since=since)
     try:
-        show_logs(source, args.follow, flt, args.json)
+        show_logs(source, args.follow, flt, args.json, times=TimeText(args.local))
     except FileNotFoundError:
         raise UsageError(f"no log file at {source}; give a FILE, or - to read stdin") from None
-    except BrokenPipeError:
-        pass
     return EXIT_OK
 
 
@@ -247,7 +251,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 limit=args.limit, after=args.after,
             )  # fmt: skip
 
-    print(render(asyncio.run(page()), args.json, command))
+    print(render(asyncio.run(page()), args.json, command, TimeText(args.local)))
     return EXIT_OK
 
 
@@ -273,27 +277,43 @@ def cmd_request(args: argparse.Namespace) -> int:
             return [vars(result) for result in results]
 
     docs = asyncio.run(run())
-    for doc in docs:
-        if args.json:
-            continue
-        print(doc["message"], file=sys.stdout if doc["ok"] else sys.stderr)
     if args.json:
         print(orjson.dumps(docs).decode())
+    else:
+        for doc in docs:  # applied on stdout; refused, as every error, on stderr
+            if doc["ok"]:
+                print(doc["message"])
+            else:
+                print(f"runner: {doc['message']}", file=sys.stderr)
     return EXIT_OK if all(doc["ok"] for doc in docs) else EXIT_FAILURE
 
 
 async def _task_request(client: Any, action: str, task: str | None) -> dict[str, Any]:
-    from runner.store.keys import ALL_TASKS  # noqa: PLC0415
-
-    name = task or ALL_TASKS
-    what = f"task {task}" if task else "every task (maintenance mode)"
-    if action == "pause":
-        changed = await client.pause_task(name)
-        message = f"paused {what}" if changed else f"{what} was paused already"
+    """pause or resume of one task, or of every task (maintenance mode, --all)."""
+    if task is None:
+        changed, message = await _maintenance(client, action)
+    elif action == "pause":
+        changed = await client.pause_task(task)
+        message = f"paused task {task}" if changed else f"task {task} was paused already"
     else:
-        changed = await client.resume_task(name)
-        message = f"resumed {what}" if changed else f"{what} was not paused"
-    return {"task": name, "action": action, "ok": True, "changed": changed, "message": message}
+        changed = await client.resume_task(task)
+        message = f"resumed task {task}" if changed else f"task {task} was not paused"
+    return {"task": task, "all": task is None, "action": action, "ok": True,
+            "changed": changed, "message": message}  # fmt: skip
+
+
+async def _maintenance(client: Any, action: str) -> tuple[bool, str]:
+    """Maintenance mode on or off (whether that changed anything), and what it means
+    for the daemons."""
+    if action == "pause":
+        if not await client.pause_all():
+            return False, "maintenance mode was on already"
+        return True, "maintenance mode on: no daemon starts a job until `runner resume --all`"
+    if not await client.resume_all():
+        return False, "maintenance mode was not on"
+    still = sorted(await client.paused())
+    held = f"; tasks still paused on their own: {', '.join(still)}" if still else ""
+    return True, f"maintenance mode ended: daemons start jobs again{held}"
 
 
 def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -333,20 +353,51 @@ COMMANDS: dict[str, Command] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code. A reader that went away (`runner jobs | head`)
+    ends every command here, quietly and with exit 0, as `head` leaves other Unix
+    tools: whether the write failed during the command or at the final flush."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+    except BrokenPipeError as exc:
+        if not _stdout_unread():
+            print(f"runner: {exc}", file=sys.stderr)  # a socket's, not our reader's
+            return EXIT_FAILURE
+        # What is still buffered goes nowhere, so the exit flushes without an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser(COMMANDS).parse_args(argv)
     func: Command = args.func
     try:
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # see main
     except Exception as exc:
         for kind, prefix, code in _FAILURES:
             if isinstance(exc, kind):
                 print(f"runner: {prefix}{redact_text(str(exc))}", file=sys.stderr)
-                if isinstance(exc, StoreError):
-                    print(_where(args, exc.server), file=sys.stderr)
+                if isinstance(exc, StoreError) and (where := _where(args, exc.server)):
+                    print(where, file=sys.stderr)
                 return code
         raise
+
+
+def _stdout_unread() -> bool:
+    """Whether nobody reads standard output any more: the reader of its pipe (or
+    socket) is gone. A broken pipe elsewhere (a server's socket) is a failure."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError):  # no stdout, or not a file descriptor
+        return False
 
 
 def _where(args: argparse.Namespace, server: str) -> str:

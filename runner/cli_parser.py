@@ -26,6 +26,10 @@ CONFIG_HELP = (
     "RUNNER_REDIS_URL and RUNNER_DATABASE_URL override its URLs"
 )
 JSON_HELP = "print JSON for scripts instead of text"
+LOCAL_HELP = (
+    "print times in this machine's time zone (TZ) with its offset, instead of UTC "
+    "(JSON is always UTC)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -238,10 +242,18 @@ def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
     )
 
 
+def _output(command: argparse.ArgumentParser, json_help: str = JSON_HELP) -> None:
+    """A read command's --json, or --local for its text: not both, as JSON is for
+    scripts and always speaks UTC."""
+    chosen = command.add_mutually_exclusive_group()
+    chosen.add_argument("--json", action="store_true", help=json_help)
+    chosen.add_argument("--local", action="store_true", help=LOCAL_HELP)
+
+
 def _show_arguments(show: argparse.ArgumentParser) -> None:
     show.add_argument("job_id", metavar="JOB_ID", help="the id enqueue printed")
     show.add_argument("--full", action="store_true", help="print large payloads whole")
-    show.add_argument("--json", action="store_true", help=JSON_HELP)
+    _output(show)
 
 
 def _logs_arguments(logs: argparse.ArgumentParser) -> None:
@@ -257,11 +269,7 @@ def _logs_arguments(logs: argparse.ArgumentParser) -> None:
         "--level", choices=["debug", "info", "warning", "error"], help="only this level and above"
     )
     logs.add_argument("--since", help="only lines after e.g. 10m, 2h, or an ISO 8601 time")
-    logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
-
-
-def _json_only(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--json", action="store_true", help=JSON_HELP)
+    _output(logs, "print the JSON lines as they are")
 
 
 def _ids(command: argparse.ArgumentParser, task_wide: bool) -> None:
@@ -309,9 +317,7 @@ def _jobs_arguments(jobs: argparse.ArgumentParser) -> None:
     jobs.add_argument(
         "--after", metavar="CURSOR", help="the next page: the CURSOR the previous page printed"
     )
-    jobs.add_argument(
-        "--json", action="store_true", help='print {"jobs": [...], "next_cursor": CURSOR or null}'
-    )
+    _output(jobs, 'print {"jobs": [...], "next_cursor": CURSOR or null}')
 
 
 _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
@@ -327,6 +333,6 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "enqueue": _enqueue_arguments,
     "show": _show_arguments,
     "logs": _logs_arguments,
-    "status": _json_only,
-    "cron": _json_only,
+    "status": _output,
+    "cron": _output,
 }

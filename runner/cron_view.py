@@ -14,6 +14,7 @@ from runner.jobs import rfc3339, rfc3339_at
 from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.redis_store import RedisStore
+from runner.time_text import UTC_TEXT, TimeText
 
 
 def _last(
@@ -65,7 +66,9 @@ async def cron_documents(settings: Settings, now: datetime | None = None) -> lis
     return docs
 
 
-def render(docs: list[dict[str, Any]], as_json: bool) -> str:
+def render(docs: list[dict[str, Any]], as_json: bool, times: TimeText = UTC_TEXT) -> str:
+    """JSON for a script, or lines for a person: the next fires in the schedule's own
+    zone (unless --local), the last fire as `times` shows it."""
     if as_json:
         return orjson.dumps(docs).decode()
     if not docs:
@@ -77,7 +80,11 @@ def render(docs: list[dict[str, Any]], as_json: bool) -> str:
             f"{d['name']}  {d['schedule']!r} ({d['timezone']})  task {d['task']}",
             f"  misfire {d['misfire']} (grace {d['misfire_grace_s']:g}s), overlap {d['overlap']}",
             "  last     "
-            + (f"{last['tick']}  {last['job_id']}  {last['state'] or 'expired'}" if last else "-"),
-            f"  next     {', '.join(d['next'])}",
+            + (
+                f"{times(last['tick'])}  {last['job_id']}  {last['state'] or 'expired'}"
+                if last
+                else "-"
+            ),
+            f"  next     {', '.join(map(times.own_zone, d['next']))}",
         ]
     return "\n".join(lines)

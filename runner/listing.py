@@ -25,6 +25,7 @@ from runner.jobs import ms_ceil, rfc3339
 from runner.paging import DEFAULT_LIMIT
 from runner.states import State
 from runner.store.pg_listing import check_limit, decode_cursor, list_jobs
+from runner.time_text import UTC_TEXT, TimeText
 
 _STATES = tuple(str(state) for state in State)
 
@@ -149,20 +150,15 @@ async def list_jobs_live(pool: Any, live: LiveStates, query: ListQuery) -> Page:
 _COLUMNS = ("id", "task", "state", "attempt", "due", "created", "updated")
 
 
-def _short_time(text: str | None) -> str:
-    """An RFC 3339 UTC time to the second, for a table a person reads."""
-    return "-" if text is None else text[:19].replace("T", " ")
-
-
-def _cells(job: dict[str, Any]) -> tuple[str, ...]:
+def _cells(job: dict[str, Any], times: TimeText) -> tuple[str, ...]:
     return (
         job["id"],
         job["task"] or "-",
         job["state"],
         str(job["attempt"]),
-        _short_time(job["due_at"]),
-        _short_time(job["created_at"]),
-        _short_time(job["updated_at"]),
+        times(job["due_at"]),
+        times(job["created_at"]),
+        times(job["updated_at"]),
     )
 
 
@@ -172,30 +168,37 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
             for row in rows]  # fmt: skip
 
 
-def next_page_command(query: ListQuery, cursor: str, command: str = "runner jobs") -> str:
+def next_page_command(
+    query: ListQuery, cursor: str, command: str = "runner jobs", times: TimeText = UTC_TEXT
+) -> str:
     """The command that prints the next page: the same filters, absolute times (a
-    relative --since would have moved), and the cursor."""
+    relative --since would have moved; in the page's style, which --since reads back),
+    and the cursor."""
     words = [command]
     for flag, value in (("--state", query.state), ("--task", query.task)):
         if value is not None:
             words.append(f"{flag} {shlex.quote(value)}")
     for flag, ms in (("--since", query.since_ms), ("--until", query.until_ms)):
         if ms is not None:
-            words.append(f"{flag} {rfc3339(ms)}")
+            words.append(f"{flag} {times(rfc3339(ms))}")
     words += [f"--limit {query.limit}", f"--after {cursor}"]
+    if times.local:
+        words.append("--local")
     return " ".join(words)
 
 
-def render(page: Page, as_json: bool, command: str = "runner jobs") -> str:
-    """JSON for a script, or a table for a person (times in UTC, to the second) with
+def render(
+    page: Page, as_json: bool, command: str = "runner jobs", times: TimeText = UTC_TEXT
+) -> str:
+    """JSON for a script, or a table for a person (times as `times` shows them) with
     the command for the next page; `command` is how the caller invoked the listing."""
     if as_json:
         return orjson.dumps(page.as_json()).decode()
     if page.jobs:
-        lines = _table([_COLUMNS, *(_cells(job) for job in page.jobs)])
-        lines[0] += "   (times in UTC)"
+        lines = _table([_COLUMNS, *(_cells(job, times) for job in page.jobs)])
     else:
         lines = ["no jobs on this page" if page.query.after else "no jobs match"]
     if page.next_cursor is not None:
-        lines.append(f"next page: {next_page_command(page.query, page.next_cursor, command)}")
+        following = next_page_command(page.query, page.next_cursor, command, times)
+        lines.append(f"next page: {following}")
     return "\n".join(lines)

@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import orjson
 
+from runner.time_text import UTC_TEXT, TimeText
+
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _COLOURS = {"debug": "\033[2m", "info": "\033[32m", "warning": "\033[33m", "error": "\033[31m"}
 _RESET, _DIM, _BOLD = "\033[0m", "\033[2m", "\033[1m"
@@ -60,8 +62,8 @@ def since_from(text: str, now: datetime | None = None) -> datetime:
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def render(line: dict[str, Any], colour: bool) -> str:
-    ts = str(line.get("ts", "")).replace("T", " ").rstrip("Z")
+def render(line: dict[str, Any], colour: bool, times: TimeText = UTC_TEXT) -> str:
+    ts = times(str(line.get("ts", "")))
     level = str(line.get("level", ""))
     head = [ts, f"{level:<7}", str(line.get("event", ""))]
     for key in ("job_id", "task", "attempt", "state"):
@@ -124,8 +126,17 @@ def _truncated(path: Path, handle: IO[str]) -> bool:
 
 
 def show_logs(
-    source: str, follow_file: bool, flt: LogFilter, as_json: bool, out: IO[str] = sys.stdout
+    source: str,
+    follow_file: bool,
+    flt: LogFilter,
+    as_json: bool,
+    *,
+    out: IO[str] = sys.stdout,
+    times: TimeText = UTC_TEXT,
 ) -> None:
+    """Every line that `flt` accepts, readably (times as `times` shows them) or as the
+    JSON line itself; a closed `out` raises BrokenPipeError (the command line ends
+    quietly on it)."""
     colour = out.isatty() and not as_json
     if source == "-":
         lines: Iterator[str] = sys.stdin
@@ -143,5 +154,5 @@ def show_logs(
             continue  # not one of ours (a traceback, another program's output)
         if not isinstance(line, dict) or not flt.accepts(line):
             continue
-        out.write((text if as_json else render(line, colour)) + "\n")
+        out.write((text if as_json else render(line, colour, times)) + "\n")
         out.flush()

@@ -20,6 +20,7 @@ from runner.config import Settings
 from runner.jobs import rfc3339
 from runner.store.pg_parking import PgParking
 from runner.store.pg_status import per_state, task_state_counts
+from runner.time_text import UTC_TEXT, TimeText
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -53,27 +54,31 @@ async def status_of(
     # A live daemon renews every third of a lease: two leases of silence is dead.
     alive_since = now - int(2 * client.settings.lease_ttl * 1000)
     live = await client.store.overview(now, alive_since)
+    keys = client.store.keys
+    # Where the set-aside jobs and entries are, for an operator who goes and looks.
+    live["set_aside"] = {**live["set_aside"], "jobs_key": keys.dead, "events_key": keys.dead_events}
     return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **extra, **live}
 
 
-def render(doc: dict[str, Any], as_json: bool) -> str:
+def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> str:
+    """JSON for a script, or lines for a person, with times as `times` shows them."""
     if as_json:
         return orjson.dumps(doc).decode()
     states = ", ".join(f"{s} {n}" for s, n in doc["states"].items()) or "none recorded"
     aside = doc["set_aside"]
     lines = [
-        f"at {doc['at']}",
+        f"at {times(doc['at'])}",
         _due_line(doc),
         f"  waiting      {sum(doc['waiting'].values())} in the schedule",
-        *_parked_line(doc),
+        *_parked_line(doc, times),
         _running_line(doc),
         f"  daemons      {len(doc['daemons'])}: {', '.join(map(_show, doc['daemons'])) or '-'}",
-        *(_daemon_line(daemon) for daemon in doc["daemon_details"]),
-        *_paused_lines(doc["paused_tasks"]),
-        _maintenance_line(doc),
+        *(_daemon_line(daemon, times) for daemon in doc["daemon_details"]),
+        *_paused_lines(doc["paused_tasks"], times),
+        _maintenance_line(doc, times),
         _recorder_line(doc),
-        f"  set aside    {aside['jobs']} malformed jobs ({{prefix}}:dead), "
-        f"{aside['events']} stream entries ({{prefix}}:dead:events)",
+        f"  set aside    {aside['jobs']} malformed jobs ({_show(aside['jobs_key'])}), "
+        f"{aside['events']} stream entries ({_show(aside['events_key'])})",
         f"  states       {states} (Postgres)",
         *_task_lines(doc["tasks"]),
     ]
@@ -84,6 +89,11 @@ def _show(value: Any) -> str:
     """A value read from Redis, fit for a terminal: "unknown" for None, and no control
     character (anyone who can write to Redis chooses these strings)."""
     return "unknown" if value is None else _CONTROL.sub("?", str(value))
+
+
+def _show_time(value: Any, times: TimeText) -> str:
+    """A time read from Redis: as `times` shows it, made safe like any value there."""
+    return "unknown" if value is None else _show(times(str(value)))
 
 
 def _took(ms: int) -> str:
@@ -112,40 +122,41 @@ def _running_line(doc: dict[str, Any]) -> str:
     return f"  running      {doc['running']}{': ' if owners else ''}{', '.join(owners)}"
 
 
-def _daemon_line(daemon: dict[str, Any]) -> str:
+def _daemon_line(daemon: dict[str, Any], times: TimeText) -> str:
     age = daemon["heartbeat_age_ms"]
     ago = "" if age is None else f" ({_took(age)} ago)"
     return (
         f"    {_show(daemon['id'])}: host {_show(daemon['host'])}, pid {_show(daemon['pid'])},"
-        f" version {_show(daemon['version'])}, started {_show(daemon['started'])},"
-        f" heartbeat {_show(daemon['last_heartbeat'])}{ago}"
+        f" version {_show(daemon['version'])}, started {_show_time(daemon['started'], times)},"
+        f" heartbeat {_show_time(daemon['last_heartbeat'], times)}{ago}"
     )
 
 
-def _paused_lines(paused: dict[str, dict[str, Any]]) -> list[str]:
+def _paused_lines(paused: dict[str, dict[str, Any]], times: TimeText) -> list[str]:
     if not paused:
         return ["  paused       -"]
     return [f"  paused       {len(paused)}: {', '.join(map(_show, paused))}"] + [
-        f"    {_show(task)}: by {_show(note['by'])} at {_show(note['at'])},"
+        f"    {_show(task)}: by {_show(note['by'])} at {_show_time(note['at'], times)},"
         f" {_show(note['held'])} due jobs held"
         for task, note in paused.items()
     ]
 
 
-def _parked_line(doc: dict[str, Any]) -> list[str]:
+def _parked_line(doc: dict[str, Any], times: TimeText) -> list[str]:
     parked = doc.get("parked")
     if not parked:
         return []
-    soonest = "" if parked["soonest_due"] is None else f", the soonest due {parked['soonest_due']}"
-    return [f"  parked       {parked['jobs']} in Postgres (due beyond the park horizon{soonest})"]
+    soonest = parked["soonest_due"]
+    due = "" if soonest is None else f", the soonest due {times(soonest)}"
+    return [f"  parked       {parked['jobs']} in Postgres (due beyond the park horizon{due})"]
 
 
-def _maintenance_line(doc: dict[str, Any]) -> str:
+def _maintenance_line(doc: dict[str, Any], times: TimeText) -> str:
     since = doc["maintenance_since"]
     if not doc["maintenance"] or since is None:
         return "  maintenance  off"
     return (
-        f"  maintenance  ON since {_show(since['at'])} by {_show(since['by'])}: "
+        f"  maintenance  ON since {_show_time(since['at'], times)} by {_show(since['by'])}: "
         "no daemon claims anything (runner resume --all)"
     )
 

@@ -89,9 +89,10 @@ def _applied_line(action: str, job_id: str, state: State) -> str:
     return f"{action}: job {job_id} is {outcome(action, state)}"
 
 
-def _check_refusal(line: str, action: str, job_id: str, state: State) -> None:
-    """The refusal names the job and its state, then says what would be allowed."""
-    assert line.startswith(f"cannot {action} job {job_id}: it is {state}; "), line
+def _check_refusal(line: str, action: str, job_id: str, state: State, head: str = "") -> None:
+    """The refusal names the job and its state, then says what would be allowed; on
+    stderr, `head` ("runner: ") starts it like every error line."""
+    assert line.startswith(f"{head}cannot {action} job {job_id}: it is {state}; "), line
     sources = ", ".join(sorted(states_it_applies_to(action)))
     hint = HINTS.get((action, state), f"{action} applies to jobs that are {sources}")
     assert line.endswith(hint), line
@@ -129,8 +130,8 @@ async def test_each_request_from_every_state_exits_and_says_why(
     refusals = mixed.stderr.splitlines()
     assert len(refusals) == len(unfit) + 1, mixed.stderr
     for line, state in zip(refusals, unfit, strict=False):
-        _check_refusal(line, action, text[state], state)
-    assert refusals[-1] == "no such job 'no-such'"
+        _check_refusal(line, action, text[state], state, head="runner: ")
+    assert refusals[-1] == "runner: no such job 'no-such'"
     for state, job_id in text.items():
         now = await redis.hget(keys.job(job_id), stored("state"))
         expected = outcome(action, state) if applies(action, state) else state
@@ -168,7 +169,7 @@ async def test_one_refusal_among_several_ids_fails_the_call_not_the_others(
         f"delete: job {ids[State.SCHEDULED]} is deleted",
     ]
     assert done.stderr.splitlines() == [
-        f"cannot delete job {ids[State.RUNNING]}: it is running; "
+        f"runner: cannot delete job {ids[State.RUNNING]}: it is running; "
         "cancel it first (runner cancel ID), then delete it"
     ]
     for deleted in (ids[State.SUCCEEDED], ids[State.SCHEDULED]):  # their deletion records
@@ -177,13 +178,13 @@ async def test_one_refusal_among_several_ids_fails_the_call_not_the_others(
 
 
 def test_an_unknown_id_is_no_such_job(daemon_config: Callable[..., Path]) -> None:
-    """Every request on an id no job has: exit 1 and "no such job 'ID'" on stderr; with
-    --json, a result with ok false and no state."""
+    """Every request on an id no job has: exit 1 and "runner: no such job 'ID'" on
+    stderr; with --json, a result with ok false and no state."""
     calls = [[action, "ghost", *_changes(action)] for action in REQUESTS]
     *texts, as_json = _side_by_side([*calls, ["cancel", "ghost", "--json"]], daemon_config())
     for action, done in zip(REQUESTS, texts, strict=True):
         assert (done.returncode, done.stdout, done.stderr) == (
-            1, "", "no such job 'ghost'\n"
+            1, "", "runner: no such job 'ghost'\n"
         ), (action, done)  # fmt: skip
     assert as_json.returncode == 1 and as_json.stderr == "", as_json
     assert json.loads(as_json.stdout) == [
@@ -195,12 +196,16 @@ def test_an_unknown_id_is_no_such_job(daemon_config: Callable[..., Path]) -> Non
 async def test_pause_and_resume_a_task_or_everything(
     client: Client, daemon_config: Callable[..., Path]
 ) -> None:
-    """--task NAME and --all take effect for every daemon (the paused tasks in Redis), say
-    whether anything changed, exit 0 either way, and give one result with --json."""
+    """--task NAME and --all (maintenance mode) take effect for every daemon (the paused
+    tasks in Redis), say whether anything changed (the end of maintenance mode names
+    the tasks still paused on their own), exit 0 either way, and give one result
+    with --json."""
     config = daemon_config()
     task, every = _side_by_side([["pause", "--task", "echo"], ["pause", "--all"]], config)
     assert (task.returncode, task.stdout, task.stderr) == (0, "paused task echo\n", "")
-    assert (every.returncode, every.stdout) == (0, "paused every task (maintenance mode)\n")
+    assert (every.returncode, every.stdout) == (
+        0, "maintenance mode on: no daemon starts a job until `runner resume --all`\n"
+    )  # fmt: skip
     assert set(await client.paused()) == {"echo", ":all"}
     assert (await client.paused())["echo"]["by"].startswith("client:")
 
@@ -210,24 +215,26 @@ async def test_pause_and_resume_a_task_or_everything(
     assert (again.returncode, again.stdout) == (0, "task echo was paused already\n")
     assert every_json.returncode == 0
     assert json.loads(every_json.stdout) == [
-        {"task": ":all", "action": "pause", "ok": True, "changed": False,
-         "message": "every task (maintenance mode) was paused already"},
+        {"task": None, "all": True, "action": "pause", "ok": True, "changed": False,
+         "message": "maintenance mode was on already"},
     ]  # fmt: skip
 
-    task, every = _side_by_side(
-        [["resume", "--task", "echo", "--json"], ["resume", "--all"]], config
-    )
+    every = cli("resume", "--all", config=config)  # first: it names the task still paused
+    assert (every.returncode, every.stdout) == (
+        0, "maintenance mode ended: daemons start jobs again; "
+        "tasks still paused on their own: echo\n",
+    )  # fmt: skip
+    task = cli("resume", "--task", "echo", "--json", config=config)
     assert task.returncode == 0
     assert json.loads(task.stdout) == [
-        {"task": "echo", "action": "resume", "ok": True, "changed": True,
+        {"task": "echo", "all": False, "action": "resume", "ok": True, "changed": True,
          "message": "resumed task echo"},
     ]  # fmt: skip
-    assert (every.returncode, every.stdout) == (0, "resumed every task (maintenance mode)\n")
     assert await client.paused() == {}
 
     again, every = _side_by_side([["resume", "--task", "echo"], ["resume", "--all"]], config)
     assert (again.returncode, again.stdout) == (0, "task echo was not paused\n")
-    assert (every.returncode, every.stdout) == (0, "every task (maintenance mode) was not paused\n")
+    assert (every.returncode, every.stdout) == (0, "maintenance mode was not on\n")
 
 
 async def test_usage_errors_exit_2_and_change_nothing(

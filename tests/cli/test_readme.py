@@ -48,6 +48,7 @@ import asyncpg
 import pytest
 from redis import Redis
 
+from runner.cli import COMMANDS
 from tests.daemon.process import DaemonProcess
 from tests.servers import Servers
 
@@ -83,6 +84,7 @@ _LONG_RUNNING = (
 EXPECTED: dict[str, tuple[str, ...]] = {
     "trying-it": (
         r"state\s+scheduled",  # the first `show`, before the job is due
+        r"due at\s+\d{4}-\d\d-\d\dT[\d:.]+Z",  # and when it is due
         r"state\s+succeeded",  # the second one, after it ran
         r'"hello, you"',  # its result
         r"->\s*succeeded",  # and its history, read from Postgres
@@ -212,6 +214,23 @@ def test_every_block_is_run_or_says_why() -> None:
     stale = set(EXPECTED) - keys
     assert not stale, f"EXPECTED names blocks that are not run: {sorted(stale)}"
     assert {b.language for b in RUN} >= {"sh", "python"}, "the README's examples are not run"
+
+
+def _command_table(text: str) -> set[str]:
+    """The commands the "Command line" section's table lists (`runner NAME ...` rows)."""
+    section = text.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"(?m)^\| `runner ([a-z-]+)", section)) | set(
+        re.findall(r"(?m)^\| `runner [^`]*`, `runner ([a-z-]+)", section)
+    )
+
+
+def test_the_command_table_lists_every_command() -> None:
+    """Each command `runner --help` lists has its row in the README's command table,
+    and the table lists no command that does not exist."""
+    listed = _command_table(README.read_text(encoding="utf-8"))
+    assert listed == set(COMMANDS), (
+        f"missing: {sorted(set(COMMANDS) - listed)}, unknown: {sorted(listed - set(COMMANDS))}"
+    )
 
 
 # --- the module's servers, data and daemon ---------------------------------------------

@@ -29,7 +29,8 @@ async def test_status_counts_what_was_set_aside(
     daemon_config: Callable[..., Path],
 ) -> None:
     """A malformed job and a foreign stream entry, once set aside, are counted by
-    `runner status` (JSON and text), beside the backlog and Postgres' state counts."""
+    `runner status` (JSON and text), beside the backlog and Postgres' state counts,
+    with the real names of the keys that hold them (not a `{prefix}` template)."""
     await store.ensure_event_group()
     jobs = [new_job("bad"), new_job("good"), new_job("later", due=NOW * 2)]
     await store.enqueue_many(jobs, "t", NOW)
@@ -40,12 +41,15 @@ async def test_status_counts_what_was_set_aside(
     done = cli("status", "--json", config=daemon_config())
     assert done.returncode == 0, done.stderr
     doc = orjson.loads(done.stdout)
-    assert doc["set_aside"] == {"jobs": 1, "events": 1}
+    assert doc["set_aside"] == {
+        "jobs": 1, "events": 1, "jobs_key": keys.dead, "events_key": keys.dead_events
+    }  # fmt: skip
     assert doc["due"]["async"] == 0 and doc["waiting"]["async"] == 2  # NOW is ahead of the clock
     assert doc["states"] == {"scheduled": 3}
     assert doc["unrecorded_entries"] == 0 and doc["running"] == 0
-    text = cli("status", config=daemon_config())
-    assert "set aside    1 malformed jobs" in text.stdout
+    text = cli("status", config=daemon_config()).stdout
+    assert f"set aside    1 malformed jobs ({keys.dead}), 1 stream entries" in text
+    assert f"({keys.dead_events})" in text and "{prefix}" not in text
 
 
 def _job(job_id: str, task: str, due: int, kind: str = "async") -> NewJob:

@@ -16,12 +16,13 @@ import orjson
 import pytest
 
 from runner.errors import UsageError
-from runner.jobs import EPOCH, Event, NewJob
+from runner.jobs import EPOCH, Event, NewJob, rfc3339_at
 from runner.listing import ListQuery, Page, list_jobs_live, render
 from runner.store.pg_listing import BadCursor, list_jobs, page_query
 from runner.store.pg_store import PgStore, events_json
 from runner.store.redis_store import RedisStore
 from runner.store.sql import query
+from runner.time_text import TimeText
 
 T0 = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -252,24 +253,27 @@ async def test_live_state_from_redis_wins(pg: PgStore, store: RedisStore) -> Non
 
 
 def test_render_prints_a_table_and_the_next_page_command() -> None:
-    """The text view is a table with the command for the next page (absolute times,
-    the same filters); --json prints the jobs and the cursor."""
+    """The text view is a table (times in RFC 3339 UTC with ms, or local with
+    --local) with the command for the next page (absolute times, the same filters);
+    --json prints the jobs and the cursor."""
     job = {"id": "j1", "task": None, "state": "running", "attempt": 2,
            "due_at": "2027-01-15T08:00:00.000Z", "created_at": None,
            "updated_at": "2027-01-15T08:00:01.250Z"}  # fmt: skip
     query = ListQuery(state="running", task="a b", since_ms=ms(T0), limit=20)
     page = Page([job], "CURSOR", query)
     lines = render(page, as_json=False).splitlines()
-    assert lines[0].split() == [
-        "id", "task", "state", "attempt", "due", "created", "updated", "(times", "in", "UTC)",
-    ]  # fmt: skip
+    assert lines[0].split() == ["id", "task", "state", "attempt", "due", "created", "updated"]
     assert lines[1].split() == [
-        "j1", "-", "running", "2", "2027-01-15", "08:00:00", "-", "2027-01-15", "08:00:01",
+        "j1", "-", "running", "2", "2027-01-15T08:00:00.000Z", "-", "2027-01-15T08:00:01.250Z",
     ]  # fmt: skip
     assert lines[2] == (
         "next page: runner jobs --state running --task 'a b' --since 2027-01-15T08:00:00.000Z "
         "--limit 20 --after CURSOR"
     )
+    local = render(page, as_json=False, times=TimeText(local=True)).splitlines()
+    assert local[1].split()[4] == rfc3339_at(T0.astimezone())  # this machine's zone
+    assert local[2].endswith(f"--since {rfc3339_at(T0.astimezone())} --limit 20 "
+                             "--after CURSOR --local")  # fmt: skip
     assert orjson.loads(render(page, as_json=True)) == {"jobs": [job], "next_cursor": "CURSOR"}
     assert render(Page([], None, ListQuery()), as_json=False) == "no jobs match"
 
