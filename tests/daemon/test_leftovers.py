@@ -1,4 +1,5 @@
-"""What a daemon leaves behind when it ends badly: a SIGKILL mid cpu job."""
+"""What a daemon leaves behind when it ends badly: a stop with a thread still held or
+a second stop signal (the process leaves with os._exit), and a SIGKILL mid cpu job."""
 
 from __future__ import annotations
 
@@ -60,6 +61,48 @@ def _enqueue(config: Path, task: str, *args: object) -> str:
     done = cli("enqueue", task, "--args", json.dumps(list(args)), "--json", config=config)
     assert done.returncode == 0, done.stderr
     return str(json.loads(done.stdout)["id"])
+
+
+async def test_a_stop_with_a_thread_held_removes_the_daemons_temporary_folder(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """An io job still in its thread when the grace runs out makes the daemon leave with
+    os._exit, past the interpreter's exit hooks: the folder multiprocessing made in
+    TMPDIR for the cpu pool's forkserver (pymp-*) is removed all the same."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    config = daemon_config(daemon={"shutdown_grace": "1s"})
+    daemon = spawn(config, env={"TMPDIR": str(tmp)})
+    daemon.wait_ready()
+    assert [p.name for p in tmp.glob("pymp-*")], "the forkserver's folder should exist"
+    job_id = _enqueue(config, "sleep_io", 60)
+    daemon.wait_for(lambda line: line.get("event") == "job started" and line["job_id"] == job_id)
+    family = descendants(daemon.proc.pid)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0
+    assert [line["job_id"] for line in daemon.events("job handed back at shutdown")] == [job_id]
+    assert sorted(p.name for p in tmp.iterdir()) == []
+    await eventually(lambda: not alive(family), what="the end of the forkserver and workers")
+
+
+async def test_a_second_stop_signal_removes_the_daemons_temporary_folder(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """A second SIGTERM during the grace leaves at once (os._exit(1)), and removes the
+    forkserver's folder from TMPDIR first all the same."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    config = daemon_config(daemon={"shutdown_grace": "60s"})
+    daemon = spawn(config, env={"TMPDIR": str(tmp)})
+    daemon.wait_ready()
+    job_id = _enqueue(config, "sleep_io", 60)
+    daemon.wait_for(lambda line: line.get("event") == "job started" and line["job_id"] == job_id)
+    daemon.signal(signal.SIGTERM)
+    daemon.wait_for(lambda line: line.get("event") == "daemon stopping")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 1
+    assert daemon.events("second stop signal: exiting at once")
+    assert sorted(p.name for p in tmp.iterdir()) == []
 
 
 async def test_a_killed_daemon_leaves_no_process_running_and_drops_out_of_status(
