@@ -92,6 +92,7 @@ class Settings:
     park_horizon: float | None = PARK_HORIZON  # jobs due later wait in Postgres
     keep_history: float | None = KEEP_HISTORY
     max_payload: int = 1_000_000
+    max_result: int = 1_000_000
     metrics_listen: str | None = None  # host:port of /metrics; None: no endpoint
     web_listen: str = "127.0.0.1:8080"
     web_token: str | None = field(default=None, repr=False)
@@ -308,7 +309,7 @@ def collect_settings(
         },
     )  # fmt: skip
     history = read.table(data, "history", {"keep"})
-    jobs = read.table(data, "jobs", {"max_payload"})
+    jobs = read.table(data, "jobs", {"max_payload", "max_result"})
     metrics = read.table(data, "metrics", {"listen"})
     web = read.table(data, "web", {"listen", "token"})
     pools = read.table(data, "pools", {"async", "io", "cpu"})
@@ -332,6 +333,7 @@ def collect_settings(
         park_horizon=read.get(daemon, "daemon.park_horizon", PARK_HORIZON, duration_or("off")),
         keep_history=read.get(history, "history.keep", KEEP_HISTORY, duration_or("forever")),
         max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, positive_size),
+        max_result=read.get(jobs, "jobs.max_result", 1_000_000, positive_size),
         metrics_listen=read.get(metrics, "metrics.listen", None, listen_address),
         web_listen=read.get(web, "web.listen", "127.0.0.1:8080", listen_address),
         web_token=env.get("RUNNER_WEB_TOKEN") or read.get(web, "web.token", None, secret),

@@ -12,13 +12,23 @@ targets come from the daemon's config (the allow-list). Whatever a task raises,
 SystemExit and KeyboardInterrupt included, is its job's error; only a death
 nothing can catch (os._exit, a signal) ends the worker. This side blocks: a
 worker has nothing else to do while it waits.
+
+A worker ends as soon as the daemon's end of its socket closes, even in the middle
+of a job: a daemon that was killed (SIGKILL, the OOM killer) leaves nobody to take
+the result, and its job runs again elsewhere once its lease expires. An idle worker
+sees the end in its read; a busy one, through a thread that only waits for the hang-up.
+Until every worker is gone, the forkserver they came from stays too (each holds its
+"alive" pipe), so this is also what ends the forkserver of a daemon that was killed.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import socket
 import struct
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +45,9 @@ def worker_main(sock: socket.socket) -> None:
     # must not kill jobs before the daemon decides what to do with them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(
+        target=_end_with_the_daemon, args=(sock.fileno(),), name="runner-cpu-watch", daemon=True
+    ).start()
     funcs: dict[str, Callable[..., Any]] = {}
     with sock:
         try:
@@ -46,6 +59,18 @@ def worker_main(sock: socket.socket) -> None:
                 send_frame(sock, *_run(funcs, body))
         except (EOFError, OSError):  # the daemon is gone (it stopped or was killed)
             return
+
+
+def _end_with_the_daemon(fd: int) -> None:
+    """Leave at once when the daemon's end of the socket closes (a hang-up, which the
+    daemon's frames never cause), whatever job the main thread is running."""
+    poller = select.poll()
+    poller.register(fd, select.POLLHUP)
+    while True:
+        for _, events in poller.poll():
+            if events & select.POLLNVAL:  # closed by the main thread: it is leaving anyway
+                return
+            os._exit(0)  # a hang-up, or an error on the socket: a quiet end, as when idle
 
 
 def send_frame(sock: socket.socket, kind: bytes, body: bytes = b"") -> None:

@@ -1,10 +1,11 @@
 """One attempt of one job: decode, run on its executor, decide the outcome, log it.
 
 Bad input never escapes as an exception: an unknown task, a payload that does
-not decode, arguments that do not fit the function or a result that JSON
-cannot hold each end the job `failed` with the reason (no retry: trying again
-cannot help), and the daemon runs on. Whatever a task raises, SystemExit and
-KeyboardInterrupt included, is the job's failure, never the daemon's.
+not decode, arguments that do not fit the function, a result that JSON cannot
+hold or one larger than `[jobs] max_result` each end the job `failed` with the
+reason (no retry: trying again cannot help), and the daemon runs on. Whatever a
+task raises, SystemExit and KeyboardInterrupt included, is the job's failure,
+never the daemon's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from typing import Any
 import orjson
 
 from runner.clock import Clock
-from runner.errors import PayloadError, TaskTimeout, UnknownTask, UnserialisableResult
+from runner.errors import (
+    PayloadError,
+    RunnerError,
+    TaskTimeout,
+    UnknownTask,
+    UnserialisableResult,
+)
 from runner.executors import Executor
 from runner.jobs import ClaimedJob, Outcome
 from runner.logs import get_logger
@@ -29,7 +36,12 @@ from runner.tasks import Task, TaskRegistry
 
 log = get_logger()
 
-_PERMANENT = (UnknownTask, PayloadError, UnserialisableResult)
+
+class ResultTooLarge(RunnerError):
+    """A task returned a result larger, as JSON, than [jobs] max_result."""
+
+
+_PERMANENT = (UnknownTask, PayloadError, UnserialisableResult, ResultTooLarge)
 
 
 def _decode(job: ClaimedJob) -> tuple[list[Any], dict[str, Any]]:
@@ -53,6 +65,20 @@ def _encode_result(task: Task, result: Any) -> str:
             f"task {task.name!r} returned {type(result).__name__}, which is not "
             f"JSON-serialisable ({exc}); return JSON types (dict, list, str, number, bool, None)"
         ) from None
+
+
+def _check_result_size(task: Task, result_json: str, limit: int) -> None:
+    """A result is stored in Redis and twice in Postgres (the job's row and its last
+    event): like a payload, a huge one is refused, and its job fails."""
+    if len(result_json) <= limit // 4:  # 4 bytes a character at most
+        return
+    size = len(result_json.encode())
+    if size > limit:
+        raise ResultTooLarge(
+            f"task {task.name!r} returned {size:,} bytes as JSON, over the limit of "
+            f"{limit:,} ([jobs] max_result in the daemon's config); keep large data in a "
+            "file, a table or object storage and return its name, or raise the limit"
+        )
 
 
 def _being_cancelled() -> bool:
@@ -81,7 +107,7 @@ def arguments_misfit(
 
 
 def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, TaskTimeout | UnknownTask | PayloadError | UnserialisableResult):
+    if isinstance(exc, (*_PERMANENT, TaskTimeout)):
         return str(exc)
     if getattr(exc, "type_name", None):  # raised in a cpu worker: already "Type: message"
         return str(exc)
@@ -152,6 +178,7 @@ class JobExecution:
         try:
             result = await work
             result_json = _encode_result(task, result)
+            _check_result_size(task, result_json, self.registry.max_result)
         except asyncio.CancelledError as exc:
             if _being_cancelled():
                 raise

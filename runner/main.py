@@ -10,10 +10,13 @@ that second signal.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing.util
 import os
+import shutil
 import signal
 import sys
 import threading
+from typing import NoReturn
 
 import uvloop
 
@@ -61,9 +64,17 @@ def _exit_if_threads_linger() -> None:
     for it at exit (concurrent.futures joins its workers). Its job was handed back and
     everything is recorded, so leave now."""
     if threading.active_count() > 1:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _leave_now(0)
+
+
+def _leave_now(code: int) -> NoReturn:
+    """os._exit, past the interpreter's exit hooks, after the one of them that leaves
+    something behind: multiprocessing's removal of the folder (pymp-* in the temporary
+    directory) it made for the cpu pool's forkserver socket."""
+    shutil.rmtree(multiprocessing.util.get_temp_dir(), ignore_errors=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def _serve(
@@ -104,7 +115,7 @@ def _install_signal_handlers(
                 servers.signal_stop()
                 log.info("embedded servers told to stop")
             flush_logs()
-            os._exit(1)
+            _leave_now(1)
         log.info("stop signal received", signal=signal.Signals(signum).name)
         stop.set()
 

@@ -51,8 +51,11 @@ async def status_of(
     """The status document from the live figures in Redis and `tasks`, the counts per
     task and state from Postgres (counted now, or kept a while by `runner web`)."""
     now = client.clock.now_ms()
-    # A live daemon renews every third of a lease: two leases of silence is dead.
-    alive_since = now - int(2 * client.settings.lease_ttl * 1000)
+    # A live daemon sends a heartbeat every third of a lease. One whose last heartbeat
+    # is older than a lease has missed three: dead (killed, or its host lost) or cut
+    # off, and its jobs' leases have run out for other daemons to take. A SIGKILL
+    # leaves its heartbeat in Redis: only this filter keeps it off the list.
+    alive_since = now - int(client.settings.lease_ttl * 1000)
     live = await client.store.overview(now, alive_since)
     keys = client.store.keys
     # Where the set-aside jobs and entries are, for an operator who goes and looks.

@@ -80,10 +80,12 @@ def resolve_tasks(settings: Mapping[str, TaskSettings]) -> tuple[dict[str, Task]
 
 
 class TaskRegistry:
-    """Declared tasks by name, each with its imported callable."""
+    """Declared tasks by name, each with its imported callable, and the largest result
+    a task may return ([jobs] max_result): a reload builds both anew."""
 
-    def __init__(self, tasks: Mapping[str, Task]) -> None:
+    def __init__(self, tasks: Mapping[str, Task], max_result: int = 1_000_000) -> None:
         self._tasks = dict(tasks)
+        self.max_result = max_result
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TaskRegistry:
@@ -91,7 +93,7 @@ class TaskRegistry:
         tasks, problems = resolve_tasks(settings.tasks)
         if problems:
             raise ConfigError(problems, settings.source)
-        return cls(tasks)
+        return cls(tasks, settings.max_result)
 
     def get(self, name: str) -> Task:
         try:

@@ -13,6 +13,7 @@ from runner.states import RETIRED_ARGV, WAITING, states_argv, transition
 from runner.store.failures import on_redis
 from runner.store.keys import ALL_TASKS, Keys
 from runner.store.scripts import Scripts
+from runner.store.waiting import WaitingForResume, read_waiting_for_resume
 
 
 class RequestStore:
@@ -100,3 +101,8 @@ class RequestStore:
     @on_redis
     async def held_count(self, task: str) -> int:
         return int(await self.redis.zcard(self.keys.held(task)))
+
+    @on_redis
+    async def waiting_for_resume(self) -> WaitingForResume:
+        """Jobs held by paused tasks and jobs paused one by one (walks every job hash)."""
+        return await read_waiting_for_resume(self.redis, self.keys)

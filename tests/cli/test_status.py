@@ -10,8 +10,10 @@ from pathlib import Path
 import orjson
 from redis.asyncio import Redis
 
+from runner.client import Client
 from runner.jobs import NewJob, rfc3339
 from runner.recorder import Recorder
+from runner.status import status_of
 from runner.store.job_fields import stored
 from runner.store.keys import Keys
 from runner.store.overview import DaemonInfo, read_daemon_info
@@ -174,6 +176,19 @@ async def test_heartbeat_notes_a_daemon_once_and_forget_removes_it(
     await store.forget_daemon("d")
     assert await redis.zscore(keys.daemons, "d") is None
     assert await redis.hget(keys.daemon_info, "d") is None
+
+
+async def test_status_lists_only_daemons_heard_from_within_a_lease(
+    client: Client, store: RedisStore
+) -> None:
+    """A daemon whose last heartbeat is older than a lease is not listed (a SIGKILL
+    leaves its heartbeat and note in Redis); one heard from within the lease is."""
+    now, lease_ms = int(time.time() * 1000), int(client.settings.lease_ttl * 1000)
+    await store.heartbeat("silent", now - lease_ms - 500, DaemonInfo("h", 1, 0, "1.0"))
+    await store.heartbeat("quiet", now - lease_ms + 2000, DaemonInfo("h", 2, 0, "1.0"))
+    doc = await status_of(client, {})
+    assert doc["daemons"] == ["quiet"]
+    assert [daemon["pid"] for daemon in doc["daemon_details"]] == [2]
 
 
 def test_daemon_info_read_back_from_anyone() -> None:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +63,16 @@ def daemon_config_file(
 class DaemonProcess:
     """Runs the daemon with stdout captured line by line in a background thread."""
 
-    def __init__(self, config: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    ) -> None:
+        """`args`: more of `runner run`'s options (e.g. --drain)."""
         full_env = {**os.environ, **(env or {})}
         for name in ("RUNNER_REDIS_URL", "RUNNER_DATABASE_URL", "RUNNER_KEY_PREFIX"):
             if env is None or name not in env:
                 full_env.pop(name, None)  # the config file names the test's servers
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", "run", "--config", str(config)],
+            [sys.executable, "-m", "runner", "run", *args, "--config", str(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=full_env,

@@ -276,8 +276,9 @@ def test_slots_taken_before_a_retire_keep_their_workers_until_used() -> None:
 
 
 def test_a_worker_whose_daemon_died_mid_job_exits_quietly() -> None:
-    """A daemon SIGKILLed while its worker runs a job: the worker's reply meets a closed
-    socket, and it exits with code 0, printing no traceback to the daemon's output."""
+    """A daemon SIGKILLed while its worker runs a long job: the worker sees the socket
+    hang up and leaves at once, mid-job, with code 0 (nobody is left to take the result;
+    the job runs again once its lease expires)."""
     from runner.cpu_worker import JOB, READY, receive_frame, send_frame, worker_main  # noqa: PLC0415
 
     ctx = multiprocessing.get_context("forkserver")  # as the pool: no inherited copy of `parent`
@@ -287,7 +288,11 @@ def test_a_worker_whose_daemon_died_mid_job_exits_quietly() -> None:
     child.close()
     assert receive_frame(parent)[0] == READY
     target = "tests.engine.cpu_tasks:sleep"
-    send_frame(parent, JOB, orjson.dumps([target, [0.3], {}]))
-    parent.close()  # the daemon is gone before the reply
+    send_frame(parent, JOB, orjson.dumps([target, [600], {}]))
+    parent.close()  # the daemon is gone long before the reply
     worker.join(10)
+    if worker.exitcode is None:  # still in its job: end it, then fail
+        worker.kill()
+        worker.join(10)
+        raise AssertionError("the worker ran on after its daemon's socket closed")
     assert worker.exitcode == 0

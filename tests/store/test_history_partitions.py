@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from runner.jobs import Event
-from runner.store.migrate import migrate
+from runner.store.migrate import apply_migration, migrate
 from runner.store.pg_history import create_partitions, day_partition, partitions, utc_day
 from runner.store.pg_store import PgStore, events_json
 from runner.store.sql import migrations
@@ -56,10 +56,7 @@ async def database_at_002(servers: Servers) -> AsyncIterator[str]:
         await conn.execute(LEDGER)
         for version, file, sql in migrations():
             if version <= 2:
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO runner_schema_migrations VALUES ($1, $2)", version, file
-                )
+                await apply_migration(conn, version, file, sql)
     finally:
         await conn.close()
     yield url

@@ -231,3 +231,22 @@ def test_park_horizon_and_history_keep_take_a_duration_or_a_word() -> None:
         "history.keep: expected a duration like '500ms', '3s', '5m', '2h', got 'soon'; "
         "or 'forever'",
     ]
+
+
+def test_max_result_takes_a_size_and_reaches_the_task_registry() -> None:
+    """[jobs] max_result (default 1MB, like max_payload) bounds a job's result; the
+    daemon reads it from its task registry, which a reload builds anew."""
+    assert parse_settings({}, "t.toml", env={}).max_result == 1_000_000
+    settings = parse_settings(
+        {
+            "jobs": {"max_result": "2KB"},
+            "tasks": {"t": {"target": "tests.tasks:echo"}},
+        },
+        "t.toml",
+        env={},
+    )
+    assert settings.max_result == 2000
+    assert TaskRegistry.from_settings(settings).max_result == 2000
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"jobs": {"max_result": "0KB"}}, "t.toml", env={})
+    assert caught.value.problems == ["jobs.max_result: must be > 0 bytes, got '0KB'"]

@@ -1,3 +1,4 @@
+-- runner: no transaction
 -- 002_job_listing: indexes for listing jobs a page at a time (runner jobs, list()).
 --
 -- A listing is newest first by the job's listing time, ties broken by id, and pages
@@ -13,19 +14,25 @@
 -- latest change, orders the list so that a job keeps its place while it runs: a walk
 -- through the pages meets every job once.
 --
--- The indexes are built inside the migration's transaction (CREATE INDEX
--- CONCURRENTLY cannot run in one), so writes to runner_jobs wait while they build:
--- seconds per million rows.
-CREATE INDEX runner_jobs_listed
+-- The indexes are built CONCURRENTLY, so the recorders' writes to runner_jobs go on
+-- while they build (seconds per million rows). That cannot run in a transaction:
+-- this migration runs statement by statement (see runner/store/migrate.py) and is
+-- recorded once all of them succeeded. Each index is dropped before it is built, so
+-- that a run cut short (which leaves an invalid index) can be run again whole.
+DROP INDEX CONCURRENTLY IF EXISTS runner_jobs_listed;
+CREATE INDEX CONCURRENTLY runner_jobs_listed
     ON runner_jobs ((COALESCE(created_at, updated_at)) DESC, id DESC);
-CREATE INDEX runner_jobs_state_listed
+DROP INDEX CONCURRENTLY IF EXISTS runner_jobs_state_listed;
+CREATE INDEX CONCURRENTLY runner_jobs_state_listed
     ON runner_jobs (state, (COALESCE(created_at, updated_at)) DESC, id DESC);
-CREATE INDEX runner_jobs_task_listed
+DROP INDEX CONCURRENTLY IF EXISTS runner_jobs_task_listed;
+CREATE INDEX CONCURRENTLY runner_jobs_task_listed
     ON runner_jobs (task, (COALESCE(created_at, updated_at)) DESC, id DESC);
-CREATE INDEX runner_jobs_state_task_listed
+DROP INDEX CONCURRENTLY IF EXISTS runner_jobs_state_task_listed;
+CREATE INDEX CONCURRENTLY runner_jobs_state_task_listed
     ON runner_jobs (state, task, (COALESCE(created_at, updated_at)) DESC, id DESC);
 
 -- 001's (state, updated_at) and (task, updated_at) serve no query: the listing
 -- indexes above cover every filter, and each index costs the recorder's upserts.
-DROP INDEX IF EXISTS runner_jobs_state_updated;
-DROP INDEX IF EXISTS runner_jobs_task_updated;
+DROP INDEX CONCURRENTLY IF EXISTS runner_jobs_state_updated;
+DROP INDEX CONCURRENTLY IF EXISTS runner_jobs_task_updated;
