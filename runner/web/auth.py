@@ -9,11 +9,13 @@ defence, and it needs no form tokens.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from runner.errors import RunnerError, UsageError
+from runner.config_values import secret
+from runner.errors import ConfigError, RunnerError, UsageError
 
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 NO_TOKEN = (
@@ -73,13 +75,25 @@ def check_host(loopback: bool, header: str | None) -> None:
         )
 
 
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
 @dataclass(frozen=True)
 class TokenPolicy:
     """The token rules of one server: its token (None: none configured) and whether it
-    listens on loopback only."""
+    listens on loopback only. A token shorter than the config allows is refused here
+    too, whatever built the settings."""
 
     token: str | None
     loopback: bool
+
+    def __post_init__(self) -> None:
+        if self.token is not None:
+            try:
+                secret(self.token)
+            except ValueError as exc:
+                raise ConfigError([f"web.token (or RUNNER_WEB_TOKEN): {exc}"]) from None
 
     def check(self, method: str, authorization: str | None) -> None:
         """Raise AuthError unless a request with this method and Authorization header
@@ -101,5 +115,7 @@ class TokenPolicy:
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise AuthError(401, "the Authorization header must be 'Bearer <token>'")
-        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+        # Digests of equal length, compared in constant time: how long the sent token
+        # is, or how much of it matches, takes no measurable time to find out.
+        if not hmac.compare_digest(_digest(given.strip()), _digest(self.token)):
             raise AuthError(403, "wrong token")

@@ -9,6 +9,7 @@ import orjson
 from aiohttp.test_utils import TestClient
 
 from runner.config import Settings
+from runner.errors import ConfigError
 from tests.engine.harness import drain
 from tests.web.conftest import AUTH, TOKEN, Serve
 
@@ -288,3 +289,14 @@ async def test_an_unreachable_store_is_503(serve: Serve) -> None:
     response = await api.get("/api/jobs/any")
     assert response.status == 503
     assert (await response.json())["error"].startswith("cannot reach a server: redis")
+
+
+async def test_a_short_token_is_refused_however_the_settings_were_built(serve: Serve) -> None:
+    """Settings built in code (not read from a file) cannot slip a short token past
+    the 16-character rule: the app refuses to be built, naming the key."""
+    try:
+        await serve(web_token="short")
+    except ConfigError as exc:
+        assert "web.token (or RUNNER_WEB_TOKEN): must be a string of at least 16" in str(exc)
+    else:
+        raise AssertionError("an app with a 5-character token was built")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.web.conftest import TOKEN
 from tests.web.process import WebProcess
 
 
@@ -24,3 +25,38 @@ def test_a_malformed_listen_is_a_usage_error(daemon_config: Callable[..., Path])
     process = WebProcess(daemon_config(), "--listen", "8080")
     assert process.finish() == 2
     assert "--listen: must be HOST:PORT" in process.output()
+
+
+def test_a_short_token_from_the_environment_is_refused(
+    daemon_config: Callable[..., Path],
+) -> None:
+    """[web] token must be at least 16 characters wherever it comes from: a short
+    RUNNER_WEB_TOKEN stops `runner web` before it listens, naming the variable (and
+    never showing the value)."""
+    process = WebProcess(
+        daemon_config(), "--listen", "0.0.0.0:0", env={"RUNNER_WEB_TOKEN": "abcdefg"}
+    )
+    assert process.finish(timeout=15) == 1
+    out = process.output()
+    assert "RUNNER_WEB_TOKEN: must be a string of at least 16 characters" in out, out
+    assert "abcdefg" not in out and "web ready" not in out
+
+
+def test_a_short_token_in_the_config_is_refused(daemon_config: Callable[..., Path]) -> None:
+    """The same rule for [web] token in the file, named by its key."""
+    process = WebProcess(daemon_config(web={"token": "short"}), "--listen", "127.0.0.1:0")
+    assert process.finish() == 1
+    out = process.output()
+    assert "web.token: must be a string of at least 16 characters" in out, out
+
+
+def test_a_token_from_the_environment_is_used(daemon_config: Callable[..., Path]) -> None:
+    """A long enough RUNNER_WEB_TOKEN is the server's token (overriding the file's)."""
+    process = WebProcess(
+        daemon_config(web={"token": "a-different-token-from-the-file"}),
+        "--listen", "127.0.0.1:0", env={"RUNNER_WEB_TOKEN": TOKEN},
+    )  # fmt: skip
+    try:
+        assert process.ready()["token_configured"] is True
+    finally:
+        assert process.stop() == 0
