@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from runner.config_values import secret
@@ -53,20 +54,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# Host = uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal in brackets,
+# or a name or IPv4 address made of the characters a reg-name allows.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::([0-9]{0,5}))?")
+
+
+class BadHost(UsageError):
+    """A request with no Host header, or one that names no host: a 400."""
+
+
 def host_of(header: str | None) -> str:
-    """The host of a Host header ("localhost:8080" -> "localhost", "[::1]:80" -> "::1")."""
+    """The host of a Host header ("localhost:8080" -> "localhost", "[::1]:80" -> "::1");
+    BadHost when there is none or it is not HOST[:PORT]."""
     if not header:
-        return ""
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+        raise BadHost(
+            "the request has no Host header: send the server's name, e.g. "
+            "'Host: localhost:8080' (every HTTP/1.1 client does)"
+        )
+    match = _HOST.fullmatch(header)
+    if match is None or (match[2] and int(match[2]) > 65535):
+        raise BadHost(
+            f"malformed Host header {header!r}: it must be HOST[:PORT], e.g. localhost:8080 "
+            "or [::1]:8080"
+        )
+    return match[1].strip("[]")
 
 
 def check_host(loopback: bool, header: str | None) -> None:
-    """On loopback, reads need no token, so a page on another site must not reach this
-    server by pointing its own name at 127.0.0.1 (DNS rebinding): the Host a browser
-    sends then names that site. Only loopback names are answered there."""
-    if loopback and not is_loopback(host_of(header)):
+    """Every request names a well-formed host (BadHost otherwise). On loopback, reads
+    need no token, so a page on another site must not reach this server by pointing
+    its own name at 127.0.0.1 (DNS rebinding): the Host a browser sends then names
+    that site. Only loopback names are answered there."""
+    host = host_of(header)
+    if loopback and not is_loopback(host):
         raise AuthError(
             403,
             f"this server listens on loopback and answers only for localhost, 127.0.0.1 or "

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import signal
 from dataclasses import dataclass, replace
+from typing import Any
 
 import uvloop
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from runner.config import Settings
 from runner.config_values import split_listen
@@ -33,6 +36,21 @@ _BIND_HINTS = {
     errno.EADDRNOTAVAIL: "no network interface of this machine has that address; "
     "choose one it has, or 127.0.0.1",
 }
+
+
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, except for a request its parser refused (no Host
+    header, two of them, a malformed request line): aiohttp answers those 400 itself
+    and would log an error with its exception; that is the client's mistake, so it
+    is one line at info, as the refusals of the middleware are."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:
+            remote = args[0] if args else None
+            log.info("request refused", status=exc_info.code, error=exc_info.message,
+                     remote=remote)  # fmt: skip
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kw)
 
 
 class CannotServe(RunnerError):
@@ -109,7 +127,10 @@ async def _serve(settings: Settings, listen: Listen) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = split_listen(settings.web_listen)
-    runner = web.AppRunner(make_app(settings), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = web.AppRunner(
+        make_app(settings), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
+        logger=_ServerLog(logging.getLogger("aiohttp.server")),
+    )  # fmt: skip
     await runner.setup()
     try:
         await _start_site(runner, listen)
