@@ -7,6 +7,7 @@ answers them through errors.py's one table.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -30,6 +31,7 @@ CLIENT = web.AppKey("client", Client)
 SETTINGS = web.AppKey("settings", Settings)
 COUNTS = web.AppKey("counts", TaskCounts)
 JOB_ACTIONS = ("pause", "resume", "cancel", "retry")
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 routes = web.RouteTableDef()
 
@@ -113,20 +115,29 @@ async def delete(request: web.Request) -> web.Response:
     return await _request(request, "delete")
 
 
-@routes.post("/api/jobs/{job_id}/{action:pause|resume|cancel|retry}")
-async def job_action(request: web.Request) -> web.Response:
-    return await _request(request, request.match_info["action"])
+def _job_action(action: str) -> Handler:
+    async def job_action(request: web.Request) -> web.Response:
+        return await _request(request, action)
+
+    return job_action
 
 
-@routes.post("/api/tasks/{task}/{action:pause|resume}")
-async def task_action(request: web.Request) -> web.Response:
-    """Hold or release every job of a task, on every daemon."""
-    client, task = _client(request), request.match_info["task"]
-    if request.match_info["action"] == "pause":
-        changed = await client.pause_task(task)
-    else:
-        changed = await client.resume_task(task)
-    return json_response({"task": task, "changed": changed})
+for _action in JOB_ACTIONS:  # one route each, so that a 404 can list them all
+    routes.post(f"/api/jobs/{{job_id}}/{_action}")(_job_action(_action))
+
+
+@routes.post("/api/tasks/{task}/pause")
+async def pause_task(request: web.Request) -> web.Response:
+    """Hold every job of a task, on every daemon."""
+    task = request.match_info["task"]
+    return json_response({"task": task, "changed": await _client(request).pause_task(task)})
+
+
+@routes.post("/api/tasks/{task}/resume")
+async def resume_task(request: web.Request) -> web.Response:
+    """Release the jobs of a paused task, those held while it was paused first."""
+    task = request.match_info["task"]
+    return json_response({"task": task, "changed": await _client(request).resume_task(task)})
 
 
 @routes.post("/api/maintenance")

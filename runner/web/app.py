@@ -49,7 +49,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = http_error_response(exc)
+        response = http_error_response(exc, request)
     except Exception as exc:
         mapped = response_for(exc)
         if mapped is None:

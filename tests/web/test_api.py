@@ -3,6 +3,8 @@ the token rules, and job data coming back as data."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -300,3 +302,84 @@ async def test_a_short_token_is_refused_however_the_settings_were_built(serve: S
         assert "web.token (or RUNNER_WEB_TOKEN): must be a string of at least 16" in str(exc)
     else:
         raise AssertionError("an app with a 5-character token was built")
+
+
+def _seconds_ahead(rfc3339: str, since: float) -> float:
+    return datetime.fromisoformat(rfc3339).timestamp() - since
+
+
+async def test_durations_are_numbers_or_the_configs_strings(api: Api) -> None:
+    """delay (enqueue, batch, PATCH) and timeout (PATCH) take seconds as a number or
+    a duration as the config and the CLI write it ("30s", "2m", "250ms"); anything
+    else is a 400 that names the field and shows what is accepted."""
+    before = time.time()
+    for delay, seconds in ((90, 90), ("30s", 30), ("2m", 120), ("5m", 300), ("250ms", 0.25)):
+        job = (await _enqueue(api, delay=delay))["id"]
+        due = (await (await api.get(f"/api/jobs/{job}")).json())["due_at"]
+        ahead = _seconds_ahead(due, before)
+        assert seconds - 1 <= ahead <= seconds + 60, (delay, due)
+    response = await api.post(
+        "/api/jobs/batch", json={"jobs": [{"task": "echo", "delay": "5m"}]}, headers=AUTH
+    )
+    [created] = (await response.json())["jobs"]
+    due = (await (await api.get(f"/api/jobs/{created['id']}")).json())["due_at"]
+    assert 299 <= _seconds_ahead(due, before) <= 360
+
+    job = (await _enqueue(api, delay=60))["id"]
+    response = await api.patch(f"/api/jobs/{job}", json={"delay": "30m", "timeout": "2m"},
+                               headers=AUTH)  # fmt: skip
+    assert response.status == 200, await response.text()
+    shown = await (await api.get(f"/api/jobs/{job}")).json()
+    assert 1799 <= _seconds_ahead(shown["due_at"], before) <= 1860, shown
+    assert float(shown["extra"]["timeout"]) == 120.0
+
+    for method, path, body, field in (
+        ("POST", "/api/jobs", {"task": "echo", "delay": "soon"}, "delay"),
+        ("POST", "/api/jobs", {"task": "echo", "delay": "-5s"}, "delay"),
+        ("POST", "/api/jobs/batch", {"jobs": [{"task": "echo", "delay": "1y"}]}, "delay"),
+        ("PATCH", f"/api/jobs/{job}", {"timeout": "forever"}, "timeout"),
+        ("PATCH", f"/api/jobs/{job}", {"delay": True}, "delay"),
+    ):
+        response = await api.request(method, path, json=body, headers=AUTH)
+        error = (await response.json())["error"]
+        assert response.status == 400, (body, error)
+        assert field in error and "'30s'" in error, (body, error)
+
+
+async def test_errors_never_name_the_clis_flags(api: Api) -> None:
+    """The API's own words: a bad cursor, filter or due time names the parameter or
+    field as the API spells it, never a command-line flag such as --after."""
+    for path in ("/api/jobs?after=garbage", "/api/jobs?after=Zm9vOmJhcg",
+                 "/api/jobs?since=yesterday", "/api/jobs?until=never",
+                 "/api/jobs?limit=0", "/api/jobs?state=sleeping"):  # fmt: skip
+        response = await api.get(path)
+        error = (await response.json())["error"]
+        assert response.status == 400, (path, error)
+        assert "--" not in error, (path, error)
+        assert path.split("?")[1].split("=")[0] in error, (path, error)
+    response = await api.get("/api/jobs?after=garbage")
+    assert "next_cursor" in (await response.json())["error"]
+    response = await api.post(
+        "/api/jobs", json={"task": "echo", "delay": 5, "at": "2030-01-01T00:00:00Z"}, headers=AUTH
+    )
+    error = (await response.json())["error"]
+    assert response.status == 400 and "--" not in error and "delay" in error and "at" in error
+
+
+async def test_an_unknown_api_route_lists_the_routes(api: Api) -> None:
+    """A 404 under /api lists every route there is, with its methods; a wrong method
+    on a route that exists says which methods it takes."""
+    response = await api.get("/api/jbos")
+    error = (await response.json())["error"]
+    assert response.status == 404
+    assert "GET /api/jbos" in error
+    for route in ("POST /api/jobs", "GET /api/jobs/{job_id}", "PATCH /api/jobs/{job_id}",
+                  "POST /api/tasks/{task}/pause", "GET /api/status", "GET /api/cron",
+                  "GET /api/throughput", "DELETE /api/maintenance"):  # fmt: skip
+        assert route in error, (route, error)
+    response = await api.put("/api/status", headers=AUTH)
+    error = (await response.json())["error"]
+    assert response.status == 405 and "PUT" in error and "GET" in error, error
+    response = await api.get("/nothing")
+    error = (await response.json())["error"]
+    assert response.status == 404 and "/api" in error
