@@ -24,11 +24,22 @@ from runner.redact import redact_text
 from runner.web.auth import AuthError
 from runner.web.output import json_response
 
+
+class TaskNotFound(RunnerError):
+    """A task named in a route's path that the config does not declare."""
+
+    def __init__(self, task: str, known: list[str]) -> None:
+        super().__init__(
+            f"no such task {task!r}: the config declares {', '.join(sorted(known)) or 'none'}"
+        )
+
+
 # The first match wins, so subclasses come before their base (as in cli.py).
 STATUSES: tuple[tuple[type[Exception], int, str], ...] = (
     (UnknownTask, 422, ""),
     (UsageError, 400, ""),
     (JobNotFound, 404, ""),
+    (TaskNotFound, 404, ""),
     (RequestRefused, 409, ""),
     (StoreUnavailable, 503, "cannot reach a server: "),
     (StoreError, 500, ""),

@@ -4,6 +4,7 @@ the token rules, and job data coming back as data."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -85,11 +86,10 @@ async def test_bad_input_is_400_with_the_reason(api: Api) -> None:
 
 
 async def test_unknown_task_is_422(api: Api) -> None:
-    """An unknown task, single, in a batch or paused by name: 422 naming the known ones."""
+    """An unknown task in a job, single or in a batch: 422 naming the known ones."""
     for path, body in (
         ("/api/jobs", {"task": "nope"}),
         ("/api/jobs/batch", {"jobs": [{"task": "echo"}, {"task": "nope"}]}),
-        ("/api/tasks/nope/pause", None),
     ):
         response = await api.post(path, json=body, headers=AUTH)
         assert response.status == 422, await response.text()
@@ -193,6 +193,27 @@ async def test_task_pause_and_maintenance(api: Api) -> None:
     assert (await (await api.get("/api/status")).json())["maintenance"] is True
     off = await (await api.delete("/api/maintenance", headers=AUTH)).json()
     assert off == {"task": ":all", "changed": True}
+
+
+async def test_pausing_or_resuming_an_unknown_task_is_404(serve: Serve, settings: Settings) -> None:
+    """/api/tasks/{task}/pause and /resume name a resource: a task the config does not
+    declare is a 404 naming the declared ones, and nothing is paused. A task paused
+    before the config dropped it can still be resumed, so its held jobs are let go."""
+    api = await serve()
+    for action in ("pause", "resume"):
+        response = await api.post(f"/api/tasks/nope/{action}", headers=AUTH)
+        error = (await response.json())["error"]
+        assert response.status == 404, (action, error)
+        assert error.startswith("no such task 'nope'") and "echo" in error, error
+    assert "nope" not in (await (await api.get("/api/status")).json())["paused_tasks"]
+
+    gone = replace(settings.tasks["echo"], name="gone")
+    before = await serve(tasks={**settings.tasks, "gone": gone})
+    assert (await before.post("/api/tasks/gone/pause", headers=AUTH)).status == 200
+    response = await api.post("/api/tasks/gone/resume", headers=AUTH)
+    assert response.status == 200 and (await response.json())["changed"] is True
+    response = await api.post("/api/tasks/gone/pause", headers=AUTH)
+    assert response.status == 404
 
 
 async def test_cron_lists_the_schedules(serve: Serve, settings: Settings) -> None:
