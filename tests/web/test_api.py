@@ -170,6 +170,7 @@ async def test_list_status_and_throughput_after_jobs_ran(api: Api, settings: Set
     status = await (await api.get("/api/status")).json()
     assert status["states"] == {"succeeded": 3} and status["tasks"] == {"echo": {"succeeded": 3}}
     assert {"due", "daemons", "running", "maintenance"} <= set(status)
+    assert status["configured_tasks"] == sorted(settings.tasks)  # with jobs or not
 
     buckets = (await (await api.get("/api/throughput?minutes=5")).json())["buckets"]
     assert len(buckets) == 5
