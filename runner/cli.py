@@ -212,15 +212,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from dataclasses import replace  # noqa: PLC0415
-
-    from runner.web.auth import check_listen  # noqa: PLC0415
     from runner.web.serve import run_web  # noqa: PLC0415  # pulls in aiohttp
 
-    settings = _settings(args)
-    if args.listen is not None:
-        settings = replace(settings, web_listen=check_listen(args.listen, "--listen"))
-    return run_web(settings)
+    return run_web(_settings(args), listen_flag=args.listen)
 
 
 # What each error becomes: a line on stderr (with a prefix) and an exit code.

@@ -148,6 +148,24 @@ class _Reader:
             self.problems.append(f"{path}: {exc}")
             return default
 
+    def overridden(
+        self,
+        env: Mapping[str, str],
+        variable: str,
+        table: Mapping[str, Any],
+        path: str,
+        check: Callable[[Any], T],
+    ) -> T | None:
+        """The value from the environment if set there, else from the file: checked alike,
+        a problem named by the variable or the key it came from."""
+        if not env.get(variable):
+            return self.get(table, path, None, check)
+        try:
+            return check(env[variable])
+        except ValueError as exc:
+            self.problems.append(f"{variable}: {exc}")
+            return None
+
     def url(
         self,
         env: Mapping[str, str],
@@ -156,15 +174,8 @@ class _Reader:
         path: str,
         schemes: tuple[str, ...],
     ) -> str | None:
-        """The URL from the environment if set there, else from the file: checked alike,
-        a problem named by the variable or the key it came from."""
-        if not env.get(variable):
-            return self.get(table, path, None, url_of(*schemes))
-        try:
-            return url_of(*schemes)(env[variable])
-        except ValueError as exc:
-            self.problems.append(f"{variable}: {exc}")
-            return None
+        """The URL from the environment if set there, else from the file."""
+        return self.overridden(env, variable, table, path, url_of(*schemes))
 
 
 _TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter"}
@@ -336,7 +347,7 @@ def collect_settings(
         max_result=read.get(jobs, "jobs.max_result", 1_000_000, positive_size),
         metrics_listen=read.get(metrics, "metrics.listen", None, listen_address),
         web_listen=read.get(web, "web.listen", "127.0.0.1:8080", listen_address),
-        web_token=env.get("RUNNER_WEB_TOKEN") or read.get(web, "web.token", None, secret),
+        web_token=read.overridden(env, "RUNNER_WEB_TOKEN", web, "web.token", secret),
         async_concurrency=read.get(pools, "pools.async", 200, positive_int),
         io_threads=read.get(pools, "pools.io", 8, positive_int),
         cpu_processes=read.get(pools, "pools.cpu", 2, positive_int),

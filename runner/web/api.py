@@ -7,6 +7,7 @@ answers them through errors.py's one table.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -22,7 +23,7 @@ from runner.show import job_document
 from runner.store.keys import ALL_TASKS
 from runner.web import bodies
 from runner.web.counts import TaskCounts
-from runner.web.errors import error_response
+from runner.web.errors import TaskNotFound, error_response
 from runner.web.output import json_response
 from runner.web.views import status_of_web, throughput_of
 
@@ -30,6 +31,7 @@ CLIENT = web.AppKey("client", Client)
 SETTINGS = web.AppKey("settings", Settings)
 COUNTS = web.AppKey("counts", TaskCounts)
 JOB_ACTIONS = ("pause", "resume", "cancel", "retry")
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 routes = web.RouteTableDef()
 
@@ -113,20 +115,39 @@ async def delete(request: web.Request) -> web.Response:
     return await _request(request, "delete")
 
 
-@routes.post("/api/jobs/{job_id}/{action:pause|resume|cancel|retry}")
-async def job_action(request: web.Request) -> web.Response:
-    return await _request(request, request.match_info["action"])
+def _job_action(action: str) -> Handler:
+    async def job_action(request: web.Request) -> web.Response:
+        return await _request(request, action)
+
+    return job_action
 
 
-@routes.post("/api/tasks/{task}/{action:pause|resume}")
-async def task_action(request: web.Request) -> web.Response:
-    """Hold or release every job of a task, on every daemon."""
+for _action in JOB_ACTIONS:  # one route each, so that a 404 can list them all
+    routes.post(f"/api/jobs/{{job_id}}/{_action}")(_job_action(_action))
+
+
+async def _task(request: web.Request, *, or_paused: bool) -> str:
+    """The task the path names, if the config declares it (or, with `or_paused`, it
+    is paused: a task paused before the config dropped it can still be resumed);
+    TaskNotFound (a 404) otherwise."""
     client, task = _client(request), request.match_info["task"]
-    if request.match_info["action"] == "pause":
-        changed = await client.pause_task(task)
-    else:
-        changed = await client.resume_task(task)
-    return json_response({"task": task, "changed": changed})
+    if task in client.settings.tasks or (or_paused and task in await client.paused()):
+        return task
+    raise TaskNotFound(task, list(client.settings.tasks))
+
+
+@routes.post("/api/tasks/{task}/pause")
+async def pause_task(request: web.Request) -> web.Response:
+    """Hold every job of a task, on every daemon."""
+    task = await _task(request, or_paused=False)
+    return json_response({"task": task, "changed": await _client(request).pause_task(task)})
+
+
+@routes.post("/api/tasks/{task}/resume")
+async def resume_task(request: web.Request) -> web.Response:
+    """Release the jobs of a paused task, those held while it was paused first."""
+    task = await _task(request, or_paused=True)
+    return json_response({"task": task, "changed": await _client(request).resume_task(task)})
 
 
 @routes.post("/api/maintenance")

@@ -12,12 +12,14 @@ from aiohttp import web
 from runner.client import Client
 from runner.config import Settings
 from runner.config_values import split_listen
+from runner.logs import get_logger
 from runner.web.api import CLIENT, COUNTS, SETTINGS, routes
-from runner.web.auth import TokenPolicy, check_host, is_loopback
-from runner.web.errors import http_error_response, response_for
+from runner.web.auth import BadHost, TokenPolicy, check_host, is_loopback
+from runner.web.errors import error_response, http_error_response, response_for
 from runner.web.pages import add_dashboard_routes
 from runner.web.views import task_counter
 
+log = get_logger()
 ClientFactory = Callable[[Settings], Awaitable[Client]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLICY = web.AppKey("policy", TokenPolicy)
@@ -40,10 +42,14 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/api/") or request.path == "/api":
             policy.check(request.method, request.headers.get("Authorization"))
         response = await handler(request)
+    except BadHost as exc:
+        # A client's mistake, or a scanner's: worth a line, not an error.
+        log.info("request refused", status=400, error=str(exc), remote=request.remote)
+        response = error_response(400, str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = http_error_response(exc)
+        response = http_error_response(exc, request)
     except Exception as exc:
         mapped = response_for(exc)
         if mapped is None:

@@ -9,11 +9,14 @@ defence, and it needs no form tokens.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
+import re
 from dataclasses import dataclass
 
-from runner.errors import RunnerError, UsageError
+from runner.config_values import secret
+from runner.errors import ConfigError, RunnerError, UsageError
 
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 NO_TOKEN = (
@@ -51,20 +54,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# Host = uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal in brackets,
+# or a name or IPv4 address made of the characters a reg-name allows.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::([0-9]{0,5}))?")
+
+
+class BadHost(UsageError):
+    """A request with no Host header, or one that names no host: a 400."""
+
+
 def host_of(header: str | None) -> str:
-    """The host of a Host header ("localhost:8080" -> "localhost", "[::1]:80" -> "::1")."""
+    """The host of a Host header ("localhost:8080" -> "localhost", "[::1]:80" -> "::1");
+    BadHost when there is none or it is not HOST[:PORT]."""
     if not header:
-        return ""
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+        raise BadHost(
+            "the request has no Host header: send the server's name, e.g. "
+            "'Host: localhost:8080' (every HTTP/1.1 client does)"
+        )
+    match = _HOST.fullmatch(header)
+    if match is None or (match[2] and int(match[2]) > 65535):
+        raise BadHost(
+            f"malformed Host header {header!r}: it must be HOST[:PORT], e.g. localhost:8080 "
+            "or [::1]:8080"
+        )
+    return match[1].strip("[]")
 
 
 def check_host(loopback: bool, header: str | None) -> None:
-    """On loopback, reads need no token, so a page on another site must not reach this
-    server by pointing its own name at 127.0.0.1 (DNS rebinding): the Host a browser
-    sends then names that site. Only loopback names are answered there."""
-    if loopback and not is_loopback(host_of(header)):
+    """Every request names a well-formed host (BadHost otherwise). On loopback, reads
+    need no token, so a page on another site must not reach this server by pointing
+    its own name at 127.0.0.1 (DNS rebinding): the Host a browser sends then names
+    that site. Only loopback names are answered there."""
+    host = host_of(header)
+    if loopback and not is_loopback(host):
         raise AuthError(
             403,
             f"this server listens on loopback and answers only for localhost, 127.0.0.1 or "
@@ -73,13 +95,25 @@ def check_host(loopback: bool, header: str | None) -> None:
         )
 
 
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
 @dataclass(frozen=True)
 class TokenPolicy:
     """The token rules of one server: its token (None: none configured) and whether it
-    listens on loopback only."""
+    listens on loopback only. A token shorter than the config allows is refused here
+    too, whatever built the settings."""
 
     token: str | None
     loopback: bool
+
+    def __post_init__(self) -> None:
+        if self.token is not None:
+            try:
+                secret(self.token)
+            except ValueError as exc:
+                raise ConfigError([f"web.token (or RUNNER_WEB_TOKEN): {exc}"]) from None
 
     def check(self, method: str, authorization: str | None) -> None:
         """Raise AuthError unless a request with this method and Authorization header
@@ -101,5 +135,7 @@ class TokenPolicy:
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise AuthError(401, "the Authorization header must be 'Bearer <token>'")
-        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+        # Digests of equal length, compared in constant time: how long the sent token
+        # is, or how much of it matches, takes no measurable time to find out.
+        if not hmac.compare_digest(_digest(given.strip()), _digest(self.token)):
             raise AuthError(403, "wrong token")

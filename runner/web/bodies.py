@@ -8,15 +8,18 @@ a misspelt "dely" must not enqueue a job due now.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from runner.durations import parse_duration
 from runner.errors import UsageError
 from runner.listing import moment_arg
 from runner.paging import DEFAULT_LIMIT
+from runner.store.pg_listing import BadCursor, decode_cursor
 
 ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id")
 UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout")
@@ -60,10 +63,24 @@ def _at(value: Any) -> datetime | None:
     return moment
 
 
+def _duration(value: Any, name: str) -> float:
+    """Seconds from a number (checked by the client, as the Python API's are) or a
+    duration written as the config and the CLI write it ("30s", "2m", "250ms")."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return parse_duration(value)
+    raise UsageError(
+        f"{name}: give seconds as a number, or a duration such as '30s', '2m', '1h' or "
+        f"'250ms', got {value!r}"
+    )
+
+
 def _when(body: Mapping[str, Any]) -> dict[str, Any]:
     when: dict[str, Any] = {}
     if body.get("delay") is not None:
-        when["delay"] = body["delay"]
+        when["delay"] = _duration(body["delay"], "delay")
     if body.get("at") is not None:
         when["at"] = _at(body["at"])
     return when
@@ -98,8 +115,10 @@ def batch_arguments(value: Any) -> list[dict[str, Any]]:
 def update_arguments(value: Any) -> dict[str, Any]:
     """Keyword arguments for Client.request("update", ...) from a PATCH body."""
     body = _object(value, UPDATE_FIELDS, "the request body")
-    changes = {key: body[key] for key in ("args", "kwargs", "retries", "timeout")
+    changes = {key: body[key] for key in ("args", "kwargs", "retries")
                if body.get(key) is not None}  # fmt: skip
+    if body.get("timeout") is not None:
+        changes["timeout"] = _duration(body["timeout"], "timeout")
     return {**changes, **_when(body)}
 
 
@@ -122,8 +141,23 @@ def list_arguments(query: Mapping[str, str]) -> dict[str, Any]:
         "since": moment_arg(query["since"], "since") if query.get("since") else None,
         "until": moment_arg(query["until"], "until") if query.get("until") else None,
         "limit": limit_value,
-        "after": query.get("after") or None,
+        "after": _cursor(query.get("after") or None),
     }
+
+
+def _cursor(after: str | None) -> str | None:
+    """`after` if it is a cursor a listing handed out (checked here so the error
+    speaks of the API's parameter rather than of the CLI's option)."""
+    if after is not None:
+        try:
+            decode_cursor(after)
+        except BadCursor:
+            shown = after if len(after) <= 80 else f"{after[:80]}..."
+            raise UsageError(
+                f"after: not a cursor this API handed out: {shown!r}; pass the next_cursor "
+                "of the page before, or leave out after to start from the newest job"
+            ) from None
+    return after
 
 
 def minutes_argument(query: Mapping[str, str], default: int = 60, most: int = 1440) -> int:

@@ -27,9 +27,14 @@ def task_counter(client: Client) -> TaskCounts:
 
 async def status_of_web(client: Client, counts: TaskCounts) -> dict[str, Any]:
     """The `runner status --json` document, with `counted_at`: when the per-task and
-    per-state counts (from Postgres, kept a few seconds at most) were taken."""
+    per-state counts (from Postgres, kept a few seconds at most) were taken, and
+    `configured_tasks`: every task the config declares, so that the dashboard lists
+    (and can pause) a task before its first job."""
     tasks, counted_at = await counts.get()
-    return await status_of(client, tasks, counted_at=rfc3339(int(counted_at * 1000)))
+    return await status_of(
+        client, tasks, counted_at=rfc3339(int(counted_at * 1000)),
+        configured_tasks=sorted(client.settings.tasks),
+    )  # fmt: skip
 
 
 async def throughput_of(client: Client, minutes: int) -> dict[str, Any]:

@@ -69,6 +69,26 @@ class Browser:
         )  # fmt: skip
         return browser
 
+    async def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """Resize the page's window, as a phone's (`mobile`) or a desktop's."""
+        await self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width, height=height, deviceScaleFactor=1, mobile=mobile,
+        )  # fmt: skip
+
+    async def timezone(self, zone: str) -> None:
+        """The time zone the page's Date sees (an IANA name)."""
+        await self.send("Emulation.setTimezoneOverride", timezoneId=zone)
+
+    async def before_each_page(self, source: str) -> None:
+        """Run `source` in every page loaded from now on, before the page's own scripts."""
+        await self.send("Page.addScriptToEvaluateOnNewDocument", source=source)
+
+    async def ignore_csp(self) -> None:
+        """Load pages as if they sent no Content-Security-Policy, so a test can see what
+        the page's own code would do without that second line of defence."""
+        await self.send("Page.setBypassCSP", enabled=True)
+
     async def _read(self) -> None:
         async for message in self.ws:
             if message.type is not aiohttp.WSMsgType.TEXT:

@@ -1,9 +1,11 @@
-"""An API server per test, on the test's own Redis prefix and Postgres database."""
+"""An API server per test, on the test's own Redis prefix and Postgres database; for
+the dashboard's tests, a daemon and `runner web` as processes, and a Chromium."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from runner.config import Settings
 from runner.web.app import make_app
+from tests.daemon.process import DaemonProcess
+from tests.web.browser import Browser
+from tests.web.process import WebProcess
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -39,3 +44,27 @@ async def serve(settings: Settings) -> AsyncIterator[Serve]:
 @pytest.fixture
 async def api(serve: Serve) -> TestClient[Any, Any]:
     return await serve()
+
+
+@pytest.fixture
+def dashboard(spawn: Callable[..., DaemonProcess]) -> Iterator[Callable[[Path], str]]:
+    """Start a daemon and `runner web` on a config file; the dashboard's URL."""
+    servers: list[WebProcess] = []
+
+    def start(config: Path) -> str:
+        spawn(config).wait_ready()
+        servers.append(WebProcess(config, "--listen", "127.0.0.1:0"))
+        return servers[-1].url()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    chrome = await Browser.start(tmp_path / "chromium")
+    try:
+        yield chrome
+    finally:
+        await chrome.close()

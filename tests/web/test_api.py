@@ -3,12 +3,16 @@ the token rules, and job data coming back as data."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp.test_utils import TestClient
 
 from runner.config import Settings
+from runner.errors import ConfigError
 from tests.engine.harness import drain
 from tests.web.conftest import AUTH, TOKEN, Serve
 
@@ -82,11 +86,10 @@ async def test_bad_input_is_400_with_the_reason(api: Api) -> None:
 
 
 async def test_unknown_task_is_422(api: Api) -> None:
-    """An unknown task, single, in a batch or paused by name: 422 naming the known ones."""
+    """An unknown task in a job, single or in a batch: 422 naming the known ones."""
     for path, body in (
         ("/api/jobs", {"task": "nope"}),
         ("/api/jobs/batch", {"jobs": [{"task": "echo"}, {"task": "nope"}]}),
-        ("/api/tasks/nope/pause", None),
     ):
         response = await api.post(path, json=body, headers=AUTH)
         assert response.status == 422, await response.text()
@@ -167,6 +170,7 @@ async def test_list_status_and_throughput_after_jobs_ran(api: Api, settings: Set
     status = await (await api.get("/api/status")).json()
     assert status["states"] == {"succeeded": 3} and status["tasks"] == {"echo": {"succeeded": 3}}
     assert {"due", "daemons", "running", "maintenance"} <= set(status)
+    assert status["configured_tasks"] == sorted(settings.tasks)  # with jobs or not
 
     buckets = (await (await api.get("/api/throughput?minutes=5")).json())["buckets"]
     assert len(buckets) == 5
@@ -190,6 +194,27 @@ async def test_task_pause_and_maintenance(api: Api) -> None:
     assert (await (await api.get("/api/status")).json())["maintenance"] is True
     off = await (await api.delete("/api/maintenance", headers=AUTH)).json()
     assert off == {"task": ":all", "changed": True}
+
+
+async def test_pausing_or_resuming_an_unknown_task_is_404(serve: Serve, settings: Settings) -> None:
+    """/api/tasks/{task}/pause and /resume name a resource: a task the config does not
+    declare is a 404 naming the declared ones, and nothing is paused. A task paused
+    before the config dropped it can still be resumed, so its held jobs are let go."""
+    api = await serve()
+    for action in ("pause", "resume"):
+        response = await api.post(f"/api/tasks/nope/{action}", headers=AUTH)
+        error = (await response.json())["error"]
+        assert response.status == 404, (action, error)
+        assert error.startswith("no such task 'nope'") and "echo" in error, error
+    assert "nope" not in (await (await api.get("/api/status")).json())["paused_tasks"]
+
+    gone = replace(settings.tasks["echo"], name="gone")
+    before = await serve(tasks={**settings.tasks, "gone": gone})
+    assert (await before.post("/api/tasks/gone/pause", headers=AUTH)).status == 200
+    response = await api.post("/api/tasks/gone/resume", headers=AUTH)
+    assert response.status == 200 and (await response.json())["changed"] is True
+    response = await api.post("/api/tasks/gone/pause", headers=AUTH)
+    assert response.status == 404
 
 
 async def test_cron_lists_the_schedules(serve: Serve, settings: Settings) -> None:
@@ -288,3 +313,95 @@ async def test_an_unreachable_store_is_503(serve: Serve) -> None:
     response = await api.get("/api/jobs/any")
     assert response.status == 503
     assert (await response.json())["error"].startswith("cannot reach a server: redis")
+
+
+async def test_a_short_token_is_refused_however_the_settings_were_built(serve: Serve) -> None:
+    """Settings built in code (not read from a file) cannot slip a short token past
+    the 16-character rule: the app refuses to be built, naming the key."""
+    try:
+        await serve(web_token="short")
+    except ConfigError as exc:
+        assert "web.token (or RUNNER_WEB_TOKEN): must be a string of at least 16" in str(exc)
+    else:
+        raise AssertionError("an app with a 5-character token was built")
+
+
+def _seconds_ahead(rfc3339: str, since: float) -> float:
+    return datetime.fromisoformat(rfc3339).timestamp() - since
+
+
+async def test_durations_are_numbers_or_the_configs_strings(api: Api) -> None:
+    """delay (enqueue, batch, PATCH) and timeout (PATCH) take seconds as a number or
+    a duration as the config and the CLI write it ("30s", "2m", "250ms"); anything
+    else is a 400 that names the field and shows what is accepted."""
+    before = time.time()
+    for delay, seconds in ((90, 90), ("30s", 30), ("2m", 120), ("5m", 300), ("250ms", 0.25)):
+        job = (await _enqueue(api, delay=delay))["id"]
+        due = (await (await api.get(f"/api/jobs/{job}")).json())["due_at"]
+        ahead = _seconds_ahead(due, before)
+        assert seconds - 1 <= ahead <= seconds + 60, (delay, due)
+    response = await api.post(
+        "/api/jobs/batch", json={"jobs": [{"task": "echo", "delay": "5m"}]}, headers=AUTH
+    )
+    [created] = (await response.json())["jobs"]
+    due = (await (await api.get(f"/api/jobs/{created['id']}")).json())["due_at"]
+    assert 299 <= _seconds_ahead(due, before) <= 360
+
+    job = (await _enqueue(api, delay=60))["id"]
+    response = await api.patch(f"/api/jobs/{job}", json={"delay": "30m", "timeout": "2m"},
+                               headers=AUTH)  # fmt: skip
+    assert response.status == 200, await response.text()
+    shown = await (await api.get(f"/api/jobs/{job}")).json()
+    assert 1799 <= _seconds_ahead(shown["due_at"], before) <= 1860, shown
+    assert float(shown["extra"]["timeout"]) == 120.0
+
+    for method, path, body, field in (
+        ("POST", "/api/jobs", {"task": "echo", "delay": "soon"}, "delay"),
+        ("POST", "/api/jobs", {"task": "echo", "delay": "-5s"}, "delay"),
+        ("POST", "/api/jobs/batch", {"jobs": [{"task": "echo", "delay": "1y"}]}, "delay"),
+        ("PATCH", f"/api/jobs/{job}", {"timeout": "forever"}, "timeout"),
+        ("PATCH", f"/api/jobs/{job}", {"delay": True}, "delay"),
+    ):
+        response = await api.request(method, path, json=body, headers=AUTH)
+        error = (await response.json())["error"]
+        assert response.status == 400, (body, error)
+        assert field in error and "'30s'" in error, (body, error)
+
+
+async def test_errors_never_name_the_clis_flags(api: Api) -> None:
+    """The API's own words: a bad cursor, filter or due time names the parameter or
+    field as the API spells it, never a command-line flag such as --after."""
+    for path in ("/api/jobs?after=garbage", "/api/jobs?after=Zm9vOmJhcg",
+                 "/api/jobs?since=yesterday", "/api/jobs?until=never",
+                 "/api/jobs?limit=0", "/api/jobs?state=sleeping"):  # fmt: skip
+        response = await api.get(path)
+        error = (await response.json())["error"]
+        assert response.status == 400, (path, error)
+        assert "--" not in error, (path, error)
+        assert path.split("?")[1].split("=")[0] in error, (path, error)
+    response = await api.get("/api/jobs?after=garbage")
+    assert "next_cursor" in (await response.json())["error"]
+    response = await api.post(
+        "/api/jobs", json={"task": "echo", "delay": 5, "at": "2030-01-01T00:00:00Z"}, headers=AUTH
+    )
+    error = (await response.json())["error"]
+    assert response.status == 400 and "--" not in error and "delay" in error and "at" in error
+
+
+async def test_an_unknown_api_route_lists_the_routes(api: Api) -> None:
+    """A 404 under /api lists every route there is, with its methods; a wrong method
+    on a route that exists says which methods it takes."""
+    response = await api.get("/api/jbos")
+    error = (await response.json())["error"]
+    assert response.status == 404
+    assert "GET /api/jbos" in error
+    for route in ("POST /api/jobs", "GET /api/jobs/{job_id}", "PATCH /api/jobs/{job_id}",
+                  "POST /api/tasks/{task}/pause", "GET /api/status", "GET /api/cron",
+                  "GET /api/throughput", "DELETE /api/maintenance"):  # fmt: skip
+        assert route in error, (route, error)
+    response = await api.put("/api/status", headers=AUTH)
+    error = (await response.json())["error"]
+    assert response.status == 405 and "PUT" in error and "GET" in error, error
+    response = await api.get("/nothing")
+    error = (await response.json())["error"]
+    assert response.status == 404 and "/api" in error
