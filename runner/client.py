@@ -80,6 +80,9 @@ def public_event(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+ENQUEUE_BATCH = 1000  # jobs per enqueue script call, and so per stream entry
+
+
 class Client(ControlVerbs):
     def __init__(
         self,
@@ -201,12 +204,18 @@ class Client(ControlVerbs):
         return (await self._submit([job]))[0]
 
     async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
-        """Enqueue many jobs made with new_job() in one round trip."""
-        return [r.id for r in await self._submit(jobs)]
+        """Enqueue many jobs made with new_job(): one round trip for each ENQUEUE_BATCH
+        of them, each batch atomic."""
+        return [r.id for r in await self.enqueue_many_results(jobs)]
 
     async def enqueue_many_results(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Like enqueue_many(), with whether each job was created (see enqueue_result)."""
-        return await self._submit(jobs)
+        """Like enqueue_many(), with whether each job was created (see enqueue_result).
+        A million jobs are a thousand script calls, not one: one call holds Redis for
+        its whole length and writes one stream entry (one history statement)."""
+        results: list[EnqueueResult] = []
+        for start in range(0, len(jobs), ENQUEUE_BATCH):
+            results += await self._submit(jobs[start : start + ENQUEUE_BATCH])
+        return results
 
     async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Enqueue the jobs whose id is free: in Redis, or parked in Postgres when due

@@ -102,11 +102,15 @@ class Recorder:
         calls), which as one statement could outlast the command timeout and then
         be retried for ever."""
         done = 0
-        for chunk in event_chunks(await self._collect(block), self.batch_events):
-            done += await self._record(chunk)
+        chunks = event_chunks(await self._collect(block), self.batch_events)
+        # An entry split over several chunks is acknowledged with its last part only:
+        # a crash in between leaves it pending, and a replay writes nothing twice.
+        last = {entry.id: n for n, chunk in enumerate(chunks) for entry in chunk}
+        for n, chunk in enumerate(chunks):
+            done += await self._record(chunk, [e.id for e in chunk if last[e.id] == n])
         return done
 
-    async def _record(self, entries: Sequence[StreamEntry]) -> int:
+    async def _record(self, entries: Sequence[StreamEntry], ack: Sequence[str]) -> int:
         good = [e for e in entries if e.payload is not None]
         began = time.perf_counter()
         written = await self._write(good)
@@ -125,7 +129,7 @@ class Recorder:
         # Before the ack: if Redis fails in between, the batch is written again
         # (harmless), rather than leaving finished jobs in Redis for ever.
         await self.redis_store.forget_recorded(written.finished, int(time.time() * 1000))
-        await self.redis_store.ack_events([e.id for e in good])
+        await self.redis_store.ack_events(list(dict.fromkeys(ack)))
         count = sum(count_events(e.payload) for e in good if e.payload is not None)
         self.recorded += count
         if self.metrics is not None:
@@ -241,18 +245,35 @@ class Recorder:
 
 
 def event_chunks(entries: Sequence[StreamEntry], most: int) -> list[list[StreamEntry]]:
-    """The entries in order, in groups of at most `most` events (an entry with more
-    is a group of its own)."""
+    """The entries in order, in groups of at most `most` events; an entry with more is
+    cut into parts of `most` (each part keeps the entry's id)."""
     chunks: list[list[StreamEntry]] = []
     count = 0
-    for entry in entries:
-        events = _entry_events(entry)
+    for part in (part for entry in entries for part in _parts(entry, most)):
+        events = _entry_events(part)
         if not chunks or count + events > most:
             chunks.append([])
             count = 0
-        chunks[-1].append(entry)
+        chunks[-1].append(part)
         count += events
     return chunks
+
+
+def _parts(entry: StreamEntry, most: int) -> list[StreamEntry]:
+    """The entry, or its events cut in parts of at most `most` when it has more. An
+    entry that is not a JSON array stays whole, for the writer to set aside."""
+    if entry.payload is None or count_events(entry.payload) <= most:
+        return [entry]
+    try:
+        events = orjson.loads(entry.payload)
+    except orjson.JSONDecodeError:
+        return [entry]
+    if not isinstance(events, list):
+        return [entry]
+    return [
+        entry._replace(payload=orjson.dumps(events[i : i + most]).decode())
+        for i in range(0, len(events), most)
+    ]
 
 
 def _entry_events(entry: StreamEntry) -> int:
