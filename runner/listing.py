@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from runner.durations import parse_duration
-from runner.errors import UsageError
+from runner.errors import StoreUnavailable, UsageError
 from runner.jobs import ms_ceil, rfc3339
 from runner.paging import DEFAULT_LIMIT
 from runner.states import State
@@ -28,6 +28,10 @@ from runner.store.pg_listing import check_limit, decode_cursor, list_jobs
 from runner.time_text import UTC_TEXT, TimeText
 
 _STATES = tuple(str(state) for state in State)
+REDIS_DOWN_NOTE = (
+    "Redis is unreachable: live states are unavailable; each state is the last one "
+    "PostgreSQL recorded (a running or waiting job may have moved on)"
+)
 
 
 class LiveStates(Protocol):
@@ -112,9 +116,14 @@ class Page:
     jobs: list[dict[str, Any]]
     next_cursor: str | None
     query: ListQuery
+    live: bool = True  # False: Redis was out of reach, states are Postgres' last word
 
     def as_json(self) -> dict[str, Any]:
-        return {"jobs": self.jobs, "next_cursor": self.next_cursor}
+        page: dict[str, Any] = {"jobs": self.jobs, "next_cursor": self.next_cursor}
+        if not self.live:
+            page["live_states"] = False
+            page["note"] = REDIS_DOWN_NOTE
+        return page
 
 
 def _public(row: dict[str, Any], live_state: str | None) -> dict[str, Any]:
@@ -140,7 +149,10 @@ async def list_jobs_live(pool: Any, live: LiveStates, query: ListQuery) -> Page:
         limit=query.limit,
         after=query.after,
     )
-    states = await live.job_states([row["id"] for row in rows]) if rows else {}
+    try:
+        states = await live.job_states([row["id"] for row in rows]) if rows else {}
+    except StoreUnavailable:  # the history still answers; say whose word it is
+        return Page([_public(row, None) for row in rows], next_cursor, query, live=False)
     jobs = [_public(row, states.get(row["id"])) for row in rows]
     if query.state is not None:
         jobs = [job for job in jobs if job["state"] == query.state]
@@ -201,4 +213,6 @@ def render(
     if page.next_cursor is not None:
         following = next_page_command(page.query, page.next_cursor, command, times)
         lines.append(f"next page: {following}")
+    if not page.live:
+        lines.append(f"note: {REDIS_DOWN_NOTE}")
     return "\n".join(lines)

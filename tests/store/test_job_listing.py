@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from runner.store.pg_store import PgStore, events_json
 from runner.store.redis_store import RedisStore
 from runner.store.sql import query
 from runner.time_text import TimeText
+from tests.daemon.process import cli, daemon_config_file
 
 T0 = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -356,3 +358,21 @@ async def test_every_query_shape_reads_one_index_range_in_order(pg: PgStore) -> 
                 nodes, generic_cost = read_plan(generic)
                 assert [node for node, _ in nodes] == ["Limit", "Index Scan"], name
                 assert nodes[1][1] == INDEXES[name] or generic_cost > custom_cost, name
+
+
+async def test_jobs_lists_from_postgres_when_redis_is_down(
+    pg: PgStore, tmp_path: Path, database_url: str, prefix: str
+) -> None:
+    """`runner jobs` with Redis out of reach: the page comes from PostgreSQL, with each
+    state as recorded, and the text and the JSON both say live states are unavailable."""
+    await insert(pg, [("kept", "echo", "succeeded", 1, T0 - MS, T0 - MS)])
+    config = daemon_config_file(
+        tmp_path / "runner.toml", "redis://127.0.0.1:9/0", database_url, prefix
+    )
+    text = await asyncio.to_thread(cli, "jobs", config=config)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[1].split()[:3] == ["kept", "echo", "succeeded"]
+    assert text.stdout.splitlines()[-1].startswith("note: Redis is unreachable: live states")
+    as_json = json.loads((await asyncio.to_thread(cli, "jobs", "--json", config=config)).stdout)
+    assert [job["id"] for job in as_json["jobs"]] == ["kept"]
+    assert as_json["live_states"] is False and "unreachable" in as_json["note"]
