@@ -47,6 +47,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 T = TypeVar("T")
 PARK_HORIZON: float | None = 3600.0  # jobs due later wait in Postgres; None: never
+POOLS_FULL_WARNING: float | None = 60.0  # [pools] warn_full_after
 KEEP_HISTORY: float | None = 30 * 86400.0  # finished history kept; None: for good
 
 
@@ -100,6 +101,8 @@ class Settings:
     async_concurrency: int = 200
     io_threads: int = 8
     cpu_processes: int = 2
+    # A kind with no free slot this long while its jobs are due is logged (None: never).
+    pools_full_warning: float | None = POOLS_FULL_WARNING
     recorder_batch: int = 2000
     recorder_interval: float = 0.1
     recorder_reclaim_after: float = 30.0
@@ -323,7 +326,7 @@ def collect_settings(
     jobs = read.table(data, "jobs", {"max_payload", "max_result"})
     metrics = read.table(data, "metrics", {"listen"})
     web = read.table(data, "web", {"listen", "token"})
-    pools = read.table(data, "pools", {"async", "io", "cpu"})
+    pools = read.table(data, "pools", {"async", "io", "cpu", "warn_full_after"})
     recorder = read.table(data, "recorder", {"batch_events", "flush_interval", "reclaim_after"})
     log = read.table(data, "log", {"level", "file", "format"})
     tasks_raw = read.table(data, "tasks", set(data.get("tasks", {})))
@@ -351,6 +354,9 @@ def collect_settings(
         async_concurrency=read.get(pools, "pools.async", 200, positive_int),
         io_threads=read.get(pools, "pools.io", 8, positive_int),
         cpu_processes=read.get(pools, "pools.cpu", 2, positive_int),
+        pools_full_warning=read.get(
+            pools, "pools.warn_full_after", POOLS_FULL_WARNING, duration_or("off")
+        ),
         recorder_batch=read.get(recorder, "recorder.batch_events", 2000, positive_int),
         recorder_interval=read.get(recorder, "recorder.flush_interval", 0.1, positive_duration),
         recorder_reclaim_after=read.get(

@@ -33,7 +33,7 @@ import orjson
 
 from runner.cpu_worker import HEADER, JOB, READY, RESULT, STOP, UNSERIALISABLE, worker_main
 from runner.errors import PayloadError, RunnerError, TaskTimeout, UnserialisableResult
-from runner.executors import failing
+from runner.executors import Occupancy, failing
 from runner.logs import get_logger
 from runner.tasks import Task
 
@@ -232,6 +232,10 @@ class CpuPool:
     def capacity(self) -> int:
         return self._idle.qsize() - self._reserved
 
+    def occupancy(self) -> Occupancy:
+        """A timeout kills its worker: no slot is ever held past one."""
+        return Occupancy(len(self._busy) + self._reserved, self.capacity())
+
     def acquire(self) -> None:
         self._reserved += 1
 
@@ -245,7 +249,9 @@ class CpuPool:
         """The process ids of the workers serving this pool, idle or busy, in order."""
         return sorted(worker.pid for worker in self._workers)
 
-    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def begin(
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
+    ) -> Awaitable[Any]:
         """Send the job now to an idle worker (slots are only taken while one is idle)."""
         try:
             request = orjson.dumps([task.settings.target, args, kwargs])

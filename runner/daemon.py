@@ -32,7 +32,7 @@ from runner.daemon_reload import reload_config
 from runner.drain import stop_when_drained
 from runner.errors import StoreError
 from runner.execution import JobExecution
-from runner.executors import AsyncExecutor, Executor, ThreadExecutor
+from runner.executors import AsyncExecutor, Executor, Occupancy, ThreadExecutor
 from runner.finisher import Finisher
 from runner.history_keeper import HistoryKeeper
 from runner.jobs import ClaimedJob, Outcome
@@ -42,6 +42,7 @@ from runner.metrics import UNKNOWN_TASK, Metrics
 from runner.metrics_server import GaugeRefresher, serve_metrics
 from runner.notifier import paused_note, reloading, run_notifier, status_or_reason
 from runner.parking import Parking
+from runner.pool_watch import PoolWatch
 from runner.promoter import Promoter
 from runner.pump import Pump, listen_for_wakeups
 from runner.recorder import Recorder
@@ -112,7 +113,9 @@ class Daemon:
             active=self.active,
             on_lost=self._lost,
             info=DaemonInfo.of_this_process(clock.now_ms(), __version__),
+            pools=self.occupancy,
         )
+        self.pool_watch = PoolWatch(store, self.occupancy, clock, settings.pools_full_warning)
         self.recorder = Recorder(
             store,
             pg_store=conns.pg_store,
@@ -151,6 +154,10 @@ class Daemon:
         for job in self.active.values():
             running[job.kind] = running.get(job.kind, 0) + 1
         return running
+
+    def occupancy(self) -> dict[str, Occupancy]:
+        """Each kind's slots now: in use, free, held past a timeout (`runner status`)."""
+        return {kind: executor.occupancy() for kind, executor in self.executors.items()}
 
     def _pool_figures(self) -> dict[str, tuple[int, int]]:
         """Per kind: jobs running here and free slots, read when /metrics is scraped."""
@@ -294,6 +301,7 @@ class Daemon:
                 ),
                 "log-flusher": flush_logs_periodically(),
                 "cron": self.cron.run(),
+                "pool-watch": self.pool_watch.run(),
                 "promoter": self.promoter.run(),
                 "history": self.history.run(),
                 "notifier": run_notifier(self.status_line),

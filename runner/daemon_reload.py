@@ -65,6 +65,7 @@ async def _apply(daemon: Daemon, new: Settings, registry: TaskRegistry) -> None:
     daemon.cron.update(new.cron, new.tasks)
     daemon.promoter.parking.horizon_s = new.park_horizon
     daemon.history.keep = new.keep_history  # from the keeper's next pass
+    daemon.pool_watch.after_s = new.pools_full_warning
     await _resize_pools(daemon, old, new)
     daemon.pump.nudge()
 

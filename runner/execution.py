@@ -162,7 +162,7 @@ class JobExecution:
             slot.release()
             executor = self.executors[task.kind]
             executor.acquire()
-        work = executor.begin(task, args, kwargs)  # frees the slot when done
+        work = executor.begin(task, args, kwargs, job.id)  # frees the slot when done
         self._log_started(job)
         return self._see_through(job, task, work, started=started, args=args, kwargs=kwargs)
 

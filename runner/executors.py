@@ -18,12 +18,30 @@ import asyncio
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runner.errors import TaskTimeout
 from runner.tasks import Task
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """A pool's slots now, for operators asking why work waits: in use, free, and of
+    those in use, the ones still held by jobs past their timeout (an io thread cannot
+    be stopped), oldest first, each (job id, since when in ms)."""
+
+    in_use: int
+    free: int
+    held: tuple[tuple[str, int], ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        oldest = {"job_id": self.held[0][0], "since": self.held[0][1]} if self.held else None
+        return {"in_use": self.in_use, "free": self.free, "held": len(self.held),
+                "oldest_held": oldest}  # fmt: skip
 
 
 class Executor(Protocol):
@@ -31,11 +49,15 @@ class Executor(Protocol):
 
     def capacity(self) -> int: ...
 
+    def occupancy(self) -> Occupancy: ...
+
     def acquire(self) -> None: ...
 
     def release(self) -> None: ...
 
-    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def begin(
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
+    ) -> Awaitable[Any]:
         """Begin the work now where the executor can; the awaitable gives its result."""
         ...
 
@@ -65,6 +87,9 @@ class AsyncExecutor:
     def capacity(self) -> int:
         return self.limit - self.running
 
+    def occupancy(self) -> Occupancy:
+        return Occupancy(self.running, self.capacity())  # a timeout frees its slot
+
     def acquire(self) -> None:
         self.running += 1
 
@@ -72,7 +97,9 @@ class AsyncExecutor:
         self.running -= 1
         self._on_free()
 
-    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def begin(
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
+    ) -> Awaitable[Any]:
         return self._run(task, args, kwargs)  # runs on the loop: it begins when awaited
 
     async def _run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -108,11 +135,16 @@ class ThreadExecutor:
         self.threads = threads
         self.busy = 0
         self._on_free = on_free
+        # Threads whose job ran past its timeout: (job id, since when in ms), in order.
+        self._overdue: dict[asyncio.Future[Any], tuple[str, int]] = {}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="runner-io")
         _start_every_thread(self._pool, threads)
 
     def capacity(self) -> int:
         return self.threads - self.busy
+
+    def occupancy(self) -> Occupancy:
+        return Occupancy(self.busy, self.capacity(), tuple(self._overdue.values()))
 
     def acquire(self) -> None:
         self.busy += 1
@@ -121,7 +153,9 @@ class ThreadExecutor:
         self.busy -= 1
         self._on_free()
 
-    def begin(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def begin(
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
+    ) -> Awaitable[Any]:
         loop = asyncio.get_running_loop()
         try:
             future = loop.run_in_executor(self._pool, functools.partial(task.func, *args, **kwargs))
@@ -129,7 +163,7 @@ class ThreadExecutor:
             self.release()
             return failing(exc)
         future.add_done_callback(self._freed)
-        return self._result(task, future)
+        return self._result(task, future, job_id)
 
     def _freed(self, future: asyncio.Future[Any]) -> None:
         """The thread is free again. The function's error is read here too: when its job
@@ -137,9 +171,10 @@ class ThreadExecutor:
         would report it at collection as never retrieved."""
         if not future.cancelled():
             future.exception()
+        self._overdue.pop(future, None)
         self.release()
 
-    async def _result(self, task: Task, future: asyncio.Future[Any]) -> Any:
+    async def _result(self, task: Task, future: asyncio.Future[Any], job_id: str) -> Any:
         if task.settings.timeout is None:
             return await asyncio.shield(future)
         try:
@@ -148,6 +183,7 @@ class ThreadExecutor:
         except TimeoutError:
             if future.done():
                 raise
+            self._overdue[future] = (job_id, int(time.time() * 1000))
             raise TaskTimeout(
                 _timeout_message(task) + " (its thread runs on until it returns)"
             ) from None

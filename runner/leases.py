@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import orjson
+
 from runner.clock import Clock
+from runner.executors import Occupancy
 from runner.jobs import ClaimedJob
 from runner.logs import get_logger
 from runner.metrics import Metrics
@@ -36,6 +39,7 @@ class LeaseKeeper:
         active: Mapping[str, ClaimedJob],
         on_lost: Callable[[str, int, str], None],
         info: DaemonInfo | None = None,
+        pools: Callable[[], Mapping[str, Occupancy]] | None = None,
     ) -> None:
         self.store = store
         self.daemon = daemon
@@ -44,6 +48,7 @@ class LeaseKeeper:
         self.active = active
         self.on_lost = on_lost
         self.info = info  # published beside the heartbeat, for `runner status`
+        self.pools = pools  # published with each heartbeat, for `runner status`
         self.reap_from_ms = 0  # no reaping before this (ms): set after an outage
         self.metrics: Metrics | None = None
 
@@ -59,7 +64,10 @@ class LeaseKeeper:
 
     async def tick(self) -> None:
         now = self.clock.now_ms()
-        await self.store.heartbeat(self.daemon, now, self.info)
+        pools = None
+        if self.pools is not None:
+            pools = orjson.dumps({k: o.as_json() for k, o in self.pools().items()}).decode()
+        await self.store.heartbeat(self.daemon, now, self.info, pools)
         jobs = {job.id: job.claim for job in list(self.active.values())}
         lost = await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items())
         for job_id, state in lost:

@@ -76,7 +76,7 @@ def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> st
         *_parked_line(doc, times),
         _running_line(doc),
         f"  daemons      {len(doc['daemons'])}: {', '.join(map(_show, doc['daemons'])) or '-'}",
-        *(_daemon_line(daemon, times) for daemon in doc["daemon_details"]),
+        *(line for daemon in doc["daemon_details"] for line in _daemon_lines(daemon, times)),
         *_paused_lines(doc["paused_tasks"], times),
         _maintenance_line(doc, times),
         _recorder_line(doc),
@@ -125,14 +125,31 @@ def _running_line(doc: dict[str, Any]) -> str:
     return f"  running      {doc['running']}{': ' if owners else ''}{', '.join(owners)}"
 
 
-def _daemon_line(daemon: dict[str, Any], times: TimeText) -> str:
+def _daemon_lines(daemon: dict[str, Any], times: TimeText) -> list[str]:
     age = daemon["heartbeat_age_ms"]
     ago = "" if age is None else f" ({_took(age)} ago)"
-    return (
+    about = (
         f"    {_show(daemon['id'])}: host {_show(daemon['host'])}, pid {_show(daemon['pid'])},"
         f" version {_show(daemon['version'])}, started {_show_time(daemon['started'], times)},"
         f" heartbeat {_show_time(daemon['last_heartbeat'], times)}{ago}"
     )
+    pools = daemon.get("pools") or {}
+    if not pools:
+        return [about]
+    return [about, "      pools: " + ", ".join(_pool(k, p) for k, p in pools.items())]
+
+
+def _pool(kind: str, pool: dict[str, Any]) -> str:
+    """One kind's slots: "io 8 in use, 0 free (3 held by timed-out jobs; the oldest,
+    job X, for 5.0 min)"."""
+    text = f"{_show(kind)} {_show(pool['in_use'])} in use, {_show(pool['free'])} free"
+    oldest = pool.get("oldest_held")
+    if pool.get("held_by_timed_out") and oldest:
+        text += (
+            f" ({_show(pool['held_by_timed_out'])} held by timed-out jobs; the oldest,"
+            f" job {_show(oldest['job_id'])}, for {_took(oldest['age_ms'])})"
+        )
+    return text
 
 
 def _paused_lines(paused: dict[str, dict[str, Any]], times: TimeText) -> list[str]:

@@ -77,6 +77,12 @@ class Keys:
         return f"{self.base}:daemons"
 
     @property
+    def daemon_pools(self) -> str:
+        """Daemon id -> its pools at its last heartbeat (JSON: per kind, slots in use,
+        free, and held by jobs past their timeout)."""
+        return f"{self.base}:daemon_pools"
+
+    @property
     def daemon_info(self) -> str:
         """Daemon id -> what it says of itself (JSON: host, pid, started, version)."""
         return f"{self.base}:daemon_info"

@@ -80,6 +80,28 @@ def read_daemon_info(text: Any) -> dict[str, Any]:
     }
 
 
+def read_daemon_pools(text: Any, now_ms: int) -> dict[str, dict[str, Any]]:
+    """Per kind a daemon published: slots in use, free, held by jobs past their timeout,
+    and the oldest of those (job id, since, age); {} when missing or malformed."""
+    pools = {}
+    for kind, pool in _object(text).items():
+        if kind not in KINDS or not isinstance(pool, dict):
+            continue
+        oldest = pool.get("oldest_held")
+        since = _whole(oldest.get("since")) if isinstance(oldest, dict) else None
+        pools[kind] = {
+            "in_use": _whole(pool.get("in_use")),
+            "free": _whole(pool.get("free")),
+            "held_by_timed_out": _whole(pool.get("held")),
+            "oldest_held": None if since is None or not isinstance(oldest, dict) else {
+                "job_id": _text(oldest.get("job_id")),
+                "since": rfc3339(since),
+                "age_ms": max(now_ms - since, 0),
+            },
+        }  # fmt: skip
+    return pools
+
+
 def read_pause_note(text: Any) -> dict[str, Any]:
     """Who paused a task (the requester's origin) and when (RFC 3339), or None each."""
     note = _object(text)
@@ -102,7 +124,7 @@ async def read_overview(
 ) -> dict[str, Any]:
     """The Redis part of the status document (see runner.status)."""
     live = await _first_round(redis, keys, now_ms, alive_since_ms)
-    info, held, owners = await _second_round(redis, keys, live)
+    info, pools, held, owners = await _second_round(redis, keys, live)
     tasks = sorted((task, note) for task, note in live.paused.items() if task != ALL_TASKS)
     maintenance = live.paused.get(ALL_TASKS)
     return {
@@ -110,7 +132,7 @@ async def read_overview(
         "running": len(live.running_ids),
         "daemons": [daemon for daemon, _ in live.daemons],
         "running_by_daemon": _running_by_daemon(owners),
-        "daemon_details": _daemon_details(live.daemons, info, now_ms),
+        "daemon_details": _daemon_details(live.daemons, info, pools, now_ms),
         "paused_tasks": {
             task: {**read_pause_note(note), "held": count}
             for (task, note), count in zip(tasks, held, strict=True)
@@ -157,24 +179,25 @@ async def _first_round(redis: Redis, keys: Keys, now_ms: int, alive_since_ms: in
 
 async def _second_round(
     redis: Redis, keys: Keys, live: _Live
-) -> tuple[list[Any], list[int | None], list[Any]]:
-    """Daemons' notes, held counts of paused tasks, owners of running jobs; a reply
-    that is an error (a key of the wrong type) reads as unknown."""
+) -> tuple[list[Any], list[Any], list[int | None], list[Any]]:
+    """Daemons' notes and pools, held counts of paused tasks, owners of running jobs;
+    a reply that is an error (a key of the wrong type) reads as unknown."""
     daemon_ids = [daemon for daemon, _ in live.daemons]
     paused = sorted(task for task in live.paused if task != ALL_TASKS)
     async with redis.pipeline(transaction=False) as pipe:
         if daemon_ids:
             pipe.hmget(keys.daemon_info, daemon_ids)
+            pipe.hmget(keys.daemon_pools, daemon_ids)
         for task in paused:
             pipe.zcard(keys.held(task))
         for job_id in live.running_ids:
             pipe.hget(keys.job(job_id), stored("owner"))
         replies = await pipe.execute(raise_on_error=False)
-    info = replies.pop(0) if daemon_ids else []
-    if not isinstance(info, list):
-        info = [None] * len(daemon_ids)
+    info, pools = (replies.pop(0), replies.pop(0)) if daemon_ids else ([], [])
+    info = info if isinstance(info, list) else [None] * len(daemon_ids)
+    pools = pools if isinstance(pools, list) else [None] * len(daemon_ids)
     held = [_whole(count) for count in replies[: len(paused)]]
-    return info, held, replies[len(paused) :]
+    return info, pools, held, replies[len(paused) :]
 
 
 def _score_ms(score: Any) -> int | None:
@@ -213,7 +236,7 @@ def _running_by_daemon(owners: list[Any]) -> dict[str, int]:
 
 
 def _daemon_details(
-    daemons: list[tuple[str, int | None]], info: list[Any], now_ms: int
+    daemons: list[tuple[str, int | None]], info: list[Any], pools: list[Any], now_ms: int
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -221,6 +244,7 @@ def _daemon_details(
             **read_daemon_info(note),
             "last_heartbeat": None if beat is None else rfc3339(beat),
             "heartbeat_age_ms": None if beat is None else max(now_ms - beat, 0),
+            "pools": read_daemon_pools(kinds, now_ms),
         }
-        for (daemon, beat), note in zip(daemons, info, strict=True)
+        for (daemon, beat), note, kinds in zip(daemons, info, pools, strict=True)
     ]

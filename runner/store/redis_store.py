@@ -282,14 +282,18 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
         return state
 
     @on_redis
-    async def heartbeat(self, daemon: str, now_ms: int, info: DaemonInfo | None = None) -> None:
+    async def heartbeat(
+        self, daemon: str, now_ms: int, info: DaemonInfo | None = None, pools: str | None = None
+    ) -> None:
         """Liveness is the daemon's score. Its note of itself (`info`) is written only
-        where missing: once at start, and again after Redis lost its data; the
-        same round trip either way."""
+        where missing: once at start, and again after Redis lost its data; its pools
+        (JSON) each time. The same round trip either way."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.keys.daemons, {daemon: now_ms})
             if info is not None:
                 pipe.hsetnx(self.keys.daemon_info, daemon, info.to_json())
+            if pools is not None:
+                pipe.hset(self.keys.daemon_pools, daemon, pools)
             await pipe.execute()
 
     @on_redis
@@ -297,6 +301,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(self.keys.daemons, daemon)
             pipe.hdel(self.keys.daemon_info, daemon)
+            pipe.hdel(self.keys.daemon_pools, daemon)
             await pipe.execute()
 
     @on_redis

@@ -77,8 +77,13 @@ async def _scene(store: RedisStore, redis: Redis, keys: Keys, pg: PgStore, now: 
     await store.read_events("c", 10, None)  # read, not acknowledged: pending
     await store.pause_task(":all", "bob", now)
     await redis.hset(keys.paused, "gh\nost", "not json")
-    await store.heartbeat("d1", now, DaemonInfo("web1", 41, now - 60_000, "9.9.9"))
-    await store.heartbeat("d2", now)
+    pools = {"io": {"in_use": 2, "free": 0, "held": 1,
+                    "oldest_held": {"job_id": "j\x1b9", "since": now - 5000}},
+             "gpu": {"in_use": 1}, "cpu": "busy"}  # fmt: skip
+    await store.heartbeat(
+        "d1", now, DaemonInfo("web1", 41, now - 60_000, "9.9.9"), orjson.dumps(pools).decode()
+    )
+    await store.heartbeat("d2", now, pools="{not json")
     await redis.hset(keys.daemon_info, "d2", "{not json")
     await store.heartbeat("gone", now - 3_600_000, DaemonInfo("web2", 42, now, "9.9.9"))
 
@@ -103,10 +108,14 @@ async def test_status_shows_daemons_their_work_pauses_and_the_recorder(
     assert doc["daemons"] == ["d1", "d2"]
     d1, d2 = doc["daemon_details"]
     assert 0 <= d1.pop("heartbeat_age_ms") < 30_000 and 0 <= d2.pop("heartbeat_age_ms") < 30_000
+    held = d1["pools"]["io"]["oldest_held"]
+    assert 5000 <= held.pop("age_ms") < 35_000
     assert d1 == {"id": "d1", "host": "web1", "pid": 41, "version": "9.9.9",
-                  "started": rfc3339(now - 60_000), "last_heartbeat": rfc3339(now)}  # fmt: skip
+                  "started": rfc3339(now - 60_000), "last_heartbeat": rfc3339(now),
+                  "pools": {"io": {"in_use": 2, "free": 0, "held_by_timed_out": 1, "oldest_held": {
+                      "job_id": "j\x1b9", "since": rfc3339(now - 5000)}}}}  # fmt: skip
     assert d2 == {"id": "d2", "host": None, "pid": None, "version": None, "started": None,
-                  "last_heartbeat": rfc3339(now)}  # fmt: skip
+                  "last_heartbeat": rfc3339(now), "pools": {}}  # fmt: skip
     assert doc["running"] == 3 and doc["running_by_daemon"] == {"d1": 2, "gone": 1}
     assert doc["due"] == {"async": 0, "io": 1, "cpu": 0}
     assert 5000 <= doc["oldest_due_lag_ms"] < 35_000
@@ -123,6 +132,10 @@ async def test_status_shows_daemons_their_work_pauses_and_the_recorder(
     text = cli("status", config=daemon_config()).stdout
     assert "due now      1 (async 0, io 1, cpu 0); the oldest is " in text
     assert "running      3: 2 on d1, 1 on gone (not live)" in text
+    assert (
+        "      pools: io 2 in use, 0 free (1 held by timed-out jobs; the oldest, job j?9, for"
+        in text
+    )
     assert "    d1: host web1, pid 41, version 9.9.9, started " in text
     assert "    d2: host unknown, pid unknown, version unknown, started unknown" in text
     assert "paused       2: echo, gh?ost\n" in text

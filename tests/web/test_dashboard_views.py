@@ -15,7 +15,7 @@ from urllib.parse import quote
 from redis.asyncio import Redis
 
 from runner.client import Client
-from runner.config import Settings, TaskSettings
+from runner.config import Settings, TaskSettings, load_settings
 from runner.jobs import rfc3339
 from runner.store.pg_store import PgStore
 from tests.daemon.process import wait_for_history
@@ -114,6 +114,32 @@ async def test_tasks_without_jobs_are_listed_and_can_be_paused(
     await browser.click("button[data-action='pause-task:idle']")
     await browser.wait_for("!!document.querySelector(\"button[data-action='resume-task:idle']\")")
     assert "idle" in await client.paused()
+    assert browser.errors == []
+
+
+async def test_the_daemons_pools_show_threads_held_past_a_timeout(
+    daemon_config: Callable[..., Path], dashboard: Dashboard, browser: Browser, redis: Redis,
+) -> None:  # fmt: skip
+    """The overview's daemon row shows each kind's slots, and the io threads still held
+    by jobs past their timeout with the oldest one's job: why a queue waits."""
+    config = daemon_config(
+        web={"token": TOKEN}, pools={"io": 1},
+        tasks__stuck={"target": "tests.tasks:sleep_io", "kind": "io", "timeout": "300ms"},
+    )  # fmt: skip
+    url = dashboard(config)
+    job = await Client(load_settings(config, env={}), redis).enqueue("stuck", [20], job_id="s1")
+    await _visit(browser, url, "!!document.querySelector('[data-count=running]')")
+    shown = await browser.wait_for(
+        "(() => { const io = document.querySelector('td.pools [data-kind=io]');"
+        " return io && io.textContent.includes('held past timeout') ? io.textContent : null;"
+        " })()",
+        timeout=20,
+    )
+    assert shown.startswith("io 1/1 1 held past timeout"), shown
+    title = await browser.evaluate(
+        "document.querySelector('td.pools [data-kind=io] .badge').getAttribute('title')"
+    )
+    assert f"job {job} since " in title
     assert browser.errors == []
 
 

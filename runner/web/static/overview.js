@@ -111,7 +111,7 @@ function daemonTable(doc) {
   const byId = new Map((doc.daemon_details || []).map((d) => [d.id, d]));
   const ids = [...new Set([...doc.daemons, ...Object.keys(doc.running_by_daemon || {})])];
   if (!ids.length) return el("p", { class: "muted" }, "No daemon has sent a heartbeat lately.");
-  const head = el("tr", {}, ["daemon", "host", "pid", "version", "started", "heartbeat", "running"].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ["daemon", "host", "pid", "version", "started", "heartbeat", "running", "pools"].map((h) => el("th", {}, h)));
   const rows = ids.map((id) => {
     const d = byId.get(id) || {};
     return el("tr", { class: live.has(id) ? null : "dead" },
@@ -119,9 +119,25 @@ function daemonTable(doc) {
       el("td", {}, d.host ?? "-"), el("td", {}, d.pid ?? "-"), el("td", {}, d.version ?? "-"),
       el("td", {}, d.started ? when(d.started) : "-"),
       el("td", {}, d.heartbeat_age_ms == null ? "-" : `${took(d.heartbeat_age_ms)} ago`),
-      el("td", { class: "n" }, String((doc.running_by_daemon || {})[id] || 0)));
+      el("td", { class: "n" }, String((doc.running_by_daemon || {})[id] || 0)),
+      el("td", { class: "pools" }, poolCells(d.pools || {})));
   });
   return table({}, el("thead", {}, head), el("tbody", {}, rows));
+}
+
+// Per kind: slots in use / all, and the threads still held by jobs past their timeout
+// (the reason a queue can stall with nothing running), with the oldest one's job.
+function poolCells(pools) {
+  const kinds = Object.entries(pools);
+  if (!kinds.length) return "-";
+  return kinds.map(([kind, p]) => {
+    const text = `${kind} ${p.in_use ?? "?"}/${(p.in_use ?? 0) + (p.free ?? 0)}`;
+    const held = p.held_by_timed_out && p.oldest_held
+      ? el("span", { class: "badge s-failed", title: `oldest: job ${p.oldest_held.job_id} since ${time(p.oldest_held.since)}` },
+        `${p.held_by_timed_out} held past timeout, oldest ${took(p.oldest_held.age_ms)}`)
+      : null;
+    return el("div", { class: p.free === 0 ? "full" : null, "data-kind": kind }, text, held ? " " : null, held);
+  });
 }
 
 export function overview(view) {
