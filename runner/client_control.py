@@ -11,7 +11,7 @@ from runner.config import Settings
 from runner.control import RequestResult, result_of, update_changes
 from runner.errors import UnknownTask, UsageError
 from runner.job_input import known_id
-from runner.states import REQUESTS
+from runner.states import REQUESTS, transition
 from runner.store.keys import ALL_TASKS
 from runner.store.redis_store import RedisStore
 
@@ -43,18 +43,33 @@ class ControlVerbs:
             raise UsageError(f"{action} takes no changes, got {', '.join(changes)}")
         ids = [known_id(job_id) for job_id in job_ids]
         replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
-        missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
-        if missing and await self.parking.bring_back(missing):
-            # Parked jobs are now in Redis (and the others were not anywhere): again.
-            again = dict(zip(missing, await self.store.request(
-                action, missing, self.origin, self.clock.now_ms(), update
-            ), strict=True))  # fmt: skip
-            replies = [again.get(job_id, reply) for job_id, reply in zip(ids, replies, strict=True)]
+        replies = await self._on_parked(action, ids, replies, update)
         if update is not None and "due_at" in update:
             applied = [i for i, reply in zip(ids, replies, strict=True) if reply.startswith("ok:")]
             await self.parking.park_again(applied)
         return [
             await result_of(self, job_id, action, reply)
+            for job_id, reply in zip(ids, replies, strict=True)
+        ]
+
+    async def _on_parked(
+        self, action: str, ids: list[str], replies: list[str], update: dict[str, Any] | None
+    ) -> list[str]:
+        """The replies once the jobs Redis did not find are looked for among the parked:
+        a parked job whose state refuses the request is refused by it and stays in
+        PostgreSQL; the others are brought back into Redis and asked again there."""
+        missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
+        if not missing:
+            return replies
+        sources = transition(action).sources
+        parked = await self.parking.bring_back(missing, lambda state: state in sources)
+        refused = {i: f"refused:{state}" for i, state in parked.items() if state not in sources}
+        back = [job_id for job_id in parked if job_id not in refused]
+        again = dict(zip(back, await self.store.request(
+            action, back, self.origin, self.clock.now_ms(), update
+        ), strict=True)) if back else {}  # fmt: skip
+        return [
+            refused.get(job_id) or again.get(job_id) or reply
             for job_id, reply in zip(ids, replies, strict=True)
         ]
 
