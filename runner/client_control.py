@@ -12,7 +12,7 @@ from runner.control import RequestResult, result_of, update_changes
 from runner.errors import StoreUnavailable, UnknownTask, UsageError
 from runner.job_input import known_id
 from runner.revival import REVIVING, revive_for
-from runner.states import REQUESTS
+from runner.states import REQUESTS, transition
 from runner.store.keys import ALL_TASKS
 from runner.store.redis_store import RedisStore
 
@@ -44,13 +44,8 @@ class ControlVerbs:
             raise UsageError(f"{action} takes no changes, got {', '.join(changes)}")
         ids = [known_id(job_id) for job_id in job_ids]
         replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
-        missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
-        if missing and await self._bring_back(action, missing):
-            # Parked or forgotten jobs are now in Redis (the others nowhere): again.
-            again = dict(zip(missing, await self.store.request(
-                action, missing, self.origin, self.clock.now_ms(), update
-            ), strict=True))  # fmt: skip
-            replies = [again.get(job_id, reply) for job_id, reply in zip(ids, replies, strict=True)]
+        replies = await self._on_parked(action, ids, replies, update)
+        replies = await self._on_forgotten(action, ids, replies, update)
         if update is not None and "due_at" in update:
             applied = [i for i, reply in zip(ids, replies, strict=True) if reply.startswith("ok:")]
             await self.parking.park_again(applied)
@@ -59,23 +54,55 @@ class ControlVerbs:
             for job_id, reply in zip(ids, replies, strict=True)
         ]
 
-    async def _bring_back(self, action: str, job_ids: Sequence[str]) -> bool:
-        """Put into Redis the jobs it does not hold that the request may apply to:
-        parked ones (parking.py), and forgotten ones for a retry or a delete
-        (revival.py); whether any came back."""
-        back = await self.parking.bring_back(job_ids)
-        rest = [job_id for job_id in job_ids if job_id not in back]
-        if not rest or action not in REVIVING:
-            return bool(back)
+    async def _on_parked(
+        self, action: str, ids: list[str], replies: list[str], update: dict[str, Any] | None
+    ) -> list[str]:
+        """The replies once the jobs Redis did not find are looked for among the parked:
+        a parked job whose state refuses the request is refused by it and stays in
+        PostgreSQL; the others are brought back into Redis and asked again there."""
+        missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
+        if not missing:
+            return replies
+        sources = transition(action).sources
+        parked = await self.parking.bring_back(missing, lambda state: state in sources)
+        refused = {i: f"refused:{state}" for i, state in parked.items() if state not in sources}
+        back = [job_id for job_id in parked if job_id not in refused]
+        again = await self._ask_again(action, back, update)
+        return [
+            refused.get(job_id) or again.get(job_id) or reply
+            for job_id, reply in zip(ids, replies, strict=True)
+        ]
+
+    async def _ask_again(
+        self, action: str, job_ids: list[str], update: dict[str, Any] | None
+    ) -> dict[str, str]:
+        """The request's replies for jobs just put back into Redis."""
+        if not job_ids:
+            return {}
+        replies = await self.store.request(
+            action, job_ids, self.origin, self.clock.now_ms(), update
+        )
+        return dict(zip(job_ids, replies, strict=True))
+
+    async def _on_forgotten(
+        self, action: str, ids: list[str], replies: list[str], update: dict[str, Any] | None
+    ) -> list[str]:
+        """The replies once the finished jobs Redis forgot are looked for in their history,
+        for a retry or a delete (revival.py): brought back into Redis and asked again."""
+        missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
+        if not missing or action not in REVIVING:
+            return replies
         try:
             pg = await self.history_store()
         except StoreUnavailable:
-            pg = None  # the request then says what Redis and Postgres could tell
+            return replies  # the request then says what Redis and Postgres could tell
         revived = await revive_for(
-            action, rest, settings=self.settings, store=self.store, pg=pg,
+            action, missing, settings=self.settings, store=self.store, pg=pg,
             now_ms=self.clock.now_ms(),
         )  # fmt: skip
-        return bool(back or revived)
+        back = [job_id for job_id in missing if job_id in revived]
+        again = await self._ask_again(action, back, update)
+        return [again.get(job_id) or reply for job_id, reply in zip(ids, replies, strict=True)]
 
     async def _one(self, action: str, job_id: str, **changes: Any) -> str:
         [result] = await self.request(action, [job_id], **changes)

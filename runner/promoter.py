@@ -6,6 +6,9 @@ every parked job due within the horizon, so a job is in Redis long before its
 time and starts exactly then, through the pump like any other. Several daemons
 scan at once without moving a job twice (rows locked, SKIP LOCKED), and after
 downtime the first scan catches up on everything that came due meanwhile.
+The same scan parks what waits in the Redis schedule beyond the horizon (a retry
+whose backoff reaches that far, a job enqueued while PostgreSQL was down), so no
+job sits in Redis memory for longer than a period before it is parked.
 A changed horizon (SIGHUP) counts from the next scan.
 """
 
@@ -40,14 +43,13 @@ class Promoter:
         await every("promoter", self.scan, lambda: self.period)
 
     async def scan(self) -> int:
-        """Move every parked job now due within the horizon; how many moved."""
-        moved = 0
-        while True:
-            count = await self.parking.promote_due(self.batch)
-            moved += count
-            if count < self.batch:
-                break
+        """Move every parked job now due within the horizon into Redis, and park every
+        job of the Redis schedule due beyond it; how many moved into Redis."""
+        moved = await self.parking.promote_due(self.batch)
         if moved:
             self.moved += moved
             log.info("parked jobs scheduled", jobs=moved, horizon_s=self.parking.horizon_s)
+        parked = await self.parking.park_far(self.batch)
+        if parked:
+            log.info("far jobs parked", jobs=parked, horizon_s=self.parking.horizon_s)
         return moved

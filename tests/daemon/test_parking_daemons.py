@@ -22,8 +22,9 @@ from redis.asyncio import Redis
 from runner.client import Client
 from runner.config import load_settings
 from runner.store.pg_store import PgStore
-from tests.daemon.process import DaemonProcess, daemon_config_file
+from tests.daemon.process import DaemonProcess, daemon_config_file, wait_for_history
 from tests.servers import Servers
+from tests.waiting import eventually
 
 HORIZON = "2s"
 VICTIM = "runner-test-victim"  # the application_name of the killed daemon's sessions
@@ -195,3 +196,35 @@ async def test_a_reloaded_horizon_counts_from_the_next_scan(
     assert moved["jobs"] == 1 and moved["horizon_s"] == 120
     assert await client.store.job_exists(job_id)
     assert (await client.get(job_id)).state == "scheduled"
+
+
+async def test_a_retry_beyond_the_horizon_is_parked_by_the_daemon(
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    redis: Redis,
+    pg: PgStore,
+) -> None:
+    """A job fails on the daemon and its retry is due about an hour later, far beyond
+    the 2 s horizon: the finisher puts it back in the Redis schedule as always, and
+    within a few promoter scans it leaves Redis for PostgreSQL, parked as retrying at
+    the seq of its retry, its history (scheduled, running, retrying) whole."""
+    config = daemon_config(
+        daemon={"park_horizon": HORIZON, "lease_ttl": "2s"},
+        tasks__fail={"target": "tests.tasks:fail", "kind": "io", "retries": 1, "backoff": "1h"},
+    )
+    daemon = spawn(config)
+    daemon.wait_ready()
+    client = Client(load_settings(config, env={}), redis, pg)
+    job_id = await client.enqueue("fail", ["once"], job_id="fails-once")
+    fetch = "SELECT * FROM runner_parked_jobs WHERE id = $1"
+    row = await eventually(
+        lambda: pg.pool.fetchrow(fetch, job_id), timeout=15, what="the retry parked"
+    )
+    assert (row["state"], row["seq"], row["attempt"]) == ("retrying", 3, 1)
+    assert not await client.store.job_exists(job_id)
+    history, _ = await wait_for_history(pg, job_id, "retrying")
+    assert [(e["seq"], e["to_state"]) for e in history] == [
+        (1, "scheduled"), (2, "running"), (3, "retrying"),
+    ]  # fmt: skip
+    job = await client.get(job_id)
+    assert (job.state, job.parked) == ("retrying", True)

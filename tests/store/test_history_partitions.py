@@ -100,7 +100,8 @@ async def test_migration_keeps_every_event_and_job_readable(database_at_002: str
         await fill_before_003(conn, now_ms)
         ids = ("old", "recent", "waiting", "ahead")
         before = {i: (await pg.job_history(i), await job_row(conn, i)) for i in ids}
-        assert await migrate(conn) == ["003_history_partitions.sql", "004_parked_jobs.sql"]
+        applied = await migrate(conn)
+        assert applied[:2] == ["003_history_partitions.sql", "004_parked_jobs.sql"]
         after = {i: (await pg.job_history(i), await job_row(conn, i)) for i in ids}
         assert after == before and len(before["old"][0]) == 3
         where = await where_events_are(pg)

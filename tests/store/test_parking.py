@@ -170,7 +170,7 @@ async def test_a_row_whose_job_ran_and_was_forgotten_is_never_put_back(
     row = await pg.pool.fetchrow("SELECT * FROM runner_parked_jobs WHERE id = $1", job_id)
     await promoter(parking_client, ahead_s=DAY_S).promote_due(100)
     await pg.pool.execute(
-        "INSERT INTO runner_parked_jobs VALUES ($1, $2, $3, $4, $5, $6)", *row.values()
+        "INSERT INTO runner_parked_jobs VALUES ($1, $2, $3, $4, $5, $6, $7)", *row.values()
     )
     await pg.pool.execute(
         "UPDATE runner_jobs SET seq = 3, state = 'succeeded' WHERE id = $1", job_id
@@ -188,18 +188,17 @@ async def test_a_parker_whose_row_a_mover_dropped_leaves_the_job_in_redis(
     """A mover found the job in Redis while it was being parked and dropped the row:
     the parker then finds no row and takes nothing out of Redis."""
     job_id = await parking_client.enqueue("echo", ["x"], delay=HORIZON_S / 2)
-    row = await parking_client.store.parkable(job_id)
-    assert row is not None
+    [row] = await parking_client.store.parkable([job_id])
     pg_parking = PgParking(pg.pool)
     assert await pg_parking.park([row], {}) == {job_id}
     assert await promoter(parking_client, ahead_s=0).promote_due(100) == 1
-    taken: list[str] = []
+    taken: list[dict[str, int]] = []
 
-    async def take() -> bool:
-        taken.append(job_id)
-        return True
+    async def take(seqs: dict[str, int]) -> set[str]:
+        taken.append(seqs)
+        return set(seqs)
 
-    assert await pg_parking.take_out(job_id, row.seq, take) is False
+    assert await pg_parking.take_out({job_id: row.seq}, take) == set()
     assert taken == [] and await in_redis(parking_client, job_id)
 
 
@@ -207,17 +206,16 @@ async def test_a_parker_that_dies_after_taking_the_job_out_leaves_it_parked(
     parking_client: Client, pg: PgStore
 ) -> None:
     job_id = await parking_client.enqueue("echo", ["x"], delay=HORIZON_S / 2)
-    row = await parking_client.store.parkable(job_id)
-    assert row is not None
+    [row] = await parking_client.store.parkable([job_id])
     pg_parking = PgParking(pg.pool)
     await pg_parking.park([row], {})
 
-    async def take_then_die() -> bool:
-        await parking_client.store.take_parked({job_id: row.seq}, "test", 0)
+    async def take_then_die(seqs: dict[str, int]) -> set[str]:
+        await parking_client.store.take_parked(seqs, "test", 0)
         raise Killed("after take")
 
     with pytest.raises(Killed):
-        await pg_parking.take_out(job_id, row.seq, take_then_die)
+        await pg_parking.take_out({job_id: row.seq}, take_then_die)
     assert not await in_redis(parking_client, job_id)
     assert len(await parked_rows(pg)) == 1
     assert await promoter(parking_client, ahead_s=0).promote_due(100) == 1

@@ -1,4 +1,4 @@
--- park.lua: take scheduled jobs out of Redis because they now wait in PostgreSQL
+-- park.lua: take waiting jobs out of Redis because they now wait in PostgreSQL
 -- (parked: due beyond the park horizon, see parking.py). PostgreSQL got each job
 -- first, at the seq it had then; a job whose seq moved on since (claimed, updated,
 -- cancelled by someone else in between) stays, and its parked copy is dropped.
@@ -6,9 +6,11 @@
 -- A job whose caller chose its id is retired while it waits there (lib.lua),
 -- scored by its due time (the history keeper never trims a time to come).
 --
--- KEYS, ARGV: as control_lib.lua; ARGV[3] is ",scheduled," and ARGV[8] the JSON
--- {id: seq} of the copies PostgreSQL holds.
--- Reply: "ok:scheduled" (taken out), "refused:<state>" or "refused:moved" (stays),
+-- KEYS, ARGV: as control_lib.lua; ARGV[3] is the waiting states (",retrying,
+-- scheduled,"), ARGV[4] the state a parked job's id is retired in (scheduled, as
+-- for any parked job, whatever state it waits in), and ARGV[8] the JSON {id: seq}
+-- of the copies PostgreSQL holds.
+-- Reply: "ok:<its state>" (taken out), "refused:<state>" or "refused:moved" (stays),
 -- "missing", or "malformed:<reason>".
 
 local SEQS = cjson.decode(REQUEST)
@@ -20,7 +22,7 @@ return each_job(function(id, f)
     unschedule(id, f)
     redis.call('DEL', PREFIX .. id)
     if f[6] then
-        retire(RETIRED, id, tonumber(f[7]) or NOW, f[1], RETIRED_LIST)
+        retire(RETIRED, id, tonumber(f[7]) or NOW, TARGET, RETIRED_LIST)
     end
-    return 'ok:scheduled'
+    return 'ok:' .. f[1]
 end, 'chosen_id', 'due_at')
