@@ -23,7 +23,8 @@ LISTING_INDEXES = {
     "runner_jobs_task_listed",
     "runner_jobs_state_task_listed",
 }
-LATER = ["002_job_listing.sql", "003_history_partitions.sql", "004_parked_jobs.sql"]
+# Every migration after 001, as the ledger names them.
+LATER = [name for version, name, _ in migrations() if version > 1]
 LEDGER = """
 CREATE TABLE runner_schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()
