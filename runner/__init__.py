@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import (
     ConfigError,
+    JobDeleted,
     JobNotFound,
     PayloadError,
     RequestRefused,
@@ -27,6 +28,7 @@ from runner.errors import (
 __all__ = [
     "Client",
     "ConfigError",
+    "JobDeleted",
     "JobInfo",
     "JobNotFound",
     "PayloadError",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runner.errors import JobNotFound, RequestRefused, StoreError, UsageError
+from runner.errors import JobDeleted, JobNotFound, RequestRefused, StoreError, UsageError
 from runner.job_input import due_at_ms, encode_payload
 from runner.states import TRANSITIONS, State
 
@@ -49,7 +49,8 @@ class RequestResult:
             return self.state or ""
         if self.state is None:
             raise JobNotFound(self.job_id)
-        raise RequestRefused(self.job_id, self.action, self.state, self.message)
+        refused = JobDeleted if self.state == State.DELETED else RequestRefused
+        raise refused(self.job_id, self.action, self.state, self.message)
 
 
 _HINTS = {

@@ -83,3 +83,8 @@ class RequestRefused(RunnerError):
         self.action = action
         self.state = state
         super().__init__(message)
+
+
+class JobDeleted(RequestRefused):
+    """A request on a job that was deleted: nothing applies to it any more (the API's
+    410 Gone; its history stays)."""

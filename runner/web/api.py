@@ -90,14 +90,14 @@ async def show(request: web.Request) -> web.Response:
 
 
 def _result_response(result: RequestResult) -> web.Response:
-    """200 when applied; 404 for no such job; 409 when the state table refused it,
-    with the state that refused it."""
+    """200 when applied; 404 for no such job; 410 for a deleted one; 409 when the
+    state table refused it, with the state that refused it."""
     doc = asdict(result)
     if result.ok:
         return json_response(doc)
     if result.state is None:
         return error_response(404, result.message, doc)
-    return error_response(409, result.message, doc)
+    return error_response(410 if result.state == "deleted" else 409, result.message, doc)
 
 
 async def _request(request: web.Request, action: str, **changes: Any) -> web.Response:

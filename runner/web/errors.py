@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from runner.errors import (
+    JobDeleted,
     JobNotFound,
     RequestRefused,
     RunnerError,
@@ -40,6 +41,7 @@ STATUSES: tuple[tuple[type[Exception], int, str], ...] = (
     (UsageError, 400, ""),
     (JobNotFound, 404, ""),
     (TaskNotFound, 404, ""),
+    (JobDeleted, 410, ""),
     (RequestRefused, 409, ""),
     (StoreUnavailable, 503, "cannot reach a server: "),
     (StoreError, 500, ""),

@@ -151,6 +151,10 @@ async def test_requests_apply_and_refusals_are_409_with_the_state(api: Api) -> N
     assert (await act("POST", f"/api/jobs/{job}/retry"))[1]["state"] == "scheduled"
     status, doc = await act("DELETE", f"/api/jobs/{job}")
     assert status == 200 and doc["state"] == "deleted"
+    for method, path in (("DELETE", f"/api/jobs/{job}"), ("POST", f"/api/jobs/{job}/retry")):
+        status, doc = await act(method, path)  # a deleted job is gone: 410, and says so
+        assert (status, doc["state"]) == (410, "deleted"), doc
+        assert doc["error"].endswith(f"job {job}: it was deleted")
 
 
 async def test_list_status_and_throughput_after_jobs_ran(api: Api, settings: Settings) -> None:
