@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from tests.ledger import append_line
+
 
 async def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return {"args": list(args), "kwargs": kwargs}
@@ -111,15 +113,7 @@ RUN_LEDGER_ENV = "RUNNER_TEST_LEDGER"
 
 
 def _ledger(line: str) -> None:
-    """Append one line to the file named by RUNNER_TEST_LEDGER; a write this short to an
-    O_APPEND file is atomic, so daemons and threads can share it."""
-    path = os.environ.get(RUN_LEDGER_ENV)
-    if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{line}\n".encode())
-        finally:
-            os.close(fd)
+    append_line(RUN_LEDGER_ENV, line)
 
 
 async def noted_sleep(job_id: str, ms: float) -> str:

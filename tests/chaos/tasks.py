@@ -14,6 +14,8 @@ import signal
 import sys
 import time
 
+from tests.ledger import append_line
+
 LEDGER_ENV = "RUNNER_CHAOS_LEDGER"
 # The functions below that note every execution in the ledger (each calls _note first).
 WRITES_LEDGER = frozenset(
@@ -22,16 +24,8 @@ WRITES_LEDGER = frozenset(
 
 
 def _note(job_id: str) -> None:
-    """Append one line per execution; a write this short to an O_APPEND file is atomic,
-    so daemons, threads and cpu workers can share the ledger."""
-    path = os.environ.get(LEDGER_ENV)
-    if not path:
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{job_id}\n".encode())
-    finally:
-        os.close(fd)
+    """One line per execution (see tests/ledger.py)."""
+    append_line(LEDGER_ENV, job_id)
 
 
 async def async_work(job_id: str, ms: float) -> str:

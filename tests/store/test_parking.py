@@ -17,44 +17,16 @@ from redis.asyncio import Redis
 
 from runner.client import Client
 from runner.config import Settings
-from runner.parking import Parking
 from runner.status import parked_now, render, status_of
 from runner.store.keys import Keys
 from runner.store.pg_parking import ParkedJob, PgParking
 from runner.store.pg_store import PgStore
 from runner.store.redis_store import RedisStore
-
-HORIZON_S = 60.0
-DAY_S = 86400.0
+from tests.store.parked import DAY_S, HORIZON_S, parking_at
 
 
 class Killed(Exception):
     """The mover's process dies here (its transaction ends with its connection)."""
-
-
-class LaterClock:
-    """The system clock moved `ahead_s` into the future: a promoter that lives then."""
-
-    def __init__(self, ahead_s: float) -> None:
-        self.ahead_s = ahead_s
-
-    def now(self) -> float:
-        return time.time() + self.ahead_s
-
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
-
-@pytest.fixture
-def parking_client(make_settings: Callable[..., Settings], redis: Redis, pg: PgStore) -> Client:
-    return Client(make_settings(park_horizon=HORIZON_S), redis, pg)
-
-
-def promoter(client: Client, ahead_s: float) -> Parking:
-    async def history_store() -> PgStore | None:
-        return client.pg
-
-    return Parking(client.store, history_store, HORIZON_S, LaterClock(ahead_s), "daemon:test")
 
 
 async def parked_rows(pg: PgStore) -> list[dict[str, Any]]:
@@ -93,10 +65,10 @@ async def test_the_promoter_puts_a_job_back_at_its_seq_without_an_event(
     parking_client: Client, pg: PgStore, redis: Redis, keys: Keys
 ) -> None:
     job_id = await parking_client.enqueue("echo", ["x"], delay=3 * HORIZON_S)
-    early = promoter(parking_client, ahead_s=HORIZON_S)  # still beyond its horizon
+    early = parking_at(parking_client, ahead_s=HORIZON_S)  # still beyond its horizon
     assert await early.promote_due(100) == 0
     events_before = await redis.xlen(keys.events)
-    on_time = promoter(parking_client, ahead_s=2 * HORIZON_S + 1)
+    on_time = parking_at(parking_client, ahead_s=2 * HORIZON_S + 1)
     assert await on_time.promote_due(100) == 1
     assert await parked_rows(pg) == []
     record = await parking_client.store.get_job(job_id)
@@ -131,7 +103,7 @@ async def test_an_update_moves_a_job_across_the_horizon_both_ways(
     assert not await in_redis(parking_client, job_id)
     [row] = await parked_rows(pg)
     assert row["seq"] == 3  # enqueued, updated, updated: parked at its seq
-    back = promoter(parking_client, ahead_s=2 * DAY_S)
+    back = parking_at(parking_client, ahead_s=2 * DAY_S)
     assert await back.promote_due(100) == 1
     record = await parking_client.store.get_job(job_id)
     assert record is not None and (record.seq, record.args) == (3, ["b"])
@@ -143,7 +115,7 @@ async def test_a_mover_that_dies_half_way_loses_and_repeats_nothing(
     """The jobs reached Redis but the mover died before deleting the rows: the next
     mover finds them in Redis and only deletes the rows."""
     ids = [await parking_client.enqueue("echo", [n], delay=DAY_S) for n in range(5)]
-    dying = promoter(parking_client, ahead_s=DAY_S)
+    dying = parking_at(parking_client, ahead_s=DAY_S)
     pg_parking = PgParking(pg.pool)
 
     async def put_back_then_die(jobs: list[ParkedJob]) -> set[str]:
@@ -168,7 +140,7 @@ async def test_a_row_whose_job_ran_and_was_forgotten_is_never_put_back(
     history went on, so the stale row is dropped, not run a second time."""
     job_id = await parking_client.enqueue("echo", ["once"], delay=DAY_S)
     row = await pg.pool.fetchrow("SELECT * FROM runner_parked_jobs WHERE id = $1", job_id)
-    await promoter(parking_client, ahead_s=DAY_S).promote_due(100)
+    await parking_at(parking_client, ahead_s=DAY_S).promote_due(100)
     await pg.pool.execute(
         "INSERT INTO runner_parked_jobs VALUES ($1, $2, $3, $4, $5, $6, $7)", *row.values()
     )
@@ -177,7 +149,7 @@ async def test_a_row_whose_job_ran_and_was_forgotten_is_never_put_back(
     )
     await redis.delete(keys.job(job_id))
     await redis.zrem(keys.due("async"), job_id)
-    assert await promoter(parking_client, ahead_s=DAY_S).promote_due(100) == 1
+    assert await parking_at(parking_client, ahead_s=DAY_S).promote_due(100) == 1
     assert await parked_rows(pg) == []
     assert not await in_redis(parking_client, job_id)
 
@@ -191,7 +163,7 @@ async def test_a_parker_whose_row_a_mover_dropped_leaves_the_job_in_redis(
     [row] = await parking_client.store.parkable([job_id])
     pg_parking = PgParking(pg.pool)
     assert await pg_parking.park([row], {}) == {job_id}
-    assert await promoter(parking_client, ahead_s=0).promote_due(100) == 1
+    assert await parking_at(parking_client, ahead_s=0).promote_due(100) == 1
     taken: list[dict[str, int]] = []
 
     async def take(seqs: dict[str, int]) -> set[str]:
@@ -218,7 +190,7 @@ async def test_a_parker_that_dies_after_taking_the_job_out_leaves_it_parked(
         await pg_parking.take_out({job_id: row.seq}, take_then_die)
     assert not await in_redis(parking_client, job_id)
     assert len(await parked_rows(pg)) == 1
-    assert await promoter(parking_client, ahead_s=0).promote_due(100) == 1
+    assert await parking_at(parking_client, ahead_s=0).promote_due(100) == 1
     record = await parking_client.store.get_job(job_id)
     assert record is not None and (record.state, record.seq) == ("scheduled", 1)
 
@@ -227,7 +199,7 @@ async def test_two_movers_put_each_job_back_once(parking_client: Client, pg: PgS
     jobs = [parking_client.new_job("echo", [n], delay=DAY_S + n) for n in range(3000)]
     await parking_client.enqueue_many(jobs)
     assert len(await parked_rows(pg)) == 3000
-    movers = [promoter(parking_client, ahead_s=2 * DAY_S) for _ in range(2)]
+    movers = [parking_at(parking_client, ahead_s=2 * DAY_S) for _ in range(2)]
     done = [0, 0]
 
     async def drain(n: int) -> None:

@@ -10,53 +10,21 @@ holds the job's name) never hold up the rows behind them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import pytest
 import structlog
 from redis.asyncio import Redis
 
 from runner.client import Client
 from runner.config import Settings
 from runner.jobs import Outcome
-from runner.parking import Parking
 from runner.promoter import Promoter
 from runner.retired_ids import RetiredIds
 from runner.store.keys import Keys
 from runner.store.pg_store import PgStore
-
-HORIZON_S = 60.0
-DAY_S = 86400.0
-
-
-class LaterClock:
-    """The system clock moved `ahead_s` into the future: a promoter that lives then."""
-
-    def __init__(self, ahead_s: float) -> None:
-        self.ahead_s = ahead_s
-
-    def now(self) -> float:
-        return time.time() + self.ahead_s
-
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
-
-@pytest.fixture
-def parking_client(make_settings: Callable[..., Settings], redis: Redis, pg: PgStore) -> Client:
-    return Client(make_settings(park_horizon=HORIZON_S), redis, pg)
-
-
-def parking_at(client: Client, ahead_s: float) -> Parking:
-    """A daemon's parking (its promoter's), living `ahead_s` from now."""
-
-    async def history_store() -> PgStore | None:
-        return client.pg
-
-    return Parking(client.store, history_store, HORIZON_S, LaterClock(ahead_s), "daemon:test")
+from tests.store.parked import DAY_S, HORIZON_S, parking_at
 
 
 async def parked(pg: PgStore) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,19 @@
+"""A ledger of what really ran: one line per execution in the file an environment
+variable names, written by the task bodies of daemons, threads and cpu workers."""
+
+from __future__ import annotations
+
+import os
+
+
+def append_line(env_name: str, line: str) -> None:
+    """Append `line` to the file named by `env_name` (nothing when unset); a write this
+    short to an O_APPEND file is atomic, so every process can share the file."""
+    path = os.environ.get(env_name)
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
