@@ -107,9 +107,10 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
     result = asyncio.run(enqueue())
     if not result.created:
+        held = "was deleted" if result.state == "deleted" else f"already exists ({result.state})"
         print(
-            f"runner: job {result.id} already exists ({result.state}); nothing was enqueued. "
-            "A job id names one job for good: choose another id, or leave out --id.",
+            f"runner: job {result.id} {held}; nothing was enqueued. A job id names one job "
+            "for as long as its history is kept: choose another id, or leave out --id.",
             file=sys.stderr,
         )
     doc = {"id": result.id, "created": result.created, "state": result.state}
