@@ -63,7 +63,7 @@ async def test_every_read_command_prints_rfc3339_utc_or_local_times(
     with milliseconds; with --local, in the local zone (TZ) with its offset; --local
     beside --json is a usage error, as JSON is always UTC."""
     config = daemon_config(cron__tick={"schedule": "*/5 * * * *", "task": "echo"})
-    job_id = await client.enqueue("echo", ["x"], job_id="timed", delay=3600)
+    job_id = await client.enqueue("echo", ["x"], job_id="timed", delay=1800)
     await client.update(job_id, retries=4)
     await _recorded(store, pg)
     await client.pause_task("echo")
@@ -115,9 +115,9 @@ async def test_a_closed_pipe_ends_every_command_quietly(
     whether the write fails during the command (a large output) or when the output is
     flushed at exit (a small one)."""
     config = daemon_config(cron__tick={"schedule": "*/5 * * * *", "task": "echo"})
-    await client.enqueue("echo", ["y" * 50_000], job_id="big", delay=3600)
+    await client.enqueue("echo", ["y" * 50_000], job_id="big", delay=1800)
     for i in range(300):
-        await client.enqueue("echo", [i], delay=3600)
+        await client.enqueue("echo", [i], delay=1800)
     await _recorded(store, pg)
     log = tmp_path / "runner.log"
     log.write_text((orjson.dumps(LOG_LINE).decode() + "\n") * 2000)
@@ -151,7 +151,7 @@ async def test_show_says_what_an_update_changed(
     (arguments, keyword arguments, due time, retries, timeout), as `update --help`
     promises; the rows of other events do not repeat the job's arguments."""
     config = daemon_config()
-    job_id = await client.enqueue("echo", ["before"], job_id="changed", delay=3600)
+    job_id = await client.enqueue("echo", ["before"], job_id="changed", delay=1800)
     done = cli(
         "update", job_id, "--args", '["after"]', "--kwargs", '{"k": 1}',
         "--at", "2030-01-01T09:00:00Z", "--retries", "5", "--timeout", "2m", config=config,
@@ -186,7 +186,7 @@ async def test_every_error_line_starts_with_runner(
     config, an argparse error, a job not found: each error line on stderr starts with
     `runner:`, so it can be told apart from the output of the commands around it."""
     config = daemon_config()
-    await client.enqueue("echo", ["x"], job_id="done", delay=3600)
+    await client.enqueue("echo", ["x"], job_id="done", delay=1800)
     await client.cancel("done")
     bad = tmp_path / "bad.toml"
     bad.write_text("[pools]\ncpu = -1\n")

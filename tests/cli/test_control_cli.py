@@ -79,7 +79,7 @@ async def _jobs_in_every_state(
     await store.finish(now, DAEMON, outcomes)
     for group in groups:
         for state in (State.SCHEDULED, State.PAUSED, State.CANCELLED):
-            await client.enqueue("echo", ["x"], job_id=ids[group][state], delay=3600)
+            await client.enqueue("echo", ["x"], job_id=ids[group][state], delay=1800)
     await client.request("pause", [ids[group][State.PAUSED] for group in groups])
     await client.request("cancel", [ids[group][State.CANCELLED] for group in groups])
     return ids
@@ -243,7 +243,7 @@ async def test_usage_errors_exit_2_and_change_nothing(
     """No ids, ids beside --task or --all, an update with nothing to change, a bad
     --timeout, --args, --retries or due time, an unknown task: exit 2 with the reason,
     no traceback, and the job named keeps its state and arguments."""
-    job_id = await client.enqueue("echo", ["x"], job_id="kept", delay=3600)
+    job_id = await client.enqueue("echo", ["x"], job_id="kept", delay=1800)
     cases: list[tuple[list[str], str]] = [
         (["cancel"], "runner: cancel: give job ids (one of them)"),
         (["update", "--args", "[]"], "runner: update: give job ids (one of them)"),
@@ -283,7 +283,7 @@ async def test_jobs_lists_a_page_and_the_next(
     config = daemon_config()
     ids = []
     for i in range(5):
-        ids.append(await client.enqueue("echo", [i], delay=3600))
+        ids.append(await client.enqueue("echo", [i], delay=1800))
         await asyncio.sleep(0.005)  # one creation time each: the order is by time
     await store.ensure_event_group()
     await Recorder(store, pg_store=pg, consumer="r", batch_events=500, flush_interval=0.05).drain()

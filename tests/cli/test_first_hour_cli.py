@@ -77,7 +77,7 @@ async def test_show_cuts_large_payloads_short_unless_full(
 ) -> None:
     """A person sees the start and the size; --full and --json give everything."""
     config = daemon_config()
-    await client.enqueue("echo", ["y" * 50_000], job_id="large", delay=3600)
+    await client.enqueue("echo", ["y" * 50_000], job_id="large", delay=1800)
     text = cli("show", "large", config=config).stdout
     assert "50,004 bytes in all; --full shows everything" in text and len(text) < 3000
     assert "y" * 50_000 in cli("show", "large", "--full", config=config).stdout

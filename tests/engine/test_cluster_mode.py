@@ -87,8 +87,9 @@ async def test_every_script_runs_on_a_cluster_node(
     retry requests, a cron tick, a job in the older hash layout renamed, a job moved
     beyond the park horizon parked and brought back, a long job kept by its renewed
     lease, a dead daemon's expired lease reaped, a finished chosen id forgotten and
-    then refused from the retired ids alone. The node's own log of commands shows
-    that every script in SCRIPT_NAMES ran: one added later fails here until it does."""
+    then refused from the retired ids alone, a forgotten failed job revived by a
+    retry. The node's own log of commands shows that every script in SCRIPT_NAMES
+    ran: one added later fails here until it does."""
     cron = {"tick": CronSettings(name="tick", schedule="* * * * * *", task="noop")}
     settings = make_settings(redis_url=cluster_url, cron=cron, lease_ttl=1, keep_finished=2)
     redis = Redis.from_url(cluster_url, decode_responses=True)
@@ -128,6 +129,9 @@ async def test_every_script_runs_on_a_cluster_node(
             every_job = [*ran, failed, held, later, long, orphan, chosen, far, "old1"]
             done = await eventually(lambda: _all_ended(client, every_job))
             reused = await _reused_once_forgotten(client, chosen)
+            await eventually(lambda: _forgotten(client, failed), what=f"Redis forgetting {failed}")
+            assert await client.retry(failed) == "scheduled"  # revived from its history
+            await eventually(lambda: _in_state(client, failed, "failed"), what="failing again")
         await drain(settings)
     finally:
         await redis.aclose()
@@ -137,9 +141,9 @@ async def test_every_script_runs_on_a_cluster_node(
     assert states[held] == states[later] == states[chosen] == states["old1"] == "succeeded"
     assert was_parked and states[far] == "succeeded"
     assert states[failed] == "failed"
-    assert [h["to_state"] for h in await pg.job_history(failed)][-3:] == [
-        "scheduled", "running", "failed"
-    ]  # fmt: skip
+    failures = await pg.job_history(failed)
+    assert [h["to_state"] for h in failures][-3:] == ["scheduled", "running", "failed"]
+    assert failures[-3]["detail"].get("revived") is True
     assert [h["to_state"] for h in await pg.job_history(gone)][-2:] == ["cancelled", "deleted"]
     assert [h["to_state"] for h in await pg.job_history(long)] == [
         "scheduled", "running", "succeeded"

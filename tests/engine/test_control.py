@@ -119,7 +119,7 @@ async def test_update_changes_what_runs_and_postgres_learns_it(
     client: Client, store: RedisStore, redis: Redis, keys: Keys, pg: PgStore
 ) -> None:
     """New args, kwargs, due time, retries and timeout reach the claim and the record."""
-    job_id = await client.enqueue("echo", ["old"], delay=3600)
+    job_id = await client.enqueue("echo", ["old"], delay=1800)
     await client.update(job_id, args=[], kwargs={"k": 1}, delay=0, retries=4, timeout=2.5)
     now = client.clock.now_ms()
     claimed = await store.claim_due(now, {"async": 10}, DAEMON, now + 60_000)

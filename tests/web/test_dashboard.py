@@ -117,7 +117,7 @@ async def test_dashboard_shows_the_system_and_acts_on_it(
     done = [await client.enqueue("echo", args=[i]) for i in range(4)]
     xss = await client.enqueue("echo", args=[XSS], kwargs={"note": "<b>bold?</b>"})
     running = await client.enqueue("sleep_async", args=[30])
-    later = await client.enqueue("sleep_async", args=[1], delay=3600)
+    later = await client.enqueue("sleep_async", args=[1], delay=1800)
     broken = await client.enqueue("bad_result")
     for job_id in [*done, xss]:
         await wait_for_history(pg, job_id, "succeeded")
