@@ -43,8 +43,8 @@ from typing import Any
 from bench.cancel_report import CancelFigures, Timing, render
 from bench.runner_daemon import LogLine, RunnerDaemon, log_time
 from runner import Client
-from runner.config import load_settings
-from runner.embedded import EmbeddedServers
+from runner.config.settings import load_settings
+from runner.servers.embedded import EmbeddedServers
 
 TRIES = 20
 LONG_S = 60.0  # how long the cancelled jobs would run

@@ -26,8 +26,8 @@ from typing import Any
 from bench.runner_daemon import RunnerDaemon, log_time, read_log, write_config
 from bench.servers import private_servers
 from runner import Client
-from runner.config import load_settings
-from runner.embedded import EmbeddedServers
+from runner.config.settings import load_settings
+from runner.servers.embedded import EmbeddedServers
 
 COUNT = 20_000  # the shallow queue: every job due at once
 TIMED = 18_000  # completions timed at each depth: the shallow queue is never near empty

@@ -3,7 +3,7 @@ generated ids, through the public Client connected to both servers as an
 application's is.
 
 A chosen id must not name a job whose history is kept. Redis answers that alone
-once the retired ids were filled from the history (runner/retired_ids.py); before
+once the retired ids were filled from the history (runner/daemon/retired_ids.py); before
 that fill, each batch with chosen ids also asks PostgreSQL. Three runs of the same
 jobs, each under a key prefix of its own: generated ids, chosen ids (retired ids
 filled: Redis alone), and chosen ids with the fill not done (a PostgreSQL lookup per
@@ -25,10 +25,10 @@ from typing import Any
 
 from bench.servers import private_servers
 from runner import Client
-from runner.config import Settings, TaskSettings
-from runner.embedded import EmbeddedServers
-from runner.retired_ids import RetiredIds
-from runner.store.pg_store import PgStore
+from runner.config.settings import Settings, TaskSettings
+from runner.daemon.retired_ids import RetiredIds
+from runner.servers.embedded import EmbeddedServers
+from runner.store.postgres.store import PgStore
 
 JOBS = 50_000
 BATCH = 100  # jobs per enqueue_many call, as a feeder sends them

@@ -30,17 +30,17 @@ from typing import Any
 import asyncpg
 
 from bench.servers import private_servers
-from runner.embedded import EmbeddedServers
 from runner.jobs import Event
-from runner.store.migrate import migrate
-from runner.store.pg_history import (
+from runner.servers.embedded import EmbeddedServers
+from runner.store.postgres.history import remove_finished_jobs
+from runner.store.postgres.migrate import migrate
+from runner.store.postgres.partitions import (
     create_partitions,
     day_partition,
     drop_partitions,
-    remove_finished_jobs,
     utc_day,
 )
-from runner.store.pg_store import PgStore, events_json
+from runner.store.postgres.store import PgStore, events_json
 
 ROWS = 10_000_000
 DAYS = 30

@@ -35,15 +35,15 @@ import orjson
 
 from bench.runner_daemon import REPO, write_config
 from bench.stats import percentile
-from runner.connections import redis_client
-from runner.embedded import EmbeddedServers
-from runner.listing import ListQuery, list_jobs_live
-from runner.store.keys import Keys
-from runner.store.migrate import migrate
-from runner.store.pg_listing import Keyset, encode_cursor, page_query
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
-from runner.store.sql import query
+from runner.client.listing import ListQuery, list_jobs_live
+from runner.servers.embedded import EmbeddedServers
+from runner.store import redis_client
+from runner.store.postgres.listing import Keyset, encode_cursor, page_query
+from runner.store.postgres.migrate import migrate
+from runner.store.postgres.queries import query
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 
 ROWS = 1_000_000
 RUNS = 200

@@ -40,7 +40,7 @@ from bench import peer_lateness, peer_process, queue_peers, redis_memory
 from bench.redis_memory import Growth
 from bench.runner_daemon import REPO
 from bench.servers import private_servers
-from runner.connections import redis_client
+from runner.store import redis_client
 
 DUE_S = 3600.0
 SETTLE_S = 1.0  # for the server to free what closed connections held

@@ -31,8 +31,8 @@ from bench import listing
 from bench.runner_daemon import RunnerDaemon, find_line, log_time, read_log
 from bench.runner_side import Setup, _enqueue, _new_jobs
 from bench.stats import percentile
-from runner.embedded import EmbeddedServers
-from runner.store.migrate import migrate
+from runner.servers.embedded import EmbeddedServers
+from runner.store.postgres.migrate import migrate
 
 ROWS = 1_000_000
 SCRAPE_JOBS = 50_000  # drained while scraping: the daemon under load

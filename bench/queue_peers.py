@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.plan import Plan
 from bench.runner_daemon import REPO
 from bench.stats import Throughput
-from runner.connections import redis_client
+from runner.store import redis_client
 
 POLL_S = 0.005
 

@@ -32,9 +32,9 @@ import asyncpg
 from bench.runner_daemon import RunnerDaemon, write_config
 from bench.servers import private_servers
 from runner import Client
-from runner.config import load_settings
-from runner.connections import redis_client
-from runner.embedded import EmbeddedServers
+from runner.config.settings import load_settings
+from runner.servers.embedded import EmbeddedServers
+from runner.store import redis_client
 
 NEAR_JOBS = 100_000
 NEAR_DUE_S = 59 * 60.0  # the latest minute inside runner's default one-hour park horizon

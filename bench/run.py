@@ -54,7 +54,7 @@ from bench.peer import Peer
 from bench.plan import Plan
 from bench.report import Figures, render
 from bench.runner_side import Setup
-from runner.embedded import EmbeddedServers
+from runner.servers.embedded import EmbeddedServers
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 LATE_OFFSET_S = 1.0  # the first due time: after the enqueue itself has finished

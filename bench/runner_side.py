@@ -23,7 +23,7 @@ from bench.plan import Plan
 from bench.runner_daemon import RunnerDaemon, find_line, log_time, read_log, write_config
 from bench.stats import Lateness, Throughput
 from runner import Client
-from runner.config import Settings, load_settings
+from runner.config.settings import Settings, load_settings
 from runner.jobs import NewJob
 
 CHUNK = 1000

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runner.embedded import EmbeddedServers
+from runner.servers.embedded import EmbeddedServers
 
 
 @contextmanager

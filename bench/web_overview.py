@@ -28,10 +28,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bench.listing import DATABASE, ListingFigures, _drop_database, create_database, fill
 from bench.stats import percentile
-from runner.config import Settings
-from runner.embedded import EmbeddedServers
-from runner.store.migrate import migrate
-from runner.store.sql import query
+from runner.config.settings import Settings
+from runner.servers.embedded import EmbeddedServers
+from runner.store.postgres.migrate import migrate
+from runner.store.postgres.queries import query
 from runner.web.app import make_app
 
 ROWS = 1_000_000

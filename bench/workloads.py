@@ -29,8 +29,8 @@ from bench import work
 from bench.runner_daemon import REPO, RunnerDaemon
 from bench.servers import private_servers
 from runner import Client
-from runner.config import load_settings
-from runner.embedded import EmbeddedServers
+from runner.config.settings import load_settings
+from runner.servers.embedded import EmbeddedServers
 
 TIMEOUT_S = 120.0
 IO_TARGET, CPU_TARGET = 1.10, 1.05  # runner's wall against the ideal

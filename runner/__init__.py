@@ -45,12 +45,12 @@ __all__ = [
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from runner.client import Client, JobInfo
+    from runner.client.client import Client, JobInfo
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Client", "JobInfo"):
-        from runner import client  # noqa: PLC0415  # on first use, see above
+        from runner.client import client  # noqa: PLC0415  # on first use, see above
 
         return getattr(client, name)
     raise AttributeError(f"module 'runner' has no attribute {name!r}")

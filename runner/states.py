@@ -30,7 +30,7 @@ WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.RETRYING})
 GOING: frozenset[State] = frozenset({*WAITING, State.RUNNING, State.PAUSED})
 
 
-# The states a job's id can be retired in (see runner/retired_ids.py): finished and
+# The states a job's id can be retired in (see runner/daemon/retired_ids.py): finished and
 # forgotten by Redis, deleted, or parked in PostgreSQL. Their order is their code in
 # the retired ids' scores (lua/lib.lua): append, never reorder.
 RETIRED_STATES: tuple[State, ...] = (

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.config import Settings, TaskSettings
+from runner.config.settings import Settings, TaskSettings
 from runner.errors import ConfigError, UnknownTask
 
 

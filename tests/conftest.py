@@ -17,13 +17,13 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings, TaskSettings
-from runner.connections import redis_client
-from runner.store.keys import Keys
-from runner.store.migrate import migrate
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.client.client import Client
+from runner.config.settings import Settings, TaskSettings
+from runner.store import redis_client
+from runner.store.postgres.migrate import migrate
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.servers import Servers, start_servers
 

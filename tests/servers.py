@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from runner.embedded import EmbeddedServers
+from runner.servers.embedded import EmbeddedServers
 
 
 @dataclass

@@ -1,5 +1,45 @@
-"""The store: Redis holds live job state, Postgres holds the history.
+"""The store: the only names the rest of runner uses to reach Redis and PostgreSQL.
 
-The engine talks to both only through the verbs of RedisStore and PgStore;
-it never sees a Redis key or an SQL string.
+Redis (store/redis/) holds what is live: jobs waiting and running, the schedule,
+the leases, the stream of transitions, the Lua scripts that change them. PostgreSQL
+(store/postgres/) holds the history and the jobs parked far ahead. The rules that
+span both live here too: parking (parking.py) and reviving a job Redis forgot
+(revival.py). Callers import from this module alone; the modules behind it, and the
+drivers, are the store's own business.
 """
+
+from runner.store.parking import Parking
+from runner.store.postgres.history import HistoryStore, Kept
+from runner.store.postgres.listing import BadCursor, check_limit, decode_cursor
+from runner.store.postgres.status import per_state
+from runner.store.postgres.store import PgStore
+from runner.store.redis.connect import RedisClient, redis_client
+from runner.store.redis.gauges import read_queue_gauges
+from runner.store.redis.keys import ALL_TASKS, Keys
+from runner.store.redis.status import DaemonInfo
+from runner.store.redis.store import RedisStore
+from runner.store.redis.stream import StreamEntry
+from runner.store.redis.waiting import WaitingForResume
+from runner.store.revival import REVIVING, revive_for
+
+__all__ = [
+    "ALL_TASKS",
+    "REVIVING",
+    "BadCursor",
+    "DaemonInfo",
+    "HistoryStore",
+    "Kept",
+    "Keys",
+    "Parking",
+    "PgStore",
+    "RedisClient",
+    "RedisStore",
+    "StreamEntry",
+    "WaitingForResume",
+    "check_limit",
+    "decode_cursor",
+    "per_state",
+    "read_queue_gauges",
+    "redis_client",
+    "revive_for",
+]

@@ -13,14 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
-from runner.client import Client
-from runner.config import Settings
-from runner.control import RequestResult
-from runner.cron_view import cron_documents
+from runner.client.client import Client
+from runner.client.cron import cron_documents
+from runner.client.results import RequestResult
+from runner.client.show import job_document
+from runner.config.settings import Settings
 from runner.errors import UsageError
 from runner.jobs import EnqueueResult
-from runner.show import job_document
-from runner.store.keys import ALL_TASKS
+from runner.store import ALL_TASKS
 from runner.web import bodies
 from runner.web.counts import TaskCounts
 from runner.web.errors import TaskNotFound, error_response

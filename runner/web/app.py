@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from runner.client import Client
-from runner.config import Settings
-from runner.config_values import split_listen
+from runner.client.client import Client
+from runner.config.settings import Settings
+from runner.config.values import split_listen
 from runner.logs import get_logger
 from runner.web.api import CLIENT, COUNTS, SETTINGS, routes
 from runner.web.auth import BadHost, TokenPolicy, check_host, is_loopback

@@ -15,7 +15,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from runner.config_values import secret
+from runner.config.values import secret
 from runner.errors import ConfigError, RunnerError, UsageError
 
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from runner.durations import parse_duration
+from runner.client.listing import moment_arg
+from runner.client.paging import DEFAULT_LIMIT
+from runner.config.durations import parse_duration
 from runner.errors import UsageError
-from runner.listing import moment_arg
-from runner.paging import DEFAULT_LIMIT
-from runner.store.pg_listing import BadCursor, decode_cursor
+from runner.store import BadCursor, decode_cursor
 
 ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id")
 UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout")

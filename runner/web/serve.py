@@ -18,8 +18,8 @@ import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from runner.config import Settings
-from runner.config_values import split_listen
+from runner.config.settings import Settings
+from runner.config.values import split_listen
 from runner.errors import ConfigError, RunnerError
 from runner.logs import configure_logging, flush_logs, get_logger
 from runner.systemd import notify

@@ -1,6 +1,6 @@
 """The read-only documents the API serves, built on the server's one Client.
 
-`runner status` builds its document with a client of its own (runner.status); a
+`runner status` builds its document with a client of its own (runner.client.status); a
 server answering the dashboard every few seconds must not open a Redis connection
 and a Postgres pool per request, so the same document is built here from the
 process's client, with the same store calls and the same shape; its counts per
@@ -12,11 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from runner.client import Client
+from runner.client.client import Client
+from runner.client.status import counted_now, status_of
 from runner.errors import UsageError
 from runner.jobs import rfc3339
-from runner.status import counted_now, status_of
-from runner.store.pg_throughput import throughput
 from runner.web.counts import TaskCounts
 
 
@@ -43,4 +42,4 @@ async def throughput_of(client: Client, minutes: int) -> dict[str, Any]:
     if pg is None:
         raise UsageError("this server has no Postgres connection to read throughput from")
     now = datetime.fromtimestamp(client.clock.now(), UTC)
-    return {"minutes": minutes, "buckets": await throughput(pg.pool, minutes, now)}
+    return {"minutes": minutes, "buckets": await pg.throughput(minutes, now)}

@@ -31,8 +31,8 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from runner.store.job_fields import named
-from runner.store.keys import Keys
+from runner.store.redis.fields import named
+from runner.store.redis.keys import Keys
 from tests.chaos.history import illegal_step
 
 TERMINAL = ("succeeded", "failed", "cancelled")

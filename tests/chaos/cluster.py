@@ -17,11 +17,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import load_settings
-from runner.connections import redis_client
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import load_settings
+from runner.store import redis_client
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
 from tests.chaos.audit import AuditReport, audit
 from tests.chaos.daemons import ChaosDaemon, Fleet
 from tests.chaos.drain import Drain, wait_drained

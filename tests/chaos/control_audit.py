@@ -28,7 +28,7 @@ import orjson
 from redis.asyncio import Redis
 
 from runner.states import TERMINAL, State
-from runner.store.keys import Keys
+from runner.store.redis.keys import Keys
 from tests.chaos.audit import CHUNK, read_hashes
 from tests.chaos.history import Event, illegal_step
 from tests.chaos.requests import Applied

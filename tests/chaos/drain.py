@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
 from tests.chaos.audit import CHUNK, TERMINAL
 
 

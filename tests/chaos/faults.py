@@ -9,7 +9,7 @@ import signal
 
 from redis.exceptions import RedisError
 
-from runner.status import status_of
+from runner.client.status import status_of
 from tests.chaos.cluster import Cluster
 from tests.chaos.daemons import ChaosDaemon
 

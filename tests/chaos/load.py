@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.client import Client
+from runner.client.client import Client
 from runner.jobs import NewJob
 
 TICK_S = 0.05

@@ -19,8 +19,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from runner.store import job_fields
-from runner.store.keys import Keys
+from runner.store.redis import fields as job_fields
+from runner.store.redis.keys import Keys
 
 _counter = itertools.count()
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.client import Client
+from runner.client.client import Client
 from runner.states import REQUESTS
 
 RECENT = 400  # the newest jobs, most of them still waiting or running

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from runner.embedded import EmbeddedServers, free_port
+from runner.servers.embedded import EmbeddedServers, free_port
 
 SERVERS_ENV = "RUNNER_CHAOS_SERVERS"
 SERVER_KINDS = ("embedded", "debian")

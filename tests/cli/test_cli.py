@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.embedded import EmbeddedServers
+from runner.servers.embedded import EmbeddedServers
 from tests.daemon.process import DaemonProcess, cli, write_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from runner.daemon.recorder import Recorder
 from runner.jobs import NewJob
-from runner.recorder import Recorder
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import DaemonProcess, write_config
 
 ROOT = Path(__file__).resolve().parents[2]

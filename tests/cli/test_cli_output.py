@@ -16,10 +16,10 @@ from pathlib import Path
 
 import orjson
 
-from runner.client import Client
-from runner.recorder import Recorder
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.client.client import Client
+from runner.daemon.recorder import Recorder
+from runner.store.postgres.store import PgStore
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import cli
 
 ROOT = Path(__file__).resolve().parents[2]

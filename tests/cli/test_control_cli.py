@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
+from runner.client.client import Client
+from runner.daemon.recorder import Recorder
 from runner.jobs import Outcome
-from runner.recorder import Recorder
 from runner.states import REQUESTS, State
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import cli
 from tests.request_matrix import applies, outcome, states_it_applies_to
 

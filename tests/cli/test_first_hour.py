@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 from redis.asyncio import Redis
 
-from runner.client import Client
+from runner.client.client import Client
+from runner.daemon.recorder import Recorder
 from runner.jobs import Outcome
-from runner.recorder import Recorder
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import DaemonProcess, cli, wait_for_history
 
 

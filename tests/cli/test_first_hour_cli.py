@@ -18,11 +18,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from runner.cli_parser import build_parser
-from runner.client import Client
+from runner.cli.parser import build_parser
+from runner.client.client import Client
 from runner.errors import JobNotFound, PayloadError
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
 from tests.daemon.process import DaemonProcess, cli
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")

@@ -10,15 +10,15 @@ from pathlib import Path
 import orjson
 from redis.asyncio import Redis
 
-from runner.client import Client
+from runner.client.client import Client
+from runner.client.status import status_of
+from runner.daemon.recorder import Recorder
 from runner.jobs import NewJob, rfc3339
-from runner.recorder import Recorder
-from runner.status import status_of
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.overview import DaemonInfo, read_daemon_info
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
+from runner.store.redis.status import DaemonInfo, read_daemon_info
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import cli
 from tests.store.test_scripts import NOW, new_job
 

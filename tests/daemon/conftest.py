@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.embedded import EmbeddedServers
-from runner.store.pg_store import PgStore
+from runner.servers.embedded import EmbeddedServers
+from runner.store.postgres.store import PgStore
 
 
 @pytest.fixture

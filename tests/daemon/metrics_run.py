@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from runner.client import Client
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
 
 _RETRY = {"backoff": "20ms", "backoff_max": "50ms", "backoff_jitter": 0}

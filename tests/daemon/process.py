@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 
 LogLine = dict[str, Any]
 

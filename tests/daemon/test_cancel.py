@@ -13,10 +13,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.store.postgres.store import PgStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
 from tests.daemon.process import DaemonProcess, wait_for_history
 
 TASKS = {

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from runner.client import Client
+from runner.client.client import Client
 from runner.errors import RequestRefused
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
 from tests.tasks import RUN_LEDGER_ENV
 from tests.waiting import eventually

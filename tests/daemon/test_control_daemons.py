@@ -26,9 +26,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import load_settings
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import load_settings
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
 
 TASK_A, TASK_B = "task_a", "task_b"

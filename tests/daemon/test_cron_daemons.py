@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, cli
 
 RUN_S = 15

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
 from tests.daemon.process import DaemonProcess, cli, wait_for_history
 
 

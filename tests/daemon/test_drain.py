@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.client import Client
-from runner.config import load_settings
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import load_settings
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, wait_for_history
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.embedded import STATE_FILE, EmbeddedServers
+from runner.servers.embedded import STATE_FILE, EmbeddedServers
 from tests.daemon.process import DaemonProcess, cli, write_config
 
 START_TIMEOUT = 90.0  # initdb and two servers, on a busy 2-core machine

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
 from tests.store.test_history_keeper import old_and_new_history
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from runner.store.keys import Keys
+from runner.store.redis.keys import Keys
 from tests.daemon.process import DaemonProcess, cli
 from tests.waiting import eventually
 

@@ -13,10 +13,10 @@ import asyncpg
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import load_settings
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import load_settings
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
 from tests.daemon.metrics_run import (
     FAIL_ATTEMPTS,
     Mix,

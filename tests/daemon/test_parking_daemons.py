@@ -19,9 +19,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import load_settings
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import load_settings
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file, wait_for_history
 from tests.servers import Servers
 from tests.waiting import eventually

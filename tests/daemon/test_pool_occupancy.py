@@ -12,8 +12,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import load_settings
+from runner.client.client import Client
+from runner.config.settings import load_settings
 from tests.daemon.process import DaemonProcess, cli
 from tests.waiting import eventually
 

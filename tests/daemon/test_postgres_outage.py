@@ -13,10 +13,10 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings
-from runner.embedded import EmbeddedServers
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import Settings
+from runner.servers.embedded import EmbeddedServers
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.waiting import eventually
 

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from runner.client import Client
-from runner.config import load_settings
-from runner.embedded import _valkey_binary
+from runner.client.client import Client
+from runner.config.settings import load_settings
 from runner.errors import StoreUnavailable
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
+from runner.servers.embedded import _valkey_binary
+from runner.store.postgres.store import PgStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
 from tests.chaos import figures
 from tests.chaos.servers import RedisServer
 from tests.daemon.process import DaemonProcess, daemon_config_file

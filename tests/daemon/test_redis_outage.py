@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import load_settings
-from runner.embedded import _valkey_binary
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import load_settings
+from runner.servers.embedded import _valkey_binary
+from runner.store.postgres.store import PgStore
 from tests.chaos.servers import RedisServer
 from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.waiting import eventually

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, LogLine, cli, wait_for_history
 
 

@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from runner.store.job_fields import named
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.fields import named
+from runner.store.redis.keys import Keys
 from tests.daemon.metrics_run import free_port, samples, scrape
 from tests.daemon.process import DaemonProcess, cli, wait_for_history
 from tests.waiting import eventually
@@ -186,8 +186,8 @@ async def _free_io_slots(port: int) -> float | None:
 
 
 async def _enqueue_many(config: Path, count: int) -> list[str]:
-    from runner.client import Client  # noqa: PLC0415
-    from runner.config import load_settings  # noqa: PLC0415
+    from runner.client.client import Client  # noqa: PLC0415
+    from runner.config.settings import load_settings  # noqa: PLC0415
 
     settings = load_settings(config, {})
     async with await Client.connect(settings) as client:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.embedded import EmbeddedServers, _valkey_binary, free_port
+from runner.servers.embedded import EmbeddedServers, _valkey_binary, free_port
 from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.servers import Servers
 

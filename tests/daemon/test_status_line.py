@@ -13,7 +13,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from runner import __version__
-from runner.store.keys import Keys
+from runner.store.redis.keys import Keys
 from tests.daemon.process import DaemonProcess, cli
 from tests.daemon.test_service import NotifySocket
 

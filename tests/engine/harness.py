@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runner.config import Settings
-from runner.connections import Connections
-from runner.daemon import Daemon
-from runner.store.pg_store import PgStore
+from runner.config.settings import Settings
+from runner.daemon.supervisor import Daemon
+from runner.servers.connect import Connections
+from runner.store.postgres.store import PgStore
 from runner.tasks import TaskRegistry
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from runner.client import Client, JobInfo
-from runner.config import Settings
-from runner.execution import JobExecution
+from runner.client.client import Client, JobInfo
+from runner.config.settings import Settings
+from runner.daemon.execution import JobExecution
 from runner.jobs import ClaimedJob
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 from tests.conftest import TEST_TASKS, task
 from tests.engine.harness import Running, drain, history, states
 from tests.waiting import eventually

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from runner.config import Settings
-from runner.daemon import Daemon
+from runner.config.settings import Settings
+from runner.daemon.supervisor import Daemon
 from runner.jobs import ClaimedJob, Outcome
 from runner.tasks import TaskRegistry
 from tests.conftest import TEST_TASKS

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runner.client import Client
-from runner.config import Settings
+from runner.client.client import Client
+from runner.config.settings import Settings
 from runner.errors import JobNotFound, PayloadError, UnknownTask, UsageError
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 from tests.engine.harness import drain
 
 

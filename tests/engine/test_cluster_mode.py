@@ -24,14 +24,14 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
-from runner.client import Client, JobInfo
-from runner.config import CronSettings, Settings
-from runner.embedded import _valkey_binary, free_port
+from runner.client.client import Client, JobInfo
+from runner.config.settings import CronSettings, Settings
 from runner.jobs import EnqueueResult
-from runner.store.hash_format import upgrade_job_hashes
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.scripts import SCRIPT_NAMES, check_scripts, script_source
+from runner.servers.embedded import _valkey_binary, free_port
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.scripts import SCRIPT_NAMES, check_scripts, script_source
+from runner.store.redis.upgrade import upgrade_job_hashes
 from tests.engine.harness import Running, drain
 from tests.waiting import eventually
 

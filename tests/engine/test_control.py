@@ -8,15 +8,15 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
+from runner.client.client import Client
+from runner.daemon.recorder import Recorder
 from runner.errors import JobNotFound, RequestRefused
 from runner.jobs import Outcome
-from runner.recorder import Recorder
 from runner.states import REQUESTS, State
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests import request_matrix
 from tests.request_matrix import MISSING, NOT_FOUND, REFUSED, outcome, states_it_applies_to
 

@@ -22,9 +22,9 @@ import pytest
 import uvloop
 from structlog.testing import CapturingLogger
 
-from runner import cpu_pool
-from runner.config import TaskSettings
-from runner.cpu_pool import CpuPool, TaskError, WorkerDied
+from runner.config.settings import TaskSettings
+from runner.daemon import cpu_pool
+from runner.daemon.cpu_pool import CpuPool, TaskError, WorkerDied
 from runner.errors import PayloadError, TaskTimeout
 from runner.tasks import Task
 from tests.engine import cpu_tasks
@@ -281,7 +281,7 @@ def test_a_worker_whose_daemon_died_mid_job_exits_quietly() -> None:
     """A daemon SIGKILLed while its worker runs a long job: the worker sees the socket
     hang up and leaves at once, mid-job, with code 0 (nobody is left to take the result;
     the job runs again once its lease expires)."""
-    from runner.cpu_worker import JOB, READY, receive_frame, send_frame, worker_main  # noqa: PLC0415
+    from runner.daemon.cpu_worker import JOB, READY, receive_frame, send_frame, worker_main  # noqa: PLC0415
 
     ctx = multiprocessing.get_context("forkserver")  # as the pool: no inherited copy of `parent`
     parent, child = socket.socketpair()

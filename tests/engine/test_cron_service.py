@@ -9,10 +9,10 @@ import orjson
 import pytest
 from redis.asyncio import ConnectionPool, Redis
 
-from runner.config import CronSettings
-from runner.cron_service import IDLE_S, CronService
+from runner.config.settings import CronSettings
+from runner.daemon.cron_service import IDLE_S, CronService
 from runner.jobs import Outcome
-from runner.store.redis_store import RedisStore
+from runner.store.redis.store import RedisStore
 from tests.conftest import TEST_TASKS
 
 T0 = datetime(2026, 6, 1, 10, 0, 30, tzinfo=UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from runner.client import Client, JobInfo
-from runner.config import Settings
+from runner.client.client import Client, JobInfo
+from runner.config.settings import Settings
 from runner.jobs import NewJob
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.store import RedisStore
 from tests.engine.harness import Running, drain, history, states
 from tests.engine.test_cpu_pool import gone
 from tests.waiting import eventually

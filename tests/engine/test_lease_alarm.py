@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.client import Client
-from runner.config import Settings
+from runner.client.client import Client
+from runner.config.settings import Settings
 from runner.logs import configure_logging, flush_logs
 from tests.engine.harness import drain
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from runner.clock import SYSTEM_CLOCK
-from runner.connections import redis_client
-from runner.embedded import _valkey_binary, free_port
+from runner.daemon.lease_keeper import LeaseKeeper
 from runner.jobs import NewJob
-from runner.leases import LeaseKeeper
-from runner.store.keys import Keys
-from runner.store.redis_store import RedisStore
+from runner.servers.embedded import _valkey_binary, free_port
+from runner.store import redis_client
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests.waiting import eventually
 
 LEASE_MS = 600

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from runner.client import Client
-from runner.config import Settings
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import Settings
+from runner.store.postgres.store import PgStore
 from tests.engine.harness import Running, drain, history
 from tests.waiting import eventually
 

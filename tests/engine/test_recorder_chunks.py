@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.recorder import Recorder, count_events, event_chunks
-from runner.store.event_stream import StreamEntry
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.client.client import Client
+from runner.daemon.recorder import Recorder, count_events, event_chunks
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
+from runner.store.redis.stream import StreamEntry
 from tests.store.test_scripts import NOW, new_job
 
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import orjson
 
-from runner.client import Client
-from runner.config import Settings
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.client.client import Client
+from runner.config.settings import Settings
+from runner.store.postgres.store import PgStore
+from runner.store.redis.store import RedisStore
 from tests.engine.harness import Running
 from tests.waiting import eventually
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from runner.recorder import Recorder
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.daemon.recorder import Recorder
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests.store.test_scripts import NOW, new_job
 
 FOREIGN = [

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import orjson
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings, TaskSettings
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import Settings, TaskSettings
+from runner.store.postgres.store import PgStore
 from tests.conftest import TEST_TASKS
 from tests.engine.harness import drain, history
 

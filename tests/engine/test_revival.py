@@ -1,5 +1,5 @@
 """Any job, any time: a finished job that Redis forgot (after keep_finished) can still
-be retried or deleted, brought back from its history (runner/revival.py); a deleted
+be retried or deleted, brought back from its history (runner/store/revival.py); a deleted
 job says it was deleted, to a second request and to an enqueue of its id."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings
+from runner.client.client import Client
+from runner.config.settings import Settings
+from runner.daemon.recorder import Recorder
 from runner.errors import RequestRefused
 from runner.jobs import Outcome
-from runner.recorder import Recorder
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 
 
 async def _record(store: RedisStore, pg: PgStore) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.config.settings import Settings
+from runner.store.postgres.store import PgStore
 from tests.store.parked import HORIZON_S
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from runner.client import Client
-from runner.parking import Parking
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.store.parking import Parking
+from runner.store.postgres.store import PgStore
 
 HORIZON_S = 60.0
 DAY_S = 86400.0

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from runner.history_keeper import HistoryKeeper
+from runner.daemon.history_keeper import HistoryKeeper
 from runner.jobs import Event
-from runner.store.pg_history import HistoryStore, create_partitions, day_partition, partitions
-from runner.store.pg_store import PgStore, events_json
+from runner.store.postgres.history import HistoryStore
+from runner.store.postgres.partitions import create_partitions, day_partition, partitions
+from runner.store.postgres.store import PgStore, events_json
 from tests.store.test_history_partitions import job_events
 from tests.waiting import eventually
 

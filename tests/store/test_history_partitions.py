@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 
 from runner.jobs import Event
-from runner.store.migrate import apply_migration, migrate
-from runner.store.pg_history import create_partitions, day_partition, partitions, utc_day
-from runner.store.pg_store import PgStore, events_json
-from runner.store.sql import migrations
+from runner.store.postgres.migrate import apply_migration, migrate
+from runner.store.postgres.partitions import create_partitions, day_partition, partitions, utc_day
+from runner.store.postgres.queries import migrations
+from runner.store.postgres.store import PgStore, events_json
 from tests.servers import Servers
 
 DAY_MS = 86_400_000

@@ -16,14 +16,14 @@ from typing import Any
 import orjson
 import pytest
 
+from runner.cli.time_text import TimeText
+from runner.client.listing import ListQuery, Page, list_jobs_live, render
 from runner.errors import UsageError
 from runner.jobs import EPOCH, Event, NewJob, rfc3339_at
-from runner.listing import ListQuery, Page, list_jobs_live, render
-from runner.store.pg_listing import BadCursor, list_jobs, page_query
-from runner.store.pg_store import PgStore, events_json
-from runner.store.redis_store import RedisStore
-from runner.store.sql import query
-from runner.time_text import TimeText
+from runner.store.postgres.listing import BadCursor, list_jobs, page_query
+from runner.store.postgres.queries import query
+from runner.store.postgres.store import PgStore, events_json
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import cli, daemon_config_file
 
 T0 = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
@@ -242,11 +242,11 @@ async def test_live_state_from_redis_wins(pg: PgStore, store: RedisStore) -> Non
     claimed = await store.claim_due(now, {"async": 1}, "d1", now + 30_000)
     assert [job.id for job in claimed.jobs] == ["claimed"]  # not recorded yet
 
-    page = await list_jobs_live(pg.pool, store, ListQuery())
+    page = await list_jobs_live(pg, store, ListQuery())
     assert {job["id"]: job["state"] for job in page.jobs} == {
         "claimed": "running", "waiting": "scheduled", "gone": "succeeded",
     }  # fmt: skip
-    scheduled = await list_jobs_live(pg.pool, store, ListQuery(state="scheduled"))
+    scheduled = await list_jobs_live(pg, store, ListQuery(state="scheduled"))
     assert [job["id"] for job in scheduled.jobs] == ["waiting"]
     assert set(page.jobs[0]) == {
         "id", "task", "state", "attempt", "due_at", "created_at", "updated_at",

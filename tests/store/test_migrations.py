@@ -12,8 +12,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from runner.store.migrate import apply_migration, migrate, outside_a_transaction, statements
-from runner.store.sql import migrations
+from runner.store.postgres.migrate import (
+    apply_migration,
+    migrate,
+    outside_a_transaction,
+    statements,
+)
+from runner.store.postgres.queries import migrations
 from tests.servers import Servers
 from tests.waiting import eventually
 

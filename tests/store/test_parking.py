@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings
-from runner.status import parked_now, render, status_of
-from runner.store.keys import Keys
-from runner.store.pg_parking import ParkedJob, PgParking
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.client.client import Client
+from runner.client.status import parked_now, render, status_of
+from runner.config.settings import Settings
+from runner.store.postgres.parking import ParkedJob, PgParking
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests.store.parked import DAY_S, HORIZON_S, parking_at
 
 

@@ -17,13 +17,13 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings
+from runner.client.client import Client
+from runner.config.settings import Settings
+from runner.daemon.promoter import Promoter
+from runner.daemon.retired_ids import RetiredIds
 from runner.jobs import Outcome
-from runner.promoter import Promoter
-from runner.retired_ids import RetiredIds
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
 from tests.store.parked import DAY_S, HORIZON_S, parking_at
 
 

@@ -7,9 +7,9 @@ import asyncio
 import asyncpg
 
 from runner.jobs import Event
-from runner.store.migrate import migrate
-from runner.store.pg_store import PgStore, events_json
-from runner.store.sql import migrations
+from runner.store.postgres.migrate import migrate
+from runner.store.postgres.queries import migrations
+from runner.store.postgres.store import PgStore, events_json
 
 T = 1_800_000_000_000
 

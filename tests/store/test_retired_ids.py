@@ -1,5 +1,5 @@
 """Retired ids: Redis alone refuses a chosen id whose history PostgreSQL keeps, so an
-enqueue with an id never needs PostgreSQL (runner/retired_ids.py)."""
+enqueue with an id never needs PostgreSQL (runner/daemon/retired_ids.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
+from runner.client.client import Client
 from runner.clock import SYSTEM_CLOCK
-from runner.config import Settings
+from runner.config.settings import Settings
+from runner.daemon.recorder import Recorder
+from runner.daemon.retired_ids import RetiredIds
 from runner.errors import StoreUnavailable
 from runner.jobs import Outcome
-from runner.recorder import Recorder
-from runner.retired_ids import RetiredIds
-from runner.store.keys import Keys
-from runner.store.pg_store import PgStore
-from runner.store.redis_store import RedisStore
+from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 
 UNREACHABLE_PG = "postgresql://runner@127.0.0.1:9/nowhere"
 

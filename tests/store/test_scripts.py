@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from runner.client import Client
+from runner.client.client import Client
 from runner.jobs import Event, NewJob, Outcome
-from runner.store.hash_format import upgrade_job_hashes
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.redis_store import RedisStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
+from runner.store.redis.upgrade import upgrade_job_hashes
 
 NOW = 1_800_000_000_000
 DAEMON = "host:1:abcd"

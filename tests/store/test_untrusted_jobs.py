@@ -14,9 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 from runner.jobs import Outcome
-from runner.store.job_fields import stored
-from runner.store.keys import Keys
-from runner.store.redis_store import RedisStore
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
 from tests.store.test_scripts import DAEMON, NOW, new_job, stream_events
 
 LEASE = NOW + 30_000

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.store.keys import Keys
-from runner.store.redis_store import RedisStore
-from runner.store.waiting import WaitingForResume
+from runner.client.client import Client
+from runner.store.redis.keys import Keys
+from runner.store.redis.store import RedisStore
+from runner.store.redis.waiting import WaitingForResume
 
 
 async def test_held_and_paused_jobs_are_counted_and_foreign_keys_skipped(

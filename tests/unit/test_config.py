@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.config import load_settings, parse_settings
+from runner.config.settings import load_settings, parse_settings
 from runner.errors import ConfigError
 from runner.tasks import TaskRegistry
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.config_check import check_config
+from runner.config.checks import check_config
 
 BROKEN = """
 [pools]

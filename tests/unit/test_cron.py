@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runner.config import parse_settings
+from runner.config.settings import parse_settings
 from runner.cron import Schedule, tick_id, ticks_to_fire
 from runner.errors import ConfigError
 

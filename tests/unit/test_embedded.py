@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import embedded, embedded_root
-from runner.embedded import EmbeddedError, EmbeddedServers, free_port
-from runner.embedded_owner import EmbeddedBusy
+from runner.servers import as_root, embedded
+from runner.servers.embedded import EmbeddedError, EmbeddedServers, free_port
+from runner.servers.owner import EmbeddedBusy
 
 root_only = pytest.mark.skipif(
     os.geteuid() != 0, reason="only root runs PostgreSQL as another user"
@@ -46,7 +46,7 @@ def private_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setattr(embedded, "_postgres_bin", lambda: bin_dir)
     outside = Path(tempfile.mkdtemp(prefix="runner-test-", dir="/var/tmp"))
     outside.chmod(0o755)
-    monkeypatch.setattr(embedded_root, "OUTSIDE", outside / "runner-embedded")
+    monkeypatch.setattr(as_root, "OUTSIDE", outside / "runner-embedded")
     yield private
     shutil.rmtree(outside)
 
@@ -56,21 +56,21 @@ def test_postgres_starts_as_root_from_a_folder_only_root_can_enter(private_insta
     """initdb, postgres and psql all run, as `nobody` where needed, from a copy of the
     binaries outside the 0700 folder; the server answers, then stops, and its data under
     /var/tmp goes with it: only the shared copy of the binaries stays there."""
-    assert not embedded_root.reachable_by_others(embedded._postgres_bin())
+    assert not as_root.reachable_by_others(embedded._postgres_bin())
     servers = EmbeddedServers(private_install / "var", durable=False)
     try:
         url = servers.start_postgres()
         assert servers.postgres is not None
         pid = servers.postgres.pid
         exe = Path(f"/proc/{pid}/exe").resolve()
-        assert exe.is_relative_to(embedded_root.OUTSIDE)
+        assert exe.is_relative_to(as_root.OUTSIDE)
         assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("nobody").pw_uid
         assert url.endswith(f"/{embedded.DATABASE}")  # psql created the database
-        assert len(list(embedded_root.OUTSIDE.iterdir())) == 2  # binaries, data
+        assert len(list(as_root.OUTSIDE.iterdir())) == 2  # binaries, data
     finally:
         servers.stop()
     assert not Path(f"/proc/{pid}").exists()
-    assert [p.name for p in embedded_root.OUTSIDE.iterdir()] == [exe.parents[3].name]
+    assert [p.name for p in as_root.OUTSIDE.iterdir()] == [exe.parents[3].name]
     assert not (private_install / "var").exists()
 
 
@@ -80,13 +80,13 @@ def test_binaries_are_copied_once_even_by_concurrent_starts(private_install: Pat
     and a later start re-uses it."""
     installed = embedded._postgres_bin()
     with ThreadPoolExecutor(3) as pool:
-        found = set(pool.map(lambda _: embedded_root.server_postgres_bin(installed), range(3)))
+        found = set(pool.map(lambda _: as_root.server_postgres_bin(installed), range(3)))
     assert len(found) == 1
     bin_dir = found.pop()
     assert (bin_dir / "postgres").is_file()
-    assert [p.name for p in embedded_root.OUTSIDE.iterdir()] == [bin_dir.parents[2].name]
+    assert [p.name for p in as_root.OUTSIDE.iterdir()] == [bin_dir.parents[2].name]
     made = bin_dir.stat().st_mtime_ns
-    assert embedded_root.server_postgres_bin(installed) == bin_dir
+    assert as_root.server_postgres_bin(installed) == bin_dir
     assert bin_dir.stat().st_mtime_ns == made
 
 
@@ -164,10 +164,10 @@ def test_remove_also_deletes_the_data_kept_under_var_tmp(private_install: Path) 
     servers = EmbeddedServers(root)
     servers.start_postgres()
     servers.stop()
-    kept = sorted(p.name for p in embedded_root.OUTSIDE.iterdir())
+    kept = sorted(p.name for p in as_root.OUTSIDE.iterdir())
     assert len(kept) == 2 and (root / "postgres").resolve().is_dir()
     EmbeddedServers(root).remove()
-    assert [p.name for p in embedded_root.OUTSIDE.iterdir()] == [
+    assert [p.name for p in as_root.OUTSIDE.iterdir()] == [
         name for name in kept if name.startswith("pginstall-")
     ]
     assert not root.exists()

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runner.metrics import Metrics
+from runner.daemon.metrics import Metrics
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 _NAME = re.compile(r"\brunner_[a-z_]+")

@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ("runner/store/lua/*.lua", "runner/store/sql/*.sql", "runner/store/sql/migrations/*.sql")
+DATA = (
+    "runner/store/redis/lua/*.lua",
+    "runner/store/postgres/sql/*.sql",
+    "runner/store/postgres/sql/migrations/*.sql",
+)
 
 
 def test_build_ships_the_data_folders_without_setuptools_warnings(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ from importlib import resources
 
 import pytest
 
-from runner.config import TaskSettings
-from runner.durations import parse_duration
+from runner.config.durations import parse_duration
+from runner.config.settings import TaskSettings
+from runner.daemon.backoff import backoff_seconds
 from runner.redact import redact_text, redact_url
-from runner.retry import backoff_seconds
 from runner.states import REQUESTS, TERMINAL, TRANSITIONS, State
-from runner.store.job_fields import FIELD
+from runner.store.redis.fields import FIELD
 from tests import request_matrix
 
 
@@ -76,7 +76,7 @@ def test_the_state_table_allows_each_request_where_the_matrix_does() -> None:
 def test_the_lua_scripts_and_python_store_job_fields_under_the_same_names() -> None:
     """lua/lib.lua's FIELD table and job_fields.FIELD must agree, or a field written by
     a script reads as missing in Python (and the reverse)."""
-    source = (resources.files("runner.store") / "lua" / "lib.lua").read_text(encoding="utf-8")
+    source = (resources.files("runner.store.redis") / "lua" / "lib.lua").read_text(encoding="utf-8")
     table = source.split("local FIELD = {", 1)[1].split("}", 1)[0]
     in_lua = dict(re.findall(r"(\w+) = '(\w+)'", table))
     assert in_lua == FIELD

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings, TaskSettings
-from runner.durations import parse_duration
+from runner.client.client import Client
+from runner.config.durations import parse_duration
+from runner.config.settings import Settings, TaskSettings
 from runner.errors import ConfigError, UsageError
 from runner.jobs import rfc3339
 from runner.redact import redact_text, redact_url

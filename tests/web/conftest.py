@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from runner.config import Settings
+from runner.config.settings import Settings
 from runner.web.app import make_app
 from tests.daemon.process import DaemonProcess
 from tests.web.browser import Browser

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient
 
-from runner.config import Settings
+from runner.config.settings import Settings
 from runner.errors import ConfigError
 from tests.engine.harness import drain
 from tests.web.conftest import AUTH, TOKEN, Serve
@@ -223,7 +223,7 @@ async def test_pausing_or_resuming_an_unknown_task_is_404(serve: Serve, settings
 
 async def test_cron_lists_the_schedules(serve: Serve, settings: Settings) -> None:
     """GET /api/cron is `runner cron --json`."""
-    from runner.config import CronSettings  # noqa: PLC0415
+    from runner.config.settings import CronSettings  # noqa: PLC0415
 
     cron = {"tick": CronSettings(name="tick", schedule="*/5 * * * *", task="echo")}
     api = await serve(cron=cron)

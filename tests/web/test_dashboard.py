@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from runner.client import Client
-from runner.store.pg_store import PgStore
+from runner.client.client import Client
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, cli, wait_for_history
 from tests.web.browser import Browser
 from tests.web.process import WebProcess

@@ -14,10 +14,10 @@ from urllib.parse import quote
 
 from redis.asyncio import Redis
 
-from runner.client import Client
-from runner.config import Settings, TaskSettings, load_settings
+from runner.client.client import Client
+from runner.config.settings import Settings, TaskSettings, load_settings
 from runner.jobs import rfc3339
-from runner.store.pg_store import PgStore
+from runner.store.postgres.store import PgStore
 from tests.daemon.process import wait_for_history
 from tests.web.browser import Browser
 

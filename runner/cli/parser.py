@@ -1,0 +1,338 @@
+"""The `runner` command line's grammar and help: every command says what it does,
+shows an example and the exit codes, so `runner CMD --help` answers most questions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runner import __version__
+from runner.client.paging import DEFAULT_LIMIT, MAX_LIMIT
+from runner.states import State
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+EXIT_CODES = """\
+exit codes:
+  0  success
+  1  failure: an invalid config, a server that cannot be reached, a job not found
+  2  usage: a malformed argument, an unknown task, a payload that is too large"""
+
+CONFIG_HELP = (
+    "config file (default: $RUNNER_CONFIG, else config/runner.toml); "
+    "RUNNER_REDIS_URL and RUNNER_DATABASE_URL override its URLs"
+)
+JSON_HELP = "print JSON for scripts instead of text"
+LOCAL_HELP = (
+    "print times in this machine's time zone (TZ) with its offset, instead of UTC "
+    "(JSON is always UTC)"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own usage errors exit 2 as well
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"runner: error: {message}\n")
+
+
+# name: (one-line help, description, examples)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "run the daemon",
+        "Run the daemon in the foreground: claim due jobs, run them, fire cron schedules "
+        "and record every transition in PostgreSQL. SIGHUP reloads the config, SIGTERM or "
+        "Ctrl-C stops after running jobs finish (within [daemon] shutdown_grace); a second "
+        "one stops at once. With no [redis] url or [postgres] url it starts embedded "
+        "servers under [embedded] dir.",
+        "runner --config config/dev.toml run\nrunner run --drain   # exit once no work is left",
+    ),
+    "web": (
+        "serve the JSON API and the dashboard",
+        "Serve a JSON API for everything the CLI does, and the dashboard, until SIGTERM or "
+        "Ctrl-C. It listens on [web] listen (127.0.0.1:8080 by default). Every change "
+        "(POST, PATCH, DELETE) needs the token ([web] token or RUNNER_WEB_TOKEN) as "
+        "'Authorization: Bearer TOKEN'; reads need it too when listening beyond loopback, "
+        "and it refuses to start there without a token.",
+        "runner web\n"
+        "runner web --listen 127.0.0.1:9000\n"
+        'curl -H "Authorization: Bearer $RUNNER_WEB_TOKEN" -d \'{"task": "hello"}\' '
+        "http://127.0.0.1:8080/api/jobs",
+    ),
+    "check-config": (
+        "validate the config",
+        "Read the config, import every task's target and check every cron schedule; list "
+        "every problem found, each with its key (e.g. tasks.resize.timeout).",
+        "runner check-config --config /etc/runner/runner.toml",
+    ),
+    "migrate": (
+        "create or upgrade the schema",
+        "Create or upgrade runner's tables in PostgreSQL (the daemon also does this when it "
+        "starts). Safe to run any number of times.",
+        "runner migrate",
+    ),
+    "enqueue": (
+        "enqueue a job",
+        "Enqueue a job for a task declared under [tasks] in the config and print its id. "
+        "Arguments are JSON, given inline, as @FILE or as - (stdin). A job id names one "
+        "job for good: enqueueing an id that a job already has (live, or recorded in "
+        "PostgreSQL) changes nothing and says so on stderr.",
+        "runner enqueue hello --args '[\"you\"]'\n"
+        "runner enqueue hello --args '[\"later\"]' --in 10m --id greeting-42\n"
+        "runner enqueue checksum --args @payload.json --at 2030-01-01T09:00:00Z\n"
+        "produce-args | runner enqueue checksum --args - --json",
+    ),
+    "show": (
+        "a job's state, data and history",
+        "Show one job: its live state from Redis (or, once Redis forgot it, as recorded), "
+        "its arguments, result and error, and its history from PostgreSQL. Large payloads "
+        "are cut short unless --full; --json always prints everything.",
+        "runner show greeting-42\nrunner show greeting-42 --json | jq .history",
+    ),
+    "jobs": (
+        "list jobs a page at a time",
+        "List jobs newest first (by creation time), filtered by state, task and creation "
+        "time, a page at a time: each page is as fast at a million jobs as at ten. The "
+        "list comes from PostgreSQL, each live job's state from Redis. The last line gives "
+        "the command for the next page.",
+        "runner jobs --state scheduled --limit 50\n"
+        "runner jobs --state failed --task checksum --since 1h\n"
+        "runner jobs --since 2030-01-01T00:00Z --until 2030-01-02T00:00Z --json | jq .next_cursor",
+    ),
+    "logs": (
+        "read, filter and follow the JSON log",
+        "Print the daemon's JSON log lines readably, filtered by job, task, level or time. "
+        "Reads [log] file from the config, a FILE, or - (stdin).",
+        "runner logs -f --job greeting-42\n"
+        "journalctl -u runner -o cat -f | runner logs - --level warning",
+    ),
+    "status": (
+        "backlog, daemons, set-aside jobs",
+        "Jobs due and waiting per kind, running jobs, live daemons, unrecorded transitions, "
+        "jobs and events set aside as malformed, and the count of jobs per recorded state.",
+        "runner status\nrunner status --json",
+    ),
+    "pause": (
+        "pause jobs, a task, or everything",
+        "Take waiting jobs out of the schedule until resumed. --task NAME holds every job "
+        "of a task on every daemon (its due jobs stay due); --all is maintenance mode: no "
+        "daemon starts anything, running jobs finish. Both last until resumed, across "
+        "daemon restarts. Exit 1 if any job was refused (its state is said) or not found.",
+        "runner pause 8f14e45f greeting-42\nrunner pause --task checksum\nrunner pause --all",
+    ),
+    "resume": (
+        "resume paused jobs, a task, or everything",
+        "Put paused jobs back in the schedule (a due time already past runs at once), or "
+        "let a paused task's jobs, or every job (--all), start again.",
+        "runner resume greeting-42\nrunner resume --task checksum\nrunner resume --all",
+    ),
+    "cancel": (
+        "cancel waiting, paused or running jobs",
+        "End jobs for good. A running job's daemon, on any host, stops its work within a "
+        "second: an async job is cancelled, a cpu job's worker killed and replaced, an "
+        "io job's thread left to finish with its result dropped.",
+        "runner cancel greeting-42 8f14e45f",
+    ),
+    "retry": (
+        "run failed or cancelled jobs again",
+        "Put failed or cancelled jobs back in the schedule, due now, with a fresh attempt budget.",
+        "runner retry greeting-42",
+    ),
+    "delete": (
+        "delete jobs that are not running",
+        "Remove jobs from Redis; the history in PostgreSQL keeps a last 'deleted' event. A "
+        "running job must be cancelled first.",
+        "runner delete greeting-42",
+    ),
+    "update": (
+        "change a waiting or paused job",
+        "Change a scheduled, retrying or paused job's arguments, due time, retries or "
+        "timeout; the history records what changed and who asked.",
+        "runner update greeting-42 --args '[\"again\"]' --in 5m\n"
+        "runner update greeting-42 --retries 5 --timeout 2m",
+    ),
+    "cron": (
+        "cron schedules: last and next fires",
+        "Every cron schedule of the config: its task, time zone, the next fire times and "
+        "the last one, with the job it made.",
+        "runner cron\nrunner cron --json",
+    ),
+}
+
+
+def _add(sub: Any, name: str, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    summary, description, examples = _COMMANDS[name]
+    return sub.add_parser(  # type: ignore[no-any-return]
+        name,
+        parents=[common],
+        help=summary,
+        description=textwrap.fill(description, 79),
+        epilog=f"examples:\n{_indent(examples)}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def build_parser(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> _Parser:
+    """The parser; each command's namespace gets `func`, the function that runs it."""
+    common = _Parser(add_help=False)
+    # SUPPRESS: so `runner --config X run` and `runner run --config X` agree
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    parser = _Parser(
+        prog="runner",
+        description="runner: an asyncio job runner on Redis and PostgreSQL. "
+        "`runner COMMAND --help` tells more about each command.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"runner {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
+    for name, func in commands.items():
+        command = _add(sub, name, common)
+        command.set_defaults(func=func)
+        if name in _ARGUMENTS:
+            _ARGUMENTS[name](command)
+    return parser
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--drain", action="store_true", help="exit once no work is left")
+
+
+def _web_arguments(web: argparse.ArgumentParser) -> None:
+    web.add_argument(
+        "--listen", metavar="HOST:PORT", help="where to listen, instead of [web] listen"
+    )
+
+
+def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
+    enqueue.add_argument("task", help="a task declared under [tasks] in the config")
+    enqueue.add_argument(
+        "--args",
+        default="[]",
+        metavar="JSON",
+        help="positional arguments: a JSON array, @FILE, or - for stdin (default: [])",
+    )
+    enqueue.add_argument(
+        "--kwargs",
+        default="{}",
+        metavar="JSON",
+        help="keyword arguments: a JSON object, @FILE, or - for stdin (default: {})",
+    )
+    enqueue.add_argument(
+        "--in", dest="in_", metavar="DURATION", help="run after a delay, e.g. 500ms, 10s, 5m, 2h"
+    )
+    enqueue.add_argument(
+        "--at", metavar="TIME", help="run at an ISO 8601 time with offset, e.g. 2030-01-01T09:00Z"
+    )
+    enqueue.add_argument(
+        "--id",
+        help="the job's id (default: a new random one); ids starting with cron: are reserved",
+    )
+    enqueue.add_argument(
+        "--json", action="store_true", help='print {"id": ..., "created": ..., "state": ...}'
+    )
+
+
+def _output(command: argparse.ArgumentParser, json_help: str = JSON_HELP) -> None:
+    """A read command's --json, or --local for its text: not both, as JSON is for
+    scripts and always speaks UTC."""
+    chosen = command.add_mutually_exclusive_group()
+    chosen.add_argument("--json", action="store_true", help=json_help)
+    chosen.add_argument("--local", action="store_true", help=LOCAL_HELP)
+
+
+def _show_arguments(show: argparse.ArgumentParser) -> None:
+    show.add_argument("job_id", metavar="JOB_ID", help="the id enqueue printed")
+    show.add_argument("--full", action="store_true", help="print large payloads whole")
+    _output(show)
+
+
+def _logs_arguments(logs: argparse.ArgumentParser) -> None:
+    logs.add_argument(
+        "source", nargs="?", metavar="FILE", help="a log file, or - for stdin (default: [log] file)"
+    )
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep reading, across log rotation"
+    )
+    logs.add_argument("--job", metavar="JOB_ID", help="only this job's lines")
+    logs.add_argument("--task", help="only this task's lines")
+    logs.add_argument(
+        "--level", choices=["debug", "info", "warning", "error"], help="only this level and above"
+    )
+    logs.add_argument("--since", help="only lines after e.g. 10m, 2h, or an ISO 8601 time")
+    _output(logs, "print the JSON lines as they are")
+
+
+def _ids(command: argparse.ArgumentParser, task_wide: bool) -> None:
+    command.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="one or more job ids")
+    if task_wide:
+        command.add_argument("--task", help="every job of this task, on every daemon")
+        command.add_argument("--all", action="store_true", help="every job (maintenance mode)")
+    command.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _update_arguments(update: argparse.ArgumentParser) -> None:
+    _ids(update, task_wide=False)
+    update.add_argument("--args", metavar="JSON", help="new positional arguments (or @FILE, -)")
+    update.add_argument("--kwargs", metavar="JSON", help="new keyword arguments (or @FILE, -)")
+    update.add_argument("--in", dest="in_", metavar="DURATION", help="new due time: from now")
+    update.add_argument("--at", metavar="TIME", help="new due time: an ISO 8601 time")
+    update.add_argument("--retries", type=int, metavar="N", help="attempts after the first")
+    update.add_argument("--timeout", metavar="DURATION", help="this job's timeout, e.g. 2m")
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_LIMIT}, got {value}")
+    return value
+
+
+def _jobs_arguments(jobs: argparse.ArgumentParser) -> None:
+    jobs.add_argument("--state", choices=[str(state) for state in State], help="only this state")
+    jobs.add_argument("--task", help="only this task's jobs")
+    jobs.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only jobs created at or after TIME: a duration ago (30m, 1h, 2d) or an ISO "
+        "8601 time (UTC if it has no offset)",
+    )
+    jobs.add_argument("--until", metavar="TIME", help="only jobs created before TIME (as --since)")
+    jobs.add_argument(
+        "--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N",
+        help=f"jobs per page, 1 to {MAX_LIMIT} (default: {DEFAULT_LIMIT})",
+    )  # fmt: skip
+    jobs.add_argument(
+        "--after", metavar="CURSOR", help="the next page: the CURSOR the previous page printed"
+    )
+    _output(jobs, 'print {"jobs": [...], "next_cursor": CURSOR or null}')
+
+
+_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "jobs": _jobs_arguments,
+    "pause": lambda command: _ids(command, task_wide=True),
+    "resume": lambda command: _ids(command, task_wide=True),
+    "cancel": lambda command: _ids(command, task_wide=False),
+    "retry": lambda command: _ids(command, task_wide=False),
+    "delete": lambda command: _ids(command, task_wide=False),
+    "update": _update_arguments,
+    "run": _run_arguments,
+    "web": _web_arguments,
+    "enqueue": _enqueue_arguments,
+    "show": _show_arguments,
+    "logs": _logs_arguments,
+    "status": _output,
+    "cron": _output,
+}

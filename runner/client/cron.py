@@ -1,0 +1,86 @@
+"""`runner cron`: every schedule with its policies, last fire (Redis) and next fire times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from runner.cli.time_text import UTC_TEXT, TimeText
+from runner.config.settings import Settings
+from runner.cron import Schedule
+from runner.jobs import rfc3339, rfc3339_at
+from runner.servers.connect import resolve_urls
+from runner.store import Keys, RedisStore, redis_client
+
+
+def _last(
+    state: dict[str, str], name: str, job_states: dict[str, str | None]
+) -> dict[str, Any] | None:
+    job_id = state.get(f"{name}:job")
+    if job_id is None:
+        return None
+    return {
+        "tick": rfc3339(int(state[f"{name}:tick"])),
+        "job_id": job_id,
+        "fired_at": rfc3339(int(state[f"{name}:fired_at"])),
+        "state": job_states.get(job_id),
+    }
+
+
+async def cron_documents(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or datetime.now(UTC)
+    redis_url, _, _ = resolve_urls(settings, start_embedded=False)
+    redis = redis_client(redis_url)
+    try:
+        store = RedisStore(redis, Keys(settings.key_prefix))
+        state = await store.cron_state()
+        job_ids = [v for k, v in state.items() if k.endswith(":job")]
+        found = await store.job_states(job_ids)
+        job_states: dict[str, str | None] = {job_id: found.get(job_id) for job_id in job_ids}
+    finally:
+        await redis.aclose()
+    docs = []
+    for name, c in sorted(settings.cron.items()):
+        schedule = Schedule(c.schedule, c.timezone)
+        ticks = schedule.ticks_after(now)
+        upcoming = [rfc3339_at(next(ticks).astimezone(schedule.zone)) for _ in range(3)]
+        docs.append(
+            {
+                "name": name,
+                "schedule": c.schedule,
+                "timezone": c.timezone,
+                "task": c.task,
+                "misfire": c.misfire,
+                "misfire_grace_s": c.misfire_grace,
+                "overlap": c.overlap,
+                "next": upcoming,
+                "last": _last(state, name, job_states),
+            }
+        )
+    return docs
+
+
+def render(docs: list[dict[str, Any]], as_json: bool, times: TimeText = UTC_TEXT) -> str:
+    """JSON for a script, or lines for a person: the next fires in the schedule's own
+    zone (unless --local), the last fire as `times` shows it."""
+    if as_json:
+        return orjson.dumps(docs).decode()
+    if not docs:
+        return "no cron schedules in the config"
+    lines = []
+    for d in docs:
+        last = d["last"]
+        lines += [
+            f"{d['name']}  {d['schedule']!r} ({d['timezone']})  task {d['task']}",
+            f"  misfire {d['misfire']} (grace {d['misfire_grace_s']:g}s), overlap {d['overlap']}",
+            "  last     "
+            + (
+                f"{times(last['tick'])}  {last['job_id']}  {last['state'] or 'expired'}"
+                if last
+                else "-"
+            ),
+            f"  next     {', '.join(map(times.own_zone, d['next']))}",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,217 @@
+"""`runner jobs` and `Client.list`: jobs a page at a time, with live states.
+
+Postgres answers the listing: it holds every job, finished ones included, and
+indexes it for every filter (store/pg_listing.py). Redis holds the live jobs'
+newest state, which the recorder writes to Postgres a moment later; where the two
+differ, Redis is right, so each page's states are read from Redis in one round
+trip and take precedence. A job whose live state no longer matches a --state
+filter is left out of the page (a script acting on `--state scheduled` must not
+be handed a job that is already running); the next page still starts after it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+from runner.cli.time_text import UTC_TEXT, TimeText
+from runner.client.paging import DEFAULT_LIMIT
+from runner.config.durations import parse_duration
+from runner.errors import StoreUnavailable, UsageError
+from runner.jobs import ms_ceil, rfc3339
+from runner.states import State
+from runner.store import PgStore, check_limit, decode_cursor
+
+_STATES = tuple(str(state) for state in State)
+REDIS_DOWN_NOTE = (
+    "Redis is unreachable: live states are unavailable; each state is the last one "
+    "PostgreSQL recorded (a running or waiting job may have moved on)"
+)
+
+
+class LiveStates(Protocol):
+    """What the listing needs of the Redis store."""
+
+    def job_states(self, job_ids: Sequence[str]) -> Awaitable[dict[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A validated listing request; times in ms since the epoch."""
+
+    state: str | None = None
+    task: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        now_ms: int,
+        state: str | None = None,
+        task: str | None = None,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
+        limit: int = DEFAULT_LIMIT,
+        after: str | None = None,
+    ) -> ListQuery:
+        """Check every argument before a server is asked (UsageError naming it);
+        a timedelta is that long before `now_ms`."""
+        if state is not None and state not in _STATES:
+            raise UsageError(f"state: must be one of {', '.join(_STATES)}, got {state!r}")
+        if task is not None and (not isinstance(task, str) or not task or "\x00" in task):
+            raise UsageError(f"task: must be a task's name, got {task!r}")
+        since_ms = _moment_ms(since, "since", now_ms)
+        until_ms = _moment_ms(until, "until", now_ms)
+        if since_ms is not None and until_ms is not None and since_ms >= until_ms:
+            raise UsageError(
+                f"since ({rfc3339(since_ms)}) must be before until ({rfc3339(until_ms)})"
+            )
+        if after is not None:
+            decode_cursor(after)
+        return cls(state, task, since_ms, until_ms, check_limit(limit), after)
+
+
+def _moment_ms(value: datetime | timedelta | None, name: str, now_ms: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return now_ms - value // timedelta(milliseconds=1)
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise UsageError(
+            f"{name}: give a timezone-aware datetime or a timedelta (that long ago), got {value!r}"
+        )
+    return ms_ceil(value)
+
+
+def moment_arg(text: str, name: str) -> datetime | timedelta:
+    """A command line's time: a duration ago ("1h", "30m") or an ISO 8601 time (UTC
+    when it has no offset, as every time runner prints is UTC)."""
+    try:
+        return timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{name}: give a duration ago like 1h or 30m, or an ISO 8601 time like "
+            f"2030-01-01T09:00Z, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of jobs in the JSON shape, and the cursor of the next (None: the last)."""
+
+    jobs: list[dict[str, Any]]
+    next_cursor: str | None
+    query: ListQuery
+    live: bool = True  # False: Redis was out of reach, states are Postgres' last word
+
+    def as_json(self) -> dict[str, Any]:
+        page: dict[str, Any] = {"jobs": self.jobs, "next_cursor": self.next_cursor}
+        if not self.live:
+            page["live_states"] = False
+            page["note"] = REDIS_DOWN_NOTE
+        return page
+
+
+def _public(row: dict[str, Any], live_state: str | None) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "task": row["task"],
+        "state": live_state or row["state"],
+        "attempt": row["attempt"],
+        "due_at": rfc3339(row["due_at_ms"]),
+        "created_at": rfc3339(row["created_at_ms"]),
+        "updated_at": rfc3339(row["updated_at_ms"]),
+    }
+
+
+async def list_jobs_live(pg: PgStore, live: LiveStates, query: ListQuery) -> Page:
+    """A page from Postgres with Redis's states laid over it."""
+    rows, next_cursor = await pg.list_jobs(
+        state=query.state,
+        task=query.task,
+        since_ms=query.since_ms,
+        until_ms=query.until_ms,
+        limit=query.limit,
+        after=query.after,
+    )
+    try:
+        states = await live.job_states([row["id"] for row in rows]) if rows else {}
+    except StoreUnavailable:  # the history still answers; say whose word it is
+        return Page([_public(row, None) for row in rows], next_cursor, query, live=False)
+    jobs = [_public(row, states.get(row["id"])) for row in rows]
+    if query.state is not None:
+        jobs = [job for job in jobs if job["state"] == query.state]
+    return Page(jobs, next_cursor, query)
+
+
+_COLUMNS = ("id", "task", "state", "attempt", "due", "created", "updated")
+
+
+def _cells(job: dict[str, Any], times: TimeText) -> tuple[str, ...]:
+    return (
+        job["id"],
+        job["task"] or "-",
+        job["state"],
+        str(job["attempt"]),
+        times(job["due_at"]),
+        times(job["created_at"]),
+        times(job["updated_at"]),
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]  # fmt: skip
+
+
+def next_page_command(
+    query: ListQuery, cursor: str, command: str = "runner jobs", times: TimeText = UTC_TEXT
+) -> str:
+    """The command that prints the next page: the same filters, absolute times (a
+    relative --since would have moved; in the page's style, which --since reads back),
+    and the cursor."""
+    words = [command]
+    for flag, value in (("--state", query.state), ("--task", query.task)):
+        if value is not None:
+            words.append(f"{flag} {shlex.quote(value)}")
+    for flag, ms in (("--since", query.since_ms), ("--until", query.until_ms)):
+        if ms is not None:
+            words.append(f"{flag} {times(rfc3339(ms))}")
+    words += [f"--limit {query.limit}", f"--after {cursor}"]
+    if times.local:
+        words.append("--local")
+    return " ".join(words)
+
+
+def render(
+    page: Page, as_json: bool, command: str = "runner jobs", times: TimeText = UTC_TEXT
+) -> str:
+    """JSON for a script, or a table for a person (times as `times` shows them) with
+    the command for the next page; `command` is how the caller invoked the listing."""
+    if as_json:
+        return orjson.dumps(page.as_json()).decode()
+    if page.jobs:
+        lines = _table([_COLUMNS, *(_cells(job, times) for job in page.jobs)])
+    else:
+        lines = ["no jobs on this page" if page.query.after else "no jobs match"]
+    if page.next_cursor is not None:
+        following = next_page_command(page.query, page.next_cursor, command, times)
+        lines.append(f"next page: {following}")
+    if not page.live:
+        lines.append(f"note: {REDIS_DOWN_NOTE}")
+    return "\n".join(lines)

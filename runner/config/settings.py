@@ -1,0 +1,409 @@
+"""One immutable Settings, built in one place from a TOML file and the environment.
+
+Every problem is collected with its key path (``tasks.resize.timeout: must be
+> 0, got -3``) and reported together, so an operator fixes a file in one pass.
+Unknown keys are errors: a typo must not silently fall back to a default.
+
+A relative ``[embedded] dir`` (default ``var``) is taken from the folder of the
+config file it came from, so one file finds the same embedded servers from any
+working directory; an absolute one is used as it is. Settings parsed from a
+mapping with no file behind them (``parse_settings`` without ``folder``) keep
+it relative to the working directory: ``source`` there is only a label for
+messages, not a path to guess a folder from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from runner.config.values import (
+    duration_or,
+    fraction,
+    listen_address,
+    non_negative_duration,
+    non_negative_int,
+    one_of,
+    positive_duration,
+    positive_int,
+    positive_size,
+    secret,
+    string,
+    url_of,
+)
+from runner.errors import ConfigError
+from runner.redact import redact_url
+
+TaskKind = Literal["async", "io", "cpu"]
+TASK_KINDS: tuple[TaskKind, ...] = ("async", "io", "cpu")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_CONFIG = Path("config/runner.toml")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+T = TypeVar("T")
+PARK_HORIZON: float | None = 3600.0  # jobs due later wait in Postgres; None: never
+POOLS_FULL_WARNING: float | None = 60.0  # [pools] warn_full_after
+KEEP_HISTORY: float | None = 30 * 86400.0  # finished history kept; None: for good
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    name: str
+    target: str
+    kind: TaskKind
+    timeout: float | None = None
+    retries: int = 0
+    backoff: float = 1.0
+    backoff_max: float = 300.0
+    backoff_jitter: float = 0.1
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+
+@dataclass(frozen=True)
+class CronSettings:
+    name: str
+    schedule: str
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+    misfire: str = "once"
+    misfire_grace: float = 3600.0
+    overlap: str = "allow"
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    key_prefix: str = "runner"
+    embedded_dir: Path = Path("var")
+    shutdown_grace: float = 30.0
+    lease_ttl: float = 30.0
+    claim_batch: int = 500
+    keep_finished: float = 86400.0
+    park_horizon: float | None = PARK_HORIZON  # jobs due later wait in Postgres
+    keep_history: float | None = KEEP_HISTORY
+    max_payload: int = 1_000_000
+    max_result: int = 1_000_000
+    metrics_listen: str | None = None  # host:port of /metrics; None: no endpoint
+    web_listen: str = "127.0.0.1:8080"
+    web_token: str | None = field(default=None, repr=False)
+    timer_spin: float = 0.002
+    async_concurrency: int = 200
+    io_threads: int = 8
+    cpu_processes: int = 2
+    # A kind with no free slot this long while its jobs are due is logged (None: never).
+    pools_full_warning: float | None = POOLS_FULL_WARNING
+    recorder_batch: int = 2000
+    recorder_interval: float = 0.1
+    recorder_reclaim_after: float = 30.0
+    log_level: str = "info"
+    log_file: str | None = None
+    log_format: str = "auto"
+    tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    cron: Mapping[str, CronSettings] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(source={self.source!r}, redis_url={redact_url(self.redis_url)!r}, "
+            f"database_url={redact_url(self.database_url)!r}, key_prefix={self.key_prefix!r}, "
+            f"tasks={sorted(self.tasks)!r})"
+        )
+
+
+class _Reader:
+    """Reads typed values out of a TOML table, recording problems instead of raising."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def table(self, data: Mapping[str, Any], path: str, allowed: set[str]) -> Mapping[str, Any]:
+        value = data.get(path.rsplit(".", 1)[-1], {})
+        if not isinstance(value, dict):
+            self.problems.append(f"{path}: must be a table, got {value!r}")
+            return {}
+        self.unknown_keys(value, path, allowed)
+        return value
+
+    def unknown_keys(self, table: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+        for key in sorted(set(table) - allowed):
+            self.problems.append(
+                f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
+            )
+
+    def get(self, table: Mapping[str, Any], path: str, default: T, check: Callable[[Any], T]) -> T:
+        key = path.rsplit(".", 1)[-1]
+        if key not in table:
+            return default
+        try:
+            return check(table[key])
+        except ValueError as exc:
+            self.problems.append(f"{path}: {exc}")
+            return default
+
+    def overridden(
+        self,
+        env: Mapping[str, str],
+        variable: str,
+        table: Mapping[str, Any],
+        path: str,
+        check: Callable[[Any], T],
+    ) -> T | None:
+        """The value from the environment if set there, else from the file: checked alike,
+        a problem named by the variable or the key it came from."""
+        if not env.get(variable):
+            return self.get(table, path, None, check)
+        try:
+            return check(env[variable])
+        except ValueError as exc:
+            self.problems.append(f"{variable}: {exc}")
+            return None
+
+    def url(
+        self,
+        env: Mapping[str, str],
+        variable: str,
+        table: Mapping[str, Any],
+        path: str,
+        schemes: tuple[str, ...],
+    ) -> str | None:
+        """The URL from the environment if set there, else from the file."""
+        return self.overridden(env, variable, table, path, url_of(*schemes))
+
+
+_TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter"}
+
+
+def _task(read: _Reader, name: str, raw: Any) -> TaskSettings | None:
+    path = f"tasks.{name}"
+    if not isinstance(raw, dict):
+        read.problems.append(f"{path}: must be a table, got {raw!r}")
+        return None
+    before = len(read.problems)
+    read.unknown_keys(raw, path, _TASK_KEYS)
+    if "target" not in raw:
+        read.problems.append(f"{path}.target: missing; give it as 'package.module:function'")
+    target = read.get(raw, f"{path}.target", "", _target)
+    kind = read.get(raw, f"{path}.kind", "async", one_of(*TASK_KINDS))
+    task = TaskSettings(
+        name=name,
+        target=target,
+        kind=kind,  # type: ignore[arg-type]  # one_of checked it is a TaskKind
+        timeout=read.get(raw, f"{path}.timeout", None, positive_duration),
+        retries=read.get(raw, f"{path}.retries", 0, non_negative_int),
+        backoff=read.get(raw, f"{path}.backoff", 1.0, positive_duration),
+        backoff_max=read.get(raw, f"{path}.backoff_max", 300.0, positive_duration),
+        backoff_jitter=read.get(raw, f"{path}.backoff_jitter", 0.1, fraction),
+    )
+    return task if len(read.problems) == before else None
+
+
+def _target(value: Any) -> str:
+    text = string(value)
+    module, _, attr = text.partition(":")
+    if not module or not attr:
+        raise ValueError(f"must look like 'package.module:function', got {text!r}")
+    return text
+
+
+_CRON_KEYS = {
+    "schedule", "task", "args", "kwargs", "timezone", "misfire", "misfire_grace", "overlap",
+}  # fmt: skip
+
+
+def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronSettings | None:
+    from runner.cron import MISFIRE_POLICIES, OVERLAP_POLICIES  # noqa: PLC0415  # croniter only when needed
+
+    path = f"cron.{name}"
+    if not isinstance(raw, dict):
+        read.problems.append(f"{path}: must be a table, got {raw!r}")
+        return None
+    before = len(read.problems)
+    read.unknown_keys(raw, path, _CRON_KEYS)
+    for key in ("schedule", "task"):
+        if key not in raw:
+            read.problems.append(f"{path}.{key}: missing")
+    timezone = read.get(raw, f"{path}.timezone", "UTC", _timezone)
+    schedule = read.get(raw, f"{path}.schedule", "", _cron_expression)
+    task = read.get(raw, f"{path}.task", "", string)
+    if task and task not in tasks:
+        read.problems.append(
+            f"{path}.task: unknown task {task!r} (declared: {', '.join(sorted(tasks)) or 'none'})"
+        )
+    cron = CronSettings(
+        name=name,
+        schedule=schedule,
+        task=task,
+        args=tuple(read.get(raw, f"{path}.args", [], _array)),
+        kwargs=read.get(raw, f"{path}.kwargs", {}, _table),
+        timezone=timezone,
+        misfire=read.get(raw, f"{path}.misfire", "once", one_of(*MISFIRE_POLICIES)),
+        misfire_grace=read.get(raw, f"{path}.misfire_grace", 3600.0, positive_duration),
+        overlap=read.get(raw, f"{path}.overlap", "allow", one_of(*OVERLAP_POLICIES)),
+    )
+    return cron if len(read.problems) == before else None
+
+
+def _timezone(value: Any) -> str:
+    from runner.cron import zone  # noqa: PLC0415  # croniter only when needed
+
+    text = string(value)
+    zone(text)
+    return text
+
+
+def _cron_expression(value: Any) -> str:
+    """Checked on its own, whatever the time zone, so both faults show in one pass."""
+    from runner.cron import check_expression  # noqa: PLC0415  # croniter only when needed
+
+    text = string(value)
+    check_expression(text)
+    return text
+
+
+def _array(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"must be an array, got {value!r}")
+    return value
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table, got {value!r}")
+    return value
+
+
+_SECTIONS = {
+    "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
+    "cron", "metrics", "web", "history",
+}  # fmt: skip
+
+
+def parse_settings(
+    data: Mapping[str, Any], source: str, env: Mapping[str, str], folder: Path | None = None
+) -> Settings:
+    """Settings from parsed TOML; raises ConfigError listing every problem found.
+    `folder` is the config file's, which a relative [embedded] dir is taken from."""
+    settings, problems = collect_settings(data, source, env, folder)
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def collect_settings(
+    data: Mapping[str, Any], source: str, env: Mapping[str, str], folder: Path | None = None
+) -> tuple[Settings, list[str]]:
+    """Settings from parsed TOML and every problem found, without raising, so that a
+    check can go on to the tasks whose own tables are fine. The Settings hold only
+    those tasks and cron entries, and defaults where a value was bad: never run on
+    them unless the problems are empty."""
+    problems: list[str] = []
+    read = _Reader(problems)
+    for key in sorted(set(data) - _SECTIONS):
+        problems.append(f"{key}: unknown section (allowed: {', '.join(sorted(_SECTIONS))})")
+    redis = read.table(data, "redis", {"url", "key_prefix"})
+    pg = read.table(data, "postgres", {"url"})
+    embedded = read.table(data, "embedded", {"dir"})
+    daemon = read.table(
+        data,
+        "daemon",
+        {
+            "shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin",
+            "park_horizon",
+        },
+    )  # fmt: skip
+    history = read.table(data, "history", {"keep"})
+    jobs = read.table(data, "jobs", {"max_payload", "max_result"})
+    metrics = read.table(data, "metrics", {"listen"})
+    web = read.table(data, "web", {"listen", "token"})
+    pools = read.table(data, "pools", {"async", "io", "cpu", "warn_full_after"})
+    recorder = read.table(data, "recorder", {"batch_events", "flush_interval", "reclaim_after"})
+    log = read.table(data, "log", {"level", "file", "format"})
+    tasks_raw = read.table(data, "tasks", set(data.get("tasks", {})))
+    tasks = {name: _task(read, name, raw) for name, raw in tasks_raw.items()}
+    cron_raw = read.table(data, "cron", set(data.get("cron", {})))
+    cron = {name: _cron(read, name, raw, tasks_raw) for name, raw in cron_raw.items()}
+    settings = Settings(
+        redis_url=read.url(env, "RUNNER_REDIS_URL", redis, "redis.url", REDIS_SCHEMES),
+        database_url=read.url(env, "RUNNER_DATABASE_URL", pg, "postgres.url", POSTGRES_SCHEMES),
+        key_prefix=env.get("RUNNER_KEY_PREFIX")
+        or read.get(redis, "redis.key_prefix", "runner", string),
+        embedded_dir=_embedded_dir(read.get(embedded, "embedded.dir", "var", string), folder),
+        shutdown_grace=read.get(daemon, "daemon.shutdown_grace", 30.0, positive_duration),
+        lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, positive_duration),
+        claim_batch=read.get(daemon, "daemon.claim_batch", 500, positive_int),
+        keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, positive_duration),
+        timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, non_negative_duration),
+        park_horizon=read.get(daemon, "daemon.park_horizon", PARK_HORIZON, duration_or("off")),
+        keep_history=read.get(history, "history.keep", KEEP_HISTORY, duration_or("forever")),
+        max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, positive_size),
+        max_result=read.get(jobs, "jobs.max_result", 1_000_000, positive_size),
+        metrics_listen=read.get(metrics, "metrics.listen", None, listen_address),
+        web_listen=read.get(web, "web.listen", "127.0.0.1:8080", listen_address),
+        web_token=read.overridden(env, "RUNNER_WEB_TOKEN", web, "web.token", secret),
+        async_concurrency=read.get(pools, "pools.async", 200, positive_int),
+        io_threads=read.get(pools, "pools.io", 8, positive_int),
+        cpu_processes=read.get(pools, "pools.cpu", 2, positive_int),
+        pools_full_warning=read.get(
+            pools, "pools.warn_full_after", POOLS_FULL_WARNING, duration_or("off")
+        ),
+        recorder_batch=read.get(recorder, "recorder.batch_events", 2000, positive_int),
+        recorder_interval=read.get(recorder, "recorder.flush_interval", 0.1, positive_duration),
+        recorder_reclaim_after=read.get(
+            recorder, "recorder.reclaim_after", 30.0, positive_duration
+        ),
+        log_level=read.get(log, "log.level", "info", one_of(*LOG_LEVELS)),
+        log_file=read.get(log, "log.file", None, string),
+        log_format=read.get(log, "log.format", "auto", one_of("auto", "json", "console")),
+        tasks={name: task for name, task in tasks.items() if task is not None},
+        cron={name: entry for name, entry in cron.items() if entry is not None},
+        source=source,
+    )
+    return settings, problems
+
+
+def _embedded_dir(value: str, folder: Path | None) -> Path:
+    """Taken from the config file's folder, so that running from another directory
+    finds the servers the file's own checkout started instead of starting new ones."""
+    path = Path(value)
+    if path.is_absolute() or folder is None:
+        return path
+    return (folder / path).resolve()
+
+
+def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """--config, else RUNNER_CONFIG, else config/runner.toml."""
+    if explicit:
+        return Path(explicit)
+    return Path(env.get("RUNNER_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file; ConfigError for a missing file or bad TOML too."""
+    env = os.environ if env is None else env
+    return parse_settings(read_config_file(path), str(path), env, folder=path.parent)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's TOML as a dict; ConfigError, named by the path, if it cannot be read."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = f"file not found; pass --config PATH or set RUNNER_CONFIG (cwd: {Path.cwd()})"
+    except OSError as exc:
+        problem = f"cannot read the file: {exc.strerror or exc}"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+    except tomllib.TOMLDecodeError as exc:
+        problem = f"not valid TOML: {exc}"
+    raise ConfigError([problem], str(path))

@@ -1,0 +1,1 @@
+"""`runner run`: the supervisor, its services (one module each) and the pools that run jobs."""

@@ -1,0 +1,290 @@
+"""The recorder: drains the transition stream into PostgreSQL in batches.
+
+A batch is flushed at `batch_events` events or `flush_interval` after its first
+event, whichever comes first. Entries are acknowledged (and deleted from the
+stream) only after Postgres committed them; while Postgres is down the batch
+is retried and nothing more is read, so Redis keeps the backlog. Entries that a
+dead daemon read but never acknowledged are taken over after `reclaim_after`.
+Inserts are keyed by (job id, seq), so writing an entry twice is harmless.
+A finished job stays in Redis until its last transition is committed; only then
+does the recorder give it its `keep_finished` expiry, so a job id is never free
+while its history is unwritten.
+
+The stream is shared with every other daemon and anyone who can write to Redis,
+so an entry may not be what runner's scripts write. Postgres is the judge: a
+batch it rejects as data is split in halves until the culprit entries stand
+alone; a culprit event is written with its detail replaced, and what still
+cannot be written moves to the dead-letter stream with the reason. Nothing is
+dropped and nothing blocks the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from runner.config.settings import Settings
+from runner.daemon.metrics import Metrics
+from runner.daemon.resilience import Backoff, keep_going
+from runner.errors import StoreDataError, StoreError
+from runner.logs import get_logger
+from runner.store import PgStore, RedisStore, StreamEntry
+
+log = get_logger()
+
+SetAside = list[tuple[StreamEntry, str]]
+
+
+@dataclass
+class _Written:
+    """What became of a batch: entries set aside, and the jobs Postgres now holds
+    as finished (id, seq), which Redis may forget from now on."""
+
+    aside: SetAside = field(default_factory=list)
+    finished: list[tuple[str, int]] = field(default_factory=list)
+
+
+class Recorder:
+    def __init__(
+        self,
+        redis_store: RedisStore,
+        *,
+        pg_store: PgStore,
+        consumer: str,
+        batch_events: int,
+        flush_interval: float,
+        reclaim_after: float = 30.0,
+    ) -> None:
+        self.redis_store = redis_store
+        self.pg_store = pg_store
+        self.consumer = consumer
+        self.batch_events = batch_events
+        self.flush_interval = flush_interval
+        self.reclaim_after_ms = int(reclaim_after * 1000)
+        self.recorded = 0
+        self.stopping = False
+        self.metrics: Metrics | None = None
+        self._next_reclaim = 0.0
+
+    def configure(self, settings: Settings) -> None:
+        """Its part of a reload: how many events a statement, how long a batch waits."""
+        self.batch_events = settings.recorder_batch
+        self.flush_interval = settings.recorder_interval
+
+    async def run(self) -> None:
+        """Record until asked to stop, then drain what is left.
+
+        Stopping is a flag, not a cancellation: a blocking stream read ends by
+        itself within `flush_interval`, and no batch is cut in half.
+        """
+        await keep_going("recorder", self.redis_store.ensure_event_group)
+        backoff = Backoff()
+        while not self.stopping:
+            try:
+                await self.record_batch(block=True)
+                backoff.reset()
+            except Exception as exc:  # every failure is the store's or data's: pause, go on
+                await backoff.pause("recorder", exc)
+                if "NOGROUP" in str(exc):  # the stream was deleted (a flushed or new Redis)
+                    await keep_going("recorder", self.redis_store.ensure_event_group)
+        await keep_going("recorder", self.drain)
+        # Everything this consumer read is acknowledged: leave the group tidy.
+        await keep_going("recorder", lambda: self.redis_store.forget_consumer(self.consumer))
+
+    async def drain(self) -> None:
+        """Record everything in the stream now."""
+        while await self.record_batch(block=False):
+            pass
+
+    async def record_batch(self, block: bool) -> int:
+        """Read a batch and record it, at most `batch_events` events a statement: one
+        read may bring many entries of thousands of events each (big enqueue_many
+        calls), which as one statement could outlast the command timeout and then
+        be retried for ever."""
+        done = 0
+        chunks = event_chunks(await self._collect(block), self.batch_events)
+        # An entry split over several chunks is acknowledged with its last part only:
+        # a crash in between leaves it pending, and a replay writes nothing twice.
+        last = {entry.id: n for n, chunk in enumerate(chunks) for entry in chunk}
+        for n, chunk in enumerate(chunks):
+            done += await self._record(chunk, [e.id for e in chunk if last[e.id] == n])
+        return done
+
+    async def _record(self, entries: Sequence[StreamEntry], ack: Sequence[str]) -> int:
+        good = [e for e in entries if e.payload is not None]
+        began = time.perf_counter()
+        written = await self._write(good)
+        seconds = time.perf_counter() - began
+        aside = written.aside + [
+            (e, "no 'e' field: not an entry runner wrote") for e in entries if e.payload is None
+        ]
+        if aside:
+            log.error(
+                "stream entries set aside: postgres cannot take them",
+                entries=len(aside),
+                entry_ids=[e.id for e, _ in aside][:20],
+                error=aside[0][1],
+            )
+            await self.redis_store.set_events_aside(aside)
+        # Before the ack: if Redis fails in between, the batch is written again
+        # (harmless), rather than leaving finished jobs in Redis for ever.
+        await self.redis_store.forget_recorded(written.finished, int(time.time() * 1000))
+        await self.redis_store.ack_events(list(dict.fromkeys(ack)))
+        count = sum(count_events(e.payload) for e in good if e.payload is not None)
+        self.recorded += count
+        if self.metrics is not None:
+            self.metrics.recorded(count, seconds)
+        return count + len(aside)
+
+    async def _collect(self, block: bool) -> list[StreamEntry]:
+        entries = await self._reclaim_stale()
+        count = sum(map(_entry_events, entries))
+        deadline: float | None = None
+        while count < self.batch_events:
+            if deadline is None:
+                wait_ms = int(self.flush_interval * 1000) if block and not entries else None
+            else:
+                wait_ms = int((deadline - time.monotonic()) * 1000)
+                if wait_ms <= 0:
+                    break
+            read = await self.redis_store.read_events(
+                self.consumer, self.batch_events, wait_ms if block else None
+            )
+            if not read:
+                break  # idle: return, so the caller can notice a stop request
+            entries += read
+            count += sum(map(_entry_events, read))
+            if deadline is None:
+                deadline = time.monotonic() + self.flush_interval
+        return entries
+
+    async def _reclaim_stale(self) -> list[StreamEntry]:
+        if time.monotonic() < self._next_reclaim:
+            return []
+        self._next_reclaim = time.monotonic() + max(self.reclaim_after_ms / 4000, 0.5)
+        stale = await self.redis_store.claim_stale_events(
+            self.consumer, self.reclaim_after_ms, self.batch_events
+        )
+        if stale:
+            log.info("took over unrecorded events of a stopped daemon", entries=len(stale))
+        return stale
+
+    async def _write(self, entries: Sequence[StreamEntry]) -> _Written:
+        """Write entries, retried until Postgres takes them, whatever the outage;
+        returns the entries set aside as data Postgres rejects, and the jobs now
+        recorded as finished.
+
+        Any failure but a data error is a passing one (the server is down, a
+        deadlock) or unknown: pause and try the whole batch again (idempotent).
+        """
+        backoff = Backoff(first=0.1, cap=1.0)
+        while True:
+            written = _Written()
+            try:
+                await self._write_or_isolate(entries, written)
+                return written
+            except StoreError as exc:
+                await backoff.pause("recorder", exc, events=sum(map(_entry_events, entries)))
+
+    async def _write_or_isolate(self, entries: Sequence[StreamEntry], written: _Written) -> None:
+        if not entries:
+            return
+        try:
+            written.finished += await self.pg_store.write_events(
+                [e.payload or "[]" for e in entries]
+            )
+            return
+        except StoreDataError as exc:
+            if len(entries) == 1:
+                await self._write_event_by_event(entries[0], str(exc), written)
+                return
+            log.warning("postgres rejected a batch; isolating the bad entries", error=str(exc))
+        half = len(entries) // 2
+        await self._write_or_isolate(entries[:half], written)
+        await self._write_or_isolate(entries[half:], written)
+
+    async def _write_event_by_event(
+        self, entry: StreamEntry, error: str, written: _Written
+    ) -> None:
+        """One entry Postgres rejects: write its events one at a time; an event whose
+        detail is at fault is written with the detail replaced; an entry with any
+        event that still cannot be written is set aside whole, as it was."""
+        try:
+            events = orjson.loads(entry.payload or "")
+        except orjson.JSONDecodeError:
+            written.aside.append((entry, f"not JSON: {error}"))
+            return
+        if not isinstance(events, list):
+            written.aside.append((entry, f"not a JSON array of events: {error}"))
+            return
+        for event in events:
+            problem = await self._write_event(event, written)
+            if problem:
+                written.aside.append((entry, problem))
+                return
+
+    async def _write_event(self, event: Any, written: _Written) -> str | None:
+        """Write one event; the reason it could not be written, or None."""
+        try:
+            written.finished += await self.pg_store.write_events([orjson.dumps([event]).decode()])
+            return None
+        except StoreDataError as exc:
+            error = str(exc)
+        if not (isinstance(event, list) and len(event) == 8):
+            return f"not an event [job_id, seq, from, to, at, daemon, attempt, detail]: {error}"
+        detail = orjson.dumps({"undecodable_detail": str(event[7])[:1000]}).decode()
+        quarantined = [*event[:7], detail]
+        try:
+            written.finished += await self.pg_store.write_events(
+                [orjson.dumps([quarantined]).decode()]
+            )
+        except StoreDataError as exc:
+            return f"event rejected by postgres: {exc}"
+        log.error("event detail quarantined", job_id=str(event[0]), seq=event[1], error=error)
+        return None
+
+
+def event_chunks(entries: Sequence[StreamEntry], most: int) -> list[list[StreamEntry]]:
+    """The entries in order, in groups of at most `most` events; an entry with more is
+    cut into parts of `most` (each part keeps the entry's id)."""
+    chunks: list[list[StreamEntry]] = []
+    count = 0
+    for part in (part for entry in entries for part in _parts(entry, most)):
+        events = _entry_events(part)
+        if not chunks or count + events > most:
+            chunks.append([])
+            count = 0
+        chunks[-1].append(part)
+        count += events
+    return chunks
+
+
+def _parts(entry: StreamEntry, most: int) -> list[StreamEntry]:
+    """The entry, or its events cut in parts of at most `most` when it has more. An
+    entry that is not a JSON array stays whole, for the writer to set aside."""
+    if entry.payload is None or count_events(entry.payload) <= most:
+        return [entry]
+    try:
+        events = orjson.loads(entry.payload)
+    except orjson.JSONDecodeError:
+        return [entry]
+    if not isinstance(events, list):
+        return [entry]
+    return [
+        entry._replace(payload=orjson.dumps(events[i : i + most]).decode())
+        for i in range(0, len(events), most)
+    ]
+
+
+def _entry_events(entry: StreamEntry) -> int:
+    return 1 if entry.payload is None else count_events(entry.payload)
+
+
+def count_events(payload: str) -> int:
+    """Events in one stream entry, without decoding it: event arrays are separated by
+    ',["' (a quote inside a string, an id or a detail, is always escaped)."""
+    return 0 if payload == "[]" else payload.count(',["') + 1

@@ -1,0 +1,442 @@
+"""The daemon: one supervisor running every service as a named task in one TaskGroup.
+
+If any service dies, the TaskGroup cancels the rest and the process exits
+non-zero, for systemd to restart it. Stopping follows one documented order:
+stop claiming, let running jobs finish within the grace, cancel what is left,
+flush outcomes to Redis, drain the stream to Postgres, close the pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import orjson
+
+from runner import __version__
+from runner.clock import SYSTEM_CLOCK, Clock
+from runner.config.settings import Settings
+from runner.daemon.cpu_pool import CpuPool
+from runner.daemon.cron_service import CronService
+from runner.daemon.drain import stop_when_drained
+from runner.daemon.execution import JobExecution
+from runner.daemon.executors import Executor, Occupancy
+from runner.daemon.finisher import Finisher
+from runner.daemon.history_keeper import HistoryKeeper
+from runner.daemon.lease_keeper import LeaseKeeper
+from runner.daemon.metrics import UNKNOWN_TASK, Metrics
+from runner.daemon.metrics_server import GaugeRefresher, serve_metrics
+from runner.daemon.pool_watch import PoolWatch
+from runner.daemon.pools import make_pools, resize_pools
+from runner.daemon.promoter import Promoter
+from runner.daemon.pump import Pump, listen_for_wakeups
+from runner.daemon.recorder import Recorder
+from runner.daemon.reload import read_reload
+from runner.daemon.retired_ids import RetiredIds
+from runner.daemon.watchdog import paused_note, reloading, run_notifier, status_or_reason
+from runner.errors import StoreError
+from runner.jobs import ClaimedJob, Outcome
+from runner.logs import flush_logs, flush_logs_periodically, get_logger, reopen_log_file, set_level
+from runner.servers.connect import Connections
+from runner.store import DaemonInfo, HistoryStore, Parking, PgStore
+from runner.systemd import notify
+from runner.tasks import TaskRegistry
+
+log = get_logger()
+
+STOP_WRITES_S = 10.0  # at stop, how long outcomes and events may take to be written
+
+
+def new_daemon_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: TaskRegistry,
+        conns: Connections,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.settings = settings
+        self.conns = conns
+        self.clock = clock
+        self.id = new_daemon_id()
+        self.active: dict[str, ClaimedJob] = {}  # claimed here, outcome not yet in Redis
+        # Of those, the runs (job id, claim) whose outcome is on its way. A run is named
+        # by its claim, never by the job id alone: a job cancelled as its body ends can
+        # be retried and claimed here again before the first run's outcome is answered.
+        self._ended: set[tuple[str, int]] = set()
+        self._job_tasks: dict[asyncio.Task[None], ClaimedJob] = {}
+        # Runs (job id, claim) cancelled by request whose claim this daemon may not have
+        # seen yet (the message can overtake the claim's reply) -> when (monotonic).
+        self._cancelled: dict[tuple[str, int], float] = {}
+        self.reload_requested = asyncio.Event()
+        self.reload_failed: str | None = None
+        lease_ms = int(settings.lease_ttl * 1000)
+        self.executors: dict[str, Executor] = make_pools(settings, self.nudge)
+        store = conns.redis_store
+        self.finisher = Finisher(store, self.id, clock, self._finished)
+        self.execution = JobExecution(registry, self.executors, self._submit, clock)
+        self.pump = Pump(
+            store,
+            executors=self.executors,
+            start=self._start_job,
+            daemon=self.id,
+            clock=clock,
+            batch=settings.claim_batch,
+            lease_ms=lease_ms,
+            spin=settings.timer_spin,
+        )
+        self.cron = CronService(store, settings.cron, settings.tasks, clock, self.nudge)
+        self.leases = LeaseKeeper(
+            store,
+            daemon=self.id,
+            clock=clock,
+            lease_ms=lease_ms,
+            active=self.active,
+            on_lost=self._lost,
+            info=DaemonInfo.of_this_process(clock.now_ms(), __version__),
+            pools=self.occupancy,
+        )
+        self.pool_watch = PoolWatch(store, self.occupancy, clock, settings.pools_full_warning)
+        self.recorder = Recorder(
+            store,
+            pg_store=conns.pg_store,
+            consumer=self.id,
+            batch_events=settings.recorder_batch,
+            flush_interval=settings.recorder_interval,
+            reclaim_after=settings.recorder_reclaim_after,
+        )
+        self.promoter = Promoter(Parking(
+            store, self._history_store, settings.park_horizon, clock, f"daemon:{self.id}"
+        ))  # fmt: skip
+        self.history = HistoryKeeper(
+            HistoryStore(conns.pg_store), clock, settings.keep_history,
+            retired=RetiredIds(store, conns.pg_store, clock),
+        )  # fmt: skip
+        # Off unless [metrics] listen is set: then not even the per-job counts are kept.
+        self.metrics = (
+            Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None
+        )
+        self.execution.metrics = self.pump.metrics = self.leases.metrics = self.metrics
+        self.cron.metrics = self.recorder.metrics = self.metrics
+
+    async def _history_store(self) -> PgStore:
+        return self.conns.pg_store
+
+    def cpu_pool(self) -> CpuPool:
+        pool = self.executors["cpu"]
+        assert isinstance(pool, CpuPool)
+        return pool
+
+    def nudge(self) -> None:
+        self.pump.nudge()
+
+    def _running_by_kind(self) -> dict[str, int]:
+        running = dict.fromkeys(self.executors, 0)
+        for job in self.active.values():
+            running[job.kind] = running.get(job.kind, 0) + 1
+        return running
+
+    def occupancy(self) -> dict[str, Occupancy]:
+        """Each kind's slots now: in use, free, held past a timeout (`runner status`)."""
+        return {kind: executor.occupancy() for kind, executor in self.executors.items()}
+
+    def _pool_figures(self) -> dict[str, tuple[int, int]]:
+        """Per kind: jobs running here and free slots, read when /metrics is scraped."""
+        running = self._running_by_kind()
+        return {kind: (running[kind], ex.capacity()) for kind, ex in self.executors.items()}
+
+    def _start_job(self, job: ClaimedJob) -> None:
+        if self._cancelled.pop((job.id, job.claim), None) is not None:
+            log.info("job cancelled before it started", job_id=job.id, task=job.task,
+                     attempt=job.attempt, state="cancelled")  # fmt: skip
+            return
+        slot = self.executors[job.kind]
+        slot.acquire()  # now, so the next claim already counts it
+        self.active[job.id] = job
+        attempt = self.execution.start(job, slot)
+        if attempt is None:  # ended before it began; its outcome is on its way
+            return
+        task = asyncio.create_task(attempt)
+        self._job_tasks[task] = job
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        """Every job task's end is observed: one that raised (a bug in runner, since
+        JobExecution turns whatever a task raises into an outcome) still fails its
+        job, so it neither stays in `active` with its lease renewed for ever nor
+        vanishes unseen."""
+        job = self._job_tasks.pop(task, None)
+        if job is None or task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error(
+            "job crashed in runner; failing it", job_id=job.id, task=job.task,
+            attempt=job.attempt, state="failed", error=f"{type(exc).__name__}: {exc}",
+        )  # fmt: skip
+        if self.active.get(job.id) is job and not self._has_ended(job):
+            detail = orjson.dumps({"error": f"runner failed running it: {exc!r}"}).decode()
+            self._submit(
+                Outcome(job.id, job.attempt, job.claim, "fail", error=repr(exc), detail_json=detail)
+            )
+
+    def _has_ended(self, job: ClaimedJob) -> bool:
+        return (job.id, job.claim) in self._ended
+
+    def _submit(self, outcome: Outcome) -> None:
+        self._ended.add((outcome.job_id, outcome.claim))
+        self.finisher.submit(outcome)
+
+    def _finished(self, outcomes: Sequence[Outcome], replies: Sequence[int]) -> None:
+        """Outcomes answered by Redis: their runs leave `active`, unless the job was
+        claimed here again meanwhile (a newer run of the same id stays)."""
+        if self.metrics is not None:
+            self._count_finished(self.metrics, outcomes, replies)
+        for outcome in outcomes:
+            job = self.active.get(outcome.job_id)
+            if job is not None and job.claim == outcome.claim:
+                del self.active[outcome.job_id]
+            self._ended.discard((outcome.job_id, outcome.claim))
+
+    def _count_finished(
+        self, metrics: Metrics, outcomes: Sequence[Outcome], replies: Sequence[int]
+    ) -> None:
+        for outcome, reply in zip(outcomes, replies, strict=True):
+            job = self.active.get(outcome.job_id)
+            metrics.finished(job.task if job else UNKNOWN_TASK, outcome.action, reply)
+
+    def _lost(self, job_id: str, claim: int, state: str) -> None:
+        """Renewal found the lease of run `claim` gone. A run that ended meanwhile (its
+        outcome on its way or recorded), or a job running here under a newer claim,
+        was not lost: only that run, still going here, is. Its work stops: a
+        cancelled job whose message was missed, or a job another daemon may run now."""
+        job = self.active.get(job_id)
+        if job is None or job.claim != claim or self._has_ended(job):
+            return
+        if state == "cancelled":
+            if self.metrics is not None:  # its message was missed: counted here instead
+                self.metrics.cancelled(job.task, job_id, claim)
+            self._stop_work(job, "job cancelled by request")
+            return
+        log.warning(
+            "lease lost; another daemon may run this job; its work here stops",
+            job_id=job_id, task=job.task, attempt=job.attempt, state=state or None,
+        )  # fmt: skip
+        self._stop_work(job, None)
+
+    def _cancel_requested(self, message: str) -> None:
+        """A running job was cancelled by request (on any host). Its owner stops that
+        run's work. A run whose outcome is already on its way is left alone (the
+        finish script fences the outcome off); a run this daemon does not know yet
+        (the claim's reply still on its way) is remembered a while, so it never
+        starts. The claim names one run, so a remembered cancel can never stop a later
+        run of the same job. Anyone may publish: what is not a message of cancel.lua
+        is ignored (renewal still finds a cancelled job)."""
+        try:
+            job_id, owner, claim = orjson.loads(message)
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return
+        if owner != self.id or not isinstance(job_id, str) or not isinstance(claim, int):
+            return
+        job = self.active.get(job_id)
+        if job is not None and job.claim == claim:
+            if self.metrics is not None:
+                self.metrics.cancelled(job.task, job_id, claim)
+            if not self._has_ended(job):
+                self._stop_work(job, "job cancelled by request")
+            return
+        if self.metrics is not None:
+            self.metrics.cancelled(UNKNOWN_TASK, job_id, claim)
+        if job is not None and job.claim > claim:
+            return  # an older run, already over: the job runs here again since
+        now = time.monotonic()
+        self._cancelled = {k: t for k, t in self._cancelled.items() if now - t < 60}
+        self._cancelled[(job_id, claim)] = now
+
+    def _stop_work(self, job: ClaimedJob, message: str | None) -> None:
+        """Stop a job's work, its outcome unwanted: an async job is cancelled, a cpu
+        job's worker killed and replaced; an io job's thread runs on, its result
+        dropped. Redis already holds the job's new state."""
+        if self.active.get(job.id) is job:
+            del self.active[job.id]
+        for task, running in list(self._job_tasks.items()):
+            if running is job:
+                # Not task.cancel() now: a task cancelled before its first step never
+                # runs the code that frees its executor slot. Its first step is already
+                # scheduled (call_soon is first in, first out), so this comes after it.
+                asyncio.get_running_loop().call_soon(task.cancel)
+        if message:
+            log.info(message, job_id=job.id, task=job.task, attempt=job.attempt,
+                     state="cancelled")  # fmt: skip
+
+    async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
+        """Run until `stop` is set (or, with `drain`, until no work is left)."""
+        await self.cpu_pool().start()
+        async with asyncio.TaskGroup() as group:
+            coroutines: dict[str, Coroutine[Any, Any, None]] = {
+                "pump": self.pump.run(),
+                "finisher": self.finisher.run(),
+                "leases": self.leases.run(),
+                "recorder": self.recorder.run(),
+                "wake-listener": listen_for_wakeups(
+                    self.conns.redis_store, self.pump, self._cancel_requested
+                ),
+                "log-flusher": flush_logs_periodically(),
+                "cron": self.cron.run(),
+                "pool-watch": self.pool_watch.run(),
+                "promoter": self.promoter.run(),
+                "history": self.history.run(),
+                "notifier": run_notifier(self.status_line),
+                "reloader": self._reload_on_request(),
+            }
+            if drain:
+                coroutines["drain"] = stop_when_drained(
+                    self.conns.redis_store, lambda: bool(self.active or self._job_tasks), stop
+                )
+            if self.metrics is not None and self.settings.metrics_listen:
+                refresher = GaugeRefresher(
+                    self.metrics, self.conns.redis_store, self.conns.pg_store, self.clock
+                )
+                coroutines["metrics"] = serve_metrics(
+                    self.metrics, self.settings.metrics_listen, refresher
+                )
+            services = {name: group.create_task(c, name=name) for name, c in coroutines.items()}
+            for service in services.values():
+                service.add_done_callback(functools.partial(self._service_ended, stop))
+            # Everything alive now (modules, pools, connections) lives as long as the
+            # daemon: moved out of the collector's sight, a full collection no longer
+            # scans it, which keeps collector pauses off the jobs' start times.
+            gc.freeze()
+            notify("READY=1", f"STATUS=running as {self.id}")
+            log.info("daemon ready", daemon=self.id, tasks=self.execution.registry.names())
+            await stop.wait()
+            notify("STOPPING=1")
+            log.info("daemon stopping", daemon=self.id, running=len(self.active))
+            await self._shutdown(services)
+        log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
+        flush_logs()
+
+    def _service_ended(self, stop: asyncio.Event, service: asyncio.Task[None]) -> None:
+        """A service ends only when the daemon stops it. Any other end is a bug in
+        runner (every failure around it is handled inside the service): say so in
+        one clear last line; the TaskGroup then stops the daemon with an error,
+        for systemd to restart it."""
+        if service.cancelled() or (stop.is_set() and service.exception() is None):
+            return
+        exc = service.exception()
+        log.critical(
+            "service stopped unexpectedly; the daemon exits", service=service.get_name(),
+            error=f"{type(exc).__name__}: {exc}" if exc else "returned",
+            traceback="".join(traceback.format_exception(exc)[-12:]) if exc else None,
+        )  # fmt: skip
+        flush_logs()
+        stop.set()
+
+    async def _shutdown(self, services: dict[str, asyncio.Task[None]]) -> None:
+        """Stop claiming; give running jobs the grace; hand back the rest, uncounted;
+        record everything; close the pools."""
+        self.pump.stopping = True
+        self.pump.nudge()
+        await asyncio.wait([services["pump"]])
+        running = list(self._job_tasks)
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace)
+            if late:
+                self._give_back([self._job_tasks[task] for task in late if task in self._job_tasks])
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late)
+        await self._bounded(self.finisher.flush(), "outcomes not written; leases will expire")
+        self.recorder.stopping = True
+        _, unfinished = await asyncio.wait([services["recorder"]], timeout=STOP_WRITES_S)
+        if unfinished:
+            log.warning("events left unrecorded in the stream; another daemon will take them over")
+        for service in services.values():
+            service.cancel()
+        for executor in self.executors.values():
+            await executor.close(wait=False)
+        with contextlib.suppress(StoreError):  # a heartbeat left behind only ages out
+            await self.conns.redis_store.forget_daemon(self.id)
+
+    async def _bounded(self, work: Coroutine[Any, Any, None], if_late: str) -> None:
+        """A store that is down must not hold the exit for ever: nothing is lost by
+        leaving (leases expire, unacknowledged events are taken over)."""
+        try:
+            async with asyncio.timeout(STOP_WRITES_S):
+                await work
+        except TimeoutError:
+            log.warning(if_late)
+
+    def _give_back(self, jobs: list[ClaimedJob]) -> None:
+        """Jobs still running when the grace ran out go back to the schedule, due now,
+        and the attempt does not count: stopping a daemon is not the job's failure."""
+        now = self.clock.now_ms()
+        for job in jobs:
+            self.finisher.submit(
+                Outcome(
+                    job.id, job.attempt, job.claim, "release", due_at_ms=now, give_back=True,
+                    detail_json='{"reason":"daemon stopped before the job ended"}',
+                )
+            )  # fmt: skip
+            log.warning(
+                "job handed back at shutdown", job_id=job.id, task=job.task,
+                attempt=job.attempt, state="scheduled",
+            )  # fmt: skip
+
+    async def status_line(self) -> str:
+        """Counts for systemctl status; a paused task and maintenance mode are read
+        from Redis each time, since any host may pause or resume."""
+        due = await self.conns.redis_store.due_counts(self.clock.now_ms())
+        paused = await self.conns.redis_store.paused_tasks()
+        running = self._running_by_kind()
+        text = (
+            f"running {sum(running.values())} (async {running['async']}, io {running['io']},"
+            f" cpu {running['cpu']}); due {sum(due.values())}; recorded {self.recorder.recorded}"
+        )
+        text += paused_note(paused)
+        if self.reload_failed:
+            text += f"; last reload failed: {self.reload_failed}"
+        return text
+
+    async def _reload_on_request(self) -> None:
+        while True:
+            await self.reload_requested.wait()
+            self.reload_requested.clear()
+            reloading()
+            try:
+                await self.reload()
+            except Exception as exc:  # applying half-failed: say so, keep serving
+                log.error("reload failed while applying", error=f"{type(exc).__name__}: {exc}")
+                self.reload_failed = f"{type(exc).__name__} while applying"
+            notify("READY=1", f"STATUS={await status_or_reason(self.status_line)}")
+
+    async def reload(self) -> None:
+        """Re-read the config; apply what changed, or keep everything if it is invalid:
+        each service takes its own part, the pools are resized for new jobs."""
+        loaded = await read_reload(self.settings)
+        if isinstance(loaded, str):
+            self.reload_failed = loaded
+            return
+        old, self.settings = self.settings, loaded.settings
+        self.execution.registry = loaded.registry
+        set_level(self.settings.log_level)
+        reopen_log_file()  # logrotate's postrotate runs `systemctl reload runner`
+        for service in (self.pump, self.leases, self.recorder, self.cron, self.promoter,
+                        self.history, self.pool_watch):  # fmt: skip
+            service.configure(self.settings)
+        await resize_pools(self.executors, old, self.settings, self.nudge)
+        self.pump.nudge()
+        self.reload_failed = None
+        loaded.log_applied()

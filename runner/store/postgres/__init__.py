@@ -1,0 +1,2 @@
+"""PostgreSQL: the store's verbs over the SQL files (sql/), the migrations and the
+history's partitions."""

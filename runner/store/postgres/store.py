@@ -1,0 +1,162 @@
+"""Job history in PostgreSQL: batched writes from the recorder, reads for operators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from runner.jobs import Event
+from runner.states import ENDED
+from runner.store.failures import on_postgres
+from runner.store.postgres.listing import list_jobs
+from runner.store.postgres.migrate import migrate
+from runner.store.postgres.parking import PgParking
+from runner.store.postgres.queries import query
+from runner.store.postgres.status import task_state_counts
+from runner.store.postgres.throughput import throughput
+
+COMMAND_TIMEOUT_S = 60.0
+_FINISHED = sorted(str(state) for state in ENDED)
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+class PgStore:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    @classmethod
+    @on_postgres
+    async def connect(cls, dsn: str, max_size: int = 4) -> PgStore:
+        """A pool; a server that hangs fails a statement after COMMAND_TIMEOUT_S instead
+        of holding the recorder for ever."""
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=max_size, timeout=10, command_timeout=COMMAND_TIMEOUT_S
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @on_postgres
+    async def migrate(self) -> list[str]:
+        async with self.pool.acquire() as conn:
+            return await migrate(conn)
+
+    @on_postgres
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    @on_postgres
+    async def write_events(self, batches: Sequence[str]) -> list[tuple[str, int]]:
+        """Insert stream entries (each a JSON array of events) in one statement, and
+        return the jobs of the batch that Postgres now holds as finished (id, seq).
+
+        Replaying a batch changes nothing. The JSON is passed through as text.
+        """
+        if not batches:
+            return []
+        rows = await self.pool.fetch(
+            query("write_events"), "[" + ",".join(batches) + "]", _FINISHED
+        )
+        return [(r["id"], r["seq"]) for r in rows]
+
+    @on_postgres
+    async def state_counts(self) -> dict[str, int]:
+        """Jobs per recorded state (the latest state of each job, as Postgres has it)."""
+        rows = await self.pool.fetch(query("state_counts"))
+        return {r["state"]: r["jobs"] for r in rows}
+
+    @on_postgres
+    async def job_history(self, job_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(query("job_history"), job_id)
+        return [
+            {
+                "seq": r["seq"],
+                "from_state": r["from_state"],
+                "to_state": r["to_state"],
+                "at_ms": _ms(r["at"]),
+                "daemon": r["daemon"],
+                "attempt": r["attempt"],
+                "detail": _json(r["detail"]),
+            }
+            for r in rows
+        ]
+
+    @on_postgres
+    async def recorded_states(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The recorded state of each of these jobs that Postgres knows."""
+        rows = await self.pool.fetch(query("job_states"), list(job_ids))
+        return {r["id"]: r["state"] for r in rows}
+
+    @on_postgres
+    async def retired_page(self, after_id: str, limit: int) -> list[tuple[str, int, str]]:
+        """Up to `limit` jobs, in id order after `after_id`, whose history is kept and
+        that Redis may no longer hold (finished, deleted or parked): (id, ms, state),
+        the ms being when it last changed, or its due time when parked."""
+        rows = await self.pool.fetch(query("retired_ids"), after_id, _FINISHED, limit)
+        return [(r["id"], r["at_ms"], r["state"]) for r in rows]
+
+    @on_postgres
+    async def revivable(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """What Redis needs to hold these forgotten jobs again (runner/store/revival.py):
+        one dict per job Postgres knows and holds unparked, its columns as JSON text
+        where Redis keeps JSON text."""
+        rows = await self.pool.fetch(query("revive_jobs"), list(job_ids))
+        return [dict(row) for row in rows]
+
+    @on_postgres
+    async def list_jobs(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of jobs and the next page's cursor (see listing.py's list_jobs)."""
+        return await list_jobs(self.pool, **filters)
+
+    @on_postgres
+    async def task_state_counts(self) -> dict[str, dict[str, int]]:
+        """Task -> state -> jobs, each job in its latest recorded state."""
+        return await task_state_counts(self.pool)
+
+    @on_postgres
+    async def throughput(self, minutes: int, now: datetime) -> list[dict[str, Any]]:
+        """Jobs finished and their lateness per minute over the last `minutes`."""
+        return await throughput(self.pool, minutes, now)
+
+    @on_postgres
+    async def parked_count(self) -> tuple[int, int | None]:
+        """How many jobs are parked, and the soonest due time (ms) among them."""
+        return await PgParking(self.pool).count()
+
+    @on_postgres
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(query("get_job"), job_id)
+        if row is None:
+            return None
+        return {
+            "id": row["id"],
+            "task": row["task"],
+            "state": row["state"],
+            "attempt": row["attempt"],
+            "seq": row["seq"],
+            "args": _json(row["args"]),
+            "kwargs": _json(row["kwargs"]),
+            "result": _json(row["result"]),
+            "error": row["error"],
+            "due_at_ms": _ms(row["due_at"]),
+            "created_at_ms": _ms(row["created_at"]),
+            "updated_at_ms": _ms(row["updated_at"]),
+            "parked": row["parked"],
+        }
+
+
+def events_json(events: Sequence[Event]) -> str:
+    """Events as one stream entry's JSON, the form write_events takes."""
+    return orjson.dumps([list(event) for event in events]).decode()

@@ -1,0 +1,2 @@
+"""Redis: the store's verbs over the Lua scripts (lua/), the key names and the
+stream of transitions."""

@@ -1,0 +1,146 @@
+-- lib.lua: checks shared by the scripts that read job hashes; put in front of
+-- each script when it is loaded (scripts.py).
+--
+-- Anything in Redis is untrusted: another program may have written a job hash
+-- with a missing or non-numeric field, or a key of another type under a job's
+-- name. A Lua error does not undo the writes a script already made, so every
+-- script reads and checks a job before it writes anything for it, and never
+-- raises: a malformed job is set aside (quarantined), never half-changed.
+
+local KIND = {async = true, io = true, cpu = true}
+local MAX_SAFE = 9007199254740992  -- 2^53: integers beyond this lose precision
+
+-- A whole number >= least, or nil.
+local function whole(value, least)
+    local n = tonumber(value)
+    if n and n == math.floor(n) and n >= least and n < MAX_SAFE then
+        return n
+    end
+    return nil
+end
+
+local function shown(value)
+    if not value then
+        return 'missing'
+    end
+    return string.format('%q', string.sub(value, 1, 40))
+end
+
+-- Adds "name=value" to `bad` when value is not a whole number >= least.
+local function need_whole(bad, name, value, least)
+    if whole(value, least) == nil then
+        bad[#bad + 1] = name .. '=' .. shown(value)
+    end
+end
+
+local function need_kind(bad, value)
+    if not (value and KIND[value]) then
+        bad[#bad + 1] = 'kind=' .. shown(value)
+    end
+end
+
+-- A job hash's field names are one letter each: names are stored in every hash, and
+-- a waiting job's hash is most of what it costs in Redis (runner/store/redis/fields.py
+-- holds the same table). The scripts name fields in full; these turn the names.
+local FIELD = {
+    state = 's', seq = 'q', attempt = 'n', max_attempts = 'm', kind = 'k', task = 't',
+    args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
+    started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
+}
+
+-- The stored names of these fields (a name not in FIELD is stored as it is).
+local function stored(...)
+    local names = {...}
+    for i = 1, #names do
+        names[i] = FIELD[names[i]] or names[i]
+    end
+    return names
+end
+
+-- HSET of (name, value) pairs named in full.
+local function hset(key, ...)
+    local items = {...}
+    for i = 1, #items, 2 do
+        items[i] = FIELD[items[i]] or items[i]
+    end
+    return redis.call('HSET', key, unpack(items))
+end
+
+local function hdel(key, ...)
+    return redis.call('HDEL', key, unpack(stored(...)))
+end
+
+-- HMGET through pcall: nil when the key holds another type than a hash.
+local function read_job(key, ...)
+    local fields = redis.pcall('HMGET', key, unpack(stored(...)))
+    if type(fields) == 'table' and fields.err then
+        return nil
+    end
+    return fields
+end
+
+-- Whether a hash exists at all (HMGET returns false for every missing field).
+local function any_field(fields)
+    for i = 1, #fields do
+        if fields[i] then
+            return true
+        end
+    end
+    return false
+end
+
+-- Set a malformed job aside: listed in the dead-letter set (scored by time), and,
+-- when the key is a hash, failed with the reason. Its transition is recorded
+-- like any other when its seq can be trusted; otherwise the dead-letter set is
+-- the only record. `fields` is nil for a key of another type.
+local function quarantine(dead_key, key, id, now, daemon, failed, reason, fields, events)
+    redis.call('ZADD', dead_key, now, id)
+    if fields == nil then
+        return
+    end
+    hset(key, 'state', failed, 'error', reason, 'updated_at', now)
+    hdel(key, 'owner')
+    local seq = whole(fields.seq, 1)
+    if seq then
+        hset(key, 'seq', seq + 1)
+        events[#events + 1] = cjson.encode({id, seq + 1, fields.state or '', failed, now, daemon,
+            whole(fields.attempt, 0) or 0, cjson.encode({error = reason, quarantined = true})})
+    end
+end
+
+local function malformed(bad)
+    return 'malformed job: ' .. table.concat(bad, ', ') .. '; it was set aside, not run'
+end
+
+
+-- The retired ids ({prefix}:retired, a sorted set): jobs enqueued with an id their
+-- caller chose, which Redis no longer holds while PostgreSQL keeps their history
+-- (forgotten after keep_finished, deleted, or parked), so that enqueue refuses such an
+-- id again without asking PostgreSQL (see runner/daemon/retired_ids.py). One member says when
+-- and in which state: score = ms * 8 + the state's place in the list of retired states,
+-- which the caller passes (states come from runner/states.py, never from here).
+local RETIRED_STATES = nil
+
+local function retired_states(list_json)
+    RETIRED_STATES = RETIRED_STATES or cjson.decode(list_json)
+    return RETIRED_STATES
+end
+
+local function retire(key, id, at_ms, state, list_json)
+    local states = retired_states(list_json)
+    for i = 1, #states do
+        if states[i] == state then
+            redis.call('ZADD', key, string.format('%d', at_ms * 8 + i), id)
+            return
+        end
+    end
+end
+
+-- The state a retired id was retired in, or nil if it is not retired.
+local function retired_state(key, id, list_json)
+    local score = tonumber(redis.call('ZSCORE', key, id))
+    if not score then
+        return nil
+    end
+    return retired_states(list_json)[score % 8] or 'unknown'
+end

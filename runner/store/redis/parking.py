@@ -1,0 +1,128 @@
+"""Parking in Redis: finding waiting jobs due far ahead, putting parked jobs back
+(enqueue.lua, at their own seq and in their own state, with no event) and taking
+waiting jobs out once PostgreSQL holds them (park.lua). A base of RedisStore."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from runner.states import GOING, RETIRED_ARGV, WAITING, State, states_argv
+from runner.store.failures import on_redis
+from runner.store.job_rows import ELEMENT_FIELDS
+from runner.store.postgres.parking import ParkedJob, ParkedRow
+from runner.store.redis.fields import named
+from runner.store.redis.keys import Keys
+from runner.store.redis.scripts import Scripts
+
+# Hash fields a waiting job carries besides its element's and extra fields; the rest
+# (its last error too, for a retrying job) comes back with it when it is put back.
+_STATE_FIELDS = {"state", "attempt", "seq", "created_at", "updated_at", "started_at", "owner",
+                 "result"}  # fmt: skip
+# A cron tick's job stays in Redis, where its schedule's overlap guard looks for it.
+_STAYS = "cron"
+
+
+def _whole(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class ParkStore:
+    redis: Redis
+    keys: Keys
+    scripts: Scripts
+
+    def job_key(self, job_id: str) -> str:
+        """The key of the job's hash, for messages that tell an operator what to fix."""
+        return self.keys.job(job_id)
+
+    @on_redis
+    async def put_back(self, jobs: Sequence[ParkedJob], now_ms: int) -> list[str]:
+        """Schedule parked jobs in Redis as they were parked, each in the state it waits
+        in; per job the state it is in now ("=<state>" for one Redis holds already,
+        which is left as it is; "=invalid" when a key of another type holds its name)."""
+        replies: dict[str, str] = {}
+        for state in sorted({job.state for job in jobs}):
+            group = [job for job in jobs if job.state == state]
+            rows = [[*orjson.loads(job.job), "", False, [job.seq, job.attempt]] for job in group]
+            answers: list[str] = await self.scripts.enqueue(
+                keys=self.keys.enqueue,
+                args=[
+                    now_ms,
+                    state,
+                    "",
+                    self.keys.wake_channel,
+                    orjson.dumps(rows).decode(),
+                    states_argv(GOING),
+                    RETIRED_ARGV,
+                ],
+            )
+            replies.update(zip((job.id for job in group), answers, strict=True))
+        return [replies[job.id] for job in jobs]
+
+    @on_redis
+    async def far_waiting(self, after_ms: int, skip: int, limit: int) -> list[str]:
+        """Up to `limit` ids of jobs waiting in the schedule (any kind) due after
+        `after_ms`, soonest first, passing over the first `skip` of them."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in self.keys.due_all:
+                pipe.zrangebyscore(key, f"({after_ms}", "+inf", 0, skip + limit, withscores=True)
+            pages: list[list[tuple[str, float]]] = await pipe.execute()
+        found = sorted((score, job_id) for page in pages for job_id, score in page)
+        return [job_id for _, job_id in found[skip : skip + limit]]
+
+    @on_redis
+    async def parkable(self, job_ids: Sequence[str]) -> list[ParkedRow]:
+        """These jobs as they would be parked, those Redis holds waiting (scheduled or
+        retrying) and whole; not a cron tick's, and not a malformed hash, which stays
+        where it is, for a daemon to set aside."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            found = await pipe.execute(raise_on_error=False)
+        rows = [_parkable(i, raw) for i, raw in zip(job_ids, found, strict=True)]
+        return [row for row in rows if row is not None]
+
+    @on_redis
+    async def take_parked(self, seqs: Mapping[str, int], by: str, now_ms: int) -> list[str]:
+        """Take out of Redis these jobs, which PostgreSQL now holds parked at these
+        seqs; per job "ok:<state>", or why it stays (see park.lua)."""
+        replies: list[str] = await self.scripts.park(
+            keys=self.keys.control,
+            args=[
+                now_ms,
+                by,
+                states_argv(WAITING),
+                State.SCHEDULED,  # the state a parked job's chosen id is retired in
+                orjson.dumps(list(seqs)).decode(),
+                self.keys.wake_channel,
+                self.keys.cancel_channel,
+                orjson.dumps(dict(seqs)).decode(),
+                RETIRED_ARGV,
+            ],
+        )
+        return replies
+
+
+def _parkable(job_id: str, found: Any) -> ParkedRow | None:
+    """The job hash read from Redis as a row to park, if it may be parked."""
+    if not isinstance(found, dict):
+        return None  # a key of another type
+    raw = named(found)
+    state = raw.get("state")
+    if state not in WAITING or _STAYS in raw or any(f not in raw for f in ELEMENT_FIELDS):
+        return None
+    numbers = [_whole(raw.get(f)) for f in ("due_at", "max_attempts", "seq", "attempt")]
+    due, max_attempts, seq, attempt = numbers
+    if due is None or max_attempts is None or seq is None or attempt is None:
+        return None
+    extra = {k: v for k, v in raw.items() if k not in _STATE_FIELDS and k not in ELEMENT_FIELDS}
+    element = [job_id, raw["task"], raw["kind"], raw["args"], raw["kwargs"], due,
+               max_attempts, extra]  # fmt: skip
+    return ParkedRow(job_id, due, seq, attempt, orjson.dumps(element).decode(), state)

@@ -1,0 +1,108 @@
+"""An operator's requests in Redis: one script per request on jobs, and pausing whole
+tasks (held sets; ALL_TASKS is maintenance mode). A base of RedisStore."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from runner.states import RETIRED_ARGV, WAITING, states_argv, transition
+from runner.store.failures import on_redis
+from runner.store.redis.keys import ALL_TASKS, Keys
+from runner.store.redis.scripts import Scripts
+from runner.store.redis.waiting import WaitingForResume, read_waiting_for_resume
+
+
+class RequestStore:
+    redis: Redis
+    keys: Keys
+    scripts: Scripts
+
+    @on_redis
+    async def request(
+        self,
+        action: str,
+        job_ids: Sequence[str],
+        by: str,
+        now_ms: int,
+        changes: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Apply an operator's request (see states.REQUESTS) to jobs, atomically each
+        with its event; per job "ok:<state>", "refused:<state>", "missing" or
+        "malformed:<reason>"."""
+        step = transition(action)
+        replies: list[str] = await self.scripts.request(action)(
+            keys=self.keys.control,
+            args=[
+                now_ms,
+                by,
+                step.sources_argv,
+                step.target or "",
+                orjson.dumps(list(job_ids)).decode(),
+                self.keys.wake_channel,
+                self.keys.cancel_channel,
+                orjson.dumps(changes or {}).decode(),
+                RETIRED_ARGV,
+            ],
+        )
+        return replies
+
+    @on_redis
+    async def revive(
+        self, jobs: Sequence[tuple[str, Mapping[str, Any]]], now_ms: int, keep_ms: int
+    ) -> set[str]:
+        """Hold again these forgotten jobs, each (id, its fields named in full), for a
+        request to apply to (see lua/revive.lua); the ids brought back."""
+        if not jobs:
+            return set()
+        replies = await self.scripts.revive(
+            keys=[self.keys.job_prefix, self.keys.retired],
+            args=[now_ms, keep_ms, orjson.dumps([list(job) for job in jobs]).decode()],
+        )
+        return {job_id for (job_id, _), reply in zip(jobs, replies, strict=True) if reply == 1}
+
+    @on_redis
+    async def pause_task(self, task: str, by: str, now_ms: int) -> bool:
+        """Hold the task's jobs (":all": every job) on every daemon; False if it was
+        already paused."""
+        note = orjson.dumps({"by": by, "at": now_ms}).decode()
+        return bool(await self.redis.hsetnx(self.keys.paused, task, note))
+
+    @on_redis
+    async def resume_task(self, task: str, chunk: int = 5000) -> bool:
+        """Let the task's jobs run again, its held ones first; False if not paused."""
+        resumed = bool(await self.redis.hdel(self.keys.paused, task))
+        if task == ALL_TASKS:
+            await self.redis.publish(self.keys.wake_channel, "resumed")
+            return resumed
+        while await self.scripts.release_held(
+            keys=[*self.keys.due_all, self.keys.held(task), self.keys.job_prefix],
+            args=[states_argv(WAITING), chunk, self.keys.wake_channel],
+        ):
+            pass
+        return resumed
+
+    @on_redis
+    async def paused_tasks(self) -> dict[str, dict[str, Any]]:
+        """Paused tasks (":all" for maintenance mode): who paused each and when (ms)."""
+        raw: dict[str, str] = await self.redis.hgetall(self.keys.paused)  # type: ignore[assignment]  # decode_responses=True
+        notes: dict[str, dict[str, Any]] = {}
+        for task, text in raw.items():
+            try:
+                note = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                note = None
+            notes[task] = note if isinstance(note, dict) else {"note": text}
+        return notes
+
+    @on_redis
+    async def held_count(self, task: str) -> int:
+        return int(await self.redis.zcard(self.keys.held(task)))
+
+    @on_redis
+    async def waiting_for_resume(self) -> WaitingForResume:
+        """Jobs held by paused tasks and jobs paused one by one (walks every job hash)."""
+        return await read_waiting_for_resume(self.redis, self.keys)

@@ -1,0 +1,414 @@
+"""Live job state in Redis, changed only through the Lua scripts.
+
+Each verb is one round trip (one EVALSHA, or one pipeline), whatever the batch
+size: claim, finish and renew are batched by their callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from runner.jobs import (
+    ClaimedJob,
+    ClaimResult,
+    EnqueueResult,
+    JobRecord,
+    NewJob,
+    Outcome,
+    ReapedJob,
+)
+from runner.states import ENDED, GOING, RETIRED_ARGV, TRANSITIONS, State, states_argv, transition
+from runner.store.failures import on_redis
+from runner.store.job_rows import enqueue_row
+from runner.store.redis.fields import named, stored
+from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
+from runner.store.redis.parking import ParkStore
+from runner.store.redis.requests import RequestStore
+from runner.store.redis.retired import RetiredStore
+from runner.store.redis.scripts import Scripts, check_scripts
+from runner.store.redis.status import DaemonInfo, read_overview
+from runner.store.redis.stream import EventStream
+from runner.store.redis.upgrade import upgrade_job_hashes
+
+_CORE_FIELDS = {
+    "id",
+    "task",
+    "kind",
+    "state",
+    "attempt",
+    "max_attempts",
+    "seq",
+    "args",
+    "kwargs",
+    "due_at",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "owner",
+    "result",
+    "error",
+    "chosen_id",
+    "revived",
+}
+
+
+def _int(value: str | bytes | None) -> int | None:
+    """An integer field; None when missing or not a number (the hash is untrusted)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _target(action: str) -> str:
+    target = TRANSITIONS[action].target
+    assert target is not None, f"{action} changes a job's state"
+    return target
+
+
+def _seconds(value: str | None) -> float | None:
+    """A positive finite number of seconds, or None (missing, empty, or not one)."""
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
+
+
+def _json(value: str | None) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
+class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
+    def __init__(self, redis: Redis, keys: Keys, keep_finished_ms: int = 0) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.keep_finished_ms = keep_finished_ms
+        self.scripts = Scripts.register(redis)
+
+    @on_redis
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def check_scripts(self) -> None:
+        """Load every Lua script now: a syntax error fails at start (a ConfigError)."""
+        await check_scripts(self.redis)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def upgrade_hashes(self) -> int:
+        """Rename the fields of job hashes an older runner wrote (see upgrade.py)."""
+        return await upgrade_job_hashes(self.redis, self.keys, self.scripts)
+
+    def set_aside_keys(self) -> dict[str, str]:
+        """Where an operator finds what was set aside: malformed jobs, stream entries."""
+        return {"jobs_key": self.keys.dead, "events_key": self.keys.dead_events}
+
+    async def enqueue(self, job: NewJob, origin: str, now_ms: int) -> EnqueueResult:
+        return (await self.enqueue_many([job], origin, now_ms))[0]
+
+    @on_redis
+    async def enqueue_many(
+        self, jobs: Sequence[NewJob], origin: str, now_ms: int
+    ) -> list[EnqueueResult]:
+        """One script call for the batch: one round trip and one stream entry."""
+        if not jobs:
+            return []
+        packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
+        replies = await self.scripts.enqueue(
+            keys=self.keys.enqueue,
+            args=[
+                now_ms,
+                State.SCHEDULED,
+                origin,
+                self.keys.wake_channel,
+                packed,
+                states_argv(GOING),
+                RETIRED_ARGV,
+            ],
+        )
+        return [
+            EnqueueResult(job.id, not reply.startswith("="), reply.lstrip("="))
+            for job, reply in zip(jobs, replies, strict=True)
+        ]
+
+    @on_redis
+    async def claim_due(
+        self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int
+    ) -> ClaimResult:
+        claim = transition("claim")
+        flat, nexts, aside = await self.scripts.claim(
+            keys=[
+                *self.keys.due_all,
+                self.keys.leases,
+                self.keys.events,
+                self.keys.job_prefix,
+                self.keys.dead,
+                self.keys.paused,
+                self.keys.held_prefix,
+            ],
+            args=[
+                now_ms,
+                daemon,
+                lease_until_ms,
+                claim.sources_argv,
+                _target("claim"),
+                *(limits.get(kind, 0) for kind in KINDS),
+                State.FAILED,
+                ALL_TASKS,
+            ],
+        )
+        jobs = [
+            ClaimedJob(
+                id=flat[i],
+                task=flat[i + 1],
+                kind=flat[i + 2],
+                attempt=int(flat[i + 3]),
+                claim=int(flat[i + 9]),
+                max_attempts=int(flat[i + 4]),
+                args_json=flat[i + 5],
+                kwargs_json=flat[i + 6],
+                due_at_ms=int(flat[i + 7]),
+                timeout=_seconds(flat[i + 8]),
+            )
+            for i in range(0, len(flat), 10)
+        ]
+        next_due = {kind: _int(value) for kind, value in zip(KINDS, nexts, strict=True)}
+        set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
+        return ClaimResult(jobs, next_due, set_aside)
+
+    @on_redis
+    async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[int]:
+        """Record outcomes; per job 1 recorded, 0 fenced off (this daemon no longer
+        owned it), 2 set aside (its hash turned malformed)."""
+        packed = orjson.dumps(
+            [
+                (
+                    o.job_id, o.claim, _target(o.action), o.due_at_ms or 0,
+                    o.result_json, o.error, o.detail_json, int(o.give_back),
+                )
+                for o in outcomes
+            ]
+        ).decode()  # fmt: skip
+        replies = await self.scripts.finish(
+            keys=[
+                self.keys.leases,
+                self.keys.events,
+                *self.keys.due_all,
+                self.keys.job_prefix,
+                self.keys.dead,
+            ],
+            args=[
+                now_ms,
+                daemon,
+                transition("succeed").sources_argv,
+                self.keys.wake_channel,
+                packed,
+                State.FAILED,
+            ],
+        )
+        return [int(r) for r in replies]
+
+    @on_redis
+    async def forget_recorded(self, jobs: Sequence[tuple[str, int]], now_ms: int) -> int:
+        """Give finished jobs that Postgres now holds (id, seq) their expiry; until
+        then Redis keeps them, so an id is never free before it has a history. Those
+        whose caller chose the id are retired (see runner/daemon/retired_ids.py)."""
+        if not jobs or self.keep_finished_ms <= 0:
+            return 0
+        forgotten = await self.scripts.forget(
+            keys=[self.keys.job_prefix, self.keys.dead, self.keys.retired],
+            args=[
+                self.keep_finished_ms,
+                states_argv(ENDED),
+                orjson.dumps(jobs).decode(),
+                now_ms,
+                RETIRED_ARGV,
+            ],
+        )
+        return int(forgotten)
+
+    @on_redis
+    async def renew_leases(
+        self, daemon: str, lease_until_ms: int, jobs: Iterable[tuple[str, int]]
+    ) -> list[tuple[str, str]]:
+        """Extend the leases of runs named by (job id, claim); returns the jobs whose
+        lease this daemon has lost, each with its state now ("" if gone)."""
+        args: list[str | int] = [daemon, lease_until_ms, State.RUNNING]
+        for job_id, claim in jobs:
+            args += [job_id, claim]
+        if len(args) == 3:
+            return []
+        flat: list[str] = await self.scripts.renew(
+            keys=[self.keys.leases, self.keys.job_prefix], args=args
+        )
+        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    @on_redis
+    async def reap_expired(self, now_ms: int, reaper: str, limit: int = 500) -> list[ReapedJob]:
+        retry = transition("lease_expired_retry")
+        flat = await self.scripts.reap(
+            keys=[
+                self.keys.leases,
+                self.keys.events,
+                *self.keys.due_all,
+                self.keys.job_prefix,
+                self.keys.dead,
+            ],
+            args=[
+                now_ms,
+                limit,
+                reaper,
+                retry.sources_argv,
+                _target("lease_expired_retry"),
+                _target("lease_expired_fail"),
+                self.keys.wake_channel,
+            ],
+        )
+        return [
+            ReapedJob(flat[i], flat[i + 1], int(flat[i + 2]), flat[i + 3], flat[i + 4])
+            for i in range(0, len(flat), 5)
+        ]
+
+    @on_redis
+    async def cron_baseline(self, name: str, now_ms: int) -> int:
+        """The schedule's last handled tick (ms); set to `now_ms` the first time it is seen,
+        so a new schedule does not fire ticks from before it existed."""
+        await self.redis.hsetnx(self.keys.cron_state, f"{name}:tick", now_ms)
+        value = await self.redis.hget(self.keys.cron_state, f"{name}:tick")
+        return _int(value) or now_ms
+
+    @on_redis
+    async def cron_state(self) -> dict[str, str]:
+        state: dict[str, str] = await self.redis.hgetall(self.keys.cron_state)  # type: ignore[assignment]  # decode_responses=True
+        return state
+
+    @on_redis
+    async def heartbeat(
+        self, daemon: str, now_ms: int, info: DaemonInfo | None = None, pools: str | None = None
+    ) -> None:
+        """Liveness is the daemon's score. Its note of itself (`info`) is written only
+        where missing: once at start, and again after Redis lost its data; its pools
+        (JSON) each time. The same round trip either way."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.daemons, {daemon: now_ms})
+            if info is not None:
+                pipe.hsetnx(self.keys.daemon_info, daemon, info.to_json())
+            if pools is not None:
+                pipe.hset(self.keys.daemon_pools, daemon, pools)
+            await pipe.execute()
+
+    @on_redis
+    async def forget_daemon(self, daemon: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.keys.daemons, daemon)
+            pipe.hdel(self.keys.daemon_info, daemon)
+            pipe.hdel(self.keys.daemon_pools, daemon)
+            await pipe.execute()
+
+    @on_redis
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        found: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
+        if not found:
+            return None
+        raw = named(found)
+        return JobRecord(
+            id=raw.get("id", job_id),
+            task=raw.get("task", ""),
+            state=raw.get("state", ""),
+            attempt=_int(raw.get("attempt")) or 0,
+            max_attempts=_int(raw.get("max_attempts")) or 1,  # shown as is, never trusted
+            due_at_ms=_int(raw.get("due_at")),
+            args=_json(raw.get("args")),
+            kwargs=_json(raw.get("kwargs")),
+            result=_json(raw.get("result")),
+            error=raw.get("error"),
+            created_at_ms=_int(raw.get("created_at")),
+            updated_at_ms=_int(raw.get("updated_at") or raw.get("created_at")),
+            owner=raw.get("owner"),
+            seq=_int(raw.get("seq")) or 0,
+            extra={k: v for k, v in raw.items() if k not in _CORE_FIELDS},
+        )
+
+    @on_redis
+    async def job_exists(self, job_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.job(job_id)))
+
+    @on_redis
+    async def job_states(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The live state of each of these jobs that Redis holds."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), stored("state"))
+            states = await pipe.execute(raise_on_error=False)
+        return {i: s for i, s in zip(job_ids, states, strict=True) if isinstance(s, str)}
+
+    @on_redis
+    async def due_counts(self, now_ms: int) -> dict[str, int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind in KINDS:
+                pipe.zcount(self.keys.due(kind), "-inf", now_ms)
+            counts = await pipe.execute()
+        return dict(zip(KINDS, counts, strict=True))
+
+    @on_redis
+    async def outstanding(self) -> int:
+        """Jobs waiting (any due time) or running: 0 means no work is left."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in (*self.keys.due_all, self.keys.leases):
+                pipe.zcard(key)
+            counts = await pipe.execute()
+        return int(sum(counts))
+
+    @on_redis
+    async def overview(self, now_ms: int, alive_since_ms: int) -> dict[str, Any]:
+        """What `runner status` shows from Redis, in two round trips (the second reads
+        the notes of live daemons, held jobs of paused tasks, owners of running jobs)."""
+        return await read_overview(self.redis, self.keys, now_ms, alive_since_ms)
+
+    # Wake-ups: "a job is due at T", published by the scripts to every daemon.
+
+    @on_redis
+    async def listen_wakeups(
+        self,
+        on_due: Callable[[int | None], None],
+        on_cancel: Callable[[str], None] | None = None,
+    ) -> None:
+        """Call `on_due(ms)` for each wake-up message and `on_cancel(job_id)` for each
+        running job cancelled by request, until the connection fails.
+
+        `on_due(None)` once subscribed (a message may have been missed before) and
+        for a message that is not a time: anyone may publish on the channel.
+        """
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        channels = [self.keys.wake_channel] + ([self.keys.cancel_channel] if on_cancel else [])
+        try:
+            await pubsub.subscribe(*channels)
+            on_due(None)
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is None:
+                    continue
+                data = message.get("data")
+                if on_cancel is not None and message.get("channel") == self.keys.cancel_channel:
+                    if isinstance(data, str):
+                        on_cancel(data)
+                else:
+                    on_due(_int(data))
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()

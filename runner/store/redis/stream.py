@@ -1,0 +1,121 @@
+"""The transition stream, drained by the recorders through one consumer group.
+
+Every script appends its transitions here; each daemon's recorder reads them,
+acknowledges what Postgres committed, takes over what a dead daemon left
+unacknowledged, and moves aside what Postgres cannot take. A base of
+RedisStore: the verbs are the store's, kept in a module of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from runner.store.failures import on_redis
+from runner.store.redis.keys import Keys
+
+DEAD_EVENTS_KEPT = 100_000  # the dead-letter stream is capped (approximately) at this
+
+
+class StreamEntry(NamedTuple):
+    """One entry of the transition stream: its id, and its events as one JSON array
+    text, or None when the entry is not what runner's scripts write (no `e` field)."""
+
+    id: str
+    payload: str | None
+    fields: dict[str, str]
+
+
+class EventStream:
+    redis: Redis
+    keys: Keys
+
+    @on_redis
+    async def ensure_event_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(
+                self.keys.events, self.keys.recorder_group, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    @on_redis
+    async def read_events(
+        self, consumer: str, count: int, block_ms: int | None
+    ) -> list[StreamEntry]:
+        reply: Any = await self.redis.xreadgroup(
+            self.keys.recorder_group,
+            consumer,
+            {self.keys.events: ">"},
+            count=count,
+            block=block_ms,
+        )
+        return [] if not reply else _entries(reply[0][1])
+
+    @on_redis
+    async def claim_stale_events(
+        self, consumer: str, min_idle_ms: int, count: int
+    ) -> list[StreamEntry]:
+        """Take over entries another consumer read but never acknowledged (it died)."""
+        reply = await self.redis.xautoclaim(
+            self.keys.events, self.keys.recorder_group, consumer, min_idle_ms, "0-0", count=count
+        )
+        return _entries(reply[1])
+
+    @on_redis
+    async def ack_events(self, entry_ids: Sequence[str]) -> None:
+        """Acknowledge and delete recorded entries: the stream only holds what is unrecorded."""
+        if not entry_ids:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.keys.events, self.keys.recorder_group, *entry_ids)
+            pipe.xdel(self.keys.events, *entry_ids)
+            await pipe.execute()
+
+    @on_redis
+    async def set_events_aside(self, entries: Sequence[tuple[StreamEntry, str]]) -> None:
+        """Move entries the recorder cannot write to the dead-letter stream, each with
+        its reason and original id, then acknowledge them: kept for an operator,
+        never blocking the stream again. (Copied first: a crash in between leaves a
+        duplicate in the dead-letter stream, never a loss.)"""
+        if not entries:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry, reason in entries:
+                fields: dict[Any, Any] = {**entry.fields, "reason": reason, "entry_id": entry.id}
+                pipe.xadd(self.keys.dead_events, fields, maxlen=DEAD_EVENTS_KEPT, approximate=True)
+            await pipe.execute()
+        await self.ack_events([entry.id for entry, _ in entries])
+
+    @on_redis
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """How many jobs and stream entries were set aside as malformed."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.keys.dead)
+            pipe.xlen(self.keys.dead_events)  # 0 while the stream does not exist
+            jobs, events = await pipe.execute()
+        return {"jobs": jobs, "events": events}
+
+    @on_redis
+    async def forget_consumer(self, consumer: str) -> None:
+        """Drop this daemon's consumer from the group, only if it has nothing pending
+        (deleting a consumer drops its pending entries, which must be recorded)."""
+        pending = await self.redis.xpending_range(
+            self.keys.events, self.keys.recorder_group, "-", "+", 1, consumername=consumer
+        )
+        if not pending:
+            await self.redis.xgroup_delconsumer(
+                self.keys.events, self.keys.recorder_group, consumer
+            )
+
+
+def _entries(raw: Any) -> list[StreamEntry]:
+    """Stream entries; "[]" for one deleted while pending, None for one without `e`."""
+    return [
+        StreamEntry(entry_id, fields.get("e") if fields else "[]", fields or {})
+        for entry_id, fields in raw
+    ]

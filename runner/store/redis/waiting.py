@@ -1,0 +1,69 @@
+"""What waits for an operator's resume: the due jobs a paused task holds, and the
+jobs paused one by one. A drain (`runner run --drain`) reads it once, as it ends,
+to say what it leaves behind.
+
+Jobs paused one by one are found in their hashes alone (no set lists them), so
+the read walks every job hash of the prefix, a thousand per round trip: fine once
+per drain, never on a hot path. A key that is not a job hash is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from runner.states import State
+from runner.store.redis.fields import stored
+from runner.store.redis.keys import ALL_TASKS, Keys
+
+_GLOB = re.compile(r"([*?\[\]\\])")
+_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class WaitingForResume:
+    held: dict[str, int]  # paused task -> its due jobs held, for the tasks that hold any
+    paused_jobs: int  # jobs paused one by one
+
+    def __bool__(self) -> bool:
+        return bool(self.held) or self.paused_jobs > 0
+
+
+async def read_waiting_for_resume(redis: Redis, keys: Keys) -> WaitingForResume:
+    return WaitingForResume(await _held(redis, keys), await _paused_jobs(redis, keys))
+
+
+async def _held(redis: Redis, keys: Keys) -> dict[str, int]:
+    names: list[str] = await redis.hkeys(keys.paused)  # type: ignore[assignment]  # decode_responses=True
+    tasks = sorted(task for task in names if task != ALL_TASKS)
+    if not tasks:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for task in tasks:
+            pipe.zcard(keys.held(task))
+        counts = await pipe.execute(raise_on_error=False)
+    return {
+        task: count
+        for task, count in zip(tasks, counts, strict=True)
+        if isinstance(count, int) and count > 0
+    }
+
+
+async def _paused_jobs(redis: Redis, keys: Keys) -> int:
+    found, batch = 0, []
+    async for key in redis.scan_iter(match=_GLOB.sub(r"\\\1", keys.job_prefix) + "*", count=_CHUNK):
+        batch.append(key)
+        if len(batch) >= _CHUNK:
+            found += await _count_paused(redis, batch)
+            batch = []
+    return found + (await _count_paused(redis, batch) if batch else 0)
+
+
+async def _count_paused(redis: Redis, job_keys: list[str]) -> int:
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in job_keys:
+            pipe.hget(key, stored("state"))
+        states = await pipe.execute(raise_on_error=False)  # a key of another type: an error
+    return sum(1 for state in states if state == State.PAUSED)
