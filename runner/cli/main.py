@@ -119,15 +119,19 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from runner.client.show import show_job  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.cli.render.show import show_text  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.client.show import show_document  # noqa: PLC0415
 
-    times = TimeText(args.local)
-    print(asyncio.run(show_job(_settings(args), args.job_id, args.json, args.full, times)))
+    doc = asyncio.run(show_document(_settings(args), args.job_id))
+    print(
+        orjson.dumps(doc).decode() if args.json else show_text(doc, args.full, TimeText(args.local))
+    )
     return EXIT_OK
 
 
 def cmd_cron(args: argparse.Namespace) -> int:
-    from runner.client.cron import cron_documents, render  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.cli.render.cron import render  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.client.cron import cron_documents  # noqa: PLC0415
 
     docs = asyncio.run(cron_documents(_settings(args)))
     print(render(docs, args.json, TimeText(args.local)))
@@ -135,7 +139,8 @@ def cmd_cron(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from runner.client.status import render, status_document  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.cli.render.status import render  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.client.status import status_document  # noqa: PLC0415
 
     doc = asyncio.run(status_document(_settings(args)))
     print(render(doc, args.json, TimeText(args.local)))
@@ -230,8 +235,9 @@ _FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    from runner.cli.render.listing import render  # noqa: PLC0415
     from runner.client.client import Client  # noqa: PLC0415  # keeps `runner --help` fast
-    from runner.client.listing import Page, moment_arg, render  # noqa: PLC0415
+    from runner.client.listing import Page, moment_arg  # noqa: PLC0415
 
     since = moment_arg(args.since, "--since") if args.since else None
     until = moment_arg(args.until, "--until") if args.until else None

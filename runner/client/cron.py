@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from runner.cli.time_text import UTC_TEXT, TimeText
 from runner.config.settings import Settings
 from runner.cron import Schedule
 from runner.jobs import rfc3339, rfc3339_at
@@ -60,27 +57,3 @@ async def cron_documents(settings: Settings, now: datetime | None = None) -> lis
             }
         )
     return docs
-
-
-def render(docs: list[dict[str, Any]], as_json: bool, times: TimeText = UTC_TEXT) -> str:
-    """JSON for a script, or lines for a person: the next fires in the schedule's own
-    zone (unless --local), the last fire as `times` shows it."""
-    if as_json:
-        return orjson.dumps(docs).decode()
-    if not docs:
-        return "no cron schedules in the config"
-    lines = []
-    for d in docs:
-        last = d["last"]
-        lines += [
-            f"{d['name']}  {d['schedule']!r} ({d['timezone']})  task {d['task']}",
-            f"  misfire {d['misfire']} (grace {d['misfire_grace_s']:g}s), overlap {d['overlap']}",
-            "  last     "
-            + (
-                f"{times(last['tick'])}  {last['job_id']}  {last['state'] or 'expired'}"
-                if last
-                else "-"
-            ),
-            f"  next     {', '.join(map(times.own_zone, d['next']))}",
-        ]
-    return "\n".join(lines)

@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
+from runner.cli.render.listing import render
 from runner.cli.time_text import TimeText
-from runner.client.listing import ListQuery, Page, list_jobs_live, render
+from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.errors import UsageError
 from runner.jobs import EPOCH, Event, NewJob, rfc3339_at
 from runner.store.postgres.listing import BadCursor, list_jobs, page_query

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from runner.cli.render.status import render
 from runner.client.client import Client
-from runner.client.status import parked_now, render, status_of
+from runner.client.status import parked_now, status_of
 from runner.config.settings import Settings
 from runner.store.postgres.parking import ParkedJob, PgParking
 from runner.store.postgres.store import PgStore
