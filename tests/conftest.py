@@ -25,7 +25,7 @@ from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
 from tests.daemon.process import DaemonProcess, daemon_config_file
-from tests.servers import Servers, start_servers
+from tests.real_servers import Servers, start_servers
 
 TEMPLATE_DB = f"runner_template_{secrets.token_hex(3)}"
 

@@ -3,7 +3,7 @@ delete|update ID...` on a job in every state, with the exit code and the line ea
 applied or refused request prints, --json, whole tasks, and usage errors.
 
 The jobs are put in their states through the client and the store, as in
-tests/engine/test_control.py; no daemon runs. What each request should do to each
+tests/client/test_requests.py; no daemon runs. What each request should do to each
 state comes from the matrix written out in tests/request_matrix.py, never from
 runner.states.TRANSITIONS, the table under test. CLI calls that do not depend on one
 another run side by side, since each costs an interpreter start."""

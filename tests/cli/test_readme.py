@@ -50,7 +50,7 @@ from redis import Redis
 
 from runner.cli.main import COMMANDS
 from tests.daemon.process import DaemonProcess
-from tests.servers import Servers
+from tests.real_servers import Servers
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -20,7 +20,7 @@ from runner.store.redis.keys import Keys
 from runner.store.redis.status import DaemonInfo, read_daemon_info
 from runner.store.redis.store import RedisStore
 from tests.daemon.process import cli
-from tests.store.test_scripts import NOW, new_job
+from tests.store.redis.test_scripts import NOW, new_job
 
 
 async def test_status_counts_what_was_set_aside(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
-from tests.store.test_history_keeper import old_and_new_history
+from tests.store.postgres.test_history import old_and_new_history
 
 
 async def test_daemon_drops_old_history_at_start_and_reloads_keep(

@@ -31,7 +31,7 @@ from tests.daemon.metrics_run import (
     total,
 )
 from tests.daemon.process import DaemonProcess, cli
-from tests.servers import Servers
+from tests.real_servers import Servers
 from tests.waiting import eventually
 
 LONG = os.environ.get("RUNNER_CHAOS") == "long"

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -23,7 +24,7 @@ from runner.client.client import Client
 from runner.config.settings import load_settings
 from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess, daemon_config_file, wait_for_history
-from tests.servers import Servers
+from tests.real_servers import Servers
 from tests.waiting import eventually
 
 HORIZON = "2s"
@@ -217,11 +218,14 @@ async def test_a_retry_beyond_the_horizon_is_parked_by_the_daemon(
     client = Client(load_settings(config, env={}), redis, pg)
     job_id = await client.enqueue("fail", ["once"], job_id="fails-once")
     fetch = "SELECT * FROM runner_parked_jobs WHERE id = $1"
-    row = await eventually(
-        lambda: pg.pool.fetchrow(fetch, job_id), timeout=15, what="the retry parked"
-    )
+
+    async def parked_and_gone() -> Any:
+        """Its parked row, once Redis no longer holds it (the row comes first)."""
+        row = await pg.pool.fetchrow(fetch, job_id)
+        return row if row is not None and not await client.store.job_exists(job_id) else None
+
+    row = await eventually(parked_and_gone, timeout=15, what="the retry parked")
     assert (row["state"], row["seq"], row["attempt"]) == ("retrying", 3, 1)
-    assert not await client.store.job_exists(job_id)
     history, _ = await wait_for_history(pg, job_id, "retrying")
     assert [(e["seq"], e["to_state"]) for e in history] == [
         (1, "scheduled"), (2, "running"), (3, "retrying"),

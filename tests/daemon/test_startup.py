@@ -17,7 +17,7 @@ import pytest
 
 from runner.servers.embedded import EmbeddedServers, _valkey_binary, free_port
 from tests.daemon.process import DaemonProcess, daemon_config_file
-from tests.servers import Servers
+from tests.real_servers import Servers
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from runner.config.settings import Settings
 from runner.errors import ConfigError
-from tests.engine.harness import drain
+from tests.daemon.harness import drain
 from tests.web.conftest import AUTH, TOKEN, Serve
 
 Api = TestClient[Any, Any]

@@ -18,7 +18,7 @@ from runner.daemon.recorder import Recorder
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
-from tests.store.test_scripts import NOW, new_job
+from tests.store.redis.test_scripts import NOW, new_job
 
 FOREIGN = [
     {"x": "1"},

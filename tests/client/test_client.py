@@ -11,7 +11,7 @@ from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.errors import JobNotFound, PayloadError, UnknownTask, UsageError
 from runner.store.postgres.store import PgStore
-from tests.engine.harness import drain
+from tests.daemon.harness import drain
 
 
 async def _stored(client: Client, pg: PgStore) -> tuple[list[str], int]:

@@ -27,14 +27,14 @@ from runner.daemon import cpu_pool
 from runner.daemon.cpu_pool import CpuPool, TaskError, WorkerDied
 from runner.errors import PayloadError, TaskTimeout
 from runner.tasks import Task
-from tests.engine import cpu_tasks
+from tests.daemon import cpu_tasks
 from tests.waiting import eventually
 
 Scenario = Callable[[CpuPool], Coroutine[Any, Any, None]]
 
 
 def cpu_task(func: Callable[..., Any], timeout: float | None = 20) -> Task:
-    target = f"tests.engine.cpu_tasks:{func.__name__}"
+    target = f"tests.daemon.cpu_tasks:{func.__name__}"
     return Task(TaskSettings(name=func.__name__, target=target, kind="cpu", timeout=timeout), func)
 
 
@@ -289,7 +289,7 @@ def test_a_worker_whose_daemon_died_mid_job_exits_quietly() -> None:
     worker.start()
     child.close()
     assert receive_frame(parent)[0] == READY
-    target = "tests.engine.cpu_tasks:sleep"
+    target = "tests.daemon.cpu_tasks:sleep"
     send_frame(parent, JOB, orjson.dumps([target, [600], {}]))
     parent.close()  # the daemon is gone long before the reply
     worker.join(10)

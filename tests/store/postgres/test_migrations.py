@@ -19,7 +19,7 @@ from runner.store.postgres.migrate import (
     statements,
 )
 from runner.store.postgres.queries import migrations
-from tests.servers import Servers
+from tests.real_servers import Servers
 from tests.waiting import eventually
 
 LISTING_INDEXES = {

@@ -15,7 +15,7 @@ from runner.jobs import Event
 from runner.store.postgres.history import HistoryStore
 from runner.store.postgres.partitions import create_partitions, day_partition, partitions
 from runner.store.postgres.store import PgStore, events_json
-from tests.store.test_history_partitions import job_events
+from tests.store.postgres.test_partitions import job_events
 from tests.waiting import eventually
 
 DAY_S = 86_400

@@ -18,7 +18,7 @@ from runner.store.postgres.migrate import apply_migration, migrate
 from runner.store.postgres.partitions import create_partitions, day_partition, partitions, utc_day
 from runner.store.postgres.queries import migrations
 from runner.store.postgres.store import PgStore, events_json
-from tests.servers import Servers
+from tests.real_servers import Servers
 
 DAY_MS = 86_400_000
 LEDGER = """

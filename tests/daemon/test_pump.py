@@ -8,7 +8,7 @@ from collections import Counter
 from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.store.postgres.store import PgStore
-from tests.engine.harness import Running, drain, history
+from tests.daemon.harness import Running, drain, history
 from tests.waiting import eventually
 
 

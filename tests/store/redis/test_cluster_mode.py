@@ -32,7 +32,7 @@ from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.scripts import SCRIPT_NAMES, check_scripts, script_source
 from runner.store.redis.upgrade import upgrade_job_hashes
-from tests.engine.harness import Running, drain
+from tests.daemon.harness import Running, drain
 from tests.waiting import eventually
 
 SLOWLOG_LEN = 1_000_000

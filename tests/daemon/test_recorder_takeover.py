@@ -10,7 +10,7 @@ from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.store.postgres.store import PgStore
 from runner.store.redis.store import RedisStore
-from tests.engine.harness import Running
+from tests.daemon.harness import Running
 from tests.waiting import eventually
 
 

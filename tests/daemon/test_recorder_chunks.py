@@ -15,7 +15,7 @@ from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
 from runner.store.redis.stream import StreamEntry
-from tests.store.test_scripts import NOW, new_job
+from tests.store.redis.test_scripts import NOW, new_job
 
 
 def entry(events: int) -> StreamEntry:

@@ -19,7 +19,7 @@ from runner.daemon.execution import JobExecution
 from runner.jobs import ClaimedJob
 from runner.store.postgres.store import PgStore
 from tests.conftest import TEST_TASKS, task
-from tests.engine.harness import Running, drain, history, states
+from tests.daemon.harness import Running, drain, history, states
 from tests.waiting import eventually
 
 BAD_TASKS = {

@@ -10,7 +10,7 @@ from pathlib import Path
 from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.logs import configure_logging, flush_logs
-from tests.engine.harness import drain
+from tests.daemon.harness import drain
 
 
 async def test_jobs_that_end_while_their_lease_is_renewed_are_not_reported_lost(

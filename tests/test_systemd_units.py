@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
+SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
 RUNNER_BIN = Path(sys.executable).parent / "runner"
 UNITS = ["runner.service", "runner@.service", "runner-web.service"]
 

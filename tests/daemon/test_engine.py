@@ -10,8 +10,8 @@ from runner.config.settings import Settings
 from runner.jobs import NewJob
 from runner.store.postgres.store import PgStore
 from runner.store.redis.store import RedisStore
-from tests.engine.harness import Running, drain, history, states
-from tests.engine.test_cpu_pool import gone
+from tests.daemon.harness import Running, drain, history, states
+from tests.daemon.test_cpu_pool import gone
 from tests.waiting import eventually
 
 

@@ -17,7 +17,7 @@ from runner.jobs import Outcome
 from runner.store.redis.fields import stored
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
-from tests.store.test_scripts import DAEMON, NOW, new_job, stream_events
+from tests.store.redis.test_scripts import DAEMON, NOW, new_job, stream_events
 
 LEASE = NOW + 30_000
 

@@ -11,7 +11,7 @@ from runner.client.client import Client
 from runner.config.settings import Settings, TaskSettings
 from runner.store.postgres.store import PgStore
 from tests.conftest import TEST_TASKS
-from tests.engine.harness import drain, history
+from tests.daemon.harness import drain, history
 
 LIMIT = 1000
 
@@ -22,7 +22,7 @@ async def test_a_result_over_max_result_fails_its_job_naming_the_size_and_the_ke
     """An async and a cpu job whose results are over [jobs] max_result as JSON fail at
     once (no retry: the same work returns the same size) with the size and the key in
     the error, and no result is kept; a result within the limit is kept as usual."""
-    sized = TaskSettings("sized_cpu", "tests.engine.cpu_tasks:sized_reply", "cpu", retries=2)
+    sized = TaskSettings("sized_cpu", "tests.daemon.cpu_tasks:sized_reply", "cpu", retries=2)
     settings = make_settings(max_result=LIMIT, tasks={**TEST_TASKS, "sized_cpu": sized})
     client = Client(settings, redis, pg)
     text = "é" * 600  # 2 bytes a character in UTF-8: the limit counts bytes
