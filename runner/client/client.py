@@ -23,7 +23,7 @@ from typing import Any
 from runner.client.input import check_job_id, check_size, due_at_ms, encode_payload, new_job_id
 from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.client.paging import DEFAULT_LIMIT
-from runner.client.requests import ControlVerbs
+from runner.client.requests import RequestVerbs
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config.settings import Settings, config_path, load_settings
 from runner.errors import JobNotFound, StoreUnavailable, UnknownTask, UsageError
@@ -79,7 +79,7 @@ def public_event(row: Mapping[str, Any]) -> dict[str, Any]:
 ENQUEUE_BATCH = 1000  # jobs per enqueue script call, and so per stream entry
 
 
-class Client(ControlVerbs):
+class Client(RequestVerbs):
     def __init__(
         self,
         settings: Settings,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from runner.store import Parking, PgStore
 
 
-class ControlVerbs:
+class RequestVerbs:
     settings: Settings
     store: RedisStore
     origin: str

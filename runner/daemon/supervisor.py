@@ -399,13 +399,13 @@ class Daemon:
         """Counts for systemctl status; a paused task and maintenance mode are read
         from Redis each time, since any host may pause or resume."""
         due = await self.conns.redis_store.due_counts(self.clock.now_ms())
-        paused = await self.conns.redis_store.paused_tasks()
+        paused, maintenance = await self.conns.redis_store.paused_summary()
         running = self._running_by_kind()
         text = (
             f"running {sum(running.values())} (async {running['async']}, io {running['io']},"
             f" cpu {running['cpu']}); due {sum(due.values())}; recorded {self.recorder.recorded}"
         )
-        text += paused_note(paused)
+        text += paused_note(paused, maintenance)
         if self.reload_failed:
             text += f"; last reload failed: {self.reload_failed}"
         return text

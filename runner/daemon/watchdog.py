@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from runner.store import ALL_TASKS
 from runner.systemd import notify
 
 STATUS_EVERY_S = 2.0
@@ -57,16 +56,15 @@ async def status_or_reason(status: Callable[[], Awaitable[str]]) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def paused_note(paused: Iterable[str]) -> str:
+def paused_note(paused: Iterable[str], maintenance: bool) -> str:
     """The STATUS line's paused tasks and maintenance mode: short, and with no control
     character, since a task name comes from Redis and a newline in it would add a
     field of its own to the sd_notify message."""
-    names = sorted(paused)
-    tasks = [_CONTROL.sub("?", name)[:40] for name in names if name != ALL_TASKS]
+    tasks = [_CONTROL.sub("?", name)[:40] for name in sorted(paused)]
     note = ""
     if tasks:
         more = f" and {len(tasks) - 5} more" if len(tasks) > 5 else ""
         note += f"; paused: {', '.join(tasks[:5])}{more}"
-    if ALL_TASKS in names:
+    if maintenance:
         note += "; MAINTENANCE (nothing is claimed)"
     return note

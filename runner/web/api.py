@@ -20,7 +20,6 @@ from runner.client.show import job_document
 from runner.config.settings import Settings
 from runner.errors import UsageError
 from runner.jobs import EnqueueResult
-from runner.store import ALL_TASKS
 from runner.web import bodies
 from runner.web.counts import TaskCounts
 from runner.web.errors import TaskNotFound, error_response
@@ -154,13 +153,13 @@ async def resume_task(request: web.Request) -> web.Response:
 async def maintenance_on(request: web.Request) -> web.Response:
     """Maintenance mode: no daemon claims anything; running jobs finish."""
     changed = await _client(request).pause_all()
-    return json_response({"task": ALL_TASKS, "changed": changed})
+    return json_response({"task": None, "all": True, "changed": changed})
 
 
 @routes.delete("/api/maintenance")
 async def maintenance_off(request: web.Request) -> web.Response:
     changed = await _client(request).resume_all()
-    return json_response({"task": ALL_TASKS, "changed": changed})
+    return json_response({"task": None, "all": True, "changed": changed})
 
 
 @routes.get("/api/status")

@@ -48,7 +48,7 @@ import asyncpg
 import pytest
 from redis import Redis
 
-from runner.cli.main import COMMANDS
+from runner.cli.commands import COMMANDS
 from tests.daemon.process import DaemonProcess
 from tests.real_servers import Servers
 

@@ -194,10 +194,10 @@ async def test_task_pause_and_maintenance(api: Api) -> None:
     resumed = await (await api.post("/api/tasks/echo/resume", headers=AUTH)).json()
     assert resumed == {"task": "echo", "changed": True}
     on = await (await api.post("/api/maintenance", headers=AUTH)).json()
-    assert on == {"task": ":all", "changed": True}
+    assert on == {"task": None, "all": True, "changed": True}  # as pause --all --json says
     assert (await (await api.get("/api/status")).json())["maintenance"] is True
     off = await (await api.delete("/api/maintenance", headers=AUTH)).json()
-    assert off == {"task": ":all", "changed": True}
+    assert off == {"task": None, "all": True, "changed": True}
 
 
 async def test_pausing_or_resuming_an_unknown_task_is_404(serve: Serve, settings: Settings) -> None:

@@ -16,7 +16,7 @@ than its build, a waiting pg_advisory_lock included, and that one waits for the
 lock this migration holds.
 
 Afterwards, the history's partitions for the days around now are made (see
-pg_history.py), so `runner migrate` leaves a database ready for the recorder.
+partitions.py), so `runner migrate` leaves a database ready for the recorder.
 """
 
 from __future__ import annotations

@@ -100,9 +100,9 @@ class Keys:
         return f"{self.base}:retired:filled"
 
     @property
-    def control(self) -> list[str]:
+    def requests(self) -> list[str]:
         """The KEYS of the scripts that pick jobs as an operator's request does (see
-        lua/control_lib.lua)."""
+        lua/request_lib.lua)."""
         return [*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
                 self.held_prefix, self.retired]  # fmt: skip
 
@@ -113,7 +113,7 @@ class Keys:
 
     @property
     def hash_format(self) -> str:
-        """The layout the job hashes are in (see hash_format.py)."""
+        """The layout the job hashes are in (see store/redis/upgrade.py)."""
         return f"{self.base}:format"
 
     @property

@@ -94,7 +94,7 @@ class ParkStore:
         """Take out of Redis these jobs, which PostgreSQL now holds parked at these
         seqs; per job "ok:<state>", or why it stays (see park.lua)."""
         replies: list[str] = await self.scripts.park(
-            keys=self.keys.control,
+            keys=self.keys.requests,
             args=[
                 now_ms,
                 by,

@@ -35,7 +35,7 @@ class RequestStore:
         "malformed:<reason>"."""
         step = transition(action)
         replies: list[str] = await self.scripts.request(action)(
-            keys=self.keys.control,
+            keys=self.keys.requests,
             args=[
                 now_ms,
                 by,
@@ -84,6 +84,12 @@ class RequestStore:
         ):
             pass
         return resumed
+
+    @on_redis
+    async def paused_summary(self) -> tuple[list[str], bool]:
+        """The tasks paused one by one, and whether maintenance mode is on."""
+        names = [str(name) for name in await self.redis.hkeys(self.keys.paused)]
+        return sorted(n for n in names if n != ALL_TASKS), ALL_TASKS in names
 
     @on_redis
     async def paused_tasks(self) -> dict[str, dict[str, Any]]:

@@ -18,11 +18,11 @@ from runner.store.failures import on_redis
 
 REQUEST_SCRIPTS = ("pause", "resume", "cancel", "retry", "delete", "update")
 # Scripts that pick jobs by id and state the way an operator's request does.
-CONTROL_SCRIPTS = (*REQUEST_SCRIPTS, "park")
+REQUEST_LIB_SCRIPTS = (*REQUEST_SCRIPTS, "park")
 SCRIPT_NAMES = (
     "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", "rename_fields",
     "revive",
-    *CONTROL_SCRIPTS,
+    *REQUEST_LIB_SCRIPTS,
 )  # fmt: skip
 
 
@@ -36,9 +36,9 @@ def _read(name: str) -> str:
 
 
 def script_source(name: str) -> str:
-    """The script with lib.lua in front, and control_lib.lua for an operator's request
+    """The script with lib.lua in front, and request_lib.lua for an operator's request
     (and park.lua, which picks jobs the same way)."""
-    parts = ["lib", "control_lib", name] if name in CONTROL_SCRIPTS else ["lib", name]
+    parts = ["lib", "request_lib", name] if name in REQUEST_LIB_SCRIPTS else ["lib", name]
     return "\n".join(_read(part) for part in parts)
 
 

@@ -1,6 +1,6 @@
 """The layout of job hashes in Redis, and bringing older ones up to it at start.
 
-Job hashes store one-letter field names (job_fields.py). Hashes written by an
+Job hashes store one-letter field names (store/redis/fields.py). Hashes written by an
 earlier runner, with full names, are renamed by the first daemon that starts
 (rename_fields.lua, in batches over a SCAN of the job keys); `{prefix}:format`
 then records that the keyspace is done, so later starts skip the scan. Every

@@ -168,7 +168,7 @@ async def _claimed_by_a_dead_daemon(client: Client) -> str:
 
 
 async def _older_layout_job(redis: Redis, keys: Keys) -> None:
-    """A waiting job written by a runner with full field names (see hash_format.py)."""
+    """A waiting job written by a runner with full field names (see store/redis/upgrade.py)."""
     now = str(int(time.time() * 1000))
     old: dict[Any, Any] = {
         "id": "old1", "task": "echo", "kind": "async", "args": "[7]", "kwargs": "{}",

@@ -3,7 +3,7 @@
 -- read in order: no sort, no scan.
 -- $1 the earliest listing time shown (timestamptz; -infinity for no bound)
 -- $2, $3 the keyset: only rows before (listing time $2, id $3) in the order; with
---        $3 = '' that is every row listed before $2 (see pg_listing.py)
+--        $3 = '' that is every row listed before $2 (see store/postgres/listing.py)
 -- $4 how many rows
 -- $5 task
 SELECT id, task, state, attempt, due_at, created_at, updated_at,

@@ -1,5 +1,5 @@
 -- cancel.lua: end a job that is waiting, paused or running, for good (see
--- control_lib.lua). A running job loses its lease and owner at once, so its
+-- request_lib.lua). A running job loses its lease and owner at once, so its
 -- daemon's outcome is fenced off; the cancel channel tells that daemon to stop
 -- the work (it also finds out at its next lease renewal, should it miss this).
 -- The message, JSON: [job id, owner, claim], so only the owner acts, and only on

@@ -1,5 +1,5 @@
 -- delete.lua: remove a job that is not running; its history keeps a last "deleted"
--- event (see control_lib.lua). A running job must be cancelled first.
+-- event (see request_lib.lua). A running job must be cancelled first.
 -- What stays in Redis is a small record of the deletion (state, seq, task, when),
 -- forgotten like a finished job once Postgres has recorded it (forget.lua, which
 -- also retires a chosen id): until then, a second request or an enqueue with that

@@ -6,7 +6,7 @@
 -- A job whose caller chose its id is retired while it waits there (lib.lua),
 -- scored by its due time (the history keeper never trims a time to come).
 --
--- KEYS, ARGV: as control_lib.lua; ARGV[3] is the waiting states (",retrying,
+-- KEYS, ARGV: as request_lib.lua; ARGV[3] is the waiting states (",retrying,
 -- scheduled,"), ARGV[4] the state a parked job's id is retired in (scheduled, as
 -- for any parked job, whatever state it waits in), and ARGV[8] the JSON {id: seq}
 -- of the copies PostgreSQL holds.

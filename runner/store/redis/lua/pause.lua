@@ -1,4 +1,4 @@
--- pause.lua: take waiting jobs out of the schedule until resumed (see control_lib.lua).
+-- pause.lua: take waiting jobs out of the schedule until resumed (see request_lib.lua).
 
 return each_job(function(id, f)
     unschedule(id, f)

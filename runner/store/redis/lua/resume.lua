@@ -1,5 +1,5 @@
 -- resume.lua: put paused jobs back in the schedule at their due time; one already
--- past is due at once (see control_lib.lua).
+-- past is due at once (see request_lib.lua).
 
 return each_job(function(id, f)
     local due = whole(f[6], -MAX_SAFE)

@@ -1,5 +1,5 @@
 -- retry.lua: run a failed or cancelled job again, due now, with a fresh attempt
--- budget (see control_lib.lua). A job brought back from PostgreSQL for it
+-- budget (see request_lib.lua). A job brought back from PostgreSQL for it
 -- (revive.lua) says so in the event.
 
 return each_job(function(id, f)

@@ -1,5 +1,5 @@
 -- update.lua: change a waiting or paused job's arguments, due time, attempts or
--- timeout (see control_lib.lua). REQUEST: {"args": JSON text, "kwargs": JSON text,
+-- timeout (see request_lib.lua). REQUEST: {"args": JSON text, "kwargs": JSON text,
 -- "due_at": ms, "max_attempts": n, "timeout": seconds}, each optional; args and
 -- kwargs are stored as the JSON text they are. The event's detail carries the
 -- new values, which is how Postgres learns of them.

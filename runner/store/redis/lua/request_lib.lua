@@ -1,4 +1,4 @@
--- control_lib.lua: what the operator's requests share (pause, resume, cancel, retry,
+-- request_lib.lua: what the operator's requests share (pause, resume, cancel, retry,
 -- delete, update); put after lib.lua in front of each of those scripts.
 -- Each script applies one kind of request to a batch of job ids. The states a
 -- request may start from and the state it leads to come from runner/states.py.
