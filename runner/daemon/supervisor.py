@@ -15,7 +15,6 @@ import gc
 import os
 import secrets
 import socket
-import time
 import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -42,6 +41,7 @@ from runner.daemon.pump import Pump, listen_for_wakeups
 from runner.daemon.recorder import Recorder
 from runner.daemon.reload import read_reload
 from runner.daemon.retired_ids import RetiredIds
+from runner.daemon.stops import RunStops
 from runner.daemon.watchdog import paused_note, reloading, run_notifier, status_or_reason
 from runner.errors import StoreError
 from runner.jobs import ClaimedJob, Outcome
@@ -60,7 +60,7 @@ def new_daemon_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
-class Daemon:
+class Daemon(RunStops):
     def __init__(
         self,
         settings: Settings,
@@ -192,9 +192,6 @@ class Daemon:
                 Outcome(job.id, job.attempt, job.claim, "fail", error=repr(exc), detail_json=detail)
             )
 
-    def _has_ended(self, job: ClaimedJob) -> bool:
-        return (job.id, job.claim) in self._ended
-
     def _submit(self, outcome: Outcome) -> None:
         self._ended.add((outcome.job_id, outcome.claim))
         self.finisher.submit(outcome)
@@ -216,70 +213,6 @@ class Daemon:
         for outcome, reply in zip(outcomes, replies, strict=True):
             job = self.active.get(outcome.job_id)
             metrics.finished(job.task if job else UNKNOWN_TASK, outcome.action, reply)
-
-    def _lost(self, job_id: str, claim: int, state: str) -> None:
-        """Renewal found the lease of run `claim` gone. A run that ended meanwhile (its
-        outcome on its way or recorded), or a job running here under a newer claim,
-        was not lost: only that run, still going here, is. Its work stops: a
-        cancelled job whose message was missed, or a job another daemon may run now."""
-        job = self.active.get(job_id)
-        if job is None or job.claim != claim or self._has_ended(job):
-            return
-        if state == "cancelled":
-            if self.metrics is not None:  # its message was missed: counted here instead
-                self.metrics.cancelled(job.task, job_id, claim)
-            self._stop_work(job, "job cancelled by request")
-            return
-        log.warning(
-            "lease lost; another daemon may run this job; its work here stops",
-            job_id=job_id, task=job.task, attempt=job.attempt, state=state or None,
-        )  # fmt: skip
-        self._stop_work(job, None)
-
-    def _cancel_requested(self, message: str) -> None:
-        """A running job was cancelled by request (on any host). Its owner stops that
-        run's work. A run whose outcome is already on its way is left alone (the
-        finish script fences the outcome off); a run this daemon does not know yet
-        (the claim's reply still on its way) is remembered a while, so it never
-        starts. The claim names one run, so a remembered cancel can never stop a later
-        run of the same job. Anyone may publish: what is not a message of cancel.lua
-        is ignored (renewal still finds a cancelled job)."""
-        try:
-            job_id, owner, claim = orjson.loads(message)
-        except (orjson.JSONDecodeError, TypeError, ValueError):
-            return
-        if owner != self.id or not isinstance(job_id, str) or not isinstance(claim, int):
-            return
-        job = self.active.get(job_id)
-        if job is not None and job.claim == claim:
-            if self.metrics is not None:
-                self.metrics.cancelled(job.task, job_id, claim)
-            if not self._has_ended(job):
-                self._stop_work(job, "job cancelled by request")
-            return
-        if self.metrics is not None:
-            self.metrics.cancelled(UNKNOWN_TASK, job_id, claim)
-        if job is not None and job.claim > claim:
-            return  # an older run, already over: the job runs here again since
-        now = time.monotonic()
-        self._cancelled = {k: t for k, t in self._cancelled.items() if now - t < 60}
-        self._cancelled[(job_id, claim)] = now
-
-    def _stop_work(self, job: ClaimedJob, message: str | None) -> None:
-        """Stop a job's work, its outcome unwanted: an async job is cancelled, a cpu
-        job's worker killed and replaced; an io job's thread runs on, its result
-        dropped. Redis already holds the job's new state."""
-        if self.active.get(job.id) is job:
-            del self.active[job.id]
-        for task, running in list(self._job_tasks.items()):
-            if running is job:
-                # Not task.cancel() now: a task cancelled before its first step never
-                # runs the code that frees its executor slot. Its first step is already
-                # scheduled (call_soon is first in, first out), so this comes after it.
-                asyncio.get_running_loop().call_soon(task.cancel)
-        if message:
-            log.info(message, job_id=job.id, task=job.task, attempt=job.attempt,
-                     state="cancelled")  # fmt: skip
 
     async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
         """Run until `stop` is set (or, with `drain`, until no work is left)."""
