@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
+from runner.config.reader import TableReader
 from runner.config.values import (
     duration_or,
     fraction,
@@ -33,7 +34,6 @@ from runner.config.values import (
     positive_size,
     secret,
     string,
-    url_of,
 )
 from runner.errors import ConfigError
 from runner.redact import redact_url
@@ -45,7 +45,6 @@ DEFAULT_CONFIG = Path("config/runner.toml")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
-T = TypeVar("T")
 PARK_HORIZON: float | None = 3600.0  # jobs due later wait in Postgres; None: never
 POOLS_FULL_WARNING: float | None = 60.0  # [pools] warn_full_after
 KEEP_HISTORY: float | None = 30 * 86400.0  # finished history kept; None: for good
@@ -121,70 +120,10 @@ class Settings:
         )
 
 
-class _Reader:
-    """Reads typed values out of a TOML table, recording problems instead of raising."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-
-    def table(self, data: Mapping[str, Any], path: str, allowed: set[str]) -> Mapping[str, Any]:
-        value = data.get(path.rsplit(".", 1)[-1], {})
-        if not isinstance(value, dict):
-            self.problems.append(f"{path}: must be a table, got {value!r}")
-            return {}
-        self.unknown_keys(value, path, allowed)
-        return value
-
-    def unknown_keys(self, table: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-        for key in sorted(set(table) - allowed):
-            self.problems.append(
-                f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
-            )
-
-    def get(self, table: Mapping[str, Any], path: str, default: T, check: Callable[[Any], T]) -> T:
-        key = path.rsplit(".", 1)[-1]
-        if key not in table:
-            return default
-        try:
-            return check(table[key])
-        except ValueError as exc:
-            self.problems.append(f"{path}: {exc}")
-            return default
-
-    def overridden(
-        self,
-        env: Mapping[str, str],
-        variable: str,
-        table: Mapping[str, Any],
-        path: str,
-        check: Callable[[Any], T],
-    ) -> T | None:
-        """The value from the environment if set there, else from the file: checked alike,
-        a problem named by the variable or the key it came from."""
-        if not env.get(variable):
-            return self.get(table, path, None, check)
-        try:
-            return check(env[variable])
-        except ValueError as exc:
-            self.problems.append(f"{variable}: {exc}")
-            return None
-
-    def url(
-        self,
-        env: Mapping[str, str],
-        variable: str,
-        table: Mapping[str, Any],
-        path: str,
-        schemes: tuple[str, ...],
-    ) -> str | None:
-        """The URL from the environment if set there, else from the file."""
-        return self.overridden(env, variable, table, path, url_of(*schemes))
-
-
 _TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter"}
 
 
-def _task(read: _Reader, name: str, raw: Any) -> TaskSettings | None:
+def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
     path = f"tasks.{name}"
     if not isinstance(raw, dict):
         read.problems.append(f"{path}: must be a table, got {raw!r}")
@@ -221,7 +160,7 @@ _CRON_KEYS = {
 }  # fmt: skip
 
 
-def _cron(read: _Reader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronSettings | None:
+def _cron(read: TableReader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronSettings | None:
     from runner.cron import MISFIRE_POLICIES, OVERLAP_POLICIES  # noqa: PLC0415  # croniter only when needed
 
     path = f"cron.{name}"
@@ -308,7 +247,7 @@ def collect_settings(
     those tasks and cron entries, and defaults where a value was bad: never run on
     them unless the problems are empty."""
     problems: list[str] = []
-    read = _Reader(problems)
+    read = TableReader(problems)
     for key in sorted(set(data) - _SECTIONS):
         problems.append(f"{key}: unknown section (allowed: {', '.join(sorted(_SECTIONS))})")
     redis = read.table(data, "redis", {"url", "key_prefix"})

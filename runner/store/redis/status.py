@@ -24,6 +24,7 @@ import orjson
 from redis.asyncio import Redis
 
 from runner.jobs import rfc3339
+from runner.store.failures import on_redis
 from runner.store.redis.fields import stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
 
@@ -248,3 +249,40 @@ def _daemon_details(
         }
         for (daemon, beat), note, kinds in zip(daemons, info, pools, strict=True)
     ]
+
+
+class StatusStore:
+    """Daemons' presence (heartbeats, their notes and pools) and the status document's
+    Redis part. A base of RedisStore."""
+
+    redis: Redis
+    keys: Keys
+
+    @on_redis
+    async def heartbeat(
+        self, daemon: str, now_ms: int, info: DaemonInfo | None = None, pools: str | None = None
+    ) -> None:
+        """Liveness is the daemon's score. Its note of itself (`info`) is written only
+        where missing: once at start, and again after Redis lost its data; its pools
+        (JSON) each time. The same round trip either way."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.daemons, {daemon: now_ms})
+            if info is not None:
+                pipe.hsetnx(self.keys.daemon_info, daemon, info.to_json())
+            if pools is not None:
+                pipe.hset(self.keys.daemon_pools, daemon, pools)
+            await pipe.execute()
+
+    @on_redis
+    async def forget_daemon(self, daemon: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.keys.daemons, daemon)
+            pipe.hdel(self.keys.daemon_info, daemon)
+            pipe.hdel(self.keys.daemon_pools, daemon)
+            await pipe.execute()
+
+    @on_redis
+    async def overview(self, now_ms: int, alive_since_ms: int) -> dict[str, Any]:
+        """What `runner status` shows from Redis, in two round trips (the second reads
+        the notes of live daemons, held jobs of paused tasks, owners of running jobs)."""
+        return await read_overview(self.redis, self.keys, now_ms, alive_since_ms)

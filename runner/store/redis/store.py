@@ -32,7 +32,7 @@ from runner.store.redis.parking import ParkStore
 from runner.store.redis.requests import RequestStore
 from runner.store.redis.retired import RetiredStore
 from runner.store.redis.scripts import Scripts, check_scripts
-from runner.store.redis.status import DaemonInfo, read_overview
+from runner.store.redis.status import StatusStore
 from runner.store.redis.stream import EventStream
 from runner.store.redis.upgrade import upgrade_job_hashes
 
@@ -92,7 +92,7 @@ def _json(value: str | None) -> Any:
         return value
 
 
-class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
+class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore):
     def __init__(self, redis: Redis, keys: Keys, keep_finished_ms: int = 0) -> None:
         self.redis = redis
         self.keys = keys
@@ -298,29 +298,6 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
         return state
 
     @on_redis
-    async def heartbeat(
-        self, daemon: str, now_ms: int, info: DaemonInfo | None = None, pools: str | None = None
-    ) -> None:
-        """Liveness is the daemon's score. Its note of itself (`info`) is written only
-        where missing: once at start, and again after Redis lost its data; its pools
-        (JSON) each time. The same round trip either way."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.daemons, {daemon: now_ms})
-            if info is not None:
-                pipe.hsetnx(self.keys.daemon_info, daemon, info.to_json())
-            if pools is not None:
-                pipe.hset(self.keys.daemon_pools, daemon, pools)
-            await pipe.execute()
-
-    @on_redis
-    async def forget_daemon(self, daemon: str) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self.keys.daemons, daemon)
-            pipe.hdel(self.keys.daemon_info, daemon)
-            pipe.hdel(self.keys.daemon_pools, daemon)
-            await pipe.execute()
-
-    @on_redis
     async def get_job(self, job_id: str) -> JobRecord | None:
         found: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
         if not found:
@@ -373,12 +350,6 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore):
                 pipe.zcard(key)
             counts = await pipe.execute()
         return int(sum(counts))
-
-    @on_redis
-    async def overview(self, now_ms: int, alive_since_ms: int) -> dict[str, Any]:
-        """What `runner status` shows from Redis, in two round trips (the second reads
-        the notes of live daemons, held jobs of paused tasks, owners of running jobs)."""
-        return await read_overview(self.redis, self.keys, now_ms, alive_since_ms)
 
     # Wake-ups: "a job is due at T", published by the scripts to every daemon.
 
