@@ -107,6 +107,11 @@ class Keys:
                 self.held_prefix, self.retired]  # fmt: skip
 
     @property
+    def running_ends(self) -> list[str]:
+        """The KEYS of the scripts that end a run: finish.lua and reap.lua."""
+        return [self.leases, self.events, *self.due_all, self.job_prefix, self.dead]
+
+    @property
     def enqueue(self) -> list[str]:
         """The KEYS of enqueue.lua."""
         return [*self.due_all, self.events, self.job_prefix, self.cron_state, self.retired]

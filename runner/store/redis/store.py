@@ -205,13 +205,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
             ]
         ).decode()  # fmt: skip
         replies = await self.scripts.finish(
-            keys=[
-                self.keys.leases,
-                self.keys.events,
-                *self.keys.due_all,
-                self.keys.job_prefix,
-                self.keys.dead,
-            ],
+            keys=self.keys.running_ends,
             args=[
                 now_ms,
                 daemon,
@@ -262,13 +256,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
     async def reap_expired(self, now_ms: int, reaper: str, limit: int = 500) -> list[ReapedJob]:
         retry = transition("lease_expired_retry")
         flat = await self.scripts.reap(
-            keys=[
-                self.keys.leases,
-                self.keys.events,
-                *self.keys.due_all,
-                self.keys.job_prefix,
-                self.keys.dead,
-            ],
+            keys=self.keys.running_ends,
             args=[
                 now_ms,
                 limit,
