@@ -73,9 +73,9 @@ async def _enqueue_paused(client: Client, depth: int) -> float:
 
 
 async def _wait_recorded(client: Client, timeout: float) -> None:
-    """Until the recorder has written every enqueue event (the stream is empty)."""
+    """Until the recorder has written every enqueue event."""
     deadline = time.monotonic() + timeout
-    while await client.redis.xlen(client.store.keys.events) > 0:
+    while (await client.store.recorder_backlog()).entries > 0:
         if time.monotonic() > deadline:
             raise TimeoutError("the recorder did not catch up with the enqueue events")
         await asyncio.sleep(0.2)

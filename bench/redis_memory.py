@@ -37,6 +37,7 @@ from runner.servers.embedded import EmbeddedServers
 from runner.store import redis_client
 
 NEAR_JOBS = 100_000
+EVENTS_KEEP_S = 1  # recorded transitions are trimmed after this (runner's default: 2 minutes)
 NEAR_DUE_S = 59 * 60.0  # the latest minute inside runner's default one-hour park horizon
 FAR_JOBS = 1_000_000
 CHUNK = 2000
@@ -103,6 +104,7 @@ def _config(servers: EmbeddedServers, folder: Path, phase: str, parking: bool, d
         folder / f"{phase}.toml", in_db(servers.redis_url, db), servers.database_url,
         "runner", log_file,  # the default prefix, as in production: it is in every key
     )  # fmt: skip
+    path.write_text(path.read_text() + f'[events]\nkeep = "{EVENTS_KEEP_S}s"\n')
     if not parking:
         path.write_text(path.read_text() + '[daemon]\npark_horizon = "off"\n')
     return path
@@ -113,13 +115,15 @@ async def _used(client: Client) -> int:
 
 
 async def _settled(client: Client, timeout: float = 900) -> int:
-    """used_memory once the recorder has drained the stream."""
+    """used_memory once the recorder has drained the stream and the recorded entries
+    are trimmed (the config keeps them EVENTS_KEEP: their cost is the stream's, per
+    event, not a waiting job's)."""
     deadline = time.monotonic() + timeout
-    while await client.redis.xlen(client.store.keys.events) > 0:
+    while (await client.store.recorder_backlog()).entries > 0:
         if time.monotonic() > deadline:
             raise TimeoutError("the recorder did not drain the stream")
         await asyncio.sleep(0.5)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(EVENTS_KEEP_S + 2.0)  # the recorder trims once a second
     return await _used(client)
 
 

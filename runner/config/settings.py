@@ -48,6 +48,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 PARK_HORIZON: float | None = 3600.0  # jobs due later wait in Postgres; None: never
 POOLS_FULL_WARNING: float | None = 60.0  # [pools] warn_full_after
 KEEP_HISTORY: float | None = 30 * 86400.0  # finished history kept; None: for good
+EVENTS_KEEP = 120.0  # [events] keep: how long the transition stream keeps an entry
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Settings:
     recorder_batch: int = 2000
     recorder_interval: float = 0.1
     recorder_reclaim_after: float = 30.0
+    events_keep: float = EVENTS_KEEP  # the transition stream keeps entries this long
     log_level: str = "info"
     log_file: str | None = None
     log_format: str = "auto"
@@ -224,7 +226,7 @@ def _table(value: Any) -> dict[str, Any]:
 
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
-    "cron", "metrics", "web", "history",
+    "cron", "metrics", "web", "history", "events",
 }  # fmt: skip
 
 
@@ -267,6 +269,7 @@ def collect_settings(
     web = read.table(data, "web", {"listen", "token"})
     pools = read.table(data, "pools", {"async", "io", "cpu", "warn_full_after"})
     recorder = read.table(data, "recorder", {"batch_events", "flush_interval", "reclaim_after"})
+    events = read.table(data, "events", {"keep"})
     log = read.table(data, "log", {"level", "file", "format"})
     tasks_raw = read.table(data, "tasks", set(data.get("tasks", {})))
     tasks = {name: _task(read, name, raw) for name, raw in tasks_raw.items()}
@@ -301,6 +304,7 @@ def collect_settings(
         recorder_reclaim_after=read.get(
             recorder, "recorder.reclaim_after", 30.0, positive_duration
         ),
+        events_keep=read.get(events, "events.keep", EVENTS_KEEP, non_negative_duration),
         log_level=read.get(log, "log.level", "info", one_of(*LOG_LEVELS)),
         log_file=read.get(log, "log.file", None, string),
         log_format=read.get(log, "log.format", "auto", one_of("auto", "json", "console")),

@@ -1,10 +1,11 @@
 """The recorder: drains the transition stream into PostgreSQL in batches.
 
 A batch is flushed at `batch_events` events or `flush_interval` after its first
-event, whichever comes first. Entries are acknowledged (and deleted from the
-stream) only after Postgres committed them; while Postgres is down the batch
-is retried and nothing more is read, so Redis keeps the backlog. Entries that a
-dead daemon read but never acknowledged are taken over after `reclaim_after`.
+event, whichever comes first. Entries are acknowledged only after Postgres
+committed them (and trimmed from the stream once `[events] keep` has passed);
+while Postgres is down the batch is retried and nothing more is read, so Redis
+keeps the backlog. Entries that a dead daemon read but never acknowledged are
+taken over after `reclaim_after`.
 Inserts are keyed by (job id, seq), so writing an entry twice is harmless.
 A finished job stays in Redis until its last transition is committed; only then
 does the recorder give it its `keep_finished` expiry, so a job id is never free
@@ -37,6 +38,7 @@ from runner.store import PgStore, RedisStore, StreamEntry
 log = get_logger()
 
 SetAside = list[tuple[StreamEntry, str]]
+TRIM_EVERY_S = 1.0
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Recorder:
         batch_events: int,
         flush_interval: float,
         reclaim_after: float = 30.0,
+        keep: float = 120.0,
     ) -> None:
         self.redis_store = redis_store
         self.pg_store = pg_store
@@ -68,12 +71,16 @@ class Recorder:
         self.recorded = 0
         self.stopping = False
         self.metrics: Metrics | None = None
+        self.keep_ms = int(keep * 1000)
         self._next_reclaim = 0.0
+        self._next_trim = 0.0
 
     def configure(self, settings: Settings) -> None:
-        """Its part of a reload: how many events a statement, how long a batch waits."""
+        """Its part of a reload: how many events a statement, how long a batch waits,
+        how long the stream keeps what was recorded."""
         self.batch_events = settings.recorder_batch
         self.flush_interval = settings.recorder_interval
+        self.keep_ms = int(settings.events_keep * 1000)
 
     async def run(self) -> None:
         """Record until asked to stop, then drain what is left.
@@ -86,6 +93,7 @@ class Recorder:
         while not self.stopping:
             try:
                 await self.record_batch(block=True)
+                await self._trim()
                 backoff.reset()
             except Exception as exc:  # every failure is the store's or data's: pause, go on
                 await backoff.pause("recorder", exc)
@@ -94,6 +102,14 @@ class Recorder:
         await keep_going("recorder", self.drain)
         # Everything this consumer read is acknowledged: leave the group tidy.
         await keep_going("recorder", lambda: self.redis_store.forget_consumer(self.consumer))
+
+    async def _trim(self) -> None:
+        """Once a second: the stream keeps recorded entries only for `[events] keep`
+        (and while another reader, a webhook sink, has not acknowledged them)."""
+        if time.monotonic() < self._next_trim:
+            return
+        self._next_trim = time.monotonic() + TRIM_EVERY_S
+        await self.redis_store.trim_events(self.keep_ms, int(time.time() * 1000))
 
     async def drain(self) -> None:
         """Record everything in the stream now."""

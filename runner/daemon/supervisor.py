@@ -117,6 +117,7 @@ class Daemon(RunStops):
             batch_events=settings.recorder_batch,
             flush_interval=settings.recorder_interval,
             reclaim_after=settings.recorder_reclaim_after,
+            keep=settings.events_keep,
         )
         self.promoter = Promoter(Parking(
             store, self._history_store, settings.park_horizon, clock, f"daemon:{self.id}"

@@ -16,6 +16,7 @@ from runner.store.postgres.store import PgStore
 from runner.store.redis.connect import RedisClient, redis_client
 from runner.store.redis.gauges import read_queue_gauges
 from runner.store.redis.keys import ALL_TASKS, Keys
+from runner.store.redis.retention import Backlog, id_pair
 from runner.store.redis.status import DaemonInfo
 from runner.store.redis.store import RedisStore
 from runner.store.redis.stream import StreamEntry
@@ -25,6 +26,7 @@ from runner.store.revival import REVIVING, revive_for
 __all__ = [
     "ALL_TASKS",
     "REVIVING",
+    "Backlog",
     "BadCursor",
     "DaemonInfo",
     "HistoryStore",
@@ -38,6 +40,7 @@ __all__ = [
     "WaitingForResume",
     "check_limit",
     "decode_cursor",
+    "id_pair",
     "per_state",
     "read_queue_gauges",
     "redis_client",

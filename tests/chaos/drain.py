@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from runner.store.redis.fields import stored
 from runner.store.redis.keys import Keys
 from tests.chaos.audit import CHUNK, TERMINAL
+from tests.unrecorded import unrecorded
 
 
 @dataclass
@@ -51,7 +52,7 @@ async def _not_terminal(redis: Redis, keys: Keys, ids: Sequence[str]) -> list[st
 
 
 async def _stream_length(redis: Redis, keys: Keys) -> int:
-    return int(await redis.xlen(keys.events))
+    return await unrecorded(redis, keys)
 
 
 async def _rows_missing(database_url: str, ids: Sequence[str]) -> int:

@@ -28,6 +28,7 @@ from tests.chaos.health import check_health
 from tests.chaos.load import Kind, LoadGenerator
 from tests.chaos.profile import profile
 from tests.chaos.requests import Requester
+from tests.unrecorded import unrecorded
 
 PROFILE = profile("control")
 SETTLE_S = 60.0
@@ -56,7 +57,7 @@ async def _settle(cluster: Cluster, requester: Requester, ids: Sequence[str]) ->
         for start in range(0, len(paused), 500):
             await requester.request("resume", paused[start : start + 500])
         left = Counter(state for state in states.values() if state not in TERMINAL)
-        if not left and await cluster.redis.xlen(cluster.keys.events) == 0:
+        if not left and await unrecorded(cluster.redis, cluster.keys) == 0:
             return time.monotonic() - started
         await asyncio.sleep(0.2)
     raise AssertionError(f"not settled after {SETTLE_S}s: {dict(left)}")

@@ -32,6 +32,7 @@ from tests.daemon.metrics_run import (
 )
 from tests.daemon.process import DaemonProcess, cli
 from tests.real_servers import Servers
+from tests.unrecorded import unrecorded
 from tests.waiting import eventually
 
 LONG = os.environ.get("RUNNER_CHAOS") == "long"
@@ -92,8 +93,8 @@ def load_port(config: Path) -> str:
     return listen.rpartition(":")[2]
 
 
-async def _stream_empty(redis: Redis, events: str) -> bool:
-    return await redis.xlen(events) == 0
+async def _stream_empty(redis: Redis, keys: Keys) -> bool:
+    return await unrecorded(redis, keys) == 0
 
 
 async def _refreshed(port: int, backlog: int) -> str | None:
@@ -122,14 +123,14 @@ async def test_refreshed_gauges_show_the_due_backlog_and_servers_up(
     config = tmp_path / "d0.toml"
     assert cli("pause", "--all", config=config).returncode == 0  # nothing is claimed
     client = Client(load_settings(config, env={}), redis, pg)
-    events = Keys(prefix).events
-    await eventually(lambda: _stream_empty(redis, events), what="the recorder catching up")
+    keys = Keys(prefix)
+    await eventually(lambda: _stream_empty(redis, keys), what="the recorder catching up")
     holder = await asyncpg.connect(database_url)
     try:
         async with holder.transaction():
             await holder.execute("LOCK TABLE runner_job_events IN ACCESS EXCLUSIVE MODE")
             await client.enqueue_many([client.new_job("noop") for _ in range(7)])
-            backlog = await redis.xlen(events)
+            backlog = await unrecorded(redis, keys)
             daemon.signal(signal.SIGSTOP)
             await asyncio.sleep(FROZEN_S)
             daemon.signal(signal.SIGCONT)
@@ -137,7 +138,7 @@ async def test_refreshed_gauges_show_the_due_backlog_and_servers_up(
                 lambda: _refreshed(port, backlog), timeout=15, every=0.1,
                 what="a refresh showing the due jobs, the backlog and the frozen loop",
             )  # fmt: skip
-            assert await redis.xlen(events) == backlog  # nothing was recorded meanwhile
+            assert await unrecorded(redis, keys) == backlog  # nothing was recorded meanwhile
     finally:
         await holder.close()
     assert backlog > 0

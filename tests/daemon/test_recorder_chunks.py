@@ -16,6 +16,7 @@ from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
 from runner.store.redis.stream import StreamEntry
 from tests.store.redis.test_scripts import NOW, new_job
+from tests.unrecorded import unrecorded
 
 
 def entry(events: int) -> StreamEntry:
@@ -53,7 +54,7 @@ async def test_entries_of_thousands_of_events_are_recorded_in_bounded_statements
     await recorder.drain()
     assert sizes == [1500, 1500, 1500]
     assert await pg.pool.fetchval("SELECT count(*) FROM runner_jobs") == 4500
-    assert await redis.xlen(keys.events) == 0
+    assert await unrecorded(redis, keys) == 0
 
 
 async def test_one_entry_larger_than_the_batch_is_written_in_parts_then_acknowledged(

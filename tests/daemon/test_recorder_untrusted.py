@@ -19,6 +19,7 @@ from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
 from tests.store.redis.test_scripts import NOW, new_job
+from tests.unrecorded import unrecorded
 
 FOREIGN = [
     {"x": "1"},
@@ -49,7 +50,7 @@ async def test_foreign_entries_are_set_aside_and_the_good_ones_recorded(
     dead: Any = await redis.xrange(keys.dead_events)
     assert len(dead) == len(FOREIGN)
     assert all(fields["reason"] and fields["entry_id"] for _, fields in dead)
-    assert await redis.xlen(keys.events) == 0
+    assert await unrecorded(redis, keys) == 0
     pending = await redis.xpending(keys.events, keys.recorder_group)
     assert pending["pending"] == 0
     assert await store.dead_letter_counts() == {"jobs": 0, "events": len(FOREIGN)}

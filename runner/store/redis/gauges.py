@@ -1,9 +1,9 @@
-"""The Redis figures behind the daemon's gauges, in one round trip of O(log n) reads.
+"""The Redis figures behind the daemon's gauges, in a few round trips of O(log n) reads.
 
 Read every couple of seconds by the metrics service, never on a scrape: due jobs
 per kind (ZCOUNT), the earliest due time per kind (the first member of each due
-set) and the unrecorded stream entries (XLEN: the recorder deletes what Postgres
-committed). None of it grows with the number of jobs Redis or Postgres holds.
+set) and the unrecorded stream entries (the recorders' consumer group's pending
+entries and lag). None of it grows with the number of jobs Redis or Postgres holds.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.store.failures import on_redis
+from runner.store.redis import retention
 from runner.store.redis.keys import KINDS
 from runner.store.redis.store import RedisStore
 
@@ -39,13 +40,13 @@ async def read_queue_gauges(store: RedisStore, now_ms: int) -> QueueGauges:
             pipe.zcount(keys.due(kind), "-inf", now_ms)
         for kind in KINDS:
             pipe.zrange(keys.due(kind), 0, 0, withscores=True)
-        pipe.xlen(keys.events)  # 0 while the stream does not exist
         replies = await pipe.execute()
+    unrecorded = await retention.backlog(store.redis, keys.events, keys.recorder_group)
     n = len(KINDS)
     earliest = min((s for s in map(_score, replies[n : 2 * n]) if s is not None), default=None)
     lag = 0 if earliest is None or earliest > now_ms else int(now_ms - earliest)
     return QueueGauges(
         due={kind: int(count) for kind, count in zip(KINDS, replies[:n], strict=True)},
         oldest_due_lag_ms=lag,
-        unrecorded_entries=int(replies[2 * n]),
+        unrecorded_entries=unrecorded.entries,
     )

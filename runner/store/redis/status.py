@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from runner.jobs import rfc3339
 from runner.store.failures import on_redis
+from runner.store.redis import retention
 from runner.store.redis.fields import stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
 
@@ -153,26 +154,21 @@ async def _first_round(redis: Redis, keys: Keys, now_ms: int, alive_since_ms: in
             pipe.zrange(keys.due(kind), 0, 0, withscores=True)
         pipe.zrange(keys.leases, 0, -1)
         pipe.zrangebyscore(keys.daemons, alive_since_ms, "+inf", withscores=True)
-        pipe.xlen(keys.events)  # 0 for a stream not created yet
         pipe.zcard(keys.dead)
         pipe.xlen(keys.dead_events)
         pipe.hgetall(keys.paused)
-        pipe.xrange(keys.events, count=1)
-        pipe.xpending(keys.events, keys.recorder_group)  # an error before the group exists
-        *replies, pending = await pipe.execute(raise_on_error=False)
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
+        replies = await pipe.execute()
+    unrecorded = await retention.backlog(redis, keys.events, keys.recorder_group)
     n = len(KINDS)
-    running_ids, daemons, unrecorded, dead_jobs, dead_events, paused, oldest = replies[3 * n :]
+    running_ids, daemons, dead_jobs, dead_events, paused = replies[3 * n :]
     counts = {
         "due": dict(zip(KINDS, replies[0:n], strict=True)),
         "waiting": dict(zip(KINDS, replies[n : 2 * n], strict=True)),
-        "unrecorded_entries": unrecorded,
+        "unrecorded_entries": unrecorded.entries,
         "set_aside": {"jobs": dead_jobs, "events": dead_events},
         "oldest_due_lag_ms": _oldest_due_lag(replies[2 * n : 3 * n], now_ms),
-        "recorder_pending": _pending_count(pending),
-        "unrecorded_oldest_age_ms": _entry_age(oldest, now_ms),
+        "recorder_pending": unrecorded.pending,
+        "unrecorded_oldest_age_ms": _entry_age(unrecorded.oldest_id, now_ms),
     }
     beats = sorted((daemon, _score_ms(score)) for daemon, score in daemons)
     return _Live(counts, running_ids, beats, paused)
@@ -213,19 +209,12 @@ def _oldest_due_lag(firsts: list[Any], now_ms: int) -> int | None:
     return None if earliest is None or earliest > now_ms else now_ms - earliest
 
 
-def _pending_count(summary: Any) -> int:
-    """Entries a recorder read but Postgres has not committed yet (XPENDING)."""
-    if isinstance(summary, dict):
-        return _whole(summary.get("pending")) or 0
-    return 0  # no stream or no consumer group yet: nothing read
-
-
-def _entry_age(entries: Any, now_ms: int) -> int | None:
-    """Age of the oldest stream entry (its id is "<ms>-<n>"), None with no entry."""
-    if not entries:
+def _entry_age(entry_id: str | None, now_ms: int) -> int | None:
+    """Age of a stream entry (its id is "<ms>-<n>"), None with no entry."""
+    if entry_id is None:
         return None
     try:
-        written = int(str(entries[0][0]).split("-", 1)[0])
+        written = int(entry_id.split("-", 1)[0])
     except ValueError:
         return None
     return max(now_ms - written, 0)

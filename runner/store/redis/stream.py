@@ -2,8 +2,9 @@
 
 Every script appends its transitions here; each daemon's recorder reads them,
 acknowledges what Postgres committed, takes over what a dead daemon left
-unacknowledged, and moves aside what Postgres cannot take. A base of
-RedisStore: the verbs are the store's, kept in a module of their own.
+unacknowledged, and moves aside what Postgres cannot take. Entries stay for the
+stream's other readers until trimmed (retention.py). A base of RedisStore: the
+verbs are the store's, kept in a module of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from runner.store.failures import on_redis
+from runner.store.redis import retention
+from runner.store.redis.fields import stored
 from runner.store.redis.keys import Keys
+from runner.store.redis.retention import Backlog
 
 DEAD_EVENTS_KEPT = 100_000  # the dead-letter stream is capped (approximately) at this
 
@@ -68,13 +72,20 @@ class EventStream:
 
     @on_redis
     async def ack_events(self, entry_ids: Sequence[str]) -> None:
-        """Acknowledge and delete recorded entries: the stream only holds what is unrecorded."""
-        if not entry_ids:
-            return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.keys.events, self.keys.recorder_group, *entry_ids)
-            pipe.xdel(self.keys.events, *entry_ids)
-            await pipe.execute()
+        """Acknowledge recorded entries. They stay in the stream for its other readers
+        until trim_events drops them (see retention.py)."""
+        if entry_ids:
+            await self.redis.xack(self.keys.events, self.keys.recorder_group, *entry_ids)
+
+    @on_redis
+    async def trim_events(self, keep_ms: int, now_ms: int) -> None:
+        """Drop entries older than `keep_ms` that every consumer group acknowledged."""
+        await retention.trim(self.redis, self.keys.events, keep_ms, now_ms)
+
+    @on_redis
+    async def recorder_backlog(self) -> Backlog:
+        """The entries no recorder has acknowledged yet: the history not in Postgres."""
+        return await retention.backlog(self.redis, self.keys.events, self.keys.recorder_group)
 
     @on_redis
     async def set_events_aside(self, entries: Sequence[tuple[StreamEntry, str]]) -> None:
@@ -90,6 +101,43 @@ class EventStream:
                 pipe.xadd(self.keys.dead_events, fields, maxlen=DEAD_EVENTS_KEPT, approximate=True)
             await pipe.execute()
         await self.ack_events([entry.id for entry, _ in entries])
+
+    @on_redis
+    async def read_stream_after(
+        self, entry_id: str, count: int, block_ms: int | None
+    ) -> list[StreamEntry]:
+        """Entries after `entry_id`, read without a group (a live feed, a waiting
+        client): nothing is acknowledged and any number of readers may read."""
+        reply: Any = await self.redis.xread({self.keys.events: entry_id}, count, block_ms)
+        return [] if not reply else _entries(reply[0][1])
+
+    @on_redis
+    async def stream_entries(self, first_id: str, count: int) -> list[StreamEntry]:
+        """Entries from `first_id` on, that one included (a feed resuming in an entry)."""
+        return _entries(await self.redis.xrange(self.keys.events, first_id, "+", count=count))
+
+    @on_redis
+    async def stream_ends(self) -> tuple[str, str]:
+        """The ids of the stream's first and last entries ("0-0" for an empty stream):
+        a feed starting now reads after the last; one resuming before the first may
+        have missed trimmed entries."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xrange(self.keys.events, count=1)
+            pipe.xrevrange(self.keys.events, count=1)
+            first, last = await pipe.execute()
+        return (first[0][0] if first else "0-0", last[0][0] if last else "0-0")
+
+    @on_redis
+    async def job_tasks(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The task of each of these jobs that Redis still holds."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), stored("task"))
+            names = await pipe.execute(raise_on_error=False)
+        return {
+            job_id: name for job_id, name in zip(job_ids, names, strict=True)
+            if isinstance(name, str) and name
+        }  # fmt: skip
 
     @on_redis
     async def dead_letter_counts(self) -> dict[str, int]:
