@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from runner.events.feed import Feed
 from runner.events.filters import TransitionFilter
-from runner.events.transition import split_position
+from runner.events.transition import Transition, split_position
 from runner.jobs import Outcome
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
@@ -36,7 +36,7 @@ async def test_a_feed_started_now_sees_only_what_is_written_after(store: RedisSt
     feed = Feed(store, block_ms=1000)
     await feed.start_now()
     await _run(store, "after")
-    seen = []
+    seen: list[Transition] = []
     while len(seen) < 3:
         seen += await feed.next_batch()
     assert [(t.job_id, t.to_state, t.task) for t in seen] == [
@@ -87,7 +87,7 @@ async def test_a_filter_keeps_only_the_tasks_jobs_and_states_asked_for(
     await feed.start_now()
     await _run(store, "a")
     await _run(store, "b")
-    kept = []
+    kept: list[Transition] = []
     deadline = time.monotonic() + 5
     while not kept and time.monotonic() < deadline:
         kept += await feed.next_batch()

@@ -4,6 +4,7 @@ one that a consumer group has not acknowledged, however old."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -22,7 +23,7 @@ async def _enqueue(store: RedisStore, count: int) -> None:
 async def _read_all(store: RedisStore, group: str | None = None) -> list[str]:
     if group is None:
         return [e.id for e in await store.read_events("c1", 1000, None)]
-    reply = await store.redis.xreadgroup(group, "c1", {store.keys.events: ">"}, count=1000)
+    reply: Any = await store.redis.xreadgroup(group, "c1", {store.keys.events: ">"}, count=1000)
     return [entry_id for entry_id, _ in reply[0][1]] if reply else []
 
 
@@ -76,7 +77,8 @@ async def test_another_groups_unacknowledged_entries_hold_the_stream(
     await redis.xack(keys.events, OTHER_GROUP, *other[:2])
     later = int(time.time() * 1000) + 3_600_000
     await store.trim_events(keep_ms=0, now_ms=later)
-    assert [entry_id for entry_id, _ in await redis.xrange(keys.events)] == other[2:]
+    kept: Any = await redis.xrange(keys.events)
+    assert [entry_id for entry_id, _ in kept] == other[2:]
     await redis.xack(keys.events, OTHER_GROUP, *other[2:])
     await store.trim_events(keep_ms=0, now_ms=later)
     assert await redis.xlen(keys.events) == 0
