@@ -88,3 +88,25 @@ class RequestRefused(RunnerError):
 class JobDeleted(RequestRefused):
     """A request on a job that was deleted: nothing applies to it any more (the API's
     410 Gone; its history stays)."""
+
+
+class JobFailed(RunnerError):
+    """An awaited job ended without succeeding: failed, cancelled or deleted. Carries
+    the state it ended in and its error, for the caller to decide what to do."""
+
+    def __init__(self, job_id: str, state: str, error: str | None) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.error = error
+        reason = f": {error}" if error else ""
+        super().__init__(f"job {job_id!r} ended {state}{reason}")
+
+
+class ResultTimeout(RunnerError, TimeoutError):
+    """An awaited job had not ended when the timeout ran out; it goes on, in `state`."""
+
+    def __init__(self, job_id: str, state: str, timeout: float) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.timeout = timeout
+        super().__init__(f"job {job_id!r} is still {state} after {timeout:g}s")

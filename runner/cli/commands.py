@@ -123,6 +123,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_wait(args: argparse.Namespace) -> int:
+    from runner.cli.wait import wait_for_job  # noqa: PLC0415  # keeps `runner --help` fast
+
+    return wait_for_job(args, _settings(args))
+
+
 def cmd_cron(args: argparse.Namespace) -> int:
     from runner.cli.render.cron import render  # noqa: PLC0415  # keeps `runner --help` fast
     from runner.client.cron import cron_documents  # noqa: PLC0415
@@ -323,6 +329,7 @@ COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate,
     "enqueue": cmd_enqueue,
     "show": cmd_show,
+    "wait": cmd_wait,
     "jobs": cmd_jobs,
     "logs": cmd_logs,
     "status": cmd_status,

@@ -13,7 +13,7 @@ from runner import __version__
 from runner.client.paging import DEFAULT_LIMIT, MAX_LIMIT
 from runner.states import State
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 EXIT_CODES = """\
 exit codes:
@@ -153,6 +153,15 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "runner update greeting-42 --args '[\"again\"]' --in 5m\n"
         "runner update greeting-42 --retries 5 --timeout 2m",
     ),
+    "wait": (
+        "wait for a job to end",
+        "Block until the job ends, woken by its transitions (no polling), and print its "
+        "result, or how it ended. Exit 0 if it succeeded, 1 if it failed, was cancelled or "
+        "deleted, 3 if it has not ended within --timeout.",
+        "job=$(runner enqueue hello --args '[\"you\"]')\n"
+        'runner wait "$job" --timeout 30s && echo done\n'
+        "runner wait greeting-42 --json",
+    ),
     "cron": (
         "cron schedules: last and next fires",
         "Every cron schedule of the config: its task, time zone, the next fire times and "
@@ -256,6 +265,17 @@ def _show_arguments(show: argparse.ArgumentParser) -> None:
     _output(show)
 
 
+def _wait_arguments(wait: argparse.ArgumentParser) -> None:
+    wait.add_argument("job_id", metavar="JOB_ID", help="the id enqueue printed")
+    wait.add_argument(
+        "--timeout", metavar="DURATION", help="give up after this long (90, 30s, 5m; exit 3)"
+    )
+    wait.add_argument(
+        "--json", action="store_true",
+        help='print {"id", "state", "result" | "error" | "timed_out"}',
+    )  # fmt: skip
+
+
 def _logs_arguments(logs: argparse.ArgumentParser) -> None:
     logs.add_argument(
         "source", nargs="?", metavar="FILE", help="a log file, or - for stdin (default: [log] file)"
@@ -332,6 +352,7 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "web": _web_arguments,
     "enqueue": _enqueue_arguments,
     "show": _show_arguments,
+    "wait": _wait_arguments,
     "logs": _logs_arguments,
     "status": _output,
     "cron": _output,

@@ -20,16 +20,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from runner.client.awaiting import wait_until_ended
 from runner.client.input import check_job_id, check_size, due_at_ms, encode_payload, new_job_id
 from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.client.paging import DEFAULT_LIMIT
 from runner.client.requests import RequestVerbs
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config.settings import Settings, config_path, load_settings
-from runner.errors import JobNotFound, StoreUnavailable, UnknownTask, UsageError
+from runner.errors import (
+    JobFailed,
+    JobNotFound,
+    ResultTimeout,
+    StoreUnavailable,
+    UnknownTask,
+    UsageError,
+)
 from runner.jobs import EnqueueResult, NewJob, rfc3339
 from runner.servers.connect import resolve_urls
-from runner.states import ENDED
+from runner.states import ENDED, State
 from runner.store import Keys, Parking, PgStore, RedisStore, redis_client
 from runner.store import RedisClient as Redis
 
@@ -315,18 +323,26 @@ class Client(RequestVerbs):
         *,
         recorded: bool = False,
     ) -> JobInfo:
-        """Poll until the job reaches a terminal state; with `recorded`, also until
-        Postgres holds its final transition, so history() tells the whole story.
-        TimeoutError after `timeout` s; JobNotFound for an id no job has."""
+        """The job once it has ended, woken by its transitions (awaiting.py); with
+        `recorded`, also once Postgres holds its final transition, so history() tells
+        the whole story (that part is asked every `poll` s: Postgres sends no word).
+        ResultTimeout, a TimeoutError, after `timeout` s; JobNotFound for an unknown id."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = await self.get(job_id)
-            if job.done and (not recorded or await self._recorded_up_to(job)):
-                return job
+        job = await wait_until_ended(self.store, self.get, job_id, timeout)
+        while recorded and not await self._recorded_up_to(job):
             if deadline is not None and time.monotonic() >= deadline:
-                still = job.state if not job.done else f"{job.state}, not yet recorded,"
-                raise TimeoutError(f"job {job_id!r} is still {still} after {timeout}s")
+                raise ResultTimeout(job_id, f"{job.state}, not yet recorded,", timeout or 0.0)
             await asyncio.sleep(poll)
+        return job
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """The result of the job once it has succeeded. JobFailed (with the state and
+        error) if it failed, was cancelled or deleted; ResultTimeout if it has not
+        ended within `timeout` s; JobNotFound for an unknown id."""
+        job = await wait_until_ended(self.store, self.get, job_id, timeout)
+        if job.state != State.SUCCEEDED:
+            raise JobFailed(job_id, job.state, job.error)
+        return job.result
 
     async def _recorded_up_to(self, job: JobInfo) -> bool:
         pg = await self._history_store()

@@ -67,11 +67,13 @@ class Feed:
         store: RedisStore,
         keep: Callable[[Transition], bool] = lambda _: True,
         block_ms: int = 5_000,
+        *,
+        named: bool = True,
     ) -> None:
         self.store = store
         self.keep = keep
         self.block_ms = block_ms
-        self.names = TaskNames(store)
+        self.names = TaskNames(store) if named else None
         self.last_entry = "0-0"
 
     async def start_now(self) -> None:
@@ -110,9 +112,11 @@ class Feed:
             yield await self.next_batch()
 
     async def _kept(self, batch: list[Transition]) -> list[Transition]:
-        if not batch:
-            return []
-        return [t for t in await self.names.name(batch) if self.keep(t)]
+        """The batch, each named with its task unless the feed was made without names
+        (a reader that filters by job id alone need not look tasks up)."""
+        if self.names is not None and batch:
+            batch = await self.names.name(batch)
+        return [t for t in batch if self.keep(t)]
 
 
 def _all(entries: Sequence[StreamEntry]) -> list[Transition]:

@@ -108,7 +108,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         r"next\s+\d{4}-",
         r"daemons\s+1\b",  # the daemon this module started, and only it
     ),
-    "python-client": (r"succeeded hello, you",),
+    "python-client": (r"result: hello, you", r"succeeded hello, you"),
 }
 
 
