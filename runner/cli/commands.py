@@ -172,6 +172,29 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """The stream's transitions, then with -f new ones until Ctrl-C (exit 0)."""
+    from runner.cli.render.events import render  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.client.client import Client  # noqa: PLC0415
+    from runner.client.events import stream_transitions  # noqa: PLC0415
+    from runner.events.filters import TransitionFilter  # noqa: PLC0415
+
+    wanted = TransitionFilter.of(args.task or (), args.job or (), args.state or ())
+    settings = _settings(args)
+    times = TimeText(args.local)
+
+    async def show() -> None:
+        async with await Client.connect(settings) as client:
+            async for batch in stream_transitions(client, wanted, args.follow):
+                print(render(batch, args.json, times), flush=True)
+
+    try:
+        asyncio.run(show())
+    except KeyboardInterrupt:  # how -f ends: asked for, not a failure
+        return EXIT_OK
+    return EXIT_OK
+
+
 def _default_log_source(args: argparse.Namespace) -> str:
     """The config's [log] file, else stdin (`journalctl -u runner -o cat | runner logs`)."""
     try:
@@ -332,6 +355,7 @@ COMMANDS: dict[str, Command] = {
     "wait": cmd_wait,
     "jobs": cmd_jobs,
     "logs": cmd_logs,
+    "events": cmd_events,
     "status": cmd_status,
     "cron": cmd_cron,
     "pause": cmd_request,

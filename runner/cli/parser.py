@@ -108,6 +108,16 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "runner logs -f --job greeting-42\n"
         "journalctl -u runner -o cat -f | runner logs - --level warning",
     ),
+    "events": (
+        "transitions as they happen",
+        "Print job transitions (enqueued, started, succeeded, failed...) from the transition "
+        "stream in Redis: those it still holds ([events] keep, 2 minutes by default), then "
+        "with -f every new one as it happens, until Ctrl-C. Older history is in "
+        "PostgreSQL (`runner show`, `runner jobs`). --json prints one object per line, "
+        "as GET /api/events sends them.",
+        "runner events\nrunner events -f --task checksum --state failed\n"
+        "runner events -f --job greeting-42 --json",
+    ),
     "status": (
         "backlog, daemons, set-aside jobs",
         "Jobs due and waiting per kind, running jobs, live daemons, unrecorded transitions, "
@@ -292,6 +302,21 @@ def _logs_arguments(logs: argparse.ArgumentParser) -> None:
     _output(logs, "print the JSON lines as they are")
 
 
+def _events_arguments(events: argparse.ArgumentParser) -> None:
+    events.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new transitions until Ctrl-C"
+    )
+    events.add_argument("--task", action="append", help="only this task's (repeatable)")
+    events.add_argument(
+        "--job", action="append", metavar="JOB_ID", help="only this job's (repeatable)"
+    )
+    events.add_argument(
+        "--state", action="append", choices=[str(state) for state in State],
+        help="only transitions to this state (repeatable)",
+    )  # fmt: skip
+    _output(events, "print one JSON object per transition and line")
+
+
 def _ids(command: argparse.ArgumentParser, task_wide: bool) -> None:
     command.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="one or more job ids")
     if task_wide:
@@ -354,6 +379,7 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "show": _show_arguments,
     "wait": _wait_arguments,
     "logs": _logs_arguments,
+    "events": _events_arguments,
     "status": _output,
     "cron": _output,
 }

@@ -80,6 +80,17 @@ class Feed:
         """Follow from the stream's current end: only what is written from now on."""
         self.last_entry = (await self.store.stream_ends())[1]
 
+    async def start_at_first(self) -> str:
+        """Follow from the stream's first kept entry: all it still holds (the last
+        `[events] keep`), then what is written. Returns the id of its last entry
+        now: a reader that wants only what is there stops once caught_up() to it."""
+        self.last_entry = "0-0"
+        return (await self.store.stream_ends())[1]
+
+    def caught_up(self, entry_id: str) -> bool:
+        """Whether the feed has read up to `entry_id` (filtered out or not)."""
+        return id_pair(self.last_entry) >= id_pair(entry_id)
+
     async def start_after(self, position: str) -> tuple[list[Transition], Gap | None]:
         """Follow from just after `position` (ValueError if it is not one): the rest of
         its entry, and whether entries between it and the stream's start were trimmed."""

@@ -56,6 +56,11 @@ class Transition:
                 body[key] = self.detail[key]
         return body
 
+    def as_feed_json(self) -> dict[str, Any]:
+        """as_json() with the position: what the readers that can resume after it show
+        (the live feed's data, `runner events --json`)."""
+        return {**self.as_json(), "position": self.position}
+
 
 def rfc3339_ms(at_ms: int) -> str:
     moment = datetime.fromtimestamp(at_ms / 1000, UTC)

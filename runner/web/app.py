@@ -16,6 +16,8 @@ from runner.logs import get_logger
 from runner.web.api import CLIENT, COUNTS, SETTINGS, routes
 from runner.web.auth import BadHost, TokenPolicy, check_host, is_loopback
 from runner.web.errors import error_response, http_error_response, response_for
+from runner.web.live import add_live_routes
+from runner.web.output import SAFETY_HEADERS
 from runner.web.pages import add_dashboard_routes
 from runner.web.views import task_counter
 
@@ -24,12 +26,6 @@ ClientFactory = Callable[[Settings], Awaitable[Client]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLICY = web.AppKey("policy", TokenPolicy)
 MAX_BODY = 64 * 1024 * 1024  # a batch of jobs; each job's payload is checked on its own
-_HEADERS = {
-    "X-Content-Type-Options": "nosniff",  # JSON is never sniffed into HTML
-    "Cache-Control": "no-store",  # job data stays out of shared caches
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 
 
 @web.middleware
@@ -55,7 +51,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if mapped is None:
             raise
         response = mapped
-    response.headers.update(_HEADERS)
+    if not response.prepared:  # a stream (live.py) sent the same with its own
+        response.headers.update(SAFETY_HEADERS)
     return response
 
 
@@ -78,5 +75,6 @@ def make_app(settings: Settings, client_factory: ClientFactory = Client.connect)
 
     app.cleanup_ctx.append(client_context)
     app.add_routes(routes)
+    add_live_routes(app)
     add_dashboard_routes(app)
     return app

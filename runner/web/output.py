@@ -1,4 +1,5 @@
-"""Every JSON response the API sends, encoded one way."""
+"""Every JSON response the API sends, encoded one way, and the headers every API
+response carries."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+SAFETY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",  # JSON is never sniffed into HTML
+    "Cache-Control": "no-store",  # job data stays out of shared caches
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 
 def dumps(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 
 # The driver's client, for callers that hand one to a store (the client, the tests).
 RedisClient = Redis
@@ -29,3 +29,15 @@ def redis_client(url: str) -> Redis:
         socket_keepalive=True,
         socket_keepalive_options=_KEEPALIVE,
     )
+
+
+def own_connection(redis: Redis) -> Redis:
+    """A client of the same server, with the same options, on a pool of one connection
+    of its own: for a reader that blocks in Redis (a live feed's XREAD) for as long
+    as someone listens, so that it never holds a connection of the shared pool (at
+    most 100 by default) that requests need. Close it with aclose()."""
+    pool = redis.connection_pool
+    own = ConnectionPool(
+        connection_class=pool.connection_class, max_connections=1, **pool.connection_kwargs
+    )
+    return Redis.from_pool(own)  # closing the client closes its pool

@@ -26,6 +26,7 @@ from runner.jobs import (
 from runner.states import ENDED, GOING, RETIRED_ARGV, TRANSITIONS, State, states_argv, transition
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
+from runner.store.redis.connect import own_connection
 from runner.store.redis.fields import named, stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
 from runner.store.redis.parking import ParkStore
@@ -109,6 +110,12 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    def on_own_connection(self) -> RedisStore:
+        """This store on a Redis connection of its own (close it when done): for a
+        reader that blocks in Redis (a live feed), so that it never takes one of
+        the connections the shared pool keeps for everything else."""
+        return RedisStore(own_connection(self.redis), self.keys, self.keep_finished_ms)
 
     async def upgrade_hashes(self) -> int:
         """Rename the fields of job hashes an older runner wrote (see upgrade.py)."""
