@@ -5,18 +5,21 @@
 //   (api.js), and is never shown back;
 // - every time is RFC 3339 UTC with milliseconds (format.js), the header clock too;
 // - every view refreshes itself every few seconds while the tab is visible.
-// The views: overview.js, jobs.js (the list and one job), cron.js.
+// The views: overview.js, jobs.js (the list and one job), cron.js, live.js (which
+// follows a stream instead, and is stopped when the page moves to another view).
 
 import { busy, notice } from "./actions.js";
 import { refusal, token } from "./api.js";
 import { cronPage } from "./cron.js";
 import { now } from "./format.js";
 import { jobList, jobPage } from "./jobs.js";
+import { livePage } from "./live.js";
 import { overview } from "./overview.js";
 
 const REFRESH_MS = 3000;
 
 let refresh = null;
+let leave = null; // what ends the current view's own work (the Live page's stream)
 let generation = 0;
 
 function route() {
@@ -25,12 +28,19 @@ function route() {
   const view = document.getElementById("view");
   const parts = path.split("/").filter(Boolean);
   let name = "overview";
+  if (leave) leave();
+  leave = null;
   if (parts[0] === "jobs" && parts.length > 1) {
     name = "jobs";
     refresh = jobPage(view, decodeURIComponent(parts.slice(1).join("/")));
   } else if (parts[0] === "jobs") {
     name = "jobs";
     refresh = jobList(view, params);
+  } else if (parts[0] === "live") {
+    name = "live";
+    const live = livePage(view, params);
+    refresh = live.refresh;
+    leave = live.stop;
   } else if (parts[0] === "cron") {
     name = "cron";
     refresh = cronPage(view);
