@@ -72,8 +72,8 @@ _LONG_RUNNING = (
         "`runner run` runs until stopped (the test starts its own daemon)",
     ),
     (
-        re.compile(r"\b(?:logs|journalctl|tail)\b[^\n#]*\s(?:-f|--follow)\b"),
-        "`logs -f` follows forever",
+        re.compile(r"\b(?:logs|events|journalctl|tail)\b[^\n#]*\s(?:-f|--follow)\b"),
+        "`logs -f` and `events -f` follow forever",
     ),
     (re.compile(r"\b(?:sudo|systemctl|useradd)\b"), "it changes the machine"),
 )
