@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from runner.client.awaiting import wait_until_ended
+from runner.client.awaiting import EndWatch
 from runner.client.input import check_job_id, check_size, due_at_ms, encode_payload, new_job_id
 from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.client.paging import DEFAULT_LIMIT
@@ -109,6 +109,7 @@ class Client(RequestVerbs):
             self.store, self._history_store, settings.park_horizon, clock, self.origin
         )
         self._retired_filled = False  # once True, Redis alone knows which ids are taken
+        self._ends = EndWatch(self.store)  # wakes result() and wait() callers
 
     @classmethod
     async def connect(
@@ -131,6 +132,7 @@ class Client(RequestVerbs):
         return await self._history_store()
 
     async def close(self) -> None:
+        await self._ends.close()
         if self.pg is not None:
             await self.pg.close()
         await self.redis.aclose()
@@ -328,7 +330,7 @@ class Client(RequestVerbs):
         the whole story (that part is asked every `poll` s: Postgres sends no word).
         ResultTimeout, a TimeoutError, after `timeout` s; JobNotFound for an unknown id."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = await wait_until_ended(self.store, self.get, job_id, timeout)
+        job = await self._ends.wait_until_ended(self.get, job_id, timeout)
         while recorded and not await self._recorded_up_to(job):
             if deadline is not None and time.monotonic() >= deadline:
                 raise ResultTimeout(job_id, f"{job.state}, not yet recorded,", timeout or 0.0)
@@ -339,7 +341,7 @@ class Client(RequestVerbs):
         """The result of the job once it has succeeded. JobFailed (with the state and
         error) if it failed, was cancelled or deleted; ResultTimeout if it has not
         ended within `timeout` s; JobNotFound for an unknown id."""
-        job = await wait_until_ended(self.store, self.get, job_id, timeout)
+        job = await self._ends.wait_until_ended(self.get, job_id, timeout)
         if job.state != State.SUCCEEDED:
             raise JobFailed(job_id, job.state, job.error)
         return job.result

@@ -84,13 +84,43 @@ async def test_a_job_still_waiting_at_the_timeout_raises_with_its_state(client: 
 
 async def test_waiting_sends_no_command_loop_to_redis(client: Client, redis: Redis) -> None:
     """While nothing happens to the job, waiting 3 s costs the same few commands as
-    waiting 0.5 s: one blocking read, not a command every few milliseconds. Other
-    jobs' transitions wake it, and cost a read each, not a poll."""
+    waiting 0.5 s (reading where the stream ends, reading the job): the wait itself
+    is one read blocked in Redis, seen in CLIENT LIST, not a command every few
+    milliseconds. (Redis counts a blocked read only once it returns.)"""
     job_id = await client.enqueue("echo", ["x"], delay=600)
     short = await _commands_during(redis, client.result(job_id, timeout=0.5))
-    long = await _commands_during(redis, client.result(job_id, timeout=3.0))
-    assert long["xread"] == short["xread"] == 1
-    assert sum(long.values()) == sum(short.values()) <= 12
+    waiting = asyncio.create_task(_commands_during(redis, client.result(job_id, timeout=3.0)))
+    await asyncio.sleep(1.0)
+    blocked = await _blocked_reads(redis)
+    assert len(blocked) == 1 and "b" in blocked[0]["flags"]
+    long = await waiting
+    assert long == short and sum(long.values()) <= 10
+
+
+async def test_many_waiters_share_one_reader(
+    client: Client, store: RedisStore, redis: Redis
+) -> None:
+    """Five hundred jobs awaited at once are followed by one blocking read on one
+    connection of its own, not five hundred; each waiter gets its own job's result,
+    and once none waits, the reader's connection is closed."""
+    ids = [await client.enqueue("echo", [n]) for n in range(500)]
+    waiters = [asyncio.create_task(client.result(job_id, timeout=20)) for job_id in ids]
+    await asyncio.sleep(0.5)
+    assert len(await _blocked_reads(redis)) == 1
+    now = client.clock.now_ms()
+    claimed = (await store.claim_due(now, {"async": 500}, DAEMON, now + 60_000)).jobs
+    await store.finish(now, DAEMON, [
+        Outcome(j.id, j.attempt, j.claim, "succeed", result_json=f'"{j.id}"',
+                detail_json=f'{{"result":"{j.id}","duration_ms":1}}')
+        for j in claimed
+    ])  # fmt: skip
+    assert await asyncio.gather(*waiters) == ids
+    await asyncio.sleep(0.2)
+    assert await _blocked_reads(redis) == []
+
+
+async def _blocked_reads(redis: Redis) -> list[dict[str, Any]]:
+    return [c for c in await redis.client_list() if c.get("cmd") == "xread"]
 
 
 async def _commands_during(redis: Redis, waiting: Any) -> dict[str, int]:
@@ -100,6 +130,7 @@ async def _commands_during(redis: Redis, waiting: Any) -> dict[str, int]:
     after = await _command_counts(redis)
     counts = {name: after[name] - before.get(name, 0) for name in after}
     counts["info"] = counts.get("info", 0) - 1  # the second INFO is ours
+    counts.pop("client|list", None)  # the test's own look
     return {name: n for name, n in counts.items() if n > 0}
 
 

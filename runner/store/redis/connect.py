@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import socket
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 
 # The driver's client, for callers that hand one to a store (the client, the tests).
 RedisClient = Redis
 
 _KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
+MAX_CONNECTIONS = 100  # per client; more callers at once wait for one to be free
+CONNECTION_WAIT_S = 30.0  # ...this long at most, then the call fails as unavailable
 
 
 def redis_client(url: str) -> Redis:
@@ -19,9 +21,13 @@ def redis_client(url: str) -> Redis:
     set, a task per command; TCP keepalive finds a dead server (about 25 s)
     instead. encoding_errors="replace": bytes that are not UTF-8 (written by
     someone else) surface as a quarantined job, not as an exception in a reader.
+    A blocking pool: an application awaiting a thousand results at once queues
+    for the pool's connections instead of failing with "Too many connections".
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=CONNECTION_WAIT_S,
         decode_responses=True,
         encoding_errors="replace",
         socket_connect_timeout=5,
@@ -29,6 +35,7 @@ def redis_client(url: str) -> Redis:
         socket_keepalive=True,
         socket_keepalive_options=_KEEPALIVE,
     )
+    return Redis.from_pool(pool)  # closing the client closes its pool
 
 
 def own_connection(redis: Redis) -> Redis:
