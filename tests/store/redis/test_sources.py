@@ -4,12 +4,17 @@ and a list taken from in the reliable-queue pattern, each with its dead-letter s
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
 from runner.store import SourceList, SourceMessage, SourceStream
 from tests.real_servers import Servers
+
+
+async def _entries(redis: Redis, stream: str) -> Any:
+    return await redis.xrange(stream)
 
 
 def _stream(servers: Servers, prefix: str, consumer: str) -> SourceStream:
@@ -34,7 +39,7 @@ async def test_a_stream_entry_stays_pending_until_acknowledged(
     stream = _stream(servers, prefix, "a")
     await stream.ensure_group()
     await stream.ensure_group()  # a second start finds the group there
-    entry = await redis.xadd(stream.stream, {"args": "[1]"})
+    entry = str(await redis.xadd(stream.stream, {"args": "[1]"}))
     (message,) = await stream.read(10, 100)
     assert message == SourceMessage(entry, {"args": "[1]"})
     assert await stream.pending() == 1
@@ -76,7 +81,7 @@ async def test_a_dead_lettered_entry_keeps_its_reason_and_is_acknowledged(
     (message,) = await stream.read(10, 100)
     await stream.dead_letter([(message, "field 'args': not JSON")])
     assert await stream.pending() == 0
-    ((_, fields),) = await redis.xrange(stream.dead_letter_stream)
+    ((_, fields),) = await _entries(redis, stream.dead_letter_stream)
     assert fields["reason"] == "field 'args': not JSON"
     assert (fields["source"], fields["message_id"]) == ("orders", entry)
     assert orjson.loads(fields["fields"]) == {"args": "not json"}
@@ -124,7 +129,7 @@ async def test_a_blocking_wait_lands_an_item_the_next_take_returns(
     next take returns it first."""
     items = _list(servers, prefix, "a")
     assert await items.wait(0.05) is False
-    waiting = asyncio.create_task(items.wait(2))
+    waiting = asyncio.ensure_future(items.wait(2))
     await asyncio.sleep(0.05)
     await redis.lpush(items.key, "late")
     assert await waiting is True
@@ -170,7 +175,7 @@ async def test_a_list_item_that_is_not_text_is_dead_lettered_byte_for_byte(
     bad = taken[1]
     await items.dead_letter([(bad, "not JSON")])
     assert [m.item for m in await items.processing_items()] == ["ok"]
-    ((_, fields),) = await raw.xrange(items.dead_letter_stream)
+    ((_, fields),) = await _entries(raw, items.dead_letter_stream)
     assert fields[b"item"] == b"\xff\xfe bad"
     assert fields[b"reason"] == b"not JSON"
     assert fields[b"message_id"] == bad.id.encode()
