@@ -127,7 +127,18 @@ def _key(read: TableReader, path: str, raw: Mapping[str, Any], kind: str) -> str
         read.problems.append(f"{path}.{other}: a {kind} source reads a {wanted}; use {wanted} =")
     if kind and wanted not in raw:
         read.problems.append(f"{path}.{wanted}: missing; name the {wanted} to read")
-    return read.get(raw, f"{path}.{wanted}", "", string) if kind else ""
+    return read.get(raw, f"{path}.{wanted}", "", _key_name) if kind else ""
+
+
+def _key_name(value: Any) -> str:
+    """A stream's or list's name: it starts the ids of the jobs made from it, so it holds
+    no space or control character and does not start like a cron tick's id."""
+    text = string(value)
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"must have no spaces or control characters, got {text!r}")
+    if text == "cron" or text.startswith("cron:"):
+        raise ValueError(f"names starting with 'cron:' are kept for cron ticks, got {text!r}")
+    return text
 
 
 def _check_format(read: TableReader, path: str, kind: str, text: str, task: str | None) -> None:
