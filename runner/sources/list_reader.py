@@ -16,8 +16,11 @@ import contextlib
 import time
 
 from runner.daemon.resilience import Backoff, every, keep_going
+from runner.logs import get_logger
 from runner.sources.reader import Reader
 from runner.store import SourceList
+
+log = get_logger()
 
 
 class ListReader(Reader):
@@ -73,6 +76,8 @@ class ListReader(Reader):
     async def _recover_dead(self) -> None:
         for dead in await self.items.dead_consumers():
             messages = await self.items.recover(dead)
+            log.info("source took over a dead consumer's items", source=self.source.name,
+                     consumer=dead, items=len(messages))  # fmt: skip
             if messages:
                 await self.settle(messages, self.items)
 

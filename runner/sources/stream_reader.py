@@ -14,8 +14,11 @@ from __future__ import annotations
 import time
 
 from runner.daemon.resilience import Backoff, keep_going
+from runner.logs import get_logger
 from runner.sources.reader import Reader
 from runner.store import SourceStream
+
+log = get_logger()
 
 FORGET_CONSUMERS_S = 600.0  # how often consumers long idle and holding nothing are dropped
 CONSUMER_IDLE_MS = 24 * 3600 * 1000  # ... and how idle they must be
@@ -68,6 +71,8 @@ class StreamReader(Reader):
         while not self.stopping:
             start, messages = await self.stream.claim(idle_ms, self.source.batch, start)
             if messages:
+                log.info("source took over a dead consumer's entries",
+                         source=self.source.name, entries=len(messages))  # fmt: skip
                 await self.settle(messages, self.stream)
             if start == "0-0":
                 return
