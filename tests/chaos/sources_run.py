@@ -96,13 +96,14 @@ async def enqueue_events(database_url: str, prefix: str) -> Counter[str]:
     return Counter({row["job_id"]: row["n"] for row in rows})
 
 
-async def until(check: Callable[[], Any], timeout: float, what: str) -> float:
-    """Poll `check` (async) until true; the seconds it took."""
+async def until(check: Callable[[], Any], timeout: float, what: str, seen: dict[str, Any]) -> float:
+    """Poll `check` (async) until true; the seconds it took. `seen`: what `check` last
+    saw, shown if time runs out."""
     began = time.monotonic()
     while not await check():
         if time.monotonic() - began > timeout:
-            raise AssertionError(f"{what}: not reached within {timeout}s")
-        await asyncio.sleep(0.2)
+            raise AssertionError(f"{what}: not reached within {timeout}s; last seen {seen}")
+        await asyncio.sleep(1.0)
     return time.monotonic() - began
 
 
@@ -113,4 +114,6 @@ def config_sections(kind: str, key: str) -> dict[str, dict[str, Any]]:
         name: {"kind": f"redis-{kind}", **where, "dead_letter": f"{key}:dl",
                "claim_idle": "1s", "block": "200ms", "batch": 500},
         "pools": {"async": 500},
+        # A job running on a killed daemon is retried once its lease expires, not failed.
+        "tasks__echo": {"retries": 3},
     }  # fmt: skip

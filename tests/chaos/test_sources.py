@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,18 @@ async def _run(
                          random.Random(5)),
     )  # fmt: skip
 
+    seen: dict[str, Any] = {}
+
     async def done() -> bool:
         jobs = await jobs_of(database_url, key + ":")
-        ended = sum(1 for state, _ in jobs.values() if state == "succeeded")
-        return ended >= len(fed.good) and await redis.xlen(f"{key}:dl") >= len(fed.bad)
+        seen["states"] = Counter(state for state, _ in jobs.values())
+        seen["dead_lettered"] = await redis.xlen(f"{key}:dl")
+        if kind == "stream":
+            seen["group"] = await redis.xinfo_groups(key)
+        ended = seen["states"]["succeeded"]
+        return bool(ended >= len(fed.good) and seen["dead_lettered"] >= len(fed.bad))
 
-    await until(done, PROFILE.timeout, f"{kind} source settled")
+    await until(done, PROFILE.timeout, f"{kind} source settled", seen)
     wall = time.monotonic() - began
     await asyncio.sleep(0.5)  # a late duplicate would show now
     jobs = await jobs_of(database_url, key + ":")
