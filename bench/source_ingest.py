@@ -110,7 +110,7 @@ async def _until_accepted(store: RedisStore, jobs: int) -> None:
         figures = await read_source_figures(store, ["orders"], 0)
         if figures["orders"]["accepted"] >= jobs:
             return
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
 
 
 async def _migrate(database_url: str) -> None:

@@ -35,8 +35,8 @@ def job_id_of(source: SourceSettings, message: SourceMessage) -> str:
 
 def to_job(client: Client, source: SourceSettings, message: SourceMessage) -> NewJob:
     """The job this message asks for; Rejected saying why not."""
-    size = message.size_bytes()
-    if size > source.max_message:
+    if not message.size_within(source.max_message):
+        size = message.size_bytes()
         raise Rejected(f"too big: {size:,} bytes, over max_message ({source.max_message:,})")
     fields = _fields(source, message)
     task = source.task or _text(fields, source.task_field, required=True)

@@ -4,6 +4,7 @@ the bad messages, acknowledge the accepted ones, add up the figures."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -96,15 +97,15 @@ class Reader:
         reason, or acknowledged once its job was accepted."""
         settled = await admit(self.client(), self.source, messages)
         await side.dead_letter(settled.rejected)
-        await side.ack_accepted(settled.accepted)
-        for message, reason in settled.rejected[:20]:
-            log.warning("source message dead-lettered", source=self.source.name,
-                        message_id=message.id, error=reason[:300])  # fmt: skip
         dead = len(settled.rejected)
-        if self.metrics is not None:
-            self.metrics.settled(self.source.name, settled.created, settled.duplicates, dead)
-        await count_source(
+        counted = count_source(
             self.store, self.source.name, accepted=settled.created,
             duplicates=settled.duplicates, dead_lettered=dead,
         )  # fmt: skip
+        await asyncio.gather(side.ack_accepted(settled.accepted), counted)
+        for message, reason in settled.rejected[:20]:
+            log.warning("source message dead-lettered", source=self.source.name,
+                        message_id=message.id, error=reason[:300])  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.settled(self.source.name, settled.created, settled.duplicates, dead)
         return settled

@@ -17,6 +17,14 @@ class SourceMessage:
     item: str | None = None
     raw: bytes | None = field(default=None, repr=False, compare=False)
 
+    def size_within(self, limit: int) -> bool:
+        """Whether the message is at most `limit` bytes: counted in characters first (4
+        bytes each at most), encoded only when that bound is over the limit."""
+        chars = len(self.item) if self.item is not None else sum(
+            len(k) + len(v) for k, v in (self.fields or {}).items()
+        )  # fmt: skip
+        return chars * 4 <= limit or self.size_bytes() <= limit
+
     def size_bytes(self) -> int:
         if self.raw is not None:
             return len(self.raw) - len(self.id) - 1
