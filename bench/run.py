@@ -11,7 +11,8 @@ recorder's write rate at ten million events and dropping a day of history
 of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
 /metrics scrape time at a million jobs, no-op throughput on vs off), the
 dashboard's overview (bench/web_overview.py), enqueue with chosen ids against
-generated ones (bench/enqueue_ids.py), throughput with a million jobs due
+generated ones (bench/enqueue_ids.py), ingest from a stream source beside
+enqueue_many (bench/source_ingest.py), throughput with a million jobs due
 against 20,000 (bench/depth.py) and what jobs cost in Redis memory, near-term and
 parked (bench/redis_memory.py), with arq's, Dramatiq's and Huey's bytes per job
 beside runner's (bench/memory_peers.py); each phase
@@ -47,6 +48,7 @@ from bench import (
     queue_peers,
     redis_memory,
     runner_side,
+    source_ingest,
     web_overview,
     workloads,
 )  # fmt: skip
@@ -92,6 +94,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--enqueue-jobs", type=int, default=enqueue_ids.JOBS,
         help="jobs enqueued with chosen and with generated ids (0: skip the phase)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ingest-jobs", type=int, default=source_ingest.JOBS,
+        help="messages ingested from a stream source beside enqueue_many (0: skip the phase)",
     )  # fmt: skip
     parser.add_argument(
         "--deep", type=int, default=depth.DEEP, help="jobs due at once, depth phase (0: skip it)"
@@ -206,6 +212,9 @@ def _queue_phases(
     if args.enqueue_jobs:
         ids = enqueue_ids.measure(servers, args.enqueue_jobs)
         done.append(_section("enqueue_ids", ids, enqueue_ids.render(ids)))
+    if args.ingest_jobs:
+        ingest = source_ingest.measure(servers, args.ingest_jobs)
+        done.append(_section("source_ingest", ingest, source_ingest.render(ingest)))
     if args.deep:
         deep = depth.measure(servers, folder, args.deep)
         done.append(

@@ -162,13 +162,16 @@ def known_id(job_id: str) -> str:
     return job_id
 
 
+def _fit(job_id: str) -> bool:
+    """No space, control character or lone surrogate: for plain ASCII (the usual id, and
+    every id a source derives) two C-speed checks, else a look at each character."""
+    if job_id.isascii():
+        return job_id.isprintable() and " " not in job_id
+    return not any(c.isspace() or unicodedata.category(c) in _UNFIT for c in job_id)
+
+
 def check_job_id(job_id: str) -> str:
-    if (
-        not isinstance(job_id, str)
-        or not job_id
-        or len(job_id) > MAX_JOB_ID
-        or any(c.isspace() or unicodedata.category(c) in _UNFIT for c in job_id)
-    ):
+    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_JOB_ID or not _fit(job_id):
         raise UsageError(
             f"job id must be 1-{MAX_JOB_ID} characters without spaces or control "
             f"characters, got {job_id!r}"

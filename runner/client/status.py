@@ -3,7 +3,8 @@
 Live figures come from Redis (what is due now and how late, waiting, running and
 on which daemon; which daemons sent a heartbeat lately, with what they say of
 themselves; paused tasks and maintenance mode; what was set aside as malformed;
-what the recorders have not written yet), counts per state and per task from
+what the recorders have not written yet, what the sources took and dead-lettered),
+counts per state and per task from
 Postgres, in one query, and how many jobs wait there parked (`runner status`
 counts them each time; the dashboard, which polls, leaves them out).
 """
@@ -15,7 +16,7 @@ from typing import Any
 from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.jobs import rfc3339
-from runner.store import per_state
+from runner.store import per_state, read_source_figures
 
 
 async def status_document(settings: Settings) -> dict[str, Any]:
@@ -52,4 +53,6 @@ async def status_of(
     live = await client.store.overview(now, alive_since)
     # Where the set-aside jobs and entries are, for an operator who goes and looks.
     live["set_aside"] = {**live["set_aside"], **client.store.set_aside_keys()}
+    # Each configured source: what every daemon's reader did, and if it is held back.
+    live["sources"] = await read_source_figures(client.store, sorted(client.settings.sources), now)
     return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **extra, **live}

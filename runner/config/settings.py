@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.config.reader import TableReader
+from runner.config.sources import SourceSettings, read_sources
 from runner.config.values import (
     duration_or,
     fraction,
@@ -112,6 +113,7 @@ class Settings:
     log_format: str = "auto"
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
     cron: Mapping[str, CronSettings] = field(default_factory=dict)
+    sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     source: str = "<defaults>"
 
     def __repr__(self) -> str:
@@ -226,7 +228,7 @@ def _table(value: Any) -> dict[str, Any]:
 
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
-    "cron", "metrics", "web", "history", "events",
+    "cron", "metrics", "web", "history", "events", "sources",
 }  # fmt: skip
 
 
@@ -310,6 +312,7 @@ def collect_settings(
         log_format=read.get(log, "log.format", "auto", one_of("auto", "json", "console")),
         tasks={name: task for name, task in tasks.items() if task is not None},
         cron={name: entry for name, entry in cron.items() if entry is not None},
+        sources=read_sources(read, data, tasks_raw),
         source=source,
     )
     return settings, problems

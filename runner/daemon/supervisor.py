@@ -47,6 +47,8 @@ from runner.errors import StoreError
 from runner.jobs import ClaimedJob, Outcome
 from runner.logs import flush_logs, flush_logs_periodically, get_logger, reopen_log_file, set_level
 from runner.servers.connect import Connections
+from runner.sources.metrics import SourceMetrics
+from runner.sources.service import SourcesService
 from runner.store import DaemonInfo, HistoryStore, Parking, PgStore
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
@@ -132,6 +134,11 @@ class Daemon(RunStops):
         )
         self.execution.metrics = self.pump.metrics = self.leases.metrics = self.metrics
         self.cron.metrics = self.recorder.metrics = self.metrics
+        self.sources = SourcesService(
+            settings, store, conns.pg_store, redis_url=conns.redis_url, consumer=self.id,
+            clock=clock,
+            metrics=SourceMetrics(self.metrics.registry) if self.metrics is not None else None,
+        )  # fmt: skip
 
     async def _history_store(self) -> PgStore:
         return self.conns.pg_store
@@ -234,6 +241,7 @@ class Daemon(RunStops):
                 "history": self.history.run(),
                 "notifier": run_notifier(self.status_line),
                 "reloader": self._reload_on_request(),
+                "sources": self.sources.run(),
             }
             if drain:
                 coroutines["drain"] = stop_when_drained(
@@ -280,7 +288,9 @@ class Daemon(RunStops):
 
     async def _shutdown(self, services: dict[str, asyncio.Task[None]]) -> None:
         """Stop claiming; give running jobs the grace; hand back the rest, uncounted;
-        record everything; close the pools."""
+        record everything; close the pools. Sources stop first: no new work comes in
+        while the rest winds down, and each settles the batch in hand."""
+        await self.sources.stop()
         self.pump.stopping = True
         self.pump.nudge()
         await asyncio.wait([services["pump"]])
@@ -368,7 +378,7 @@ class Daemon(RunStops):
         set_level(self.settings.log_level)
         reopen_log_file()  # logrotate's postrotate runs `systemctl reload runner`
         for service in (self.pump, self.leases, self.recorder, self.cron, self.promoter,
-                        self.history, self.pool_watch):  # fmt: skip
+                        self.history, self.pool_watch, self.sources):  # fmt: skip
             service.configure(self.settings)
         await resize_pools(self.executors, old, self.settings, self.nudge)
         self.pump.nudge()

@@ -7,7 +7,7 @@ configured folder; every other command finds the one a running daemon started.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runner.config.settings import Settings
 from runner.servers.embedded import EmbeddedServers
@@ -44,6 +44,7 @@ def resolve_urls(
 class Connections:
     redis_store: RedisStore
     pg_store: PgStore
+    redis_url: str = field(default="", repr=False)  # for services that open their own
 
     @classmethod
     async def open(cls, settings: Settings, redis_url: str, database_url: str) -> Connections:
@@ -56,7 +57,7 @@ class Connections:
         except BaseException:
             await store.close()
             raise
-        return cls(store, pg)
+        return cls(store, pg, redis_url)
 
     async def close(self) -> None:
         """Close both; a server that is down by now must not turn a clean stop into

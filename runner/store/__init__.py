@@ -17,6 +17,10 @@ from runner.store.redis.connect import RedisClient, redis_client
 from runner.store.redis.gauges import read_queue_gauges
 from runner.store.redis.keys import ALL_TASKS, Keys
 from runner.store.redis.retention import Backlog, id_pair
+from runner.store.redis.sources.figures import count_source, note_held, read_source_figures
+from runner.store.redis.sources.lists import SourceList
+from runner.store.redis.sources.message import SourceMessage
+from runner.store.redis.sources.stream import SourceStream
 from runner.store.redis.status import DaemonInfo
 from runner.store.redis.store import RedisStore
 from runner.store.redis.stream import StreamEntry
@@ -36,13 +40,19 @@ __all__ = [
     "PgStore",
     "RedisClient",
     "RedisStore",
+    "SourceList",
+    "SourceMessage",
+    "SourceStream",
     "StreamEntry",
     "WaitingForResume",
     "check_limit",
+    "count_source",
     "decode_cursor",
     "id_pair",
+    "note_held",
     "per_state",
     "read_queue_gauges",
+    "read_source_figures",
     "redis_client",
     "revive_for",
 ]

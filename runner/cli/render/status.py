@@ -29,6 +29,7 @@ def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> st
         *_paused_lines(doc["paused_tasks"], times),
         _maintenance_line(doc, times),
         _recorder_line(doc),
+        *_source_lines(doc.get("sources") or {}),
         f"  set aside    {aside['jobs']} malformed jobs ({_show(aside['jobs_key'])}), "
         f"{aside['events']} stream entries ({_show(aside['events_key'])})",
         f"  states       {states} (Postgres)",
@@ -137,6 +138,21 @@ def _recorder_line(doc: dict[str, Any]) -> str:
         f"  unrecorded   {doc['unrecorded_entries']} stream entries "
         f"({doc['recorder_pending']} read by a recorder, not yet in Postgres{oldest})"
     )
+
+
+def _source_lines(sources: dict[str, dict[str, Any]]) -> list[str]:
+    """Per source: messages accepted as jobs, redelivered ones, dead-lettered ones, and
+    whether it is held back by runner's backlog."""
+    lines = []
+    for i, (name, figures) in enumerate(sources.items()):
+        held = figures.get("held")
+        state = f"HELD BACK (backlog {held['backlog']} over {held['bound']})" if held else "reading"
+        lines.append(
+            f"  {'sources' if i == 0 else '':<12} {_show(name)}: {state}; "
+            f"{figures['accepted']} jobs, {figures['duplicates']} redelivered, "
+            f"{figures['dead_lettered']} dead-lettered"
+        )
+    return lines
 
 
 def _task_lines(tasks: dict[str, dict[str, int]]) -> list[str]:

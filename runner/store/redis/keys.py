@@ -130,5 +130,11 @@ class Keys:
         return f"{self.base}:wake"
 
     @property
+    def sources(self) -> str:
+        """What the daemons' sources did: per source, messages accepted, duplicates and
+        dead-lettered, and a note while one is held back (see redis/sources/figures.py)."""
+        return f"{self.base}:sources"
+
+    @property
     def recorder_group(self) -> str:
         return "recorder"
