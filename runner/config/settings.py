@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runner.config.notify import NotifySettings, read_notify
 from runner.config.reader import TableReader
 from runner.config.values import (
     duration_or,
@@ -112,6 +113,7 @@ class Settings:
     log_format: str = "auto"
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
     cron: Mapping[str, CronSettings] = field(default_factory=dict)
+    notify: Mapping[str, NotifySettings] = field(default_factory=dict)  # webhook sinks
     source: str = "<defaults>"
 
     def __repr__(self) -> str:
@@ -226,7 +228,7 @@ def _table(value: Any) -> dict[str, Any]:
 
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
-    "cron", "metrics", "web", "history", "events",
+    "cron", "metrics", "web", "history", "events", "notify",
 }  # fmt: skip
 
 
@@ -310,6 +312,7 @@ def collect_settings(
         log_format=read.get(log, "log.format", "auto", one_of("auto", "json", "console")),
         tasks={name: task for name, task in tasks.items() if task is not None},
         cron={name: entry for name, entry in cron.items() if entry is not None},
+        notify=read_notify(read, data, tasks_raw),
         source=source,
     )
     return settings, problems

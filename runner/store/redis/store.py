@@ -28,6 +28,7 @@ from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
 from runner.store.redis.fields import named, stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
+from runner.store.redis.notify import SinkStore
 from runner.store.redis.parking import ParkStore
 from runner.store.redis.requests import RequestStore
 from runner.store.redis.retired import RetiredStore
@@ -109,6 +110,10 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    def sink(self, name: str) -> SinkStore:
+        """The verbs of webhook sink `name` (see notify.py), on this connection."""
+        return SinkStore(self.redis, self.keys, self.scripts, name)
 
     async def upgrade_hashes(self) -> int:
         """Rename the fields of job hashes an older runner wrote (see upgrade.py)."""
