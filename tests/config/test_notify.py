@@ -8,6 +8,7 @@ from pathlib import Path
 
 from runner.cli.main import main
 from runner.config.checks import check_config
+from runner.config.notify import NOTIFY_KEYS
 from runner.config.settings import parse_settings
 
 GOOD = """
@@ -89,3 +90,16 @@ def test_runner_check_config_exits_1_on_a_bad_sink(tmp_path: Path) -> None:
     path = tmp_path / "runner.toml"
     path.write_text(BAD, encoding="utf-8")
     assert main(["check-config", "--config", str(path)]) == 1
+
+
+def test_the_example_sink_in_the_shipped_config_is_valid() -> None:
+    """config/runner.toml documents every key of [notify.NAME] in a commented table;
+    uncommented, it passes check-config with every key set."""
+    lines = (Path(__file__).parents[2] / "config" / "runner.toml").read_text().splitlines()
+    start = lines.index("# [notify.billing]")
+    example = [line[2:] for line in lines[start:] if line.startswith("# ") and "=" in line]
+    text = "[tasks.checksum]\ntarget = 'runner.examples:checksum'\nkind = 'cpu'\n"
+    text += "[notify.billing]\n" + "\n".join(line for line in example if not line.startswith("#"))
+    sink = parse_settings(tomllib.loads(text), "t", {}).notify["billing"]
+    keys = {line.split("=")[0].strip() for line in example if not line.startswith("#")}
+    assert keys == NOTIFY_KEYS and sink.concurrency == 8
