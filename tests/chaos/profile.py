@@ -44,6 +44,7 @@ SHORT = {
     "malformed": Profile(jobs=300, seconds=5, daemons=2),
     "bad_tasks": Profile(jobs=200, seconds=3, daemons=2),
     "control": Profile(jobs=10_000, seconds=8, daemons=2),
+    "webhooks": Profile(jobs=1000, seconds=5, daemons=2, kills=(1, 1), outages=1, outage_s=3),
 }
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),
@@ -55,6 +56,7 @@ LONG = {
     "malformed": Profile(jobs=5_000, seconds=60),
     "bad_tasks": Profile(jobs=3_000, seconds=30),
     "control": Profile(jobs=40_000, seconds=100, daemons=2),
+    "webhooks": Profile(jobs=20_000, seconds=60, daemons=2, kills=(1, 1), outages=1, outage_s=20),
 }
 
 

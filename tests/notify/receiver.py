@@ -53,8 +53,14 @@ class Receiver:
         await self._runner.setup()
         await self.up()
 
+    @property
+    def is_up(self) -> bool:
+        return self._site is not None
+
     async def up(self) -> None:
         assert self._runner is not None
+        if self._site is not None:
+            return
         self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await self._site.start()
 
