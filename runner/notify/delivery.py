@@ -78,6 +78,13 @@ class Poster:
         self.session: aiohttp.ClientSession | None = None
         self.delivered = 0
         self.dead = 0
+        # The endpoint looks down after `concurrency` failures in a row: every
+        # delivery then waits until `_closed_until` (a pause doubling at each such
+        # run, up to backoff_max), so an outage costs a few requests per pause,
+        # not one per waiting delivery (CPU the daemon's jobs need).
+        self._failed_in_row = 0
+        self._closings = 0
+        self._closed_until = 0.0
 
     async def open(self) -> None:
         if self.session is None:
@@ -96,8 +103,11 @@ class Poster:
         first = time.monotonic()
         failures = 0
         while True:
+            await self._endpoint_open()
             async with self.slots:
+                await self._endpoint_open()
                 answer = await self.post(delivery)
+            self._note(answer)
             if answer.accepted:
                 self._record(delivery, failures + 1, answer, "delivered")
                 self.delivered += 1
@@ -109,6 +119,25 @@ class Poster:
                 await self._dead_letter(delivery, failures, answer)
                 return False
             await asyncio.sleep(max(0.0, retry_at - time.monotonic()))
+
+    async def _endpoint_open(self) -> None:
+        """Wait out a pause the endpoint's failures called for (it may grow meanwhile)."""
+        pause = self._closed_until - time.monotonic()
+        while pause > 0:
+            await asyncio.sleep(pause)
+            pause = self._closed_until - time.monotonic()
+
+    def _note(self, answer: Answer) -> None:
+        if answer.accepted:
+            self._failed_in_row = self._closings = 0
+            self._closed_until = 0.0
+            return
+        self._failed_in_row += 1
+        if self._failed_in_row >= self.sink.concurrency:
+            self._failed_in_row = 0
+            self._closings += 1
+            pause = min(self.policy.cap, self.policy.first * 2 ** min(self._closings - 1, 62))
+            self._closed_until = time.monotonic() + pause
 
     async def post(self, delivery: Delivery) -> Answer:
         """One request; whatever goes wrong is the answer's error, never raised."""
