@@ -161,9 +161,16 @@ def scrape_phase(servers: EmbeddedServers, folder: Path, figures: MetricsFigures
 
 
 def _drain_rate(setup: Setup, phase: str, metrics: bool, jobs: int) -> float:
+    extra = f'\n[metrics]\nlisten = "127.0.0.1:{_free_port()}"\n' if metrics else ""
+    return _drain_rate_with(setup, phase, extra, jobs)
+
+
+def _drain_rate_with(setup: Setup, phase: str, extra: str, jobs: int) -> float:
+    """Jobs per second of a daemon draining `jobs` no-op jobs, with `extra` TOML
+    appended to its config (a section whose cost is measured)."""
     config, log_file, settings = setup.config(phase)
-    if metrics:
-        _with_metrics(config, _free_port())
+    with config.open("a", encoding="utf-8") as file:
+        file.write(extra)
     asyncio.run(_enqueue(settings, asyncio.run(_new_jobs(settings, jobs))))
     output = setup.folder / f"{phase}.out"
     with RunnerDaemon(config, log_file, output, drain=True) as daemon:

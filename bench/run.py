@@ -10,12 +10,13 @@ recorder's write rate at ten million events and dropping a day of history
 (bench/history.py, databases of their own), then cancel
 of running jobs (bench/cancel.py), then the cost of metrics (bench/metrics.py:
 /metrics scrape time at a million jobs, no-op throughput on vs off), the
-dashboard's overview (bench/web_overview.py), enqueue with chosen ids against
-generated ones (bench/enqueue_ids.py), ingest from a stream source beside
-enqueue_many (bench/source_ingest.py), throughput with a million jobs due
-against 20,000 (bench/depth.py) and what jobs cost in Redis memory, near-term and
-parked (bench/redis_memory.py), with arq's, Dramatiq's and Huey's bytes per job
-beside runner's (bench/memory_peers.py); each phase
+dashboard's overview (bench/web_overview.py), webhooks (bench/webhooks.py: no-op
+throughput with the endpoint down vs no sink, transition-to-delivery latency),
+enqueue with chosen ids against generated ones (bench/enqueue_ids.py), ingest from
+a stream source beside enqueue_many (bench/source_ingest.py), throughput with a
+million jobs due against 20,000 (bench/depth.py) and what jobs cost in Redis
+memory, near-term and parked (bench/redis_memory.py), with arq's, Dramatiq's and
+Huey's bytes per job beside runner's (bench/memory_peers.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -50,6 +51,7 @@ from bench import (
     runner_side,
     source_ingest,
     web_overview,
+    webhooks,
     workloads,
 )  # fmt: skip
 from bench.peer import Peer
@@ -90,6 +92,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-rows", type=int, default=metrics.ROWS,
         help="jobs in runner_jobs while /metrics is scraped (0: skip the metrics phase)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--webhook-jobs", type=int, default=webhooks.THROUGHPUT_JOBS,
+        help="no-op jobs a throughput run, webhook endpoint down vs no sink (0: skip the phase)",
     )  # fmt: skip
     parser.add_argument(
         "--enqueue-jobs", type=int, default=enqueue_ids.JOBS,
@@ -197,6 +203,9 @@ def _phases(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) ->
     if args.metrics_rows:
         measured = metrics.measure(servers, folder, args.metrics_rows)
         done.append(_section("metrics", measured, metrics.render(measured)))
+    if args.webhook_jobs:
+        hooks = webhooks.measure(servers, folder, args.webhook_jobs)
+        done.append(_section("webhooks", hooks, webhooks.render(hooks)))
     if args.web_rows:
         web = asyncio.run(web_overview.phase(servers, args.web_rows))
         web_text, web_ok = web_overview.render(web, args.web_rows)

@@ -147,6 +147,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    """`runner notify replay NAME --event ID | --all`."""
+    from runner.client.client import Client  # noqa: PLC0415  # keeps `runner --help` fast
+    from runner.client.webhooks import replay  # noqa: PLC0415
+
+    settings = _settings(args)
+
+    async def run() -> dict[str, Any]:
+        async with await Client.connect(settings) as client:
+            return await replay(client, args.sink, None if args.all else args.event)
+
+    done = asyncio.run(run())
+    if args.json:
+        print(orjson.dumps(done).decode())
+    else:
+        print(f"{done['replayed']} dead letter(s) of {args.sink!r} sent again")
+    return EXIT_OK
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from runner.cli.logs import LogFilter, show_logs, since_from  # noqa: PLC0415
 
@@ -358,6 +377,7 @@ COMMANDS: dict[str, Command] = {
     "events": cmd_events,
     "status": cmd_status,
     "cron": cmd_cron,
+    "notify": cmd_notify,
     "pause": cmd_request,
     "resume": cmd_request,
     "cancel": cmd_request,

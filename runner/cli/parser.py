@@ -172,6 +172,15 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         'runner wait "$job" --timeout 30s && echo done\n'
         "runner wait greeting-42 --json",
     ),
+    "notify": (
+        "webhook sinks: replay dead letters",
+        "Send a webhook sink's dead letters (deliveries that failed for the sink's whole "
+        "retry_for) again: the daemon delivering for the sink POSTs them with a fresh "
+        "retry budget. --event names one (JOB_ID:SEQ, as in the Runner-Event-Id header); "
+        "--all sends every one. Exit 1 if --event matches no dead letter, 2 for a sink "
+        "the config does not declare. `runner status` shows each sink's dead letters.",
+        "runner notify replay billing --event greeting-42:3\nrunner notify replay billing --all",
+    ),
     "cron": (
         "cron schedules: last and next fires",
         "Every cron schedule of the config: its task, time zone, the next fire times and "
@@ -365,6 +374,15 @@ def _jobs_arguments(jobs: argparse.ArgumentParser) -> None:
     _output(jobs, 'print {"jobs": [...], "next_cursor": CURSOR or null}')
 
 
+def _notify_arguments(notify: argparse.ArgumentParser) -> None:
+    notify.add_argument("action", choices=["replay"], help="what to do: replay dead letters")
+    notify.add_argument("sink", metavar="NAME", help="the sink, as named under [notify.NAME]")
+    which = notify.add_mutually_exclusive_group(required=True)
+    which.add_argument("--event", metavar="EVENT_ID", help="the dead letter of this event")
+    which.add_argument("--all", action="store_true", help="every dead letter of the sink")
+    _output(notify, 'print {"sink", "event_id", "replayed": N}')
+
+
 _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "jobs": _jobs_arguments,
     "pause": lambda command: _ids(command, task_wide=True),
@@ -382,4 +400,5 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "events": _events_arguments,
     "status": _output,
     "cron": _output,
+    "notify": _notify_arguments,
 }

@@ -3,8 +3,8 @@
 Live figures come from Redis (what is due now and how late, waiting, running and
 on which daemon; which daemons sent a heartbeat lately, with what they say of
 themselves; paused tasks and maintenance mode; what was set aside as malformed;
-what the recorders have not written yet, what the sources took and dead-lettered),
-counts per state and per task from
+what the recorders have not written yet, what the sources took and dead-lettered;
+each webhook sink's dead letters and backlog), counts per state and per task from
 Postgres, in one query, and how many jobs wait there parked (`runner status`
 counts them each time; the dashboard, which polls, leaves them out).
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.client.client import Client
+from runner.client.webhooks import webhook_status
 from runner.config.settings import Settings
 from runner.jobs import rfc3339
 from runner.store import per_state, read_source_figures
@@ -55,4 +56,5 @@ async def status_of(
     live["set_aside"] = {**live["set_aside"], **client.store.set_aside_keys()}
     # Each configured source: what every daemon's reader did, and if it is held back.
     live["sources"] = await read_source_figures(client.store, sorted(client.settings.sources), now)
+    live["webhooks"] = await webhook_status(client)
     return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **extra, **live}

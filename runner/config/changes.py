@@ -34,7 +34,7 @@ def changed(old: Settings, new: Settings) -> list[str]:
         if f.name in _IGNORED:
             continue
         before, after = getattr(old, f.name), getattr(new, f.name)
-        if f.name in ("tasks", "cron", "sources"):
+        if f.name in ("tasks", "cron", "sources", "notify"):
             names += _mapping_changes(f.name, before, after)
         elif before != after:
             names.append(f.name)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runner.config.notify import NotifySettings, read_notify
 from runner.config.reader import TableReader
 from runner.config.sources import SourceSettings, read_sources
 from runner.config.values import (
@@ -114,6 +115,7 @@ class Settings:
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
     cron: Mapping[str, CronSettings] = field(default_factory=dict)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
+    notify: Mapping[str, NotifySettings] = field(default_factory=dict)  # webhook sinks
     source: str = "<defaults>"
 
     def __repr__(self) -> str:
@@ -228,7 +230,7 @@ def _table(value: Any) -> dict[str, Any]:
 
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
-    "cron", "metrics", "web", "history", "events", "sources",
+    "cron", "metrics", "web", "history", "events", "sources", "notify",
 }  # fmt: skip
 
 
@@ -313,6 +315,7 @@ def collect_settings(
         tasks={name: task for name, task in tasks.items() if task is not None},
         cron={name: entry for name, entry in cron.items() if entry is not None},
         sources=read_sources(read, data, tasks_raw),
+        notify=read_notify(read, data, tasks_raw),
         source=source,
     )
     return settings, problems

@@ -46,6 +46,7 @@ from runner.daemon.watchdog import paused_note, reloading, run_notifier, status_
 from runner.errors import StoreError
 from runner.jobs import ClaimedJob, Outcome
 from runner.logs import flush_logs, flush_logs_periodically, get_logger, reopen_log_file, set_level
+from runner.notify.service import NotifyService
 from runner.servers.connect import Connections
 from runner.sources.metrics import SourceMetrics
 from runner.sources.service import SourcesService
@@ -128,6 +129,7 @@ class Daemon(RunStops):
             HistoryStore(conns.pg_store), clock, settings.keep_history,
             retired=RetiredIds(store, conns.pg_store, clock),
         )  # fmt: skip
+        self.webhooks = NotifyService(store, conns.pg_store, self.id, settings)
         # Off unless [metrics] listen is set: then not even the per-job counts are kept.
         self.metrics = (
             Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None
@@ -239,6 +241,7 @@ class Daemon(RunStops):
                 "pool-watch": self.pool_watch.run(),
                 "promoter": self.promoter.run(),
                 "history": self.history.run(),
+                "notify": self.webhooks.run(),
                 "notifier": run_notifier(self.status_line),
                 "reloader": self._reload_on_request(),
                 "sources": self.sources.run(),
@@ -378,7 +381,8 @@ class Daemon(RunStops):
         set_level(self.settings.log_level)
         reopen_log_file()  # logrotate's postrotate runs `systemctl reload runner`
         for service in (self.pump, self.leases, self.recorder, self.cron, self.promoter,
-                        self.history, self.pool_watch, self.sources):  # fmt: skip
+                        self.history, self.pool_watch, self.sources,
+                        self.webhooks):  # fmt: skip
             service.configure(self.settings)
         await resize_pools(self.executors, old, self.settings, self.nudge)
         self.pump.nudge()

@@ -13,9 +13,11 @@ from runner.store.postgres.history import HistoryStore, Kept
 from runner.store.postgres.listing import BadCursor, check_limit, decode_cursor
 from runner.store.postgres.status import per_state
 from runner.store.postgres.store import PgStore
+from runner.store.postgres.webhooks import AttemptRow, WebhookAttempts
 from runner.store.redis.connect import RedisClient, redis_client
 from runner.store.redis.gauges import read_queue_gauges
 from runner.store.redis.keys import ALL_TASKS, Keys
+from runner.store.redis.notify import DeadLetter, SinkEntries, SinkStore
 from runner.store.redis.retention import Backlog, id_pair
 from runner.store.redis.sources.figures import count_source, note_held, read_source_figures
 from runner.store.redis.sources.lists import SourceList
@@ -30,9 +32,11 @@ from runner.store.revival import REVIVING, revive_for
 __all__ = [
     "ALL_TASKS",
     "REVIVING",
+    "AttemptRow",
     "Backlog",
     "BadCursor",
     "DaemonInfo",
+    "DeadLetter",
     "HistoryStore",
     "Kept",
     "Keys",
@@ -40,11 +44,14 @@ __all__ = [
     "PgStore",
     "RedisClient",
     "RedisStore",
+    "SinkEntries",
+    "SinkStore",
     "SourceList",
     "SourceMessage",
     "SourceStream",
     "StreamEntry",
     "WaitingForResume",
+    "WebhookAttempts",
     "check_limit",
     "count_source",
     "decode_cursor",

@@ -17,6 +17,7 @@ from runner.client.client import Client
 from runner.client.cron import cron_documents
 from runner.client.results import RequestResult
 from runner.client.show import job_document
+from runner.client.webhooks import replay
 from runner.config.settings import Settings
 from runner.errors import UsageError
 from runner.jobs import EnqueueResult
@@ -176,3 +177,12 @@ async def cron(request: web.Request) -> web.Response:
 async def throughput(request: web.Request) -> web.Response:
     minutes = bodies.minutes_argument(request.query)
     return json_response(await throughput_of(_client(request), minutes))
+
+
+@routes.post("/api/notify/{sink}/replay")
+async def replay_dead_letters(request: web.Request) -> web.Response:
+    """Send a webhook sink's dead letters again: {"event_id": "JOB:SEQ"} for one,
+    {"all": true} for every one. 404 for an unknown sink or an event with no dead
+    letter."""
+    event_id = bodies.replay_target(await _body(request))
+    return json_response(await replay(_client(request), request.match_info["sink"], event_id))

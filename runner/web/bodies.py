@@ -169,3 +169,14 @@ def minutes_argument(query: Mapping[str, str], default: int = 60, most: int = 14
     if not 1 <= minutes <= most:
         raise UsageError(f"minutes: must be from 1 to {most}, got {minutes}")
     return minutes
+
+
+def replay_target(value: Any) -> str | None:
+    """The event id a replay names, or None for {"all": true}: one of them, exactly."""
+    body = _object(value, ("event_id", "all"), "the request body")
+    event_id, every = body.get("event_id"), body.get("all")
+    if (event_id is None) == (every is not True):
+        raise UsageError('give {"event_id": "JOB_ID:SEQ"} or {"all": true}')
+    if event_id is not None and not (isinstance(event_id, str) and event_id):
+        raise UsageError(f"event_id: must be a string like 'JOB_ID:SEQ', got {event_id!r}")
+    return event_id

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from runner.client.webhooks import NothingToReplay, SinkNotFound
 from runner.errors import (
     JobDeleted,
     JobNotFound,
@@ -38,6 +39,8 @@ class TaskNotFound(RunnerError):
 # The first match wins, so subclasses come before their base (as in cli.py).
 STATUSES: tuple[tuple[type[Exception], int, str], ...] = (
     (UnknownTask, 422, ""),
+    (SinkNotFound, 404, ""),
+    (NothingToReplay, 404, ""),
     (UsageError, 400, ""),
     (JobNotFound, 404, ""),
     (TaskNotFound, 404, ""),

@@ -45,6 +45,7 @@ SHORT = {
     "bad_tasks": Profile(jobs=200, seconds=3, daemons=2),
     "control": Profile(jobs=10_000, seconds=8, daemons=2),
     "sources": Profile(jobs=2_000, seconds=4, daemons=2, kills=(2, 2)),
+    "webhooks": Profile(jobs=1000, seconds=5, daemons=2, kills=(1, 1), outages=1, outage_s=3),
 }
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),
@@ -57,6 +58,7 @@ LONG = {
     "bad_tasks": Profile(jobs=3_000, seconds=30),
     "control": Profile(jobs=40_000, seconds=100, daemons=2),
     "sources": Profile(jobs=100_000, seconds=40, daemons=2, kills=(5, 5)),
+    "webhooks": Profile(jobs=20_000, seconds=60, daemons=2, kills=(1, 1), outages=1, outage_s=20),
 }
 
 

@@ -32,6 +32,7 @@ def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> st
         *_source_lines(doc.get("sources") or {}),
         f"  set aside    {aside['jobs']} malformed jobs ({_show(aside['jobs_key'])}), "
         f"{aside['events']} stream entries ({_show(aside['events_key'])})",
+        *_webhook_lines(doc.get("webhooks", [])),
         f"  states       {states} (Postgres)",
         *_task_lines(doc["tasks"]),
     ]
@@ -161,4 +162,21 @@ def _task_lines(tasks: dict[str, dict[str, int]]) -> list[str]:
     for i, (task, states) in enumerate(tasks.items()):
         counts = ", ".join(f"{s} {n}" for s, n in states.items())
         lines.append(f"  {'per task' if i == 0 else '':<12} {_show(task)}: {counts}")
+    return lines
+
+
+def _webhook_lines(sinks: list[dict[str, Any]]) -> list[str]:
+    """A line per webhook sink: where it posts, what it owes, its dead letters."""
+    lines = []
+    for sink in sinks:
+        backlog = sink["backlog"]
+        owed = "no group yet" if backlog is None else f"{backlog['entries']} entries undelivered"
+        dead = f"{sink['dead']} dead letters" + (
+            f" (replay: runner notify replay {_show(sink['name'])} --all)" if sink["dead"] else ""
+        )
+        replaying = f", {sink['replaying']} replaying" if sink["replaying"] else ""
+        lines.append(
+            f"  webhook      {_show(sink['name'])} -> {_show(sink['url'])}: {owed}, {dead}"
+            f"{replaying}; delivered by {_show(sink['holder'] or 'no daemon')}"
+        )
     return lines

@@ -138,3 +138,20 @@ class Keys:
     @property
     def recorder_group(self) -> str:
         return "recorder"
+
+    def notify_group(self, sink: str) -> str:
+        """The consumer group a webhook sink reads the transition stream through (and
+        its replay stream): what it has not acknowledged, the stream keeps."""
+        return f"notify:{sink}"
+
+    def notify_lease(self, sink: str) -> str:
+        """The daemon delivering for a sink now (one at a time: seq order per job)."""
+        return f"{self.base}:notify:{sink}:lease"
+
+    def notify_dead(self, sink: str) -> str:
+        """A sink's dead letters: deliveries that failed for its whole `retry_for`."""
+        return f"{self.base}:notify:{sink}:dead"
+
+    def notify_replay(self, sink: str) -> str:
+        """Dead letters an operator sent again, for the sink's holder to deliver."""
+        return f"{self.base}:notify:{sink}:replay"

@@ -21,7 +21,7 @@ REQUEST_SCRIPTS = ("pause", "resume", "cancel", "retry", "delete", "update")
 REQUEST_LIB_SCRIPTS = (*REQUEST_SCRIPTS, "park")
 SCRIPT_NAMES = (
     "enqueue", "claim", "finish", "renew", "reap", "forget", "release_held", "rename_fields",
-    "revive",
+    "revive", "notify_lease", "notify_replay",
     *REQUEST_LIB_SCRIPTS,
 )  # fmt: skip
 
@@ -53,6 +53,8 @@ class Scripts:
     release_held: AsyncScript
     rename_fields: AsyncScript
     revive: AsyncScript
+    notify_lease: AsyncScript
+    notify_replay: AsyncScript
     pause: AsyncScript
     resume: AsyncScript
     cancel: AsyncScript

@@ -29,6 +29,7 @@ from runner.store.job_rows import enqueue_row
 from runner.store.redis.connect import own_connection
 from runner.store.redis.fields import named, stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
+from runner.store.redis.notify import SinkStore
 from runner.store.redis.parking import ParkStore
 from runner.store.redis.requests import RequestStore
 from runner.store.redis.retired import RetiredStore
@@ -116,6 +117,10 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         reader that blocks in Redis (a live feed), so that it never takes one of
         the connections the shared pool keeps for everything else."""
         return RedisStore(own_connection(self.redis), self.keys, self.keep_finished_ms)
+
+    def sink(self, name: str) -> SinkStore:
+        """The verbs of webhook sink `name` (see notify.py), on this connection."""
+        return SinkStore(self.redis, self.keys, self.scripts, name)
 
     async def upgrade_hashes(self) -> int:
         """Rename the fields of job hashes an older runner wrote (see upgrade.py)."""

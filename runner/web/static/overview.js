@@ -140,16 +140,34 @@ function poolCells(pools) {
   });
 }
 
+// Each webhook sink: where it posts, what it has not delivered, its dead letters
+// (with a button sending them all again) and the daemon delivering for it.
+function webhookTable(doc) {
+  const sinks = doc.webhooks || [];
+  const head = el("tr", {}, ["sink", "url", "undelivered", "dead letters", "replaying", "delivered by", ""].map((h) => el("th", {}, h)));
+  const rows = sinks.map((s) => el("tr", { dataset: { sink: s.name } },
+    el("td", {}, s.name), el("td", {}, el("code", {}, s.url)),
+    el("td", { class: "n" }, s.backlog ? String(s.backlog.entries) : "-"),
+    el("td", { class: `n${s.dead ? " bad" : " muted"}` }, el("span", { dataset: { count: `webhook:${s.name}:dead` } }, String(s.dead))),
+    el("td", { class: "n" }, String(s.replaying)),
+    el("td", {}, s.holder ?? el("span", { class: "muted" }, "no daemon")),
+    el("td", { class: "actions" }, actionButton("Replay dead letters", "POST", `/api/notify/${encodeURIComponent(s.name)}/replay`,
+      { body: { all: true }, action: `replay:${s.name}`, enabled: s.dead > 0, confirm: true }))));
+  return table({}, el("thead", {}, head), el("tbody", {}, rows));
+}
+
 export function overview(view) {
   return async () => {
     const [doc, rows] = await Promise.all([api("GET", "/api/status"), throughput().catch((e) => e)]);
-    view.replaceChildren(
+    view.replaceChildren(...[
       maintenance(doc),
       liveCards(doc),
       section("Jobs by state (as recorded in PostgreSQL)", stateChips(doc)),
       charts(rows),
       section("Tasks", taskTable(doc)),
       section("Live daemons", daemonTable(doc)),
-      el("p", { class: "muted small" }, `Status at ${time(doc.at)}; `, el("code", {}, "runner status"), " shows the same."));
+      (doc.webhooks || []).length ? section("Webhooks", webhookTable(doc)) : null,
+      el("p", { class: "muted small" }, `Status at ${time(doc.at)}; `, el("code", {}, "runner status"), " shows the same."),
+    ].filter((part) => part != null));
   };
 }
