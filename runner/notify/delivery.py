@@ -22,6 +22,7 @@ from runner.config.notify import NotifySettings
 from runner.daemon.resilience import keep_going
 from runner.logs import get_logger
 from runner.notify.attempts import AttemptsLog
+from runner.notify.gate import Gate
 from runner.notify.retry import RetryPolicy
 from runner.notify.signing import headers
 from runner.redact import redact_text
@@ -74,17 +75,16 @@ class Poster:
         self.wall = wall
         self.policy = RetryPolicy.of(sink)
         self.rng = random.Random()
-        self.slots = asyncio.Semaphore(sink.concurrency)
+        self.gate = Gate(sink.concurrency)
         self.session: aiohttp.ClientSession | None = None
         self.delivered = 0
         self.dead = 0
-        # The endpoint looks down after `concurrency` failures in a row: every
-        # delivery then waits until `_closed_until` (a pause doubling at each such
-        # run, up to backoff_max), so an outage costs a few requests per pause,
-        # not one per waiting delivery (CPU the daemon's jobs need).
+        # The endpoint looks down after `concurrency` failures in a row: the gate
+        # then holds every delivery back for a pause doubling at each such run, up to
+        # backoff_max, so an outage costs a few requests per pause, not one per
+        # waiting delivery (CPU the daemon's jobs need).
         self._failed_in_row = 0
         self._closings = 0
-        self._closed_until = 0.0
 
     async def open(self) -> None:
         if self.session is None:
@@ -99,20 +99,26 @@ class Poster:
             self.session = None
 
     async def deliver(self, delivery: Delivery) -> bool:
-        """Try until accepted (True) or the budget is spent (False: dead-lettered)."""
-        first = time.monotonic()
+        """Try until accepted (True) or the budget is spent (False: dead-lettered).
+        The budget, `retry_for`, counts from the transition itself when its time is
+        known: a delivery taken over from a dead daemon, or read late after an
+        outage, does not start afresh."""
+        first = self._first_try(delivery)
         failures = 0
+        last: Answer | None = None
         while True:
-            await self._endpoint_open()
-            async with self.slots:
-                await self._endpoint_open()
-                answer = await self.post(delivery)
-            self._note(answer)
+            async with self.gate:
+                if last is not None and self._gave_up_waiting(first):
+                    answer = last  # waited out its budget behind a down endpoint
+                else:
+                    answer = await self.post(delivery)
+                    self._note(answer)
             if answer.accepted:
                 self._record(delivery, failures + 1, answer, "delivered")
                 self.delivered += 1
                 return True
             failures += 1
+            last = answer
             retry_at = self.policy.next_try(first, time.monotonic(), failures, self.rng)
             self._record(delivery, failures, answer, "failed" if retry_at else "dead")
             if retry_at is None:
@@ -120,24 +126,30 @@ class Poster:
                 return False
             await asyncio.sleep(max(0.0, retry_at - time.monotonic()))
 
-    async def _endpoint_open(self) -> None:
-        """Wait out a pause the endpoint's failures called for (it may grow meanwhile)."""
-        pause = self._closed_until - time.monotonic()
-        while pause > 0:
-            await asyncio.sleep(pause)
-            pause = self._closed_until - time.monotonic()
+    def _first_try(self, delivery: Delivery) -> float:
+        """The budget's start, on the monotonic clock: the transition's time if known."""
+        now = time.monotonic()
+        if not delivery.at_ms:
+            return now  # a replay: a fresh budget
+        return now - min(max(self.wall() - delivery.at_ms / 1000, 0.0), self.policy.retry_for)
+
+    def _gave_up_waiting(self, first: float) -> bool:
+        """Past its budget while the endpoint still fails: dead-lettered at its turn
+        without another request, so a long outage drains the backlog (and the stream
+        it holds) instead of probing one delivery per pause."""
+        return self._closings > 0 and time.monotonic() >= first + self.policy.retry_for
 
     def _note(self, answer: Answer) -> None:
         if answer.accepted:
             self._failed_in_row = self._closings = 0
-            self._closed_until = 0.0
+            self.gate.open()
             return
         self._failed_in_row += 1
         if self._failed_in_row >= self.sink.concurrency:
             self._failed_in_row = 0
             self._closings += 1
             pause = min(self.policy.cap, self.policy.first * 2 ** min(self._closings - 1, 62))
-            self._closed_until = time.monotonic() + pause
+            self.gate.close_for(pause)
 
     async def post(self, delivery: Delivery) -> Answer:
         """One request; whatever goes wrong is the answer's error, never raised."""
