@@ -30,7 +30,7 @@ from runner.store import RedisStore, SinkEntries
 
 log = get_logger()
 
-READ_COUNT = 200  # stream entries a read brings at most
+READ_COUNT = 20  # stream entries a read brings at most (each may hold hundreds of events)
 BLOCK_MS = 1000  # a read waits this long for an entry
 ACK_EVERY_S = 0.05  # acknowledgements gathered this long into one call
 RELEASE_WITHIN_S = 1.0  # at stop, how long giving the lease up may take

@@ -9,7 +9,7 @@ pool the source's jobs wait for, whichever task fills it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from runner.clock import Clock
 from runner.config.settings import Settings
@@ -45,9 +45,11 @@ class Backpressure:
         task = self.settings().tasks.get(self.source.task or "")
         return due.get(task.kind, 0) if task is not None else sum(due.values())
 
-    async def wait_below(self, stopping: Callable[[], bool]) -> None:
+    async def wait_below(
+        self, stopping: Callable[[], bool], before_holding: Callable[[], Awaitable[None]]
+    ) -> None:
         """Return once the backlog is within the bound (at once without one), or when
-        the source is stopping."""
+        the source is stopping; `before_holding` runs once before reading is held."""
         bound = self.source.max_backlog
         if bound is None:
             return
@@ -55,6 +57,8 @@ class Backpressure:
             backlog = await self.backlog()
             if backlog <= bound:
                 break
+            if not self.held:
+                await before_holding()
             await self._hold(backlog, bound)
             await asyncio.sleep(RECHECK_S)
         if self.held:

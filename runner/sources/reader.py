@@ -71,7 +71,7 @@ class Reader:
             await self.start(backoff)
             while not self.stopping:
                 try:
-                    await self.backpressure.wait_below(lambda: self.stopping)
+                    await self.backpressure.wait_below(lambda: self.stopping, self.let_go)
                     if not self.stopping:
                         await self.step()
                     backoff.reset()
@@ -88,6 +88,9 @@ class Reader:
     async def step(self) -> None:
         """One read and its settling."""
         raise NotImplementedError
+
+    async def let_go(self) -> None:
+        """Acknowledge what is accepted and not yet acknowledged (reading pauses)."""
 
     async def close(self) -> None:
         """Close the source's connections."""

@@ -11,9 +11,11 @@ makes a second job.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from runner.daemon.resilience import Backoff, keep_going
+from runner.daemon.resilience import Backoff, keep_going, report
+from runner.errors import StoreError
 from runner.logs import get_logger
 from runner.sources.reader import Reader
 from runner.store import SourceStream
@@ -22,6 +24,7 @@ log = get_logger()
 
 FORGET_CONSUMERS_S = 600.0  # how often consumers long idle and holding nothing are dropped
 CONSUMER_IDLE_MS = 24 * 3600 * 1000  # ... and how idle they must be
+ACK_AT_STOP_S = 5.0  # at stop, how long the last acknowledgements may take
 
 
 class StreamReader(Reader):
@@ -77,7 +80,15 @@ class StreamReader(Reader):
             if start == "0-0":
                 return
 
+    async def let_go(self) -> None:
+        await self.stream.flush_acks()
+
     async def close(self) -> None:
         stream = getattr(self, "stream", None)
         if stream is not None:
+            try:
+                async with asyncio.timeout(ACK_AT_STOP_S):
+                    await stream.flush_acks()
+            except (StoreError, TimeoutError) as exc:  # they come again: their jobs exist
+                report(self.service, exc)
             await stream.close()

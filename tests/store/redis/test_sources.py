@@ -35,7 +35,8 @@ async def test_a_stream_entry_stays_pending_until_acknowledged(
     servers: Servers, redis: Redis, prefix: str
 ) -> None:
     """Read through the group, an entry is pending on its consumer until acknowledged;
-    the same consumer reading its own pending entries (id 0) gets it again."""
+    the same consumer reading its own pending entries (id 0) gets it again. An
+    acknowledgement goes with the next read, or when flushed."""
     stream = _stream(servers, prefix, "a")
     await stream.ensure_group()
     await stream.ensure_group()  # a second start finds the group there
@@ -45,8 +46,14 @@ async def test_a_stream_entry_stays_pending_until_acknowledged(
     assert await stream.pending() == 1
     assert await stream.read(10, 10, own_pending=True) == [message]
     await stream.ack_accepted([message])
+    assert await stream.pending() == 1  # not sent yet
+    assert await stream.read(10, 10, own_pending=True) == []  # sent before reading
     assert await stream.pending() == 0
-    assert await stream.read(10, 10, own_pending=True) == []
+    second = str(await redis.xadd(stream.stream, {"args": "[2]"}))
+    (message,) = await stream.read(10, 100)
+    await stream.ack_accepted([message])
+    await stream.flush_acks()
+    assert message.id == second and await stream.pending() == 0
     await stream.close()
 
 

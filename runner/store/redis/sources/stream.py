@@ -58,6 +58,10 @@ class SourceStream:
         self.consumer = consumer
         self.dead_letter_stream = dead_letter
         self.name = name
+        # Accepted messages not acknowledged yet: sent with the next read, in its
+        # round trip (or by flush_acks). A crash loses only the acknowledgement:
+        # the messages come again, and their jobs exist under the same ids.
+        self._accepted: list[str] = []
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -78,16 +82,24 @@ class SourceStream:
         """New entries for this consumer (blocking up to `block_ms`), or with `own_pending`
         the entries it was given before and never acknowledged (after a restart)."""
         start = "0" if own_pending else ">"
+        accepted, self._accepted = self._accepted, []
         try:
-            reply: Any = await self.redis.xreadgroup(
-                self.group, self.consumer, {self.stream: start}, count=count,
-                block=None if own_pending else block_ms,
-            )  # fmt: skip
+            async with self.redis.pipeline(transaction=False) as pipe:
+                if accepted:
+                    pipe.xack(self.stream, self.group, *accepted)
+                pipe.xreadgroup(
+                    self.group, self.consumer, {self.stream: start}, count=count,
+                    block=None if own_pending else block_ms,
+                )  # fmt: skip
+                reply: Any = (await pipe.execute())[-1]
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            await self.ensure_group()
+            await self.ensure_group()  # a new group: what was read before comes again
             return []
+        except BaseException:  # an outage: acknowledged with the next read (twice is harmless)
+            self._accepted = accepted + self._accepted
+            raise
         return await self._usable(reply[0][1] if reply else [])
 
     async def _usable(self, entries: Any) -> list[SourceMessage]:
@@ -113,11 +125,21 @@ class SourceStream:
             return "0-0", []
         return str(reply[0]), await self._usable(reply[1])
 
-    @on_redis
     async def ack_accepted(self, messages: Sequence[SourceMessage]) -> None:
-        """Messages whose jobs were accepted leave the group's pending list."""
-        if messages:
-            await self.redis.xack(self.stream, self.group, *(m.id for m in messages))
+        """Messages whose jobs were accepted leave the group's pending list: with the
+        next read's round trip, or at flush_acks."""
+        self._accepted += [m.id for m in messages]
+
+    @on_redis
+    async def flush_acks(self) -> None:
+        """Acknowledge what was accepted now (before a pause in reading, at stop)."""
+        accepted, self._accepted = self._accepted, []
+        try:
+            if accepted:
+                await self.redis.xack(self.stream, self.group, *accepted)
+        except BaseException:
+            self._accepted = accepted + self._accepted
+            raise
 
     @on_redis
     async def dead_letter(self, rejected: Sequence[tuple[SourceMessage, str]]) -> None:
