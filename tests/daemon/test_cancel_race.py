@@ -21,6 +21,7 @@ class _NoStore:
 
     redis_store: Any = None
     pg_store: Any = None
+    redis_url = "redis://127.0.0.1:9/0"  # never connected: no source is configured
 
 
 async def test_a_cancel_right_after_the_claim_gives_the_slot_back() -> None:
