@@ -10,6 +10,7 @@ instead of a source that silently reads nothing.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,15 +26,16 @@ from runner.config.values import (
 )
 from runner.redact import redact_url
 
-SOURCE_KINDS = ("redis-stream", "redis-list")
+SOURCE_KINDS = ("redis-stream", "redis-list", "kafka")
 FORMATS = ("json", "text")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 _KEYS = {
     "kind", "url", "stream", "list", "task", "task_field", "args_field", "kwargs_field",
     "id_field", "delay_field", "due_field", "dead_letter", "group", "claim_idle", "batch",
-    "block", "max_message", "max_backlog", "format",
+    "block", "max_message", "max_backlog", "format", "bootstrap", "topic",
 }  # fmt: skip
+_WHERE = {"redis-stream": "stream", "redis-list": "list", "kafka": "topic"}
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,16 @@ class SourceSettings:
     block: float = 1.0  # how long one blocking read waits for a message
     max_message: int = 1_000_000  # bytes; a longer message is dead-lettered
     max_backlog: int | None = None  # due jobs of the task's kind past which reading stops
-    format: str = "json"  # lists: "text" makes the whole item the one positional argument
+    format: str = "json"  # lists, Kafka: "text" makes the whole item the one positional argument
+    bootstrap: str | None = None  # Kafka: the brokers to start from, "host:port,..."
 
     @property
     def is_stream(self) -> bool:
         return self.kind == "redis-stream"
+
+    @property
+    def is_kafka(self) -> bool:
+        return self.kind == "kafka"
 
     def __repr__(self) -> str:
         return (
@@ -101,6 +108,7 @@ def _source(
         )
     text = read.get(raw, f"{path}.format", "json", one_of(*FORMATS))
     _check_format(read, path, kind, text, task)
+    bootstrap = _bootstrap(read, path, raw, kind)
     source = SourceSettings(
         name=name,
         kind=kind,
@@ -116,18 +124,63 @@ def _source(
         max_message=read.get(raw, f"{path}.max_message", 1_000_000, positive_size),
         max_backlog=read.get(raw, f"{path}.max_backlog", None, positive_int),
         format=text,
+        bootstrap=bootstrap,
     )
     return source if len(read.problems) == before else None
 
 
 def _key(read: TableReader, path: str, raw: Mapping[str, Any], kind: str) -> str:
-    """The stream's name for a stream source, the list's for a list source."""
-    wanted, other = ("stream", "list") if kind == "redis-stream" else ("list", "stream")
-    if kind and other in raw:
-        read.problems.append(f"{path}.{other}: a {kind} source reads a {wanted}; use {wanted} =")
-    if kind and wanted not in raw:
+    """The stream's name for a stream source, the list's for a list source, the
+    topic's for a Kafka source."""
+    if not kind:
+        return ""
+    wanted = _WHERE[kind]
+    for other in sorted(set(_WHERE.values()) - {wanted}):
+        if other in raw:
+            read.problems.append(
+                f"{path}.{other}: a {kind} source reads a {wanted}; use {wanted} ="
+            )
+    if wanted not in raw:
         read.problems.append(f"{path}.{wanted}: missing; name the {wanted} to read")
-    return read.get(raw, f"{path}.{wanted}", "", _key_name) if kind else ""
+    return read.get(raw, f"{path}.{wanted}", "", _key_name)
+
+
+def _bootstrap(read: TableReader, path: str, raw: Mapping[str, Any], kind: str) -> str | None:
+    """A Kafka source's brokers ("host:port,host:port"); no other kind has any, and a
+    Kafka source reads no Redis of its own (its dead letters go to runner's)."""
+    if kind and kind != "kafka":
+        if "bootstrap" in raw:
+            read.problems.append(f"{path}.bootstrap: only a kafka source has brokers")
+        return None
+    if not kind:
+        return None
+    if "url" in raw:
+        read.problems.append(
+            f"{path}.url: a kafka source names its brokers with bootstrap = 'host:port'; "
+            "its dead letters go to runner's own Redis"
+        )
+    if "bootstrap" not in raw:
+        read.problems.append(f"{path}.bootstrap: missing; give the brokers as 'host:port,...'")
+        return None
+    _kafka_client(read, path)
+    return read.get(raw, f"{path}.bootstrap", None, _brokers)
+
+
+def _brokers(value: Any) -> str:
+    text = string(value)
+    for broker in text.split(","):
+        host, sep, port = broker.strip().rpartition(":")
+        if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"expected 'host:port' brokers separated by commas, got {text!r}")
+    return ",".join(broker.strip() for broker in text.split(","))
+
+
+def _kafka_client(read: TableReader, path: str) -> None:
+    """The Kafka client is an optional dependency: say how to install it."""
+    if importlib.util.find_spec("aiokafka") is None:  # looked up, not imported
+        read.problems.append(
+            f"{path}.kind: a kafka source needs the aiokafka package: pip install 'runner[kafka]'"
+        )
 
 
 def _key_name(value: Any) -> str:
@@ -143,7 +196,9 @@ def _key_name(value: Any) -> str:
 
 def _check_format(read: TableReader, path: str, kind: str, text: str, task: str | None) -> None:
     if text == "text" and kind == "redis-stream":
-        read.problems.append(f"{path}.format: only a redis-list source has items of plain text")
+        read.problems.append(
+            f"{path}.format: only redis-list and kafka sources have items of plain text"
+        )
     if text == "text" and task is None:
         read.problems.append(
             f"{path}.task: a text item names no task; set a fixed task = for format = 'text'"

@@ -35,6 +35,8 @@ def job_id_of(source: SourceSettings, message: SourceMessage) -> str:
 
 def to_job(client: Client, source: SourceSettings, message: SourceMessage) -> NewJob:
     """The job this message asks for; Rejected saying why not."""
+    if message.problem is not None:
+        raise Rejected(message.problem)
     if not message.size_within(source.max_message):
         size = message.size_bytes()
         raise Rejected(f"too big: {size:,} bytes, over max_message ({source.max_message:,})")

@@ -65,8 +65,9 @@ class Reader:
 
     async def run(self) -> None:
         backoff = Backoff(cap=5.0)
+        where = self.source.bootstrap or redact_url(self.url)  # Kafka's brokers, or a Redis
         log.info("source started", source=self.source.name, kind=self.source.kind,
-                 key=self.source.key, url=redact_url(self.url))  # fmt: skip
+                 key=self.source.key, url=where)  # fmt: skip
         try:
             await self.start(backoff)
             while not self.stopping:

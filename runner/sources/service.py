@@ -20,6 +20,7 @@ from runner.clock import Clock
 from runner.config.settings import Settings
 from runner.config.sources import SourceSettings
 from runner.logs import get_logger
+from runner.sources.kafka_reader import KafkaReader
 from runner.sources.list_reader import ListReader
 from runner.sources.metrics import SourceMetrics
 from runner.sources.reader import Reader
@@ -86,7 +87,9 @@ class SourcesService:
                 self._running[name] = (reader, task)
 
     def _reader(self, source: SourceSettings) -> Reader:
-        kind = StreamReader if source.is_stream else ListReader
+        kind: type[Reader] = (
+            KafkaReader if source.is_kafka else StreamReader if source.is_stream else ListReader
+        )
         return kind(
             source, self.client, self.store, consumer=self.consumer, clock=self.clock,
             metrics=self.metrics, redis_url=self.redis_url,

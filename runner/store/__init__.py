@@ -8,6 +8,7 @@ span both live here too: parking (parking.py) and reviving a job Redis forgot
 drivers, are the store's own business.
 """
 
+from runner.store.kafka.topic import KafkaTopic
 from runner.store.parking import Parking
 from runner.store.postgres.history import HistoryStore, Kept
 from runner.store.postgres.listing import BadCursor, check_limit, decode_cursor
@@ -38,6 +39,7 @@ __all__ = [
     "DaemonInfo",
     "DeadLetter",
     "HistoryStore",
+    "KafkaTopic",
     "Kept",
     "Keys",
     "Parking",

@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.daemon.process import DaemonProcess
 
@@ -34,8 +36,12 @@ def message(n: int) -> tuple[bool, str]:
     return True, f"[{n}]"
 
 
-async def feed(redis: Any, kind: str, key: str, total: int, seconds: float) -> Fed:
+async def feed(
+    redis: Any, kind: str, key: str, total: int, seconds: float, bootstrap: str = ""
+) -> Fed:
     """`total` messages spread over `seconds`, in pipelined chunks."""
+    if kind == "kafka":
+        return await _feed_kafka(bootstrap, key, total, seconds)
     fed = Fed()
     pause = seconds / max(total / CHUNK, 1)
     for start in range(0, total, CHUNK):
@@ -50,6 +56,49 @@ async def feed(redis: Any, kind: str, key: str, total: int, seconds: float) -> F
             await pipe.execute()
         await asyncio.sleep(pause)
     return fed
+
+
+async def _feed_kafka(bootstrap: str, topic: str, total: int, seconds: float) -> Fed:
+    """The same messages as a list's items, produced to a Kafka topic."""
+    fed = Fed()
+    pause = seconds / max(total / CHUNK, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for start in range(0, total, CHUNK):
+            for n in range(start, min(start + CHUNK, total)):
+                good, args = message(n)
+                (fed.good.add(n) if good else fed.bad.add(args))
+                value = '{"task": "echo", "args": ' + args + "}"
+                await producer.send(topic, value.encode(), key=str(n).encode())
+            await producer.flush()
+            await asyncio.sleep(pause)
+    finally:
+        await producer.stop()
+    return fed
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """The sum of the group's committed offsets in the topic: every message, once all
+    are committed (offsets start at 0 in each partition). Asked by a client that
+    names the group without joining it, so the daemons' assignment stays as it is."""
+    asker = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False)  # fmt: skip
+    await asker.start()
+    try:
+        offsets = [await asker.committed(TopicPartition(topic, p)) for p in range(partitions)]
+    finally:
+        await asker.stop()
+    return sum(offset or 0 for offset in offsets)
 
 
 async def kill_and_restart(
@@ -107,12 +156,15 @@ async def until(check: Callable[[], Any], timeout: float, what: str, seen: dict[
     return time.monotonic() - began
 
 
-def config_sections(kind: str, key: str) -> dict[str, dict[str, Any]]:
+def config_sections(kind: str, key: str, bootstrap: str = "") -> dict[str, dict[str, Any]]:
     name = "sources__orders"
-    where = {"stream": key} if kind == "stream" else {"list": key}
+    where: dict[str, Any] = {"stream": key} if kind == "stream" else {"list": key}
+    if kind == "kafka":  # a dead member's partitions move after its session (6 s at least)
+        where = {"topic": key, "bootstrap": bootstrap}
     return {
-        name: {"kind": f"redis-{kind}", **where, "dead_letter": f"{key}:dl",
-               "claim_idle": "1s", "block": "200ms", "batch": 500},
+        name: {"kind": "kafka" if kind == "kafka" else f"redis-{kind}", **where,
+               "dead_letter": f"{key}:dl", "claim_idle": "6s" if kind == "kafka" else "1s",
+               "block": "200ms", "batch": 500},
         "pools": {"async": 500},
         # A job running on a killed daemon is retried once its lease expires, not failed.
         "tasks__echo": {"retries": 3},

@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ import pytest
 from tests.chaos import figures
 from tests.chaos.profile import profile
 from tests.chaos.sources_run import (
+    committed,
     config_sections,
+    create_topic,
     enqueue_events,
     feed,
     jobs_of,
@@ -30,8 +32,16 @@ from tests.chaos.sources_run import (
     until,
 )
 from tests.daemon.process import DaemonProcess
+from tests.kafka_broker import kafka_broker
 
 PROFILE = profile("sources")
+KAFKA_PARTITIONS = 3
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    with kafka_broker() as address:
+        yield address
 
 
 async def _run(
@@ -41,16 +51,20 @@ async def _run(
     database_url: str,
     daemon_config: Callable[..., Path],
     spawn: Callable[..., DaemonProcess],
+    bootstrap: str = "",
 ) -> dict[str, Any]:
     """Feed, kill, wait for the end; the figures and what is left for the checks."""
     key = f"{{{prefix}}}:orders"
-    config = daemon_config(**config_sections(kind, key))
+    if kind == "kafka":  # a topic's name: letters, digits, '.', '_' and '-'
+        key = "orders-" + "".join(c if c.isalnum() else "-" for c in prefix)
+        await create_topic(bootstrap, key, KAFKA_PARTITIONS)
+    config = daemon_config(**config_sections(kind, key, bootstrap))
     daemons = [spawn(config) for _ in range(PROFILE.daemons)]
     for daemon in daemons:
         await asyncio.to_thread(daemon.wait_ready)
     began = time.monotonic()
     fed, kills = await asyncio.gather(
-        feed(redis, kind, key, PROFILE.jobs, PROFILE.seconds),
+        feed(redis, kind, key, PROFILE.jobs, PROFILE.seconds, bootstrap),
         kill_and_restart(daemons, lambda: spawn(config), PROFILE.kills[0], PROFILE.seconds,
                          random.Random(5)),
     )  # fmt: skip
@@ -126,3 +140,26 @@ async def test_a_list_source_makes_one_job_per_item_through_kills(
     assert [k for k in leftovers if await redis.llen(k)] == []
     landing = [k async for k in redis.scan_iter(match=f"{run['key']}:runner:landing:*")]
     assert [k for k in landing if await redis.llen(k)] == []
+
+
+@pytest.mark.timeout(PROFILE.timeout + 120)
+async def test_a_kafka_source_makes_one_job_per_message_through_kills(
+    redis: Any,
+    prefix: str,
+    database_url: str,
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    bootstrap: str,
+) -> None:
+    """Every well-formed message of a 3-partition topic is exactly one job (its id from
+    the topic, partition and offset), every malformed one is dead-lettered as it was,
+    and the group's committed offsets cover every message at the end."""
+    run = await _run("kafka", redis, prefix, database_url, daemon_config, spawn, bootstrap)
+    _check_jobs(run, await enqueue_events(database_url, run["key"] + ":"))
+    assert {d["item"].split('"args": ')[1][:-1] for d in run["dead"]} == run["fed"].bad
+    topic = run["key"]
+    await until(lambda: _all_committed(bootstrap, topic), 30, "every offset committed", {})
+
+
+async def _all_committed(bootstrap: str, topic: str) -> bool:
+    return await committed(bootstrap, "runner", topic, KAFKA_PARTITIONS) == PROFILE.jobs

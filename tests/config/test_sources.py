@@ -38,6 +38,22 @@ def test_a_stream_source_gets_its_defaults() -> None:
     assert (source.claim_idle, source.batch, source.max_backlog) == (30.0, 500, None)
 
 
+def test_a_kafka_source_reads_a_topic_from_its_brokers() -> None:
+    """A topic and brokers are enough; the dead letters go to a stream named after the
+    topic on runner's Redis."""
+    settings = parse_settings(
+        {"tasks": {"echo": {"target": "tests.tasks:echo"}},
+         "sources": {"clicks": {"kind": "kafka", "topic": "clicks", "task": "echo",
+                                "bootstrap": "k1:9092, k2:9092"}}},
+        "x.toml", {},
+    )  # fmt: skip
+    source = settings.sources["clicks"]
+    assert (source.key, source.bootstrap, source.url) == ("clicks", "k1:9092,k2:9092", None)
+    assert (source.dead_letter, source.group, source.is_kafka) == (
+        "clicks:dead-letter", "runner", True,
+    )  # fmt: skip
+
+
 def test_a_source_url_password_never_shows() -> None:
     """The source's own URL is redacted in the settings' repr."""
     settings = parse_settings(
@@ -51,8 +67,17 @@ def test_a_source_url_password_never_shows() -> None:
 @pytest.mark.parametrize(
     ("source", "problem"),
     [
-        ({"kind": "kafka", "stream": "s", "task": "echo"},
-         "sources.orders.kind: must be one of redis-stream, redis-list; got 'kafka'"),
+        ({"kind": "amqp", "stream": "s", "task": "echo"},
+         "sources.orders.kind: must be one of redis-stream, redis-list, kafka; got 'amqp'"),
+        ({"kind": "kafka", "stream": "s", "topic": "t", "bootstrap": "b:9092", "task": "echo"},
+         "sources.orders.stream: a kafka source reads a topic"),
+        ({"kind": "kafka", "topic": "t", "task": "echo"}, "sources.orders.bootstrap: missing"),
+        ({"kind": "kafka", "topic": "t", "bootstrap": "nohost", "task": "echo"},
+         "sources.orders.bootstrap: expected 'host:port' brokers"),
+        ({"kind": "kafka", "topic": "t", "bootstrap": "b:9092", "url": "redis://x/0",
+          "task": "echo"}, "sources.orders.url: a kafka source names its brokers"),
+        ({"kind": "redis-stream", "stream": "s", "bootstrap": "b:9092", "task": "echo"},
+         "sources.orders.bootstrap: only a kafka source has brokers"),
         ({"stream": "s", "task": "echo"}, "sources.orders.kind: missing"),
         ({"kind": "redis-stream", "task": "echo"}, "sources.orders.stream: missing"),
         ({"kind": "redis-list", "task": "echo"}, "sources.orders.list: missing"),
@@ -75,7 +100,7 @@ def test_a_source_url_password_never_shows() -> None:
         ({"kind": "redis-stream", "stream": "s", "task": "echo", "url": "http://x"},
          "sources.orders.url: must be a URL starting with redis://"),
         ({"kind": "redis-stream", "stream": "s", "task": "echo", "format": "text"},
-         "sources.orders.format: only a redis-list source"),
+         "sources.orders.format: only redis-list and kafka sources"),
         ({"kind": "redis-list", "list": "l", "format": "text"},
          "sources.orders.task: a text item names no task"),
         ({"kind": "redis-list", "list": "my list", "task": "echo"},

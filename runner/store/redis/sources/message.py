@@ -16,6 +16,7 @@ class SourceMessage:
     fields: dict[str, str] | None = None
     item: str | None = None
     raw: bytes | None = field(default=None, repr=False, compare=False)
+    problem: str | None = None  # why it has no text to map (a Kafka value that is none)
 
     def size_within(self, limit: int) -> bool:
         """Whether the message is at most `limit` bytes: counted in characters first (4

@@ -1,0 +1,146 @@
+"""The Kafka source on a real Kafka-protocol broker (tests/kafka_broker.py): messages
+become jobs named by topic, partition and offset, offsets are committed only once the
+jobs are accepted or the messages dead-lettered, a member that takes over reads from
+the last commit, and bad messages never stop the source."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from runner.client.client import Client
+from runner.clock import SYSTEM_CLOCK
+from runner.config.settings import Settings
+from runner.config.sources import SourceSettings
+from runner.sources.service import SourcesService
+from runner.store import KafkaTopic, PgStore, RedisStore, SourceMessage
+from tests.kafka_broker import kafka_broker
+from tests.real_servers import Servers
+
+PARTITIONS = 3
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    with kafka_broker() as address:
+        yield address
+
+
+async def _topic(bootstrap: str) -> str:
+    name = f"orders-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, PARTITIONS, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+async def _produce(bootstrap: str, topic: str, values: list[bytes | None]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for n, value in enumerate(values):
+            await producer.send(topic, value, key=str(n).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def _member(bootstrap: str, topic: str, store: RedisStore, consumer: str) -> KafkaTopic:
+    return KafkaTopic(bootstrap, topic, group="runner", consumer=consumer, session_ms=6000,
+                      batch=500, runner_store=store, dead_letter=f"{topic}:dl",
+                      name="orders")  # fmt: skip
+
+
+async def _read_all(member: KafkaTopic, count: int, timeout: float = 30.0) -> list[SourceMessage]:
+    messages: list[SourceMessage] = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < count and time.monotonic() < deadline:
+        messages += await member.read(200)
+    return messages
+
+
+async def test_only_committed_messages_are_not_read_again(
+    bootstrap: str, store: RedisStore
+) -> None:
+    """A member settles and commits the first half of what it read, then leaves; the
+    next member of the group reads exactly the other half again, with the same ids."""
+    topic = await _topic(bootstrap)
+    await _produce(bootstrap, topic, [f'{{"args": [{n}]}}'.encode() for n in range(40)])
+    first = _member(bootstrap, topic, store, "a")
+    read = await _read_all(first, 40)
+    assert len(read) == 40 and len({m.id for m in read}) == 40
+    by_partition: dict[str, list[SourceMessage]] = {}
+    for message in read:
+        by_partition.setdefault(message.id.partition("-")[0], []).append(message)
+    settled = [m for messages in by_partition.values() for m in messages[: len(messages) // 2]]
+    first.settled(settled)
+    await first.commit()
+    await first.close()
+    second = _member(bootstrap, topic, store, "b")
+    again = await _read_all(second, 40 - len(settled), timeout=20)
+    await second.close()
+    assert {m.id for m in again} == {m.id for m in read} - {m.id for m in settled}
+    assert {m.item for m in again} == {m.item for m in read if m not in settled}
+
+
+@pytest.fixture
+async def start_sources(
+    servers: Servers, store: RedisStore, pg: PgStore
+) -> AsyncIterator[Callable[[Settings], Awaitable[SourcesService]]]:
+    running: list[tuple[SourcesService, asyncio.Task[None]]] = []
+
+    async def start(settings: Settings) -> SourcesService:
+        service = SourcesService(settings, store, pg, redis_url=servers.redis_url,
+                                 consumer=f"daemon-{len(running)}", clock=SYSTEM_CLOCK)  # fmt: skip
+        running.append((service, asyncio.create_task(service.run())))
+        return service
+
+    yield start
+    for service, task in running:
+        await service.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_messages_become_jobs_and_bad_ones_are_dead_lettered(
+    bootstrap: str,
+    settings: Settings,
+    client: Client,
+    redis: Any,
+    start_sources: Callable[[Settings], Awaitable[SourcesService]],
+) -> None:
+    """Well-formed values become jobs with ids from topic, partition and offset; not
+    JSON, an unknown task, a value that is not UTF-8 and a tombstone are each
+    dead-lettered on runner's Redis with the reason, and the source goes on."""
+    topic = await _topic(bootstrap)
+    good: list[bytes | None] = [f'{{"task": "echo", "args": [{n}]}}'.encode() for n in range(30)]
+    bad: list[bytes | None] = [b"{not json", b'{"task": "nope"}', b"\xff\xfe", None]
+    await _produce(bootstrap, topic, good + bad)
+    source = SourceSettings(name="orders", kind="kafka", key=topic, dead_letter=f"{topic}:dl",
+                            bootstrap=bootstrap, block=0.2, claim_idle=6.0)  # fmt: skip
+    await start_sources(replace(settings, sources={"orders": source}))
+    deadline = time.monotonic() + 40
+    while await redis.xlen(source.dead_letter) < len(bad) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    reasons = sorted(fields["reason"] for _, fields in await redis.xrange(source.dead_letter))
+    assert len(reasons) == 4
+    assert any(r.startswith("not JSON") for r in reasons)
+    assert any("unknown task 'nope'" in r for r in reasons)
+    assert "the value is not UTF-8 text" in reasons and "no value (a tombstone)" in reasons
+    found = {}
+    for partition in range(PARTITIONS):
+        for offset in range(len(good) + len(bad)):
+            job_id = f"{topic}:{partition}-{offset}"
+            if await client.store.job_exists(job_id):
+                found[job_id] = (await client.get(job_id)).args[0]
+    assert sorted(found.values()) == list(range(30))
