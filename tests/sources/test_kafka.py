@@ -24,6 +24,7 @@ from runner.sources.service import SourcesService
 from runner.store import KafkaTopic, PgStore, RedisStore, SourceMessage
 from tests.kafka_broker import kafka_broker
 from tests.real_servers import Servers
+from tests.waiting import eventually
 
 PARTITIONS = 3
 
@@ -129,9 +130,11 @@ async def test_messages_become_jobs_and_bad_ones_are_dead_lettered(
     source = SourceSettings(name="orders", kind="kafka", key=topic, dead_letter=f"{topic}:dl",
                             bootstrap=bootstrap, block=0.2, claim_idle=6.0)  # fmt: skip
     await start_sources(replace(settings, sources={"orders": source}))
-    deadline = time.monotonic() + 40
-    while await redis.xlen(source.dead_letter) < len(bad) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+
+    async def all_dead_lettered() -> bool:
+        return bool(await redis.xlen(source.dead_letter) >= len(bad))
+
+    await eventually(all_dead_lettered, timeout=40, every=0.1, what="the bad messages set aside")
     reasons = sorted(fields["reason"] for _, fields in await redis.xrange(source.dead_letter))
     assert len(reasons) == 4
     assert any(r.startswith("not JSON") for r in reasons)
