@@ -78,5 +78,6 @@ class HistoryKeeper:
                 partitions_dropped=kept.dropped,
                 stray_events_removed=kept.stray_events_removed,
                 jobs_removed=kept.jobs_removed,
+                webhook_attempts_removed=kept.attempts_removed,
             )
         return kept

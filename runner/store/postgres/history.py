@@ -44,9 +44,13 @@ class Kept:
     dropped: list[str] = field(default_factory=list)
     stray_events_removed: int = 0
     jobs_removed: int = 0
+    attempts_removed: int = 0  # webhook delivery attempts
 
     def changed_anything(self) -> bool:
-        return bool(self.created or self.dropped or self.stray_events_removed or self.jobs_removed)
+        return bool(
+            self.created or self.dropped or self.stray_events_removed or self.jobs_removed
+            or self.attempts_removed
+        )  # fmt: skip
 
 
 async def remove_finished_jobs(conn: Any, before: datetime, batch: int = REMOVE_BATCH) -> int:
@@ -54,6 +58,18 @@ async def remove_finished_jobs(conn: Any, before: datetime, batch: int = REMOVE_
     removed = 0
     while True:
         status = await conn.execute(query("history_remove_jobs"), FINISHED, before, batch)
+        count = int(status.split()[-1])  # "DELETE n"
+        removed += count
+        if count < batch:
+            return removed
+
+
+async def remove_old_attempts(conn: Any, before: datetime, batch: int = REMOVE_BATCH) -> int:
+    """Remove webhook delivery attempts older than `before`, `batch` rows a statement:
+    they are history too, kept as long as the rest."""
+    removed = 0
+    while True:
+        status = await conn.execute(query("history_remove_attempts"), before, batch)
         count = int(status.split()[-1])  # "DELETE n"
         removed += count
         if count < batch:
@@ -90,4 +106,5 @@ class HistoryStore:
         status = await conn.execute(query("history_prune_default"), before)
         kept.stray_events_removed = int(status.split()[-1])
         kept.jobs_removed = await remove_finished_jobs(conn, before, batch)
+        kept.attempts_removed = await remove_old_attempts(conn, before, batch)
         return kept

@@ -90,6 +90,22 @@ async def test_keeper_drops_old_days_and_old_finished_jobs_only(pg: PgStore) -> 
     assert again is not None and not again.changed_anything()
 
 
+async def test_keeper_removes_webhook_attempts_older_than_keep(pg: PgStore) -> None:
+    """Webhook delivery attempts are history too: those older than keep go, a few to a
+    statement, the younger stay."""
+    now = time.time()
+    rows = [("s", f"j{n}:1", f"j{n}", 1, 1, datetime.fromtimestamp(now - age * DAY_S, UTC),
+             "d", 500, "HTTP 500", 3, "failed")
+            for n, age in enumerate((40, 40, 35, 31, 5, 1))]  # fmt: skip
+    await pg.pool.executemany(
+        "INSERT INTO runner_webhook_attempts VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", rows
+    )
+    kept = await HistoryStore(pg).keep(now, KEEP_S, batch=3)
+    assert kept is not None and kept.attempts_removed == 4
+    left = await pg.pool.fetch("SELECT job_id FROM runner_webhook_attempts ORDER BY job_id")
+    assert [r["job_id"] for r in left] == ["j4", "j5"]
+
+
 async def test_keep_forever_drops_nothing(pg: PgStore) -> None:
     """keep = None ("forever"): partitions are made ahead, nothing is removed."""
     now = time.time()
