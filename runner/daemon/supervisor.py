@@ -46,6 +46,7 @@ from runner.daemon.watchdog import paused_note, reloading, run_notifier, status_
 from runner.errors import StoreError
 from runner.jobs import ClaimedJob, Outcome
 from runner.logs import flush_logs, flush_logs_periodically, get_logger, reopen_log_file, set_level
+from runner.notify.metrics import WebhookMetrics
 from runner.notify.service import NotifyService
 from runner.servers.connect import Connections
 from runner.sources.metrics import SourceMetrics
@@ -129,17 +130,21 @@ class Daemon(RunStops):
             HistoryStore(conns.pg_store), clock, settings.keep_history,
             retired=RetiredIds(store, conns.pg_store, clock),
         )  # fmt: skip
-        self.webhooks = NotifyService(store, conns.pg_store, self.id, settings)
         # Off unless [metrics] listen is set: then not even the per-job counts are kept.
         self.metrics = (
             Metrics(self.id, __version__, self._pool_figures) if settings.metrics_listen else None
         )
+        figures = self.metrics.registry if self.metrics is not None else None
+        self.webhooks = NotifyService(
+            store, conns.pg_store, self.id, settings,
+            metrics=WebhookMetrics(figures) if figures is not None else None,
+        )  # fmt: skip
         self.execution.metrics = self.pump.metrics = self.leases.metrics = self.metrics
         self.cron.metrics = self.recorder.metrics = self.metrics
         self.sources = SourcesService(
             settings, store, conns.pg_store, redis_url=conns.redis_url, consumer=self.id,
             clock=clock,
-            metrics=SourceMetrics(self.metrics.registry) if self.metrics is not None else None,
+            metrics=SourceMetrics(figures) if figures is not None else None,
         )  # fmt: skip
 
     async def _history_store(self) -> PgStore:

@@ -23,6 +23,7 @@ from runner.daemon.resilience import keep_going
 from runner.logs import get_logger
 from runner.notify.attempts import AttemptsLog
 from runner.notify.gate import Gate
+from runner.notify.metrics import WebhookMetrics
 from runner.notify.retry import RetryPolicy
 from runner.notify.signing import headers
 from runner.redact import redact_text
@@ -66,13 +67,16 @@ class Poster:
         store: SinkStore,
         attempts: AttemptsLog,
         daemon: str,
+        *,
         wall: Callable[[], float] = time.time,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self.sink = sink
         self.store = store
         self.attempts = attempts
         self.daemon = daemon
         self.wall = wall
+        self.metrics = metrics
         self.policy = RetryPolicy.of(sink)
         self.rng = random.Random()
         self.gate = Gate(sink.concurrency)
@@ -168,6 +172,10 @@ class Poster:
             return Answer(None, redact_text(f"{type(exc).__name__}: {exc}"), _ms_since(began))
 
     def _record(self, delivery: Delivery, attempt: int, answer: Answer, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.tried(self.sink.name, outcome)
+            if outcome == "delivered" and delivery.at_ms:
+                self.metrics.delivered(self.sink.name, self.wall() - delivery.at_ms / 1000)
         self.attempts.add(AttemptRow(
             self.sink.name, delivery.event_id, delivery.job_id, delivery.seq, attempt,
             int(self.wall() * 1000), self.daemon, answer.status, answer.error,

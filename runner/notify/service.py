@@ -17,6 +17,7 @@ from runner.config.settings import Settings
 from runner.daemon.resilience import keep_going
 from runner.logs import get_logger
 from runner.notify.attempts import AttemptsLog
+from runner.notify.metrics import WebhookMetrics
 from runner.notify.sink import Sink
 from runner.store import PgStore, RedisStore, WebhookAttempts
 
@@ -25,10 +26,16 @@ log = get_logger()
 
 class NotifyService:
     def __init__(
-        self, store: RedisStore, pg_store: PgStore, daemon: str, settings: Settings
+        self,
+        store: RedisStore,
+        pg_store: PgStore,
+        daemon: str,
+        settings: Settings,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self.store = store
         self.daemon = daemon
+        self.metrics = metrics
         self.lease_ms = int(settings.lease_ttl * 1000)
         self.sinks: Mapping[str, NotifySettings] = dict(settings.notify)
         self.attempts = AttemptsLog(WebhookAttempts(pg_store))
@@ -61,7 +68,9 @@ class NotifyService:
 
     def _start(self, sink: NotifySettings, after: asyncio.Task[None] | None) -> None:
         assert self._group is not None
-        worker = Sink(sink, self.store, self.attempts, self.daemon, self.lease_ms)
+        worker = Sink(
+            sink, self.store, self.attempts, self.daemon, self.lease_ms, metrics=self.metrics
+        )
         self.running[sink.name] = worker
         self._tasks[sink.name] = self._group.create_task(
             self._run_after(after, worker), name=f"notify {sink.name}"

@@ -26,6 +26,7 @@ from runner.logs import get_logger
 from runner.notify.attempts import AttemptsLog
 from runner.notify.delivery import Delivery, Poster, body_of
 from runner.notify.lanes import Acks, Lanes
+from runner.notify.metrics import WebhookMetrics
 from runner.store import RedisStore, SinkEntries
 
 log = get_logger()
@@ -48,6 +49,8 @@ class Sink:
         attempts: AttemptsLog,
         daemon: str,
         lease_ms: int,
+        *,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.name
@@ -55,7 +58,7 @@ class Sink:
         self.names = TaskNames(store)
         self.daemon = daemon
         self.lease_ms = lease_ms
-        self.poster = Poster(settings, self.store, attempts, daemon)
+        self.poster = Poster(settings, self.store, attempts, daemon, metrics=metrics)
         self.window = max(256, settings.concurrency * 64)  # deliveries taken in at most
         self.service = f"notify {settings.name}"
 

@@ -13,6 +13,7 @@ import pytest
 from runner.config.notify import NotifySettings
 from runner.jobs import Outcome
 from runner.notify.attempts import AttemptsLog
+from runner.notify.metrics import WebhookMetrics
 from runner.notify.sink import Sink
 from runner.store import PgStore, RedisStore, WebhookAttempts
 from tests.notify.receiver import Receiver
@@ -44,9 +45,13 @@ class Running:
         self.tasks: list[asyncio.Task[None]] = [asyncio.create_task(self.attempts.run())]
 
     async def start(
-        self, settings: NotifySettings, daemon: str = "d1", lease_ms: int = 1500
+        self,
+        settings: NotifySettings,
+        daemon: str = "d1",
+        lease_ms: int = 1500,
+        metrics: WebhookMetrics | None = None,
     ) -> asyncio.Task[None]:
-        sink = Sink(settings, self.store, self.attempts, daemon, lease_ms)
+        sink = Sink(settings, self.store, self.attempts, daemon, lease_ms, metrics=metrics)
         await self.store.sink(settings.name).ensure_group()
         task = asyncio.create_task(sink.run())
         self.tasks.append(task)
