@@ -70,7 +70,7 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
             *(
                 conn.execute(
                     "DROP TABLE runner_job_events, runner_jobs, runner_parked_jobs,"
-                    " runner_schema_migrations"
+                    " runner_webhook_attempts, runner_schema_migrations"
                 )
                 for conn in conns[:1]
             )

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
 from runner.client.client import Client, JobInfo
+from runner.config.notify import NotifySettings
 from runner.config.settings import CronSettings, Settings
 from runner.jobs import EnqueueResult
 from runner.servers.embedded import _valkey_binary, free_port
@@ -33,6 +34,7 @@ from runner.store.redis.keys import Keys
 from runner.store.redis.scripts import SCRIPT_NAMES, check_scripts, script_source
 from runner.store.redis.upgrade import upgrade_job_hashes
 from tests.daemon.harness import Running, drain
+from tests.notify.receiver import Receiver
 from tests.waiting import eventually
 
 SLOWLOG_LEN = 1_000_000
@@ -88,10 +90,15 @@ async def test_every_script_runs_on_a_cluster_node(
     beyond the park horizon parked and brought back, a long job kept by its renewed
     lease, a dead daemon's expired lease reaped, a finished chosen id forgotten and
     then refused from the retired ids alone, a forgotten failed job revived by a
-    retry. The node's own log of commands shows that every script in SCRIPT_NAMES
+    retry, a webhook sink holding its lease and delivering, a dead letter replayed.
+    The node's own log of commands shows that every script in SCRIPT_NAMES
     ran: one added later fails here until it does."""
     cron = {"tick": CronSettings(name="tick", schedule="* * * * * *", task="noop")}
-    settings = make_settings(redis_url=cluster_url, cron=cron, lease_ttl=1, keep_finished=2)
+    receiver = Receiver(SINK_SECRET)
+    await receiver.start()
+    sink = NotifySettings(name="app", url=receiver.url, secret=SINK_SECRET)
+    settings = make_settings(redis_url=cluster_url, cron=cron, lease_ttl=1, keep_finished=2,
+                             notify={"app": sink})  # fmt: skip
     redis = Redis.from_url(cluster_url, decode_responses=True)
     client = Client(settings, redis, pg)
     keys = Keys(settings.key_prefix)
@@ -132,9 +139,12 @@ async def test_every_script_runs_on_a_cluster_node(
             await eventually(lambda: _forgotten(client, failed), what=f"Redis forgetting {failed}")
             assert await client.retry(failed) == "scheduled"  # revived from its history
             await eventually(lambda: _in_state(client, failed, "failed"), what="failing again")
+            await eventually(lambda: bool(receiver.accepted), what="a webhook delivered")
+        assert await client.store.sink("app").replay(None) == 0  # none dead: the script ran
         await drain(settings)
     finally:
         await redis.aclose()
+        await receiver.stop()
     assert await _scripts_run(cluster_url) == set(SCRIPT_NAMES)
     states = {job.id: job.state for job in done}
     assert [states[i] for i in ran] == ["succeeded"] * 3
@@ -156,6 +166,7 @@ async def test_every_script_runs_on_a_cluster_node(
 
 
 DEAD_DAEMON = "daemon:gone"
+SINK_SECRET = "a-secret-for-the-cluster-sink"
 
 
 async def _claimed_by_a_dead_daemon(client: Client) -> str:
