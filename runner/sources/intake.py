@@ -35,17 +35,37 @@ class Settled:
         return len(self.accepted) - self.created
 
 
-async def admit(
-    client: Client, source: SourceSettings, messages: Sequence[SourceMessage]
-) -> Settled:
-    """Map and enqueue the batch; nothing is acknowledged here (the reader does it)."""
-    settled = Settled()
-    jobs: list[tuple[SourceMessage, NewJob]] = []
+@dataclass
+class Mapped:
+    """A batch mapped: the messages with their jobs, and those that make none."""
+
+    jobs: list[tuple[SourceMessage, NewJob]] = field(default_factory=list)
+    rejected: list[tuple[SourceMessage, str]] = field(default_factory=list)
+
+
+def map_batch(client: Client, source: SourceSettings, messages: Sequence[SourceMessage]) -> Mapped:
+    """Each message's job, or the reason it has none (CPU only: no round trip)."""
+    mapped = Mapped()
     for message in messages:
         try:
-            jobs.append((message, to_job(client, source, message)))
+            mapped.jobs.append((message, to_job(client, source, message)))
         except Rejected as exc:
-            settled.rejected.append((message, str(exc)))
+            mapped.rejected.append((message, str(exc)))
+    return mapped
+
+
+async def admit(
+    client: Client,
+    source: SourceSettings,
+    messages: Sequence[SourceMessage],
+    mapped: Mapped | None = None,
+) -> Settled:
+    """Map (unless given the batch `mapped` already) and enqueue the batch; nothing is
+    acknowledged here (the reader does it)."""
+    if mapped is None:
+        mapped = map_batch(client, source, messages)
+    settled = Settled(rejected=list(mapped.rejected))
+    jobs = mapped.jobs
     if not jobs:
         return settled
     try:

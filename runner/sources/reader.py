@@ -16,7 +16,7 @@ from runner.daemon.resilience import Backoff
 from runner.logs import get_logger
 from runner.redact import redact_url
 from runner.sources.backpressure import Backpressure
-from runner.sources.intake import Settled, admit
+from runner.sources.intake import Mapped, Settled, admit
 from runner.sources.metrics import SourceMetrics
 from runner.store import RedisStore, SourceMessage, count_source
 
@@ -96,10 +96,12 @@ class Reader:
     async def close(self) -> None:
         """Close the source's connections."""
 
-    async def settle(self, messages: Sequence[SourceMessage], side: Settles) -> Settled:
+    async def settle(
+        self, messages: Sequence[SourceMessage], side: Settles, mapped: Mapped | None = None
+    ) -> Settled:
         """Enqueue the batch's jobs, then let each message go: dead-lettered with its
         reason, or acknowledged once its job was accepted."""
-        settled = await admit(self.client(), self.source, messages)
+        settled = await admit(self.client(), self.source, messages, mapped)
         await side.dead_letter(settled.rejected)
         dead = len(settled.rejected)
         counted = count_source(
