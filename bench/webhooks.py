@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -37,6 +38,7 @@ from bench.runner_daemon import RunnerDaemon
 from bench.runner_side import Setup
 from runner import Client
 from runner.servers.embedded import EmbeddedServers
+from runner.store import redis_client
 
 THROUGHPUT_JOBS = 20_000
 ROUNDS = 5
@@ -89,9 +91,28 @@ def throughput_phase(setup: Setup, figures: WebhookFigures, jobs: int, rounds: i
         print(f"  throughput round {i + 1}/{rounds} ({jobs:,} no-op jobs, sink {names}) ...",
               flush=True)  # fmt: skip
         for on in order:
+            asyncio.run(_fresh(setup))
             extra = _sink_section(_free_port()) if on else ""  # nothing listens there
             rate = _drain_rate_with(setup, f"webhooks-{'down' if on else 'none'}-{i}", extra, jobs)
             (figures.rate_down if on else figures.rate_off).append(rate)
+
+
+async def _fresh(setup: Setup) -> None:
+    """Empty servers before each run: otherwise every run meets the streams and tables
+    the runs before it left (a stream a down sink's group still holds among them) and
+    is slower for it, whichever side it measures."""
+    redis = redis_client(setup.redis_url)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+    conn = await asyncpg.connect(setup.database_url)
+    try:
+        await conn.execute(
+            "TRUNCATE runner_jobs, runner_job_events, runner_webhook_attempts, runner_parked_jobs"
+        )
+    finally:
+        await conn.close()
 
 
 class Endpoint:
