@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,10 +25,21 @@ async def test_the_overview_shows_dead_letters_and_replays_them(
     url = dashboard(config)
     await dead_letters(store, "a:3", "b:3")
     await _visit(browser, url, f"{DEAD} === '2'")
-    await _use_token(browser)
+    loaded = await browser.evaluate("document.body.dataset.loaded")
+    await _use_token(browser)  # its refresh redraws the overview: press after that
+    await browser.wait_for(f"document.body.dataset.loaded !== {json.dumps(loaded)}")
     button = "button[data-action='replay:app']"
-    await browser.click(button)
-    await browser.click(button)
+    await _press_twice(browser, button)
     await browser.wait_for(f"{DEAD} === '0'", timeout=20)
     assert (await store.sink("app").summary())["dead"] == 0
     assert browser.errors == []
+
+
+async def _press_twice(browser: Browser, button: str) -> None:
+    """Arm the two-step button, then press it. The arming belongs to the request, not
+    to the element: a refresh that redraws the button in between keeps it armed."""
+    await browser.click(button)
+    await browser.wait_for(
+        f"document.querySelector({button!r})?.textContent.includes('press again')"
+    )
+    await browser.click(button)

@@ -35,28 +35,48 @@ function outcome(label, result) {
   return `${label}: done`;
 }
 
+// Buttons waiting for their second press, by request (method and path: never one
+// job's arming shown on another's button): the arming outlives a redraw
+// (a refresh already under way when the first press came replaces the button), so
+// the second press goes to the button drawn in its place. One arming holds `busy`
+// once, until it is pressed or runs out.
+const ARMED_MS = 4000;
+const armed = new Map();
+
+function arm(key) {
+  busy.count += 1;
+  armed.set(key, setTimeout(() => {
+    disarm(key);
+    document.dispatchEvent(new Event("runner:refresh"));  // redrawn unarmed
+  }, ARMED_MS));
+}
+
+function disarm(key) {
+  if (!armed.has(key)) return;
+  clearTimeout(armed.get(key));
+  armed.delete(key);
+  busy.count -= 1;
+}
+
+function showArmed(button, label) {
+  button.textContent = `${label}: press again`;
+  button.classList.add("armed");
+}
+
 // A button that sends one request, then shows the API's answer or its refusal.
 // `confirm` makes it two-step (press again within 4 s) for what cannot be undone.
 export function actionButton(label, method, path, { body, danger, confirm, action, enabled = true, done } = {}) {
+  const key = `${method} ${path}`;
   const button = el("button", { type: "button", class: danger ? "danger" : null, disabled: !enabled,
     dataset: { action: action || label.toLowerCase() } }, label);
-  let armed = false;
+  if (confirm && armed.has(key)) showArmed(button, label);
   button.addEventListener("click", async () => {
-    if (confirm && !armed) {
-      armed = true;
-      busy.count += 1;
-      button.textContent = `${label}: press again`;
-      button.classList.add("armed");
-      setTimeout(() => {
-        if (!armed) return;
-        armed = false;
-        busy.count -= 1;
-        button.textContent = label;
-        button.classList.remove("armed");
-      }, 4000);
+    if (confirm && !armed.has(key)) {
+      arm(key);
+      showArmed(button, label);
       return;
     }
-    if (armed) { armed = false; busy.count -= 1; }
+    disarm(key);
     button.disabled = true;
     busy.count += 1;
     try {
