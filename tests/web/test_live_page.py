@@ -8,10 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.client.client import Client
+from runner.servers.embedded import free_port
+from tests.daemon.process import DaemonProcess
 from tests.web.browser import Browser
+from tests.web.process import WebProcess
 
 TOKEN = "live-page-test-token-0123456789"
 XSS = "<img src=x id=pwned>"
+LIVE = "document.querySelector('[data-live]')?.dataset.live"
 
 
 def _row(job_id: str, state: str) -> str:
@@ -47,3 +51,36 @@ async def test_the_live_page_shows_jobs_enqueued_after_it_opened(
     await browser.wait_for(_row(held, "succeeded"))
     await browser.screenshot(Path(os.environ.get("RUNNER_SCREENSHOTS") or tmp_path) / "live.png")
     assert browser.errors == []
+
+
+async def test_the_live_page_resumes_where_it_was_after_the_server_restarts(
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess],
+    browser: Browser, client: Client,
+) -> None:  # fmt: skip
+    """`runner web` stops while the page is open and jobs go on running; started again
+    on the same address, the page reconnects by itself with the id of the last event
+    it had, and shows every transition of the gap once, none of those before again."""
+    config = daemon_config(web={"token": TOKEN})
+    spawn(config).wait_ready()
+    address = f"127.0.0.1:{free_port()}"
+    server = WebProcess(config, "--listen", address)
+    try:
+        await browser.goto(f"{server.url()}#/live")
+        await browser.wait_for(f"{LIVE} === 'live'")
+        before = await client.enqueue("echo", ["before"], job_id="gap-before")
+        await browser.wait_for(_row(before, "succeeded"))
+        server.stop()
+        await browser.wait_for(f"{LIVE} !== 'live'")
+        during = await client.enqueue("echo", ["during"], job_id="gap-during")
+        await client.wait(during, timeout=10)
+        server = WebProcess(config, "--listen", address)
+        server.url()
+        await browser.wait_for(_row(during, "succeeded"), timeout=20)
+        await browser.wait_for(f"{LIVE} === 'live'")
+        for job_id in (before, during):
+            for state in ("scheduled", "running", "succeeded"):
+                shown = f'#live-rows tr[data-job="{job_id}"][data-state="{state}"]'
+                assert await browser.evaluate(f"document.querySelectorAll('{shown}').length") == 1
+        assert browser.errors == []
+    finally:
+        server.stop()
