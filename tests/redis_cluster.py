@@ -54,6 +54,7 @@ class Node:
     port: int
     folder: Path
     proc: subprocess.Popen[bytes]
+    args: list[str]
 
     @property
     def alive(self) -> bool:
@@ -109,7 +110,7 @@ class RedisClusterServers:
                 "--cluster-port", str(free_port()),  # not port + 10000: past 65535
                 "--repl-diskless-sync-delay", "0"]  # a replica syncs at once  # fmt: skip
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return Node(port, folder, proc)
+        return Node(port, folder, proc, args)
 
     def wait_settled(self, timeout: float = START_TIMEOUT_S) -> None:
         """Every live node sees the cluster ok, every slot served, and each primary's
@@ -171,6 +172,13 @@ class RedisClusterServers:
         """SIGKILL: the node dies with whatever it had not sent to its replicas."""
         node.proc.send_signal(signal.SIGKILL)
         node.proc.wait(10)
+
+    def restart(self, node: Node) -> None:
+        """Start a killed node again on its port and folder: it rejoins the cluster
+        from its nodes.conf, as a replica of the primary that took its slots."""
+        node.proc = subprocess.Popen(
+            node.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def close(self) -> None:
         for node in self.nodes:
