@@ -18,10 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from runner.client.client import Client
 from runner.config.settings import Settings
+from runner.errors import NotReplicated
 from runner.store import redis_client
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
@@ -163,3 +165,28 @@ async def test_with_wait_replicas_an_enqueue_returns_once_the_replica_holds_it(
                     await reader.aclose()
     assert held == {0: False, 1: True}
     assert on_replica == 1
+
+
+async def test_an_enqueue_no_replica_confirmed_in_time_says_so(
+    cluster_settings: Callable[..., Settings], redis_cluster: RedisClusterServers
+) -> None:
+    """With `wait_replicas = 1` and the slot's replica stopped past WAIT's timeout (but
+    within the node timeout: no failover), the enqueue raises NotReplicated naming the
+    job, which the primary holds; enqueued again under its id once the replica is
+    back, it is confirmed and not made twice."""
+    settings = cluster_settings(wait_replicas=1)
+    replica = redis_cluster.replica_of(Keys(settings.key_prefix).events)
+    redis = redis_client(redis_cluster.url, cluster=True)
+    async with Client(settings, redis) as client:
+        await client.enqueue("echo", [0])  # connected, scripts loaded
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(NotReplicated) as refused:
+                await client.enqueue("echo", [1], job_id="unconfirmed")
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        again = await client.enqueue_result("echo", [1], job_id="unconfirmed")
+        state = (await client.get("unconfirmed")).state
+    assert refused.value.job_ids == ["unconfirmed"]
+    assert "0 of the 1 replicas" in str(refused.value)
+    assert not again.created and state == "scheduled"

@@ -4,14 +4,14 @@ Redis replicates asynchronously: a primary that dies may take with it writes it
 had already acknowledged. With `wait_replicas = N`, the writes that matter (an
 enqueue, a batch of outcomes) are followed by `WAIT N timeout` on the same
 connection (WAIT counts the replicas that hold that connection's writes), sent in
-the same round trip as the script, so that the caller hears "done" only once N
-replicas have the write, or once WAIT_TIMEOUT_MS has passed: a primary without
-enough replicas in reach slows writes down, it does not stop them. Each write
-that timed out is logged (`replicas_behind`).
+the same round trip as the script. The reply says how many replicas confirmed
+within WAIT_TIMEOUT_MS: the store raises NotReplicated for an enqueue that fell
+short (its jobs exist on the primary, unconfirmed), and logs a batch of outcomes
+that did (`replicas_behind`: a lost outcome means the job runs again).
 
 On a cluster, WAIT goes to the node the script's keys hash to. A failover in the
 middle of the round trip may send the retried script elsewhere: then WAIT's
-answer does not count, and the write is logged as not confirmed.
+answer does not count, as if no replica had confirmed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from runner.errors import NotReplicated
 from runner.logs import get_logger
 from runner.store.redis.connect import is_cluster
 
@@ -33,16 +34,11 @@ log = get_logger()
 
 
 async def run_replicated(
-    redis: Redis,
-    script: AsyncScript,
-    keys: Sequence[str],
-    args: Sequence[Any],
-    *,
-    replicas: int,
-    what: str,
-) -> Any:
-    """The script's reply, once `replicas` replicas hold what it wrote (or the
-    timeout passed: logged). A server that lost the script gets it again."""
+    redis: Redis, script: AsyncScript, keys: Sequence[str], args: Sequence[Any], replicas: int
+) -> tuple[Any, int]:
+    """The script's reply and how many replicas confirmed what it wrote (at most
+    `replicas`: WAIT returns once that many have). A server that lost the script
+    gets it again."""
     for _ in range(2):
         reply, acked, confirmed = await _evalsha_wait(redis, script, keys, args, replicas)
         if isinstance(reply, NoScriptError):
@@ -50,11 +46,24 @@ async def run_replicated(
             continue
         if isinstance(reply, Exception):
             raise reply
-        if not confirmed or acked < replicas:
-            log.warning("replicas_behind", write=what, wanted=replicas, acked=acked,
-                        timeout_ms=WAIT_TIMEOUT_MS)  # fmt: skip
-        return reply
-    raise NoScriptError(f"the server refused to keep the {what} script")
+        return reply, acked if confirmed else 0
+    raise NoScriptError("the server refused to keep the script")
+
+
+def not_replicated(job_ids: list[str], wanted: int, acked: int) -> NotReplicated:
+    first = job_ids[0] + (f" and {len(job_ids) - 1} more" if len(job_ids) > 1 else "")
+    return NotReplicated(
+        f"job {first} enqueued on the Redis primary, but {acked} of the {wanted} replicas "
+        f"that [redis] wait_replicas asks for confirmed it within {WAIT_TIMEOUT_MS} ms: a "
+        "failover now could lose it; enqueue again with the same job id to be sure",
+        job_ids,
+    )
+
+
+def note_behind(what: str, wanted: int, acked: int) -> None:
+    """A write that stands unconfirmed, for the operator (replicas down or lagging)."""
+    log.warning("replicas_behind", write=what, wanted=wanted, acked=acked,
+                timeout_ms=WAIT_TIMEOUT_MS)  # fmt: skip
 
 
 async def _evalsha_wait(

@@ -29,7 +29,7 @@ from runner.store.redis.fields import named, stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
 from runner.store.redis.notify import SinkStore
 from runner.store.redis.parking import ParkStore
-from runner.store.redis.replicas import run_replicated
+from runner.store.redis.replicas import not_replicated, note_behind, run_replicated
 from runner.store.redis.requests import RequestStore
 from runner.store.redis.retired import RetiredStore
 from runner.store.redis.scripts import Scripts, check_scripts
@@ -155,10 +155,12 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         args: list[str | int] = [now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed,
                 states_argv(GOING), RETIRED_ARGV, self.publish]  # fmt: skip
         if self.wait_replicas:
-            replies = await run_replicated(
-                self.redis, self.scripts.enqueue, self.keys.enqueue, args,
-                replicas=self.wait_replicas, what="enqueue",
-            )  # fmt: skip
+            replies, acked = await run_replicated(
+                self.redis, self.scripts.enqueue, self.keys.enqueue, args, self.wait_replicas
+            )
+            if acked < self.wait_replicas:
+                note_behind("enqueue", self.wait_replicas, acked)
+                raise not_replicated([job.id for job in jobs], self.wait_replicas, acked)
         else:
             replies = await self.scripts.enqueue(keys=self.keys.enqueue, args=args)
         return [
@@ -227,11 +229,12 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         sources = transition("succeed").sources_argv
         args: list[str | int] = [now_ms, daemon, sources, self.keys.wake_channel, packed,
                                  State.FAILED, self.publish]  # fmt: skip
-        if self.wait_replicas:
-            replies = await run_replicated(
-                self.redis, self.scripts.finish, self.keys.running_ends, args,
-                replicas=self.wait_replicas, what="finish",
-            )  # fmt: skip
+        if self.wait_replicas:  # an outcome that stands unconfirmed is only noted
+            replies, acked = await run_replicated(
+                self.redis, self.scripts.finish, self.keys.running_ends, args, self.wait_replicas
+            )
+            if acked < self.wait_replicas:
+                note_behind("finish", self.wait_replicas, acked)
         else:
             replies = await self.scripts.finish(keys=self.keys.running_ends, args=args)
         return [int(r) for r in replies]
