@@ -28,6 +28,7 @@ from bench.servers import private_servers
 from runner import Client
 from runner.config.settings import Settings, TaskSettings
 from runner.daemon.supervisor import Daemon
+from runner.logs import configure_logging
 from runner.servers.connect import Connections
 from runner.servers.embedded import EmbeddedServers
 from runner.store.postgres.store import PgStore
@@ -97,6 +98,7 @@ async def _migrate(database_url: str) -> None:
 
 def measure(servers: EmbeddedServers, jobs: int = JOBS) -> WaitFigures:
     asyncio.run(_migrate(servers.database_url))
+    configure_logging("warning", "json")  # the in-process daemon's lines cost time: only warnings
     print(f"measuring wait_replicas 0 and 1 on a 3+3 Redis Cluster ({jobs:,} jobs) ...", flush=True)
     cluster = start_cluster()
     try:
