@@ -155,6 +155,11 @@ class RedisClusterServers:
                     return node
         raise ClusterError(f"no live primary serves slot {slot} of {key!r}")
 
+    def shard_subscribers(self, channel: str) -> int:
+        """Clients subscribed (SSUBSCRIBE) to `channel` on the primary serving its slot."""
+        reply = _ask(self.primary_of(channel).port, "PUBSUB", "SHARDNUMSUB", channel).split()
+        return int(reply[1]) if len(reply) == 2 else 0
+
     def replica_of(self, key: str) -> Node:
         """A live replica of the primary serving `key`'s slot."""
         primary = self.primary_of(key)

@@ -155,8 +155,9 @@ async def test_a_primary_killed_under_load_is_followed_by_the_daemons(
     spawn: Callable[..., DaemonProcess],
 ) -> None:  # fmt: skip
     """SIGKILL of the primary serving the prefix's slot while two daemons run jobs:
-    no daemon exits, every job the promoted replica holds succeeds (in Redis and
-    Postgres) and ran; with wait_replicas = 1 no acknowledged enqueue is lost."""
+    no daemon exits, each subscribes again to the wake and cancel channels on the
+    promoted replica, every job it holds succeeds (in Redis and Postgres) and ran;
+    with wait_replicas = 1 no acknowledged enqueue is lost."""
     cluster = await asyncio.to_thread(start_cluster)
     try:
         prefix = f"failover-{secrets.token_hex(3)}"
@@ -173,6 +174,12 @@ async def test_a_primary_killed_under_load_is_followed_by_the_daemons(
         async with await Client.connect(load_settings(config, {})) as client:
             await _run_load(cluster, client, Keys(prefix).events, failover)
             await _settle(client, pg, failover, ledger)
+            # Each daemon listens on the promoted primary now (wake-ups, cancels).
+            wake = Keys(prefix).wake_channel
+            await eventually(
+                lambda: cluster.shard_subscribers(wake) == PROFILE.daemons,
+                what="every daemon subscribed again on the new primary",
+            )
         exited = [d.proc.returncode for d in daemons if d.proc.poll() is not None]
     finally:
         await asyncio.to_thread(cluster.close)
