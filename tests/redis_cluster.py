@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from runner.servers.embedded import free_port
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")
@@ -84,8 +83,9 @@ class RedisClusterServers:
                 f"{REDIS_SERVER} or {REDIS_CLI} is missing: install Debian's redis-server "
                 "(`make debian-servers`)"
             )
+        ports = _free_ports(primaries * 4)  # a client port and a bus port a node
         for index in range(primaries * 2):
-            self.nodes.append(self._start_node(index))
+            self.nodes.append(self._start_node(index, ports[2 * index], ports[2 * index + 1]))
         for node in self.nodes:
             self._wait(lambda node=node: _ask(node.port, "PING").strip() == "PONG", "a node up")
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
@@ -98,16 +98,15 @@ class RedisClusterServers:
             raise ClusterError(f"redis-cli --cluster create failed:\n{created.stdout[-2000:]}")
         self.wait_settled()
 
-    def _start_node(self, index: int) -> Node:
+    def _start_node(self, index: int, port: int, bus_port: int) -> Node:
         folder = self.root / f"node{index}"
         folder.mkdir(parents=True)
-        port = free_port()
         args = [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1",
                 "--dir", str(folder), "--logfile", "redis.log", "--save", "",
                 "--appendonly", "yes", "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                "--cluster-port", str(free_port()),  # not port + 10000: past 65535
+                "--cluster-port", str(bus_port),  # not port + 10000: past 65535
                 "--repl-diskless-sync-delay", "0"]  # a replica syncs at once  # fmt: skip
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return Node(port, folder, proc, args)
@@ -192,6 +191,17 @@ class RedisClusterServers:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.proc.wait(10)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports: each held open until all are found, so none repeats."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def _serves(ranges: list[str], slot: int) -> bool:
