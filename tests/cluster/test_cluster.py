@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from redis.asyncio import Redis
 from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.errors import NotReplicated
-from runner.store import redis_client
+from runner.jobs import NewJob
+from runner.store import RedisStore, StreamEntry, redis_client
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from tests.daemon.harness import Running
@@ -190,3 +192,37 @@ async def test_an_enqueue_no_replica_confirmed_in_time_says_so(
     assert refused.value.job_ids == ["unconfirmed"]
     assert "0 of the 1 replicas" in str(refused.value)
     assert not again.created and state == "scheduled"
+
+
+async def test_the_stream_verbs_on_a_cluster(
+    cluster_settings: Callable[..., Settings], redis_cluster: RedisClusterServers
+) -> None:
+    """The transition stream through the cluster client: a recorder's group reads an
+    entry (XREADGROUP), another recorder takes it over once its reader died
+    (XAUTOCLAIM), acknowledges it (XACK), and trimming (XINFO, XPENDING, XTRIM) then
+    drops it; the live feed's XREAD BLOCK on a connection of its own sees a new one."""
+    settings = cluster_settings()
+    store = RedisStore(redis_client(redis_cluster.url, cluster=True), Keys(settings.key_prefix))
+    feed = store.on_own_connection()
+    try:
+        await store.ensure_event_group()
+        _, last = await store.stream_ends()
+        await store.enqueue(NewJob("one", "echo", "async", "[]", "{}", 0, 1), "test", 1)
+        read = await store.read_events("dead-recorder", 10, None)
+        taken = await store.claim_stale_events("live-recorder", 0, 10)
+        await store.ack_events([entry.id for entry in taken])
+        backlog = await store.recorder_backlog()
+        await store.trim_events(0, int(time.time() * 1000) + 1000)
+        reading: asyncio.Future[list[StreamEntry]] = asyncio.ensure_future(
+            feed.read_stream_after(last, 10, 5000)
+        )
+        await asyncio.sleep(0.1)
+        await store.enqueue(NewJob("two", "echo", "async", "[]", "{}", 0, 1), "test", 2)
+        seen = await asyncio.wait_for(reading, 5)
+        first, _ = await store.stream_ends()
+    finally:
+        await feed.close()
+        await store.close()
+    assert [entry.id for entry in taken] == [entry.id for entry in read] and len(read) == 1
+    assert backlog.pending == 0
+    assert len(seen) >= 1 and first == seen[-1].id
