@@ -323,12 +323,32 @@ def collect_settings(
         notify=read_notify(read, data, tasks_raw),
         source=source,
     )
-    if settings.redis_cluster and not settings.redis_url:
+    if settings.redis_cluster:
+        problems += _cluster_problems(settings)
+    return settings, problems
+
+
+def _cluster_problems(settings: Settings) -> list[str]:
+    """What `[redis] cluster = true` cannot serve yet: the embedded server, and a Redis
+    source on runner's own cluster (its keys are not in runner's slot)."""
+    problems = []
+    if not settings.redis_url:
         problems.append(
             "redis.cluster: needs redis.url (or RUNNER_REDIS_URL) naming a node of the "
             "cluster; the embedded Valkey is a single server"
         )
-    return settings, problems
+    for name, source in sorted(settings.sources.items()):
+        if source.is_kafka:  # its dead letters go to a stream on runner's Redis
+            problems.append(
+                f"sources.{name}: a kafka source cannot run with redis.cluster = true yet "
+                "(its dead-letter stream would be outside runner's slot)"
+            )
+        elif source.url is None:
+            problems.append(
+                f"sources.{name}.url: with redis.cluster = true a Redis source needs a url "
+                "of its own (a single server): runner's cluster cannot hold its keys yet"
+            )
+    return problems
 
 
 def _embedded_dir(value: str, folder: Path | None) -> Path:
