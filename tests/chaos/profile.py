@@ -46,7 +46,7 @@ SHORT = {
     "control": Profile(jobs=10_000, seconds=8, daemons=2),
     "sources": Profile(jobs=2_000, seconds=4, daemons=2, kills=(2, 2)),
     "webhooks": Profile(jobs=1000, seconds=5, daemons=2, kills=(1, 1), outages=1, outage_s=3),
-    "failover": Profile(jobs=1200, seconds=6, daemons=2),
+    "failover": Profile(jobs=800, seconds=4, daemons=2),
 }
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),

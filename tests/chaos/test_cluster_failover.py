@@ -195,7 +195,7 @@ async def test_a_primary_killed_under_load_is_followed_by_the_daemons(
         assert failover.lost == set(), failover.figures()
 
 
-LAG_S = 1.5  # the replica stopped this long (within the node timeout) before the kill
+LAG_S = 1.0  # the replica stopped this long (within the node timeout) before the kill
 LAG_BATCH = 200  # jobs an enqueue_many call: load enough to fill the kernel's buffers
 
 
