@@ -75,7 +75,8 @@ $(BENCH_VENV)/.installed: bench/requirements-peers.txt
 	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements-peers.txt
 	touch $@
 
-bench: $(STAMP) $(BENCH_VENV)/.installed
+# The wait_replicas phase starts a Redis Cluster of Debian's redis-server.
+bench: $(STAMP) $(BENCH_VENV)/.installed debian-servers
 	$(BIN)/python -m bench.run --peer-python $(BENCH_VENV)/bin/python
 
 # As root, var/postgres links to the data kept under /var/tmp/runner-embedded: it goes too.

@@ -16,7 +16,9 @@ enqueue with chosen ids against generated ones (bench/enqueue_ids.py), ingest fr
 a stream source beside enqueue_many (bench/source_ingest.py), throughput with a
 million jobs due against 20,000 (bench/depth.py) and what jobs cost in Redis
 memory, near-term and parked (bench/redis_memory.py), with arq's, Dramatiq's and
-Huey's bytes per job beside runner's (bench/memory_peers.py); each phase
+Huey's bytes per job beside runner's (bench/memory_peers.py), then what
+`[redis] wait_replicas = 1` costs on a Redis Cluster of 3 primaries and 3
+replicas (bench/wait_replicas.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -50,6 +52,7 @@ from bench import (
     redis_memory,
     runner_side,
     source_ingest,
+    wait_replicas,
     web_overview,
     webhooks,
     workloads,
@@ -104,6 +107,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ingest-jobs", type=int, default=source_ingest.JOBS,
         help="messages ingested from a stream source beside enqueue_many (0: skip the phase)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--wait-jobs", type=int, default=wait_replicas.JOBS,
+        help="jobs a run with wait_replicas 0 and 1 on a Redis Cluster (0: skip the phase)",
     )  # fmt: skip
     parser.add_argument(
         "--deep", type=int, default=depth.DEEP, help="jobs due at once, depth phase (0: skip it)"
@@ -237,6 +244,9 @@ def _queue_phases(
                 args.peer_python, servers.redis_url, folder, memory.near.jobs, memory.near
             )
             done.append(_section("redis_memory_peers", peers, memory_peers.render(peers)))
+    if args.wait_jobs:
+        waited = wait_replicas.measure(servers, args.wait_jobs)
+        done.append(_section("wait_replicas", waited, wait_replicas.render(waited)))
     return done
 
 

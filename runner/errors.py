@@ -70,6 +70,16 @@ class StoreUnavailable(StoreError):
     serialization failure. Retrying after a pause is the answer."""
 
 
+class NotReplicated(StoreUnavailable):
+    """An enqueue the Redis primary made, but that fewer replicas than `[redis]
+    wait_replicas` confirmed in time: the jobs exist, yet a failover now could lose
+    them. Enqueue them again under the same ids to be sure (idempotent)."""
+
+    def __init__(self, message: str, job_ids: list[str]) -> None:
+        self.job_ids = job_ids
+        super().__init__(message, "redis")
+
+
 class StoreDataError(StoreError):
     """PostgreSQL rejected the data of a write (a value that is not what runner's
     scripts write): the datum must be isolated, retrying the same batch cannot help."""

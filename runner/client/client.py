@@ -102,7 +102,10 @@ class Client(RequestVerbs):
         self.clock = clock
         self._database_url = database_url
         self.store = RedisStore(
-            redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000)
+            redis,
+            Keys(settings.key_prefix),
+            int(settings.keep_finished * 1000),
+            settings.wait_replicas,
         )
         self.origin = f"client:{socket.gethostname()}:{os.getpid()}"
         self.parking = Parking(
@@ -119,7 +122,8 @@ class Client(RequestVerbs):
         if settings is None:
             settings = load_settings(config_path(config, os.environ))
         redis_url, database_url, _ = resolve_urls(settings, start_embedded=False)
-        return cls(settings, redis_client(redis_url), database_url=database_url)
+        redis = redis_client(redis_url, settings.redis_cluster)
+        return cls(settings, redis, database_url=database_url)
 
     async def _history_store(self) -> PgStore | None:
         """Postgres, connected on first use: enqueueing works while Postgres is down."""

@@ -29,7 +29,7 @@ def _last(
 async def cron_documents(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
     redis_url, _, _ = resolve_urls(settings, start_embedded=False)
-    redis = redis_client(redis_url)
+    redis = redis_client(redis_url, settings.redis_cluster)
     try:
         store = RedisStore(redis, Keys(settings.key_prefix))
         state = await store.cron_state()

@@ -19,6 +19,8 @@ NEEDS_RESTART = (
     "redis_url",
     "database_url",
     "key_prefix",
+    "redis_cluster",
+    "wait_replicas",  # the stores are built with it at start
     "embedded_dir",
     "log_file",
     "log_format",

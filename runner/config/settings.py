@@ -25,6 +25,7 @@ from runner.config.notify import NotifySettings, read_notify
 from runner.config.reader import TableReader
 from runner.config.sources import SourceSettings, read_sources
 from runner.config.values import (
+    boolean,
     duration_or,
     fraction,
     listen_address,
@@ -87,6 +88,8 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
     key_prefix: str = "runner"
+    redis_cluster: bool = False  # the URL names one node of a Redis Cluster
+    wait_replicas: int = 0  # enqueues and outcomes return once this many replicas hold them
     embedded_dir: Path = Path("var")
     shutdown_grace: float = 30.0
     lease_ttl: float = 30.0
@@ -256,7 +259,7 @@ def collect_settings(
     read = TableReader(problems)
     for key in sorted(set(data) - _SECTIONS):
         problems.append(f"{key}: unknown section (allowed: {', '.join(sorted(_SECTIONS))})")
-    redis = read.table(data, "redis", {"url", "key_prefix"})
+    redis = read.table(data, "redis", {"url", "key_prefix", "cluster", "wait_replicas"})
     pg = read.table(data, "postgres", {"url"})
     embedded = read.table(data, "embedded", {"dir"})
     daemon = read.table(
@@ -284,6 +287,8 @@ def collect_settings(
         database_url=read.url(env, "RUNNER_DATABASE_URL", pg, "postgres.url", POSTGRES_SCHEMES),
         key_prefix=env.get("RUNNER_KEY_PREFIX")
         or read.get(redis, "redis.key_prefix", "runner", string),
+        redis_cluster=read.get(redis, "redis.cluster", False, boolean),
+        wait_replicas=read.get(redis, "redis.wait_replicas", 0, non_negative_int),
         embedded_dir=_embedded_dir(read.get(embedded, "embedded.dir", "var", string), folder),
         shutdown_grace=read.get(daemon, "daemon.shutdown_grace", 30.0, positive_duration),
         lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, positive_duration),
@@ -318,7 +323,32 @@ def collect_settings(
         notify=read_notify(read, data, tasks_raw),
         source=source,
     )
+    if settings.redis_cluster:
+        problems += _cluster_problems(settings)
     return settings, problems
+
+
+def _cluster_problems(settings: Settings) -> list[str]:
+    """What `[redis] cluster = true` cannot serve yet: the embedded server, and a Redis
+    source on runner's own cluster (its keys are not in runner's slot)."""
+    problems = []
+    if not settings.redis_url:
+        problems.append(
+            "redis.cluster: needs redis.url (or RUNNER_REDIS_URL) naming a node of the "
+            "cluster; the embedded Valkey is a single server"
+        )
+    for name, source in sorted(settings.sources.items()):
+        if source.is_kafka:  # its dead letters go to a stream on runner's Redis
+            problems.append(
+                f"sources.{name}: a kafka source cannot run with redis.cluster = true yet "
+                "(its dead-letter stream would be outside runner's slot)"
+            )
+        elif source.url is None:
+            problems.append(
+                f"sources.{name}.url: with redis.cluster = true a Redis source needs a url "
+                "of its own (a single server): runner's cluster cannot hold its keys yet"
+            )
+    return problems
 
 
 def _embedded_dir(value: str, folder: Path | None) -> Path:

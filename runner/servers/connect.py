@@ -48,8 +48,13 @@ class Connections:
 
     @classmethod
     async def open(cls, settings: Settings, redis_url: str, database_url: str) -> Connections:
-        redis = redis_client(redis_url)
-        store = RedisStore(redis, Keys(settings.key_prefix), int(settings.keep_finished * 1000))
+        redis = redis_client(redis_url, settings.redis_cluster)
+        store = RedisStore(
+            redis,
+            Keys(settings.key_prefix),
+            int(settings.keep_finished * 1000),
+            settings.wait_replicas,
+        )
         try:
             await store.ping()
             await store.check_scripts()

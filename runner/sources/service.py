@@ -50,7 +50,8 @@ class SourcesService:
         self.consumer = consumer
         self.clock = clock
         self.metrics = metrics
-        self._redis = redis_client(redis_url)  # the client's own connections for enqueues
+        # the client's own connections for enqueues
+        self._redis = redis_client(redis_url, settings.redis_cluster)
         self._client = Client(settings, self._redis, pg, clock)
         self._wanted: Mapping[str, SourceSettings] = settings.sources
         self._running: dict[str, tuple[Reader, asyncio.Task[None]]] = {}

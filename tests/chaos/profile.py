@@ -46,6 +46,7 @@ SHORT = {
     "control": Profile(jobs=10_000, seconds=8, daemons=2),
     "sources": Profile(jobs=2_000, seconds=4, daemons=2, kills=(2, 2)),
     "webhooks": Profile(jobs=1000, seconds=5, daemons=2, kills=(1, 1), outages=1, outage_s=3),
+    "failover": Profile(jobs=800, seconds=4, daemons=2),
 }
 LONG = {
     "steady": Profile(jobs=20_000, seconds=600),
@@ -59,6 +60,7 @@ LONG = {
     "control": Profile(jobs=40_000, seconds=100, daemons=2),
     "sources": Profile(jobs=100_000, seconds=40, daemons=2, kills=(5, 5)),
     "webhooks": Profile(jobs=20_000, seconds=60, daemons=2, kills=(1, 1), outages=1, outage_s=20),
+    "failover": Profile(jobs=5_000, seconds=20, daemons=2),
 }
 
 

@@ -250,3 +250,38 @@ def test_max_result_takes_a_size_and_reaches_the_task_registry() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings({"jobs": {"max_result": "0KB"}}, "t.toml", env={})
     assert caught.value.problems == ["jobs.max_result: must be > 0 bytes, got '0KB'"]
+
+
+def test_redis_cluster_is_a_boolean_and_needs_a_url_and_no_source_on_it() -> None:
+    """[redis] cluster takes true or false, and wait_replicas a whole number >= 0;
+    a cluster needs a URL (the embedded Valkey is one server), and a source whose
+    keys would live on runner's cluster (a Redis source without a url of its own, a
+    kafka source's dead letters) is refused until runner can place them there."""
+    on = parse_settings(
+        {"redis": {"url": "redis://h:7000/0", "cluster": True, "wait_replicas": 1}}, "t.toml", {}
+    )
+    assert (on.redis_cluster, on.wait_replicas) == (True, 1)
+    assert (parse_settings({}, "t.toml", {}).redis_cluster, on.source) == (False, "t.toml")
+    tasks = {"echo": {"target": "tests.tasks:echo"}}
+    sources = {
+        "own": {"kind": "redis-stream", "stream": "a", "task": "echo", "url": "redis://s:1/0"},
+        "shared": {"kind": "redis-list", "list": "b", "task": "echo"},
+        "clicks": {"kind": "kafka", "topic": "c", "task": "echo", "bootstrap": "k:9092"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"redis": {"cluster": "yes", "wait_replicas": -1}}, "t.toml", {})
+    assert caught.value.problems == [
+        "redis.cluster: must be true or false, got 'yes'",
+        "redis.wait_replicas: must be a whole number >= 0, got -1",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"redis": {"cluster": True}, "tasks": tasks, "sources": sources},
+                       "t.toml", {})  # fmt: skip
+    assert caught.value.problems == [
+        "redis.cluster: needs redis.url (or RUNNER_REDIS_URL) naming a node of the cluster; "
+        "the embedded Valkey is a single server",
+        "sources.clicks: a kafka source cannot run with redis.cluster = true yet (its "
+        "dead-letter stream would be outside runner's slot)",
+        "sources.shared.url: with redis.cluster = true a Redis source needs a url of its own "
+        "(a single server): runner's cluster cannot hold its keys yet",
+    ]

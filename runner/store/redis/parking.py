@@ -37,6 +37,7 @@ class ParkStore:
     redis: Redis
     keys: Keys
     scripts: Scripts
+    publish: str  # PUBLISH, or SPUBLISH on a Redis Cluster (see wakeups.py)
 
     def job_key(self, job_id: str) -> str:
         """The key of the job's hash, for messages that tell an operator what to fix."""
@@ -61,6 +62,7 @@ class ParkStore:
                     orjson.dumps(rows).decode(),
                     states_argv(GOING),
                     RETIRED_ARGV,
+                    self.publish,
                 ],
             )
             replies.update(zip((job.id for job in group), answers, strict=True))
@@ -105,6 +107,7 @@ class ParkStore:
                 self.keys.cancel_channel,
                 orjson.dumps(dict(seqs)).decode(),
                 RETIRED_ARGV,
+                self.publish,
             ],
         )
         return replies

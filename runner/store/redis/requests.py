@@ -20,6 +20,7 @@ class RequestStore:
     redis: Redis
     keys: Keys
     scripts: Scripts
+    publish: str  # PUBLISH, or SPUBLISH on a Redis Cluster (see wakeups.py)
 
     @on_redis
     async def request(
@@ -46,6 +47,7 @@ class RequestStore:
                 self.keys.cancel_channel,
                 orjson.dumps(changes or {}).decode(),
                 RETIRED_ARGV,
+                self.publish,
             ],
         )
         return replies
@@ -76,11 +78,11 @@ class RequestStore:
         """Let the task's jobs run again, its held ones first; False if not paused."""
         resumed = bool(await self.redis.hdel(self.keys.paused, task))
         if task == ALL_TASKS:
-            await self.redis.publish(self.keys.wake_channel, "resumed")
+            await self.redis.execute_command(self.publish, self.keys.wake_channel, "resumed")  # type: ignore[no-untyped-call]  # PUBLISH or SPUBLISH
             return resumed
         while await self.scripts.release_held(
             keys=[*self.keys.due_all, self.keys.held(task), self.keys.job_prefix],
-            args=[states_argv(WAITING), chunk, self.keys.wake_channel],
+            args=[states_argv(WAITING), chunk, self.keys.wake_channel, self.publish],
         ):
             pass
         return resumed

@@ -6,13 +6,11 @@ size: claim, finish and renew are batched by their callers.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from runner.jobs import (
     ClaimedJob,
@@ -26,17 +24,19 @@ from runner.jobs import (
 from runner.states import ENDED, GOING, RETIRED_ARGV, TRANSITIONS, State, states_argv, transition
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
-from runner.store.redis.connect import own_connection
+from runner.store.redis.connect import is_cluster, own_connection
 from runner.store.redis.fields import named, stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
 from runner.store.redis.notify import SinkStore
 from runner.store.redis.parking import ParkStore
+from runner.store.redis.replicas import not_replicated, note_behind, run_replicated
 from runner.store.redis.requests import RequestStore
 from runner.store.redis.retired import RetiredStore
 from runner.store.redis.scripts import Scripts, check_scripts
 from runner.store.redis.status import StatusStore
 from runner.store.redis.stream import EventStream
 from runner.store.redis.upgrade import upgrade_job_hashes
+from runner.store.redis.wakeups import listen, publish_command
 
 _CORE_FIELDS = {
     "id",
@@ -95,15 +95,24 @@ def _json(value: str | None) -> Any:
 
 
 class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore):
-    def __init__(self, redis: Redis, keys: Keys, keep_finished_ms: int = 0) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, keep_finished_ms: int = 0, wait_replicas: int = 0
+    ) -> None:
+        """`wait_replicas`: enqueues and outcomes return once this many replicas hold
+        them (see replicas.py); 0, Redis's own default: once the primary has them."""
         self.redis = redis
         self.keys = keys
         self.keep_finished_ms = keep_finished_ms
+        self.wait_replicas = wait_replicas
         self.scripts = Scripts.register(redis)
+        self.publish = publish_command(redis)
 
     @on_redis
     async def ping(self) -> None:
-        await self.redis.ping()
+        if is_cluster(self.redis):  # PING would ask every node: one down is no matter
+            await self.redis.exists(self.keys.paused)  # the node serving the prefix answers
+        else:
+            await self.redis.ping()
 
     async def check_scripts(self) -> None:
         """Load every Lua script now: a syntax error fails at start (a ConfigError)."""
@@ -116,7 +125,9 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         """This store on a Redis connection of its own (close it when done): for a
         reader that blocks in Redis (a live feed), so that it never takes one of
         the connections the shared pool keeps for everything else."""
-        return RedisStore(own_connection(self.redis), self.keys, self.keep_finished_ms)
+        return RedisStore(
+            own_connection(self.redis), self.keys, self.keep_finished_ms, self.wait_replicas
+        )
 
     def sink(self, name: str) -> SinkStore:
         """The verbs of webhook sink `name` (see notify.py), on this connection."""
@@ -141,18 +152,17 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         if not jobs:
             return []
         packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
-        replies = await self.scripts.enqueue(
-            keys=self.keys.enqueue,
-            args=[
-                now_ms,
-                State.SCHEDULED,
-                origin,
-                self.keys.wake_channel,
-                packed,
-                states_argv(GOING),
-                RETIRED_ARGV,
-            ],
-        )
+        args: list[str | int] = [now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed,
+                states_argv(GOING), RETIRED_ARGV, self.publish]  # fmt: skip
+        if self.wait_replicas:
+            replies, acked = await run_replicated(
+                self.redis, self.scripts.enqueue, self.keys.enqueue, args, self.wait_replicas
+            )
+            if acked < self.wait_replicas:
+                note_behind("enqueue", self.wait_replicas, acked)
+                raise not_replicated([job.id for job in jobs], self.wait_replicas, acked)
+        else:
+            replies = await self.scripts.enqueue(keys=self.keys.enqueue, args=args)
         return [
             EnqueueResult(job.id, not reply.startswith("="), reply.lstrip("="))
             for job, reply in zip(jobs, replies, strict=True)
@@ -216,17 +226,17 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
                 for o in outcomes
             ]
         ).decode()  # fmt: skip
-        replies = await self.scripts.finish(
-            keys=self.keys.running_ends,
-            args=[
-                now_ms,
-                daemon,
-                transition("succeed").sources_argv,
-                self.keys.wake_channel,
-                packed,
-                State.FAILED,
-            ],
-        )
+        sources = transition("succeed").sources_argv
+        args: list[str | int] = [now_ms, daemon, sources, self.keys.wake_channel, packed,
+                                 State.FAILED, self.publish]  # fmt: skip
+        if self.wait_replicas:  # an outcome that stands unconfirmed is only noted
+            replies, acked = await run_replicated(
+                self.redis, self.scripts.finish, self.keys.running_ends, args, self.wait_replicas
+            )
+            if acked < self.wait_replicas:
+                note_behind("finish", self.wait_replicas, acked)
+        else:
+            replies = await self.scripts.finish(keys=self.keys.running_ends, args=args)
         return [int(r) for r in replies]
 
     @on_redis
@@ -277,6 +287,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
                 _target("lease_expired_retry"),
                 _target("lease_expired_fail"),
                 self.keys.wake_channel,
+                self.publish,
             ],
         )
         return [
@@ -360,26 +371,5 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         on_cancel: Callable[[str], None] | None = None,
     ) -> None:
         """Call `on_due(ms)` for each wake-up message and `on_cancel(job_id)` for each
-        running job cancelled by request, until the connection fails.
-
-        `on_due(None)` once subscribed (a message may have been missed before) and
-        for a message that is not a time: anyone may publish on the channel.
-        """
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        channels = [self.keys.wake_channel] + ([self.keys.cancel_channel] if on_cancel else [])
-        try:
-            await pubsub.subscribe(*channels)
-            on_due(None)
-            while True:
-                message = await pubsub.get_message(timeout=None)
-                if message is None:
-                    continue
-                data = message.get("data")
-                if on_cancel is not None and message.get("channel") == self.keys.cancel_channel:
-                    if isinstance(data, str):
-                        on_cancel(data)
-                else:
-                    on_due(_int(data))
-        finally:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
+        running job cancelled by request, until the connection fails (see wakeups.py)."""
+        await listen(self.redis, self.keys, on_due, on_cancel)

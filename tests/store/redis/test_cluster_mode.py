@@ -7,7 +7,9 @@ carries the same {prefix} hash tag, so all of them live in one slot, the slot of
 the keys that are declared: a cluster node runs such a script. This makes each
 script in SCRIPT_NAMES do its work on a one-node cluster-mode Valkey, and reads
 the node's slowlog (set to log every command) to check that none was left out.
-A cluster of several nodes, with slots moving, is not covered here.
+The same scenario runs on a real cluster of 3 primaries and 3 replicas
+(tests/redis_cluster.py) through runner's cluster client (`[redis] cluster =
+true`), every node logging every command.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +32,46 @@ from runner.config.notify import NotifySettings
 from runner.config.settings import CronSettings, Settings
 from runner.jobs import EnqueueResult
 from runner.servers.embedded import _valkey_binary, free_port
+from runner.store import redis_client
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.scripts import SCRIPT_NAMES, check_scripts, script_source
 from runner.store.redis.upgrade import upgrade_job_hashes
 from tests.daemon.harness import Running, drain
 from tests.notify.receiver import Receiver
+from tests.redis_cluster import start_cluster
 from tests.waiting import eventually
 
 SLOWLOG_LEN = 1_000_000
 
 
-@pytest.fixture
-async def cluster_url(tmp_path: Path) -> AsyncIterator[str]:
+@dataclass(frozen=True)
+class Target:
+    url: str
+    cluster_client: bool  # runner's cluster client ([redis] cluster = true)
+    node_urls: list[str]  # the nodes whose slowlogs tell which scripts ran
+
+
+@pytest.fixture(params=["one-node valkey", "3+3 redis cluster"])
+async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
+    if request.param == "one-node valkey":
+        async for url in _one_node(tmp_path):
+            yield Target(url, False, [url])
+        return
+    cluster = await asyncio.to_thread(start_cluster)
+    try:
+        urls = [f"redis://127.0.0.1:{node.port}/0" for node in cluster.nodes]
+        for url in urls:
+            admin = Redis.from_url(url)
+            await admin.config_set("slowlog-log-slower-than", 0)
+            await admin.config_set("slowlog-max-len", SLOWLOG_LEN)
+            await admin.aclose()
+        yield Target(cluster.url, True, urls)
+    finally:
+        await asyncio.to_thread(cluster.close)
+
+
+async def _one_node(tmp_path: Path) -> AsyncIterator[str]:
     """A one-node Valkey cluster serving every slot."""
     port = free_port()
     args = [str(_valkey_binary()), "--port", str(port), "--bind", "127.0.0.1",
@@ -82,7 +112,7 @@ def _cluster_ok(admin: Redis) -> Callable[[], object]:
 
 
 async def test_every_script_runs_on_a_cluster_node(
-    cluster_url: str, make_settings: Callable[..., Settings], pg: PgStore
+    target: Target, make_settings: Callable[..., Settings], pg: PgStore
 ) -> None:
     """Each script does its work on the cluster node: async, io, cpu, failing and
     retried jobs, pause/resume of a task (its held set), update, cancel, delete and
@@ -97,9 +127,15 @@ async def test_every_script_runs_on_a_cluster_node(
     receiver = Receiver(SINK_SECRET)
     await receiver.start()
     sink = NotifySettings(name="app", url=receiver.url, secret=SINK_SECRET)
-    settings = make_settings(redis_url=cluster_url, cron=cron, lease_ttl=1, keep_finished=2,
+    cluster_url = target.url
+    settings = make_settings(redis_url=cluster_url, redis_cluster=target.cluster_client,
+                             cron=cron, lease_ttl=1, keep_finished=2,
                              notify={"app": sink})  # fmt: skip
-    redis = Redis.from_url(cluster_url, decode_responses=True)
+    redis = (
+        redis_client(cluster_url, cluster=True)
+        if target.cluster_client
+        else Redis.from_url(cluster_url, decode_responses=True)
+    )
     client = Client(settings, redis, pg)
     keys = Keys(settings.key_prefix)
     try:
@@ -145,7 +181,7 @@ async def test_every_script_runs_on_a_cluster_node(
     finally:
         await redis.aclose()
         await receiver.stop()
-    assert await _scripts_run(cluster_url) == set(SCRIPT_NAMES)
+    assert await _scripts_run(target.node_urls) == set(SCRIPT_NAMES)
     states = {job.id: job.state for job in done}
     assert [states[i] for i in ran] == ["succeeded"] * 3
     assert states[held] == states[later] == states[chosen] == states["old1"] == "succeeded"
@@ -206,16 +242,18 @@ async def _in_state(client: Client, job_id: str, state: str) -> bool:
     return (await client.get(job_id)).state == state
 
 
-async def _scripts_run(url: str) -> set[str]:
-    """The scripts the node ran, from its slowlog (every command, kept by the fixture):
-    EVALSHA names a script by the SHA1 of its source."""
+async def _scripts_run(urls: list[str]) -> set[str]:
+    """The scripts the nodes ran, from their slowlogs (every command, kept by the
+    fixture): EVALSHA names a script by the SHA1 of its source."""
     names = {hashlib.sha1(script_source(n).encode()).hexdigest(): n for n in SCRIPT_NAMES}
-    admin = Redis.from_url(url)
-    try:
-        entries = await admin.slowlog_get(-1)
-    finally:
-        await admin.aclose()
-    assert len(entries) < SLOWLOG_LEN, "the slowlog filled up: raise SLOWLOG_LEN"
+    entries = []
+    for url in urls:
+        admin = Redis.from_url(url)
+        try:
+            entries += await admin.slowlog_get(-1)
+        finally:
+            await admin.aclose()
+        assert len(entries) < SLOWLOG_LEN, "the slowlog filled up: raise SLOWLOG_LEN"
     run = set()
     for entry in entries:
         command = entry["command"].split()

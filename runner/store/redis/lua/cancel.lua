@@ -13,7 +13,7 @@ return each_job(function(id, f)
     hdel(PREFIX .. id, 'owner')
     local reply = transit(id, f, TARGET, owner and {owner = owner} or nil)
     if owner then
-        redis.call('PUBLISH', CANCEL, cjson.encode({id, owner, tonumber(f[2])}))
+        redis.call(PUBLISH, CANCEL, cjson.encode({id, owner, tonumber(f[2])}))
     end
     return reply
 end, 'owner')

@@ -12,6 +12,8 @@
 -- ARGV[4] wake channel   ARGV[5] the jobs (below)
 -- ARGV[6] states that count as "still going" for overlap = skip (",a,b,")
 -- ARGV[7] the retired states, JSON (see lib.lua)
+-- ARGV[8] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster (the wake
+--         channel is {prefix}:wake, in the script's slot)
 -- The jobs, JSON: [[id, task, kind, args, kwargs, due_at, max_attempts,
 --   extra fields {name: string}, event detail (JSON text), cron guard, promoted,
 --   chosen], ...]
@@ -90,7 +92,7 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         redis.call('ZADD', due_keys[kind], due, id)
         if due < earliest[kind] then
             earliest[kind] = due
-            redis.call('PUBLISH', wake, string.format('%d', due))
+            redis.call(ARGV[8], wake, string.format('%d', due))
         end
         if not promoted then
             events[#events + 1] = cjson.encode({id, 1, '', target, now, origin, 0, job[9]})

@@ -20,6 +20,7 @@
 --         event detail (JSON text), give back (1: the attempt does not count, as
 --         for a job handed back at shutdown)], ...]
 -- ARGV[6] failed state (for a job set aside)
+-- ARGV[7] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 -- Reply: one integer a job: 1 recorded, 0 fenced off (lease lost or state changed),
 --        2 set aside (malformed).
 
@@ -62,7 +63,7 @@ local function finish(o)
         redis.call('ZADD', due_key, due_at, id)
         hset(key, 'due_at', string.format('%d', due_at))
         if first[2] == nil or due_at < tonumber(first[2]) then
-            redis.call('PUBLISH', wake, string.format('%d', due_at))
+            redis.call(ARGV[7], wake, string.format('%d', due_at))
         end
     end
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt, o[7]})

@@ -10,7 +10,7 @@
 -- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
 -- ARGV[1] now (ms)   ARGV[2] most jobs to reap   ARGV[3] reaping daemon id
 -- ARGV[4] allowed source states (",running,")   ARGV[5] retry state   ARGV[6] failed state
--- ARGV[7] wake channel
+-- ARGV[7] wake channel   ARGV[8] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 -- A failed job stays until it is recorded (see finish.lua).
 -- Reply: flat list, 5 values a job: id, new state, attempt, previous owner, and the
 --        reason it was set aside ("" unless malformed; then attempt is 0).
@@ -31,7 +31,7 @@ local function put_back(id, key, f)
         target = retry_state
         redis.call('ZADD', due_keys[f[5]], now, id)
         hset(key, 'due_at', now)
-        redis.call('PUBLISH', wake, now)
+        redis.call(ARGV[8], wake, now)
     else
         hset(key, 'error', reason .. '; no attempts left')
     end

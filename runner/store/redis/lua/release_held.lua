@@ -6,6 +6,7 @@
 -- KEYS[4]     the task's held set ({prefix}:held:<task>)
 -- KEYS[5]     job hash key prefix ({prefix}:job:)
 -- ARGV[1] waiting states (",a,b,")   ARGV[2] most jobs to move   ARGV[3] wake channel
+-- ARGV[4] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 -- Reply: how many jobs are still held.
 
 local due_keys = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
@@ -22,6 +23,6 @@ for i = 1, #held, 2 do
     redis.call('ZREM', KEYS[4], id)
 end
 if soonest then
-    redis.call('PUBLISH', ARGV[3], string.format('%d', soonest))
+    redis.call(ARGV[4], ARGV[3], string.format('%d', soonest))
 end
 return redis.call('ZCARD', KEYS[4])

@@ -15,12 +15,14 @@
 -- ARGV[5] the job ids, JSON   ARGV[6] wake channel   ARGV[7] cancel channel
 -- ARGV[8] the request's own argument (update: the changes, JSON)
 -- ARGV[9] the retired states, JSON (see lib.lua)
+-- ARGV[10] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster (both
+--          channels are in the {prefix} slot)
 -- Reply: one string a job: "ok:<state>", "refused:<state>", "missing", or
 -- "malformed:<reason>" (nothing is written for a job that is not ok).
 
 local DUE = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
 local LEASES, EVENTS, PREFIX, DEAD, HELD = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local RETIRED = KEYS[9]
+local RETIRED, PUBLISH = KEYS[9], ARGV[10]
 local NOW, BY, SOURCES, TARGET = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local WAKE, CANCEL, REQUEST, RETIRED_LIST = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local events = {}
@@ -59,7 +61,7 @@ local function schedule(id, kind, due)
     local first = redis.call('ZRANGE', DUE[kind], 0, 0, 'WITHSCORES')
     redis.call('ZADD', DUE[kind], due, id)
     if first[2] == nil or due < tonumber(first[2]) then
-        redis.call('PUBLISH', WAKE, string.format('%d', due))
+        redis.call(PUBLISH, WAKE, string.format('%d', due))
     end
 end
 
