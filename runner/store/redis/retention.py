@@ -51,14 +51,16 @@ def next_id(entry_id: str) -> str:
     return f"{ms}-{seq + 1}"
 
 
-async def group_states(redis: Redis, stream: str) -> list[GroupState]:
-    """Every consumer group of the stream; none while the stream does not exist."""
+async def group_states(redis: Redis, stream: str, only: str | None = None) -> list[GroupState]:
+    """Every consumer group of the stream (or the one named `only`); none while the
+    stream does not exist."""
     try:
         groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
     except ResponseError as exc:
         if "no such key" in str(exc).lower():
             return []
         raise
+    groups = [g for g in groups if only is None or g["name"] == only]
     if not groups:
         return []
     async with redis.pipeline(transaction=False) as pipe:
@@ -99,7 +101,7 @@ async def trim(redis: Redis, stream: str, keep_ms: int, now_ms: int) -> None:
 
 async def backlog(redis: Redis, stream: str, group_name: str) -> Backlog:
     """The group's backlog: pending entries plus those it was not given yet."""
-    group = next((g for g in await group_states(redis, stream) if g.name == group_name), None)
+    group = next(iter(await group_states(redis, stream, only=group_name)), None)
     if group is None:  # no group yet: everything in the stream is owed
         first: Any = await redis.xrange(stream, count=1)
         return Backlog(int(await redis.xlen(stream)), 0, str(first[0][0]) if first else None)

@@ -339,11 +339,21 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
     @on_redis
     async def job_states(self, job_ids: Sequence[str]) -> dict[str, str]:
         """The live state of each of these jobs that Redis holds."""
+        return await self._field_of_jobs(job_ids, "state")
+
+    @on_redis
+    async def job_tasks(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The task of each of these jobs that Redis still holds."""
+        return {i: t for i, t in (await self._field_of_jobs(job_ids, "task")).items() if t}
+
+    async def _field_of_jobs(self, job_ids: Sequence[str], name: str) -> dict[str, str]:
+        """One field of each job hash, in one round trip; a job Redis does not hold, or
+        a value that is not a string (a key of another type), is left out."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hget(self.keys.job(job_id), stored("state"))
-            states = await pipe.execute(raise_on_error=False)
-        return {i: s for i, s in zip(job_ids, states, strict=True) if isinstance(s, str)}
+                pipe.hget(self.keys.job(job_id), stored(name))
+            values = await pipe.execute(raise_on_error=False)
+        return {i: v for i, v in zip(job_ids, values, strict=True) if isinstance(v, str)}
 
     @on_redis
     async def due_counts(self, now_ms: int) -> dict[str, int]:

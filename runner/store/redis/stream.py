@@ -17,7 +17,6 @@ from redis.exceptions import ResponseError
 
 from runner.store.failures import on_redis
 from runner.store.redis import retention
-from runner.store.redis.fields import stored
 from runner.store.redis.keys import Keys
 from runner.store.redis.retention import Backlog
 
@@ -126,18 +125,6 @@ class EventStream:
             pipe.xrevrange(self.keys.events, count=1)
             first, last = await pipe.execute()
         return (first[0][0] if first else "0-0", last[0][0] if last else "0-0")
-
-    @on_redis
-    async def job_tasks(self, job_ids: Sequence[str]) -> dict[str, str]:
-        """The task of each of these jobs that Redis still holds."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hget(self.keys.job(job_id), stored("task"))
-            names = await pipe.execute(raise_on_error=False)
-        return {
-            job_id: name for job_id, name in zip(job_ids, names, strict=True)
-            if isinstance(name, str) and name
-        }  # fmt: skip
 
     @on_redis
     async def dead_letter_counts(self) -> dict[str, int]:
