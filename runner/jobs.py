@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_QUEUE = "default"
+QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,47}")
+# Priorities within a queue: 0 (the default) to 9 (the most urgent); see lua/claim.lua.
+PRIORITIES = range(10)
+
+
+def check_queue_name(name: object) -> str:
+    """The name if a queue may have it (it is part of its keys' names), else ValueError."""
+    if not isinstance(name, str) or not QUEUE_NAME.fullmatch(name):
+        raise ValueError(
+            "a queue name is 1-48 characters of a-z, 0-9, '_', '.' and '-', starting with "
+            f"a letter or digit; got {name!r}"
+        )
+    return name
+
+
+def check_priority(value: object) -> int:
+    """The priority if it is one, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in PRIORITIES:
+        raise ValueError(
+            f"a priority is a whole number from {PRIORITIES[0]} (the default) to "
+            f"{PRIORITIES[-1]} (the most urgent); got {value!r}"
+        )
+    return value
 
 
 def ms_ceil(moment: datetime) -> int:
@@ -66,6 +91,8 @@ class NewJob:
     # The caller chose the id (a generated one is new by construction): the id may
     # name a job that Redis has forgotten and only Postgres remembers.
     chosen_id: bool = False
+    queue: str = "default"  # see runner/store/redis/keys.py
+    priority: int = 0  # 0 (the default) to 9 (the most urgent), see lua/claim.lua
 
 
 @dataclass(frozen=True)
@@ -92,6 +119,7 @@ class ClaimedJob(NamedTuple):
     kwargs_json: str
     due_at_ms: int
     timeout: float | None = None  # set by an update; None: the task's own
+    queue: str = "default"  # the queue it was claimed from: its finish goes there
 
 
 @dataclass(frozen=True)
@@ -113,6 +141,7 @@ class Outcome(NamedTuple):
     error: str = ""
     detail_json: str = "{}"
     give_back: bool = False  # handed back at shutdown: the attempt does not count
+    queue: str = "default"  # the job's queue (ClaimedJob.queue)
 
 
 @dataclass(frozen=True)
@@ -143,6 +172,8 @@ class JobRecord:
     owner: str | None
     seq: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    queue: str = "default"
+    priority: int = 0
 
 
 class Event(NamedTuple):

@@ -116,7 +116,8 @@ async def prefix(redis: Redis) -> AsyncIterator[str]:
     """A key prefix for this test alone; its keys are deleted afterwards."""
     name = f"test-{secrets.token_hex(4)}"
     yield name
-    keys = [key async for key in redis.scan_iter(match=f"{{{name}}}*", count=1000)]
+    # {prefix}... and each queue's {prefix:q:NAME}...
+    keys = [key async for key in redis.scan_iter(match=f"{{{name}[}}:]*", count=1000)]
     if keys:
         await redis.delete(*keys)
 

@@ -96,8 +96,9 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     async def enqueue() -> EnqueueResult:
         async with await Client.connect(settings) as client:
             return await client.enqueue_result(
-                args.task, payload[0], payload[1], job_id=args.id, **when
-            )
+                args.task, payload[0], payload[1], job_id=args.id, queue=args.queue,
+                priority=args.priority, **when,
+            )  # fmt: skip
 
     result = asyncio.run(enqueue())
     if not result.created:

@@ -115,6 +115,15 @@ def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
         help="the job's id (default: a new random one); ids starting with cron: are reserved",
     )
     enqueue.add_argument(
+        "--queue", metavar="Q", help="the queue it waits in (default: its task's queue)"
+    )
+    enqueue.add_argument(
+        "--priority",
+        type=int,
+        metavar="N",
+        help="0 (the default) to 9 (the most urgent): among due jobs of a queue, higher first",
+    )
+    enqueue.add_argument(
         "--json", action="store_true", help='print {"id": ..., "created": ..., "state": ...}'
     )
 

@@ -1,11 +1,12 @@
 """Waiting for jobs to end, woken by the transition stream rather than by polling.
 
 A client may wait for thousands of jobs at once (a web handler awaiting each
-request's job): one reader per client follows the stream for all of them, on a
-Redis connection of its own, blocked in Redis (XREAD, at most a minute at a time)
-until something is written, and wakes the waiters of each job that ended. It runs
-only while someone waits: the last waiter to leave stops it and closes its
-connection, so a client at rest holds nothing open.
+request's job): one reader per client and queue follows that queue's stream for
+all of them, on a Redis connection of its own, blocked in Redis (XREAD, at most a
+minute at a time) until something is written, and wakes the waiters of each job
+that ended. It runs only while someone waits on a job of its queue: the last
+waiter to leave stops it and closes its connection, so a client at rest holds
+nothing open.
 
 The reader's starting point is taken before a waiter reads its job: a transition
 written between the two is then both in what was read and in what the reader
@@ -24,7 +25,7 @@ from typing import Protocol, TypeVar
 from runner.errors import ResultTimeout
 from runner.events.feed import Feed
 from runner.states import ENDED
-from runner.store import RedisStore
+from runner.store import DEFAULT_QUEUE, RedisStore
 
 LONGEST_READ_MS = 60_000
 
@@ -40,13 +41,14 @@ J = TypeVar("J", bound=_Job)
 
 
 class EndWatch:
-    """The waiters of one client, and the one reader that wakes them."""
+    """The waiters of one client, and the readers (one a queue) that wake them."""
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self._starting = asyncio.Lock()  # one reader, however many wait at once
+        self._queue_of: dict[str, str] = {}  # the queue of each job waited for
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._starting = asyncio.Lock()  # one reader a queue, however many wait at once
 
     async def wait_until_ended(
         self, get: Callable[[str], Awaitable[J]], job_id: str, timeout: float | None
@@ -69,29 +71,39 @@ class EndWatch:
                 await self._unregister(job_id, woken)
 
     async def close(self) -> None:
-        await self._stop_reader()
+        for queue in list(self._readers):
+            await self._stop_reader(queue)
 
     async def _register(self, job_id: str) -> asyncio.Future[None]:
+        queue = self._queue_of.get(job_id)
+        if queue is None:  # a job Redis does not hold is not moving: any reader will do
+            queue = (await self.store.locate([job_id])).get(job_id, DEFAULT_QUEUE)
         async with self._starting:
-            if self._reader is None or self._reader.done():
-                feed = Feed(self.store.on_own_connection(), named=False)
+            reader = self._readers.get(queue)
+            if reader is None or reader.done():
+                feed = Feed(self.store.queue(queue).on_own_connection(), named=False)
                 try:
                     await feed.start_now()
                 except BaseException:
                     await feed.store.close()
                     raise
-                self._reader = asyncio.create_task(self._read(feed), name="runner-end-watch")
+                self._readers[queue] = asyncio.create_task(
+                    self._read(feed), name=f"runner-end-watch:{queue}"
+                )
         woken = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, set()).add(woken)
+        self._queue_of[job_id] = queue
         return woken
 
     async def _unregister(self, job_id: str, woken: asyncio.Future[None]) -> None:
         waiters = self._waiters.get(job_id, set())
         waiters.discard(woken)
-        if not waiters:
-            self._waiters.pop(job_id, None)
-        if not self._waiters:
-            await self._stop_reader()
+        if waiters:
+            return
+        self._waiters.pop(job_id, None)
+        queue = self._queue_of.pop(job_id, DEFAULT_QUEUE)
+        if queue not in self._queue_of.values():
+            await self._stop_reader(queue)
 
     async def _read(self, feed: Feed) -> None:
         try:
@@ -101,8 +113,9 @@ class EndWatch:
                         self._wake(t.job_id, None)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a store failure: every waiter hears of it
-            for job_id in list(self._waiters):
+        except Exception as exc:  # a store failure: every waiter of the queue hears of it
+            queue = feed.store.queue_name
+            for job_id in [j for j, q in self._queue_of.items() if q == queue]:
                 self._wake(job_id, exc)
         finally:
             await feed.store.close()
@@ -112,8 +125,8 @@ class EndWatch:
             if not woken.done():
                 woken.set_result(None) if error is None else woken.set_exception(error)
 
-    async def _stop_reader(self) -> None:
-        reader, self._reader = self._reader, None
+    async def _stop_reader(self, queue: str) -> None:
+        reader = self._readers.pop(queue, None)
         if reader is not None and not reader.done():
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -21,7 +21,14 @@ from types import TracebackType
 from typing import Any
 
 from runner.client.awaiting import EndWatch
-from runner.client.input import check_job_id, check_size, due_at_ms, encode_payload, new_job_id
+from runner.client.input import (
+    check_job_id,
+    check_size,
+    checked,
+    due_at_ms,
+    encode_payload,
+    new_job_id,
+)
 from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.client.paging import DEFAULT_LIMIT
 from runner.client.requests import RequestVerbs
@@ -35,7 +42,7 @@ from runner.errors import (
     UnknownTask,
     UsageError,
 )
-from runner.jobs import EnqueueResult, NewJob, rfc3339
+from runner.jobs import EnqueueResult, NewJob, check_priority, check_queue_name, rfc3339
 from runner.servers.connect import resolve_urls
 from runner.states import ENDED, State
 from runner.store import Keys, Parking, PgStore, RedisStore, redis_client
@@ -56,6 +63,8 @@ class JobInfo:
     extra: dict[str, str] = field(default_factory=dict)
     seq: int = 0  # transitions so far; 0 when read from Postgres
     parked: bool = False  # waits in Postgres, due beyond the park horizon
+    queue: str = "default"
+    priority: int = 0
 
     @property
     def done(self) -> bool:
@@ -161,6 +170,8 @@ class Client(RequestVerbs):
         delay: float | timedelta | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
     ) -> NewJob:
         """Validate a request into a NewJob (raises UsageError subclasses on bad input)."""
         spec = self.settings.tasks.get(task)
@@ -180,6 +191,10 @@ class Client(RequestVerbs):
             due_at_ms=due_at_ms(self.clock, delay, at),
             max_attempts=spec.max_attempts,
             chosen_id=job_id is not None,
+            queue=spec.queue if queue is None else checked("queue", queue, check_queue_name),
+            priority=spec.priority
+            if priority is None
+            else checked("priority", priority, check_priority),
         )
 
     async def enqueue(
@@ -191,11 +206,15 @@ class Client(RequestVerbs):
         delay: float | timedelta | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
     ) -> str:
         """Enqueue one job and return its id. A `job_id` names one job for as long as
         its history is kept: if a job with that id exists, live or recorded, nothing
         changes (enqueue_result() says whether it was created)."""
-        result = await self.enqueue_result(task, args, kwargs, delay=delay, at=at, job_id=job_id)
+        result = await self.enqueue_result(
+            task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue, priority=priority
+        )
         return result.id
 
     async def enqueue_result(
@@ -207,10 +226,14 @@ class Client(RequestVerbs):
         delay: float | timedelta | None = None,
         at: datetime | None = None,
         job_id: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
     ) -> EnqueueResult:
         """Like enqueue(), with whether the job was created, and if not, the state of
         the job that already holds the id."""
-        job = self.new_job(task, args, kwargs, delay=delay, at=at, job_id=job_id)
+        job = self.new_job(
+            task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue, priority=priority
+        )
         return (await self._submit([job]))[0]
 
     async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
@@ -290,6 +313,8 @@ class Client(RequestVerbs):
                 record.error,
                 record.extra,
                 record.seq,
+                queue=record.queue,
+                priority=record.priority,
             )
         pg = await self._history_store()
         row = await pg.get_job(job_id) if pg else None
@@ -306,6 +331,8 @@ class Client(RequestVerbs):
             row["result"],
             row["error"],
             parked=row["parked"],
+            queue=row["queue"],
+            priority=row["priority"],
         )
 
     async def history(self, job_id: str) -> list[dict[str, Any]]:

@@ -32,7 +32,9 @@ async def cron_documents(settings: Settings, now: datetime | None = None) -> lis
     redis = redis_client(redis_url, settings.redis_cluster)
     try:
         store = RedisStore(redis, Keys(settings.key_prefix))
-        state = await store.cron_state()
+        state: dict[str, str] = {}
+        for queue in sorted({c.queue_of(settings.tasks) for c in settings.cron.values()}):
+            state.update(await store.queue(queue).cron_state())
         job_ids = [v for k, v in state.items() if k.endswith(":job")]
         found = await store.job_states(job_ids)
         job_states: dict[str, str | None] = {job_id: found.get(job_id) for job_id in job_ids}
@@ -52,6 +54,7 @@ async def cron_documents(settings: Settings, now: datetime | None = None) -> lis
                 "misfire": c.misfire,
                 "misfire_grace_s": c.misfire_grace,
                 "overlap": c.overlap,
+                "queue": c.queue_of(settings.tasks),
                 "next": upcoming,
                 "last": _last(state, name, job_states),
             }

@@ -9,10 +9,10 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -31,6 +31,9 @@ _UNFIT = ("Cc", "Cs")
 # PostgreSQL's jsonb cannot hold it, so the job's history could not be recorded.
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 RESERVED_ID_PREFIX = "cron:"  # cron ticks' ids: a user's id must not pre-empt a tick
+
+
+T = TypeVar("T")
 
 
 def new_job_id() -> str:
@@ -182,3 +185,11 @@ def check_job_id(job_id: str) -> str:
             "cron ticks; choose another id"
         )
     return job_id
+
+
+def checked(name: str, value: Any, check: Callable[[Any], T]) -> T:
+    """`check(value)`, its ValueError turned into a UsageError naming the argument."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise UsageError(f"{name}: {exc}") from None

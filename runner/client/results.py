@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runner.client.input import due_at_ms, encode_payload
+from runner.client.input import checked, due_at_ms, encode_payload
 from runner.errors import JobDeleted, JobNotFound, RequestRefused, StoreError, UsageError
+from runner.jobs import check_priority
 from runner.states import TRANSITIONS, State
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def update_changes(
     at: datetime | None = None,
     retries: int | None = None,
     timeout: float | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """The changes of an update, checked as an enqueue checks them (UsageError naming
     the argument); at least one is needed."""
@@ -125,6 +127,10 @@ def update_changes(
         ):
             raise UsageError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         changes["timeout"] = repr(float(timeout))
+    if priority is not None:
+        changes["priority"] = checked("priority", priority, check_priority)
     if not changes:
-        raise UsageError("nothing to update: give args, kwargs, a due time, retries or timeout")
+        raise UsageError(
+            "nothing to update: give args, kwargs, a due time, retries, timeout or priority"
+        )
     return changes

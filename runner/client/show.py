@@ -14,6 +14,8 @@ def job_document(job: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": job.id,
         "task": job.task,
+        "queue": job.queue,
+        "priority": job.priority,
         "state": job.state,
         "attempt": job.attempt,
         "due_at": rfc3339(job.due_at_ms),

@@ -35,6 +35,9 @@ from runner.config.values import (
     positive_duration,
     positive_int,
     positive_size,
+    priority,
+    queue_name,
+    queue_weights,
     secret,
     string,
 )
@@ -59,6 +62,8 @@ class TaskSettings:
     name: str
     target: str
     kind: TaskKind
+    queue: str = "default"  # where its jobs wait unless an enqueue names another
+    priority: int = 0  # its jobs' priority unless an enqueue says otherwise
     timeout: float | None = None
     retries: int = 0
     backoff: float = 1.0
@@ -81,6 +86,11 @@ class CronSettings:
     misfire: str = "once"
     misfire_grace: float = 3600.0
     overlap: str = "allow"
+    queue: str | None = None  # the queue its jobs wait in; None: its task's
+
+    def queue_of(self, tasks: Mapping[str, TaskSettings]) -> str:
+        task = tasks.get(self.task)
+        return self.queue or (task.queue if task is not None else "default")
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,10 @@ class Settings:
     shutdown_grace: float = 30.0
     lease_ttl: float = 30.0
     claim_batch: int = 500
+    # The queues this daemon claims from, each with its weight; None: every queue,
+    # each weighing 1 (see runner/daemon/shares.py).
+    queues: Mapping[str, int] | None = None
+    priority_aging: float = 1.0  # what one level of priority is worth in waiting time
     keep_finished: float = 86400.0
     park_horizon: float | None = PARK_HORIZON  # jobs due later wait in Postgres
     keep_history: float | None = KEEP_HISTORY
@@ -129,7 +143,8 @@ class Settings:
         )
 
 
-_TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter"}
+_TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter",
+              "queue", "priority"}  # fmt: skip
 
 
 def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
@@ -147,6 +162,8 @@ def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
         name=name,
         target=target,
         kind=kind,  # type: ignore[arg-type]  # one_of checked it is a TaskKind
+        queue=read.get(raw, f"{path}.queue", "default", queue_name),
+        priority=read.get(raw, f"{path}.priority", 0, priority),
         timeout=read.get(raw, f"{path}.timeout", None, positive_duration),
         retries=read.get(raw, f"{path}.retries", 0, non_negative_int),
         backoff=read.get(raw, f"{path}.backoff", 1.0, positive_duration),
@@ -166,6 +183,7 @@ def _target(value: Any) -> str:
 
 _CRON_KEYS = {
     "schedule", "task", "args", "kwargs", "timezone", "misfire", "misfire_grace", "overlap",
+    "queue",
 }  # fmt: skip
 
 
@@ -198,6 +216,7 @@ def _cron(read: TableReader, name: str, raw: Any, tasks: Mapping[str, Any]) -> C
         misfire=read.get(raw, f"{path}.misfire", "once", one_of(*MISFIRE_POLICIES)),
         misfire_grace=read.get(raw, f"{path}.misfire_grace", 3600.0, positive_duration),
         overlap=read.get(raw, f"{path}.overlap", "allow", one_of(*OVERLAP_POLICIES)),
+        queue=read.get(raw, f"{path}.queue", None, queue_name),
     )
     return cron if len(read.problems) == before else None
 
@@ -267,7 +286,7 @@ def collect_settings(
         "daemon",
         {
             "shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin",
-            "park_horizon",
+            "park_horizon", "queues", "priority_aging",
         },
     )  # fmt: skip
     history = read.table(data, "history", {"keep"})
@@ -293,6 +312,8 @@ def collect_settings(
         shutdown_grace=read.get(daemon, "daemon.shutdown_grace", 30.0, positive_duration),
         lease_ttl=read.get(daemon, "daemon.lease_ttl", 30.0, positive_duration),
         claim_batch=read.get(daemon, "daemon.claim_batch", 500, positive_int),
+        queues=read.get(daemon, "daemon.queues", None, queue_weights),
+        priority_aging=read.get(daemon, "daemon.priority_aging", 1.0, non_negative_duration),
         keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, positive_duration),
         timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, non_negative_duration),
         park_horizon=read.get(daemon, "daemon.park_horizon", PARK_HORIZON, duration_or("off")),

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from runner.config.durations import parse_duration
 from runner.config.sizes import parse_size
+from runner.jobs import check_priority, check_queue_name
 from runner.redact import redact_url
 
 
@@ -143,3 +144,26 @@ def _url_problem(text: str) -> str | None:
     if parts.scheme in ("redis", "rediss") and not parts.hostname:
         return "no host; e.g. redis://localhost:6379/0"
     return None
+
+
+def queue_name(value: Any) -> str:
+    return check_queue_name(string(value))
+
+
+def priority(value: Any) -> int:
+    return check_priority(value)
+
+
+def queue_weights(value: Any) -> dict[str, int]:
+    """{queue: weight}: the queues a daemon serves; a weight is a whole number >= 1."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(
+            f"must be a table of queue = weight, like {{ default = 1, reports = 3 }}; got {value!r}"
+        )
+    weights = {}
+    for name, weight in value.items():
+        try:
+            weights[check_queue_name(name)] = positive_int(weight)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return weights

@@ -89,9 +89,10 @@ class CronService:
     async def load_state(self) -> None:
         """Each schedule's last handled tick, from Redis (shared by all daemons)."""
         now_ms = self.clock.now_ms()
-        for name in self.entries:
+        for name, entry in self.entries.items():
             if name not in self.last:
-                last_ms = await self.store.cron_baseline(name, now_ms)
+                queue = self.store.queue(entry.settings.queue_of(self.tasks))
+                last_ms = await queue.cron_baseline(name, now_ms)
                 self.last[name] = datetime.fromtimestamp(last_ms / 1000, UTC)
 
     async def run(self) -> None:
@@ -171,6 +172,8 @@ class CronService:
             max_attempts=task.max_attempts,
             extra={"cron": c.name, "tick": rfc3339_at(tick)},
             guard=(c.name, _ms(tick), c.overlap),
+            queue=c.queue_of(self.tasks),  # its tick record is in that queue's slot
+            priority=task.priority,
         )
 
     def _log(self, name: str, tick: datetime, job_id: str, outcome: str) -> None:

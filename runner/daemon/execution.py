@@ -199,6 +199,7 @@ class JobExecution:
                 "succeed",
                 result_json=result_json,
                 detail_json=f'{{"result":{result_json},"duration_ms":{duration_ms}}}',
+                queue=job.queue,
             )
         )
         log.info(
@@ -240,6 +241,7 @@ class JobExecution:
                 due_at_ms=due_at,
                 error=error,
                 detail_json=orjson.dumps(detail).decode(),
+                queue=job.queue,
             )
         )
         log.warning(

@@ -72,17 +72,30 @@ class LeaseKeeper:
         if self.pools is not None:
             pools = orjson.dumps({k: o.as_json() for k, o in self.pools().items()}).decode()
         await self.store.heartbeat(self.daemon, now, self.info, pools)
-        jobs = {job.id: job.claim for job in list(self.active.values())}
-        lost = await self.store.renew_leases(self.daemon, now + self.lease_ms, jobs.items())
-        for job_id, state in lost:
-            # The owner decides: a job that ended meanwhile was not lost.
-            self.on_lost(job_id, jobs[job_id], state)
+        by_queue: dict[str, dict[str, int]] = {}
+        for job in list(self.active.values()):
+            by_queue.setdefault(job.queue, {})[job.id] = job.claim
+        for queue, jobs in by_queue.items():
+            view = self.store.queue(queue)
+            for job_id, state in await view.renew_leases(
+                self.daemon, now + self.lease_ms, jobs.items()
+            ):
+                # The owner decides: a job that ended meanwhile was not lost.
+                self.on_lost(job_id, jobs[job_id], state)
+        await self.store.sync_paused()
         if now < self.reap_from_ms:
             return  # just back from an outage: live daemons are still renewing
-        for reaped in await self.store.reap_expired(now, self.daemon):
+        for queue in await self.store.queue_names():
+            await self._reap(self.store.queue(queue), now)
+
+    async def _reap(self, store: RedisStore, now: int) -> None:
+        """Put back the jobs of dead daemons in this queue (any queue: a daemon that
+        serves none of its own still reaps, so no queue waits for its servers)."""
+        for reaped in await store.reap_expired(now, self.daemon):
             if reaped.set_aside:
                 log.error("job set aside", job_id=reaped.id, state=reaped.state,
-                          error=reaped.set_aside, owner=reaped.owner)  # fmt: skip
+                          error=reaped.set_aside, owner=reaped.owner,
+                          queue=store.queue_name)  # fmt: skip
                 if self.metrics is not None and reaped.state == "failed":
                     self.metrics.set_aside()
                 continue
@@ -94,4 +107,5 @@ class LeaseKeeper:
                 state=reaped.state,
                 attempt=reaped.attempt,
                 owner=reaped.owner,
+                queue=store.queue_name,
             )

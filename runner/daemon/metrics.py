@@ -120,11 +120,11 @@ class Metrics:
         self._cancels: dict[tuple[str, int], float] = {}  # (job id, claim) -> when counted
         self.registry.register(_JobCollector(self._tasks, pools))
         r = self.registry
-        self.due = Gauge("runner_due_jobs", "Jobs due now in Redis, by kind (all daemons).",
-                         ["kind"], registry=r)  # fmt: skip
+        self.due = Gauge("runner_due_jobs", "Jobs due now in Redis, by kind and queue (all "
+                         "daemons).", ["kind", "queue"], registry=r)  # fmt: skip
         self.oldest_due_lag = Gauge(
-            "runner_oldest_due_lag_seconds", "How long the earliest due job has waited.",
-            registry=r,
+            "runner_oldest_due_lag_seconds", "How long the queue's earliest due job has waited.",
+            ["queue"], registry=r,
         )  # fmt: skip
         self.lease_expiries = Counter(
             "runner_lease_expiries", "Leases of dead daemons' jobs this daemon reaped.", registry=r
@@ -137,7 +137,8 @@ class Metrics:
         )
         self.recorder_backlog = Gauge(
             "runner_recorder_backlog_entries",
-            "Stream entries not yet committed to Postgres (all daemons).", registry=r,
+            "The queue's stream entries not yet committed to Postgres (all daemons).",
+            ["queue"], registry=r,
         )  # fmt: skip
         self.recorder_events = Counter(
             "runner_recorder_events", "Transitions this daemon wrote to Postgres.", registry=r

@@ -77,10 +77,11 @@ class GaugeRefresher:
             m.store_up.labels("redis").set(0)
         else:
             m.store_up.labels("redis").set(1)
-            for kind, count in gauges.due.items():
-                m.due.labels(kind).set(count)
-            m.oldest_due_lag.set(gauges.oldest_due_lag_ms / 1000)
-            m.recorder_backlog.set(gauges.unrecorded_entries)
+            for queue, figures in gauges.items():
+                for kind, count in figures.due.items():
+                    m.due.labels(kind, queue).set(count)
+                m.oldest_due_lag.labels(queue).set(figures.oldest_due_lag_ms / 1000)
+                m.recorder_backlog.labels(queue).set(figures.unrecorded_entries)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 await self.pg.ping()

@@ -4,25 +4,31 @@ It claims, per kind, no more jobs than that kind's executor can start at once
 (no prefetch: a full process pool never holds back io or async jobs). It wakes
 early when capacity frees up or when any client enqueues a job sooner than the
 one it sleeps for (a Redis pub/sub message, so this works across daemons).
+
+It claims only from the queues it serves (`[daemon] queues`, else every queue),
+sharing free slots among those with due work by their weights (shares.py); the
+queues' claims run at once, each in its own slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from runner.clock import Clock
 from runner.config.settings import Settings
 from runner.daemon.executors import Executor
 from runner.daemon.metrics import Metrics
 from runner.daemon.resilience import Backoff, report
-from runner.jobs import ClaimedJob
+from runner.daemon.shares import Shares
+from runner.jobs import ClaimedJob, ClaimResult
 from runner.logs import get_logger
-from runner.store import RedisStore
+from runner.store import PRIORITY_AGING_MS, RedisStore
 
 log = get_logger()
 
 IDLE_POLL_S = 5.0  # a safety net: pub/sub wakes the pump long before this
+QUEUES_CHECK_S = 1.0  # how soon a new queue's channels are listened to
 
 
 class Pump:
@@ -37,8 +43,21 @@ class Pump:
         batch: int,
         lease_ms: int,
         spin: float = 0.0,
+        queues: Mapping[str, int] | None = None,
+        aging_ms: int = PRIORITY_AGING_MS,
     ) -> None:
+        """`queues`: the queues served, each with its weight; None: every queue, each
+        weighing 1."""
         self.store = store
+        self.queues = queues
+        self.aging_ms = aging_ms
+        self.shares = Shares()
+        # Per queue, per kind, when its next job is due (None: none waits); a queue
+        # missing here may have due work (new, or a wake-up said so): it is asked.
+        self._due: dict[str, dict[str, int | None]] = {}
+        # Wake-ups per queue so far: one that comes while a claim is on its way makes
+        # that claim's news of the queue stale (it may not have seen the new job).
+        self._offers: dict[str | None, int] = {}
         self.executors = executors
         self.start = start
         self.daemon = daemon
@@ -55,6 +74,8 @@ class Pump:
         """Its part of a reload: claim batches, leases, the timer's spin."""
         self.batch, self.spin = settings.claim_batch, settings.timer_spin
         self.lease_ms = int(settings.lease_ttl * 1000)
+        self.queues, self.aging_ms = settings.queues, int(settings.priority_aging * 1000)
+        self._due.clear()
 
     @property
     def sleeping_until(self) -> int | None:
@@ -64,10 +85,22 @@ class Pump:
     def nudge(self) -> None:
         self.wake.set()
 
-    def offer(self, due_ms: int) -> None:
-        """A job due at `due_ms` was enqueued somewhere: wake if it is sooner than our plan."""
-        if self._sleeping_until is None or due_ms < self._sleeping_until:
+    def offer(self, due_ms: int | None, queue: str | None = None) -> None:
+        """A job due at `due_ms` (None: at some time) was enqueued in `queue` (None: in
+        any): ask that queue again, and wake if it is sooner than our plan."""
+        self._offers[queue] = self._offers.get(queue, 0) + 1
+        if queue is None:
+            self._due.clear()
+        else:
+            self._due.pop(queue, None)
+        if due_ms is None or self._sleeping_until is None or due_ms < self._sleeping_until:
             self.wake.set()
+
+    async def served(self) -> dict[str, int]:
+        """The queues this daemon claims from, each with its weight."""
+        if self.queues is not None:
+            return dict(self.queues)
+        return dict.fromkeys(await self.store.queue_names(), 1)
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -85,26 +118,72 @@ class Pump:
 
     async def _claim_once(self) -> int | None:
         """Claim and start due jobs; returns when to look again (None: when woken)."""
-        limits = {kind: min(ex.capacity(), self.batch) for kind, ex in self.executors.items()}
-        if not any(limits.values()):
+        free = {kind: min(ex.capacity(), self.batch) for kind, ex in self.executors.items()}
+        if not any(free.values()):
             return None
         now = self.clock.now_ms()
-        claimed = await self.store.claim_due(now, limits, self.daemon, now + self.lease_ms)
+        weights = await self.served()
+        ready = [q for q in weights if self._has_due(q, free, now)]
+        asks: dict[str, dict[str, int]] = {q: dict.fromkeys(free, 0) for q in ready}
+        for kind, slots in free.items():
+            for queue, share in self.shares.split(kind, slots, ready, weights).items():
+                asks[queue][kind] = share
+        asks = {q: limits for q, limits in asks.items() if any(limits.values())}
+        offers = self._offer_counts(asks)
+        results = await asyncio.gather(
+            *(
+                self.store.queue(q).claim_due(
+                    now, limits, self.daemon, now + self.lease_ms, self.aging_ms
+                )
+                for q, limits in asks.items()
+            )
+        )
+        for (queue, limits), claimed in zip(asks.items(), results, strict=True):
+            self._started(queue, limits, claimed, now)
+        if offers != self._offer_counts(asks):  # woken meanwhile: ask those queues again
+            for queue in asks:
+                if offers[queue] != self._offer_counts([queue])[queue]:
+                    self._due.pop(queue, None)
+        return self._next_look(weights, now)
+
+    def _offer_counts(self, queues: Iterable[str]) -> dict[str, tuple[int, int]]:
+        return {q: (self._offers.get(q, 0), self._offers.get(None, 0)) for q in queues}
+
+    def _has_due(self, queue: str, free: Mapping[str, int], now: int) -> bool:
+        due = self._due.get(queue)
+        if due is None:
+            return True
+        return any(free[k] and at is not None and at <= now for k, at in due.items())
+
+    def _started(
+        self, queue: str, limits: Mapping[str, int], claimed: ClaimResult, now: int
+    ) -> None:
+        """Start what was claimed; note when the queue has more due, per kind."""
         for job_id, reason in claimed.set_aside:
-            log.error("job set aside", job_id=job_id, state="failed", error=reason)
+            log.error("job set aside", job_id=job_id, state="failed", error=reason, queue=queue)
             if self.metrics is not None:
                 self.metrics.set_aside()
         counts = dict.fromkeys(limits, 0)
         for job in claimed.jobs:
             counts[job.kind] += 1
             self.start(job)
-        nexts = []
+        due = dict(claimed.next_due_ms)
         for kind, limit in limits.items():
             if limit and counts[kind] == limit:
-                return now  # there may be more due: claim again at once
-            due = claimed.next_due_ms.get(kind)
-            if due is not None and self.executors[kind].capacity() > 0:
-                nexts.append(due)
+                due[kind] = now  # there may be more due: ask again at once
+        self._due[queue] = due
+
+    def _next_look(self, weights: Mapping[str, int], now: int) -> int | None:
+        """The soonest a served queue has a job due of a kind with a free slot (a kind
+        whose slots are all taken is nudged when one frees)."""
+        nexts = []
+        for queue in weights:
+            due = self._due.get(queue)
+            if due is None:
+                return now
+            for kind, at in due.items():
+                if at is not None and self.executors[kind].capacity() > 0:
+                    nexts.append(at)
         return min(nexts) if nexts else None
 
     async def _sleep_until(self, wake_at: int | None) -> None:
@@ -135,7 +214,35 @@ class Pump:
 async def listen_for_wakeups(
     store: RedisStore, pump: Pump, on_cancel: Callable[[str], None] | None = None
 ) -> None:
-    """Forward 'a job is due at T' messages from any client to the pump, and running
+    """Listen on the channels of every queue the pump serves (each queue's are in its
+    slot), starting on a queue's as soon as it is served."""
+    listening: dict[str, asyncio.Task[None]] = {}
+    backoff = Backoff(first=0.1)
+    try:
+        while True:
+            try:
+                served = await pump.served()
+                backoff.reset()
+            except Exception as exc:  # the service policy: log, pause, go on
+                await backoff.pause("wake-listener", exc)
+                continue
+            for queue in served:
+                if queue not in listening:
+                    listening[queue] = asyncio.create_task(
+                        listen_to_queue(store.queue(queue), pump, on_cancel)
+                    )
+            for queue in [q for q in listening if q not in served]:
+                listening.pop(queue).cancel()
+            await asyncio.sleep(QUEUES_CHECK_S)
+    finally:
+        for task in listening.values():
+            task.cancel()
+
+
+async def listen_to_queue(
+    store: RedisStore, pump: Pump, on_cancel: Callable[[str], None] | None = None
+) -> None:
+    """Forward 'a job is due at T' messages of one queue to the pump, and running
     jobs cancelled by request to `on_cancel`.
 
     Resubscribes after a lost connection; the store nudges the pump on each
@@ -143,13 +250,11 @@ async def listen_for_wakeups(
     is caught at the next lease renewal).
     """
     backoff = Backoff(first=0.1)
+    queue = store.queue_name
 
     def on_due(due_ms: int | None) -> None:
         backoff.reset()
-        if due_ms is None:
-            pump.nudge()
-        else:
-            pump.offer(due_ms)
+        pump.offer(due_ms, queue)
 
     while True:
         try:

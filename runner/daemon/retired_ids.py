@@ -6,7 +6,8 @@ job `keep_finished` after PostgreSQL recorded it (and a parked job waits only in
 PostgreSQL), so an id chosen by a caller could name a job that only PostgreSQL
 remembers. Rather than look every chosen id up in PostgreSQL (a round trip on the hot
 path, and no enqueue at all while PostgreSQL is down), Redis keeps the ids of such
-jobs in one sorted set ({prefix}:retired; format in lua/lib.lua):
+jobs in one sorted set a queue ({prefix}:retired for the default queue; format in
+lua/lib.lua), in the queue's slot where enqueue.lua reads it:
 
 - forget.lua retires a job whose caller chose its id as it gives it its expiry,
   delete.lua as it deletes one, park.lua and the client's parking as they park one;
@@ -46,7 +47,9 @@ class RetiredIds:
             await self.fill()
         if keep_s is not None:
             before = self.clock.now_ms() - int(keep_s * 1000)
-            trimmed = await self.store.trim_retired(before)
+            trimmed = 0
+            for queue in await self.store.queue_names():
+                trimmed += await self.store.queue(queue).trim_retired(before)
             if trimmed:
                 log.info("retired ids trimmed", ids=trimmed, keep_s=keep_s)
 
@@ -55,7 +58,9 @@ class RetiredIds:
         several daemons at once (an id already retired keeps its entry)."""
         after, added, started = "", 0, self.clock.now_ms()
         while page := await self.pg.retired_page(after, FILL_PAGE):
-            added += await self.store.retire(page, only_new=True)
+            for queue in sorted({row[3] for row in page}):
+                ids = [(i, at, state) for i, at, state, q in page if q == queue]
+                added += await self.store.queue(queue).retire(ids, only_new=True)
             after = page[-1][0]
         await self.store.mark_retired_filled(started)
         log.info("retired ids filled from the history", ids=added)

@@ -38,7 +38,7 @@ from runner.daemon.pool_watch import PoolWatch
 from runner.daemon.pools import make_pools, resize_pools
 from runner.daemon.promoter import Promoter
 from runner.daemon.pump import Pump, listen_for_wakeups
-from runner.daemon.recorder import Recorder
+from runner.daemon.recorders import Recorders
 from runner.daemon.reload import read_reload
 from runner.daemon.retired_ids import RetiredIds
 from runner.daemon.stops import RunStops
@@ -101,6 +101,8 @@ class Daemon(RunStops):
             batch=settings.claim_batch,
             lease_ms=lease_ms,
             spin=settings.timer_spin,
+            queues=settings.queues,
+            aging_ms=int(settings.priority_aging * 1000),
         )
         self.cron = CronService(store, settings.cron, settings.tasks, clock, self.nudge)
         self.leases = LeaseKeeper(
@@ -114,14 +116,8 @@ class Daemon(RunStops):
             pools=self.occupancy,
         )
         self.pool_watch = PoolWatch(store, self.occupancy, clock, settings.pools_full_warning)
-        self.recorder = Recorder(
-            store,
-            pg_store=conns.pg_store,
-            consumer=self.id,
-            batch_events=settings.recorder_batch,
-            flush_interval=settings.recorder_interval,
-            reclaim_after=settings.recorder_reclaim_after,
-            keep=settings.events_keep,
+        self.recorder = Recorders(
+            store, pg_store=conns.pg_store, consumer=self.id, settings=settings
         )
         self.promoter = Promoter(Parking(
             store, self._history_store, settings.park_horizon, clock, f"daemon:{self.id}"
@@ -203,9 +199,11 @@ class Daemon(RunStops):
         )  # fmt: skip
         if self.active.get(job.id) is job and not self._has_ended(job):
             detail = orjson.dumps({"error": f"runner failed running it: {exc!r}"}).decode()
-            self._submit(
-                Outcome(job.id, job.attempt, job.claim, "fail", error=repr(exc), detail_json=detail)
-            )
+            outcome = Outcome(
+                job.id, job.attempt, job.claim, "fail", error=repr(exc), detail_json=detail,
+                queue=job.queue,
+            )  # fmt: skip
+            self._submit(outcome)
 
     def _submit(self, outcome: Outcome) -> None:
         self._ended.add((outcome.job_id, outcome.claim))
@@ -340,6 +338,7 @@ class Daemon(RunStops):
                 Outcome(
                     job.id, job.attempt, job.claim, "release", due_at_ms=now, give_back=True,
                     detail_json='{"reason":"daemon stopped before the job ended"}',
+                    queue=job.queue,
                 )
             )  # fmt: skip
             log.warning(

@@ -17,7 +17,13 @@ from runner.store.postgres.store import PgStore
 from runner.store.postgres.webhooks import AttemptRow, WebhookAttempts
 from runner.store.redis.connect import RedisClient, redis_client
 from runner.store.redis.gauges import read_queue_gauges
-from runner.store.redis.keys import ALL_TASKS, Keys
+from runner.store.redis.keys import (
+    ALL_TASKS,
+    DEFAULT_QUEUE,
+    PRIORITIES,
+    Keys,
+    check_queue_name,
+)
 from runner.store.redis.notify import DeadLetter, SinkEntries, SinkStore
 from runner.store.redis.retention import Backlog, id_pair
 from runner.store.redis.sources.figures import count_source, note_held, read_source_figures
@@ -25,13 +31,16 @@ from runner.store.redis.sources.lists import SourceList
 from runner.store.redis.sources.message import SourceMessage
 from runner.store.redis.sources.stream import SourceStream
 from runner.store.redis.status import DaemonInfo
-from runner.store.redis.store import RedisStore
+from runner.store.redis.store import PRIORITY_AGING_MS, RedisStore
 from runner.store.redis.stream import StreamEntry
 from runner.store.redis.waiting import WaitingForResume
 from runner.store.revival import REVIVING, revive_for
 
 __all__ = [
     "ALL_TASKS",
+    "DEFAULT_QUEUE",
+    "PRIORITIES",
+    "PRIORITY_AGING_MS",
     "REVIVING",
     "AttemptRow",
     "Backlog",
@@ -55,6 +64,7 @@ __all__ = [
     "WaitingForResume",
     "WebhookAttempts",
     "check_limit",
+    "check_queue_name",
     "count_source",
     "decode_cursor",
     "id_pair",

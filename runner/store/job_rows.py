@@ -25,6 +25,10 @@ def enqueue_detail(job: NewJob) -> str:
     """The detail of a job's first event (JSON text): what Postgres folds into its
     runner_jobs row (task, args, kwargs, due time, extra fields)."""
     extra = orjson.dumps(job.extra).decode()[1:-1] if job.extra else ""
+    if job.queue != "default":
+        extra += f'{"," if extra else ""}"queue":{orjson.dumps(job.queue).decode()}'
+    if job.priority:
+        extra += f'{"," if extra else ""}"priority":{job.priority}'
     return (
         f'{{"task":{orjson.dumps(job.task).decode()},"args":{job.args_json},'
         f'"kwargs":{job.kwargs_json},"due_at":{job.due_at_ms}{"," if extra else ""}{extra}}}'
@@ -33,6 +37,7 @@ def enqueue_detail(job: NewJob) -> str:
 
 def enqueue_row(job: NewJob) -> list[Any]:
     """The element with the first event's detail, the cron guard (or false), not
-    promoted, and whether the caller chose the id (see enqueue.lua)."""
+    promoted, whether the caller chose the id, and its priority (see enqueue.lua)."""
     guard = False if job.guard is None else job.guard
-    return [*job_element(job), enqueue_detail(job), guard, False, 1 if job.chosen_id else 0]
+    return [*job_element(job), enqueue_detail(job), guard, False, 1 if job.chosen_id else 0,
+            job.priority]  # fmt: skip

@@ -24,8 +24,10 @@ PostgreSQL cannot be reached at enqueue, a far job goes to Redis like any other
 A job is parked again only after PostgreSQL holds it, and taken out of Redis
 only while its row is held locked and if its seq has not moved since (park.lua);
 a mover that finds a parked job in Redis already drops the row. So no job is
-ever in neither store, and none is put back twice. A row whose job Redis will not
-take back (a key of another type holds its name) stays parked, so the job is not
+ever in neither store, and none is put back twice. A job's queue and priority
+travel with its parked row (its element's extra fields) and it goes back to them.
+A row whose job Redis will not take back (a key of another type holds its name)
+stays parked, so the job is not
 lost, is reported at every scan until that key is gone, and is passed over: the
 rows behind it move on time.
 """
@@ -45,6 +47,7 @@ from runner.states import State
 from runner.store.job_rows import enqueue_detail, job_element
 from runner.store.postgres.parking import ParkedJob, ParkedRow, PgParking
 from runner.store.postgres.store import PgStore
+from runner.store.redis.parking import parked_fields
 from runner.store.redis.store import RedisStore
 
 PgConnect = Callable[[], Awaitable[PgStore | None]]
@@ -92,10 +95,11 @@ class Parking:
                 [_parked_row(job) for job in fresh],
                 {job.id: self._first_event(job, now_ms) for job in fresh},
             )
-            await self.store.retire(
-                [(job.id, job.due_at_ms, State.SCHEDULED)
-                 for job in fresh if job.chosen_id and job.id in parked]
-            )  # fmt: skip
+            for queue in {job.queue for job in fresh}:
+                await self.store.queue(queue).retire(
+                    [(job.id, job.due_at_ms, State.SCHEDULED) for job in fresh
+                     if job.chosen_id and job.id in parked and job.queue == queue]
+                )  # fmt: skip
         except StoreUnavailable as exc:
             if exc.server != "postgres":
                 raise
@@ -165,13 +169,20 @@ class Parking:
         tick's, a malformed one, one that changed meanwhile) are passed over."""
         if self.horizon_s is None:
             return 0
+        parked = 0
+        for queue in await self.store.queue_names():
+            parked += await self._park_far_in(self.store.queue(queue), limit)
+        return parked
+
+    async def _park_far_in(self, store: RedisStore, limit: int) -> int:
+        assert self.horizon_s is not None
         now = self.clock.now_ms()
         after, skip, parked = now + int(self.horizon_s * 1000), 0, 0
-        while ids := await self.store.far_waiting(after, skip, limit):
+        while ids := await store.far_waiting(after, skip, limit):
             pg = await self._pg()  # only once there is something to park
             if pg is None:
                 return 0
-            done = await self._park(pg, await self.store.parkable(ids), now)
+            done = await self._park(pg, store, await store.parkable(ids), now)
             parked += len(done)
             skip += len(ids) - len(done)
             if len(ids) < limit:
@@ -188,13 +199,19 @@ class Parking:
             pg = await self._pg()
             if pg is None:
                 return set()
-            return await self._park(pg, await self.store.parkable(job_ids), self.clock.now_ms())
+            parked: set[str] = set()
+            for queue, ids in (await self.store.route(job_ids)).items():
+                view = self.store.queue(queue)
+                parked |= await self._park(pg, view, await view.parkable(ids), self.clock.now_ms())
+            return parked
         except StoreUnavailable as exc:
             if exc.server != "postgres":
                 raise
         return set()
 
-    async def _park(self, pg: PgParking, rows: Sequence[ParkedRow], now: int) -> set[str]:
+    async def _park(
+        self, pg: PgParking, store: RedisStore, rows: Sequence[ParkedRow], now: int
+    ) -> set[str]:
         """Park these waiting jobs of Redis that are due beyond the horizon: written to
         PostgreSQL first, then taken out of Redis while their rows are held (a job
         whose row was there already, or whose seq moved on, stays in Redis)."""
@@ -205,7 +222,7 @@ class Parking:
         seqs = {row.id: row.seq for row in far if row.id in written}
 
         async def take(held: dict[str, int]) -> set[str]:
-            replies = await self.store.take_parked(held, self.origin, now)
+            replies = await store.take_parked(held, self.origin, now)
             return {i for i, reply in zip(held, replies, strict=True) if reply.startswith("ok:")}
 
         return await pg.take_out(seqs, take)
@@ -214,7 +231,8 @@ class Parking:
 def _parked_row(job: NewJob) -> ParkedRow:
     """The job as PostgreSQL keeps it parked; a chosen id stays marked as such when it
     is put back (enqueue.lua writes the element's extra fields)."""
+    extra = {**job.extra, **parked_fields(job.queue, job.priority)}
     if job.chosen_id:
-        job = replace(job, extra={**job.extra, "chosen_id": "1"})
-    element = orjson.dumps(job_element(job)).decode()
+        extra["chosen_id"] = "1"
+    element = orjson.dumps(job_element(replace(job, extra=extra))).decode()
     return ParkedRow(job.id, job.due_at_ms, 1, 0, element, State.SCHEDULED)

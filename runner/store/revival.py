@@ -25,6 +25,7 @@ from runner.config.settings import Settings
 from runner.errors import StoreUnavailable
 from runner.states import TRANSITIONS
 from runner.store.postgres.store import PgStore
+from runner.store.redis.keys import DEFAULT_QUEUE, PRIORITIES, QUEUE_NAME
 from runner.store.redis.store import RedisStore
 
 REVIVING = ("retry", "delete")  # the requests that apply to a finished job
@@ -50,16 +51,20 @@ async def revive_for(
     except StoreUnavailable:
         return set()
     sources = TRANSITIONS[action].sources
-    jobs = [
-        (row["id"], _fields(row, settings, now_ms))
-        for row in rows
-        if row["state"] in sources and row["task"] in settings.tasks
-    ]
-    return await store.revive(jobs, now_ms, UNCLAIMED_KEEP_MS)
+    by_queue: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for row in rows:
+        if row["state"] in sources and row["task"] in settings.tasks:
+            queue, fields = _fields(row, settings, now_ms)
+            by_queue.setdefault(queue, []).append((row["id"], fields))
+    revived: set[str] = set()
+    for queue, jobs in by_queue.items():  # each back in its own queue
+        revived |= await store.queue(queue).revive(jobs, now_ms, UNCLAIMED_KEEP_MS)
+    return revived
 
 
-def _fields(row: Mapping[str, Any], settings: Settings, now_ms: int) -> dict[str, Any]:
-    """The job's hash, named in full, from its runner_jobs row (see revive_jobs.sql)."""
+def _fields(row: Mapping[str, Any], settings: Settings, now_ms: int) -> tuple[str, dict[str, Any]]:
+    """The job's queue, and its hash named in full, from its runner_jobs row (see
+    revive_jobs.sql) and its first event (which names its queue and priority)."""
     task = settings.tasks[row["task"]]
     fields: dict[str, Any] = {
         "task": row["task"], "kind": task.kind, "state": row["state"],
@@ -72,5 +77,10 @@ def _fields(row: Mapping[str, Any], settings: Settings, now_ms: int) -> dict[str
         if row[name] is not None:
             fields[name] = row[name]
     first = orjson.loads(row["first_detail"] or "{}")
+    queue = first.pop("queue", DEFAULT_QUEUE)
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+        queue = DEFAULT_QUEUE
+    if first.get("priority") in PRIORITIES[1:]:
+        fields["priority"] = str(first.pop("priority"))
     fields.update({k: v for k, v in first.items() if k not in _ELEMENT and isinstance(v, str)})
-    return fields
+    return queue, fields

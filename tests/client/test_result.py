@@ -94,6 +94,8 @@ async def test_waiting_sends_no_command_loop_to_redis(client: Client, redis: Red
     blocked = await _blocked_reads(redis)
     assert len(blocked) == 1 and "b" in blocked[0]["flags"]
     long = await waiting
+    for counts in (short, long):  # the queue registry, read at most once a second
+        counts.pop("smembers", None)
     assert long == short and sum(long.values()) <= 10
 
 

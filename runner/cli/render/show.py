@@ -40,6 +40,8 @@ def show_text(doc: dict[str, Any], full: bool = False, times: TimeText = UTC_TEX
         f"  error    {_cut(doc['error'], full) or '-'}",
         "history (Postgres):",
     ]
+    if doc.get("queue", "default") != "default" or doc.get("priority"):
+        lines.insert(1, f"  queue    {doc['queue']} (priority {doc.get('priority', 0)})")
     for h in doc["history"]:
         lines.append(
             f"  {h['seq']:>3}  {times(h['at'])}  {h['from_state'] or '-':>9} -> "
@@ -59,7 +61,11 @@ def _detail(detail: Any, daemon: str | None, dump: Callable[[Any], str], times: 
         return "" if detail is None else dump(detail)
     if detail.get("update"):
         return _changes(detail, daemon, dump, times)
-    rest = {k: v for k, v in detail.items() if k not in ("task", "args", "kwargs", "due_at")}
+    rest = {
+        k: v
+        for k, v in detail.items()
+        if k not in ("task", "args", "kwargs", "due_at", "queue", "priority")
+    }
     due = detail.get("due_at")
     shown = [f"due {times(str(due))}"] if due is not None else []
     return "  ".join([*shown, dump(rest)] if rest else shown)

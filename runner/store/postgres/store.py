@@ -100,12 +100,12 @@ class PgStore:
         return {r["id"]: r["state"] for r in rows}
 
     @on_postgres
-    async def retired_page(self, after_id: str, limit: int) -> list[tuple[str, int, str]]:
+    async def retired_page(self, after_id: str, limit: int) -> list[tuple[str, int, str, str]]:
         """Up to `limit` jobs, in id order after `after_id`, whose history is kept and
-        that Redis may no longer hold (finished, deleted or parked): (id, ms, state),
-        the ms being when it last changed, or its due time when parked."""
+        that Redis may no longer hold (finished, deleted or parked): (id, ms, state,
+        queue), the ms being when it last changed, or its due time when parked."""
         rows = await self.pool.fetch(query("retired_ids"), after_id, _FINISHED, limit)
-        return [(r["id"], r["at_ms"], r["state"]) for r in rows]
+        return [(r["id"], r["at_ms"], r["state"], r["queue"]) for r in rows]
 
     @on_postgres
     async def revivable(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -154,6 +154,8 @@ class PgStore:
             "created_at_ms": _ms(row["created_at"]),
             "updated_at_ms": _ms(row["updated_at"]),
             "parked": row["parked"],
+            "queue": row["queue"],
+            "priority": row["priority"],
         }
 
 

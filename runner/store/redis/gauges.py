@@ -14,7 +14,7 @@ from typing import Any
 
 from runner.store.failures import on_redis
 from runner.store.redis import retention
-from runner.store.redis.keys import KINDS
+from runner.store.redis.keys import KINDS, PRIORITIES
 from runner.store.redis.store import RedisStore
 
 
@@ -33,20 +33,27 @@ def _score(pairs: Any) -> float | None:
 
 
 @on_redis
-async def read_queue_gauges(store: RedisStore, now_ms: int) -> QueueGauges:
+async def read_queue_gauges(store: RedisStore, now_ms: int) -> dict[str, QueueGauges]:
+    """Each queue's gauges (a queue is one label value of each)."""
+    return {name: await _read_one(store.queue(name), now_ms) for name in await store.queue_names()}
+
+
+async def _read_one(store: RedisStore, now_ms: int) -> QueueGauges:
     keys = store.keys
     async with store.redis.pipeline(transaction=False) as pipe:
         for kind in KINDS:
-            pipe.zcount(keys.due(kind), "-inf", now_ms)
-        for kind in KINDS:
-            pipe.zrange(keys.due(kind), 0, 0, withscores=True)
+            for level in PRIORITIES:
+                pipe.zcount(keys.due(kind, level), "-inf", now_ms)
+        for key in keys.due_every:
+            pipe.zrange(key, 0, 0, withscores=True)
         replies = await pipe.execute()
     unrecorded = await retention.backlog(store.redis, keys.events, keys.recorder_group)
-    n = len(KINDS)
-    earliest = min((s for s in map(_score, replies[n : 2 * n]) if s is not None), default=None)
+    n, levels = len(KINDS), len(PRIORITIES)
+    counts = replies[: n * levels]
+    earliest = min((s for s in map(_score, replies[n * levels :]) if s is not None), default=None)
     lag = 0 if earliest is None or earliest > now_ms else int(now_ms - earliest)
     return QueueGauges(
-        due={kind: int(count) for kind, count in zip(KINDS, replies[:n], strict=True)},
+        due={kind: int(sum(counts[i * levels : (i + 1) * levels])) for i, kind in enumerate(KINDS)},
         oldest_due_lag_ms=lag,
         unrecorded_entries=unrecorded.entries,
     )

@@ -1,25 +1,57 @@
 """Every Redis key name, defined once.
 
-All keys share the hash tag ``{prefix}``, so on Redis Cluster they live in one
-slot and a Lua script may touch any job hash of its prefix. The prefix also
-isolates each test and each group of daemons.
+A queue's keys (its job hashes, due and held sets, leases, transition stream,
+channels) share one hash tag, so on a Redis Cluster each queue lives in one slot
+and its Lua scripts may touch any of its job hashes. The default queue's tag is
+``{prefix}``, the keys of a runner from before queues, so an upgrade moves no
+data; queue Q's is ``{prefix:q:Q}``. What spans queues (the queue registry,
+the paused tasks' record, daemons, sources, webhook sinks) is in the default
+queue's slot: the control slot. The prefix also isolates each test and each
+group of daemons.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner.jobs import DEFAULT_QUEUE, PRIORITIES, QUEUE_NAME, check_queue_name
+
 KINDS: tuple[str, ...] = ("async", "io", "cpu")
 ALL_TASKS = ":all"  # the paused-tasks entry that stops every claim (maintenance mode)
+# Level 0 is a kind's due set as it always was; levels 1-9 have due sets of their own.
+LEVELS = PRIORITIES[1:]
+__all__ = ["ALL_TASKS", "DEFAULT_QUEUE", "KINDS", "LEVELS", "PRIORITIES", "QUEUE_NAME", "Keys",
+           "check_queue_name"]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str
+    queue: str = DEFAULT_QUEUE
 
     @property
     def base(self) -> str:
+        if self.queue == DEFAULT_QUEUE:
+            return "{" + self.prefix + "}"
+        return "{" + f"{self.prefix}:q:{self.queue}" + "}"
+
+    @property
+    def control_base(self) -> str:
         return "{" + self.prefix + "}"
+
+    def of_queue(self, queue: str) -> Keys:
+        """The keys of another queue of the same prefix."""
+        return self if queue == self.queue else Keys(self.prefix, queue)
+
+    @property
+    def control(self) -> Keys:
+        """The default queue's keys, whose slot holds what spans queues."""
+        return self.of_queue(DEFAULT_QUEUE)
+
+    @property
+    def queues(self) -> str:
+        """Every queue a job was ever enqueued to (a set, in the control slot)."""
+        return f"{self.control_base}:queues"
 
     def job(self, job_id: str) -> str:
         return f"{self.base}:job:{job_id}"
@@ -28,12 +60,25 @@ class Keys:
     def job_prefix(self) -> str:
         return f"{self.base}:job:"
 
-    def due(self, kind: str) -> str:
-        return f"{self.base}:due:{kind}"
+    def due(self, kind: str, priority: int = 0) -> str:
+        level = f":p{priority}" if priority else ""
+        return f"{self.base}:due:{kind}{level}"
 
     @property
     def due_all(self) -> list[str]:
+        """Each kind's due set of priority 0 (the KEYS every script has always had)."""
         return [self.due(kind) for kind in KINDS]
+
+    @property
+    def due_levels(self) -> list[str]:
+        """The due sets of priorities 1-9, kind by kind: the last KEYS of every script
+        that schedules a job (see due_sets in lua/lib.lua)."""
+        return [self.due(kind, level) for kind in KINDS for level in LEVELS]
+
+    @property
+    def due_every(self) -> list[str]:
+        """Every due set of the queue, whatever the kind and priority."""
+        return [*self.due_all, *self.due_levels]
 
     @property
     def leases(self) -> str:
@@ -55,7 +100,9 @@ class Keys:
 
     @property
     def paused(self) -> str:
-        """Paused tasks (and ":all", maintenance mode): name -> who paused it, when."""
+        """Paused tasks (and ":all", maintenance mode): name -> who paused it, when. The
+        control slot's is the record; each other queue has a copy in its own slot, for
+        its claims to read atomically (see store/redis/queues.py)."""
         return f"{self.base}:paused"
 
     @property
@@ -74,18 +121,18 @@ class Keys:
     @property
     def daemons(self) -> str:
         """Daemon id -> its last heartbeat (ms): liveness."""
-        return f"{self.base}:daemons"
+        return f"{self.control_base}:daemons"
 
     @property
     def daemon_pools(self) -> str:
         """Daemon id -> its pools at its last heartbeat (JSON: per kind, slots in use,
         free, and held by jobs past their timeout)."""
-        return f"{self.base}:daemon_pools"
+        return f"{self.control_base}:daemon_pools"
 
     @property
     def daemon_info(self) -> str:
         """Daemon id -> what it says of itself (JSON: host, pid, started, version)."""
-        return f"{self.base}:daemon_info"
+        return f"{self.control_base}:daemon_info"
 
     @property
     def retired(self) -> str:
@@ -104,17 +151,19 @@ class Keys:
         """The KEYS of the scripts that pick jobs as an operator's request does (see
         lua/request_lib.lua)."""
         return [*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
-                self.held_prefix, self.retired]  # fmt: skip
+                self.held_prefix, self.retired, *self.due_levels]  # fmt: skip
 
     @property
     def running_ends(self) -> list[str]:
         """The KEYS of the scripts that end a run: finish.lua and reap.lua."""
-        return [self.leases, self.events, *self.due_all, self.job_prefix, self.dead]
+        return [self.leases, self.events, *self.due_all, self.job_prefix, self.dead,
+                *self.due_levels]  # fmt: skip
 
     @property
     def enqueue(self) -> list[str]:
         """The KEYS of enqueue.lua."""
-        return [*self.due_all, self.events, self.job_prefix, self.cron_state, self.retired]
+        return [*self.due_all, self.events, self.job_prefix, self.cron_state, self.retired,
+                *self.due_levels]  # fmt: skip
 
     @property
     def hash_format(self) -> str:
@@ -133,7 +182,7 @@ class Keys:
     def sources(self) -> str:
         """What the daemons' sources did: per source, messages accepted, duplicates and
         dead-lettered, and a note while one is held back (see redis/sources/figures.py)."""
-        return f"{self.base}:sources"
+        return f"{self.control_base}:sources"
 
     @property
     def recorder_group(self) -> str:
@@ -146,12 +195,12 @@ class Keys:
 
     def notify_lease(self, sink: str) -> str:
         """The daemon delivering for a sink now (one at a time: seq order per job)."""
-        return f"{self.base}:notify:{sink}:lease"
+        return f"{self.control_base}:notify:{sink}:lease"
 
     def notify_dead(self, sink: str) -> str:
         """A sink's dead letters: deliveries that failed for its whole `retry_for`."""
-        return f"{self.base}:notify:{sink}:dead"
+        return f"{self.control_base}:notify:{sink}:dead"
 
     def notify_replay(self, sink: str) -> str:
         """Dead letters an operator sent again, for the sink's holder to deliver."""
-        return f"{self.base}:notify:{sink}:replay"
+        return f"{self.control_base}:notify:{sink}:replay"

@@ -15,7 +15,7 @@ from runner.store.failures import on_redis
 from runner.store.job_rows import ELEMENT_FIELDS
 from runner.store.postgres.parking import ParkedJob, ParkedRow
 from runner.store.redis.fields import named
-from runner.store.redis.keys import Keys
+from runner.store.redis.keys import DEFAULT_QUEUE, QUEUE_NAME, Keys
 from runner.store.redis.scripts import Scripts
 
 # Hash fields a waiting job carries besides its element's and extra fields; the rest
@@ -24,6 +24,14 @@ _STATE_FIELDS = {"state", "attempt", "seq", "created_at", "updated_at", "started
                  "result"}  # fmt: skip
 # A cron tick's job stays in Redis, where its schedule's overlap guard looks for it.
 _STAYS = "cron"
+# The extra field of a parked element that names its queue (never a job hash's).
+QUEUE_FIELD = "queue"
+
+
+def parked_fields(queue: str, priority: int) -> dict[str, str]:
+    """What a parked element's extra fields add for a job's queue and priority."""
+    fields = {} if queue == DEFAULT_QUEUE else {QUEUE_FIELD: queue}
+    return fields | ({"priority": str(priority)} if priority else {})
 
 
 def _whole(value: Any) -> int | None:
@@ -46,20 +54,22 @@ class ParkStore:
     @on_redis
     async def put_back(self, jobs: Sequence[ParkedJob], now_ms: int) -> list[str]:
         """Schedule parked jobs in Redis as they were parked, each in the state it waits
-        in; per job the state it is in now ("=<state>" for one Redis holds already,
-        which is left as it is; "=invalid" when a key of another type holds its name)."""
+        in and in its queue; per job the state it is in now ("=<state>" for one Redis
+        holds already, which is left as it is; "=invalid" when a key of another type
+        holds its name)."""
         replies: dict[str, str] = {}
-        for state in sorted({job.state for job in jobs}):
-            group = [job for job in jobs if job.state == state]
-            rows = [[*orjson.loads(job.job), "", False, [job.seq, job.attempt]] for job in group]
+        rows = {job.id: _put_back_row(job) for job in jobs}
+        for state, queue in sorted({(job.state, rows[job.id][0]) for job in jobs}):
+            group = [job for job in jobs if job.state == state and rows[job.id][0] == queue]
+            keys = self.keys.of_queue(queue)
             answers: list[str] = await self.scripts.enqueue(
-                keys=self.keys.enqueue,
+                keys=keys.enqueue,
                 args=[
                     now_ms,
                     state,
                     "",
-                    self.keys.wake_channel,
-                    orjson.dumps(rows).decode(),
+                    keys.wake_channel,
+                    orjson.dumps([rows[job.id][1] for job in group]).decode(),
                     states_argv(GOING),
                     RETIRED_ARGV,
                     self.publish,
@@ -88,7 +98,8 @@ class ParkStore:
             for job_id in job_ids:
                 pipe.hgetall(self.keys.job(job_id))
             found = await pipe.execute(raise_on_error=False)
-        rows = [_parkable(i, raw) for i, raw in zip(job_ids, found, strict=True)]
+        queue = parked_fields(self.keys.queue, 0)
+        rows = [_parkable(i, raw, queue) for i, raw in zip(job_ids, found, strict=True)]
         return [row for row in rows if row is not None]
 
     @on_redis
@@ -113,7 +124,18 @@ class ParkStore:
         return replies
 
 
-def _parkable(job_id: str, found: Any) -> ParkedRow | None:
+def _put_back_row(job: ParkedJob) -> tuple[str, list[Any]]:
+    """The queue a parked job goes back to, and its enqueue.lua element: its own seq
+    and attempt, not chosen anew, its priority (see enqueue.lua)."""
+    element = orjson.loads(job.job)
+    extra = element[7] if len(element) > 7 and isinstance(element[7], dict) else {}
+    queue = extra.pop(QUEUE_FIELD, DEFAULT_QUEUE)
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+        queue = DEFAULT_QUEUE  # a row someone else wrote: the default queue still runs it
+    return queue, [*element, "", False, [job.seq, job.attempt], 0, _whole(extra.get("priority"))]
+
+
+def _parkable(job_id: str, found: Any, queue: dict[str, str]) -> ParkedRow | None:
     """The job hash read from Redis as a row to park, if it may be parked."""
     if not isinstance(found, dict):
         return None  # a key of another type
@@ -126,6 +148,7 @@ def _parkable(job_id: str, found: Any) -> ParkedRow | None:
     if due is None or max_attempts is None or seq is None or attempt is None:
         return None
     extra = {k: v for k, v in raw.items() if k not in _STATE_FIELDS and k not in ELEMENT_FIELDS}
+    extra.update(queue)
     element = [job_id, raw["task"], raw["kind"], raw["args"], raw["kwargs"], due,
                max_attempts, extra]  # fmt: skip
     return ParkedRow(job_id, due, seq, attempt, orjson.dumps(element).decode(), state)

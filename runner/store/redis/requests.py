@@ -3,15 +3,16 @@ tasks (held sets; ALL_TASKS is maintenance mode). A base of RedisStore."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.asyncio import Redis
 
 from runner.states import RETIRED_ARGV, WAITING, states_argv, transition
 from runner.store.failures import on_redis
-from runner.store.redis.keys import ALL_TASKS, Keys
+from runner.store.redis.keys import ALL_TASKS, DEFAULT_QUEUE, Keys
 from runner.store.redis.scripts import Scripts
 from runner.store.redis.waiting import WaitingForResume, read_waiting_for_resume
 
@@ -21,6 +22,14 @@ class RequestStore:
     keys: Keys
     scripts: Scripts
     publish: str  # PUBLISH, or SPUBLISH on a Redis Cluster (see wakeups.py)
+
+    if TYPE_CHECKING:  # RedisStore's and QueueStore's
+
+        def queue(self, name: str) -> RequestStore: ...
+
+        async def route(self, job_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+        async def queue_names(self, fresh: bool = False) -> list[str]: ...
 
     @on_redis
     async def request(
@@ -32,8 +41,30 @@ class RequestStore:
         changes: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Apply an operator's request (see states.REQUESTS) to jobs, atomically each
-        with its event; per job "ok:<state>", "refused:<state>", "missing" or
-        "malformed:<reason>"."""
+        with its event, in whichever queue each is; per job "ok:<state>",
+        "refused:<state>", "missing" or "malformed:<reason>"."""
+        routed = await self.route(job_ids)
+        parts = await asyncio.gather(
+            *(
+                self.queue(queue)._request_here(action, ids, by, now_ms, changes)
+                for queue, ids in routed.items()
+            )
+        )
+        replies = {
+            job_id: reply
+            for ids, got in zip(routed.values(), parts, strict=True)
+            for job_id, reply in zip(ids, got, strict=True)
+        }
+        return [replies[job_id] for job_id in job_ids]
+
+    async def _request_here(
+        self,
+        action: str,
+        job_ids: Sequence[str],
+        by: str,
+        now_ms: int,
+        changes: Mapping[str, Any] | None,
+    ) -> list[str]:
         step = transition(action)
         replies: list[str] = await self.scripts.request(action)(
             keys=self.keys.requests,
@@ -68,35 +99,47 @@ class RequestStore:
 
     @on_redis
     async def pause_task(self, task: str, by: str, now_ms: int) -> bool:
-        """Hold the task's jobs (":all": every job) on every daemon; False if it was
-        already paused."""
+        """Hold the task's jobs (":all": every job) on every daemon, in every queue;
+        False if it was already paused. The record first, then each queue's copy
+        (see queues.py)."""
         note = orjson.dumps({"by": by, "at": now_ms}).decode()
-        return bool(await self.redis.hsetnx(self.keys.paused, task, note))
+        paused = bool(await self.redis.hsetnx(self.keys.control.paused, task, note))
+        for name in (await self.queue_names(fresh=True))[1:]:
+            await self.redis.hset(self.keys.of_queue(name).paused, task, note)
+        return paused
 
     @on_redis
     async def resume_task(self, task: str, chunk: int = 5000) -> bool:
-        """Let the task's jobs run again, its held ones first; False if not paused."""
-        resumed = bool(await self.redis.hdel(self.keys.paused, task))
+        """Let the task's jobs run again, its held ones first, in every queue; False if
+        it was not paused."""
+        resumed = bool(await self.redis.hdel(self.keys.control.paused, task))
+        for name in await self.queue_names(fresh=True):
+            await self.queue(name)._resume_here(task, chunk)
+        return resumed
+
+    async def _resume_here(self, task: str, chunk: int) -> None:
+        if self.keys.queue != DEFAULT_QUEUE:
+            await self.redis.hdel(self.keys.paused, task)
         if task == ALL_TASKS:
             await self.redis.execute_command(self.publish, self.keys.wake_channel, "resumed")  # type: ignore[no-untyped-call]  # PUBLISH or SPUBLISH
-            return resumed
+            return
+        keys = [*self.keys.due_all, self.keys.held(task), self.keys.job_prefix]
         while await self.scripts.release_held(
-            keys=[*self.keys.due_all, self.keys.held(task), self.keys.job_prefix],
+            keys=[*keys, *self.keys.due_levels],
             args=[states_argv(WAITING), chunk, self.keys.wake_channel, self.publish],
         ):
             pass
-        return resumed
 
     @on_redis
     async def paused_summary(self) -> tuple[list[str], bool]:
         """The tasks paused one by one, and whether maintenance mode is on."""
-        names = [str(name) for name in await self.redis.hkeys(self.keys.paused)]
+        names = [str(name) for name in await self.redis.hkeys(self.keys.control.paused)]
         return sorted(n for n in names if n != ALL_TASKS), ALL_TASKS in names
 
     @on_redis
     async def paused_tasks(self) -> dict[str, dict[str, Any]]:
         """Paused tasks (":all" for maintenance mode): who paused each and when (ms)."""
-        raw: dict[str, str] = await self.redis.hgetall(self.keys.paused)  # type: ignore[assignment]  # decode_responses=True
+        raw: dict[str, str] = await self.redis.hgetall(self.keys.control.paused)  # type: ignore[assignment]  # decode_responses=True
         notes: dict[str, dict[str, Any]] = {}
         for task, text in raw.items():
             try:
@@ -108,9 +151,22 @@ class RequestStore:
 
     @on_redis
     async def held_count(self, task: str) -> int:
-        return int(await self.redis.zcard(self.keys.held(task)))
+        """The task's jobs held while it is paused, in every queue."""
+        names = await self.queue_names()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zcard(self.keys.of_queue(name).held(task))
+            return int(sum(await pipe.execute()))
 
     @on_redis
     async def waiting_for_resume(self) -> WaitingForResume:
-        """Jobs held by paused tasks and jobs paused one by one (walks every job hash)."""
-        return await read_waiting_for_resume(self.redis, self.keys)
+        """Jobs held by paused tasks and jobs paused one by one, in every queue (walks
+        every job hash)."""
+        held: dict[str, int] = {}
+        paused = 0
+        for name in await self.queue_names(fresh=True):
+            found = await read_waiting_for_resume(self.redis, self.keys.of_queue(name))
+            for task, count in found.held.items():
+                held[task] = held.get(task, 0) + count
+            paused += found.paused_jobs
+        return WaitingForResume(held, paused)

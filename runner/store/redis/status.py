@@ -18,7 +18,7 @@ import os
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from redis.asyncio import Redis
@@ -27,7 +27,7 @@ from runner.jobs import rfc3339
 from runner.store.failures import on_redis
 from runner.store.redis import retention
 from runner.store.redis.fields import stored
-from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
+from runner.store.redis.keys import ALL_TASKS, KINDS, PRIORITIES, Keys
 
 UNKNOWN_OWNER = "(unknown)"  # running jobs whose hash names no owner
 _MAX_TEXT = 200  # a longer host or version read back is cut: it was not a daemon's
@@ -116,16 +116,17 @@ class _Live(NamedTuple):
     reads more about."""
 
     counts: dict[str, Any]
-    running_ids: list[str]
+    running_ids: list[tuple[str, str]]  # (queue, job id)
     daemons: list[tuple[str, int | None]]  # live ones, by id: (id, last heartbeat)
     paused: dict[str, str]  # task -> its note, as stored
 
 
 async def read_overview(
-    redis: Redis, keys: Keys, now_ms: int, alive_since_ms: int
+    redis: Redis, keys: Keys, queues: list[str], now_ms: int, alive_since_ms: int
 ) -> dict[str, Any]:
-    """The Redis part of the status document (see runner.client.status)."""
-    live = await _first_round(redis, keys, now_ms, alive_since_ms)
+    """The Redis part of the status document (see runner.client.status): the sums over
+    the queues, and each queue's own figures under "queues"."""
+    live = await _first_round(redis, keys, queues, now_ms, alive_since_ms)
     info, pools, held, owners = await _second_round(redis, keys, live)
     tasks = sorted((task, note) for task, note in live.paused.items() if task != ALL_TASKS)
     maintenance = live.paused.get(ALL_TASKS)
@@ -144,34 +145,70 @@ async def read_overview(
     }
 
 
-async def _first_round(redis: Redis, keys: Keys, now_ms: int, alive_since_ms: int) -> _Live:
+async def read_queue(redis: Redis, keys: Keys, now_ms: int) -> dict[str, Any]:
+    """One queue's figures: due and waiting jobs per kind (every priority), how late
+    its earliest due job is, its running jobs, set-aside jobs and unrecorded entries."""
+    sets = {kind: [keys.due(kind, level) for level in PRIORITIES] for kind in KINDS}
     async with redis.pipeline(transaction=False) as pipe:
         for kind in KINDS:
-            pipe.zcount(keys.due(kind), "-inf", now_ms)
-        for kind in KINDS:
-            pipe.zcard(keys.due(kind))
-        for kind in KINDS:
-            pipe.zrange(keys.due(kind), 0, 0, withscores=True)
+            for key in sets[kind]:
+                pipe.zcount(key, "-inf", now_ms)
+                pipe.zcard(key)
+                pipe.zrange(key, 0, 0, withscores=True)
         pipe.zrange(keys.leases, 0, -1)
-        pipe.zrangebyscore(keys.daemons, alive_since_ms, "+inf", withscores=True)
         pipe.zcard(keys.dead)
-        pipe.xlen(keys.dead_events)
-        pipe.hgetall(keys.paused)
         replies = await pipe.execute()
     unrecorded = await retention.backlog(redis, keys.events, keys.recorder_group)
-    n = len(KINDS)
-    running_ids, daemons, dead_jobs, dead_events, paused = replies[3 * n :]
-    counts = {
-        "due": dict(zip(KINDS, replies[0:n], strict=True)),
-        "waiting": dict(zip(KINDS, replies[n : 2 * n], strict=True)),
+    per_kind = 3 * len(PRIORITIES)
+    due, waiting, firsts = {}, {}, []
+    for n, kind in enumerate(KINDS):
+        part = replies[n * per_kind : (n + 1) * per_kind]
+        due[kind], waiting[kind] = sum(part[0::3]), sum(part[1::3])
+        firsts += part[2::3]
+    running_ids, dead = replies[len(KINDS) * per_kind :]
+    return {
+        "due": due,
+        "waiting": waiting,
+        "running": len(running_ids),
+        "oldest_due_lag_ms": _oldest_due_lag(firsts, now_ms),
         "unrecorded_entries": unrecorded.entries,
-        "set_aside": {"jobs": dead_jobs, "events": dead_events},
-        "oldest_due_lag_ms": _oldest_due_lag(replies[2 * n : 3 * n], now_ms),
+        "set_aside_jobs": dead,
+        "running_ids": running_ids,
         "recorder_pending": unrecorded.pending,
         "unrecorded_oldest_age_ms": _entry_age(unrecorded.oldest_id, now_ms),
     }
+
+
+def _largest(values: list[int | None]) -> int | None:
+    return max((v for v in values if v is not None), default=None)
+
+
+async def _first_round(
+    redis: Redis, keys: Keys, queues: list[str], now_ms: int, alive_since_ms: int
+) -> _Live:
+    figures = {q: await read_queue(redis, keys.of_queue(q), now_ms) for q in queues}
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zrangebyscore(keys.daemons, alive_since_ms, "+inf", withscores=True)
+        pipe.xlen(keys.dead_events)
+        pipe.hgetall(keys.control.paused)
+        daemons, dead_events, paused = await pipe.execute()
+    every = list(figures.values())
+    counts = {
+        "due": {k: sum(f["due"][k] for f in every) for k in KINDS},
+        "waiting": {k: sum(f["waiting"][k] for f in every) for k in KINDS},
+        "unrecorded_entries": sum(f["unrecorded_entries"] for f in every),
+        "set_aside": {"jobs": sum(f["set_aside_jobs"] for f in every), "events": dead_events},
+        "oldest_due_lag_ms": _largest([f["oldest_due_lag_ms"] for f in every]),
+        "recorder_pending": sum(f["recorder_pending"] for f in every),
+        "unrecorded_oldest_age_ms": _largest([f["unrecorded_oldest_age_ms"] for f in every]),
+        "queues": {
+            q: {k: v for k, v in f.items() if k not in ("running_ids", "recorder_pending")}
+            for q, f in figures.items()
+        },
+    }
+    running = [(q, job_id) for q, f in figures.items() for job_id in f["running_ids"]]
     beats = sorted((daemon, _score_ms(score)) for daemon, score in daemons)
-    return _Live(counts, running_ids, beats, paused)
+    return _Live(counts, running, beats, paused)
 
 
 async def _second_round(
@@ -185,16 +222,25 @@ async def _second_round(
         if daemon_ids:
             pipe.hmget(keys.daemon_info, daemon_ids)
             pipe.hmget(keys.daemon_pools, daemon_ids)
+        queues = list(live.counts["queues"])
         for task in paused:
-            pipe.zcard(keys.held(task))
-        for job_id in live.running_ids:
-            pipe.hget(keys.job(job_id), stored("owner"))
+            for queue in queues:
+                pipe.zcard(keys.of_queue(queue).held(task))
+        for queue, job_id in live.running_ids:
+            pipe.hget(keys.of_queue(queue).job(job_id), stored("owner"))
         replies = await pipe.execute(raise_on_error=False)
     info, pools = (replies.pop(0), replies.pop(0)) if daemon_ids else ([], [])
     info = info if isinstance(info, list) else [None] * len(daemon_ids)
     pools = pools if isinstance(pools, list) else [None] * len(daemon_ids)
-    held = [_whole(count) for count in replies[: len(paused)]]
-    return info, pools, held, replies[len(paused) :]
+    n = len(queues)
+    counts = [_whole(count) for count in replies[: len(paused) * n]]
+    held = [_sum_known(counts[i * n : (i + 1) * n]) for i in range(len(paused))]
+    return info, pools, held, replies[len(paused) * n :]
+
+
+def _sum_known(counts: list[int | None]) -> int | None:
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None
 
 
 def _score_ms(score: Any) -> int | None:
@@ -247,6 +293,10 @@ class StatusStore:
     redis: Redis
     keys: Keys
 
+    if TYPE_CHECKING:
+
+        async def queue_names(self, fresh: bool = False) -> list[str]: ...  # QueueStore's
+
     @on_redis
     async def heartbeat(
         self, daemon: str, now_ms: int, info: DaemonInfo | None = None, pools: str | None = None
@@ -274,4 +324,5 @@ class StatusStore:
     async def overview(self, now_ms: int, alive_since_ms: int) -> dict[str, Any]:
         """What `runner status` shows from Redis, in two round trips (the second reads
         the notes of live daemons, held jobs of paused tasks, owners of running jobs)."""
-        return await read_overview(self.redis, self.keys, now_ms, alive_since_ms)
+        queues = await self.queue_names(fresh=True)
+        return await read_overview(self.redis, self.keys, queues, now_ms, alive_since_ms)

@@ -6,6 +6,7 @@ size: claim, finish and renew are batched by their callers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,9 +27,10 @@ from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
 from runner.store.redis.connect import is_cluster, own_connection
 from runner.store.redis.fields import named, stored
-from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
+from runner.store.redis.keys import ALL_TASKS, DEFAULT_QUEUE, KINDS, LEVELS, Keys
 from runner.store.redis.notify import SinkStore
 from runner.store.redis.parking import ParkStore
+from runner.store.redis.queues import QueueStore
 from runner.store.redis.replicas import not_replicated, note_behind, run_replicated
 from runner.store.redis.requests import RequestStore
 from runner.store.redis.retired import RetiredStore
@@ -57,7 +59,9 @@ _CORE_FIELDS = {
     "error",
     "chosen_id",
     "revived",
+    "priority",
 }
+PRIORITY_AGING_MS = 1000  # [daemon] priority_aging's default (see lua/claim.lua)
 
 
 def _int(value: str | bytes | None) -> int | None:
@@ -94,18 +98,42 @@ def _json(value: str | None) -> Any:
         return value
 
 
-class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore):
+class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore, QueueStore):
     def __init__(
-        self, redis: Redis, keys: Keys, keep_finished_ms: int = 0, wait_replicas: int = 0
+        self,
+        redis: Redis,
+        keys: Keys,
+        keep_finished_ms: int = 0,
+        wait_replicas: int = 0,
+        scripts: Scripts | None = None,
     ) -> None:
         """`wait_replicas`: enqueues and outcomes return once this many replicas hold
-        them (see replicas.py); 0, Redis's own default: once the primary has them."""
+        them (see replicas.py); 0, Redis's own default: once the primary has them.
+        The store is one queue's (`keys.queue`); queue() gives the others'."""
         self.redis = redis
         self.keys = keys
         self.keep_finished_ms = keep_finished_ms
         self.wait_replicas = wait_replicas
-        self.scripts = Scripts.register(redis)
+        self.scripts = scripts or Scripts.register(redis)
         self.publish = publish_command(redis)
+        self._views: dict[str, RedisStore] = {keys.queue: self}
+        self._registered: set[str] = set()
+        self._names: tuple[float, list[str]] | None = None
+
+    def queue(self, name: str) -> RedisStore:
+        """The store of queue `name`: the same connection, that queue's keys."""
+        view = self._views.get(name)
+        if view is None:
+            view = RedisStore(self.redis, self.keys.of_queue(name), self.keep_finished_ms,
+                              self.wait_replicas, self.scripts)  # fmt: skip
+            view._views = self._views
+            view._registered = self._registered
+            self._views[name] = view
+        return view
+
+    @property
+    def queue_name(self) -> str:
+        return self.keys.queue
 
     @on_redis
     async def ping(self) -> None:
@@ -126,8 +154,9 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         reader that blocks in Redis (a live feed), so that it never takes one of
         the connections the shared pool keeps for everything else."""
         return RedisStore(
-            own_connection(self.redis), self.keys, self.keep_finished_ms, self.wait_replicas
-        )
+            own_connection(self.redis), self.keys, self.keep_finished_ms, self.wait_replicas,
+            self.scripts,
+        )  # fmt: skip
 
     def sink(self, name: str) -> SinkStore:
         """The verbs of webhook sink `name` (see notify.py), on this connection."""
@@ -148,9 +177,26 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
     async def enqueue_many(
         self, jobs: Sequence[NewJob], origin: str, now_ms: int
     ) -> list[EnqueueResult]:
-        """One script call for the batch: one round trip and one stream entry."""
+        """One script call a queue for the batch: one round trip and one stream entry
+        each (the queues' calls run at once)."""
+        queues = {job.queue for job in jobs}
+        if queues <= {self.keys.queue}:
+            return await self._enqueue_here(jobs, origin, now_ms)
+        await self.register_queues(queues)
+        by_queue = {q: [job for job in jobs if job.queue == q] for q in queues}
+        replies = await asyncio.gather(
+            *(self.queue(q)._enqueue_here(part, origin, now_ms) for q, part in by_queue.items())
+        )
+        results = {r.id: r for part in replies for r in part}
+        return [results[job.id] for job in jobs]
+
+    async def _enqueue_here(
+        self, jobs: Sequence[NewJob], origin: str, now_ms: int
+    ) -> list[EnqueueResult]:
         if not jobs:
             return []
+        if self.keys.queue != DEFAULT_QUEUE:
+            await self.register_queues([self.keys.queue])
         packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
         args: list[str | int] = [now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed,
                 states_argv(GOING), RETIRED_ARGV, self.publish]  # fmt: skip
@@ -170,8 +216,15 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
 
     @on_redis
     async def claim_due(
-        self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int
+        self,
+        now_ms: int,
+        limits: dict[str, int],
+        daemon: str,
+        lease_until_ms: int,
+        aging_ms: int = PRIORITY_AGING_MS,
     ) -> ClaimResult:
+        """Claim this queue's due jobs, at most `limits` per kind, higher priorities
+        first (aged by `aging_ms` a level, see lua/claim.lua)."""
         claim = transition("claim")
         flat, nexts, aside = await self.scripts.claim(
             keys=[
@@ -182,6 +235,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
                 self.keys.dead,
                 self.keys.paused,
                 self.keys.held_prefix,
+                *self.keys.due_levels,
             ],
             args=[
                 now_ms,
@@ -192,6 +246,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
                 *(limits.get(kind, 0) for kind in KINDS),
                 State.FAILED,
                 ALL_TASKS,
+                aging_ms,
             ],
         )
         jobs = [
@@ -206,6 +261,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
                 kwargs_json=flat[i + 6],
                 due_at_ms=int(flat[i + 7]),
                 timeout=_seconds(flat[i + 8]),
+                queue=self.keys.queue,
             )
             for i in range(0, len(flat), 10)
         ]
@@ -215,8 +271,25 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
 
     @on_redis
     async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[int]:
-        """Record outcomes; per job 1 recorded, 0 fenced off (this daemon no longer
-        owned it), 2 set aside (its hash turned malformed)."""
+        """Record outcomes, each in its job's queue; per job 1 recorded, 0 fenced off
+        (this daemon no longer owned it), 2 set aside (its hash turned malformed)."""
+        queues = {o.queue for o in outcomes}
+        if queues <= {self.keys.queue}:
+            return await self._finish_here(now_ms, daemon, outcomes)
+        by_queue = {q: [o for o in outcomes if o.queue == q] for q in sorted(queues)}
+        parts = await asyncio.gather(
+            *(self.queue(q)._finish_here(now_ms, daemon, part) for q, part in by_queue.items())
+        )
+        replies = {
+            (o.job_id, o.claim): r
+            for part, got in zip(by_queue.values(), parts, strict=True)
+            for o, r in zip(part, got, strict=True)
+        }
+        return [replies[(o.job_id, o.claim)] for o in outcomes]
+
+    async def _finish_here(
+        self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]
+    ) -> list[int]:
         packed = orjson.dumps(
             [
                 (
@@ -310,6 +383,11 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
 
     @on_redis
     async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job as Redis holds it, in whichever queue it is."""
+        queue = (await self.route([job_id])).popitem()[0]
+        return await self.queue(queue)._get_here(job_id)
+
+    async def _get_here(self, job_id: str) -> JobRecord | None:
         found: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]  # decode_responses=True
         if not found:
             return None
@@ -330,11 +408,13 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
             owner=raw.get("owner"),
             seq=_int(raw.get("seq")) or 0,
             extra={k: v for k, v in raw.items() if k not in _CORE_FIELDS},
+            queue=self.keys.queue,
+            priority=_int(raw.get("priority")) or 0,
         )
 
     @on_redis
     async def job_exists(self, job_id: str) -> bool:
-        return bool(await self.redis.exists(self.keys.job(job_id)))
+        return bool(await self.locate([job_id]))
 
     @on_redis
     async def job_states(self, job_ids: Sequence[str]) -> dict[str, str]:
@@ -347,28 +427,43 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         return {i: t for i, t in (await self._field_of_jobs(job_ids, "task")).items() if t}
 
     async def _field_of_jobs(self, job_ids: Sequence[str], name: str) -> dict[str, str]:
-        """One field of each job hash, in one round trip; a job Redis does not hold, or
-        a value that is not a string (a key of another type), is left out."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hget(self.keys.job(job_id), stored(name))
-            values = await pipe.execute(raise_on_error=False)
-        return {i: v for i, v in zip(job_ids, values, strict=True) if isinstance(v, str)}
+        """One field of each job hash, in one round trip a queue; a job Redis does not
+        hold, or a value that is not a string (a key of another type), is left out."""
+        found: dict[str, str] = {}
+        for queue, ids in (await self.route(job_ids)).items():
+            keys = self.keys.of_queue(queue)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hget(keys.job(job_id), stored(name))
+                values = await pipe.execute(raise_on_error=False)
+            found.update((i, v) for i, v in zip(ids, values, strict=True) if isinstance(v, str))
+        return found
 
     @on_redis
     async def due_counts(self, now_ms: int) -> dict[str, int]:
+        """Jobs due by now, per kind, over every queue."""
+        names = await self.queue_names()
         async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                for kind in KINDS:
+                    for level in (0, *LEVELS):
+                        pipe.zcount(self.keys.of_queue(name).due(kind, level), "-inf", now_ms)
+            counts = iter(await pipe.execute())
+        totals = dict.fromkeys(KINDS, 0)
+        for _ in names:
             for kind in KINDS:
-                pipe.zcount(self.keys.due(kind), "-inf", now_ms)
-            counts = await pipe.execute()
-        return dict(zip(KINDS, counts, strict=True))
+                totals[kind] += sum(next(counts) for _ in range(1 + len(LEVELS)))
+        return totals
 
     @on_redis
     async def outstanding(self) -> int:
-        """Jobs waiting (any due time) or running: 0 means no work is left."""
+        """Jobs waiting (any due time) or running, in any queue: 0, no work is left."""
+        names = await self.queue_names(fresh=True)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key in (*self.keys.due_all, self.keys.leases):
-                pipe.zcard(key)
+            for name in names:
+                keys = self.keys.of_queue(name)
+                for key in (*keys.due_every, keys.leases):
+                    pipe.zcard(key)
             counts = await pipe.execute()
         return int(sum(counts))
 

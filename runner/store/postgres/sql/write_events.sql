@@ -50,6 +50,8 @@ folded AS (
     SELECT l.job_id, l.seq, l.to_state AS state, l.attempt, l.at AS updated_at, l.daemon,
            f.at AS created_at,
            f.detail ->> 'task' AS task,
+           f.detail ->> 'queue' AS queue,
+           (f.detail ->> 'priority')::smallint AS priority,
            COALESCE(u.args, f.detail -> 'args') AS args,
            COALESCE(u.kwargs, f.detail -> 'kwargs') AS kwargs,
            l.detail -> 'result' AS result,
@@ -62,8 +64,10 @@ folded AS (
 ),
 upserted AS (
 INSERT INTO runner_jobs AS j
-    (id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon)
-SELECT job_id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon
+    (id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon,
+     queue, priority)
+SELECT job_id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon,
+       queue, priority
 FROM folded
 ORDER BY job_id
 ON CONFLICT (id) DO UPDATE SET
@@ -72,6 +76,8 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = CASE WHEN EXCLUDED.seq > j.seq THEN EXCLUDED.updated_at ELSE j.updated_at END,
     daemon     = CASE WHEN EXCLUDED.seq > j.seq THEN EXCLUDED.daemon ELSE j.daemon END,
     task       = COALESCE(j.task, EXCLUDED.task),
+    queue      = COALESCE(j.queue, EXCLUDED.queue),
+    priority   = COALESCE(j.priority, EXCLUDED.priority),
     created_at = COALESCE(j.created_at, EXCLUDED.created_at),
     args       = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.args, j.args) ELSE COALESCE(j.args, EXCLUDED.args) END,
     kwargs     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.kwargs, j.kwargs) ELSE COALESCE(j.kwargs, EXCLUDED.kwargs) END,

@@ -15,6 +15,12 @@
 -- KEYS[8]     paused tasks hash ({prefix}:paused): task name (or ":all") -> who, when
 -- KEYS[9]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
 -- ARGV[9] failed state (for a job set aside)   ARGV[10] the paused-tasks entry of maintenance mode
+-- ARGV[11] priority aging (ms): what one level of priority is worth in waiting time
+-- KEYS[10..36] due sorted sets of priorities 1-9 (see lib.lua)
+-- Among due jobs, the one with the lowest (due time - priority x aging) starts first:
+-- a higher priority passes ahead of a lower one only if it became due less than
+-- (difference in priority) x aging after it, so no flood of urgent jobs holds a
+-- lower one back for longer than 9 x aging beyond the jobs already ahead of it.
 -- A due job of a paused task is moved to its task's held set (scored by due time)
 -- instead of claimed: it stays due, and resuming the task puts it back. With
 -- ARGV[10] paused (maintenance), nothing is claimed and nothing is reported due, so
@@ -88,19 +94,73 @@ local function claim(id, kind)
     jobs[n + 9], jobs[n + 10] = f[10] or '', seq
 end
 
+local aging = tonumber(ARGV[11]) or 0
+
+-- The kind's due sets that hold jobs: level 0 always, the others when not empty.
+local function used_levels(kind)
+    local sets = {{0, KEYS[KIND_AT[kind] + 1]}}
+    local others = {}
+    for level = 1, 9 do
+        others[level] = level_key(kind, level)
+    end
+    if redis.call('EXISTS', unpack(others)) > 0 then
+        for level = 1, 9 do
+            if redis.call('EXISTS', others[level]) == 1 then
+                sets[#sets + 1] = {level, others[level]}
+            end
+        end
+    end
+    return sets
+end
+
+-- Up to `limit` due ids of the kind, in the order they should start, each taken out
+-- of its set.
+local function take_due(sets, limit)
+    local picks, found = {}, 0
+    for _, set in ipairs(sets) do
+        local got = redis.call('ZRANGEBYSCORE', set[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+        if #got > 0 then
+            found = found + 1
+        end
+        for i = 1, #got, 2 do
+            picks[#picks + 1] = {got[i], tonumber(got[i + 1]) - set[1] * aging, set[2], #picks}
+        end
+    end
+    if found > 1 then
+        table.sort(picks, function(a, b)
+            if a[2] ~= b[2] then return a[2] < b[2] end
+            return a[4] < b[4]
+        end)
+    end
+    local ids, by_set = {}, {}
+    for i = 1, math.min(limit, #picks) do
+        local id, key = picks[i][1], picks[i][3]
+        ids[i] = id
+        by_set[key] = by_set[key] or {}
+        table.insert(by_set[key], id)
+    end
+    for key, members in pairs(by_set) do
+        redis.call('ZREM', key, unpack(members))
+    end
+    return ids
+end
+
 for k = 1, 3 do
     local limit = tonumber(ARGV[5 + k])
+    local sets = used_levels(kinds[k])
     if limit > 0 then
-        local ids = redis.call('ZRANGEBYSCORE', KEYS[k], '-inf', now, 'LIMIT', 0, limit)
-        if #ids > 0 then
-            redis.call('ZREM', KEYS[k], unpack(ids))
-        end
-        for _, id in ipairs(ids) do
+        for _, id in ipairs(take_due(sets, limit)) do
             claim(id, kinds[k])
         end
     end
-    local first = redis.call('ZRANGE', KEYS[k], 0, 0, 'WITHSCORES')
-    next_due[k] = first[2] or ''
+    local soonest, shown_as = nil, ''
+    for _, set in ipairs(sets) do
+        local first = redis.call('ZRANGE', set[2], 0, 0, 'WITHSCORES')[2]
+        if first and (soonest == nil or tonumber(first) < soonest) then
+            soonest, shown_as = tonumber(first), first
+        end
+    end
+    next_due[k] = shown_as
 end
 
 if #events > 0 then

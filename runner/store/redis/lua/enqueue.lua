@@ -8,6 +8,7 @@
 --             they share the {prefix} hash tag, hence the slot.
 -- KEYS[6]     cron state hash ({prefix}:cron): <name>:tick, <name>:job, <name>:fired_at
 -- KEYS[7]     retired ids ({prefix}:retired), see lib.lua
+-- KEYS[8..34] due sorted sets of priorities 1-9 (see lib.lua)
 -- ARGV[1] now (ms)   ARGV[2] target state ("scheduled")   ARGV[3] origin (who enqueued)
 -- ARGV[4] wake channel   ARGV[5] the jobs (below)
 -- ARGV[6] states that count as "still going" for overlap = skip (",a,b,")
@@ -16,7 +17,7 @@
 --         channel is {prefix}:wake, in the script's slot)
 -- The jobs, JSON: [[id, task, kind, args, kwargs, due_at, max_attempts,
 --   extra fields {name: string}, event detail (JSON text), cron guard, promoted,
---   chosen], ...]
+--   chosen, priority], ...]
 --   args and kwargs are JSON texts, stored as they are. The cron guard is
 --   [schedule name, tick (ms), overlap policy] or absent: a tick at or before
 --   the schedule's last handled tick is "=already"; with overlap "skip", a tick
@@ -85,13 +86,18 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         if chosen then
             hset(key, 'chosen_id', 1)
         end
-        if earliest[kind] == nil then
-            local first = redis.call('ZRANGE', due_keys[kind], 0, 0, 'WITHSCORES')
-            earliest[kind] = tonumber(first[2]) or math.huge
+        local level = level_of(job[13])
+        if level > 0 then
+            hset(key, 'priority', level)
         end
-        redis.call('ZADD', due_keys[kind], due, id)
-        if due < earliest[kind] then
-            earliest[kind] = due
+        local due_key = due_set(due_keys, kind, level)
+        if earliest[due_key] == nil then
+            local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+            earliest[due_key] = tonumber(first[2]) or math.huge
+        end
+        redis.call('ZADD', due_key, due, id)
+        if due < earliest[due_key] then
+            earliest[due_key] = due
             redis.call(ARGV[8], wake, string.format('%d', due))
         end
         if not promoted then

@@ -10,6 +10,7 @@
 -- KEYS[3..5]  due sorted sets: async, io, cpu
 -- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
 -- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
+-- KEYS[8..34] due sorted sets of priorities 1-9 (see lib.lua)
 -- A finished job stays in Redis until the recorder has written it to Postgres
 -- (forget.lua sets its expiry then), so its id is never free before it has a history.
 --
@@ -33,7 +34,7 @@ local replies, events = {}, {}
 local function finish(o)
     local id, claim, target, due_at = o[1], o[2], o[3], o[4]
     local key = prefix .. id
-    local f = read_job(key, 'state', 'owner', 'attempt', 'seq', 'kind')
+    local f = read_job(key, 'state', 'owner', 'attempt', 'seq', 'kind', 'priority')
     if not (f and f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true)
             and f[2] == daemon) then
         return 0
@@ -58,7 +59,7 @@ local function finish(o)
     if o[5] ~= '' then hset(key, 'result', o[5]) end
     if o[6] ~= '' then hset(key, 'error', o[6]) end
     if due_at > 0 then
-        local due_key = due_keys[f[5]]
+        local due_key = due_set(due_keys, f[5], f[6])
         local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
         redis.call('ZADD', due_key, due_at, id)
         hset(key, 'due_at', string.format('%d', due_at))

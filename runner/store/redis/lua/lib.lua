@@ -46,6 +46,7 @@ local FIELD = {
     state = 's', seq = 'q', attempt = 'n', max_attempts = 'm', kind = 'k', task = 't',
     args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
     started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
+    priority = 'p',
 }
 
 -- The stored names of these fields (a name not in FIELD is stored as it is).
@@ -55,6 +56,34 @@ local function stored(...)
         names[i] = FIELD[names[i]] or names[i]
     end
     return names
+end
+
+-- Priorities (runner/store/redis/keys.py): level 0 is a kind's own due set (KEYS the
+-- script names as `due`); levels 1-9 have due sets of their own, passed as the last
+-- 27 KEYS (async 1-9, io 1-9, cpu 1-9) by every script that schedules a job. A
+-- priority that is not a whole number from 1 to 9 is level 0: the hash is untrusted,
+-- and a wrong priority must never stop a job.
+local KIND_AT = {async = 0, io = 1, cpu = 2}
+
+local function level_of(priority)
+    local p = tonumber(priority)
+    if p and p >= 1 and p <= 9 and p == math.floor(p) then
+        return p
+    end
+    return 0
+end
+
+local function level_key(kind, level)
+    return KEYS[#KEYS - 27 + KIND_AT[kind] * 9 + level]
+end
+
+-- The due set of a job of this kind and priority; `due` maps kind -> level 0's key.
+local function due_set(due, kind, priority)
+    local level = level_of(priority)
+    if level == 0 then
+        return due[kind]
+    end
+    return level_key(kind, level)
 end
 
 -- HSET of (name, value) pairs named in full.

@@ -8,6 +8,7 @@
 -- KEYS[3..5]  due sorted sets: async, io, cpu
 -- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
 -- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
+-- KEYS[8..34] due sorted sets of priorities 1-9 (see lib.lua)
 -- ARGV[1] now (ms)   ARGV[2] most jobs to reap   ARGV[3] reaping daemon id
 -- ARGV[4] allowed source states (",running,")   ARGV[5] retry state   ARGV[6] failed state
 -- ARGV[7] wake channel   ARGV[8] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
@@ -29,7 +30,7 @@ local function put_back(id, key, f)
     local reason = 'lease expired: daemon ' .. owner .. ' stopped renewing it'
     if attempt < tonumber(f[3]) then
         target = retry_state
-        redis.call('ZADD', due_keys[f[5]], now, id)
+        redis.call('ZADD', due_set(due_keys, f[5], f[7]), now, id)
         hset(key, 'due_at', now)
         redis.call(ARGV[8], wake, now)
     else
@@ -44,7 +45,8 @@ end
 
 local function reap(id)
     local key = prefix .. id
-    local f = read_job(key, 'state', 'attempt', 'max_attempts', 'seq', 'kind', 'owner')
+    local f = read_job(key, 'state', 'attempt', 'max_attempts', 'seq', 'kind', 'owner',
+        'priority')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'

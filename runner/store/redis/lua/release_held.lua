@@ -5,6 +5,7 @@
 -- KEYS[1..3]  due sorted sets: async, io, cpu
 -- KEYS[4]     the task's held set ({prefix}:held:<task>)
 -- KEYS[5]     job hash key prefix ({prefix}:job:)
+-- KEYS[6..32] due sorted sets of priorities 1-9 (see lib.lua)
 -- ARGV[1] waiting states (",a,b,")   ARGV[2] most jobs to move   ARGV[3] wake channel
 -- ARGV[4] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 -- Reply: how many jobs are still held.
@@ -14,10 +15,10 @@ local held = redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES
 local soonest = nil
 for i = 1, #held, 2 do
     local id, due = held[i], tonumber(held[i + 1])
-    local f = read_job(KEYS[5] .. id, 'state', 'kind') or {}
+    local f = read_job(KEYS[5] .. id, 'state', 'kind', 'priority') or {}
     -- A job that moved on meanwhile (cancelled, deleted) is only dropped from the set.
     if f[1] and string.find(ARGV[1], ',' .. f[1] .. ',', 1, true) and due_keys[f[2]] then
-        redis.call('ZADD', due_keys[f[2]], due, id)
+        redis.call('ZADD', due_set(due_keys, f[2], f[3]), due, id)
         if soonest == nil or due < soonest then soonest = due end
     end
     redis.call('ZREM', KEYS[4], id)

@@ -10,6 +10,7 @@
 -- KEYS[7]     dead-letter sorted set             ({prefix}:dead)
 -- KEYS[8]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
 -- KEYS[9]     retired ids ({prefix}:retired), see lib.lua
+-- KEYS[10..36] due sorted sets of priorities 1-9 (see lib.lua)
 -- ARGV[1] now (ms)   ARGV[2] who asks (the client's origin)
 -- ARGV[3] allowed source states (",a,b,")   ARGV[4] target state ("" = unchanged)
 -- ARGV[5] the job ids, JSON   ARGV[6] wake channel   ARGV[7] cancel channel
@@ -50,16 +51,22 @@ local function requested(id, ...)
     return f, nil
 end
 
--- Out of every set that lists it as waiting: its kind's due set, its task's held set.
+-- The job's priority, as its hash says (see due_set in lib.lua).
+local function priority_of(id)
+    return (read_job(PREFIX .. id, 'priority') or {})[1]
+end
+
+-- Out of every set that lists it as waiting: its due set, its task's held set.
 local function unschedule(id, f)
-    redis.call('ZREM', DUE[f[4]], id)
+    redis.call('ZREM', due_set(DUE, f[4], priority_of(id)), id)
     if f[5] then redis.call('ZREM', HELD .. f[5], id) end
 end
 
--- Back in its kind's due set at `due` (ms); wakes the daemons if it is the soonest.
+-- Back in its due set at `due` (ms); wakes the daemons if it is the soonest.
 local function schedule(id, kind, due)
-    local first = redis.call('ZRANGE', DUE[kind], 0, 0, 'WITHSCORES')
-    redis.call('ZADD', DUE[kind], due, id)
+    local key = due_set(DUE, kind, priority_of(id))
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    redis.call('ZADD', key, due, id)
     if first[2] == nil or due < tonumber(first[2]) then
         redis.call(PUBLISH, WAKE, string.format('%d', due))
     end

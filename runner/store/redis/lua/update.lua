@@ -1,6 +1,6 @@
 -- update.lua: change a waiting or paused job's arguments, due time, attempts or
 -- timeout (see request_lib.lua). REQUEST: {"args": JSON text, "kwargs": JSON text,
--- "due_at": ms, "max_attempts": n, "timeout": seconds}, each optional; args and
+-- "due_at": ms, "max_attempts": n, "timeout": seconds, "priority": 0-9}, each optional; args and
 -- kwargs are stored as the JSON text they are. The event's detail carries the
 -- new values, which is how Postgres learns of them.
 
@@ -9,10 +9,25 @@ local changes = cjson.decode(REQUEST)
 -- A new due time moves the job where it waits: its kind's due set, or its paused
 -- task's held set; a paused job is in neither and takes it when resumed.
 local function move(id, f, due)
-    if redis.call('ZSCORE', DUE[f[4]], id) then
+    if redis.call('ZSCORE', due_set(DUE, f[4], priority_of(id)), id) then
         schedule(id, f[4], due)
     elseif f[5] and redis.call('ZSCORE', HELD .. f[5], id) then
         redis.call('ZADD', HELD .. f[5], due, id)
+    end
+end
+
+-- A new priority moves a due job to its level's set, at the same due time.
+local function reprioritise(id, f, priority)
+    local old = due_set(DUE, f[4], priority_of(id))
+    local score = redis.call('ZSCORE', old, id)
+    if priority > 0 then
+        hset(PREFIX .. id, 'priority', priority)
+    else
+        hdel(PREFIX .. id, 'priority')
+    end
+    if score then
+        redis.call('ZREM', old, id)
+        schedule(id, f[4], tonumber(score))
     end
 end
 
@@ -29,6 +44,10 @@ return each_job(function(id, f)
             hset(key, name, changes[name])
             detail[name] = changes[name]
         end
+    end
+    if changes.priority then
+        reprioritise(id, f, changes.priority)
+        detail.priority = changes.priority
     end
     if changes.due_at then
         hset(key, 'due_at', string.format('%d', changes.due_at))

@@ -1,0 +1,93 @@
+"""One recorder per queue: each queue has its own transition stream (its slot's).
+
+Every daemon records every queue, served or not: a queue nobody serves still has
+enqueues and operators' requests whose history must reach PostgreSQL. New queues
+are found in the registry (store/redis/queues.py) within DISCOVER_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from runner.config.settings import Settings
+from runner.daemon.metrics import Metrics
+from runner.daemon.recorder import Recorder
+from runner.daemon.resilience import Backoff
+from runner.logs import get_logger
+from runner.store import PgStore, RedisStore
+
+log = get_logger()
+
+DISCOVER_S = 1.0
+
+
+class Recorders:
+    """The recorders of this daemon, one a queue, seen from outside as one."""
+
+    def __init__(
+        self,
+        redis_store: RedisStore,
+        *,
+        pg_store: PgStore,
+        consumer: str,
+        settings: Settings,
+    ) -> None:
+        self.redis_store = redis_store
+        self.pg_store = pg_store
+        self.consumer = consumer
+        self.settings = settings
+        self.metrics: Metrics | None = None
+        self.stopping = False
+        self.by_queue: dict[str, Recorder] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def recorded(self) -> int:
+        return sum(r.recorded for r in self.by_queue.values())
+
+    def configure(self, settings: Settings) -> None:
+        self.settings = settings
+        for recorder in self.by_queue.values():
+            recorder.configure(settings)
+
+    def _recorder(self, queue: str) -> Recorder:
+        recorder = Recorder(
+            self.redis_store.queue(queue),
+            pg_store=self.pg_store,
+            consumer=self.consumer,
+            batch_events=self.settings.recorder_batch,
+            flush_interval=self.settings.recorder_interval,
+            reclaim_after=self.settings.recorder_reclaim_after,
+            keep=self.settings.events_keep,
+        )
+        recorder.metrics = self.metrics
+        return recorder
+
+    async def run(self) -> None:
+        """Record every queue until asked to stop; then each recorder drains its own."""
+        backoff = Backoff()
+        try:
+            while not self.stopping:
+                try:
+                    names = await self.redis_store.queue_names(fresh=True)
+                    backoff.reset()
+                except Exception as exc:  # the store is down: the recorders wait too
+                    await backoff.pause("recorder", exc)
+                    continue
+                for name in names:
+                    if name not in self._tasks:
+                        self.by_queue[name] = self._recorder(name)
+                        self._tasks[name] = asyncio.create_task(self.by_queue[name].run())
+                await self._sleep(DISCOVER_S)
+        finally:
+            for recorder in self.by_queue.values():
+                recorder.stopping = True
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but end at once when a recorder's task ended (it failed for good)."""
+        ended = [t for t in self._tasks.values() if t.done()]
+        for task in ended:
+            task.result()  # raise what ended it: the supervisor reports a dead service
+        await asyncio.sleep(seconds)
