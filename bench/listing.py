@@ -40,7 +40,6 @@ from runner.servers.embedded import EmbeddedServers
 from runner.store import redis_client
 from runner.store.postgres.listing import Keyset, encode_cursor, page_query
 from runner.store.postgres.migrate import migrate
-from runner.store.postgres.queries import query
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
@@ -190,11 +189,11 @@ async def time_pages(
 
 
 async def explain(conn: Any, q: ListQuery) -> str:
-    name, args = page_query(
+    _, sql, args = page_query(
         state=q.state, task=q.task, since_ms=q.since_ms, until_ms=q.until_ms,
-        limit=q.limit, after=q.after,
+        limit=q.limit, after=q.after, queue=q.queue,
     )  # fmt: skip
-    rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {query(name)}", *args)
+    rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
     return "\n".join(row[0] for row in rows)
 
 

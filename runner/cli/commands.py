@@ -281,7 +281,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         async with await Client.connect(settings) as client:
             return await client.list(
                 state=args.state, task=args.task, since=since, until=until,
-                limit=args.limit, after=args.after,
+                limit=args.limit, after=args.after, queue=args.queue,
             )  # fmt: skip
 
     print(render(asyncio.run(page()), args.json, command, TimeText(args.local)))

@@ -215,6 +215,7 @@ def _limit(text: str) -> int:
 def _jobs_arguments(jobs: argparse.ArgumentParser) -> None:
     jobs.add_argument("--state", choices=[str(state) for state in State], help="only this state")
     jobs.add_argument("--task", help="only this task's jobs")
+    jobs.add_argument("--queue", metavar="Q", help="only the jobs of this queue")
     jobs.add_argument(
         "--since",
         metavar="TIME",

@@ -393,6 +393,7 @@ class Client(RequestVerbs):
         until: datetime | timedelta | None = None,
         limit: int = DEFAULT_LIMIT,
         after: str | None = None,
+        queue: str | None = None,
     ) -> Page:
         """One page of jobs, newest first by creation time, answered by Postgres
         through its indexes at any depth, each live job's state as Redis has it
@@ -402,7 +403,7 @@ class Client(RequestVerbs):
         malformed argument or cursor, before any server is asked."""
         query = ListQuery.build(
             now_ms=self.clock.now_ms(), state=state, task=task, since=since, until=until,
-            limit=limit, after=after,
+            limit=limit, after=after, queue=queue,
         )  # fmt: skip
         pg = await self._history_store()
         if pg is None:

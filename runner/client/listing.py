@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from runner.client.input import checked
 from runner.client.paging import DEFAULT_LIMIT
 from runner.config.durations import parse_duration
 from runner.errors import StoreUnavailable, UsageError
-from runner.jobs import ms_ceil, rfc3339
+from runner.jobs import check_queue_name, ms_ceil, rfc3339
 from runner.states import State
 from runner.store import PgStore, check_limit, decode_cursor
 
@@ -46,6 +47,7 @@ class ListQuery:
     until_ms: int | None = None
     limit: int = DEFAULT_LIMIT
     after: str | None = None
+    queue: str | None = None
 
     @classmethod
     def build(
@@ -58,6 +60,7 @@ class ListQuery:
         until: datetime | timedelta | None = None,
         limit: int = DEFAULT_LIMIT,
         after: str | None = None,
+        queue: str | None = None,
     ) -> ListQuery:
         """Check every argument before a server is asked (UsageError naming it);
         a timedelta is that long before `now_ms`."""
@@ -73,7 +76,9 @@ class ListQuery:
             )
         if after is not None:
             decode_cursor(after)
-        return cls(state, task, since_ms, until_ms, check_limit(limit), after)
+        if queue is not None:
+            checked("queue", queue, check_queue_name)
+        return cls(state, task, since_ms, until_ms, check_limit(limit), after, queue)
 
 
 def _moment_ms(value: datetime | timedelta | None, name: str, now_ms: int) -> int | None:
@@ -128,6 +133,7 @@ def _public(row: dict[str, Any], live_state: str | None) -> dict[str, Any]:
         "task": row["task"],
         "state": live_state or row["state"],
         "attempt": row["attempt"],
+        "queue": row["queue"],
         "due_at": rfc3339(row["due_at_ms"]),
         "created_at": rfc3339(row["created_at_ms"]),
         "updated_at": rfc3339(row["updated_at_ms"]),
@@ -143,6 +149,7 @@ async def list_jobs_live(pg: PgStore, live: LiveStates, query: ListQuery) -> Pag
         until_ms=query.until_ms,
         limit=query.limit,
         after=query.after,
+        queue=query.queue,
     )
     try:
         states = await live.job_states([row["id"] for row in rows]) if rows else {}

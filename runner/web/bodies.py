@@ -23,7 +23,7 @@ from runner.store import BadCursor, decode_cursor
 
 ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id")
 UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout")
-LIST_PARAMS = ("state", "task", "since", "until", "limit", "after")
+LIST_PARAMS = ("state", "task", "since", "until", "limit", "after", "queue")
 MAX_BATCH = 10_000
 
 
@@ -142,6 +142,7 @@ def list_arguments(query: Mapping[str, str]) -> dict[str, Any]:
         "until": moment_arg(query["until"], "until") if query.get("until") else None,
         "limit": limit_value,
         "after": _cursor(query.get("after") or None),
+        "queue": query.get("queue") or None,
     }
 
 

@@ -22,7 +22,6 @@ from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.errors import UsageError
 from runner.jobs import EPOCH, Event, NewJob, rfc3339_at
 from runner.store.postgres.listing import BadCursor, list_jobs, page_query
-from runner.store.postgres.queries import query
 from runner.store.postgres.store import PgStore, events_json
 from runner.store.redis.store import RedisStore
 from tests.daemon.process import cli, daemon_config_file
@@ -137,11 +136,28 @@ async def test_recorded_jobs_are_listed_with_their_times(pg: PgStore) -> None:
     rows, cursor = await list_jobs(pg.pool, limit=50)
     assert cursor is None
     assert rows == [
-        {"id": "b", "task": "echo", "state": "scheduled", "attempt": 0,
+        {"id": "b", "task": "echo", "state": "scheduled", "attempt": 0, "queue": "default",
          "due_at_ms": at + 500, "created_at_ms": at + 1, "updated_at_ms": at + 1},
-        {"id": "a", "task": "echo", "state": "running", "attempt": 1,
+        {"id": "a", "task": "echo", "state": "running", "attempt": 1, "queue": "default",
          "due_at_ms": at + 500, "created_at_ms": at, "updated_at_ms": at + 600},
     ]  # fmt: skip
+
+
+async def test_a_listing_of_one_queue_shows_only_its_jobs(pg: PgStore) -> None:
+    """`runner jobs --queue Q`: the queue each enqueue event names (none: default)."""
+    at = ms(T0)
+    plain = f'{{"task":"echo","args":[],"kwargs":{{}},"due_at":{at}}}'
+    queued = f'{{"task":"echo","args":[],"kwargs":{{}},"due_at":{at},"queue":"mail"}}'
+    written = [
+        Event("p", 1, "", "scheduled", at, "c", 0, plain),
+        Event("m", 1, "", "scheduled", at + 1, "c", 0, queued),
+    ]
+    await pg.write_events([events_json(written)])
+    for queue, ids in (("mail", ["m"]), ("default", ["p"]), (None, ["m", "p"])):
+        for state in (None, "scheduled"):
+            for task in (None, "echo"):
+                rows, _ = await list_jobs(pg.pool, limit=50, queue=queue, state=state, task=task)
+                assert [r["id"] for r in rows] == ids, (queue, state, task)
 
 
 async def test_pages_meet_every_job_once_while_jobs_arrive(pg: PgStore) -> None:
@@ -250,7 +266,7 @@ async def test_live_state_from_redis_wins(pg: PgStore, store: RedisStore) -> Non
     scheduled = await list_jobs_live(pg, store, ListQuery(state="scheduled"))
     assert [job["id"] for job in scheduled.jobs] == ["waiting"]
     assert set(page.jobs[0]) == {
-        "id", "task", "state", "attempt", "due_at", "created_at", "updated_at",
+        "id", "task", "queue", "state", "attempt", "due_at", "created_at", "updated_at",
     }  # fmt: skip
     assert page.jobs[-1]["created_at"] == "2027-01-15T07:59:59.999Z"
 
@@ -265,16 +281,26 @@ def test_render_prints_a_table_and_the_next_page_command() -> None:
     query = ListQuery(state="running", task="a b", since_ms=ms(T0), limit=20)
     page = Page([job], "CURSOR", query)
     lines = render(page, as_json=False).splitlines()
-    assert lines[0].split() == ["id", "task", "state", "attempt", "due", "created", "updated"]
+    assert lines[0].split() == [
+        "id",
+        "task",
+        "queue",
+        "state",
+        "attempt",
+        "due",
+        "created",
+        "updated",
+    ]
     assert lines[1].split() == [
-        "j1", "-", "running", "2", "2027-01-15T08:00:00.000Z", "-", "2027-01-15T08:00:01.250Z",
+        "j1", "-", "default", "running", "2", "2027-01-15T08:00:00.000Z", "-",
+        "2027-01-15T08:00:01.250Z",
     ]  # fmt: skip
     assert lines[2] == (
         "next page: runner jobs --state running --task 'a b' --since 2027-01-15T08:00:00.000Z "
         "--limit 20 --after CURSOR"
     )
     local = render(page, as_json=False, times=TimeText(local=True)).splitlines()
-    assert local[1].split()[4] == rfc3339_at(T0.astimezone())  # this machine's zone
+    assert local[1].split()[5] == rfc3339_at(T0.astimezone())  # this machine's zone
     assert local[2].endswith(f"--since {rfc3339_at(T0.astimezone())} --limit 20 "
                              "--after CURSOR --local")  # fmt: skip
     assert orjson.loads(render(page, as_json=True)) == {"jobs": [job], "next_cursor": "CURSOR"}
@@ -302,6 +328,7 @@ INDEXES = {
     "list_jobs_by_state": "runner_jobs_state_listed",
     "list_jobs_by_task": "runner_jobs_task_listed",
     "list_jobs_by_state_task": "runner_jobs_state_task_listed",
+    "list_jobs_in_queue": "runner_jobs_queue_listed",
 }
 
 
@@ -347,15 +374,17 @@ async def test_every_query_shape_reads_one_index_range_in_order(pg: PgStore) -> 
         generic_plans = conn.get_server_version() >= (16,)  # EXPLAIN (GENERIC_PLAN): 16+
         if generic_plans:
             await conn.execute(GENERIC_PLAN)
-        for shape in SHAPES:
+        for shape in [*SHAPES, {"state": None, "task": None, "queue": "mail"}]:
             for window in (first, deep):
-                name, args = page_query(**shape, **window, limit=50)
-                custom = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query(name)}", *args)
+                name, sql, args = page_query(**shape, **window, limit=50)
+                if "queue" in shape:
+                    name = "list_jobs_in_queue"  # its filter, on its own index
+                custom = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
                 nodes, custom_cost = read_plan(custom)
                 assert nodes == [("Limit", None), ("Index Scan", INDEXES[name])], name
                 if not generic_plans:
                     continue
-                generic = await conn.fetchval("SELECT pg_temp.generic_plan($1)", query(name))
+                generic = await conn.fetchval("SELECT pg_temp.generic_plan($1)", sql)
                 nodes, generic_cost = read_plan(generic)
                 assert [node for node, _ in nodes] == ["Limit", "Index Scan"], name
                 assert nodes[1][1] == INDEXES[name] or generic_cost > custom_cost, name
@@ -372,7 +401,7 @@ async def test_jobs_lists_from_postgres_when_redis_is_down(
     )
     text = await asyncio.to_thread(cli, "jobs", config=config)
     assert text.returncode == 0, text.stderr
-    assert text.stdout.splitlines()[1].split()[:3] == ["kept", "echo", "succeeded"]
+    assert text.stdout.splitlines()[1].split()[:4] == ["kept", "echo", "default", "succeeded"]
     assert text.stdout.splitlines()[-1].startswith("note: Redis is unreachable: live states")
     as_json = json.loads((await asyncio.to_thread(cli, "jobs", "--json", config=config)).stdout)
     assert [job["id"] for job in as_json["jobs"]] == ["kept"]

@@ -11,13 +11,14 @@ from runner.cli.time_text import UTC_TEXT, TimeText
 from runner.client.listing import REDIS_DOWN_NOTE, ListQuery, Page
 from runner.jobs import rfc3339
 
-_COLUMNS = ("id", "task", "state", "attempt", "due", "created", "updated")
+_COLUMNS = ("id", "task", "queue", "state", "attempt", "due", "created", "updated")
 
 
 def _cells(job: dict[str, Any], times: TimeText) -> tuple[str, ...]:
     return (
         job["id"],
         job["task"] or "-",
+        job.get("queue") or "default",
         job["state"],
         str(job["attempt"]),
         times(job["due_at"]),
@@ -39,7 +40,7 @@ def next_page_command(
     relative --since would have moved; in the page's style, which --since reads back),
     and the cursor."""
     words = [command]
-    for flag, value in (("--state", query.state), ("--task", query.task)):
+    for flag, value in (("--state", query.state), ("--task", query.task), ("--queue", query.queue)):
         if value is not None:
             words.append(f"{flag} {shlex.quote(value)}")
     for flag, ms in (("--since", query.since_ms), ("--until", query.until_ms)):

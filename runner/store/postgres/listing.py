@@ -18,7 +18,7 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.client.paging import MAX_LIMIT
 from runner.errors import UsageError
@@ -95,6 +95,12 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+class PageQuery(NamedTuple):
+    name: str  # the file of its query (sql/NAME.sql), which names the index it reads
+    sql: str
+    args: tuple[Any, ...]
+
+
 def page_query(
     *,
     state: str | None,
@@ -103,9 +109,10 @@ def page_query(
     until_ms: int | None,
     limit: int,
     after: str | None,
-) -> tuple[str, tuple[Any, ...]]:
-    """The named query the filters call for and its arguments, asking for one row
-    more than the page: its presence says whether a next page exists.
+    queue: str | None = None,
+) -> PageQuery:
+    """The query the filters call for and its arguments, asking for one row more than
+    the page: its presence says whether a next page exists.
 
     The upper bound is one keyset: --until is the place before every row listed at
     that time (id ''), a cursor the place of the last row shown; the nearer wins.
@@ -116,12 +123,23 @@ def page_query(
         bound = min(bound, decode_cursor(after))
     args: tuple[Any, ...] = (since, bound.at, bound.id, check_limit(limit) + 1)
     if state is not None and task is not None:
-        return "list_jobs_by_state_task", (*args, state, task)
-    if state is not None:
-        return "list_jobs_by_state", (*args, state)
-    if task is not None:
-        return "list_jobs_by_task", (*args, task)
-    return "list_jobs", args
+        name, args = "list_jobs_by_state_task", (*args, state, task)
+    elif state is not None:
+        name, args = "list_jobs_by_state", (*args, state)
+    elif task is not None:
+        name, args = "list_jobs_by_task", (*args, task)
+    else:
+        name = "list_jobs"
+    if queue is None:
+        return PageQuery(name, query(name), args)
+    return PageQuery(name, queue_filtered(query(name), len(args) + 1), (*args, queue))
+
+
+def queue_filtered(sql: str, param: int) -> str:
+    """The page's query keeping one queue's jobs: a filter on the index range it reads
+    (no index of its own: the range is read in order until the page is full)."""
+    head, order, tail = sql.rpartition("ORDER BY")
+    return f"{head}  AND COALESCE(queue, 'default') = ${param}::text\n{order}{tail}"
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -134,6 +152,7 @@ def _row(record: Any) -> dict[str, Any]:
         "task": record["task"],
         "state": record["state"],
         "attempt": record["attempt"],
+        "queue": record["queue"],
         "due_at_ms": _ms(record["due_at"]),
         "created_at_ms": _ms(record["created_at"]),
         "updated_at_ms": _ms(record["updated_at"]),
@@ -150,14 +169,16 @@ async def list_jobs(
     until_ms: int | None = None,
     limit: int = 50,
     after: str | None = None,
+    queue: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of jobs as Postgres recorded them, and the cursor of the next page
     (None on the last). `since_ms` is inclusive and `until_ms` exclusive, both on
     the listing time. UsageError (BadCursor for `after`) on malformed input."""
-    name, args = page_query(
-        state=state, task=task, since_ms=since_ms, until_ms=until_ms, limit=limit, after=after
-    )
-    records = await pool.fetch(query(name), *args)
+    _, sql, args = page_query(
+        state=state, task=task, since_ms=since_ms, until_ms=until_ms, limit=limit, after=after,
+        queue=queue,
+    )  # fmt: skip
+    records = await pool.fetch(sql, *args)
     if len(records) <= limit:
         return [_row(r) for r in records], None
     last = records[limit - 1]

@@ -163,17 +163,18 @@ async def test_an_interrupted_index_build_is_built_again_by_the_next_migration(
             await conn.close()
 
 
-def test_only_002_runs_outside_a_transaction_and_its_statements_are_plain() -> None:
+def test_only_index_builds_run_outside_a_transaction_and_their_statements_are_plain() -> None:
     """A migration marked to run outside a transaction is run statement by statement,
-    each ending with ';': 002 alone is, and every statement of it builds or drops an
-    index concurrently (so a run cut short can be run again from its start)."""
+    each ending with ';': 002 and 008 alone are, and every statement of them builds or
+    drops an index concurrently (so a run cut short can be run again from its start)."""
     outside = {name: sql for _, name, sql in migrations() if outside_a_transaction(sql)}
-    assert list(outside) == ["002_job_listing.sql"]
-    found = statements(outside["002_job_listing.sql"])
-    assert len(found) == 10
-    assert all(
-        s.startswith(("CREATE INDEX CONCURRENTLY", "DROP INDEX CONCURRENTLY IF EXISTS"))
-        for s in found
-    )
+    assert list(outside) == ["002_job_listing.sql", "008_queue_listing.sql"]
+    for name, count in (("002_job_listing.sql", 10), ("008_queue_listing.sql", 2)):
+        found = statements(outside[name])
+        assert len(found) == count
+        assert all(
+            s.startswith(("CREATE INDEX CONCURRENTLY", "DROP INDEX CONCURRENTLY IF EXISTS"))
+            for s in found
+        )
     with pytest.raises(ValueError, match=r"\$\$"):
         statements("DO $$ BEGIN PERFORM 1; END $$;")
