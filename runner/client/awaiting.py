@@ -35,6 +35,8 @@ class _Job(Protocol):
     def state(self) -> str: ...
     @property
     def done(self) -> bool: ...
+    @property
+    def queue(self) -> str: ...
 
 
 J = TypeVar("J", bound=_Job)
@@ -56,12 +58,16 @@ class EndWatch:
         """The job (as `get` reads it) once it has ended; ResultTimeout (a TimeoutError)
         after `timeout` seconds; what `get` raises for an id no job has."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        queue: str | None = None
         while True:
-            woken = await self._register(job_id)
+            woken, watched = await self._register(job_id, queue)
             try:
                 job = await get(job_id)
                 if job.done:
                     return job
+                if job.queue != watched:  # a job Redis did not hold (parked): its queue's
+                    queue = job.queue
+                    continue
                 left = None if deadline is None else deadline - time.monotonic()
                 try:
                     await asyncio.wait_for(woken, left)
@@ -74,9 +80,14 @@ class EndWatch:
         for queue in list(self._readers):
             await self._stop_reader(queue)
 
-    async def _register(self, job_id: str) -> asyncio.Future[None]:
-        queue = self._queue_of.get(job_id)
-        if queue is None:  # a job Redis does not hold is not moving: any reader will do
+    async def _register(
+        self, job_id: str, queue: str | None
+    ) -> tuple[asyncio.Future[None], str]:
+        """Wait for the job's end from its queue's reader: the queue named, or where
+        Redis holds the job (the default queue's if it holds none; the caller reads
+        the job and comes back with its queue if that was wrong)."""
+        queue = queue or self._queue_of.get(job_id)
+        if queue is None:
             queue = (await self.store.locate([job_id])).get(job_id, DEFAULT_QUEUE)
         async with self._starting:
             reader = self._readers.get(queue)
@@ -93,7 +104,7 @@ class EndWatch:
         woken = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, set()).add(woken)
         self._queue_of[job_id] = queue
-        return woken
+        return woken, queue
 
     async def _unregister(self, job_id: str, woken: asyncio.Future[None]) -> None:
         waiters = self._waiters.get(job_id, set())
