@@ -80,9 +80,7 @@ class EndWatch:
         for queue in list(self._readers):
             await self._stop_reader(queue)
 
-    async def _register(
-        self, job_id: str, queue: str | None
-    ) -> tuple[asyncio.Future[None], str]:
+    async def _register(self, job_id: str, queue: str | None) -> tuple[asyncio.Future[None], str]:
         """Wait for the job's end from its queue's reader: the queue named, or where
         Redis holds the job (the default queue's if it holds none; the caller reads
         the job and comes back with its queue if that was wrong)."""
