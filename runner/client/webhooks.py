@@ -29,8 +29,13 @@ class NothingToReplay(RunnerError):
 async def webhook_status(client: Client) -> list[dict[str, Any]]:
     """One entry per configured sink, in name order."""
     found = []
+    queues = await client.store.queue_names(fresh=True)
     for name, sink in sorted(client.settings.notify.items()):
         summary = await client.store.sink(name).summary()
+        for queue in queues[1:]:  # what the sink owes in each queue's stream too
+            owed = (await client.store.queue(queue).sink(name).summary())["backlog"]
+            if owed is not None and summary["backlog"] is not None:
+                summary["backlog"]["entries"] += owed["entries"]
         found.append({"name": name, "url": redact_url(sink.url), **summary})
     return found
 

@@ -43,7 +43,7 @@ class Delivery:
     job_id: str
     seq: int
     body: bytes
-    entry: tuple[str, str]  # ("events" or "replay", entry id)
+    entry: tuple[str, str]  # (its stream: a queue, or the replays; entry id), see lanes.py
     at_ms: int = 0  # when the transition happened (0: not known, a replay)
 
 

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from runner.notify.delivery import Delivery
 
-Entry = tuple[str, str]  # ("events" or "replay", entry id)
+Entry = tuple[str, str]  # (the stream: a queue's name, or REPLAY; entry id)
+REPLAY = ":replay"  # the sink's replay stream (a queue name never starts with ':')
 
 
 class Acks:
@@ -43,16 +44,18 @@ class Acks:
         self._done.append(entry)
         self.ready.set()
 
-    def take(self) -> tuple[list[str], list[str]]:
-        """The entries done since the last take: (transition stream ids, replay ids)."""
+    def take(self) -> dict[str, list[str]]:
+        """The entries done since the last take, by stream."""
         done, self._done = self._done, []
         self.ready.clear()
-        return ([i for kind, i in done if kind == "events"],
-                [i for kind, i in done if kind == "replay"])  # fmt: skip
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id in done:
+            by_stream.setdefault(stream, []).append(entry_id)
+        return by_stream
 
-    def give_back(self, events: list[str], replays: list[str]) -> None:
+    def give_back(self, done: dict[str, list[str]]) -> None:
         """Entries whose acknowledgement failed: acknowledged with the next ones."""
-        self._done += [("events", i) for i in events] + [("replay", i) for i in replays]
+        self._done += [(stream, i) for stream, ids in done.items() for i in ids]
         if self._done:
             self.ready.set()
 

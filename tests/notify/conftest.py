@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -52,7 +53,7 @@ class Running:
         metrics: WebhookMetrics | None = None,
     ) -> asyncio.Task[None]:
         sink = Sink(settings, self.store, self.attempts, daemon, lease_ms, metrics=metrics)
-        await self.store.sink(settings.name).ensure_group()
+        await sink.ensure_groups()
         task = asyncio.create_task(sink.run())
         self.tasks.append(task)
         return task
@@ -72,19 +73,28 @@ async def running(store: RedisStore, pg: PgStore) -> AsyncIterator[Running]:
     await sinks.close()
 
 
-async def run_jobs(store: RedisStore, ids: list[str], fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    """Enqueue, claim and end these jobs: scheduled, running, then succeeded (or
-    failed for those in `fail`), each job's transitions in three stream entries."""
-    await store.enqueue_many([new_job(i) for i in ids], "client", NOW)
-    claimed = await store.claim_due(NOW, {"async": len(ids), "io": 0, "cpu": 0}, "d0", NOW + 60_000)
+async def run_jobs(
+    store: RedisStore,
+    ids: list[str],
+    fail: set[str] = frozenset(),  # type: ignore[assignment]
+    queue: str = "default",
+) -> None:
+    """Enqueue, claim and end these jobs of `queue`: scheduled, running, then
+    succeeded (or failed for those in `fail`), each job's transitions in three
+    stream entries."""
+    await store.enqueue_many([replace(new_job(i), queue=queue) for i in ids], "client", NOW)
+    limits = {"async": len(ids), "io": 0, "cpu": 0}
+    claimed = await store.queue(queue).claim_due(NOW, limits, "d0", NOW + 60_000)
     outcomes = [
-        Outcome(j.id, j.attempt, j.claim, "fail", error="boom", detail_json='{"error":"boom"}')
+        Outcome(j.id, j.attempt, j.claim, "fail", error="boom", detail_json='{"error":"boom"}',
+                queue=queue)
         if j.id in fail
         else Outcome(
-            j.id, j.attempt, j.claim, "succeed", result_json="7", detail_json='{"result":7}'
+            j.id, j.attempt, j.claim, "succeed", result_json="7", detail_json='{"result":7}',
+            queue=queue,
         )
         for j in claimed.jobs
-    ]
+    ]  # fmt: skip
     await store.finish(NOW, "d0", outcomes)
 
 

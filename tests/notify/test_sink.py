@@ -34,6 +34,29 @@ async def test_terminal_transitions_are_posted_signed(
     }  # fmt: skip
 
 
+async def test_every_queue_is_delivered_even_one_made_after_the_sink_began(
+    store: RedisStore, running: Running, receiver: Receiver
+) -> None:
+    """Each queue has its own stream: the sink reads them all, a queue that did not
+    exist when it started included, each job's transitions in seq order."""
+    await run_jobs(store, ["m0"], queue="mail")  # before the sink: not sent
+    states = frozenset({"scheduled", "running", "succeeded"})
+    await running.start(sink_settings(receiver.url, states=states))
+    await run_jobs(store, ["d1", "d2"])
+    await run_jobs(store, ["m1", "m2"], queue="mail")
+    await run_jobs(store, ["n1"], queue="brand-new")
+    await eventually(lambda: len({r.event_id for r in receiver.accepted}) == 15)
+    order = receiver.by_job()
+    assert set(order) == {"d1", "d2", "m1", "m2", "n1"}
+    assert all(order[i] == [1, 2, 3] for i in order)
+    await eventually(lambda: _all_acknowledged(store, ["default", "mail", "brand-new"]))
+
+
+async def _all_acknowledged(store: RedisStore, queues: list[str]) -> bool:
+    owed = [(await store.queue(q).sink("app").summary())["backlog"] for q in queues]
+    return all(o is not None and o["entries"] == 0 for o in owed)
+
+
 async def _rows(attempts: WebhookAttempts, count: int) -> bool:
     return len(await attempts.of_sink("app")) >= count
 

@@ -18,7 +18,7 @@ from redis.exceptions import ResponseError
 
 from runner.store.failures import on_redis
 from runner.store.redis import retention
-from runner.store.redis.keys import Keys
+from runner.store.redis.keys import DEFAULT_QUEUE, Keys
 from runner.store.redis.scripts import Scripts
 from runner.store.redis.stream import StreamEntry, _entries
 
@@ -51,28 +51,40 @@ class SinkStore:
         return self.keys.notify_group(self.sink)
 
     @property
-    def _streams(self) -> tuple[str, str]:
-        return self.keys.events, self.keys.notify_replay(self.sink)
+    def _replaying(self) -> bool:
+        """The default queue's sink store reads the replay stream too: both are in the
+        control slot (one XREADGROUP cannot cross slots)."""
+        return self.keys.queue == DEFAULT_QUEUE
+
+    @property
+    def _streams(self) -> tuple[str, ...]:
+        replay = (self.keys.notify_replay(self.sink),) if self._replaying else ()
+        return (self.keys.events, *replay)
 
     @on_redis
-    async def ensure_group(self) -> None:
-        """The sink's groups: a new sink starts with the transitions written from now
-        on; its replay stream from its start."""
-        for stream, start in zip(self._streams, ("$", "0"), strict=True):
+    async def ensure_group(self, from_start: bool = False) -> bool:
+        """The sink's groups: it starts with the transitions written from now on (a
+        queue's stream that is new since the sink began, `from_start`: with all it
+        holds); its replay stream from its start. Whether the stream's group is new."""
+        created = []
+        for stream, start in zip(self._streams, ("0" if from_start else "$", "0"), strict=False):
             try:
                 await self.redis.xgroup_create(stream, self._group, id=start, mkstream=True)
+                created.append(stream)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        return self.keys.events in created
 
     @on_redis
     async def destroy(self) -> None:
-        """Forget a sink removed from the config: its groups (which would hold the
-        stream for ever), its replay stream and lease. Its dead letters stay."""
-        events, replay = self._streams
+        """Forget a sink removed from the config: its group on this queue's stream
+        (which would hold the stream for ever), and in the default queue's store its
+        replay stream and lease. Its dead letters stay."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xgroup_destroy(events, self._group)
-            pipe.delete(replay, self.keys.notify_lease(self.sink))
+            pipe.xgroup_destroy(self.keys.events, self._group)
+            if self._replaying:
+                pipe.delete(self.keys.notify_replay(self.sink), self.keys.notify_lease(self.sink))
             await pipe.execute(raise_on_error=False)
 
     @on_redis
@@ -91,13 +103,14 @@ class SinkStore:
 
     @on_redis
     async def read(self, consumer: str, count: int, block_ms: int | None) -> SinkEntries:
-        """New entries of the transition stream and the replay stream, in one call."""
-        events, replay = self._streams
+        """New entries of the queue's transition stream (and the replay stream), in one
+        call."""
         reply: Any = await self.redis.xreadgroup(
-            self._group, consumer, {events: ">", replay: ">"}, count=count, block=block_ms
+            self._group, consumer, dict.fromkeys(self._streams, ">"), count=count, block=block_ms
         )
         found = {stream: _entries(raw) for stream, raw in reply or []}
-        return SinkEntries(found.get(events, []), found.get(replay, []))
+        replay = self.keys.notify_replay(self.sink)
+        return SinkEntries(found.get(self.keys.events, []), found.get(replay, []))
 
     @on_redis
     async def take_pending(self, consumer: str, count: int) -> SinkEntries:
@@ -116,15 +129,15 @@ class SinkStore:
                 if cursor == "0-0":
                     break
             found.append(taken)
-        return SinkEntries(found[0], found[1])
+        return SinkEntries(found[0], found[1] if len(found) > 1 else [])
 
     @on_redis
     async def ack(self, event_ids: Sequence[str], replay_ids: Sequence[str]) -> None:
         """Acknowledge delivered (or dead-lettered) entries; replayed ones are deleted."""
-        events, replay = self._streams
+        replay = self.keys.notify_replay(self.sink)
         async with self.redis.pipeline(transaction=False) as pipe:
             if event_ids:
-                pipe.xack(events, self._group, *event_ids)
+                pipe.xack(self.keys.events, self._group, *event_ids)
             if replay_ids:
                 pipe.xack(replay, self._group, *replay_ids)
                 pipe.xdel(replay, *replay_ids)
@@ -160,7 +173,7 @@ class SinkStore:
     async def summary(self) -> dict[str, Any]:
         """What `runner status` tells of the sink: dead letters, replays waiting, the
         entries it has not acknowledged yet, and who delivers."""
-        events, replay = self._streams
+        events, replay = self.keys.events, self.keys.notify_replay(self.sink)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xlen(self.keys.notify_dead(self.sink))
             pipe.xlen(replay)
