@@ -37,9 +37,21 @@ class Recorders:
         self.consumer = consumer
         self.settings = settings
         self.metrics: Metrics | None = None
-        self.stopping = False
         self.by_queue: dict[str, Recorder] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stop = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        """Asked to stop: each recorder drains what is left, at once."""
+        if value:
+            self._stop.set()
+            for recorder in self.by_queue.values():
+                recorder.stopping = True
 
     @property
     def recorded(self) -> int:
@@ -86,8 +98,13 @@ class Recorders:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def _sleep(self, seconds: float) -> None:
-        """Sleep, but end at once when a recorder's task ended (it failed for good)."""
+        """Sleep until the next look for queues, or a stop; raise what ended a recorder
+        (it failed for good: the supervisor reports a dead service)."""
         ended = [t for t in self._tasks.values() if t.done()]
         for task in ended:
-            task.result()  # raise what ended it: the supervisor reports a dead service
-        await asyncio.sleep(seconds)
+            task.result()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
+        except TimeoutError:
+            pass

@@ -13,6 +13,7 @@ group of daemons.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from runner.jobs import DEFAULT_QUEUE, PRIORITIES, QUEUE_NAME, check_queue_name
 
@@ -64,21 +65,26 @@ class Keys:
         level = f":p{priority}" if priority else ""
         return f"{self.base}:due:{kind}{level}"
 
-    @property
-    def due_all(self) -> list[str]:
+    @cached_property
+    def due_all(self) -> tuple[str, ...]:
         """Each kind's due set of priority 0 (the KEYS every script has always had)."""
-        return [self.due(kind) for kind in KINDS]
+        return tuple(self.due(kind) for kind in KINDS)
+
+    @cached_property
+    def due_levels(self) -> tuple[str, ...]:
+        """The due sets of priorities 1-9, kind by kind."""
+        return tuple(self.due(kind, level) for kind in KINDS for level in LEVELS)
 
     @property
-    def due_levels(self) -> list[str]:
-        """The due sets of priorities 1-9, kind by kind: the last KEYS of every script
-        that schedules a job (see due_sets in lua/lib.lua)."""
-        return [self.due(kind, level) for kind in KINDS for level in LEVELS]
+    def due_prefix(self) -> str:
+        """What the due sets' names start with: the last KEYS of every script that
+        schedules a job, which names the sets of priorities 1-9 from it (lua/lib.lua)."""
+        return f"{self.base}:due:"
 
-    @property
-    def due_every(self) -> list[str]:
+    @cached_property
+    def due_every(self) -> tuple[str, ...]:
         """Every due set of the queue, whatever the kind and priority."""
-        return [*self.due_all, *self.due_levels]
+        return (*self.due_all, *self.due_levels)
 
     @property
     def leases(self) -> str:
@@ -146,24 +152,24 @@ class Keys:
         they alone answer whether a chosen id is taken."""
         return f"{self.base}:retired:filled"
 
-    @property
-    def requests(self) -> list[str]:
+    @cached_property
+    def requests(self) -> tuple[str, ...]:
         """The KEYS of the scripts that pick jobs as an operator's request does (see
         lua/request_lib.lua)."""
-        return [*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
-                self.held_prefix, self.retired, *self.due_levels]  # fmt: skip
+        return (*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
+                self.held_prefix, self.retired, self.due_prefix)  # fmt: skip
 
-    @property
-    def running_ends(self) -> list[str]:
+    @cached_property
+    def running_ends(self) -> tuple[str, ...]:
         """The KEYS of the scripts that end a run: finish.lua and reap.lua."""
-        return [self.leases, self.events, *self.due_all, self.job_prefix, self.dead,
-                *self.due_levels]  # fmt: skip
+        return (self.leases, self.events, *self.due_all, self.job_prefix, self.dead,
+                self.due_prefix)  # fmt: skip
 
-    @property
-    def enqueue(self) -> list[str]:
+    @cached_property
+    def enqueue(self) -> tuple[str, ...]:
         """The KEYS of enqueue.lua."""
-        return [*self.due_all, self.events, self.job_prefix, self.cron_state, self.retired,
-                *self.due_levels]  # fmt: skip
+        return (*self.due_all, self.events, self.job_prefix, self.cron_state, self.retired,
+                self.due_prefix)  # fmt: skip
 
     @property
     def hash_format(self) -> str:

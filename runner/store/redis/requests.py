@@ -125,7 +125,7 @@ class RequestStore:
             return
         keys = [*self.keys.due_all, self.keys.held(task), self.keys.job_prefix]
         while await self.scripts.release_held(
-            keys=[*keys, *self.keys.due_levels],
+            keys=[*keys, self.keys.due_prefix],
             args=[states_argv(WAITING), chunk, self.keys.wake_channel, self.publish],
         ):
             pass

@@ -235,7 +235,7 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
                 self.keys.dead,
                 self.keys.paused,
                 self.keys.held_prefix,
-                *self.keys.due_levels,
+                self.keys.due_prefix,
             ],
             args=[
                 now_ms,
@@ -457,13 +457,16 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
 
     @on_redis
     async def outstanding(self) -> int:
-        """Jobs waiting (any due time) or running, in any queue: 0, no work is left."""
+        """Whether jobs wait (any due time) or run in any queue: 0 means no work is
+        left, anything else that some is (a drain asks this every few milliseconds:
+        the sets of priorities 1-9 are counted by one EXISTS a queue)."""
         names = await self.queue_names(fresh=True)
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
                 keys = self.keys.of_queue(name)
-                for key in (*keys.due_every, keys.leases):
+                for key in (*keys.due_all, keys.leases):
                     pipe.zcard(key)
+                pipe.exists(*keys.due_levels)
             counts = await pipe.execute()
         return int(sum(counts))
 

@@ -16,7 +16,7 @@
 -- KEYS[9]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
 -- ARGV[9] failed state (for a job set aside)   ARGV[10] the paused-tasks entry of maintenance mode
 -- ARGV[11] priority aging (ms): what one level of priority is worth in waiting time
--- KEYS[10..36] due sorted sets of priorities 1-9 (see lib.lua)
+-- KEYS[10]     due set key prefix ({prefix}:due:), for priorities 1-9 (see lib.lua)
 -- Among due jobs, the one with the lowest (due time - priority x aging) starts first:
 -- a higher priority passes ahead of a lower one only if it became due less than
 -- (difference in priority) x aging after it, so no flood of urgent jobs holds a
@@ -98,7 +98,7 @@ local aging = tonumber(ARGV[11]) or 0
 
 -- The kind's due sets that hold jobs: level 0 always, the others when not empty.
 local function used_levels(kind)
-    local sets = {{0, KEYS[KIND_AT[kind] + 1]}}
+    local sets = {{0, KEYS[kind == 'async' and 1 or kind == 'io' and 2 or 3]}}
     local others = {}
     for level = 1, 9 do
         others[level] = level_key(kind, level)
@@ -116,22 +116,24 @@ end
 -- Up to `limit` due ids of the kind, in the order they should start, each taken out
 -- of its set.
 local function take_due(sets, limit)
-    local picks, found = {}, 0
+    if #sets == 1 then  -- priority 0 alone, the common case: the set's own order
+        local ids = redis.call('ZRANGEBYSCORE', sets[1][2], '-inf', now, 'LIMIT', 0, limit)
+        if #ids > 0 then
+            redis.call('ZREM', sets[1][2], unpack(ids))
+        end
+        return ids
+    end
+    local picks = {}
     for _, set in ipairs(sets) do
         local got = redis.call('ZRANGEBYSCORE', set[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-        if #got > 0 then
-            found = found + 1
-        end
         for i = 1, #got, 2 do
             picks[#picks + 1] = {got[i], tonumber(got[i + 1]) - set[1] * aging, set[2], #picks}
         end
     end
-    if found > 1 then
-        table.sort(picks, function(a, b)
-            if a[2] ~= b[2] then return a[2] < b[2] end
-            return a[4] < b[4]
-        end)
-    end
+    table.sort(picks, function(a, b)
+        if a[2] ~= b[2] then return a[2] < b[2] end
+        return a[4] < b[4]
+    end)
     local ids, by_set = {}, {}
     for i = 1, math.min(limit, #picks) do
         local id, key = picks[i][1], picks[i][3]

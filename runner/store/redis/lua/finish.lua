@@ -10,7 +10,7 @@
 -- KEYS[3..5]  due sorted sets: async, io, cpu
 -- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
 -- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
--- KEYS[8..34] due sorted sets of priorities 1-9 (see lib.lua)
+-- KEYS[8]     due set key prefix ({prefix}:due:), for priorities 1-9 (see lib.lua)
 -- A finished job stays in Redis until the recorder has written it to Postgres
 -- (forget.lua sets its expiry then), so its id is never free before it has a history.
 --

@@ -59,11 +59,12 @@ local function stored(...)
 end
 
 -- Priorities (runner/store/redis/keys.py): level 0 is a kind's own due set (KEYS the
--- script names as `due`); levels 1-9 have due sets of their own, passed as the last
--- 27 KEYS (async 1-9, io 1-9, cpu 1-9) by every script that schedules a job. A
--- priority that is not a whole number from 1 to 9 is level 0: the hash is untrusted,
--- and a wrong priority must never stop a job.
-local KIND_AT = {async = 0, io = 1, cpu = 2}
+-- script names as `due`); levels 1-9 have due sets of their own, <prefix><kind>:p<n>,
+-- named from the due set key prefix that every script that schedules a job gets as
+-- its last KEYS (as job hashes are named from the job key prefix: 27 more KEYS in
+-- every call cost the caller more than the whole script). They share the queue's hash
+-- tag, hence its slot. A priority that is not a whole number from 1 to 9 is level 0:
+-- the hash is untrusted, and a wrong priority must never stop a job.
 
 local function level_of(priority)
     local p = tonumber(priority)
@@ -74,7 +75,7 @@ local function level_of(priority)
 end
 
 local function level_key(kind, level)
-    return KEYS[#KEYS - 27 + KIND_AT[kind] * 9 + level]
+    return KEYS[#KEYS] .. kind .. ':p' .. level
 end
 
 -- The due set of a job of this kind and priority; `due` maps kind -> level 0's key.

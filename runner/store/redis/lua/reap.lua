@@ -8,7 +8,7 @@
 -- KEYS[3..5]  due sorted sets: async, io, cpu
 -- KEYS[6]     job hash key prefix ({prefix}:job:), see claim.lua
 -- KEYS[7]     dead-letter sorted set      ({prefix}:dead)
--- KEYS[8..34] due sorted sets of priorities 1-9 (see lib.lua)
+-- KEYS[8]     due set key prefix ({prefix}:due:), for priorities 1-9 (see lib.lua)
 -- ARGV[1] now (ms)   ARGV[2] most jobs to reap   ARGV[3] reaping daemon id
 -- ARGV[4] allowed source states (",running,")   ARGV[5] retry state   ARGV[6] failed state
 -- ARGV[7] wake channel   ARGV[8] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster

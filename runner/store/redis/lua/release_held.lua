@@ -5,7 +5,7 @@
 -- KEYS[1..3]  due sorted sets: async, io, cpu
 -- KEYS[4]     the task's held set ({prefix}:held:<task>)
 -- KEYS[5]     job hash key prefix ({prefix}:job:)
--- KEYS[6..32] due sorted sets of priorities 1-9 (see lib.lua)
+-- KEYS[6]     due set key prefix ({prefix}:due:), for priorities 1-9 (see lib.lua)
 -- ARGV[1] waiting states (",a,b,")   ARGV[2] most jobs to move   ARGV[3] wake channel
 -- ARGV[4] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 -- Reply: how many jobs are still held.

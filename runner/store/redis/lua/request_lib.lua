@@ -10,7 +10,7 @@
 -- KEYS[7]     dead-letter sorted set             ({prefix}:dead)
 -- KEYS[8]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
 -- KEYS[9]     retired ids ({prefix}:retired), see lib.lua
--- KEYS[10..36] due sorted sets of priorities 1-9 (see lib.lua)
+-- KEYS[10]     due set key prefix ({prefix}:due:), for priorities 1-9 (see lib.lua)
 -- ARGV[1] now (ms)   ARGV[2] who asks (the client's origin)
 -- ARGV[3] allowed source states (",a,b,")   ARGV[4] target state ("" = unchanged)
 -- ARGV[5] the job ids, JSON   ARGV[6] wake channel   ARGV[7] cancel channel
