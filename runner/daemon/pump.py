@@ -130,16 +130,11 @@ class Pump:
                 asks[queue][kind] = share
         asks = {q: limits for q, limits in asks.items() if any(limits.values())}
         offers = self._offer_counts(asks)
-        results = await asyncio.gather(
-            *(
-                self.store.queue(q).claim_due(
-                    now, limits, self.daemon, now + self.lease_ms, self.aging_ms
-                )
-                for q, limits in asks.items()
-            )
+        results = await self.store.claim_queues(
+            asks, now, self.daemon, now + self.lease_ms, self.aging_ms
         )
-        for (queue, limits), claimed in zip(asks.items(), results, strict=True):
-            self._started(queue, limits, claimed, now)
+        for queue, limits in asks.items():
+            self._started(queue, limits, results[queue], now)
         if offers != self._offer_counts(asks):  # woken meanwhile: ask those queues again
             for queue in asks:
                 if offers[queue] != self._offer_counts([queue])[queue]:

@@ -160,6 +160,12 @@ class Keys:
                 self.held_prefix, self.retired, self.due_prefix)  # fmt: skip
 
     @cached_property
+    def claim(self) -> tuple[str, ...]:
+        """The KEYS of claim.lua."""
+        return (*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
+                self.paused, self.held_prefix, self.due_prefix)  # fmt: skip
+
+    @cached_property
     def running_ends(self) -> tuple[str, ...]:
         """The KEYS of the scripts that end a run: finish.lua and reap.lua."""
         return (self.leases, self.events, *self.due_all, self.job_prefix, self.dead,

@@ -7,7 +7,7 @@ size: claim, finish and renew are batched by their callers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -29,6 +29,7 @@ from runner.store.redis.connect import is_cluster, own_connection
 from runner.store.redis.fields import named, stored
 from runner.store.redis.keys import ALL_TASKS, DEFAULT_QUEUE, KINDS, LEVELS, Keys
 from runner.store.redis.notify import SinkStore
+from runner.store.redis.one_trip import ScriptCall, run_calls
 from runner.store.redis.parking import ParkStore
 from runner.store.redis.queues import QueueStore
 from runner.store.redis.replicas import not_replicated, note_behind, run_replicated
@@ -62,6 +63,8 @@ _CORE_FIELDS = {
     "priority",
 }
 PRIORITY_AGING_MS = 1000  # [daemon] priority_aging's default (see lua/claim.lua)
+_CLAIM = transition("claim")
+_SUCCEED = transition("succeed")  # the sources of every outcome: running
 
 
 def _int(value: str | bytes | None) -> int | None:
@@ -225,30 +228,39 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
     ) -> ClaimResult:
         """Claim this queue's due jobs, at most `limits` per kind, higher priorities
         first (aged by `aging_ms` a level, see lua/claim.lua)."""
-        claim = transition("claim")
-        flat, nexts, aside = await self.scripts.claim(
-            keys=[
-                *self.keys.due_all,
-                self.keys.leases,
-                self.keys.events,
-                self.keys.job_prefix,
-                self.keys.dead,
-                self.keys.paused,
-                self.keys.held_prefix,
-                self.keys.due_prefix,
-            ],
-            args=[
-                now_ms,
-                daemon,
-                lease_until_ms,
-                claim.sources_argv,
-                _target("claim"),
-                *(limits.get(kind, 0) for kind in KINDS),
-                State.FAILED,
-                ALL_TASKS,
-                aging_ms,
-            ],
-        )
+        call = self._claim_call(now_ms, limits, daemon, lease_until_ms, aging_ms)
+        return self._claimed(await call.script(keys=call.keys, args=call.args))
+
+    @on_redis
+    async def claim_queues(
+        self,
+        asks: Mapping[str, dict[str, int]],
+        now_ms: int,
+        daemon: str,
+        lease_until_ms: int,
+        aging_ms: int = PRIORITY_AGING_MS,
+    ) -> dict[str, ClaimResult]:
+        """claim_due in each of these queues (queue -> limits), in one round trip."""
+        if not asks:
+            return {}
+        calls = [
+            self.queue(q)._claim_call(now_ms, limits, daemon, lease_until_ms, aging_ms)
+            for q, limits in asks.items()
+        ]
+        replies = await run_calls(self.redis, calls)
+        return {q: self.queue(q)._claimed(r) for q, r in zip(asks, replies, strict=True)}
+
+    def _claim_call(
+        self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int,
+        aging_ms: int,
+    ) -> ScriptCall:  # fmt: skip
+        limit = [limits.get(kind, 0) for kind in KINDS]
+        args = [now_ms, daemon, lease_until_ms, _CLAIM.sources_argv, _target("claim"), *limit,
+                State.FAILED, ALL_TASKS, aging_ms]  # fmt: skip
+        return ScriptCall(self.scripts.claim, self.keys.claim, args)
+
+    def _claimed(self, reply: Any) -> ClaimResult:
+        flat, nexts, aside = reply
         jobs = [
             ClaimedJob(
                 id=flat[i],
@@ -277,9 +289,15 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         if queues <= {self.keys.queue}:
             return await self._finish_here(now_ms, daemon, outcomes)
         by_queue = {q: [o for o in outcomes if o.queue == q] for q in sorted(queues)}
-        parts = await asyncio.gather(
-            *(self.queue(q)._finish_here(now_ms, daemon, part) for q, part in by_queue.items())
-        )
+        if self.wait_replicas:  # each queue's WAIT goes with its own call
+            parts = await asyncio.gather(
+                *(self.queue(q)._finish_here(now_ms, daemon, part) for q, part in by_queue.items())
+            )
+        else:
+            calls = [
+                self.queue(q)._finish_call(now_ms, daemon, part) for q, part in by_queue.items()
+            ]
+            parts = [[int(r) for r in reply] for reply in await run_calls(self.redis, calls)]
         replies = {
             (o.job_id, o.claim): r
             for part, got in zip(by_queue.values(), parts, strict=True)
@@ -290,6 +308,18 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
     async def _finish_here(
         self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]
     ) -> list[int]:
+        call = self._finish_call(now_ms, daemon, outcomes)
+        if self.wait_replicas:  # an outcome that stands unconfirmed is only noted
+            replies, acked = await run_replicated(
+                self.redis, call.script, call.keys, call.args, self.wait_replicas
+            )
+            if acked < self.wait_replicas:
+                note_behind("finish", self.wait_replicas, acked)
+        else:
+            replies = await call.script(keys=call.keys, args=call.args)
+        return [int(r) for r in replies]
+
+    def _finish_call(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> ScriptCall:
         packed = orjson.dumps(
             [
                 (
@@ -299,18 +329,9 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
                 for o in outcomes
             ]
         ).decode()  # fmt: skip
-        sources = transition("succeed").sources_argv
-        args: list[str | int] = [now_ms, daemon, sources, self.keys.wake_channel, packed,
-                                 State.FAILED, self.publish]  # fmt: skip
-        if self.wait_replicas:  # an outcome that stands unconfirmed is only noted
-            replies, acked = await run_replicated(
-                self.redis, self.scripts.finish, self.keys.running_ends, args, self.wait_replicas
-            )
-            if acked < self.wait_replicas:
-                note_behind("finish", self.wait_replicas, acked)
-        else:
-            replies = await self.scripts.finish(keys=self.keys.running_ends, args=args)
-        return [int(r) for r in replies]
+        args: list[str | int] = [now_ms, daemon, _SUCCEED.sources_argv, self.keys.wake_channel,
+                                 packed, State.FAILED, self.publish]  # fmt: skip
+        return ScriptCall(self.scripts.finish, self.keys.running_ends, args)
 
     @on_redis
     async def forget_recorded(self, jobs: Sequence[tuple[str, int]], now_ms: int) -> int:
