@@ -67,10 +67,6 @@ class Run:
     seconds: float
     cpu_seconds: float
 
-    @property
-    def jobs_per_s(self) -> float:
-        return JOBS / self.seconds if self.seconds else 0.0
-
 
 @dataclass
 class QueueFigures:
@@ -161,11 +157,11 @@ def write_config(place: Place, prefix: str, log_file: Path, queues: list[str]) -
     return path
 
 
-async def _enqueue(config: Path, queues: list[str]) -> None:
+async def _enqueue(config: Path, queues: list[str], count: int) -> None:
     settings = load_settings(config, env={})
     async with await Client.connect(settings) as client:
-        jobs = [client.new_job("noop", queue=queues[i % len(queues)]) for i in range(JOBS)]
-        for i in range(0, JOBS, CHUNK):
+        jobs = [client.new_job("noop", queue=queues[i % len(queues)]) for i in range(count)]
+        for i in range(0, count, CHUNK):
             await client.enqueue_many(jobs[i : i + CHUNK])
 
 
@@ -199,7 +195,7 @@ async def _create_database(servers: EmbeddedServers) -> str:
     return servers.database_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def _one_run(place: Place, queues: list[str]) -> tuple[float, float]:
+def _one_run(place: Place, queues: list[str], jobs: int) -> tuple[float, float]:
     """One drain, on a database of its own: runs that shared one would each find a
     bigger history than the last."""
     prefix = f"bench-q-{secrets.token_hex(3)}"
@@ -207,7 +203,7 @@ def _one_run(place: Place, queues: list[str]) -> tuple[float, float]:
         place = replace(place, database_url=asyncio.run(_create_database(place.servers)))
     log_file = place.folder / f"{prefix}.log"
     config = write_config(place, prefix, log_file, queues)
-    asyncio.run(_enqueue(config, queues))
+    asyncio.run(_enqueue(config, queues, jobs))
     return _drain(config, log_file, place.cwd)
 
 
@@ -236,7 +232,7 @@ async def _commands(ports: list[int]) -> dict[int, int]:
     return found
 
 
-def measure_cluster(servers: EmbeddedServers, folder: Path) -> dict[str, Any]:
+def measure_cluster(servers: EmbeddedServers, folder: Path, jobs: int) -> dict[str, Any]:
     database_url = asyncio.run(_create_database(servers))
     cluster = start_cluster()
     try:
@@ -246,7 +242,7 @@ def measure_cluster(servers: EmbeddedServers, folder: Path) -> dict[str, Any]:
         log_file = folder / f"{prefix}.log"
         place = Place(cluster.url, database_url, folder, cluster=True)
         config = write_config(place, prefix, log_file, queues)
-        asyncio.run(_enqueue(config, queues))
+        asyncio.run(_enqueue(config, queues, jobs))
         before = asyncio.run(_commands(primaries))
         wall, cpu = _drain(config, log_file, REPO)
         after = asyncio.run(_commands(primaries))
@@ -254,22 +250,24 @@ def measure_cluster(servers: EmbeddedServers, folder: Path) -> dict[str, Any]:
         cluster.close()
     assert servers.redis_url is not None
     one_node = Place(servers.redis_url, "", folder, servers=servers)
-    one_wall, one_cpu = _one_run(one_node, queues)
+    one_wall, one_cpu = _one_run(one_node, queues, jobs)
     return {
         "queues": queues,
-        "cluster_jobs_per_s": round(JOBS / wall),
+        "cluster_jobs_per_s": round(jobs / wall),
         "cluster_daemon_cpu_s": round(cpu, 2),
-        "one_node_jobs_per_s": round(JOBS / one_wall),
+        "one_node_jobs_per_s": round(jobs / one_wall),
         "one_node_daemon_cpu_s": round(one_cpu, 2),
         "commands_per_primary": {str(p): after[p] - before[p] for p in primaries},
     }
 
 
-def measure(servers: EmbeddedServers, folder: Path, revision: str = BEFORE,
-            rounds: int = ROUNDS, cluster: bool = True) -> QueueFigures:  # fmt: skip
+def measure(
+    servers: EmbeddedServers, folder: Path, *, revision: str = BEFORE, rounds: int = ROUNDS,
+    cluster: bool = True, jobs: int = JOBS,
+) -> QueueFigures:  # fmt: skip
     assert servers.redis_url is not None
     old = before_tree(revision, folder)
-    figures = QueueFigures(JOBS)
+    figures = QueueFigures(jobs)
     six = [f"q{n}" for n in range(6)]
     plan = [
         ("before", Place(servers.redis_url, "", folder, old, servers=servers), ["default"]),
@@ -278,12 +276,12 @@ def measure(servers: EmbeddedServers, folder: Path, revision: str = BEFORE,
     ]
     for n in range(rounds):
         for kind, place, queues in plan:
-            wall, cpu = _one_run(place, queues)
+            wall, cpu = _one_run(place, queues, jobs)
             figures.runs.append(Run(kind, round(wall, 3), round(cpu, 3)))
-            print(f"  round {n + 1} {kind:<10} {JOBS / wall:>8,.0f} jobs/s  cpu {cpu:.2f} s",
+            print(f"  round {n + 1} {kind:<10} {jobs / wall:>8,.0f} jobs/s  cpu {cpu:.2f} s",
                   flush=True)  # fmt: skip
     if cluster:
-        figures.cluster = measure_cluster(servers, folder)
+        figures.cluster = measure_cluster(servers, folder, jobs)
     return figures
 
 
@@ -312,11 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.queues", description=__doc__)
     parser.add_argument("--before", default=BEFORE, help="the revision to compare with")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--jobs", type=int, default=JOBS, help="no-op jobs a run")
     parser.add_argument("--no-cluster", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
     with private_servers("queues") as (servers, folder):
-        figures = measure(servers, folder, args.before, args.rounds, not args.no_cluster)
+        figures = measure(servers, folder, args.before, args.rounds, not args.no_cluster, args.jobs)
     print(render(figures))
     print(f"({time.monotonic() - started:.0f} s)")
     Path(tempfile.gettempdir(), "runner-bench-queues.json").write_text(

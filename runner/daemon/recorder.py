@@ -34,7 +34,7 @@ from runner.daemon.metrics import Metrics
 from runner.daemon.resilience import Backoff, keep_going
 from runner.errors import StoreDataError, StoreError
 from runner.logs import get_logger
-from runner.store import PgStore, RedisStore, StreamEntry
+from runner.store import PgStore, RedisStore, StreamEntry, StreamSet
 
 log = get_logger()
 
@@ -49,7 +49,7 @@ class _Written:
     as finished (id, seq), which Redis may forget from now on."""
 
     aside: SetAside = field(default_factory=list)
-    finished: list[tuple[str, int]] = field(default_factory=list)
+    finished: list[tuple[str, int, str]] = field(default_factory=list)  # id, seq, queue
 
 
 class Recorder:
@@ -63,8 +63,12 @@ class Recorder:
         flush_interval: float,
         reclaim_after: float = 30.0,
         keep: float = 120.0,
+        queues: Sequence[str] | None = None,
     ) -> None:
+        """`queues`: the queues whose streams it records as one (see
+        store/redis/stream_set.py); None: the store's own queue."""
         self.redis_store = redis_store
+        self.streams = StreamSet(redis_store, queues or [redis_store.queue_name])
         self.pg_store = pg_store
         self.consumer = consumer
         self.batch_events = batch_events
@@ -90,7 +94,7 @@ class Recorder:
         Stopping is a flag, not a cancellation: a blocking stream read ends by
         itself within `flush_interval`, and no batch is cut in half.
         """
-        await keep_going("recorder", self.redis_store.ensure_event_group)
+        await keep_going("recorder", self.streams.ensure_event_group)
         backoff = Backoff()
         while not self.stopping:
             try:
@@ -100,10 +104,10 @@ class Recorder:
             except Exception as exc:  # every failure is the store's or data's: pause, go on
                 await backoff.pause("recorder", exc)
                 if "NOGROUP" in str(exc):  # the stream was deleted (a flushed or new Redis)
-                    await keep_going("recorder", self.redis_store.ensure_event_group)
+                    await keep_going("recorder", self.streams.ensure_event_group)
         await keep_going("recorder", self.drain)
         # Everything this consumer read is acknowledged: leave the group tidy.
-        await keep_going("recorder", lambda: self.redis_store.forget_consumer(self.consumer))
+        await keep_going("recorder", lambda: self.streams.forget_consumer(self.consumer))
 
     async def _trim(self) -> None:
         """Once a second: the stream keeps recorded entries only for `[events] keep`
@@ -111,7 +115,7 @@ class Recorder:
         if time.monotonic() < self._next_trim:
             return
         self._next_trim = time.monotonic() + TRIM_EVERY_S
-        await self.redis_store.trim_events(self.keep_ms, int(time.time() * 1000))
+        await self.streams.trim_events(self.keep_ms, int(time.time() * 1000))
 
     async def drain(self) -> None:
         """Record everything in the stream now."""
@@ -127,12 +131,12 @@ class Recorder:
         chunks = event_chunks(await self._collect(block), self.batch_events)
         # An entry split over several chunks is acknowledged with its last part only:
         # a crash in between leaves it pending, and a replay writes nothing twice.
-        last = {entry.id: n for n, chunk in enumerate(chunks) for entry in chunk}
+        last = {(e.queue, e.id): n for n, chunk in enumerate(chunks) for e in chunk}
         for n, chunk in enumerate(chunks):
-            done += await self._record(chunk, [e.id for e in chunk if last[e.id] == n])
+            done += await self._record(chunk, [e for e in chunk if last[(e.queue, e.id)] == n])
         return done
 
-    async def _record(self, entries: Sequence[StreamEntry], ack: Sequence[str]) -> int:
+    async def _record(self, entries: Sequence[StreamEntry], ack: Sequence[StreamEntry]) -> int:
         good = [e for e in entries if e.payload is not None]
         began = time.perf_counter()
         written = await self._write(good)
@@ -147,11 +151,11 @@ class Recorder:
                 entry_ids=[e.id for e, _ in aside][:20],
                 error=aside[0][1],
             )
-            await self.redis_store.set_events_aside(aside)
+            await self.streams.set_events_aside(aside)
         # Before the ack: if Redis fails in between, the batch is written again
         # (harmless), rather than leaving finished jobs in Redis for ever.
-        await self.redis_store.forget_recorded(written.finished, int(time.time() * 1000))
-        await self.redis_store.ack_events(list(dict.fromkeys(ack)))
+        await self.streams.forget_recorded(written.finished, int(time.time() * 1000))
+        await self.streams.ack_events(ack)
         count = sum(count_events(e.payload) for e in good if e.payload is not None)
         self.recorded += count
         if self.metrics is not None:
@@ -167,7 +171,7 @@ class Recorder:
         entries = await self._reclaim_stale()
         count = sum(map(_entry_events, entries))
         first_wait = int(self.flush_interval * 1000) if block and not entries else None
-        read = await self.redis_store.read_events(self.consumer, self.batch_events, first_wait)
+        read = await self.streams.read_events(self.consumer, self.batch_events, first_wait)
         entries += read
         count += sum(map(_entry_events, read))
         deadline = time.monotonic() + self.flush_interval
@@ -177,7 +181,7 @@ class Recorder:
                 if left <= 0:
                     break
                 await asyncio.sleep(min(left, GATHER_S))
-            read = await self.redis_store.read_events(self.consumer, self.batch_events, None)
+            read = await self.streams.read_events(self.consumer, self.batch_events, None)
             entries += read
             count += sum(map(_entry_events, read))
             if not read and not block:
@@ -189,7 +193,7 @@ class Recorder:
         if time.monotonic() < self._next_reclaim:
             return []
         self._next_reclaim = time.monotonic() + max(self.reclaim_after_ms / 4000, 0.5)
-        stale = await self.redis_store.claim_stale_events(
+        stale = await self.streams.claim_stale_events(
             self.consumer, self.reclaim_after_ms, self.batch_events
         )
         if stale:
@@ -217,9 +221,7 @@ class Recorder:
         if not entries:
             return
         try:
-            written.finished += await self.pg_store.write_events(
-                [e.payload or "[]" for e in entries]
-            )
+            written.finished += await self.pg_store.record([e.payload or "[]" for e in entries])
             return
         except StoreDataError as exc:
             if len(entries) == 1:
@@ -253,7 +255,7 @@ class Recorder:
     async def _write_event(self, event: Any, written: _Written) -> str | None:
         """Write one event; the reason it could not be written, or None."""
         try:
-            written.finished += await self.pg_store.write_events([orjson.dumps([event]).decode()])
+            written.finished += await self.pg_store.record([orjson.dumps([event]).decode()])
             return None
         except StoreDataError as exc:
             error = str(exc)
@@ -262,9 +264,7 @@ class Recorder:
         detail = orjson.dumps({"undecodable_detail": str(event[7])[:1000]}).decode()
         quarantined = [*event[:7], detail]
         try:
-            written.finished += await self.pg_store.write_events(
-                [orjson.dumps([quarantined]).decode()]
-            )
+            written.finished += await self.pg_store.record([orjson.dumps([quarantined]).decode()])
         except StoreDataError as exc:
             return f"event rejected by postgres: {exc}"
         log.error("event detail quarantined", job_id=str(event[0]), seq=event[1], error=error)

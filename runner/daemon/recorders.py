@@ -1,8 +1,11 @@
-"""One recorder per queue: each queue has its own transition stream (its slot's).
+"""The recorders of every queue's transition stream (each queue's is in its slot).
 
-Every daemon records every queue, served or not: a queue nobody serves still has
-enqueues and operators' requests whose history must reach PostgreSQL. New queues
-are found in the registry (store/redis/queues.py) within DISCOVER_S.
+On one server, one recorder reads all the streams at once and writes them in one
+statement; on a Redis Cluster, where one read cannot span slots, each queue has a
+recorder of its own (see store/redis/stream_set.py). Every daemon records every
+queue, served or not: a queue nobody serves still has enqueues and operators'
+requests whose history must reach PostgreSQL. New queues are found in the
+registry (store/redis/queues.py) within DISCOVER_S.
 """
 
 from __future__ import annotations
@@ -55,16 +58,17 @@ class Recorders:
 
     @property
     def recorded(self) -> int:
-        return sum(r.recorded for r in self.by_queue.values())
+        return sum(r.recorded for r in {id(r): r for r in self.by_queue.values()}.values())
 
     def configure(self, settings: Settings) -> None:
         self.settings = settings
-        for recorder in self.by_queue.values():
+        for recorder in set(self.by_queue.values()):
             recorder.configure(settings)
 
     def _recorder(self, queue: str) -> Recorder:
         recorder = Recorder(
             self.redis_store.queue(queue),
+            queues=[queue],
             pg_store=self.pg_store,
             consumer=self.consumer,
             batch_events=self.settings.recorder_batch,
@@ -86,16 +90,34 @@ class Recorders:
                 except Exception as exc:  # the store is down: the recorders wait too
                     await backoff.pause("recorder", exc)
                     continue
-                for name in names:
-                    if name not in self._tasks:
-                        self.by_queue[name] = self._recorder(name)
-                        self._tasks[name] = asyncio.create_task(self.by_queue[name].run())
+                await self._start(names)
                 await self._sleep(DISCOVER_S)
         finally:
             for recorder in self.by_queue.values():
                 recorder.stopping = True
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _start(self, names: list[str]) -> None:
+        """A recorder for each new queue; on one server, the new queues join the one
+        recorder (its consumer group made on their streams first)."""
+        shared = not self.redis_store.on_cluster
+        for name in names:
+            if name in self.by_queue:
+                continue
+            if shared and self._tasks:
+                first = next(iter(self.by_queue.values()))
+                try:
+                    await self.redis_store.queue(name).ensure_event_group()
+                except Exception as exc:  # the store is down: try again at the next look
+                    log.warning("recorder cannot follow a new queue yet", queue=name,
+                                error=str(exc))  # fmt: skip
+                    continue
+                first.streams.add(name)
+                self.by_queue[name] = first
+                continue
+            self.by_queue[name] = self._recorder(name)
+            self._tasks[name] = asyncio.create_task(self.by_queue[name].run())
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep until the next look for queues, or a stop; raise what ended a recorder

@@ -33,6 +33,7 @@ from runner.store.redis.sources.stream import SourceStream
 from runner.store.redis.status import DaemonInfo
 from runner.store.redis.store import PRIORITY_AGING_MS, RedisStore
 from runner.store.redis.stream import StreamEntry
+from runner.store.redis.stream_set import StreamSet
 from runner.store.redis.waiting import WaitingForResume
 from runner.store.revival import REVIVING, revive_for
 
@@ -61,6 +62,7 @@ __all__ = [
     "SourceMessage",
     "SourceStream",
     "StreamEntry",
+    "StreamSet",
     "WaitingForResume",
     "WebhookAttempts",
     "check_limit",

@@ -44,13 +44,13 @@ async def test_entries_of_thousands_of_events_are_recorded_in_bounded_statements
     recorder = Recorder(store, pg_store=pg, consumer="c1", batch_events=2000, flush_interval=0.05)
     await store.ensure_event_group()
     sizes: list[int] = []
-    write = pg.write_events
+    write = pg.record
 
-    async def counted(batches: Sequence[str]) -> list[tuple[str, int]]:
+    async def counted(batches: Sequence[str]) -> list[tuple[str, int, str]]:
         sizes.append(sum(batch.count(',["') + 1 for batch in batches))
         return await write(batches)
 
-    pg.write_events = counted  # type: ignore[method-assign]  # counts, then the real write
+    pg.record = counted  # type: ignore[method-assign]  # counts, then the real write
     await recorder.drain()
     assert sizes == [1500, 1500, 1500]
     assert await pg.pool.fetchval("SELECT count(*) FROM runner_jobs") == 4500
@@ -67,14 +67,14 @@ async def test_one_entry_larger_than_the_batch_is_written_in_parts_then_acknowle
     await store.ensure_event_group()
     sizes: list[int] = []
     pending: list[int] = []
-    write = pg.write_events
+    write = pg.record
 
-    async def counted(batches: Sequence[str]) -> list[tuple[str, int]]:
+    async def counted(batches: Sequence[str]) -> list[tuple[str, int, str]]:
         sizes.append(sum(count_events(batch) for batch in batches))
         pending.append((await redis.xpending(keys.events, "recorder"))["pending"])
         return await write(batches)
 
-    pg.write_events = counted  # type: ignore[method-assign]  # counts, then the real write
+    pg.record = counted  # type: ignore[method-assign]  # counts, then the real write
     await recorder.drain()
     assert sizes == [2000, 2000, 1000]
     assert pending == [1, 1, 1]  # not acknowledged before its last part was written

@@ -64,12 +64,17 @@ class PgStore:
 
         Replaying a batch changes nothing. The JSON is passed through as text.
         """
+        return [(job_id, seq) for job_id, seq, _ in await self.record(batches)]
+
+    @on_postgres
+    async def record(self, batches: Sequence[str]) -> list[tuple[str, int, str]]:
+        """write_events, the finished jobs with their queues: (id, seq, queue)."""
         if not batches:
             return []
         rows = await self.pool.fetch(
             query("write_events"), "[" + ",".join(batches) + "]", _FINISHED
         )
-        return [(r["id"], r["seq"]) for r in rows]
+        return [(r["id"], r["seq"], r["queue"]) for r in rows]
 
     @on_postgres
     async def state_counts(self) -> dict[str, int]:

@@ -138,6 +138,11 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
     def queue_name(self) -> str:
         return self.keys.queue
 
+    @property
+    def on_cluster(self) -> bool:
+        """Whether it is a Redis Cluster's: each queue's slot may be on another node."""
+        return is_cluster(self.redis)
+
     @on_redis
     async def ping(self) -> None:
         if is_cluster(self.redis):  # PING would ask every node: one down is no matter

@@ -25,11 +25,13 @@ DEAD_EVENTS_KEPT = 100_000  # the dead-letter stream is capped (approximately) a
 
 class StreamEntry(NamedTuple):
     """One entry of the transition stream: its id, and its events as one JSON array
-    text, or None when the entry is not what runner's scripts write (no `e` field)."""
+    text, or None when the entry is not what runner's scripts write (no `e` field);
+    and the queue whose stream it is in."""
 
     id: str
     payload: str | None
     fields: dict[str, str]
+    queue: str = "default"
 
 
 class EventStream:
@@ -57,7 +59,7 @@ class EventStream:
             count=count,
             block=block_ms,
         )
-        return [] if not reply else _entries(reply[0][1])
+        return [] if not reply else _entries(reply[0][1], self.keys.queue)
 
     @on_redis
     async def claim_stale_events(
@@ -67,7 +69,7 @@ class EventStream:
         reply = await self.redis.xautoclaim(
             self.keys.events, self.keys.recorder_group, consumer, min_idle_ms, "0-0", count=count
         )
-        return _entries(reply[1])
+        return _entries(reply[1], self.keys.queue)
 
     @on_redis
     async def ack_events(self, entry_ids: Sequence[str]) -> None:
@@ -148,9 +150,9 @@ class EventStream:
             )
 
 
-def _entries(raw: Any) -> list[StreamEntry]:
+def _entries(raw: Any, queue: str = "default") -> list[StreamEntry]:
     """Stream entries; "[]" for one deleted while pending, None for one without `e`."""
     return [
-        StreamEntry(entry_id, fields.get("e") if fields else "[]", fields or {})
+        StreamEntry(entry_id, fields.get("e") if fields else "[]", fields or {}, queue)
         for entry_id, fields in raw
     ]

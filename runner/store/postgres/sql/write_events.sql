@@ -6,7 +6,8 @@
 -- jobs at once, and taking row locks in one global order keeps them from
 -- deadlocking each other (a deadlock that still happens is retried).
 -- Returns the jobs of the batch that runner_jobs now holds in a finished state
--- ($2, the finished states): Redis keeps such a job until then (see forget.lua).
+-- ($2, the finished states), with their queues: Redis keeps such a job until then
+-- (see forget.lua).
 -- $1 JSON text: an array of stream entries, each an array of events as the Lua
 --    scripts wrote them: [job_id, seq, from_state ('' = none), to_state, at (ms),
 --    daemon ('' = none), attempt, detail (JSON text)]. Postgres parses it, so the
@@ -85,6 +86,6 @@ ON CONFLICT (id) DO UPDATE SET
     error      = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.error, j.error) ELSE COALESCE(j.error, EXCLUDED.error) END,
     due_at     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.due_at, j.due_at) ELSE COALESCE(j.due_at, EXCLUDED.due_at) END,
     seq        = GREATEST(j.seq, EXCLUDED.seq)
-RETURNING id, seq, state
+RETURNING id, seq, state, queue
 )
-SELECT id, seq FROM upserted WHERE state = ANY($2::text[]);
+SELECT id, seq, COALESCE(queue, 'default') AS queue FROM upserted WHERE state = ANY($2::text[]);
