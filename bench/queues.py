@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     with private_servers("queues") as (servers, folder):
-        figures = measure(servers, folder, args.before, args.rounds, not args.no_cluster, args.jobs)
+        figures = measure(servers, folder, revision=args.before, rounds=args.rounds,
+                          cluster=not args.no_cluster, jobs=args.jobs)  # fmt: skip
     print(render(figures))
     print(f"({time.monotonic() - started:.0f} s)")
     Path(tempfile.gettempdir(), "runner-bench-queues.json").write_text(
