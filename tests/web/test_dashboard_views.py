@@ -117,6 +117,33 @@ async def test_tasks_without_jobs_are_listed_and_can_be_paused(
     assert browser.errors == []
 
 
+async def test_queues_on_the_overview_the_job_list_and_a_job(
+    daemon_config: Callable[..., Path], dashboard: Dashboard, browser: Browser,
+    client: Client, pg: PgStore,
+) -> None:  # fmt: skip
+    """With a second queue, the overview has a row per queue; the job list filters by
+    queue and shows each job's; a job's page names its queue and priority."""
+    url = dashboard(daemon_config(web={"token": TOKEN}))
+    mail = await client.enqueue("echo", [1], queue="mail", priority=4, delay=600)
+    plain = await client.enqueue("echo", [2], delay=600)
+    await wait_for_history(pg, mail, "scheduled")
+    await wait_for_history(pg, plain, "scheduled")
+    await _visit(browser, url, "!!document.querySelector('tr[data-queue]')")
+    rows = await browser.evaluate(
+        "[...document.querySelectorAll('tr[data-queue]')].map((t) => t.dataset.queue)"
+    )
+    assert rows == ["default", "mail"]
+    await _visit(
+        browser, f"{url}#/jobs?queue=mail", f"!!document.querySelector('a[href=\"#/jobs/{mail}\"]')"
+    )
+    listed = await browser.evaluate("[...document.querySelectorAll('table.jobs tbody tr')].length")
+    assert listed == 1
+    await _visit(browser, f"{url}#/jobs/{mail}", _job_shown(mail))
+    text = await browser.evaluate("document.querySelector('dl.fields').innerText")
+    assert "mail" in text and "priority" in text and "4" in text
+    assert browser.errors == []
+
+
 async def test_the_daemons_pools_show_threads_held_past_a_timeout(
     daemon_config: Callable[..., Path], dashboard: Dashboard, browser: Browser, redis: Redis,
 ) -> None:  # fmt: skip

@@ -13,9 +13,11 @@ function jobFilters(params) {
   const state = el("select", { name: "state" }, el("option", { value: "" }, "any state"),
     STATES.map((s) => el("option", { value: s, selected: params.get("state") === s }, s)));
   const task = el("input", { name: "task", placeholder: "any task", value: params.get("task") || "", spellcheck: "false" });
+  const queue = el("input", { name: "queue", placeholder: "any queue", value: params.get("queue") || "", spellcheck: "false" });
   const since = el("select", { name: "since" },
     SINCE.map(([v, l]) => el("option", { value: v, selected: (params.get("since") || "") === v }, l)));
   const form = el("form", { class: "filters" }, el("label", {}, "State ", state), el("label", {}, "Task ", task),
+    el("label", {}, "Queue ", queue),
     el("label", {}, "Created ", since), el("button", { type: "submit" }, "Filter"),
     el("a", { href: "#/jobs", class: "quiet" }, "clear"));
   form.addEventListener("submit", (event) => {
@@ -31,11 +33,11 @@ function jobFilters(params) {
 
 function jobRows(jobs) {
   if (!jobs.length) return el("p", { class: "muted" }, "No jobs match.");
-  const head = el("tr", {}, ["job", "task", "state", "attempt", "due", "created", "updated"].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ["job", "task", "queue", "state", "attempt", "due", "created", "updated"].map((h) => el("th", {}, h)));
   return table({ class: "jobs" }, el("thead", {}, head), el("tbody", {}, jobs.map((j) =>
     el("tr", {},
       el("td", {}, el("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, class: "mono" }, j.id)),
-      el("td", {}, j.task ?? "-"), el("td", {}, badge(j.state)), el("td", { class: "n" }, String(j.attempt)),
+      el("td", {}, j.task ?? "-"), el("td", {}, j.queue ?? "default"), el("td", {}, badge(j.state)), el("td", { class: "n" }, String(j.attempt)),
       el("td", {}, when(j.due_at)), el("td", {}, time(j.created_at)), el("td", {}, time(j.updated_at))))));
 }
 
@@ -44,7 +46,7 @@ export function jobList(view, params) {
   view.replaceChildren(el("h1", {}, "Jobs"), jobFilters(params), results);
   return async () => {
     const q = new URLSearchParams();
-    for (const k of ["state", "task", "since", "after"]) if (params.get(k)) q.set(k, params.get(k));
+    for (const k of ["state", "task", "queue", "since", "after"]) if (params.get(k)) q.set(k, params.get(k));
     q.set("limit", "50");
     const page = await api("GET", `/api/jobs?${q}`);
     const pager = el("div", { class: "pager" });
@@ -114,6 +116,8 @@ export function jobPage(view, id) {
     }
     const data = el("dl", { class: "fields" },
       field("task", el("a", { href: `#/jobs?task=${encodeURIComponent(doc.task ?? "")}` }, doc.task ?? "-")),
+      field("queue", el("a", { href: `#/jobs?queue=${encodeURIComponent(doc.queue ?? "default")}` }, doc.queue ?? "default")),
+      doc.priority ? field("priority", String(doc.priority)) : null,
       field("state", el("span", { dataset: { field: "state" } }, badge(doc.state))),
       field("attempt", String(doc.attempt)),
       field("due at", when(doc.due_at)),

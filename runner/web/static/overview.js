@@ -106,6 +106,22 @@ function taskTable(doc) {
   return table({}, el("thead", {}, head), el("tbody", {}, rows));
 }
 
+// Each queue: due and waiting jobs, running ones, how late its earliest due job is,
+// and what is not yet in PostgreSQL (shown once there is more than the default one).
+function queueTable(doc) {
+  const queues = Object.entries(doc.queues || {});
+  const head = el("tr", {}, ["queue", "due now", "waiting", "running", "oldest due is late by", "not yet in PostgreSQL"]
+    .map((h, n) => el("th", n ? { class: "n" } : {}, h)));
+  const rows = queues.map(([name, q]) => el("tr", { dataset: { queue: name } },
+    el("td", {}, el("a", { href: `#/jobs?queue=${encodeURIComponent(name)}` }, name)),
+    el("td", { class: "n" }, String(sum(q.due))),
+    el("td", { class: "n" }, String(sum(q.waiting))),
+    el("td", { class: "n" }, String(q.running)),
+    el("td", { class: "n" }, q.oldest_due_lag_ms == null ? "-" : took(q.oldest_due_lag_ms)),
+    el("td", { class: "n" }, String(q.unrecorded_entries))));
+  return table({}, el("thead", {}, head), el("tbody", {}, rows));
+}
+
 function daemonTable(doc) {
   const live = new Set(doc.daemons);
   const byId = new Map((doc.daemon_details || []).map((d) => [d.id, d]));
@@ -164,6 +180,7 @@ export function overview(view) {
       liveCards(doc),
       section("Jobs by state (as recorded in PostgreSQL)", stateChips(doc)),
       charts(rows),
+      Object.keys(doc.queues || {}).length > 1 ? section("Queues", queueTable(doc)) : null,
       section("Tasks", taskTable(doc)),
       section("Live daemons", daemonTable(doc)),
       (doc.webhooks || []).length ? section("Webhooks", webhookTable(doc)) : null,
