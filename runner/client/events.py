@@ -24,14 +24,14 @@ async def stream_transitions(
     """Batches of the transitions `wanted` keeps, oldest first, from the stream's first
     kept entry: up to its last entry at the start, or, when `follow`, for ever (the
     reads block in Redis until something is written: no polling)."""
-    feed = Feed(client.store, wanted, block_ms=FOLLOW_BLOCK_MS)
+    feed = Feed(client.store, wanted, block_ms=FOLLOW_BLOCK_MS, every_queue=True)
     last = await feed.start_at_first()
     while not feed.caught_up(last):
-        before = feed.last_entry
+        before = dict(feed.last)
         batch = await feed.next_batch(CATCH_UP_BLOCK_MS)
         if batch:
             yield batch
-        elif feed.last_entry == before:  # the rest was trimmed meanwhile
+        elif feed.last == before:  # the rest was trimmed meanwhile
             break
     while follow:
         batch = await feed.next_batch()

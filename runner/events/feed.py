@@ -8,6 +8,14 @@ blocks in Redis until an entry arrives: no polling. It starts after the last ent
 of that entry first; the stream keeps entries for `[events] keep`, so a reader
 that comes back within it misses nothing. One that comes back later is told how
 far the stream was trimmed (`Gap`), never silently given less.
+
+Each queue has its own stream. A feed of `every_queue` follows them all (a queue
+made after it started, from that stream's start), in the order of their entry ids,
+which on one server are the server's clock: a position names its queue
+("<queue>@<entry>/<index>", the default queue's as before queues), and a feed
+resuming after one takes that queue's stream after it and the others from its
+millisecond on (an event of that same millisecond may come twice; its `event_id`
+tells). A waiting client's feed follows one queue.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from runner.events.transition import Transition, split_position, transitions
+from runner.events.transition import Transition, parse_position, split_position, transitions
 from runner.store import RedisStore, StreamEntry, id_pair
+
+LAST_OF_MS = 18446744073709551615  # the greatest sequence of a stream entry id
 
 READ_COUNT = 500  # entries a read brings at most
 TASKS_REMEMBERED = 100_000  # job id -> task, learned from enqueue events
@@ -69,51 +79,80 @@ class Feed:
         block_ms: int = 5_000,
         *,
         named: bool = True,
+        every_queue: bool = False,
     ) -> None:
+        """`every_queue`: follow every queue's stream; else the store's queue's."""
         self.store = store
         self.keep = keep
         self.block_ms = block_ms
         self.names = TaskNames(store) if named else None
-        self.last_entry = "0-0"
+        self.every_queue = every_queue
+        self.last: dict[str, str] = {}  # queue -> the last entry read of its stream
+
+    @property
+    def last_entry(self) -> str:
+        """The last entry read of the store's own queue's stream."""
+        return self.last.get(self.store.queue_name, "0-0")
+
+    async def _queues(self) -> list[str]:
+        if not self.every_queue:
+            return [self.store.queue_name]
+        return await self.store.queue_names()
+
+    async def _ends(self) -> dict[str, str]:
+        """Each queue's last entry now."""
+        return {q: (await self.store.queue(q).stream_ends())[1] for q in await self._queues()}
 
     async def start_now(self) -> None:
-        """Follow from the stream's current end: only what is written from now on."""
-        self.last_entry = (await self.store.stream_ends())[1]
+        """Follow from the streams' current ends: only what is written from now on."""
+        self.last = await self._ends()
 
-    async def start_at_first(self) -> str:
-        """Follow from the stream's first kept entry: all it still holds (the last
-        `[events] keep`), then what is written. Returns the id of its last entry
-        now: a reader that wants only what is there stops once caught_up() to it."""
-        self.last_entry = "0-0"
-        return (await self.store.stream_ends())[1]
+    async def start_at_first(self) -> dict[str, str]:
+        """Follow from the streams' first kept entries: all they still hold (the last
+        `[events] keep`), then what is written. Returns their last entries now: a
+        reader that wants only what is there stops once caught_up() to them."""
+        ends = await self._ends()
+        self.last = dict.fromkeys(ends, "0-0")
+        return ends
 
-    def caught_up(self, entry_id: str) -> bool:
-        """Whether the feed has read up to `entry_id` (filtered out or not)."""
-        return id_pair(self.last_entry) >= id_pair(entry_id)
+    def caught_up(self, ends: dict[str, str]) -> bool:
+        """Whether the feed has read up to these entries (filtered out or not)."""
+        return all(id_pair(self.last.get(q, "0-0")) >= id_pair(e) for q, e in ends.items())
 
     async def start_after(self, position: str) -> tuple[list[Transition], Gap | None]:
         """Follow from just after `position` (ValueError if it is not one): the rest of
-        its entry, and whether entries between it and the stream's start were trimmed."""
-        entry_id, index = split_position(position)
-        first_kept, _ = await self.store.stream_ends()
+        its entry, and whether entries between it and its stream's start were
+        trimmed. The other queues' streams from the position's millisecond on."""
+        queue, entry_id, index = parse_position(position)
+        store = self.store.queue(queue)
+        first_kept, _ = await store.stream_ends()
         gap = None
         if first_kept != "0-0" and id_pair(first_kept) > id_pair(entry_id):
             gap = Gap(position, first_kept)
-        self.last_entry = entry_id
+        ms = id_pair(entry_id)[0]
+        since = f"{ms - 1}-{LAST_OF_MS}" if ms > 0 else "0-0"
+        self.last = {q: since for q in await self._queues()}
+        self.last[queue] = entry_id
         rest: list[Transition] = []
-        for entry in await self.store.stream_entries(entry_id, 1):
+        for entry in await store.stream_entries(entry_id, 1):
             if entry.id == entry_id:
-                rest = [t for t in transitions(entry.id, entry.payload) if _index(t) > index]
+                found = transitions(entry.id, entry.payload, queue)
+                rest = [t for t in found if _index(t) > index]
         return await self._kept(rest), gap
 
     async def next_batch(self, block_ms: int | None = None) -> list[Transition]:
         """The next transitions written (kept by the filter), waiting up to `block_ms`
         (the feed's default) for one; [] when none came in that time."""
         wait = self.block_ms if block_ms is None else block_ms
-        entries = await self.store.read_stream_after(self.last_entry, READ_COUNT, wait)
+        for queue in await self._queues():
+            self.last.setdefault(queue, "0-0")  # a queue new since: from its start
+        entries = await self.store.read_streams_after(self.last, READ_COUNT, wait)
         if not entries:
             return []
-        self.last_entry = entries[-1].id
+        for entry in entries:
+            if id_pair(entry.id) > id_pair(self.last[entry.queue]):
+                self.last[entry.queue] = entry.id
+        entries.sort(key=lambda e: id_pair(e.id))
         return await self._kept(_all(entries))
 
     async def follow(self) -> AsyncIterator[list[Transition]]:
@@ -131,7 +170,7 @@ class Feed:
 
 
 def _all(entries: Sequence[StreamEntry]) -> list[Transition]:
-    return [t for entry in entries for t in transitions(entry.id, entry.payload)]
+    return [t for entry in entries for t in transitions(entry.id, entry.payload, entry.queue)]
 
 
 def _index(transition: Transition) -> int:

@@ -20,10 +20,12 @@ from typing import Any
 
 import orjson
 
+from runner.jobs import DEFAULT_QUEUE, QUEUE_NAME
+
 
 @dataclass(frozen=True)
 class Transition:
-    position: str  # "<stream entry id>/<index in the entry>"
+    position: str  # "[<queue>@]<stream entry id>/<index in the entry>"
     job_id: str
     seq: int
     from_state: str  # "" for a job's first event
@@ -70,15 +72,26 @@ def rfc3339_ms(at_ms: int) -> str:
 def split_position(position: str) -> tuple[str, int]:
     """("<entry id>", index) of a position; ValueError for anything else (a
     `Last-Event-ID` is input)."""
-    entry_id, sep, index = position.rpartition("/")
+    return parse_position(position)[1:]
+
+
+def parse_position(position: str) -> tuple[str, str, int]:
+    """(queue, "<entry id>", index) of a position, "[<queue>@]<entry id>/<index>"
+    (the default queue's have no "<queue>@", as before queues); ValueError for
+    anything else."""
+    queue, at, rest = position.rpartition("@")
+    entry_id, sep, index = rest.rpartition("/")
     ms, dash, seq = entry_id.partition("-")
-    if not (sep and dash and ms.isdigit() and seq.isdigit() and index.isdigit()):
-        raise ValueError(f"not an event position ('<ms>-<n>/<index>'): {position!r}")
-    return entry_id, int(index)
+    named = not at or QUEUE_NAME.fullmatch(queue)
+    if not (named and sep and dash and ms.isdigit() and seq.isdigit() and index.isdigit()):
+        raise ValueError(f"not an event position ('[<queue>@]<ms>-<n>/<index>'): {position!r}")
+    return queue or DEFAULT_QUEUE, entry_id, int(index)
 
 
-def transitions(entry_id: str, payload: str | None) -> Iterator[Transition]:
-    """The well-formed events of one stream entry, in order."""
+def transitions(
+    entry_id: str, payload: str | None, queue: str = DEFAULT_QUEUE
+) -> Iterator[Transition]:
+    """The well-formed events of one stream entry (of `queue`'s stream), in order."""
     if payload is None:
         return
     try:
@@ -87,8 +100,9 @@ def transitions(entry_id: str, payload: str | None) -> Iterator[Transition]:
         return
     if not isinstance(events, list):
         return
+    where = entry_id if queue == DEFAULT_QUEUE else f"{queue}@{entry_id}"
     for index, event in enumerate(events):
-        transition = _transition(f"{entry_id}/{index}", event)
+        transition = _transition(f"{where}/{index}", event)
         if transition is not None:
             yield transition
 

@@ -117,7 +117,7 @@ async def _start(
 ) -> tuple[Feed, bytes]:
     """The feed, at now or after `after`, and what to send first: a gap if the
     stream was trimmed past `after`, and the rest of its entry."""
-    feed = Feed(store, wanted, block_ms=int(HEARTBEAT_S * 1000))
+    feed = Feed(store, wanted, block_ms=int(HEARTBEAT_S * 1000), every_queue=True)
     if after is None:
         await feed.start_now()
         return feed, b""

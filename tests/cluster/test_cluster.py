@@ -214,7 +214,7 @@ async def test_the_stream_verbs_on_a_cluster(
         backlog = await store.recorder_backlog()
         await store.trim_events(0, int(time.time() * 1000) + 1000)
         reading: asyncio.Future[list[StreamEntry]] = asyncio.ensure_future(
-            feed.read_stream_after(last, 10, 5000)
+            feed.read_streams_after({"default": last}, 10, 5000)
         )
         await asyncio.sleep(0.1)
         await store.enqueue(NewJob("two", "echo", "async", "[]", "{}", 0, 1), "test", 2)

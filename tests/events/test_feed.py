@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from redis.asyncio import Redis
 
@@ -131,3 +132,45 @@ async def test_the_feed_wakes_when_an_entry_arrives(store: RedisStore) -> None:
     await store.enqueue(new_job("wake"), "client", NOW)
     batch = await reading
     assert [t.job_id for t in batch] == ["wake"] and time.monotonic() - began < 2.0
+
+
+async def _run_in(store: RedisStore, job_id: str, queue: str) -> None:
+    """_run, in `queue`."""
+    await store.enqueue(replace(new_job(job_id), queue=queue), "client", NOW)
+    view = store.queue(queue)
+    claimed = await view.claim_due(NOW, {"async": 1, "io": 0, "cpu": 0}, DAEMON, NOW + 30_000)
+    (job,) = claimed.jobs
+    await store.finish(
+        NOW, DAEMON, [Outcome(job.id, job.attempt, job.claim, "succeed", result_json="7",
+                              detail_json='{"result":7,"duration_ms":1}', queue=queue)]
+    )  # fmt: skip
+
+
+async def test_a_feed_of_every_queue_follows_them_all_and_resumes_in_any(
+    store: RedisStore,
+) -> None:
+    """Each queue has its stream: the feed follows all, a queue made after it
+    started included; a position names its queue, and resuming after one of another
+    queue loses nothing written after it."""
+    await _run_in(store, "old", "mail")  # "mail" exists before the feed starts
+    feed = Feed(store, block_ms=300, every_queue=True)
+    await feed.start_now()
+    await _run(store, "d1")
+    await _run_in(store, "m1", "mail")
+    await _run_in(store, "n1", "brand-new")
+    seen: list[Transition] = []
+    for _ in range(20):
+        seen += await feed.next_batch()
+        if len(seen) >= 9:
+            break
+    assert sorted({t.job_id for t in seen}) == ["d1", "m1", "n1"] and len(seen) == 9
+    mail = [t for t in seen if t.job_id == "m1"]
+    assert all(t.position.startswith("mail@") for t in mail)
+    assert all("@" not in t.position for t in seen if t.job_id == "d1")
+    again = Feed(store, block_ms=300, every_queue=True)
+    rest, gap = await again.start_after(mail[0].position)
+    while batch := await again.next_batch():
+        rest += batch
+    after = {(t.job_id, t.seq) for t in rest}
+    assert {("m1", 2), ("m1", 3), ("n1", 1), ("n1", 2), ("n1", 3)} <= after
+    assert ("m1", 1) not in after and gap is None

@@ -9,7 +9,8 @@ verbs are the store's, kept in a module of their own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
@@ -17,10 +18,12 @@ from redis.exceptions import ResponseError
 
 from runner.store.failures import on_redis
 from runner.store.redis import retention
+from runner.store.redis.connect import is_cluster
 from runner.store.redis.keys import Keys
 from runner.store.redis.retention import Backlog
 
 DEAD_EVENTS_KEPT = 100_000  # the dead-letter stream is capped (approximately) at this
+CLUSTER_POLL_MS = 100  # a feed over several queues on a cluster reads them this often
 
 
 class StreamEntry(NamedTuple):
@@ -104,18 +107,34 @@ class EventStream:
         await self.ack_events([entry.id for entry, _ in entries])
 
     @on_redis
-    async def read_stream_after(
-        self, entry_id: str, count: int, block_ms: int | None
+    async def read_streams_after(
+        self, after: Mapping[str, str], count: int, block_ms: int | None
     ) -> list[StreamEntry]:
-        """Entries after `entry_id`, read without a group (a live feed, a waiting
-        client): nothing is acknowledged and any number of readers may read."""
-        reply: Any = await self.redis.xread({self.keys.events: entry_id}, count, block_ms)
-        return [] if not reply else _entries(reply[0][1])
+        """Entries of several queues' streams, each after its own id (queue -> entry
+        id), without a group. On one server one XREAD over them all, blocking up to
+        `block_ms`; on a Redis Cluster, where one read cannot span slots, a read of
+        each, again every CLUSTER_POLL_MS until one brings something or the time is up."""
+        keys = {self.keys.of_queue(q).events: q for q in after}
+        ids: dict[Any, Any] = {key: after[q] for key, q in keys.items()}
+        if not is_cluster(self.redis) or len(ids) == 1:
+            reply: Any = await self.redis.xread(ids, count, block_ms)
+            return [e for key, raw in reply or [] for e in _entries(raw, keys[key])]
+        waited = 0
+        while True:
+            found: list[StreamEntry] = []
+            for key, entry_id in ids.items():
+                reply = await self.redis.xread({key: entry_id}, count)
+                found += [e for _, raw in reply or [] for e in _entries(raw, keys[key])]
+            if found or not block_ms or waited >= block_ms:
+                return found
+            await asyncio.sleep(CLUSTER_POLL_MS / 1000)
+            waited += CLUSTER_POLL_MS
 
     @on_redis
     async def stream_entries(self, first_id: str, count: int) -> list[StreamEntry]:
         """Entries from `first_id` on, that one included (a feed resuming in an entry)."""
-        return _entries(await self.redis.xrange(self.keys.events, first_id, "+", count=count))
+        reply = await self.redis.xrange(self.keys.events, first_id, "+", count=count)
+        return _entries(reply, self.keys.queue)
 
     @on_redis
     async def stream_ends(self) -> tuple[str, str]:
