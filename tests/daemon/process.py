@@ -66,9 +66,14 @@ class DaemonProcess:
     """Runs the daemon with stdout captured line by line in a background thread."""
 
     def __init__(
-        self, config: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+        self,
+        config: Path,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        cwd: Path | None = None,
     ) -> None:
-        """`args`: more of `runner run`'s options (e.g. --drain)."""
+        """`args`: more of `runner run`'s options (e.g. --drain); `cwd`: where it runs,
+        whose `runner` package it imports (default: this checkout)."""
         full_env = {**os.environ, **(env or {})}
         for name in ("RUNNER_REDIS_URL", "RUNNER_DATABASE_URL", "RUNNER_KEY_PREFIX"):
             if env is None or name not in env:
@@ -78,7 +83,7 @@ class DaemonProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=full_env,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=cwd or Path(__file__).resolve().parents[2],
         )
         self.lines: list[LogLine] = []
         self.raw: list[str] = []
