@@ -51,7 +51,7 @@ from runner import Client
 from runner.config.settings import load_settings
 from runner.servers.embedded import EmbeddedServers
 from runner.store.redis.keys import Keys
-from tests.redis_cluster import RedisClusterServers, start_cluster
+from tests.redis_cluster import queues_on_every_primary, start_cluster
 
 JOBS = 20_000
 ROUNDS = 3
@@ -207,19 +207,6 @@ def _one_run(place: Place, queues: list[str], jobs: int) -> tuple[float, float]:
     return _drain(config, log_file, place.cwd)
 
 
-def spread_over(cluster: RedisClusterServers, prefix_hint: str) -> list[str]:
-    """Six queue names, two on each primary (their slots decide)."""
-    by_port: dict[int, list[str]] = {}
-    n = 0
-    while sum(map(len, by_port.values())) < 6:
-        name = f"q{n}"
-        port = cluster.primary_of(Keys(prefix_hint, name).events).port
-        if len(by_port.setdefault(port, [])) < 2:
-            by_port[port].append(name)
-        n += 1
-    return [q for names in by_port.values() for q in names]
-
-
 async def _commands(ports: list[int]) -> dict[int, int]:
     found = {}
     for port in ports:
@@ -237,7 +224,9 @@ def measure_cluster(servers: EmbeddedServers, folder: Path, jobs: int) -> dict[s
     cluster = start_cluster()
     try:
         prefix = f"bench-c-{secrets.token_hex(3)}"
-        queues = spread_over(cluster, prefix)
+        queues = [
+            q for names in queues_on_every_primary(cluster, prefix, 2).values() for q in names
+        ]
         primaries = sorted({cluster.primary_of(Keys(prefix, q).events).port for q in queues})
         log_file = folder / f"{prefix}.log"
         place = Place(cluster.url, database_url, folder, cluster=True)

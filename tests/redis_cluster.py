@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.store.redis.keys import Keys
+
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")
 NODE_TIMEOUT_MS = 2000
@@ -223,3 +225,19 @@ def start_cluster() -> RedisClusterServers:
         cluster.close()
         raise
     return cluster
+
+
+def queues_on_every_primary(
+    cluster: RedisClusterServers, prefix: str, per_primary: int = 1
+) -> dict[int, list[str]]:
+    """Queue names ("q0", "q1", ...) whose slots put `per_primary` queues on each
+    primary: primary port -> names."""
+    by_primary: dict[int, list[str]] = {}
+    n = 0
+    while len(by_primary) < 3 or any(len(v) < per_primary for v in by_primary.values()):
+        name = f"q{n}"
+        port = cluster.primary_of(Keys(prefix, name).events).port
+        if len(by_primary.setdefault(port, [])) < per_primary:
+            by_primary[port].append(name)
+        n += 1
+    return by_primary

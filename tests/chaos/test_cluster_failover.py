@@ -1,8 +1,10 @@
 """A Redis Cluster primary SIGKILLed under load: its replica takes over, and what is lost.
 
 Two daemons (`[redis] cluster = true`) run jobs of 200 ms on a cluster of 3
-primaries and 3 replicas while a client enqueues; a third of the way through, the
-primary serving the prefix's slot is SIGKILLed. Its replica is promoted after the
+primaries and 3 replicas while a client enqueues them into three queues, one on
+each primary; a third of the way through, the primary serving the control slot
+(the default queue's: registry, paused tasks, daemons) is SIGKILLed, with the
+queue it serves. Its replica is promoted after the
 node timeout (2 s), and the killed node is started again (it comes back as the new
 primary's replica: until then, with wait_replicas, each enqueue waits WAIT's whole
 timeout, the promoted replica having no replica of its own); the daemons and the
@@ -45,7 +47,7 @@ from runner.store.redis.keys import Keys
 from tests.chaos import figures
 from tests.chaos.profile import is_long, profile
 from tests.daemon.process import DaemonProcess, daemon_config_file
-from tests.redis_cluster import RedisClusterServers, start_cluster
+from tests.redis_cluster import RedisClusterServers, queues_on_every_primary, start_cluster
 from tests.tasks import RUN_LEDGER_ENV
 from tests.waiting import eventually
 
@@ -82,15 +84,18 @@ class Failover:
         }  # fmt: skip
 
 
-async def _feed(client: Client, failover: Failover, stop: asyncio.Event, feeder: int) -> None:
-    """Enqueue at this feeder's share of the rate until stopped."""
+async def _feed(
+    client: Client, failover: Failover, stop: asyncio.Event, feeder: int, queues: list[str]
+) -> None:
+    """Enqueue at this feeder's share of the rate until stopped, over the queues."""
     pause = FEEDERS / PROFILE.rate
     n = 0
     while not stop.is_set():
         n += 1
         label = f"f{feeder}n{n}"
         try:
-            job_id = await client.enqueue("noted_sleep", [label, JOB_MS])
+            queue = queues[n % len(queues)]
+            job_id = await client.enqueue("noted_sleep", [label, JOB_MS], queue=queue)
         except StoreUnavailable:
             failover.refused += 1
             await asyncio.sleep(0.05)
@@ -113,10 +118,13 @@ async def _kill_primary(cluster: RedisClusterServers, key: str, failover: Failov
 
 
 async def _run_load(
-    cluster: RedisClusterServers, client: Client, key: str, failover: Failover
-) -> None:
+    cluster: RedisClusterServers, client: Client, key: str, failover: Failover,
+    queues: list[str],
+) -> None:  # fmt: skip
     stop = asyncio.Event()
-    feeders = [asyncio.create_task(_feed(client, failover, stop, n)) for n in range(FEEDERS)]
+    feeders = [
+        asyncio.create_task(_feed(client, failover, stop, n, queues)) for n in range(FEEDERS)
+    ]
     try:
         await _kill_primary(cluster, key, failover)
         await asyncio.sleep(PROFILE.seconds * (1 - KILL_AT))
@@ -171,8 +179,9 @@ async def test_a_primary_killed_under_load_is_followed_by_the_daemons(
         for daemon in daemons:
             await asyncio.to_thread(daemon.wait_ready)
         failover = Failover()
+        queues = [names[0] for names in queues_on_every_primary(cluster, prefix).values()]
         async with await Client.connect(load_settings(config, {})) as client:
-            await _run_load(cluster, client, Keys(prefix).events, failover)
+            await _run_load(cluster, client, Keys(prefix).events, failover, queues)
             await _settle(client, pg, failover, ledger)
             # Each daemon listens on the promoted primary now (wake-ups, cancels).
             wake = Keys(prefix).wake_channel

@@ -21,26 +21,12 @@ from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.store import redis_client
 from runner.store.postgres.store import PgStore
-from runner.store.redis.keys import Keys
 from tests.daemon.process import DaemonProcess, daemon_config_file
-from tests.redis_cluster import RedisClusterServers
+from tests.redis_cluster import RedisClusterServers, queues_on_every_primary
 from tests.waiting import eventually
 
 JOBS = 30_000 if os.environ.get("RUNNER_CHAOS") == "long" else 3_000
 QUEUES_PER_PRIMARY = 2
-
-
-def spread_queues(cluster: RedisClusterServers, prefix: str) -> dict[int, list[str]]:
-    """Queue names whose slots put two queues on each primary: port -> names."""
-    by_primary: dict[int, list[str]] = {}
-    n = 0
-    while sum(map(len, by_primary.values())) < QUEUES_PER_PRIMARY * 3:
-        name = f"q{n}"
-        port = cluster.primary_of(Keys(prefix, name).events).port
-        if len(by_primary.setdefault(port, [])) < QUEUES_PER_PRIMARY:
-            by_primary[port].append(name)
-        n += 1
-    return by_primary
 
 
 async def _script_calls(port: int) -> int:
@@ -77,7 +63,7 @@ async def test_six_queues_on_two_daemons_over_three_primaries(
     tmp_path: Path,
     spawn: Callable[..., DaemonProcess],
 ) -> None:
-    placed = spread_queues(redis_cluster, cluster_prefix)
+    placed = queues_on_every_primary(redis_cluster, cluster_prefix, QUEUES_PER_PRIMARY)
     queues = [q for names in placed.values() for q in names]
     weights = {q: 1 + n % 3 for n, q in enumerate(queues)}
     settings = cluster_settings(park_horizon=2.0)
