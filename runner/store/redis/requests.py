@@ -162,11 +162,5 @@ class RequestStore:
     async def waiting_for_resume(self) -> WaitingForResume:
         """Jobs held by paused tasks and jobs paused one by one, in every queue (walks
         every job hash)."""
-        held: dict[str, int] = {}
-        paused = 0
-        for name in await self.queue_names(fresh=True):
-            found = await read_waiting_for_resume(self.redis, self.keys.of_queue(name))
-            for task, count in found.held.items():
-                held[task] = held.get(task, 0) + count
-            paused += found.paused_jobs
-        return WaitingForResume(held, paused)
+        queues = await self.queue_names(fresh=True)
+        return await read_waiting_for_resume(self.redis, self.keys.control, queues)

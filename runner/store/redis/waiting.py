@@ -31,8 +31,14 @@ class WaitingForResume:
         return bool(self.held) or self.paused_jobs > 0
 
 
-async def read_waiting_for_resume(redis: Redis, keys: Keys) -> WaitingForResume:
-    return WaitingForResume(await _held(redis, keys), await _paused_jobs(redis, keys))
+async def read_waiting_for_resume(redis: Redis, keys: Keys, queues: list[str]) -> WaitingForResume:
+    """The held jobs of every queue, and the jobs paused one by one, found in one walk
+    over the job hashes of every queue (one SCAN pattern matches them all)."""
+    held: dict[str, int] = {}
+    for queue in queues:
+        for task, count in (await _held(redis, keys.of_queue(queue))).items():
+            held[task] = held.get(task, 0) + count
+    return WaitingForResume(held, await _paused_jobs(redis, keys))
 
 
 async def _held(redis: Redis, keys: Keys) -> dict[str, int]:
@@ -52,8 +58,10 @@ async def _held(redis: Redis, keys: Keys) -> dict[str, int]:
 
 
 async def _paused_jobs(redis: Redis, keys: Keys) -> int:
+    """Jobs paused one by one in any queue: {prefix}:job:* and {prefix:q:Q}:job:*."""
     found, batch = 0, []
-    async for key in redis.scan_iter(match=_GLOB.sub(r"\\\1", keys.job_prefix) + "*", count=_CHUNK):
+    prefix = _GLOB.sub(r"\\\1", "{" + keys.prefix)
+    async for key in redis.scan_iter(match=prefix + "[}:]*:job:*", count=_CHUNK):
         batch.append(key)
         if len(batch) >= _CHUNK:
             found += await _count_paused(redis, batch)
