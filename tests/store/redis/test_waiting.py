@@ -29,3 +29,18 @@ async def test_held_and_paused_jobs_are_counted_and_foreign_keys_skipped(
     await redis.set(keys.job("not-a-hash"), "x")
     waiting = await store.waiting_for_resume()
     assert waiting == WaitingForResume({"echo": 2}, 3) and waiting
+
+
+async def test_every_queue_is_counted(client: Client, store: RedisStore, redis: Redis) -> None:
+    """Held and paused jobs of other queues count too; those of another prefix do not."""
+    await client.pause(await client.enqueue("noop", delay=600, queue="mail"))
+    await client.pause(await client.enqueue("noop", delay=600))
+    await client.pause_task("echo")
+    await client.enqueue("echo", queue="mail")
+    await client.enqueue("echo", queue="other")
+    now = client.clock.now_ms()
+    for queue in ("mail", "other"):  # a claim moves the paused task's due jobs aside
+        await store.queue(queue).claim_due(now, {"async": 5, "io": 0, "cpu": 0}, "d", now + 5000)
+    await redis.hset("{elsewhere}:job:x", "s", "paused")
+    assert await store.waiting_for_resume() == WaitingForResume({"echo": 2}, 2)
+    await redis.delete("{elsewhere}:job:x")
