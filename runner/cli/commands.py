@@ -357,6 +357,8 @@ def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["kwargs"] = _json_arg(args.kwargs, "--kwargs", dict)
     if args.retries is not None:
         changes["retries"] = args.retries
+    if args.priority is not None:
+        changes["priority"] = args.priority
     if args.timeout is not None:
         try:
             changes["timeout"] = parse_duration(args.timeout)

@@ -200,6 +200,7 @@ def _update_arguments(update: argparse.ArgumentParser) -> None:
     update.add_argument("--at", metavar="TIME", help="new due time: an ISO 8601 time")
     update.add_argument("--retries", type=int, metavar="N", help="attempts after the first")
     update.add_argument("--timeout", metavar="DURATION", help="this job's timeout, e.g. 2m")
+    update.add_argument("--priority", type=int, metavar="N", help="0 (the default) to 9")
 
 
 def _limit(text: str) -> int:

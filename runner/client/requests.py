@@ -136,11 +136,12 @@ class RequestVerbs:
         at: datetime | None = None,
         retries: int | None = None,
         timeout: float | None = None,
+        priority: int | None = None,
     ) -> str:
         """Change a waiting or paused job; the history records what changed and who asked."""
         return await self._one(
             "update", job_id, args=args, kwargs=kwargs, delay=delay, at=at,
-            retries=retries, timeout=timeout,
+            retries=retries, timeout=timeout, priority=priority,
         )  # fmt: skip
 
     async def pause_task(self, task: str) -> bool:

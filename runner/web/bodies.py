@@ -21,8 +21,8 @@ from runner.config.durations import parse_duration
 from runner.errors import UsageError
 from runner.store import BadCursor, decode_cursor
 
-ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id")
-UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout")
+ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id", "queue", "priority")
+UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout", "priority")
 LIST_PARAMS = ("state", "task", "since", "until", "limit", "after", "queue")
 MAX_BATCH = 10_000
 
@@ -97,6 +97,8 @@ def enqueue_arguments(value: Any, what: str = "the request body") -> dict[str, A
         "args": body.get("args", []),
         "kwargs": body.get("kwargs"),
         "job_id": body.get("id"),
+        "queue": body.get("queue"),
+        "priority": body.get("priority"),
         **_when(body),
     }
 
@@ -115,7 +117,7 @@ def batch_arguments(value: Any) -> list[dict[str, Any]]:
 def update_arguments(value: Any) -> dict[str, Any]:
     """Keyword arguments for Client.request("update", ...) from a PATCH body."""
     body = _object(value, UPDATE_FIELDS, "the request body")
-    changes = {key: body[key] for key in ("args", "kwargs", "retries")
+    changes = {key: body[key] for key in ("args", "kwargs", "retries", "priority")
                if body.get(key) is not None}  # fmt: skip
     if body.get("timeout") is not None:
         changes["timeout"] = _duration(body["timeout"], "timeout")

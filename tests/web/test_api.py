@@ -39,6 +39,22 @@ async def test_enqueue_returns_201_with_the_id_and_show_returns_the_document(api
     assert shown["due_at"].endswith("Z") and "history" in shown
 
 
+async def test_enqueue_names_a_queue_and_a_priority_and_update_changes_it(api: Api) -> None:
+    """The API speaks queues as the CLI does: `queue` and `priority` on enqueue,
+    `priority` on update, `?queue=` on the listing; a bad one is 400 with why."""
+    created = await _enqueue(api, queue="mail", priority=3, delay=60)
+    path = f"/api/jobs/{created['id']}"
+    shown = await (await api.get(path)).json()
+    assert (shown["queue"], shown["priority"]) == ("mail", 3)
+    updated = await api.patch(path, json={"priority": 8}, headers=AUTH)
+    assert updated.status == 200, await updated.text()
+    assert (await (await api.get(path)).json())["priority"] == 8
+    bad = await api.post("/api/jobs", json={"task": "echo", "queue": "No Spaces"}, headers=AUTH)
+    assert bad.status == 400 and "queue" in (await bad.json())["error"]
+    worse = await api.post("/api/jobs", json={"task": "echo", "priority": 10}, headers=AUTH)
+    assert worse.status == 400 and "priority" in (await worse.json())["error"]
+
+
 async def test_enqueue_at_an_rfc3339_time(api: Api) -> None:
     """`at` takes an RFC 3339 time with its offset; the due time is that instant."""
     created = await _enqueue(api, at="2030-01-01T09:00:00+02:00")
