@@ -285,3 +285,28 @@ def test_redis_cluster_is_a_boolean_and_needs_a_url_and_no_source_on_it() -> Non
         "sources.shared.url: with redis.cluster = true a Redis source needs a url of its own "
         "(a single server): runner's cluster cannot hold its keys yet",
     ]
+
+
+def test_queues_weights_and_priorities_are_checked_with_their_key_paths() -> None:
+    """A task's queue and priority, a daemon's queues and weights, a schedule's queue:
+    parsed, or refused naming the key and what is accepted."""
+    tasks = {"t": {"target": "m:f", "queue": "reports", "priority": 3}}
+    settings = parse_settings(
+        {"tasks": tasks, "daemon": {"queues": {"default": 1, "reports": 3},
+                                    "priority_aging": "2s"},
+         "cron": {"c": {"schedule": "* * * * *", "task": "t", "queue": "night"}}},
+        "c.toml", {},
+    )  # fmt: skip
+    assert (settings.tasks["t"].queue, settings.tasks["t"].priority) == ("reports", 3)
+    assert settings.queues == {"default": 1, "reports": 3} and settings.priority_aging == 2.0
+    assert settings.cron["c"].queue_of(settings.tasks) == "night"
+    with pytest.raises(ConfigError) as bad:
+        parse_settings(
+            {"tasks": {"t": {"target": "m:f", "queue": "Big Q", "priority": 10}},
+             "daemon": {"queues": {"ok": 0, "no/slash": 1}}},
+            "c.toml", {},
+        )  # fmt: skip
+    text = str(bad.value)
+    for key in ("tasks.t.queue", "tasks.t.priority", "daemon.queues"):
+        assert key in text, (key, text)
+    assert "1-48 characters" in text and "0 (the default) to 9" in text
