@@ -53,8 +53,8 @@ from runner.servers.embedded import EmbeddedServers
 from runner.store.redis.keys import Keys
 from tests.redis_cluster import queues_on_every_primary, start_cluster
 
-JOBS = 20_000
-ROUNDS = 3
+JOBS = 40_000
+ROUNDS = 5
 BEFORE = "8cb2151"  # the last revision before named queues
 WEIGHTS = [1, 2, 3, 1, 2, 3]
 CHUNK = 1000

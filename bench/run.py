@@ -18,7 +18,10 @@ million jobs due against 20,000 (bench/depth.py) and what jobs cost in Redis
 memory, near-term and parked (bench/redis_memory.py), with arq's, Dramatiq's and
 Huey's bytes per job beside runner's (bench/memory_peers.py), then what
 `[redis] wait_replicas = 1` costs on a Redis Cluster of 3 primaries and 3
-replicas (bench/wait_replicas.py); each phase
+replicas (bench/wait_replicas.py), then what named queues cost: this runner on one
+queue against the runner from before queues, six weighted queues against one, and
+six queues on that cluster against one node (bench/queues.py, last: it empties the
+shared Redis between its runs); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -49,6 +52,7 @@ from bench import (
     metrics,
     peer_lateness,
     queue_peers,
+    queues,
     redis_memory,
     runner_side,
     source_ingest,
@@ -111,6 +115,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--wait-jobs", type=int, default=wait_replicas.JOBS,
         help="jobs a run with wait_replicas 0 and 1 on a Redis Cluster (0: skip the phase)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--queue-jobs", type=int, default=queues.JOBS,
+        help="no-op jobs a run of the named-queues phase (0: skip the phase)",
     )  # fmt: skip
     parser.add_argument(
         "--deep", type=int, default=depth.DEEP, help="jobs due at once, depth phase (0: skip it)"
@@ -247,6 +255,9 @@ def _queue_phases(
     if args.wait_jobs:
         waited = wait_replicas.measure(servers, args.wait_jobs)
         done.append(_section("wait_replicas", waited, wait_replicas.render(waited)))
+    if args.queue_jobs:
+        named = queues.measure(servers, folder, jobs=args.queue_jobs)
+        done.append(_section("queues", named, queues.render(named)))
     return done
 
 
