@@ -106,3 +106,14 @@ async def test_an_untrusted_priority_never_stops_a_job(store: RedisStore, redis:
     assert (await store.request("resume", ["p-1"], "t", 1600)) == ["ok:scheduled"]
     claimed = await view.claim_due(2000, {"async": 5, "io": 0, "cpu": 0}, "d1", 60_000)
     assert [j.id for j in claimed.jobs] == ["p-1"]
+
+
+def test_the_scripts_whose_callers_know_the_priority_sets_get_them_in_keys() -> None:
+    """claim.lua reads every due set, so it is given all 30; an enqueue is given the
+    sets of its jobs' priorities; each ends with the prefix that names them in Lua."""
+    keys = Keys("app", "mail")
+    assert set(keys.due_every) <= set(keys.claim) and keys.claim[-1] == keys.due_prefix
+    assert keys.enqueue_for(set()) == keys.enqueue
+    batch = keys.enqueue_for({("io", 3), ("cpu", 9)})
+    assert batch[-3:] == (keys.due("cpu", 9), keys.due("io", 3), keys.due_prefix)
+    assert all(_slot(k) == _slot(keys.events) for k in (*keys.claim, *batch))

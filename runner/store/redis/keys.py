@@ -161,9 +161,10 @@ class Keys:
 
     @cached_property
     def claim(self) -> tuple[str, ...]:
-        """The KEYS of claim.lua."""
+        """The KEYS of claim.lua: every due set, the priorities' included (it reads them
+        all), then the due-set prefix the scripts name them from (see lua/lib.lua)."""
         return (*self.due_all, self.leases, self.events, self.job_prefix, self.dead,
-                self.paused, self.held_prefix, self.due_prefix)  # fmt: skip
+                self.paused, self.held_prefix, *self.due_levels, self.due_prefix)  # fmt: skip
 
     @cached_property
     def running_ends(self) -> tuple[str, ...]:
@@ -173,9 +174,17 @@ class Keys:
 
     @cached_property
     def enqueue(self) -> tuple[str, ...]:
-        """The KEYS of enqueue.lua."""
+        """The KEYS of enqueue.lua for jobs of priority 0."""
         return (*self.due_all, self.events, self.job_prefix, self.cron_state, self.retired,
                 self.due_prefix)  # fmt: skip
+
+    def enqueue_for(self, levels: set[tuple[str, int]]) -> tuple[str, ...]:
+        """The KEYS of enqueue.lua for a batch whose jobs wait in these (kind, priority)
+        sets: the due sets of priorities 1-9 it writes are named among them."""
+        named = tuple(self.due(kind, level) for kind, level in sorted(levels) if level)
+        if not named:
+            return self.enqueue
+        return (*self.enqueue[:-1], *named, self.due_prefix)
 
     @property
     def hash_format(self) -> str:

@@ -62,8 +62,9 @@ class ParkStore:
         for state, queue in sorted({(job.state, rows[job.id][0]) for job in jobs}):
             group = [job for job in jobs if job.state == state and rows[job.id][0] == queue]
             keys = self.keys.of_queue(queue)
+            levels = {(r[2], r[12]) for r in (rows[job.id][1] for job in group) if r[12]}
             answers: list[str] = await self.scripts.enqueue(
-                keys=keys.enqueue,
+                keys=keys.enqueue_for(levels),
                 args=[
                     now_ms,
                     state,

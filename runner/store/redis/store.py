@@ -206,17 +206,18 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         if self.keys.queue != DEFAULT_QUEUE:
             await self.register_queues([self.keys.queue])
         packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
+        keys = self.keys.enqueue_for({(job.kind, job.priority) for job in jobs if job.priority})
         args: list[str | int] = [now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed,
                 states_argv(GOING), RETIRED_ARGV, self.publish]  # fmt: skip
         if self.wait_replicas:
             replies, acked = await run_replicated(
-                self.redis, self.scripts.enqueue, self.keys.enqueue, args, self.wait_replicas
+                self.redis, self.scripts.enqueue, keys, args, self.wait_replicas
             )
             if acked < self.wait_replicas:
                 note_behind("enqueue", self.wait_replicas, acked)
                 raise not_replicated([job.id for job in jobs], self.wait_replicas, acked)
         else:
-            replies = await self.scripts.enqueue(keys=self.keys.enqueue, args=args)
+            replies = await self.scripts.enqueue(keys=keys, args=args)
         return [
             EnqueueResult(job.id, not reply.startswith("="), reply.lstrip("="))
             for job, reply in zip(jobs, replies, strict=True)

@@ -16,7 +16,8 @@
 -- KEYS[9]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
 -- ARGV[9] failed state (for a job set aside)   ARGV[10] the paused-tasks entry of maintenance mode
 -- ARGV[11] priority aging (ms): what one level of priority is worth in waiting time
--- KEYS[10]     due set key prefix ({prefix}:due:), for priorities 1-9 (see lib.lua)
+-- KEYS[10..36] due sorted sets of priorities 1-9: async, io, cpu, 9 each (see lib.lua)
+-- KEYS[37]     due set key prefix ({prefix}:due:), which names them (see lib.lua)
 -- Among due jobs, the one with the lowest (due time - priority x aging) starts first:
 -- a higher priority passes ahead of a lower one only if it became due less than
 -- (difference in priority) x aging after it, so no flood of urgent jobs holds a

@@ -8,7 +8,8 @@
 --             they share the {prefix} hash tag, hence the slot.
 -- KEYS[6]     cron state hash ({prefix}:cron): <name>:tick, <name>:job, <name>:fired_at
 -- KEYS[7]     retired ids ({prefix}:retired), see lib.lua
--- KEYS[8]     due set key prefix ({prefix}:due:), for priorities 1-9 (see lib.lua)
+-- KEYS[8..]   the due sorted sets of priorities 1-9 the batch's jobs go to, if any
+-- KEYS[#KEYS] due set key prefix ({prefix}:due:), which names them (see lib.lua)
 -- ARGV[1] now (ms)   ARGV[2] target state ("scheduled")   ARGV[3] origin (who enqueued)
 -- ARGV[4] wake channel   ARGV[5] the jobs (below)
 -- ARGV[6] states that count as "still going" for overlap = skip (",a,b,")

@@ -61,10 +61,13 @@ end
 -- Priorities (runner/store/redis/keys.py): level 0 is a kind's own due set (KEYS the
 -- script names as `due`); levels 1-9 have due sets of their own, <prefix><kind>:p<n>,
 -- named from the due set key prefix that every script that schedules a job gets as
--- its last KEYS (as job hashes are named from the job key prefix: 27 more KEYS in
--- every call cost the caller more than the whole script). They share the queue's hash
--- tag, hence its slot. A priority that is not a whole number from 1 to 9 is level 0:
--- the hash is untrusted, and a wrong priority must never stop a job.
+-- its last KEYS. Where the caller knows which of them a call touches, they are
+-- in KEYS too: claim.lua reads them all, enqueue.lua's caller knows its jobs'
+-- priorities. finish, reap, release_held and the requests learn a job's priority
+-- from its hash, as they learn the hash's name from the job key prefix (and 27 more
+-- KEYS in each of their calls would cost the caller more than the script). All
+-- share the queue's hash tag, hence its slot. A priority that is not a whole number
+-- from 1 to 9 is level 0: the hash is untrusted, and a wrong one must never stop a job.
 
 local function level_of(priority)
     local p = tonumber(priority)
