@@ -60,7 +60,7 @@ LONG = {
     "control": Profile(jobs=40_000, seconds=100, daemons=2),
     "sources": Profile(jobs=100_000, seconds=40, daemons=2, kills=(5, 5)),
     "webhooks": Profile(jobs=20_000, seconds=60, daemons=2, kills=(1, 1), outages=1, outage_s=20),
-    "failover": Profile(jobs=26_000, seconds=80, daemons=2),
+    "failover": Profile(jobs=32_000, seconds=80, daemons=2),
 }
 
 
