@@ -213,3 +213,20 @@ def test_daemon_info_read_back_from_anyone() -> None:
     assert far["started"] == "9007199254740991 ms since the epoch (out of range)"
     long = read_daemon_info(orjson.dumps({"host": "x" * 10_000}).decode())
     assert long["host"] == "x" * 200
+
+
+async def test_status_shows_each_queue_once_there_are_several(
+    client: Client, daemon_config: Callable[..., Path]
+) -> None:
+    """status --json has every queue's figures; the text has a line per queue once
+    there is more than the default one."""
+    config = daemon_config()
+    assert "queue " not in cli("status", config=config).stdout
+    await client.enqueue("echo", [1], queue="mail")
+    await client.enqueue("echo", [2], queue="mail", delay=600)
+    doc = orjson.loads(cli("status", "--json", config=config).stdout)
+    mail = doc["queues"]["mail"]
+    assert (sum(mail["due"].values()), sum(mail["waiting"].values()), mail["running"]) == (1, 2, 0)
+    assert set(doc["queues"]) == {"default", "mail"}
+    text = cli("status", config=config).stdout
+    assert "  queue mail: due 1, waiting 2, running 0" in text

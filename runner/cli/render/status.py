@@ -22,6 +22,7 @@ def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> st
         f"at {times(doc['at'])}",
         _due_line(doc),
         f"  waiting      {sum(doc['waiting'].values())} in the schedule",
+        *_queue_lines(doc.get("queues") or {}),
         *_parked_line(doc, times),
         _running_line(doc),
         f"  daemons      {len(doc['daemons'])}: {', '.join(map(_show, doc['daemons'])) or '-'}",
@@ -63,6 +64,21 @@ def _due_line(doc: dict[str, Any]) -> str:
     lag = doc["oldest_due_lag_ms"]
     late = "" if lag is None else f"; the oldest is {_took(lag)} late"
     return f"  due now      {sum(doc['due'].values())} ({kinds}){late}"
+
+
+def _queue_lines(queues: dict[str, dict[str, Any]]) -> list[str]:
+    """A line per queue, once there is more than the default one."""
+    if len(queues) < 2:
+        return []
+    lines = []
+    for name, q in queues.items():
+        lag = q["oldest_due_lag_ms"]
+        late = "" if lag is None else f", the oldest late by {_took(lag)}"
+        lines.append(
+            f"  queue {_show(name)}: due {sum(q['due'].values())}, waiting "
+            f"{sum(q['waiting'].values())}, running {q['running']}{late}"
+        )
+    return lines
 
 
 def _running_line(doc: dict[str, Any]) -> str:
