@@ -132,14 +132,18 @@ def page_query(
         name = "list_jobs"
     if queue is None:
         return PageQuery(name, query(name), args)
-    return PageQuery(name, queue_filtered(query(name), len(args) + 1), (*args, queue))
+    if queue == "default":  # its jobs' queue is NULL (migration 007)
+        return PageQuery(name, queue_filtered(query(name), "queue IS NULL"), args)
+    condition = f"queue = ${len(args) + 1}::text"
+    return PageQuery(name, queue_filtered(query(name), condition), (*args, queue))
 
 
-def queue_filtered(sql: str, param: int) -> str:
-    """The page's query keeping one queue's jobs: a filter on the index range it reads
-    (no index of its own: the range is read in order until the page is full)."""
+def queue_filtered(sql: str, condition: str) -> str:
+    """The page's query keeping one queue's jobs. A named queue's, alone, read their
+    own index's range (migration 008); with a state or task, and the default queue's,
+    are a filter on the range the listing reads anyway."""
     head, order, tail = sql.rpartition("ORDER BY")
-    return f"{head}  AND COALESCE(queue, 'default') = ${param}::text\n{order}{tail}"
+    return f"{head}  AND {condition}\n{order}{tail}"
 
 
 def _ms(moment: datetime | None) -> int | None:
