@@ -136,3 +136,22 @@ async def test_six_queues_on_two_daemons_over_three_primaries(
     mean = sum(calls.values()) / len(calls)
     print(f"commands per primary ({JOBS} jobs, 6 queues): {calls}")
     assert all(abs(c - mean) <= 0.3 * mean for c in calls.values()), calls
+
+
+async def test_the_paused_tasks_copies_are_put_right_in_every_queues_slot(
+    cluster_settings: Callable[..., Settings], redis_cluster: RedisClusterServers, pg: PgStore
+) -> None:
+    """A queue's copy of the paused tasks that went wrong (a crash between the record's
+    write and the copies') is made the record's again, in its own slot, on a cluster."""
+    settings = cluster_settings()
+    client = Client(settings, redis_client(redis_cluster.url, cluster=True), pg)
+    try:
+        await client.enqueue("echo", [1], queue="mail", delay=60)
+        await client.pause_task("echo")
+        copy = client.store.queue("mail").keys.paused
+        await client.redis.hdel(copy, "echo")
+        await client.redis.hset(copy, "stale", "x")
+        await client.store.sync_paused()
+        assert set(await client.redis.hkeys(copy)) == {"echo"}
+    finally:
+        await client.close()
