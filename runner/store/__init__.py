@@ -26,12 +26,13 @@ from runner.store.redis.keys import (
 )
 from runner.store.redis.notify import DeadLetter, SinkEntries, SinkStore
 from runner.store.redis.retention import Backlog, id_pair
+from runner.store.redis.runs import PRIORITY_AGING_MS
 from runner.store.redis.sources.figures import count_source, note_held, read_source_figures
 from runner.store.redis.sources.lists import SourceList
 from runner.store.redis.sources.message import SourceMessage
 from runner.store.redis.sources.stream import SourceStream
 from runner.store.redis.status import DaemonInfo
-from runner.store.redis.store import PRIORITY_AGING_MS, RedisStore
+from runner.store.redis.store import RedisStore
 from runner.store.redis.stream import StreamEntry
 from runner.store.redis.stream_set import StreamSet
 from runner.store.redis.waiting import WaitingForResume

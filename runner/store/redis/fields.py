@@ -30,3 +30,13 @@ def stored(name: str) -> str:
 def named(raw: Mapping[Any, Any]) -> dict[str, str]:
     """A job hash as read from Redis, its fields under their full names."""
     return {_NAMED.get(key, key): value for key, value in raw.items()}
+
+
+def int_or_none(value: str | bytes | None) -> int | None:
+    """An integer field; None when missing or not a number (the hash is untrusted)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

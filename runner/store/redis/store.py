@@ -7,34 +7,30 @@ size: claim, finish and renew are batched by their callers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
 from runner.jobs import (
-    ClaimedJob,
-    ClaimResult,
     EnqueueResult,
     JobRecord,
     NewJob,
-    Outcome,
-    ReapedJob,
 )
-from runner.states import ENDED, GOING, RETIRED_ARGV, TRANSITIONS, State, states_argv, transition
+from runner.states import ENDED, GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
 from runner.store.redis.connect import is_cluster, own_connection
-from runner.store.redis.fields import named, stored
-from runner.store.redis.keys import ALL_TASKS, DEFAULT_QUEUE, KINDS, LEVELS, Keys
+from runner.store.redis.fields import int_or_none, named, stored
+from runner.store.redis.keys import DEFAULT_QUEUE, KINDS, LEVELS, Keys
 from runner.store.redis.notify import SinkStore
-from runner.store.redis.one_trip import ScriptCall, run_calls
 from runner.store.redis.parking import ParkStore
 from runner.store.redis.queues import QueueStore
 from runner.store.redis.replicas import not_replicated, note_behind, run_replicated
 from runner.store.redis.requests import RequestStore
 from runner.store.redis.retired import RetiredStore
+from runner.store.redis.runs import RunStore
 from runner.store.redis.scripts import Scripts, check_scripts
 from runner.store.redis.status import StatusStore
 from runner.store.redis.stream import EventStream
@@ -62,34 +58,6 @@ _CORE_FIELDS = {
     "revived",
     "priority",
 }
-PRIORITY_AGING_MS = 1000  # [daemon] priority_aging's default (see lua/claim.lua)
-_CLAIM = transition("claim")
-_SUCCEED = transition("succeed")  # the sources of every outcome: running
-
-
-def _int(value: str | bytes | None) -> int | None:
-    """An integer field; None when missing or not a number (the hash is untrusted)."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def _target(action: str) -> str:
-    target = TRANSITIONS[action].target
-    assert target is not None, f"{action} changes a job's state"
-    return target
-
-
-def _seconds(value: str | None) -> float | None:
-    """A positive finite number of seconds, or None (missing, empty, or not one)."""
-    try:
-        seconds = float(value or "")
-    except ValueError:
-        return None
-    return seconds if 0 < seconds < float("inf") else None
 
 
 def _json(value: str | None) -> Any:
@@ -101,7 +69,9 @@ def _json(value: str | None) -> Any:
         return value
 
 
-class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore, QueueStore):
+class RedisStore(
+    RunStore, EventStream, RequestStore, ParkStore, RetiredStore, StatusStore, QueueStore
+):
     def __init__(
         self,
         redis: Redis,
@@ -224,122 +194,6 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         ]
 
     @on_redis
-    async def claim_due(
-        self,
-        now_ms: int,
-        limits: dict[str, int],
-        daemon: str,
-        lease_until_ms: int,
-        aging_ms: int = PRIORITY_AGING_MS,
-    ) -> ClaimResult:
-        """Claim this queue's due jobs, at most `limits` per kind, higher priorities
-        first (aged by `aging_ms` a level, see lua/claim.lua)."""
-        call = self._claim_call(now_ms, limits, daemon, lease_until_ms, aging_ms)
-        return self._claimed(await call.script(keys=call.keys, args=call.args))
-
-    @on_redis
-    async def claim_queues(
-        self,
-        asks: Mapping[str, dict[str, int]],
-        now_ms: int,
-        daemon: str,
-        lease_until_ms: int,
-        aging_ms: int = PRIORITY_AGING_MS,
-    ) -> dict[str, ClaimResult]:
-        """claim_due in each of these queues (queue -> limits), in one round trip."""
-        if not asks:
-            return {}
-        calls = [
-            self.queue(q)._claim_call(now_ms, limits, daemon, lease_until_ms, aging_ms)
-            for q, limits in asks.items()
-        ]
-        replies = await run_calls(self.redis, calls)
-        return {q: self.queue(q)._claimed(r) for q, r in zip(asks, replies, strict=True)}
-
-    def _claim_call(
-        self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int,
-        aging_ms: int,
-    ) -> ScriptCall:  # fmt: skip
-        limit = [limits.get(kind, 0) for kind in KINDS]
-        args = [now_ms, daemon, lease_until_ms, _CLAIM.sources_argv, _target("claim"), *limit,
-                State.FAILED, ALL_TASKS, aging_ms]  # fmt: skip
-        return ScriptCall(self.scripts.claim, self.keys.claim, args)
-
-    def _claimed(self, reply: Any) -> ClaimResult:
-        flat, nexts, aside = reply
-        jobs = [
-            ClaimedJob(
-                id=flat[i],
-                task=flat[i + 1],
-                kind=flat[i + 2],
-                attempt=int(flat[i + 3]),
-                claim=int(flat[i + 9]),
-                max_attempts=int(flat[i + 4]),
-                args_json=flat[i + 5],
-                kwargs_json=flat[i + 6],
-                due_at_ms=int(flat[i + 7]),
-                timeout=_seconds(flat[i + 8]),
-                queue=self.keys.queue,
-            )
-            for i in range(0, len(flat), 10)
-        ]
-        next_due = {kind: _int(value) for kind, value in zip(KINDS, nexts, strict=True)}
-        set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
-        return ClaimResult(jobs, next_due, set_aside)
-
-    @on_redis
-    async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[int]:
-        """Record outcomes, each in its job's queue; per job 1 recorded, 0 fenced off
-        (this daemon no longer owned it), 2 set aside (its hash turned malformed)."""
-        queues = {o.queue for o in outcomes}
-        if queues <= {self.keys.queue}:
-            return await self._finish_here(now_ms, daemon, outcomes)
-        by_queue = {q: [o for o in outcomes if o.queue == q] for q in sorted(queues)}
-        if self.wait_replicas:  # each queue's WAIT goes with its own call
-            parts = await asyncio.gather(
-                *(self.queue(q)._finish_here(now_ms, daemon, part) for q, part in by_queue.items())
-            )
-        else:
-            calls = [
-                self.queue(q)._finish_call(now_ms, daemon, part) for q, part in by_queue.items()
-            ]
-            parts = [[int(r) for r in reply] for reply in await run_calls(self.redis, calls)]
-        replies = {
-            (o.job_id, o.claim): r
-            for part, got in zip(by_queue.values(), parts, strict=True)
-            for o, r in zip(part, got, strict=True)
-        }
-        return [replies[(o.job_id, o.claim)] for o in outcomes]
-
-    async def _finish_here(
-        self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]
-    ) -> list[int]:
-        call = self._finish_call(now_ms, daemon, outcomes)
-        if self.wait_replicas:  # an outcome that stands unconfirmed is only noted
-            replies, acked = await run_replicated(
-                self.redis, call.script, call.keys, call.args, self.wait_replicas
-            )
-            if acked < self.wait_replicas:
-                note_behind("finish", self.wait_replicas, acked)
-        else:
-            replies = await call.script(keys=call.keys, args=call.args)
-        return [int(r) for r in replies]
-
-    def _finish_call(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> ScriptCall:
-        packed = orjson.dumps(
-            [
-                (
-                    o.job_id, o.claim, _target(o.action), o.due_at_ms or 0,
-                    o.result_json, o.error, o.detail_json, int(o.give_back),
-                )
-                for o in outcomes
-            ]
-        ).decode()  # fmt: skip
-        args: list[str | int] = [now_ms, daemon, _SUCCEED.sources_argv, self.keys.wake_channel,
-                                 packed, State.FAILED, self.publish]  # fmt: skip
-        return ScriptCall(self.scripts.finish, self.keys.running_ends, args)
-
-    @on_redis
     async def forget_recorded(self, jobs: Sequence[tuple[str, int]], now_ms: int) -> int:
         """Give finished jobs that Postgres now holds (id, seq) their expiry; until
         then Redis keeps them, so an id is never free before it has a history. Those
@@ -359,49 +213,12 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
         return int(forgotten)
 
     @on_redis
-    async def renew_leases(
-        self, daemon: str, lease_until_ms: int, jobs: Iterable[tuple[str, int]]
-    ) -> list[tuple[str, str]]:
-        """Extend the leases of runs named by (job id, claim); returns the jobs whose
-        lease this daemon has lost, each with its state now ("" if gone)."""
-        args: list[str | int] = [daemon, lease_until_ms, State.RUNNING]
-        for job_id, claim in jobs:
-            args += [job_id, claim]
-        if len(args) == 3:
-            return []
-        flat: list[str] = await self.scripts.renew(
-            keys=[self.keys.leases, self.keys.job_prefix], args=args
-        )
-        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
-
-    @on_redis
-    async def reap_expired(self, now_ms: int, reaper: str, limit: int = 500) -> list[ReapedJob]:
-        retry = transition("lease_expired_retry")
-        flat = await self.scripts.reap(
-            keys=self.keys.running_ends,
-            args=[
-                now_ms,
-                limit,
-                reaper,
-                retry.sources_argv,
-                _target("lease_expired_retry"),
-                _target("lease_expired_fail"),
-                self.keys.wake_channel,
-                self.publish,
-            ],
-        )
-        return [
-            ReapedJob(flat[i], flat[i + 1], int(flat[i + 2]), flat[i + 3], flat[i + 4])
-            for i in range(0, len(flat), 5)
-        ]
-
-    @on_redis
     async def cron_baseline(self, name: str, now_ms: int) -> int:
         """The schedule's last handled tick (ms); set to `now_ms` the first time it is seen,
         so a new schedule does not fire ticks from before it existed."""
         await self.redis.hsetnx(self.keys.cron_state, f"{name}:tick", now_ms)
         value = await self.redis.hget(self.keys.cron_state, f"{name}:tick")
-        return _int(value) or now_ms
+        return int_or_none(value) or now_ms
 
     @on_redis
     async def cron_state(self) -> dict[str, str]:
@@ -423,20 +240,20 @@ class RedisStore(EventStream, RequestStore, ParkStore, RetiredStore, StatusStore
             id=raw.get("id", job_id),
             task=raw.get("task", ""),
             state=raw.get("state", ""),
-            attempt=_int(raw.get("attempt")) or 0,
-            max_attempts=_int(raw.get("max_attempts")) or 1,  # shown as is, never trusted
-            due_at_ms=_int(raw.get("due_at")),
+            attempt=int_or_none(raw.get("attempt")) or 0,
+            max_attempts=int_or_none(raw.get("max_attempts")) or 1,  # shown as is, never trusted
+            due_at_ms=int_or_none(raw.get("due_at")),
             args=_json(raw.get("args")),
             kwargs=_json(raw.get("kwargs")),
             result=_json(raw.get("result")),
             error=raw.get("error"),
-            created_at_ms=_int(raw.get("created_at")),
-            updated_at_ms=_int(raw.get("updated_at") or raw.get("created_at")),
+            created_at_ms=int_or_none(raw.get("created_at")),
+            updated_at_ms=int_or_none(raw.get("updated_at") or raw.get("created_at")),
             owner=raw.get("owner"),
-            seq=_int(raw.get("seq")) or 0,
+            seq=int_or_none(raw.get("seq")) or 0,
             extra={k: v for k, v in raw.items() if k not in _CORE_FIELDS},
             queue=self.keys.queue,
-            priority=_int(raw.get("priority")) or 0,
+            priority=int_or_none(raw.get("priority")) or 0,
         )
 
     @on_redis
