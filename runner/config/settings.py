@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runner.config.cron import CronSettings, read_cron
 from runner.config.notify import NotifySettings, read_notify
 from runner.config.reader import TableReader
 from runner.config.sources import SourceSettings, read_sources
@@ -73,24 +74,6 @@ class TaskSettings:
     @property
     def max_attempts(self) -> int:
         return self.retries + 1
-
-
-@dataclass(frozen=True)
-class CronSettings:
-    name: str
-    schedule: str
-    task: str
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    timezone: str = "UTC"
-    misfire: str = "once"
-    misfire_grace: float = 3600.0
-    overlap: str = "allow"
-    queue: str | None = None  # the queue its jobs wait in; None: its task's
-
-    def queue_of(self, tasks: Mapping[str, TaskSettings]) -> str:
-        task = tasks.get(self.task)
-        return self.queue or (task.queue if task is not None else "default")
 
 
 @dataclass(frozen=True)
@@ -181,75 +164,6 @@ def _target(value: Any) -> str:
     return text
 
 
-_CRON_KEYS = {
-    "schedule", "task", "args", "kwargs", "timezone", "misfire", "misfire_grace", "overlap",
-    "queue",
-}  # fmt: skip
-
-
-def _cron(read: TableReader, name: str, raw: Any, tasks: Mapping[str, Any]) -> CronSettings | None:
-    from runner.cron import MISFIRE_POLICIES, OVERLAP_POLICIES  # noqa: PLC0415  # croniter only when needed
-
-    path = f"cron.{name}"
-    if not isinstance(raw, dict):
-        read.problems.append(f"{path}: must be a table, got {raw!r}")
-        return None
-    before = len(read.problems)
-    read.unknown_keys(raw, path, _CRON_KEYS)
-    for key in ("schedule", "task"):
-        if key not in raw:
-            read.problems.append(f"{path}.{key}: missing")
-    timezone = read.get(raw, f"{path}.timezone", "UTC", _timezone)
-    schedule = read.get(raw, f"{path}.schedule", "", _cron_expression)
-    task = read.get(raw, f"{path}.task", "", string)
-    if task and task not in tasks:
-        read.problems.append(
-            f"{path}.task: unknown task {task!r} (declared: {', '.join(sorted(tasks)) or 'none'})"
-        )
-    cron = CronSettings(
-        name=name,
-        schedule=schedule,
-        task=task,
-        args=tuple(read.get(raw, f"{path}.args", [], _array)),
-        kwargs=read.get(raw, f"{path}.kwargs", {}, _table),
-        timezone=timezone,
-        misfire=read.get(raw, f"{path}.misfire", "once", one_of(*MISFIRE_POLICIES)),
-        misfire_grace=read.get(raw, f"{path}.misfire_grace", 3600.0, positive_duration),
-        overlap=read.get(raw, f"{path}.overlap", "allow", one_of(*OVERLAP_POLICIES)),
-        queue=read.get(raw, f"{path}.queue", None, queue_name),
-    )
-    return cron if len(read.problems) == before else None
-
-
-def _timezone(value: Any) -> str:
-    from runner.cron import zone  # noqa: PLC0415  # croniter only when needed
-
-    text = string(value)
-    zone(text)
-    return text
-
-
-def _cron_expression(value: Any) -> str:
-    """Checked on its own, whatever the time zone, so both faults show in one pass."""
-    from runner.cron import check_expression  # noqa: PLC0415  # croniter only when needed
-
-    text = string(value)
-    check_expression(text)
-    return text
-
-
-def _array(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"must be an array, got {value!r}")
-    return value
-
-
-def _table(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"must be a table, got {value!r}")
-    return value
-
-
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
     "cron", "metrics", "web", "history", "events", "sources", "notify",
@@ -300,7 +214,7 @@ def collect_settings(
     tasks_raw = read.table(data, "tasks", set(data.get("tasks", {})))
     tasks = {name: _task(read, name, raw) for name, raw in tasks_raw.items()}
     cron_raw = read.table(data, "cron", set(data.get("cron", {})))
-    cron = {name: _cron(read, name, raw, tasks_raw) for name, raw in cron_raw.items()}
+    cron = {name: read_cron(read, name, raw, tasks_raw) for name, raw in cron_raw.items()}
     settings = Settings(
         redis_url=read.url(env, "RUNNER_REDIS_URL", redis, "redis.url", REDIS_SCHEMES),
         database_url=read.url(env, "RUNNER_DATABASE_URL", pg, "postgres.url", POSTGRES_SCHEMES),

@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from runner.clock import Clock
-from runner.config.settings import CronSettings, Settings, TaskSettings
+from runner.config.cron import CronSettings
+from runner.config.settings import Settings, TaskSettings
 from runner.cron import MISFIRE_AFTER, Schedule, tick_id, ticks_to_fire
 from runner.daemon.metrics import Metrics
 from runner.daemon.resilience import Backoff

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from redis.asyncio import ConnectionPool, Redis
 
-from runner.config.settings import CronSettings
+from runner.config.cron import CronSettings
 from runner.daemon.cron_service import IDLE_S, CronService
 from runner.jobs import Outcome
 from runner.store.redis.store import RedisStore

@@ -239,7 +239,7 @@ async def test_pausing_or_resuming_an_unknown_task_is_404(serve: Serve, settings
 
 async def test_cron_lists_the_schedules(serve: Serve, settings: Settings) -> None:
     """GET /api/cron is `runner cron --json`."""
-    from runner.config.settings import CronSettings  # noqa: PLC0415
+    from runner.config.cron import CronSettings  # noqa: PLC0415
 
     cron = {"tick": CronSettings(name="tick", schedule="*/5 * * * *", task="echo")}
     api = await serve(cron=cron)

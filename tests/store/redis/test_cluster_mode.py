@@ -28,8 +28,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
 from runner.client.client import Client, JobInfo
+from runner.config.cron import CronSettings
 from runner.config.notify import NotifySettings
-from runner.config.settings import CronSettings, Settings
+from runner.config.settings import Settings
 from runner.jobs import EnqueueResult
 from runner.servers.embedded import _valkey_binary, free_port
 from runner.store import redis_client
