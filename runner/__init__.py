@@ -51,7 +51,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from runner.client.client import Client, JobInfo
+    from runner.client.client import Client
+    from runner.client.job_info import JobInfo
 
 
 def __getattr__(name: str) -> Any:

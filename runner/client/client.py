@@ -14,7 +14,6 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +28,7 @@ from runner.client.input import (
     encode_payload,
     new_job_id,
 )
+from runner.client.job_info import JobInfo, public_event
 from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.client.paging import DEFAULT_LIMIT
 from runner.client.requests import RequestVerbs
@@ -42,56 +42,11 @@ from runner.errors import (
     UnknownTask,
     UsageError,
 )
-from runner.jobs import EnqueueResult, NewJob, check_priority, check_queue_name, rfc3339
+from runner.jobs import EnqueueResult, NewJob, check_priority, check_queue_name
 from runner.servers.connect import resolve_urls
-from runner.states import ENDED, State
+from runner.states import State
 from runner.store import Keys, Parking, PgStore, RedisStore, redis_client
 from runner.store import RedisClient as Redis
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    id: str
-    task: str
-    state: str
-    attempt: int
-    due_at_ms: int | None
-    args: Any
-    kwargs: Any
-    result: Any
-    error: str | None
-    extra: dict[str, str] = field(default_factory=dict)
-    seq: int = 0  # transitions so far; 0 when read from Postgres
-    parked: bool = False  # waits in Postgres, due beyond the park horizon
-    queue: str = "default"
-    priority: int = 0
-
-    @property
-    def done(self) -> bool:
-        return self.state in ENDED
-
-    @property
-    def due_at(self) -> str | None:
-        """The due time in RFC 3339 UTC with milliseconds, as every output shows it."""
-        return rfc3339(self.due_at_ms)
-
-
-def public_event(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A recorded transition as the client and `runner show --json` give it: every
-    time in RFC 3339 UTC with milliseconds, the detail's due time included."""
-    detail = row["detail"]
-    if isinstance(detail, dict) and isinstance(detail.get("due_at"), int):
-        detail = {**detail, "due_at": rfc3339(detail["due_at"])}
-    return {
-        "seq": row["seq"],
-        "from_state": row["from_state"],
-        "to_state": row["to_state"],
-        "at": rfc3339(row["at_ms"]),
-        "daemon": row["daemon"],
-        "attempt": row["attempt"],
-        "detail": detail,
-    }
-
 
 ENQUEUE_BATCH = 1000  # jobs per enqueue script call, and so per stream entry
 

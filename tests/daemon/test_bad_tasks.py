@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from runner.client.client import Client, JobInfo
+from runner.client.client import Client
+from runner.client.job_info import JobInfo
 from runner.config.settings import Settings
 from runner.daemon.execution import JobExecution
 from runner.jobs import ClaimedJob

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from runner.client.client import Client, JobInfo
+from runner.client.client import Client
+from runner.client.job_info import JobInfo
 from runner.config.settings import Settings
 from runner.jobs import NewJob
 from runner.store.postgres.store import PgStore

@@ -27,7 +27,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
-from runner.client.client import Client, JobInfo
+from runner.client.client import Client
+from runner.client.job_info import JobInfo
 from runner.config.cron import CronSettings
 from runner.config.notify import NotifySettings
 from runner.config.settings import Settings
