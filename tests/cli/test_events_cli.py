@@ -64,6 +64,7 @@ async def test_events_follow_prints_new_transitions_and_ends_0_on_ctrl_c(
     until SIGINT, which ends it with exit 0 and nothing on stderr."""
     config = daemon_config()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    env["PYTHONFAULTHANDLER"] = "1"  # a command that hangs shows where, on SIGABRT
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "runner", "events", "-f", "--json", "--job", "f2",
         "--config", str(config),
@@ -80,12 +81,24 @@ async def test_events_follow_prints_new_transitions_and_ends_0_on_ctrl_c(
             ("f2", "scheduled"), ("f2", "paused"),
         ]  # fmt: skip
         proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 10)
+        _, err = await _ended(proc, 10)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
     assert proc.returncode == 0 and err == b""
+
+
+async def _ended(proc: asyncio.subprocess.Process, timeout: float) -> tuple[bytes, bytes]:
+    """Its output once it exits; if it has not within `timeout`, every thread's stack
+    (faulthandler on SIGABRT) in the failure."""
+    output = asyncio.ensure_future(proc.communicate())
+    done, _ = await asyncio.wait({output}, timeout=timeout)
+    if not done:
+        proc.send_signal(signal.SIGABRT)
+        _, err = await output
+        raise AssertionError(f"no exit {timeout} s after SIGINT:\n{err.decode()}")
+    return output.result()
 
 
 def test_events_with_redis_down_says_so_and_exits_1(daemon_config: Callable[..., Path]) -> None:

@@ -146,15 +146,27 @@ class Browser:
 
     async def click(self, selector: str) -> None:
         """A real left click in the middle of the first element matching `selector`."""
-        box = await self.wait_for(
+        at = await self.press(selector)
+        await self.release(at)
+
+    async def press(self, selector: str) -> dict[str, float]:
+        """The left button pressed (not yet released) in the middle of the first element
+        matching `selector`; where, for `release`."""
+        box: dict[str, float] = await self.wait_for(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
             " if (!e || e.disabled) return null; e.scrollIntoView({block: 'center'});"
             " const r = e.getBoundingClientRect();"
             " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
         )  # fmt: skip
-        for kind in ("mousePressed", "mouseReleased"):
-            await self.send("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
-                            button="left", clickCount=1)  # fmt: skip
+        await self._mouse("mousePressed", box)
+        return box
+
+    async def release(self, at: dict[str, float]) -> None:
+        await self._mouse("mouseReleased", at)
+
+    async def _mouse(self, kind: str, at: dict[str, float]) -> None:
+        await self.send("Input.dispatchMouseEvent", type=kind, x=at["x"], y=at["y"],
+                        button="left", clickCount=1)  # fmt: skip
 
     async def type(self, selector: str, text: str) -> None:
         """Focus a field and type into it."""

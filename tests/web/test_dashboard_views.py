@@ -5,6 +5,7 @@ field a user or an operator chooses shown as text."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -99,7 +100,8 @@ async def test_tasks_without_jobs_are_listed_and_can_be_paused(
     daemon_config: Callable[..., Path], dashboard: Dashboard, browser: Browser, client: Client,
 ) -> None:  # fmt: skip
     """Every task the config declares has its row on the overview, jobs or not, so a
-    task can be paused before its first job arrives; the row then says so."""
+    task can be paused before its first job arrives; the row then says so. The click
+    counts even when the page redraws itself between press and release."""
     config = daemon_config(
         web={"token": TOKEN}, tasks__idle={"target": "tests.tasks:noop", "kind": "async"}
     )
@@ -111,7 +113,11 @@ async def test_tasks_without_jobs_are_listed_and_can_be_paused(
     )
     assert sorted(rows) == ["bad_result", "echo", "idle", "sleep_io"]
     await _use_token(browser)
-    await browser.click("button[data-action='pause-task:idle']")
+    at = await browser.press("button[data-action='pause-task:idle']")
+    drawn = await browser.evaluate("document.body.dataset.loaded")
+    await browser.evaluate("document.dispatchEvent(new Event('runner:refresh'))")
+    await browser.wait_for(f"document.body.dataset.loaded !== {json.dumps(drawn)}")
+    await browser.release(at)
     await browser.wait_for("!!document.querySelector(\"button[data-action='resume-task:idle']\")")
     assert "idle" in await client.paused()
     assert browser.errors == []

@@ -1,7 +1,7 @@
 // The cron schedules, as `runner cron`: each one's next fires and its last.
 
 import { api } from "./api.js";
-import { badge, el, section, table, when } from "./dom.js";
+import { badge, el, redraw, section, table, when } from "./dom.js";
 
 function lastFire(last) {
   if (!last) return el("span", { class: "muted" }, "never fired");
@@ -25,7 +25,7 @@ function schedules(docs) {
 export function cronPage(view) {
   return async () => {
     const docs = await api("GET", "/api/cron");
-    view.replaceChildren(el("h1", {}, "Cron schedules"),
+    redraw(view, el("h1", {}, "Cron schedules"),
       section(`${docs.length} schedule${docs.length === 1 ? "" : "s"} (times in UTC)`, schedules(docs)));
   };
 }

@@ -19,6 +19,38 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A view redrawn while a mouse button or a finger is down would take the pressed
+// button away, and the click with it: the press lands on the old button, the
+// release on the new one. So a redraw then waits until the click has had its turn
+// (the click is dispatched with the release, before the next task), or at most
+// PRESS_HOLD_MS if the release never comes (the pointer left the window).
+const PRESS_HOLD_MS = 3000;
+const held = new Map(); // node -> the children of its latest redraw, held back
+let pressed = null;     // the timer that gives up waiting for the release
+
+function released() {
+  if (pressed == null) return;
+  clearTimeout(pressed);
+  pressed = setTimeout(() => {
+    pressed = null;
+    for (const [node, children] of held) node.replaceChildren(...children);
+    held.clear();
+  });
+}
+
+document.addEventListener("pointerdown", () => {
+  clearTimeout(pressed);
+  pressed = setTimeout(released, PRESS_HOLD_MS);
+}, true);
+for (const type of ["pointerup", "pointercancel"]) document.addEventListener(type, released, true);
+window.addEventListener("blur", released);
+
+// node.replaceChildren(...children), unless a press is under way: then once it ends.
+export function redraw(node, ...children) {
+  if (pressed == null) node.replaceChildren(...children);
+  else held.set(node, children);
+}
+
 export function badge(state) {
   return el("span", { class: `badge s-${String(state).replace(/[^a-z]/g, "")}` }, state ?? "unknown");
 }

@@ -3,7 +3,7 @@
 
 import { actionButton } from "./actions.js";
 import { api } from "./api.js";
-import { badge, el, section, table, when } from "./dom.js";
+import { badge, el, redraw, section, table, when } from "./dom.js";
 import { json, redact, time, took } from "./format.js";
 import { ACTIONS, STATES } from "./states.js";
 
@@ -43,7 +43,7 @@ function jobRows(jobs) {
 
 export function jobList(view, params) {
   const results = el("div", {});
-  view.replaceChildren(el("h1", {}, "Jobs"), jobFilters(params), results);
+  redraw(view, el("h1", {}, "Jobs"), jobFilters(params), results);
   return async () => {
     const q = new URLSearchParams();
     for (const k of ["state", "task", "queue", "since", "after"]) if (params.get(k)) q.set(k, params.get(k));
@@ -60,7 +60,7 @@ export function jobList(view, params) {
       next.set("after", page.next_cursor);
       pager.append(el("a", { href: `#/jobs?${next}` }, "next page →"));
     }
-    results.replaceChildren(jobRows(page.jobs), pager);
+    redraw(results, jobRows(page.jobs), pager);
   };
 }
 
@@ -110,7 +110,7 @@ export function jobPage(view, id) {
       doc = await api("GET", `/api/jobs/${encodeURIComponent(id)}`);
     } catch (err) {
       if (err.status !== 404) throw err;
-      view.replaceChildren(el("h1", {}, "Job ", el("span", { class: "mono" }, id)),
+      redraw(view, el("h1", {}, "Job ", el("span", { class: "mono" }, id)),
         el("p", {}, err.message), el("a", { href: "#/jobs" }, "← all jobs"));
       return;
     }
@@ -124,7 +124,7 @@ export function jobPage(view, id) {
       field("error", doc.error == null ? "-" : el("pre", { class: "payload error", dataset: { field: "error" } }, redact(doc.error))),
       field("result", doc.result == null ? "-" : payload(doc.result, "result")),
       doc.extra ? field("extra", payload(doc.extra, "extra")) : null);
-    view.replaceChildren(
+    redraw(view,
       el("p", {}, el("a", { href: "#/jobs" }, "← all jobs")),
       el("h1", {}, "Job ", el("span", { class: "mono" }, doc.id), " ", badge(doc.state)),
       jobButtons(doc),

@@ -8,7 +8,7 @@
 // and shown on Resume). Every string from the feed becomes text (dom.js).
 
 import { ApiError, refusal, token } from "./api.js";
-import { badge, el } from "./dom.js";
+import { badge, el, redraw } from "./dom.js";
 import { redact, time } from "./format.js";
 import { STATES } from "./states.js";
 
@@ -75,7 +75,7 @@ export function livePage(view, params) {
   const pause = el("button", { type: "button", dataset: { action: "pause-view" } }, "Pause");
   const clear = el("button", { type: "button", class: "quiet" }, "Clear");
   const head = el("tr", {}, ["time", "task", "job", "transition", "attempt", "by", "result or error"].map((h) => el("th", {}, h)));
-  view.replaceChildren(el("h1", {}, "Live"), filters(params),
+  redraw(view, el("h1", {}, "Live"), filters(params),
     el("div", { class: "buttons live-bar" }, status, pause, clear, note),
     el("div", { class: "scroll" }, el("table", { class: "jobs live" }, el("thead", {}, head), rows)));
 

@@ -4,7 +4,7 @@
 import { actionButton } from "./actions.js";
 import { api } from "./api.js";
 import { durationLines, legend, stackedBars } from "./charts.js";
-import { badge, el, section, table, when } from "./dom.js";
+import { badge, el, redraw, section, table, when } from "./dom.js";
 import { STATES } from "./states.js";
 import { time, took } from "./format.js";
 
@@ -175,7 +175,7 @@ function webhookTable(doc) {
 export function overview(view) {
   return async () => {
     const [doc, rows] = await Promise.all([api("GET", "/api/status"), throughput().catch((e) => e)]);
-    view.replaceChildren(...[
+    redraw(view, ...[
       maintenance(doc),
       liveCards(doc),
       section("Jobs by state (as recorded in PostgreSQL)", stateChips(doc)),
