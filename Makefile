@@ -20,8 +20,9 @@ run: $(STAMP)
 	@echo "  $(BIN)/runner --config config/dev.toml show \"\$$job\""
 	$(BIN)/runner --config config/dev.toml run
 
+# Two worker processes (pytest-xdist); each test owns its data, servers are per worker.
 test: $(STAMP) systemd-analyze debian-servers promtool chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # The README's screenshots of the dashboard, taken by its browser test.
 screenshots: $(STAMP) chromium

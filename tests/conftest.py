@@ -24,6 +24,7 @@ from runner.store.postgres.migrate import migrate
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from runner.store.redis.store import RedisStore
+from tests.chaos import figures
 from tests.daemon.process import DaemonProcess, daemon_config_file
 from tests.real_servers import Servers, start_servers
 
@@ -193,3 +194,27 @@ def spawn() -> Iterator[Callable[..., DaemonProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+# The figures of the chaos scenarios (tests/chaos/figures.py): each test's lines ride
+# on its report from the worker process that ran it to the one that prints them.
+FIGURES_PROPERTY = "chaos figures"
+_figures_shown: list[str] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    report.user_properties.extend((FIGURES_PROPERTY, line) for line in figures.take())
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _figures_shown.extend(str(v) for k, v in report.user_properties if k == FIGURES_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _figures_shown:
+        terminalreporter.section("chaos figures")
+        for line in _figures_shown:
+            terminalreporter.write_line(line)

@@ -1,5 +1,5 @@
 """Chaos fixtures: a cluster per test (its own servers, prefix and daemons), always
-cleaned up, and the figures of every scenario printed at the end of the run.
+cleaned up (the figures of every scenario are printed by tests/conftest.py).
 
 The daemons' logs live under the test's tmp_path, which pytest prunes after a few
 sessions; RUNNER_CHAOS_KEEP names a folder to copy them to (`make chaos` keeps
@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tests.chaos import figures
 from tests.chaos.cluster import Cluster, ClusterOptions
 
 OpenCluster = Callable[..., Awaitable[Cluster]]
@@ -45,10 +44,3 @@ async def open_cluster(
             kept = Path(os.environ[KEEP_ENV]) / request.node.name / cluster.folder.name
             shutil.copytree(cluster.folder / "logs", kept / "logs", dirs_exist_ok=True)
             shutil.copy(cluster.folder / "runner.toml", kept)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if figures.FIGURES:
-        terminalreporter.section("chaos figures")
-        for line in figures.lines():
-            terminalreporter.write_line(line)

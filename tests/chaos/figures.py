@@ -2,7 +2,9 @@
 
 `make chaos` exists to produce them (jobs, kills, re-runs explained, time to
 drain, peak memory, daemon exits); the short runs inside `make test` print
-theirs too, one line per scenario.
+theirs too, one line per scenario. The tests run in several worker processes
+(pytest-xdist), so a test's lines travel with its report (see tests/conftest.py)
+to the process that prints the summary.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ def record(scenario: str, **values: Any) -> None:
     FIGURES.append((scenario, values))
 
 
-def lines() -> list[str]:
-    return [
+def take() -> list[str]:
+    """The lines recorded since the last take, one per scenario."""
+    taken = [
         f"{scenario}: " + ", ".join(f"{name}={value}" for name, value in values.items())
         for scenario, values in FIGURES
     ]
+    FIGURES.clear()
+    return taken

@@ -5,16 +5,29 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 from runner.store.redis.keys import Keys
 from tests.daemon.process import DaemonProcess, cli
 from tests.waiting import eventually
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """An empty TMPDIR of its own with a short path: the forkserver's socket lives in
+    it, and an AF_UNIX path has at most 107 bytes (a worker's tmp_path can be longer)."""
+    folder = Path(tempfile.mkdtemp(prefix="rt-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
 
 LEASE_S = 3.0
 
@@ -64,13 +77,12 @@ def _enqueue(config: Path, task: str, *args: object) -> str:
 
 
 async def test_a_stop_with_a_thread_held_removes_the_daemons_temporary_folder(
-    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], tmp_path: Path
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], short_tmp: Path
 ) -> None:
     """An io job still in its thread when the grace runs out makes the daemon leave with
     os._exit, past the interpreter's exit hooks: the folder multiprocessing made in
     TMPDIR for the cpu pool's forkserver (pymp-*) is removed all the same."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    tmp = short_tmp
     config = daemon_config(daemon={"shutdown_grace": "1s"})
     daemon = spawn(config, env={"TMPDIR": str(tmp)})
     daemon.wait_ready()
@@ -86,12 +98,11 @@ async def test_a_stop_with_a_thread_held_removes_the_daemons_temporary_folder(
 
 
 async def test_a_second_stop_signal_removes_the_daemons_temporary_folder(
-    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], tmp_path: Path
+    daemon_config: Callable[..., Path], spawn: Callable[..., DaemonProcess], short_tmp: Path
 ) -> None:
     """A second SIGTERM during the grace leaves at once (os._exit(1)), and removes the
     forkserver's folder from TMPDIR first all the same."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    tmp = short_tmp
     config = daemon_config(daemon={"shutdown_grace": "60s"})
     daemon = spawn(config, env={"TMPDIR": str(tmp)})
     daemon.wait_ready()
