@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from runner.store import Parking, PgStore
 
 
+BRING_BACK_TRIES = 3  # see _on_parked
+
+
 class RequestVerbs:
     settings: Settings
     store: RedisStore
@@ -56,19 +59,23 @@ class RequestVerbs:
     ) -> list[str]:
         """The replies once the jobs Redis did not find are looked for among the parked:
         a parked job whose state refuses the request is refused by it and stays in
-        PostgreSQL; the others are brought back into Redis and asked again there."""
-        missing = [job_id for job_id, reply in zip(ids, replies, strict=True) if reply == "missing"]
-        if not missing:
-            return replies
+        PostgreSQL; the others are brought back into Redis and asked again there. A
+        job brought back is still due beyond the horizon, so a daemon's parker may
+        take it out again before the request reaches it: then it is brought back
+        again, up to BRING_BACK_TRIES times."""
         sources = transition(action).sources
-        parked = await self.parking.bring_back(missing, lambda state: state in sources)
-        refused = {i: f"refused:{state}" for i, state in parked.items() if state not in sources}
-        back = [job_id for job_id in parked if job_id not in refused]
-        again = await self._ask_again(action, back, update)
-        return [
-            refused.get(job_id) or again.get(job_id) or reply
-            for job_id, reply in zip(ids, replies, strict=True)
-        ]
+        found = dict(zip(ids, replies, strict=True))
+        for _ in range(BRING_BACK_TRIES):
+            missing = [job_id for job_id, reply in found.items() if reply == "missing"]
+            parked = await self.parking.bring_back(missing, lambda state: state in sources)
+            if not parked:
+                break
+            for job_id, state in parked.items():
+                if state not in sources:
+                    found[job_id] = f"refused:{state}"
+            back = [job_id for job_id, state in parked.items() if state in sources]
+            found.update(await self._ask_again(action, back, update))
+        return [found[job_id] for job_id in ids]
 
     async def _ask_again(
         self, action: str, job_ids: list[str], update: dict[str, Any] | None

@@ -232,3 +232,26 @@ async def test_a_retry_beyond_the_horizon_is_parked_by_the_daemon(
     ]  # fmt: skip
     job = await client.get(job_id)
     assert (job.state, job.parked) == ("retrying", True)
+
+
+async def test_requests_on_parked_jobs_win_against_the_daemons_parkers(
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    redis: Redis,
+    pg: PgStore,
+) -> None:
+    """A request on a parked job brings it back into Redis, where it is still due
+    beyond the horizon, so a daemon's parker (scanning every 50 ms here, on two
+    daemons) may take it out again before the request reaches it; the request then
+    brings it back again. 1,000 pauses at once on parked jobs: every one lands."""
+    config = daemon_config(daemon={"park_horizon": "0.5s"})
+    daemons = [spawn(config), spawn(config)]
+    for daemon in daemons:
+        daemon.wait_ready()
+    client = Client(load_settings(config, env={}), redis, pg)
+    jobs = [client.new_job("echo", [n], delay=3600) for n in range(1000)]
+    await client.enqueue_many(jobs)
+    assert await pg.pool.fetchval("SELECT count(*) FROM runner_parked_jobs") == 1000
+    results = await asyncio.gather(*(client.request("pause", [job.id]) for job in jobs))
+    refused = [r.message for [r] in results if not r.ok]
+    assert refused == [], f"{len(refused)} of 1000 refused; the first: {refused[0]}"
