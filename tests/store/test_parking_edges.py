@@ -127,4 +127,3 @@ async def test_rows_redis_will_not_take_back_do_not_stall_the_promoter(
     assert set(await parked(pg)) == {job.id for job in blocked}
     [warning] = [line for line in logs if line["log_level"] == "warning"]
     assert warning["jobs"] == 1000 and blocked[0].id in warning["job_ids"]
-
