@@ -146,9 +146,14 @@ class ChaosDaemon:
         self.current.proc.send_signal(signal.SIGCONT)
 
     async def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM and wait for the exit code (None: still running after `timeout`)."""
+        """SIGTERM and wait for the exit code (None: still running after `timeout`).
+        A run restarted after a kill that is still starting is let finish its start
+        first: until the daemon takes over its signals, SIGTERM ends the interpreter
+        on the spot (as systemd expects of any process), which is not what is tested."""
         run = self.current
         if run.proc.poll() is None:
+            with contextlib.suppress(AssertionError):  # exited or stuck: judged below
+                await self.wait_ready(timeout)
             run.stopped = True
             run.proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,11 @@ from tests.waiting import eventually
 BODY_MS = 20.0
 SPACING_S = 0.035  # between two jobs' due times
 PAIRS = 120
-# Where the cancel lands, ms after the body's planned end: a spread around it.
-OFFSETS_MS = (-4.0, -2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
+ROUNDS = 4
+EDGE_HITS = 5
+# Where the cancel lands, ms after the body's planned end: a spread around it, reaching
+# further after it for a loaded machine, where bodies start and end later than planned.
+OFFSETS_MS = (-4.0, -2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0)
 TASKS = {
     "tasks__noted_sleep": {"target": "tests.tasks:noted_sleep", "kind": "async", "retries": 2},
     "tasks__noted_sleep_io": {"target": "tests.tasks:noted_sleep_io", "kind": "io", "retries": 2},
@@ -113,19 +116,22 @@ def _check_job(job_id: str, events: list[dict[str, Any]], runs: list[Run], resul
     return ""
 
 
-async def _race(
-    client: Client, pg: PgStore, tmp_path: Path, start: Callable[[Path], list[DaemonProcess]]
-) -> None:
-    ledger = tmp_path / "ledger"
-    daemons = start(ledger)
-    for daemon in daemons:
-        daemon.wait_ready()
+@dataclass
+class Round:
+    cancelled: int = 0
+    edge: int = 0  # cancels that landed after the body had ended
+    problems: list[str] = field(default_factory=list)
+
+
+async def _round(client: Client, pg: PgStore, ledger: Path, number: int) -> Round:
+    """PAIRS jobs due SPACING_S apart, each cancelled around its body's end and
+    retried; what became of them."""
     first_due = time.time() + 1.5
     ids, pairs = [], []
     for n in range(PAIRS):
         task = "noted_sleep" if n % 2 == 0 else "noted_sleep_io"
         due = first_due + n * SPACING_S
-        job_id = f"race-{n}"
+        job_id = f"race-{number}-{n}"
         at = datetime.fromtimestamp(due, UTC)
         await client.enqueue(task, [job_id, BODY_MS], at=at, job_id=job_id)
         moment = due + (BODY_MS + OFFSETS_MS[n % len(OFFSETS_MS)]) / 1000
@@ -134,27 +140,52 @@ async def _race(
     done = await asyncio.gather(*pairs)
     await eventually(lambda: _all_recorded_done(pg, ids), timeout=30, what="every job recorded")
     events, runs = await _history(pg, ids), _ledger(ledger)
-    edge = 0
-    problems = []
+    found = Round()
     for pair in done:
         if not pair.cancelled:
             continue
+        found.cancelled += 1
         job = await client.get(pair.job_id)
         job_events = events[pair.job_id]
         cancel_at = next(e["at_ms"] for e in job_events if e["to_state"] == "cancelled")
         first = min(runs[pair.job_id], key=lambda run: run.start_ms, default=None)
         if first is not None and first.end_ms <= float(cancel_at) + 1:
-            edge += 1  # the body had ended when the cancel landed
+            found.edge += 1
         problem = _check_job(pair.job_id, job_events, runs[pair.job_id], job.result)
         if problem:
-            problems.append(f"{pair.job_id}: {problem}")
-    cancelled = sum(pair.cancelled for pair in done)
-    print(f"{cancelled} of {PAIRS} cancelled then retried; {edge} after the body ended")
-    assert not problems, f"{len(problems)} of {cancelled} retried jobs wrong:\n" + "\n".join(
-        problems
+            found.problems.append(f"{pair.job_id}: {problem}")
+    return found
+
+
+async def _race(
+    client: Client, pg: PgStore, tmp_path: Path, start: Callable[[Path], list[DaemonProcess]]
+) -> None:
+    """Rounds until at least EDGE_HITS cancels landed after a body ended (at most
+    ROUNDS: on a loaded machine bodies end later than planned and fewer land there)."""
+    ledger = tmp_path / "ledger"
+    daemons = start(ledger)
+    for daemon in daemons:
+        daemon.wait_ready()
+    total = Round()
+    for number in range(ROUNDS):
+        found = await _round(client, pg, ledger, number)
+        print(f"round {number}: {found.cancelled} of {PAIRS} cancelled then retried; "
+              f"{found.edge} after the body ended")  # fmt: skip
+        assert found.cancelled >= PAIRS // 3, (
+            f"only {found.cancelled} cancels landed: the race was not run"
+        )
+        total.cancelled += found.cancelled
+        total.edge += found.edge
+        total.problems += found.problems
+        if total.edge >= EDGE_HITS:
+            break
+    assert not total.problems, (
+        f"{len(total.problems)} of {total.cancelled} retried jobs wrong:\n"
+        + "\n".join(total.problems)
     )
-    assert cancelled >= PAIRS // 3, f"only {cancelled} cancels landed: the race was not run"
-    assert edge >= 5, f"only {edge} cancels landed after a body ended: the edge was missed"
+    assert total.edge >= EDGE_HITS, (
+        f"only {total.edge} cancels landed after a body ended: the edge was missed"
+    )
 
 
 @pytest.mark.parametrize("daemon_count", [1, 2])
