@@ -67,6 +67,8 @@ class RequestVerbs:
         found = dict(zip(ids, replies, strict=True))
         for _ in range(BRING_BACK_TRIES):
             missing = [job_id for job_id, reply in found.items() if reply == "missing"]
+            if not missing:
+                break
             parked = await self.parking.bring_back(missing, lambda state: state in sources)
             if not parked:
                 break
