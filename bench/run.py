@@ -21,7 +21,8 @@ Huey's bytes per job beside runner's (bench/memory_peers.py), then what
 replicas (bench/wait_replicas.py), then what named queues cost: this runner on one
 queue against the runner from before queues, six weighted queues against one, and
 six queues on that cluster against one node (bench/queues.py, last: it empties the
-shared Redis between its runs); each phase
+shared Redis between its runs), and one queue against before in instructions per
+job under callgrind (bench/queue_instructions.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -51,6 +52,7 @@ from bench import (
     memory_peers,
     metrics,
     peer_lateness,
+    queue_instructions,
     queue_peers,
     queues,
     redis_memory,
@@ -258,6 +260,9 @@ def _queue_phases(
     if args.queue_jobs:
         named = queues.measure(servers, folder, jobs=args.queue_jobs)
         done.append(_section("queues", named, queues.render(named)))
+        if queue_instructions.available():  # the same, counted in instructions
+            counted = queue_instructions.measure(servers, folder)
+            done.append(_section("queue_instructions", counted, counted.render()))
     return done
 
 
