@@ -126,6 +126,12 @@ async def noted_sleep(job_id: str, ms: float) -> str:
     return run
 
 
+async def keyed_sleep(key: str, job_id: str, ms: float) -> str:
+    """noted_sleep of a job that names its concurrency key first: the ledger's job id is
+    "<key>/<job id>"."""
+    return await noted_sleep(f"{key}/{job_id}", ms)
+
+
 def noted_sleep_io(job_id: str, ms: float) -> str:
     """noted_sleep in a thread."""
     run, start = os.urandom(4).hex(), time.time() * 1000

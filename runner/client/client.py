@@ -43,6 +43,7 @@ from runner.errors import (
     UsageError,
 )
 from runner.jobs import EnqueueResult, NewJob, check_priority, check_queue_name
+from runner.limits.caps import cap_fields
 from runner.servers.connect import resolve_urls
 from runner.states import State
 from runner.store import Keys, Parking, PgStore, RedisStore, redis_client
@@ -137,6 +138,7 @@ class Client(RequestVerbs):
             self.settings, "kwargs", {} if kwargs is None else kwargs, dict
         )
         check_size(self.settings, f"args and kwargs of this {task!r} job", args_json, kwargs_json)
+        extra = cap_fields(task, spec.concurrency, spec.concurrency_key, args, kwargs or {})
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,
@@ -150,6 +152,7 @@ class Client(RequestVerbs):
             priority=spec.priority
             if priority is None
             else checked("priority", priority, check_priority),
+            extra=extra,
         )
 
     async def enqueue(

@@ -7,9 +7,12 @@ from typing import Any
 from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.jobs import rfc3339
+from runner.states import WAITING
 
 
-def job_document(job: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
+def job_document(
+    job: Any, history: list[dict[str, Any]], waiting_for: str | None = None
+) -> dict[str, Any]:
     """The JSON shape scripts rely on (see DESIGN: `runner show ID --json`)."""
     return {
         "id": job.id,
@@ -25,6 +28,7 @@ def job_document(job: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
         "error": job.error,
         **({"extra": job.extra} if job.extra else {}),
         "parked": job.parked,
+        **({"waiting_for": waiting_for} if waiting_for else {}),
         "history": history,
     }
 
@@ -34,4 +38,16 @@ async def show_document(settings: Settings, job_id: str) -> dict[str, Any]:
     async with await Client.connect(settings) as client:
         job = await client.get(job_id)
         history = await client.history(job_id)
-    return job_document(job, history)
+        waiting = await _waiting_for(client, job)
+    return job_document(job, history, waiting)
+
+
+async def _waiting_for(client: Client, job: Any) -> str | None:
+    """Why a due job is not starting, when a concurrency cap holds it back."""
+    group, cap = job.extra.get("cap_group"), job.extra.get("cap")
+    if not group or job.state not in WAITING:
+        return None
+    running = await client.store.cap_wait(job.queue, group, job.id)
+    if running is None:
+        return None
+    return f"a concurrency slot: {running} of {cap} of {group!r} running"

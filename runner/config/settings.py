@@ -27,6 +27,7 @@ from runner.config.reader import TableReader
 from runner.config.sources import SourceSettings, read_sources
 from runner.config.values import (
     boolean,
+    concurrency_key,
     duration_or,
     fraction,
     listen_address,
@@ -70,6 +71,8 @@ class TaskSettings:
     backoff: float = 1.0
     backoff_max: float = 300.0
     backoff_jitter: float = 0.1
+    concurrency: int | None = None  # at most this many running at once, every daemon
+    concurrency_key: str | None = None  # ...per value of this ("kwargs.NAME", "args.N")
 
     @property
     def max_attempts(self) -> int:
@@ -127,7 +130,7 @@ class Settings:
 
 
 _TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter",
-              "queue", "priority"}  # fmt: skip
+              "queue", "priority", "concurrency", "concurrency_key"}  # fmt: skip
 
 
 def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
@@ -152,7 +155,11 @@ def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
         backoff=read.get(raw, f"{path}.backoff", 1.0, positive_duration),
         backoff_max=read.get(raw, f"{path}.backoff_max", 300.0, positive_duration),
         backoff_jitter=read.get(raw, f"{path}.backoff_jitter", 0.1, fraction),
+        concurrency=read.get(raw, f"{path}.concurrency", None, positive_int),
+        concurrency_key=read.get(raw, f"{path}.concurrency_key", None, concurrency_key),
     )
+    if task.concurrency_key is not None and task.concurrency is None:
+        read.problems.append(f"{path}.concurrency_key: needs concurrency = N beside it")
     return task if len(read.problems) == before else None
 
 

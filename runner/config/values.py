@@ -99,6 +99,17 @@ def string(value: Any) -> str:
     return value
 
 
+def concurrency_key(value: Any) -> str:
+    """Where a job's concurrency key is in its arguments: `kwargs.NAME` or `args.INDEX`."""
+    path = string(value)
+    where, dot, name = path.partition(".")
+    if not dot or not name or where not in ("args", "kwargs"):
+        raise ValueError(f"must be 'kwargs.NAME' or 'args.INDEX', got {path!r}")
+    if where == "args" and not name.isdigit():
+        raise ValueError(f"args takes an index from 0 ('args.0'), got {path!r}")
+    return path
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:

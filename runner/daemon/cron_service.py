@@ -26,6 +26,7 @@ from runner.cron import MISFIRE_AFTER, Schedule, tick_id, ticks_to_fire
 from runner.daemon.metrics import Metrics
 from runner.daemon.resilience import Backoff
 from runner.jobs import NewJob, rfc3339_at
+from runner.limits.caps import cap_fields
 from runner.logs import get_logger
 from runner.store import RedisStore
 
@@ -171,7 +172,11 @@ class CronService:
             kwargs_json=orjson.dumps(dict(c.kwargs)).decode(),
             due_at_ms=_ms(tick),
             max_attempts=task.max_attempts,
-            extra={"cron": c.name, "tick": rfc3339_at(tick)},
+            extra={
+                "cron": c.name,
+                "tick": rfc3339_at(tick),
+                **cap_fields(c.task, task.concurrency, task.concurrency_key, c.args, c.kwargs),
+            },
             guard=(c.name, _ms(tick), c.overlap),
             queue=c.queue_of(self.tasks),  # its tick record is in that queue's slot
             priority=task.priority,

@@ -33,7 +33,8 @@ def show_text(doc: dict[str, Any], full: bool = False, times: TimeText = UTC_TEX
     lines = [
         f"job {doc['id']}  task {doc['task']}",
         f"  state    {doc['state']} (attempt {doc['attempt']})"
-        + ("; parked in Postgres until due within the park horizon" if doc["parked"] else ""),
+        + ("; parked in Postgres until due within the park horizon" if doc["parked"] else "")
+        + (f"; waiting for {doc['waiting_for']}" if doc.get("waiting_for") else ""),
         f"  due at   {times(doc['due_at'])}",
         f"  args     {dump(doc['args'])}   kwargs {dump(doc['kwargs'])}",
         f"  result   {dump(doc['result']) if doc['result'] is not None else '-'}",

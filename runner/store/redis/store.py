@@ -21,6 +21,7 @@ from runner.jobs import (
 from runner.states import ENDED, GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
+from runner.store.redis.caps import CapStore
 from runner.store.redis.connect import is_cluster, own_connection
 from runner.store.redis.fields import int_or_none, named, stored
 from runner.store.redis.keys import DEFAULT_QUEUE, KINDS, LEVELS, Keys
@@ -70,8 +71,9 @@ def _json(value: str | None) -> Any:
 
 
 class RedisStore(
-    RunStore, EventStream, RequestStore, ParkStore, RetiredStore, StatusStore, QueueStore
-):
+    RunStore, EventStream, RequestStore, ParkStore, RetiredStore, StatusStore, QueueStore,
+    CapStore,
+):  # fmt: skip
     def __init__(
         self,
         redis: Redis,

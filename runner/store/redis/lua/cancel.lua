@@ -9,7 +9,7 @@
 return each_job(function(id, f)
     local owner = f[6]
     unschedule(id, f)
-    redis.call('ZREM', LEASES, id)
+    end_run(id)
     hdel(PREFIX .. id, 'owner')
     local reply = transit(id, f, TARGET, owner and {owner = owner} or nil)
     if owner then

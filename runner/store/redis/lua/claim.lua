@@ -23,7 +23,9 @@
 -- (difference in priority) x aging after it, so no flood of urgent jobs holds a
 -- lower one back for longer than 9 x aging beyond the jobs already ahead of it.
 -- A due job of a paused task is moved to its task's held set (scored by due time)
--- instead of claimed: it stays due, and resuming the task puts it back. With
+-- instead of claimed: it stays due, and resuming the task puts it back. A due job
+-- whose concurrency group has no free slot waits in the group's capped set until
+-- one frees (see lib.lua). With
 -- ARGV[10] paused (maintenance), nothing is claimed and nothing is reported due, so
 -- daemons sleep until woken.
 -- Reply: {jobs, next_due, set_aside}
@@ -53,7 +55,7 @@ end
 local function claim(id, kind)
     local key = prefix .. id
     local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
-        'due_at', 'seq', 'kind', 'timeout')
+        'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -82,6 +84,10 @@ local function claim(id, kind)
     if paused[f[2]] then
         redis.call('ZADD', KEYS[9] .. f[2], f[7], id)
         return
+    end
+    local limit, group = cap_of(f[11], f[12])
+    if limit and not take_slot(id, limit, group, f[7], now, prefix, target) then
+        return  -- every slot of its group is taken: it waits for one (see lib.lua)
     end
     local attempt, seq = tonumber(f[3]) + 1, tonumber(f[8]) + 1
     hset(key, 'state', target, 'attempt', attempt, 'seq', seq,

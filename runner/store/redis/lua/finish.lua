@@ -30,11 +30,13 @@ local sources, wake, failed = ARGV[3], ARGV[4], ARGV[6]
 local prefix, dead = KEYS[6], KEYS[7]
 local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local replies, events = {}, {}
+local slot_ctx = {due = due_keys, prefix = prefix, wake = wake, publish = ARGV[7]}
 
 local function finish(o)
     local id, claim, target, due_at = o[1], o[2], o[3], o[4]
     local key = prefix .. id
-    local f = read_job(key, 'state', 'owner', 'attempt', 'seq', 'kind', 'priority')
+    local f = read_job(key, 'state', 'owner', 'attempt', 'seq', 'kind', 'priority', 'cap',
+        'cap_group')
     if not (f and f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true)
             and f[2] == daemon) then
         return 0
@@ -47,6 +49,7 @@ local function finish(o)
     need_whole(bad, 'attempt', f[3], 1)
     if due_at > 0 then need_kind(bad, f[5]) end
     redis.call('ZREM', KEYS[1], id)
+    free_slot(id, f[7], f[8], slot_ctx)
     if #bad > 0 then
         local fields = {state = f[1], attempt = f[3], seq = f[4]}
         quarantine(dead, key, id, now, daemon, failed, malformed(bad), fields, events)

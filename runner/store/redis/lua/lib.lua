@@ -46,7 +46,7 @@ local FIELD = {
     state = 's', seq = 'q', attempt = 'n', max_attempts = 'm', kind = 'k', task = 't',
     args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
     started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
-    priority = 'p',
+    priority = 'p', cap = 'l', cap_group = 'g',
 }
 
 -- The stored names of these fields (a name not in FIELD is stored as it is).
@@ -176,4 +176,87 @@ local function retired_state(key, id, list_json)
         return nil
     end
     return retired_states(list_json)[score % 8] or 'unknown'
+end
+
+-- Concurrency caps (runner/client/caps.py): a job of a capped task carries `cap`, the
+-- most jobs of its group that may run at once across every daemon, and `cap_group`
+-- (its task, or its task and the value of its concurrency key). The group's running
+-- jobs are in <due prefix>slots:<group>, scored by when each started; its due jobs
+-- that found every slot taken wait in <due prefix>capped:<group>, scored by due time,
+-- out of the due sets (no daemon claims them in vain), until a slot frees: a run
+-- that ends, is cancelled, or whose lease expires gives its slot to the earliest of
+-- them. The names share the queue's hash tag, as the priorities' sets do.
+
+local function slots_key(group)
+    return KEYS[#KEYS] .. 'slots:' .. group
+end
+
+local function capped_key(group)
+    return KEYS[#KEYS] .. 'capped:' .. group
+end
+
+-- The cap and group of a job's fields, or nil: an untrusted cap that is not a whole
+-- number from 1 is no cap (a wrong one must never stop a job).
+local function cap_of(cap, group)
+    local limit = tonumber(cap)
+    if limit and limit >= 1 and limit == math.floor(limit) and group and group ~= '' then
+        return limit, group
+    end
+    return nil
+end
+
+-- Members of a full group's slots that no longer run (their end was recorded by an
+-- older runner, or the hash is gone): taken out, so no slot is held for ever.
+local function drop_stale_slots(slots, prefix, running)
+    local members = redis.call('ZRANGE', slots, 0, 63)
+    for i = 1, #members do
+        local f = read_job(prefix .. members[i], 'state')
+        if not (f and f[1] == running) then
+            redis.call('ZREM', slots, members[i])
+        end
+    end
+end
+
+-- A slot of the group for job `id` (true), or the job waits in the group's capped set
+-- at its due time (false).
+local function take_slot(id, limit, group, due, now, prefix, running)
+    local slots = slots_key(group)
+    if redis.call('ZCARD', slots) >= limit then
+        drop_stale_slots(slots, prefix, running)
+        if redis.call('ZCARD', slots) >= limit then
+            redis.call('ZADD', capped_key(group), due, id)
+            return false
+        end
+    end
+    redis.call('ZADD', slots, now, id)
+    return true
+end
+
+-- Job `id` leaves its group's slots; the earliest waiting jobs take the slots free
+-- now, back in their due sets at their due times. `ctx`: due (kind -> level 0's
+-- set), prefix (job hash key prefix), wake (channel), publish (command).
+local function free_slot(id, cap, group, ctx)
+    local limit
+    limit, group = cap_of(cap, group)
+    if not limit then
+        return
+    end
+    local slots = slots_key(group)
+    redis.call('ZREM', slots, id)
+    local free = limit - redis.call('ZCARD', slots)
+    if free <= 0 then
+        return
+    end
+    local waiting = redis.call('ZPOPMIN', capped_key(group), free)
+    for i = 1, #waiting, 2 do
+        local key, bad = ctx.prefix .. waiting[i], {}
+        if redis.call('EXISTS', key) == 1 then  -- else gone: nothing to wake
+            local w = read_job(key, 'kind', 'priority')
+            if w then need_kind(bad, w[1]) else bad[1] = 'not a hash' end
+            -- A malformed one goes where a claim will find it and set it aside.
+            local due = #bad == 0 and due_set(ctx.due, w[1], w[2]) or ctx.due.async
+            redis.call('ZADD', due, waiting[i + 1], waiting[i])
+            redis.call(ctx.publish, ctx.wake, waiting[i + 1])
+        end
+    end
 end

@@ -22,6 +22,7 @@ local wake = ARGV[7]
 local prefix, dead = KEYS[6], KEYS[7]
 local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local reaped, events = {}, {}
+local slot_ctx = {due = due_keys, prefix = prefix, wake = wake, publish = ARGV[8]}
 
 local function put_back(id, key, f)
     local attempt, seq = tonumber(f[2]), tonumber(f[4]) + 1
@@ -46,7 +47,7 @@ end
 local function reap(id)
     local key = prefix .. id
     local f = read_job(key, 'state', 'attempt', 'max_attempts', 'seq', 'kind', 'owner',
-        'priority')
+        'priority', 'cap', 'cap_group')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -58,6 +59,7 @@ local function reap(id)
         need_whole(bad, 'seq', f[4], 1)
         need_kind(bad, f[5])
     end
+    if f then free_slot(id, f[8], f[9], slot_ctx) end
     local n = #reaped
     if #bad > 0 then
         local reason = malformed(bad)

@@ -56,10 +56,20 @@ local function priority_of(id)
     return (read_job(PREFIX .. id, 'priority') or {})[1]
 end
 
--- Out of every set that lists it as waiting: its due set, its task's held set.
+-- Out of every set that lists it as waiting: its due set, its task's held set, its
+-- concurrency group's capped set (see lib.lua).
 local function unschedule(id, f)
-    redis.call('ZREM', due_set(DUE, f[4], priority_of(id)), id)
+    local more = read_job(PREFIX .. id, 'priority', 'cap_group') or {}
+    redis.call('ZREM', due_set(DUE, f[4], more[1]), id)
     if f[5] then redis.call('ZREM', HELD .. f[5], id) end
+    if more[2] and more[2] ~= '' then redis.call('ZREM', capped_key(more[2]), id) end
+end
+
+-- A running job's end by request (cancel): its lease and its concurrency slot go.
+local function end_run(id)
+    redis.call('ZREM', LEASES, id)
+    local c = read_job(PREFIX .. id, 'cap', 'cap_group') or {}
+    free_slot(id, c[1], c[2], {due = DUE, prefix = PREFIX, wake = WAKE, publish = PUBLISH})
 end
 
 -- Back in its due set at `due` (ms); wakes the daemons if it is the soonest.

@@ -1,0 +1,1 @@
+"""Shaping the work across every daemon: concurrency caps (caps.py)."""

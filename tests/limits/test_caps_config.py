@@ -1,0 +1,38 @@
+"""`concurrency` and `concurrency_key` under [tasks.NAME]: read as documented, and a
+bad value refused with the key named (check-config says the same)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.config.settings import parse_settings
+from runner.errors import ConfigError
+
+TASK = {"target": "tests.tasks:noop", "kind": "async"}
+
+
+def _tasks(**fields: object) -> dict[str, object]:
+    return {"tasks": {"pay": {**TASK, **fields}}}
+
+
+def test_a_cap_and_its_key_are_read() -> None:
+    settings = parse_settings(_tasks(concurrency=5, concurrency_key="kwargs.account"), "t", {})
+    assert settings.tasks["pay"].concurrency == 5
+    assert settings.tasks["pay"].concurrency_key == "kwargs.account"
+    assert parse_settings(_tasks(), "t", {}).tasks["pay"].concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"concurrency": 0}, "tasks.pay.concurrency"),
+        ({"concurrency": "5"}, "tasks.pay.concurrency"),
+        ({"concurrency": 5, "concurrency_key": "account"}, "must be 'kwargs.NAME' or 'args.INDEX'"),
+        ({"concurrency": 5, "concurrency_key": "args.first"}, "args takes an index from 0"),
+        ({"concurrency_key": "kwargs.account"}, "needs concurrency = N beside it"),
+    ],
+)
+def test_a_bad_cap_is_refused_with_its_key_named(fields: dict[str, object], said: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_settings(_tasks(**fields), "t", {})
+    assert said in str(refused.value) and "tasks.pay." in str(refused.value)

@@ -1,0 +1,102 @@
+"""Concurrency caps on three real daemons, one of them SIGKILLed mid-run: from a ledger
+of every body's start and end, never more than `concurrency` bodies at once (5 for one
+task, 1 per key over 20 keys for another); the killed daemon's slots free once their
+leases expire (their jobs run again elsewhere), and every job succeeds."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from runner.client.client import Client
+from runner.config.settings import load_settings
+from runner.store.postgres.store import PgStore
+from tests.daemon.process import DaemonProcess
+from tests.tasks import RUN_LEDGER_ENV
+from tests.waiting import eventually
+
+CAPPED, KEYED, KEYS = 700, 300, 20
+BODY_MS = 40.0
+LEASE_S = 2.0
+TASKS = {
+    "tasks__capped": {
+        "target": "tests.tasks:noted_sleep", "kind": "async", "concurrency": 5, "retries": 2,
+    },
+    "tasks__keyed": {
+        "target": "tests.tasks:keyed_sleep", "kind": "async", "retries": 2,
+        "concurrency": 1, "concurrency_key": "args.0",
+    },
+}  # fmt: skip
+
+Run = tuple[float, float]  # a body's start and end, ms
+
+
+def _ledger(path: Path) -> dict[str, list[Run]]:
+    """The bodies that ran to their end, by concurrency group."""
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        job_id, _, start, end = line.split()
+        group = job_id.split("/")[0] if "/" in job_id else "capped"
+        groups[group].append((float(start), float(end)))
+    return groups
+
+
+def _most_at_once(runs: list[Run]) -> int:
+    """The most bodies running at one moment (an end before a start at the same ms)."""
+    edges = sorted([(start, 1) for start, _ in runs] + [(end, -1) for _, end in runs])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def _full_after(runs: list[Run], since_ms: float, width: int) -> bool:
+    """Whether `width` bodies ran at once at some moment after `since_ms`."""
+    return _most_at_once([(s, e) for s, e in runs if s >= since_ms]) >= width
+
+
+async def _all_succeeded(pg: PgStore, count: int) -> bool:
+    done = await pg.pool.fetchval("SELECT count(*) FROM runner_jobs WHERE state = 'succeeded'")
+    return bool(done == count)
+
+
+async def test_caps_hold_on_three_daemons_through_a_kill(
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    pg: PgStore,
+    tmp_path: Path,
+) -> None:
+    ledger = tmp_path / "ledger"
+    config = daemon_config(daemon={"lease_ttl": f"{LEASE_S}s"}, **TASKS)
+    daemons = [spawn(config, {RUN_LEDGER_ENV: str(ledger)}) for _ in range(3)]
+    for daemon in daemons:
+        daemon.wait_ready()
+    async with await Client.connect(load_settings(config, env={})) as client:
+        jobs = [client.new_job("capped", [f"c{n}", BODY_MS]) for n in range(CAPPED)]
+        jobs += [client.new_job("keyed", [f"k{n % KEYS}", f"j{n}", BODY_MS / 2])
+                 for n in range(KEYED)]  # fmt: skip
+        await client.enqueue_many(jobs)
+        await asyncio.sleep(0.6)
+        daemons[0].signal(signal.SIGKILL)
+        killed_at = time.time() * 1000
+        try:
+            await eventually(lambda: _all_succeeded(pg, CAPPED + KEYED), timeout=60,
+                             what="every job succeeded")  # fmt: skip
+        except AssertionError as exc:
+            states = await pg.pool.fetch(
+                "SELECT task, state, count(*) AS n FROM runner_jobs GROUP BY task, state"
+            )
+            raise AssertionError(f"{exc}: {[tuple(r) for r in states]}") from None
+    groups = _ledger(ledger)
+    assert _most_at_once(groups.pop("capped")) <= 5
+    assert len(groups) == KEYS
+    assert max(_most_at_once(runs) for runs in groups.values()) == 1
+    capped = _ledger(ledger)["capped"]
+    assert _full_after(capped, killed_at + LEASE_S * 1000 + 1000, 5), (
+        "the killed daemon's slots were not free again after its leases expired"
+    )
