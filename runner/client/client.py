@@ -44,6 +44,7 @@ from runner.errors import (
 )
 from runner.jobs import EnqueueResult, NewJob, check_priority, check_queue_name
 from runner.limits.caps import cap_fields
+from runner.limits.unique import unique_fields
 from runner.servers.connect import resolve_urls
 from runner.states import State
 from runner.store import Keys, Parking, PgStore, RedisStore, redis_client
@@ -139,6 +140,9 @@ class Client(RequestVerbs):
         )
         check_size(self.settings, f"args and kwargs of this {task!r} job", args_json, kwargs_json)
         extra = cap_fields(task, spec.concurrency, spec.concurrency_key, args, kwargs or {})
+        arguments = {"args": args, "kwargs": kwargs or {}, "args_json": args_json,
+                     "kwargs_json": kwargs_json}  # fmt: skip
+        extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,

@@ -42,6 +42,7 @@ from runner.config.values import (
     queue_weights,
     secret,
     string,
+    unique_mode,
 )
 from runner.errors import ConfigError
 from runner.redact import redact_url
@@ -73,6 +74,8 @@ class TaskSettings:
     backoff_jitter: float = 0.1
     concurrency: int | None = None  # at most this many running at once, every daemon
     concurrency_key: str | None = None  # ...per value of this ("kwargs.NAME", "args.N")
+    unique: str | None = None  # queued, running, until_done, or "for:<ms>" (limits/unique.py)
+    unique_key: str | None = None  # where the key is in the args; None: all of them
 
     @property
     def max_attempts(self) -> int:
@@ -130,7 +133,8 @@ class Settings:
 
 
 _TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter",
-              "queue", "priority", "concurrency", "concurrency_key"}  # fmt: skip
+              "queue", "priority", "concurrency", "concurrency_key", "unique",
+              "unique_key"}  # fmt: skip
 
 
 def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
@@ -157,9 +161,13 @@ def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
         backoff_jitter=read.get(raw, f"{path}.backoff_jitter", 0.1, fraction),
         concurrency=read.get(raw, f"{path}.concurrency", None, positive_int),
         concurrency_key=read.get(raw, f"{path}.concurrency_key", None, concurrency_key),
+        unique=read.get(raw, f"{path}.unique", None, unique_mode),
+        unique_key=read.get(raw, f"{path}.unique_key", None, concurrency_key),
     )
     if task.concurrency_key is not None and task.concurrency is None:
         read.problems.append(f"{path}.concurrency_key: needs concurrency = N beside it")
+    if task.unique_key is not None and task.unique is None:
+        read.problems.append(f"{path}.unique_key: needs unique = ... beside it")
     return task if len(read.problems) == before else None
 
 

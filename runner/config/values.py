@@ -110,6 +110,25 @@ def concurrency_key(value: Any) -> str:
     return path
 
 
+UNIQUE_MODES = ("queued", "running", "until_done")
+
+
+def unique_mode(value: Any) -> str:
+    """How long a unique job keeps its duplicates out: one of UNIQUE_MODES, or a
+    duration ("10m"), kept as "for:<ms>"."""
+    if value in UNIQUE_MODES:
+        return str(value)
+    try:
+        ms = round(parse_duration(value) * 1000)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(
+            f"must be {', '.join(UNIQUE_MODES)} or a duration like '10m', got {value!r}"
+        ) from None
+    if ms <= 0:
+        raise ValueError(f"must be a duration above 0, got {value!r}")
+    return f"for:{ms}"
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:

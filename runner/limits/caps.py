@@ -18,19 +18,21 @@ import orjson
 from runner.errors import UsageError
 
 
-def key_value(path: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+def key_value(
+    path: str, args: Sequence[Any], kwargs: Mapping[str, Any], setting: str = "concurrency_key"
+) -> str:
     """The key's value in a job's arguments, as text (a string as it is, anything
     else as JSON); UsageError naming the path when the job does not have it."""
     where, _, name = path.partition(".")
     if where == "args":
         index = int(name)
         if index >= len(args):
-            raise UsageError(f"concurrency_key {path}: the job has {len(args)} args")
+            raise UsageError(f"{setting} {path}: the job has {len(args)} args")
         value = args[index]
     elif name in kwargs:
         value = kwargs[name]
     else:
-        raise UsageError(f"concurrency_key {path}: the job has no kwargs {name!r}")
+        raise UsageError(f"{setting} {path}: the job has no kwargs {name!r}")
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 

@@ -82,7 +82,8 @@ class Parking:
         """Park the jobs due beyond the horizon (not cron ticks: their guard lives in
         Redis); what became of each job it took. {} when Postgres is out of reach:
         the caller enqueues them in Redis."""
-        far = [job for job in jobs if job.guard is None and self.beyond(job.due_at_ms, now_ms)]
+        far = [job for job in jobs if job.guard is None and "unique" not in job.extra
+               and self.beyond(job.due_at_ms, now_ms)]  # fmt: skip
         if not far:
             return {}
         try:

@@ -116,7 +116,9 @@ async def test_parked_jobs_start_on_time_and_once_with_two_promoters(
     pg: PgStore,
 ) -> None:
     daemons, client = _start(_config(daemon_config), spawn, redis, pg)
-    jobs = [client.new_job("noop", [], delay=4 + n * 0.01) for n in range(600)]  # 4 to 10 s
+    # Due 6 to 12 s from now: beyond the 2 s horizon for as long as the enqueue takes on
+    # a loaded machine, so every one is parked at enqueue.
+    jobs = [client.new_job("noop", [], delay=6 + n * 0.01) for n in range(600)]
     await client.enqueue_many(jobs)
     assert await pg.pool.fetchval("SELECT count(*) FROM runner_parked_jobs") == 600
     await _wait_all_succeeded(pg, 600, timeout=30)

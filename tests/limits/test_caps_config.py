@@ -1,5 +1,6 @@
-"""`concurrency` and `concurrency_key` under [tasks.NAME]: read as documented, and a
-bad value refused with the key named (check-config says the same)."""
+"""`concurrency`, `concurrency_key`, `unique` and `unique_key` under [tasks.NAME]: read
+as documented, and a bad value refused with the key named (check-config says the
+same)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def test_a_cap_and_its_key_are_read() -> None:
     assert settings.tasks["pay"].concurrency == 5
     assert settings.tasks["pay"].concurrency_key == "kwargs.account"
     assert parse_settings(_tasks(), "t", {}).tasks["pay"].concurrency is None
+    unique = parse_settings(_tasks(unique="10m", unique_key="args.0"), "t", {}).tasks["pay"]
+    assert (unique.unique, unique.unique_key) == ("for:600000", "args.0")
+    assert parse_settings(_tasks(unique="until_done"), "t", {}).tasks["pay"].unique == "until_done"
 
 
 @pytest.mark.parametrize(
@@ -30,6 +34,10 @@ def test_a_cap_and_its_key_are_read() -> None:
         ({"concurrency": 5, "concurrency_key": "account"}, "must be 'kwargs.NAME' or 'args.INDEX'"),
         ({"concurrency": 5, "concurrency_key": "args.first"}, "args takes an index from 0"),
         ({"concurrency_key": "kwargs.account"}, "needs concurrency = N beside it"),
+        ({"unique": "sometimes"}, "must be queued, running, until_done or a duration"),
+        ({"unique": "0s"}, "must be a duration above 0"),
+        ({"unique_key": "kwargs.account"}, "needs unique = ... beside it"),
+        ({"unique": "queued", "unique_key": "account"}, "tasks.pay.unique_key"),
     ],
 )
 def test_a_bad_cap_is_refused_with_its_key_named(fields: dict[str, object], said: str) -> None:

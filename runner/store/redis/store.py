@@ -18,6 +18,7 @@ from runner.jobs import (
     JobRecord,
     NewJob,
 )
+from runner.limits.unique import HOLDING_ARGV
 from runner.states import ENDED, GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
@@ -167,8 +168,12 @@ class RedisStore(
         replies = await asyncio.gather(
             *(self.queue(q)._enqueue_here(part, origin, now_ms) for q, part in by_queue.items())
         )
-        results = {r.id: r for part in replies for r in part}
-        return [results[job.id] for job in jobs]
+        results = {
+            id(job): result
+            for part, got in zip(by_queue.values(), replies, strict=True)
+            for job, result in zip(part, got, strict=True)
+        }
+        return [results[id(job)] for job in jobs]
 
     async def _enqueue_here(
         self, jobs: Sequence[NewJob], origin: str, now_ms: int
@@ -180,7 +185,7 @@ class RedisStore(
         packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
         keys = self.keys.enqueue_for({(job.kind, job.priority) for job in jobs if job.priority})
         args: list[str | int] = [now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed,
-                states_argv(GOING), RETIRED_ARGV, self.publish]  # fmt: skip
+                states_argv(GOING), RETIRED_ARGV, self.publish, HOLDING_ARGV]  # fmt: skip
         if self.wait_replicas:
             replies, acked = await run_replicated(
                 self.redis, self.scripts.enqueue, keys, args, self.wait_replicas
@@ -190,10 +195,7 @@ class RedisStore(
                 raise not_replicated([job.id for job in jobs], self.wait_replicas, acked)
         else:
             replies = await self.scripts.enqueue(keys=keys, args=args)
-        return [
-            EnqueueResult(job.id, not reply.startswith("="), reply.lstrip("="))
-            for job, reply in zip(jobs, replies, strict=True)
-        ]
+        return [_enqueued(job, reply) for job, reply in zip(jobs, replies, strict=True)]
 
     @on_redis
     async def forget_recorded(self, jobs: Sequence[tuple[str, int]], now_ms: int) -> int:
@@ -327,3 +329,12 @@ class RedisStore(
         """Call `on_due(ms)` for each wake-up message and `on_cancel(job_id)` for each
         running job cancelled by request, until the connection fails (see wakeups.py)."""
         await listen(self.redis, self.keys, on_due, on_cancel)
+
+
+def _enqueued(job: NewJob, reply: str) -> EnqueueResult:
+    """A reply of enqueue.lua: the state the job was created in; "=<state>" if its id
+    existed; "=<state> <id>" if a unique job of that id holds its unique key."""
+    if not reply.startswith("="):
+        return EnqueueResult(job.id, True, reply)
+    state, _, holder = reply[1:].partition(" ")
+    return EnqueueResult(holder or job.id, False, state)

@@ -28,6 +28,11 @@
 --   transition, so it writes no event. Its guard is false. `chosen` is 1 when the
 --   caller chose the id: such a job is marked (chosen_id), and an id that is retired
 --   (lib.lua) is refused as "=<the state it was retired in>".
+-- ARGV[9] (enqueues from a client only) the states in which a unique job holds its
+--   key, by mode (runner/limits/unique.py): {"queued": ",a,b,", ...}. A job whose
+--   extra fields have `unique` and `unique_key` is refused while the job named by
+--   <due prefix>unique:<key> holds it ("=<state> <that job's id>"); else it takes the
+--   key (for a duration "for:<ms>": that long, whatever becomes of it).
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
 -- ("=invalid" when a key of another type holds the job's name).
 
@@ -53,6 +58,40 @@ end
 
 local now, target, origin, wake = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local prefix = KEYS[5]
+local HOLDING = ARGV[9] and cjson.decode(ARGV[9]) or nil
+local UNIQUE_KEEP_MS = 30 * 86400000  -- a state-held key outlives any job in Redis
+
+-- The job that holds this job's unique key and its state, if it keeps this one out.
+local function unique_holder(id, extra)
+    if not (HOLDING and extra.unique and extra.unique_key) then
+        return nil
+    end
+    local got = redis.pcall('GET', KEYS[#KEYS] .. 'unique:' .. extra.unique_key)
+    if type(got) ~= 'string' or got == id then
+        return nil  -- free, or a key of another type: taken over below
+    end
+    local f = read_job(prefix .. got, 'state')
+    local state = f and f[1]
+    if string.sub(extra.unique, 1, 4) == 'for:' then
+        return got, state or 'unknown'
+    end
+    local holding = HOLDING[extra.unique]
+    if state and holding and string.find(holding, ',' .. state .. ',', 1, true) then
+        return got, state
+    end
+    return nil
+end
+
+local function take_unique(id, extra)
+    if not (HOLDING and extra.unique and extra.unique_key) then
+        return
+    end
+    local ttl = UNIQUE_KEEP_MS
+    if string.sub(extra.unique, 1, 4) == 'for:' then
+        ttl = tonumber(string.sub(extra.unique, 5)) or ttl
+    end
+    redis.call('SET', KEYS[#KEYS] .. 'unique:' .. extra.unique_key, id, 'PX', ttl)
+end
 local due_keys = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
 local replies, events, earliest = {}, {}, {}
 
@@ -66,11 +105,18 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         existing = retired_state(KEYS[7], id, ARGV[7])
     end
     local refused = not existing and job[10] and guard_refuses(job[10], id)
+    local holder, held_in
+    if not existing and not refused then
+        holder, held_in = unique_holder(id, job[8])
+    end
     if existing then
         replies[i] = '=' .. existing
     elseif refused then
         replies[i] = refused
+    elseif holder then
+        replies[i] = '=' .. held_in .. ' ' .. holder
     else
+        take_unique(id, job[8])
         local seq, attempt = 1, 0
         if promoted then
             seq, attempt = promoted[1], promoted[2]

@@ -46,7 +46,7 @@ local FIELD = {
     state = 's', seq = 'q', attempt = 'n', max_attempts = 'm', kind = 'k', task = 't',
     args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
     started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
-    priority = 'p', cap = 'l', cap_group = 'g',
+    priority = 'p', cap = 'l', cap_group = 'g', unique = 'v', unique_key = 'y',
 }
 
 -- The stored names of these fields (a name not in FIELD is stored as it is).

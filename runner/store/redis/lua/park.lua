@@ -19,10 +19,13 @@ return each_job(function(id, f)
     if tonumber(f[2]) ~= tonumber(SEQS[id]) then
         return 'refused:moved'
     end
+    if f[8] then
+        return 'refused:unique'  -- it holds its unique key in Redis (limits/unique.py)
+    end
     unschedule(id, f)
     redis.call('DEL', PREFIX .. id)
     if f[6] then
         retire(RETIRED, id, tonumber(f[7]) or NOW, TARGET, RETIRED_LIST)
     end
     return 'ok:' .. f[1]
-end, 'chosen_id', 'due_at')
+end, 'chosen_id', 'due_at', 'unique')
