@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 from runner.config.reader import TableReader
 from runner.config.values import one_of, positive_duration, queue_name, string
+from runner.errors import UsageError
+from runner.limits.caps import key_value
 
 
 class _Task(Protocol):
@@ -74,7 +76,25 @@ def read_cron(
         overlap=read.get(raw, f"{path}.overlap", "allow", one_of(*OVERLAP_POLICIES)),
         queue=read.get(raw, f"{path}.queue", None, queue_name),
     )
+    _check_keys(read, path, cron, tasks.get(task))
     return cron if len(read.problems) == before else None
+
+
+def _check_keys(read: TableReader, path: str, cron: CronSettings, task: Any) -> None:
+    """Every tick's job has the arguments its task's concurrency and unique keys name
+    (a tick would be refused at enqueue, every time, otherwise)."""
+    for setting in ("concurrency_key", "unique_key"):
+        key = task.get(setting) if isinstance(task, Mapping) else None  # the task's table
+        if not isinstance(key, str):
+            continue
+        try:
+            key_value(key, cron.args, cron.kwargs, setting=setting)
+        except UsageError as exc:
+            read.problems.append(
+                f"{path}: {exc} (task {cron.task!r}); give it in this schedule's args or kwargs"
+            )
+        except ValueError:
+            continue  # a malformed key: the task's own check says so
 
 
 def _timezone(value: Any) -> str:

@@ -44,3 +44,19 @@ def test_a_bad_cap_is_refused_with_its_key_named(fields: dict[str, object], said
     with pytest.raises(ConfigError) as refused:
         parse_settings(_tasks(**fields), "t", {})
     assert said in str(refused.value) and "tasks.pay." in str(refused.value)
+
+
+def test_a_cron_schedule_must_give_its_tasks_keys() -> None:
+    """Each tick's job needs the arguments its task's keys name: said at load, not at
+    every tick."""
+    data = {
+        **_tasks(concurrency=1, concurrency_key="kwargs.account"),
+        "cron": {"nightly": {"schedule": "0 3 * * *", "task": "pay", "kwargs": {"user": 1}}},
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"cron\.nightly: concurrency_key kwargs\.account: the job has no kwargs 'account'",
+    ):
+        parse_settings(data, "t", {})
+    data["cron"]["nightly"]["kwargs"] = {"account": "a1"}  # type: ignore[index]
+    assert parse_settings(data, "t", {}).cron["nightly"].task == "pay"

@@ -17,6 +17,7 @@ from runner.jobs import Outcome
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from tests.conftest import TEST_TASKS
+from tests.store.parked import DAY_S, HORIZON_S, parking_at
 
 LEASE_MS = 60_000
 
@@ -118,3 +119,19 @@ async def test_a_lock_key_of_another_type_is_taken_over(
     await redis.hset(f"{keys.due_prefix}unique:echo=x", "junk", "1")
     first = await client.enqueue("echo", ["x"])
     assert await client.enqueue("echo", ["x"]) == first
+
+
+async def test_a_unique_job_due_far_ahead_stays_in_redis_with_its_key(
+    make_settings: Callable[..., Settings], redis: Redis, pg: PgStore
+) -> None:
+    """Beyond the park horizon a job waits in PostgreSQL, but a unique one stays in
+    Redis, where the enqueue script checks its key: not parked at enqueue, nor by a
+    daemon's parker, and a duplicate is still refused."""
+    tasks = dict(TEST_TASKS)
+    tasks["echo"] = replace(tasks["echo"], unique="queued")
+    client = Client(make_settings(tasks=tasks, park_horizon=HORIZON_S), redis, pg)
+    first = await client.enqueue("echo", [1], delay=DAY_S)
+    assert await parking_at(client, 0).park_far(100) == 0
+    assert await client.store.job_states([first]) == {first: "scheduled"}
+    assert await pg.pool.fetchval("SELECT count(*) FROM runner_parked_jobs") == 0
+    assert await client.enqueue("echo", [1], delay=DAY_S) == first

@@ -22,8 +22,9 @@ from runner.store.redis.scripts import Scripts
 # (its last error too, for a retrying job) comes back with it when it is put back.
 _STATE_FIELDS = {"state", "attempt", "seq", "created_at", "updated_at", "started_at", "owner",
                  "result"}  # fmt: skip
-# A cron tick's job stays in Redis, where its schedule's overlap guard looks for it.
-_STAYS = "cron"
+# A cron tick's job stays in Redis, where its schedule's overlap guard looks for it;
+# a unique job too, where its enqueue's check finds it (runner/limits/unique.py).
+_STAYS = ("cron", "unique")
 # The extra field of a parked element that names its queue (never a job hash's).
 QUEUE_FIELD = "queue"
 
@@ -142,7 +143,9 @@ def _parkable(job_id: str, found: Any, queue: dict[str, str]) -> ParkedRow | Non
         return None  # a key of another type
     raw = named(found)
     state = raw.get("state")
-    if state not in WAITING or _STAYS in raw or any(f not in raw for f in ELEMENT_FIELDS):
+    if state not in WAITING or any(f in raw for f in _STAYS):
+        return None
+    if any(f not in raw for f in ELEMENT_FIELDS):
         return None
     numbers = [_whole(raw.get(f)) for f in ("due_at", "max_attempts", "seq", "attempt")]
     due, max_attempts, seq, attempt = numbers
