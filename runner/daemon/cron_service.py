@@ -27,6 +27,7 @@ from runner.daemon.metrics import Metrics
 from runner.daemon.resilience import Backoff
 from runner.jobs import NewJob, rfc3339_at
 from runner.limits.caps import cap_fields
+from runner.limits.rates import rate_fields
 from runner.logs import get_logger
 from runner.store import RedisStore
 
@@ -176,6 +177,13 @@ class CronService:
                 "cron": c.name,
                 "tick": rfc3339_at(tick),
                 **cap_fields(c.task, task.concurrency, task.concurrency_key, c.args, c.kwargs),
+                **rate_fields(
+                    c.task,
+                    task.rate_interval_ms,
+                    task.rate_burst,
+                    task.rate_key,
+                    {"args": c.args, "kwargs": c.kwargs},
+                ),
             },
             guard=(c.name, _ms(tick), c.overlap),
             queue=c.queue_of(self.tasks),  # its tick record is in that queue's slot

@@ -17,7 +17,8 @@ FIELD = {
     "args": "a", "kwargs": "w", "due_at": "d", "created_at": "c", "updated_at": "u",
     "started_at": "b", "owner": "o", "result": "r", "error": "e", "timeout": "x",
     "chosen_id": "i",
-    "priority": "p", "cap": "l", "cap_group": "g", "unique": "v", "unique_key": "y",
+    "priority": "p", "cap": "l", "cap_group": "g", "unique": "v", "unique_key": "y", "rate": "j",
+    "rate_group": "h",
 }  # fmt: skip
 _NAMED = {short: name for name, short in FIELD.items()}
 

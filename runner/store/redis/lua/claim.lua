@@ -55,7 +55,7 @@ end
 local function claim(id, kind)
     local key = prefix .. id
     local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
-        'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group')
+        'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group', 'rate', 'rate_group')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -88,6 +88,15 @@ local function claim(id, kind)
     local limit, group = cap_of(f[11], f[12])
     if limit and not take_slot(id, limit, group, f[7], now, prefix, target) then
         return  -- every slot of its group is taken: it waits for one (see lib.lua)
+    end
+    local interval, tolerance = rate_of(f[13], f[14])
+    if interval then
+        local allowed, at = rate_allows(f[14], interval, tolerance, now)
+        if not allowed then
+            if limit then redis.call('ZREM', slots_key(group), id) end
+            wait_rated(id, f[14], f[7], at)
+            return  -- its group's rate allows no start now: it waits (see lib.lua)
+        end
     end
     local attempt, seq = tonumber(f[3]) + 1, tonumber(f[8]) + 1
     hset(key, 'state', target, 'attempt', attempt, 'seq', seq,
@@ -154,6 +163,8 @@ local function take_due(sets, limit)
     return ids
 end
 
+wake_rated(now, {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}, prefix)
+
 for k = 1, 3 do
     local limit = tonumber(ARGV[5 + k])
     local sets = used_levels(kinds[k])
@@ -168,6 +179,10 @@ for k = 1, 3 do
         if first and (soonest == nil or tonumber(first) < soonest) then
             soonest, shown_as = tonumber(first), first
         end
+    end
+    local rate_wake = redis.call('ZRANGE', rate_wake_key(), 0, 0, 'WITHSCORES')[2]
+    if rate_wake and (soonest == nil or tonumber(rate_wake) < soonest) then
+        shown_as = rate_wake  -- a rate-limited group allows a start then (see lib.lua)
     end
     next_due[k] = shown_as
 end

@@ -46,7 +46,8 @@ local FIELD = {
     state = 's', seq = 'q', attempt = 'n', max_attempts = 'm', kind = 'k', task = 't',
     args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
     started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
-    priority = 'p', cap = 'l', cap_group = 'g', unique = 'v', unique_key = 'y',
+    priority = 'p', cap = 'l', cap_group = 'g', unique = 'v', unique_key = 'y', rate = 'j',
+    rate_group = 'h',
 }
 
 -- The stored names of these fields (a name not in FIELD is stored as it is).
@@ -258,5 +259,86 @@ local function free_slot(id, cap, group, ctx)
             redis.call('ZADD', due, waiting[i + 1], waiting[i])
             redis.call(ctx.publish, ctx.wake, waiting[i + 1])
         end
+    end
+end
+
+-- Rate limits (runner/limits/rates.py): a job of a rate-limited task carries `rate`,
+-- "<interval ms>/<tolerance ms>" (one start per interval, up to tolerance / interval
+-- more at once), and `rate_group`. A generic cell rate algorithm: the group's
+-- theoretical arrival time is <due prefix>rate:<group>; a start is allowed when it is
+-- at most `tolerance` ahead of now, and moves it one interval on. A due job refused
+-- waits in <due prefix>rated:<group> (scored by due time) and the group in
+-- <due prefix>ratewake, scored by when it next allows a start: a claim from then on
+-- puts its earliest waiting job back in its due set, and claims report that time
+-- as a due time, so daemons wake for it instead of asking in vain.
+
+local function rated_key(group)
+    return KEYS[#KEYS] .. 'rated:' .. group
+end
+
+local function rate_wake_key()
+    return KEYS[#KEYS] .. 'ratewake'
+end
+
+-- The interval and tolerance of a job's `rate`, or nil (an untrusted one that does not
+-- read as two whole numbers, the interval from 1, is no limit).
+local function rate_of(rate, group)
+    if not (rate and group and group ~= '') then return nil end
+    local interval, tolerance = string.match(rate, '^(%d+)/(%d+)$')
+    interval, tolerance = tonumber(interval), tonumber(tolerance)
+    if interval and tolerance and interval >= 1 then
+        return interval, tolerance
+    end
+    return nil
+end
+
+-- Whether the group allows a start now (then counted); if not, when it will.
+local function rate_allows(group, interval, tolerance, now)
+    local key = KEYS[#KEYS] .. 'rate:' .. group
+    local got = redis.pcall('GET', key)
+    local tat = math.max(type(got) == 'string' and tonumber(got) or 0, now)
+    if tat - now > tolerance then
+        return false, tat - tolerance
+    end
+    tat = tat + interval
+    redis.call('SET', key, string.format('%d', tat), 'PX', tat - now + tolerance + 1000)
+    return true, nil
+end
+
+-- Groups whose time has come put back in their due sets as many of their earliest
+-- waiting jobs as the rate now allows; a group with more waiting is woken again once
+-- those will have started. `rate` reads a waiting job's interval and tolerance.
+local function wake_rated(now, due, prefix)
+    local groups = redis.call('ZRANGEBYSCORE', rate_wake_key(), '-inf', now, 'LIMIT', 0, 100)
+    for _, group in ipairs(groups) do
+        redis.call('ZREM', rate_wake_key(), group)
+        local first = redis.call('ZRANGE', rated_key(group), 0, 0)[1]
+        local f = first and read_job(prefix .. first, 'rate') or {}
+        local interval, tolerance = rate_of(f[1], group)
+        interval, tolerance = interval or 1, tolerance or 0
+        local got = redis.pcall('GET', KEYS[#KEYS] .. 'rate:' .. group)
+        local tat = math.max(type(got) == 'string' and tonumber(got) or 0, now)
+        local allowance = math.max(1, math.floor((now + tolerance - tat) / interval) + 1)
+        local waiting = redis.call('ZPOPMIN', rated_key(group), allowance)
+        for i = 1, #waiting, 2 do
+            local w = read_job(prefix .. waiting[i], 'kind', 'priority')
+            local bad = {}
+            if w then need_kind(bad, w[1]) end
+            local set = (w and #bad == 0) and due_set(due, w[1], w[2]) or due.async
+            redis.call('ZADD', set, waiting[i + 1], waiting[i])
+        end
+        if redis.call('EXISTS', rated_key(group)) == 1 then
+            local next_start = tat + allowance * interval - tolerance
+            redis.call('ZADD', rate_wake_key(), string.format('%d', next_start), group)
+        end
+    end
+end
+
+-- The job waits for its group's next start at `allowed` (ms).
+local function wait_rated(id, group, due_ms, allowed)
+    redis.call('ZADD', rated_key(group), due_ms, id)
+    local wake = tonumber(redis.call('ZSCORE', rate_wake_key(), group))
+    if not wake or allowed < wake then
+        redis.call('ZADD', rate_wake_key(), allowed, group)
     end
 end

@@ -57,12 +57,13 @@ local function priority_of(id)
 end
 
 -- Out of every set that lists it as waiting: its due set, its task's held set, its
--- concurrency group's capped set (see lib.lua).
+-- concurrency group's capped set, its rate group's waiting set (see lib.lua).
 local function unschedule(id, f)
-    local more = read_job(PREFIX .. id, 'priority', 'cap_group') or {}
+    local more = read_job(PREFIX .. id, 'priority', 'cap_group', 'rate_group') or {}
     redis.call('ZREM', due_set(DUE, f[4], more[1]), id)
     if f[5] then redis.call('ZREM', HELD .. f[5], id) end
     if more[2] and more[2] ~= '' then redis.call('ZREM', capped_key(more[2]), id) end
+    if more[3] and more[3] ~= '' then redis.call('ZREM', rated_key(more[3]), id) end
 end
 
 -- A running job's end by request (cancel): its lease and its concurrency slot go.

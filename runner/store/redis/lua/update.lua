@@ -8,15 +8,17 @@ local changes = cjson.decode(REQUEST)
 
 -- A new due time moves the job where it waits: its kind's due set, or its paused
 -- task's held set; a paused job is in neither and takes it when resumed. A job
--- waiting for a concurrency slot goes back to its due set at the new time (it asks
--- for a slot again when that comes).
+-- waiting for a concurrency slot or for its rate goes back to its due set at the new
+-- time (it asks again when that comes).
 local function move(id, f, due)
-    local group = (read_job(PREFIX .. id, 'cap_group') or {})[1]
+    local groups = read_job(PREFIX .. id, 'cap_group', 'rate_group') or {}
     if redis.call('ZSCORE', due_set(DUE, f[4], priority_of(id)), id) then
         schedule(id, f[4], due)
     elseif f[5] and redis.call('ZSCORE', HELD .. f[5], id) then
         redis.call('ZADD', HELD .. f[5], due, id)
-    elseif group and redis.call('ZREM', capped_key(group), id) == 1 then
+    elseif groups[1] and redis.call('ZREM', capped_key(groups[1]), id) == 1 then
+        schedule(id, f[4], due)
+    elseif groups[2] and redis.call('ZREM', rated_key(groups[2]), id) == 1 then
         schedule(id, f[4], due)
     end
 end
