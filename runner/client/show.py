@@ -43,11 +43,15 @@ async def show_document(settings: Settings, job_id: str) -> dict[str, Any]:
 
 
 async def _waiting_for(client: Client, job: Any) -> str | None:
-    """Why a due job is not starting, when a concurrency cap holds it back."""
+    """Why a due job is not starting, when a concurrency cap or a rate holds it back."""
+    if job.state not in WAITING:
+        return None
     group, cap = job.extra.get("cap_group"), job.extra.get("cap")
-    if not group or job.state not in WAITING:
-        return None
-    running = await client.store.cap_wait(job.queue, group, job.id)
-    if running is None:
-        return None
-    return f"a concurrency slot: {running} of {cap} of {group!r} running"
+    running = await client.store.cap_wait(job.queue, group, job.id) if group else None
+    if running is not None:
+        return f"a concurrency slot: {running} of {cap} of {group!r} running"
+    rated = job.extra.get("rate_group")
+    wake = await client.store.rate_wait(job.queue, rated, job.id) if rated else None
+    if wake is not None:
+        return f"its rate ({rated!r}): the next start is allowed at {rfc3339(wake)}"
+    return None

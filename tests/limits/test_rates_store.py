@@ -12,7 +12,9 @@ import pytest
 from redis.asyncio import Redis
 
 from runner.client.client import Client
+from runner.client.show import show_document
 from runner.config.settings import Settings
+from runner.jobs import rfc3339
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from tests.conftest import TEST_TASKS
@@ -43,6 +45,11 @@ async def test_one_start_per_interval_across_daemons(
     assert await _claim(client, t) == (["r0"], t + 100)
     assert await _claim(client, t + 50, "d2") == ([], t + 100)
     assert set((await client.store.job_states(["r1", "r2"])).values()) == {"scheduled"}
+    shown = await show_document(client.settings, "r1")
+    assert (
+        shown["waiting_for"]
+        == f"its rate ('echo'): the next start is allowed at {rfc3339(t + 100)}"
+    )
     assert (await _claim(client, t + 100, "d3"))[0] == ["r1"]
     assert (await _claim(client, t + 150))[0] == []
     assert (await _claim(client, t + 200, "d2"))[0] == ["r2"]
