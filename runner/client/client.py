@@ -144,7 +144,7 @@ class Client(RequestVerbs):
         arguments = {"args": args, "kwargs": kwargs or {}, "args_json": args_json,
                      "kwargs_json": kwargs_json}  # fmt: skip
         extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
-        extra |= rate_fields(task, spec.rate_interval_ms, spec.rate_burst, spec.rate_key, arguments)
+        extra |= rate_fields(task, spec.rate_interval_us, spec.rate_burst, spec.rate_key, arguments)
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,

@@ -45,7 +45,7 @@ from runner.config.values import (
     unique_mode,
 )
 from runner.errors import ConfigError
-from runner.limits.rates import interval_ms
+from runner.limits.rates import interval_us
 from runner.redact import redact_url
 
 TaskKind = Literal["async", "io", "cpu"]
@@ -77,7 +77,7 @@ class TaskSettings:
     concurrency_key: str | None = None  # ...per value of this ("kwargs.NAME", "args.N")
     unique: str | None = None  # queued, running, until_done, or "for:<ms>" (limits/unique.py)
     unique_key: str | None = None  # where the key is in the args; None: all of them
-    rate_interval_ms: int | None = None  # `rate`: ms between starts (limits/rates.py)
+    rate_interval_us: int | None = None  # `rate`: us between starts (limits/rates.py)
     rate_burst: int = 1  # starts at once after a quiet spell
     rate_key: str | None = None  # ...per value of this argument
 
@@ -167,7 +167,7 @@ def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
         concurrency_key=read.get(raw, f"{path}.concurrency_key", None, concurrency_key),
         unique=read.get(raw, f"{path}.unique", None, unique_mode),
         unique_key=read.get(raw, f"{path}.unique_key", None, concurrency_key),
-        rate_interval_ms=read.get(raw, f"{path}.rate", None, interval_ms),
+        rate_interval_us=read.get(raw, f"{path}.rate", None, interval_us),
         rate_burst=read.get(raw, f"{path}.rate_burst", 1, positive_int),
         rate_key=read.get(raw, f"{path}.rate_key", None, concurrency_key),
     )
@@ -175,7 +175,7 @@ def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
         read.problems.append(f"{path}.concurrency_key: needs concurrency = N beside it")
     if task.unique_key is not None and task.unique is None:
         read.problems.append(f"{path}.unique_key: needs unique = ... beside it")
-    if task.rate_interval_ms is None and ("rate_key" in raw or "rate_burst" in raw):
+    if task.rate_interval_us is None and ("rate_key" in raw or "rate_burst" in raw):
         read.problems.append(f'{path}: rate_key and rate_burst need rate = "N/s" beside them')
     return task if len(read.problems) == before else None
 

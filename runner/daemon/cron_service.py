@@ -179,7 +179,7 @@ class CronService:
                 **cap_fields(c.task, task.concurrency, task.concurrency_key, c.args, c.kwargs),
                 **rate_fields(
                     c.task,
-                    task.rate_interval_ms,
+                    task.rate_interval_us,
                     task.rate_burst,
                     task.rate_key,
                     {"args": c.args, "kwargs": c.kwargs},

@@ -6,7 +6,7 @@ concurrency_key's) makes it a rate per value of that argument.
 The claim script enforces it with a generic cell rate algorithm (lua/lib.lua): a
 job held back is not claimed, failed or charged an attempt; it waits, still due,
 and daemons are told when the rate next allows a start, so none asks in vain.
-The rate is kept in the job's hash as "<interval ms>/<tolerance ms>", worked out
+The rate is kept in the job's hash as "<interval us>/<tolerance us>", worked out
 at enqueue.
 """
 
@@ -18,22 +18,22 @@ from typing import Any
 
 from runner.limits.caps import key_value
 
-PERIODS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000}
-FASTEST_PER_S = 1_000  # an interval is whole milliseconds
+PERIODS_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
+FASTEST_PER_S = 1_000_000  # an interval is whole microseconds
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")
 
 
-def interval_ms(text: str) -> int:
-    """The milliseconds between two starts of a rate "N/s", "N/m" or "N/h"
+def interval_us(text: str) -> int:
+    """The microseconds between two starts of a rate "N/s", "N/m" or "N/h"
     (ValueError saying what is accepted)."""
     found = _RATE.match(text) if isinstance(text, str) else None
     if found is None:
         raise ValueError(f"must look like '50/s', '100/m' or '1000/h', got {text!r}")
-    count, period = int(found.group(1)), PERIODS_MS[found.group(2)]
+    count, period = int(found.group(1)), PERIODS_US[found.group(2)]
     if count < 1:
         raise ValueError(f"must allow at least 1 start, got {text!r}")
     if period / count < 1:
-        raise ValueError(f"must be at most {FASTEST_PER_S}/s, got {text!r}")
+        raise ValueError(f"must be at most {FASTEST_PER_S:,}/s, got {text!r}")
     return round(period / count)
 
 

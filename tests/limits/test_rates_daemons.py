@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.client.client import Client
 from runner.config.settings import load_settings
-from runner.limits.rates import interval_ms
+from runner.limits.rates import interval_us
 from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
 from tests.tasks import RUN_LEDGER_ENV
@@ -65,7 +65,7 @@ async def test_rates_hold_on_three_daemons(
     daemons = [spawn(config, {RUN_LEDGER_ENV: str(ledger)}) for _ in range(3)]
     for daemon in daemons:
         daemon.wait_ready()
-    per_s = 1000 / interval_ms(RATE)
+    per_s = 1_000_000 / interval_us(RATE)
     async with await Client.connect(load_settings(config, env={})) as client:
         jobs = [client.new_job("limited", [f"l{n}", 1]) for n in range(JOBS)]
         jobs += [client.new_job("keyed", [f"k{n % KEYS}", f"j{n}", 1])

@@ -263,8 +263,9 @@ local function free_slot(id, cap, group, ctx)
 end
 
 -- Rate limits (runner/limits/rates.py): a job of a rate-limited task carries `rate`,
--- "<interval ms>/<tolerance ms>" (one start per interval, up to tolerance / interval
--- more at once), and `rate_group`. A generic cell rate algorithm: the group's
+-- "<interval us>/<tolerance us>" (one start per interval, up to tolerance / interval
+-- more at once; microseconds, so that rates past 1000/s keep their precision), and
+-- `rate_group`. A generic cell rate algorithm: the group's
 -- theoretical arrival time is <due prefix>rate:<group>; a start is allowed when it is
 -- at most `tolerance` ahead of now, and moves it one interval on. A due job refused
 -- waits in <due prefix>rated:<group> (scored by due time) and the group in
@@ -292,16 +293,17 @@ local function rate_of(rate, group)
     return nil
 end
 
--- Whether the group allows a start now (then counted); if not, when it will.
+-- Whether the group allows a start at `now` (ms; then counted); if not, when (ms).
 local function rate_allows(group, interval, tolerance, now)
-    local key = KEYS[#KEYS] .. 'rate:' .. group
+    local key, now_us = KEYS[#KEYS] .. 'rate:' .. group, now * 1000
     local got = redis.pcall('GET', key)
-    local tat = math.max(type(got) == 'string' and tonumber(got) or 0, now)
-    if tat - now > tolerance then
-        return false, tat - tolerance
+    local tat = math.max(type(got) == 'string' and tonumber(got) or 0, now_us)
+    if tat - now_us > tolerance then
+        return false, math.ceil((tat - tolerance) / 1000)
     end
     tat = tat + interval
-    redis.call('SET', key, string.format('%d', tat), 'PX', tat - now + tolerance + 1000)
+    local keep_ms = math.ceil((tat - now_us + tolerance) / 1000) + 1000
+    redis.call('SET', key, string.format('%d', tat), 'PX', keep_ms)
     return true, nil
 end
 
@@ -317,8 +319,8 @@ local function wake_rated(now, due, prefix)
         local interval, tolerance = rate_of(f[1], group)
         interval, tolerance = interval or 1, tolerance or 0
         local got = redis.pcall('GET', KEYS[#KEYS] .. 'rate:' .. group)
-        local tat = math.max(type(got) == 'string' and tonumber(got) or 0, now)
-        local allowance = math.max(1, math.floor((now + tolerance - tat) / interval) + 1)
+        local tat = math.max(type(got) == 'string' and tonumber(got) or 0, now * 1000)
+        local allowance = math.max(1, math.floor((now * 1000 + tolerance - tat) / interval) + 1)
         local waiting = redis.call('ZPOPMIN', rated_key(group), allowance)
         for i = 1, #waiting, 2 do
             local w = read_job(prefix .. waiting[i], 'kind', 'priority')
@@ -328,7 +330,7 @@ local function wake_rated(now, due, prefix)
             redis.call('ZADD', set, waiting[i + 1], waiting[i])
         end
         if redis.call('EXISTS', rated_key(group)) == 1 then
-            local next_start = tat + allowance * interval - tolerance
+            local next_start = math.ceil((tat + allowance * interval - tolerance) / 1000)
             redis.call('ZADD', rate_wake_key(), string.format('%d', next_start), group)
         end
     end
