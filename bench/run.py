@@ -22,7 +22,8 @@ replicas (bench/wait_replicas.py), then what named queues cost: this runner on o
 queue against the runner from before queues, six weighted queues against one, and
 six queues on that cluster against one node (bench/queues.py, last: it empties the
 shared Redis between its runs), and one queue against before in instructions per
-job under callgrind (bench/queue_instructions.py); each phase
+job under callgrind (bench/queue_instructions.py), then what a concurrency cap and a
+rate limit cost when they do not bind (bench/limits.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -48,6 +49,7 @@ from bench import (
     depth,
     enqueue_ids,
     history,
+    limits,
     listing,
     memory_peers,
     metrics,
@@ -121,6 +123,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--queue-jobs", type=int, default=queues.JOBS,
         help="no-op jobs a run of the named-queues phase (0: skip the phase)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--limit-jobs", type=int, default=limits.JOBS,
+        help="no-op jobs a run of the phase of caps and rates that do not bind (0: skip)",
     )  # fmt: skip
     parser.add_argument(
         "--deep", type=int, default=depth.DEEP, help="jobs due at once, depth phase (0: skip it)"
@@ -263,6 +269,9 @@ def _queue_phases(
         if queue_instructions.available():  # the same, counted in instructions
             counted = queue_instructions.measure(servers, folder)
             done.append(_section("queue_instructions", counted, counted.render()))
+    if args.limit_jobs:
+        shaped = limits.measure(servers, folder, jobs=args.limit_jobs)
+        done.append(_section("limits", shaped, limits.render(shaped)))
     return done
 
 
