@@ -93,7 +93,7 @@ local function claim(id, kind)
     if interval then
         local allowed, at = rate_allows(f[14], interval, tolerance, now)
         if not allowed then
-            if limit then redis.call('ZREM', slots_key(group), id) end
+            if limit then untake_slot(group) end
             wait_rated(id, f[14], f[7], at)
             return  -- its group's rate allows no start now: it waits (see lib.lua)
         end
@@ -187,6 +187,7 @@ for k = 1, 3 do
     next_due[k] = shown_as
 end
 
+flush_claim_limits()
 if #events > 0 then
     redis.call('XADD', KEYS[5], '*', 'e', '[' .. table.concat(events, ',') .. ']')
 end

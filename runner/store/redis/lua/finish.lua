@@ -49,7 +49,7 @@ local function finish(o)
     need_whole(bad, 'attempt', f[3], 1)
     if due_at > 0 then need_kind(bad, f[5]) end
     redis.call('ZREM', KEYS[1], id)
-    free_slot(id, f[7], f[8], slot_ctx)
+    free_slot_later(id, f[7], f[8])
     if #bad > 0 then
         local fields = {state = f[1], attempt = f[3], seq = f[4]}
         quarantine(dead, key, id, now, daemon, failed, malformed(bad), fields, events)
@@ -78,6 +78,7 @@ for i, o in ipairs(cjson.decode(ARGV[5])) do
     replies[i] = finish(o)
 end
 
+flush_freed_slots(slot_ctx)
 if #events > 0 then
     redis.call('XADD', KEYS[2], '*', 'e', '[' .. table.concat(events, ',') .. ']')
 end

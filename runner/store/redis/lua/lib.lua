@@ -218,34 +218,44 @@ local function drop_stale_slots(slots, prefix, running)
     end
 end
 
+-- Within one claim call, a group's running count is read once and kept here, and its
+-- new slots are written in one ZADD at the end (flush_claim_limits): a claim of many
+-- jobs of one group costs its set two calls, not two a job.
+local SLOT_COUNT, SLOT_ADDS = {}, {}
+
 -- A slot of the group for job `id` (true), or the job waits in the group's capped set
 -- at its due time (false).
 local function take_slot(id, limit, group, due, now, prefix, running)
-    local slots = slots_key(group)
-    if redis.call('ZCARD', slots) >= limit then
-        drop_stale_slots(slots, prefix, running)
-        if redis.call('ZCARD', slots) >= limit then
+    local count = SLOT_COUNT[group] or redis.call('ZCARD', slots_key(group))
+    local adds = SLOT_ADDS[group] or {}
+    if count >= limit then
+        drop_stale_slots(slots_key(group), prefix, running)
+        count = redis.call('ZCARD', slots_key(group)) + #adds / 2
+        if count >= limit then
+            SLOT_COUNT[group] = count
             redis.call('ZADD', capped_key(group), due, id)
             return false
         end
     end
-    redis.call('ZADD', slots, now, id)
+    SLOT_COUNT[group] = count + 1
+    adds[#adds + 1], adds[#adds + 2] = now, id
+    SLOT_ADDS[group] = adds
     return true
 end
 
--- Job `id` leaves its group's slots; the earliest waiting jobs take the slots free
--- now, back in their due sets at their due times. `ctx`: due (kind -> level 0's
--- set), prefix (job hash key prefix), wake (channel), publish (command).
-local function free_slot(id, cap, group, ctx)
-    local limit
-    limit, group = cap_of(cap, group)
-    if not limit then
-        return
-    end
-    local slots = slots_key(group)
-    redis.call('ZREM', slots, id)
-    local free = limit - redis.call('ZCARD', slots)
-    if free <= 0 then
+-- The slot just taken for the group goes back (its job could not start after all).
+local function untake_slot(group)
+    local adds = SLOT_ADDS[group]
+    adds[#adds], adds[#adds - 1] = nil, nil
+    SLOT_COUNT[group] = SLOT_COUNT[group] - 1
+end
+
+-- The earliest waiting jobs of the group take the slots free now, back in their due
+-- sets at their due times. `ctx`: due (kind -> level 0's set), prefix (job hash key
+-- prefix), wake (channel), publish (command).
+local function fill_slots(group, limit, ctx)
+    local free = limit - redis.call('ZCARD', slots_key(group))
+    if free <= 0 or redis.call('EXISTS', capped_key(group)) == 0 then
         return
     end
     local waiting = redis.call('ZPOPMIN', capped_key(group), free)
@@ -259,6 +269,39 @@ local function free_slot(id, cap, group, ctx)
             redis.call('ZADD', due, waiting[i + 1], waiting[i])
             redis.call(ctx.publish, ctx.wake, waiting[i + 1])
         end
+    end
+end
+
+-- Job `id` leaves its group's slots, and waiting jobs take what is free.
+local function free_slot(id, cap, group, ctx)
+    local limit
+    limit, group = cap_of(cap, group)
+    if limit then
+        redis.call('ZREM', slots_key(group), id)
+        fill_slots(group, limit, ctx)
+    end
+end
+
+-- The same for a batch of ended runs (finish.lua): each group's slots are given
+-- back in one ZREM, and filled once, at flush_freed_slots.
+local FREED, FREED_LIMIT = {}, {}
+
+local function free_slot_later(id, cap, group)
+    local limit
+    limit, group = cap_of(cap, group)
+    if limit then
+        FREED[group] = FREED[group] or {}
+        table.insert(FREED[group], id)
+        FREED_LIMIT[group] = limit
+    end
+end
+
+local function flush_freed_slots(ctx)
+    for group, ids in pairs(FREED) do
+        for i = 1, #ids, 1000 do
+            redis.call('ZREM', slots_key(group), unpack(ids, i, math.min(i + 999, #ids)))
+        end
+        fill_slots(group, FREED_LIMIT[group], ctx)
     end
 end
 
@@ -293,18 +336,38 @@ local function rate_of(rate, group)
     return nil
 end
 
+-- Within one claim call, a group's theoretical arrival time (us) is read once, kept
+-- here, and written once at the end (flush_claim_limits), with how long to keep it.
+local RATE_TAT, RATE_KEEP = {}, {}
+
 -- Whether the group allows a start at `now` (ms; then counted); if not, when (ms).
 local function rate_allows(group, interval, tolerance, now)
-    local key, now_us = KEYS[#KEYS] .. 'rate:' .. group, now * 1000
-    local got = redis.pcall('GET', key)
-    local tat = math.max(type(got) == 'string' and tonumber(got) or 0, now_us)
+    local now_us, tat = now * 1000, RATE_TAT[group]
+    if tat == nil then
+        local got = redis.pcall('GET', KEYS[#KEYS] .. 'rate:' .. group)
+        tat = type(got) == 'string' and tonumber(got) or 0
+    end
+    tat = math.max(tat, now_us)
+    RATE_TAT[group] = tat
     if tat - now_us > tolerance then
         return false, math.ceil((tat - tolerance) / 1000)
     end
-    tat = tat + interval
-    local keep_ms = math.ceil((tat - now_us + tolerance) / 1000) + 1000
-    redis.call('SET', key, string.format('%d', tat), 'PX', keep_ms)
+    RATE_TAT[group] = tat + interval
+    RATE_KEEP[group] = math.ceil((tat + interval - now_us + tolerance) / 1000) + 1000
     return true, nil
+end
+
+-- What take_slot and rate_allows kept for the end of the claim call, written.
+local function flush_claim_limits()
+    for group, adds in pairs(SLOT_ADDS) do
+        for i = 1, #adds, 1000 do
+            redis.call('ZADD', slots_key(group), unpack(adds, i, math.min(i + 999, #adds)))
+        end
+    end
+    for group, keep in pairs(RATE_KEEP) do
+        redis.call('SET', KEYS[#KEYS] .. 'rate:' .. group, string.format('%d', RATE_TAT[group]),
+            'PX', keep)
+    end
 end
 
 -- Groups whose time has come put back in their due sets as many of their earliest
