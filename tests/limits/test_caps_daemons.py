@@ -20,6 +20,7 @@ from runner.client.client import Client
 from runner.config.settings import load_settings
 from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
+from tests.limits.shared import all_succeeded
 from tests.tasks import RUN_LEDGER_ENV
 from tests.waiting import eventually
 
@@ -68,11 +69,6 @@ def _full_after(runs: list[Run], since_ms: float, width: int) -> bool:
     return _most_at_once([(s, e) for s, e in runs if s >= since_ms]) >= width
 
 
-async def _all_succeeded(pg: PgStore, count: int) -> bool:
-    done = await pg.pool.fetchval("SELECT count(*) FROM runner_jobs WHERE state = 'succeeded'")
-    return bool(done == count)
-
-
 async def test_caps_hold_on_three_daemons_through_a_kill(
     daemon_config: Callable[..., Path],
     spawn: Callable[..., DaemonProcess],
@@ -96,7 +92,7 @@ async def test_caps_hold_on_three_daemons_through_a_kill(
             kills.append(time.time() * 1000)
             daemons[n % 3] = spawn(config, {RUN_LEDGER_ENV: str(ledger)})
         try:
-            await eventually(lambda: _all_succeeded(pg, JOBS), timeout=60 + JOBS / 50,
+            await eventually(lambda: all_succeeded(pg, JOBS), timeout=60 + JOBS / 50,
                              what="every job succeeded")  # fmt: skip
         except AssertionError as exc:
             states = await pg.pool.fetch(

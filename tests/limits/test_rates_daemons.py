@@ -17,6 +17,7 @@ from runner.config.settings import load_settings
 from runner.limits.rates import interval_us
 from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
+from tests.limits.shared import all_succeeded
 from tests.tasks import RUN_LEDGER_ENV
 from tests.waiting import eventually
 
@@ -49,11 +50,6 @@ def _held_rate(starts: list[float]) -> float:
     return (len(starts) - BURST) * 1000 / (starts[-1] - starts[0])
 
 
-async def _all_succeeded(pg: PgStore, count: int) -> bool:
-    done = await pg.pool.fetchval("SELECT count(*) FROM runner_jobs WHERE state = 'succeeded'")
-    return bool(done == count)
-
-
 async def test_rates_hold_on_three_daemons(
     daemon_config: Callable[..., Path],
     spawn: Callable[..., DaemonProcess],
@@ -72,7 +68,7 @@ async def test_rates_hold_on_three_daemons(
                  for n in range(KEYS * PER_KEY)]  # fmt: skip
         await client.enqueue_many(jobs)
         total = JOBS + KEYS * PER_KEY
-        await eventually(lambda: _all_succeeded(pg, total), timeout=30 + JOBS / per_s,
+        await eventually(lambda: all_succeeded(pg, total), timeout=30 + JOBS / per_s,
                          what="every job succeeded")  # fmt: skip
     groups = _starts(ledger)
     limited = groups.pop("limited")

@@ -6,7 +6,6 @@ waits, and claims say when the rate next allows a start (no claim in vain);
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import pytest
 from redis.asyncio import Redis
@@ -17,17 +16,9 @@ from runner.config.settings import Settings
 from runner.jobs import rfc3339
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
-from tests.conftest import TEST_TASKS
+from tests.limits.shared import limited_client
 
 LEASE_MS = 60_000
-
-
-def _client(
-    make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, **echo: object
-) -> Client:
-    tasks = dict(TEST_TASKS)
-    tasks["echo"] = replace(tasks["echo"], **echo)  # type: ignore[arg-type]
-    return Client(make_settings(tasks=tasks), redis, pg)
 
 
 async def _claim(client: Client, at_ms: int, daemon: str = "d1") -> tuple[list[str], int | None]:
@@ -38,7 +29,7 @@ async def _claim(client: Client, at_ms: int, daemon: str = "d1") -> tuple[list[s
 async def test_one_start_per_interval_across_daemons(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
 ) -> None:
-    client = _client(make_settings, redis, pg, rate_interval_us=100_000)
+    client = limited_client(make_settings, redis, pg, rate_interval_us=100_000)
     for n in range(4):
         await client.enqueue("echo", [n], job_id=f"r{n}")
     t = client.clock.now_ms() + 10
@@ -60,7 +51,7 @@ async def test_one_start_per_interval_across_daemons(
 async def test_a_burst_starts_at_once_then_the_rate_holds(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore
 ) -> None:
-    client = _client(make_settings, redis, pg, rate_interval_us=100_000, rate_burst=3)
+    client = limited_client(make_settings, redis, pg, rate_interval_us=100_000, rate_burst=3)
     for n in range(5):
         await client.enqueue("echo", [n], job_id=f"b{n}")
     t = client.clock.now_ms() + 10
@@ -72,7 +63,7 @@ async def test_a_burst_starts_at_once_then_the_rate_holds(
 async def test_a_rate_per_key(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore
 ) -> None:
-    client = _client(make_settings, redis, pg, rate_interval_us=1_000_000, rate_key="args.0")
+    client = limited_client(make_settings, redis, pg, rate_interval_us=1_000_000, rate_key="args.0")
     for n, key in enumerate(["a", "a", "b", "b", "c"]):
         await client.enqueue("echo", [key], job_id=f"k{n}")
     t = client.clock.now_ms() + 10
@@ -83,7 +74,7 @@ async def test_a_rate_per_key(
 async def test_requests_reach_a_job_waiting_for_its_rate(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
 ) -> None:
-    client = _client(make_settings, redis, pg, rate_interval_us=1_000_000)
+    client = limited_client(make_settings, redis, pg, rate_interval_us=1_000_000)
     for n in range(3):
         await client.enqueue("echo", [n], job_id=f"q{n}")
     t = client.clock.now_ms() + 10
@@ -97,7 +88,7 @@ async def test_requests_reach_a_job_waiting_for_its_rate(
 async def test_an_untrusted_rate_counts_as_none(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
 ) -> None:
-    client = _client(make_settings, redis, pg, rate_interval_us=1_000_000)
+    client = limited_client(make_settings, redis, pg, rate_interval_us=1_000_000)
     for n in range(3):
         await client.enqueue("echo", [n], job_id=f"u{n}")
         await redis.hset(keys.job(f"u{n}"), "j", "fast")

@@ -17,17 +17,10 @@ from runner.jobs import Outcome
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from tests.conftest import TEST_TASKS
+from tests.limits.shared import limited_client
 from tests.store.parked import DAY_S, HORIZON_S, parking_at
 
 LEASE_MS = 60_000
-
-
-def _client(
-    make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, **echo: object
-) -> Client:
-    tasks = dict(TEST_TASKS)
-    tasks["echo"] = replace(tasks["echo"], **echo)  # type: ignore[arg-type]
-    return Client(make_settings(tasks=tasks), redis, pg)
 
 
 async def _claim(client: Client) -> list[str]:
@@ -46,7 +39,7 @@ async def _end(client: Client, redis: Redis, keys: Keys, job_id: str, action: st
 async def test_twenty_clients_at_once_make_one_job(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
 ) -> None:
-    clients = [_client(make_settings, redis, pg, unique="until_done") for _ in range(20)]
+    clients = [limited_client(make_settings, redis, pg, unique="until_done") for _ in range(20)]
 
     async def fifty(client: Client) -> list[tuple[str, bool]]:
         results = []
@@ -70,7 +63,7 @@ async def test_each_mode_lets_a_new_job_in_when_its_holder_moves_on(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys,
     mode: str, lets_in_after: str,
 ) -> None:  # fmt: skip
-    client = _client(make_settings, redis, pg, unique=mode, retries=1)
+    client = limited_client(make_settings, redis, pg, unique=mode, retries=1)
     first = await client.enqueue("echo", [1])
     assert await client.enqueue("echo", [1]) == first
     assert await _claim(client) == [first]
@@ -91,7 +84,7 @@ async def test_each_mode_lets_a_new_job_in_when_its_holder_moves_on(
 async def test_a_duration_holds_the_key_for_that_long_whatever_happens(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore
 ) -> None:
-    client = _client(make_settings, redis, pg, unique="for:400")
+    client = limited_client(make_settings, redis, pg, unique="for:400")
     first = await client.enqueue("echo", [1])
     await client.cancel(first)
     assert await client.enqueue("echo", [1]) == first
@@ -102,11 +95,11 @@ async def test_a_duration_holds_the_key_for_that_long_whatever_happens(
 async def test_a_unique_key_path_and_the_arguments_name_the_key(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore
 ) -> None:
-    keyed = _client(make_settings, redis, pg, unique="queued", unique_key="args.0")
+    keyed = limited_client(make_settings, redis, pg, unique="queued", unique_key="args.0")
     a = await keyed.enqueue("echo", ["acct-1", "first"])
     assert await keyed.enqueue("echo", ["acct-1", "second"]) == a
     assert await keyed.enqueue("echo", ["acct-2", "first"]) != a
-    whole = _client(make_settings, redis, pg, unique="queued")
+    whole = limited_client(make_settings, redis, pg, unique="queued")
     b = await whole.enqueue("echo", [1, 2])
     assert await whole.enqueue("echo", [1, 2]) == b
     assert await whole.enqueue("echo", [2, 1]) != b
@@ -115,7 +108,7 @@ async def test_a_unique_key_path_and_the_arguments_name_the_key(
 async def test_a_lock_key_of_another_type_is_taken_over(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
 ) -> None:
-    client = _client(make_settings, redis, pg, unique="queued", unique_key="args.0")
+    client = limited_client(make_settings, redis, pg, unique="queued", unique_key="args.0")
     await redis.hset(f"{keys.due_prefix}unique:echo=x", "junk", "1")
     first = await client.enqueue("echo", ["x"])
     assert await client.enqueue("echo", ["x"]) == first

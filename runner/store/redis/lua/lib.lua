@@ -250,6 +250,20 @@ local function untake_slot(group)
     SLOT_COUNT[group] = SLOT_COUNT[group] - 1
 end
 
+-- A job held back by a limit goes back to its due set at `due_ms`; one whose hash is
+-- malformed goes where a claim will find it and set it aside; one that is gone, nowhere
+-- (false).
+local function back_to_due(id, due_ms, due, prefix)
+    local key, bad = prefix .. id, {}
+    if redis.call('EXISTS', key) == 0 then
+        return false
+    end
+    local w = read_job(key, 'kind', 'priority')
+    if w then need_kind(bad, w[1]) else bad[1] = 'not a hash' end
+    redis.call('ZADD', #bad == 0 and due_set(due, w[1], w[2]) or due.async, due_ms, id)
+    return true
+end
+
 -- The earliest waiting jobs of the group take the slots free now, back in their due
 -- sets at their due times. `ctx`: due (kind -> level 0's set), prefix (job hash key
 -- prefix), wake (channel), publish (command).
@@ -260,13 +274,7 @@ local function fill_slots(group, limit, ctx)
     end
     local waiting = redis.call('ZPOPMIN', capped_key(group), free)
     for i = 1, #waiting, 2 do
-        local key, bad = ctx.prefix .. waiting[i], {}
-        if redis.call('EXISTS', key) == 1 then  -- else gone: nothing to wake
-            local w = read_job(key, 'kind', 'priority')
-            if w then need_kind(bad, w[1]) else bad[1] = 'not a hash' end
-            -- A malformed one goes where a claim will find it and set it aside.
-            local due = #bad == 0 and due_set(ctx.due, w[1], w[2]) or ctx.due.async
-            redis.call('ZADD', due, waiting[i + 1], waiting[i])
+        if back_to_due(waiting[i], waiting[i + 1], ctx.due, ctx.prefix) then
             redis.call(ctx.publish, ctx.wake, waiting[i + 1])
         end
     end
@@ -386,11 +394,7 @@ local function wake_rated(now, due, prefix)
         local allowance = math.max(1, math.floor((now * 1000 + tolerance - tat) / interval) + 1)
         local waiting = redis.call('ZPOPMIN', rated_key(group), allowance)
         for i = 1, #waiting, 2 do
-            local w = read_job(prefix .. waiting[i], 'kind', 'priority')
-            local bad = {}
-            if w then need_kind(bad, w[1]) end
-            local set = (w and #bad == 0) and due_set(due, w[1], w[2]) or due.async
-            redis.call('ZADD', set, waiting[i + 1], waiting[i])
+            back_to_due(waiting[i], waiting[i + 1], due, prefix)
         end
         if redis.call('EXISTS', rated_key(group)) == 1 then
             local next_start = math.ceil((tat + allowance * interval - tolerance) / 1000)
