@@ -140,9 +140,9 @@ class Client(RequestVerbs):
             self.settings, "kwargs", {} if kwargs is None else kwargs, dict
         )
         check_size(self.settings, f"args and kwargs of this {task!r} job", args_json, kwargs_json)
-        extra = cap_fields(task, spec.concurrency, spec.concurrency_key, args, kwargs or {})
         arguments = {"args": args, "kwargs": kwargs or {}, "args_json": args_json,
                      "kwargs_json": kwargs_json}  # fmt: skip
+        extra = cap_fields(task, spec.concurrency, spec.concurrency_key, arguments)
         extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
         extra |= rate_fields(task, spec.rate_interval_us, spec.rate_burst, spec.rate_key, arguments)
         return NewJob(

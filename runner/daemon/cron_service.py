@@ -165,6 +165,7 @@ class CronService:
     def _job(self, entry: CronEntry, tick: datetime) -> NewJob:
         c = entry.settings
         task = self.tasks[c.task]
+        arguments = {"args": c.args, "kwargs": c.kwargs}  # what its limits' keys name
         return NewJob(
             id=tick_id(c.name, tick),
             task=c.task,
@@ -176,13 +177,9 @@ class CronService:
             extra={
                 "cron": c.name,
                 "tick": rfc3339_at(tick),
-                **cap_fields(c.task, task.concurrency, task.concurrency_key, c.args, c.kwargs),
+                **cap_fields(c.task, task.concurrency, task.concurrency_key, arguments),
                 **rate_fields(
-                    c.task,
-                    task.rate_interval_us,
-                    task.rate_burst,
-                    task.rate_key,
-                    {"args": c.args, "kwargs": c.kwargs},
+                    c.task, task.rate_interval_us, task.rate_burst, task.rate_key, arguments
                 ),
             },
             guard=(c.name, _ms(tick), c.overlap),

@@ -37,10 +37,11 @@ def key_value(
 
 
 def cap_fields(
-    task: str, limit: int | None, path: str | None, args: Sequence[Any], kwargs: Mapping[str, Any]
+    task: str, limit: int | None, path: str | None, job: Mapping[str, Any]
 ) -> dict[str, str]:
-    """The job hash fields of its cap ({} for a task without one)."""
+    """The job hash fields of its cap ({} for a task without one). `job`: its args and
+    kwargs (as unique_fields and rate_fields take them)."""
     if limit is None:
         return {}
-    group = task if path is None else f"{task}={key_value(path, args, kwargs)}"
+    group = task if path is None else f"{task}={key_value(path, job['args'], job['kwargs'])}"
     return {"cap": str(limit), "cap_group": group}

@@ -21,8 +21,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from runner.limits.caps import key_value
-from runner.states import State
+from runner.states import State, states_argv
 
 # The states in which a job holds its key, by mode (a duration holds it by time alone).
 HOLDING: dict[str, frozenset[State]] = {
@@ -30,9 +32,9 @@ HOLDING: dict[str, frozenset[State]] = {
     "running": frozenset({State.SCHEDULED, State.PAUSED, State.RUNNING}),
     "until_done": frozenset({State.SCHEDULED, State.PAUSED, State.RUNNING, State.RETRYING}),
 }
-HOLDING_ARGV = "{" + ",".join(
-    f'"{mode}":",{",".join(sorted(states))},"' for mode, states in HOLDING.items()
-) + "}"  # fmt: skip
+HOLDING_ARGV = orjson.dumps(
+    {mode: states_argv(states) for mode, states in HOLDING.items()}
+).decode()
 
 
 def unique_fields(
