@@ -95,6 +95,15 @@ class RequestRefused(RunnerError):
         super().__init__(message)
 
 
+class QueueFull(RunnerError):
+    """An enqueue refused because the job's task has `max_queued` jobs waiting (CLI exit
+    code 1, API 429): nothing was written; retry later, or enqueue with a wait."""
+
+    def __init__(self, job_id: str, message: str) -> None:
+        self.job_id = job_id
+        super().__init__(message)
+
+
 class JobDeleted(RequestRefused):
     """A request on a job that was deleted: nothing applies to it any more (the API's
     410 Gone; its history stays)."""

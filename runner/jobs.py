@@ -100,6 +100,7 @@ class EnqueueResult:
     id: str
     created: bool
     state: str
+    refused: str | None = None  # why not, for a job refused at its task's max_queued
 
 
 class ClaimedJob(NamedTuple):

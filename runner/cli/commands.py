@@ -62,6 +62,13 @@ def _json_arg(value: str, name: str, kind: type) -> Any:
     return value
 
 
+def _duration_arg(text: str, option: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
 def _when(args: argparse.Namespace) -> dict[str, Any]:
     if args.in_ and args.at:
         raise UsageError("give --in or --at, not both")
@@ -91,13 +98,14 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     payload = _json_arg(args.args, "--args", list), _json_arg(args.kwargs, "--kwargs", dict)
     when = _when(args)
     due_at_ms(SYSTEM_CLOCK, names=("--in", "--at"), **when)  # the client's checks, our names
+    wait = _duration_arg(args.wait, "--wait") if args.wait is not None else None
     settings = _settings(args)
 
     async def enqueue() -> EnqueueResult:
         async with await Client.connect(settings) as client:
             return await client.enqueue_result(
                 args.task, payload[0], payload[1], job_id=args.id, queue=args.queue,
-                priority=args.priority, **when,
+                priority=args.priority, wait=wait, **when,
             )  # fmt: skip
 
     result = asyncio.run(enqueue())

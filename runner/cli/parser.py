@@ -124,6 +124,12 @@ def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
         help="0 (the default) to 9 (the most urgent): among due jobs of a queue, higher first",
     )
     enqueue.add_argument(
+        "--wait",
+        metavar="DURATION",
+        help="if the task's max_queued jobs wait, wait this long for room (default: refuse "
+        "at once, exit 1)",
+    )
+    enqueue.add_argument(
         "--json", action="store_true", help='print {"id": ..., "created": ..., "state": ...}'
     )
 

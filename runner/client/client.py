@@ -32,6 +32,7 @@ from runner.client.job_info import JobInfo, public_event
 from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.client.paging import DEFAULT_LIMIT
 from runner.client.requests import RequestVerbs
+from runner.client.room import submit_waiting
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config.settings import Settings, config_path, load_settings
 from runner.errors import (
@@ -43,6 +44,7 @@ from runner.errors import (
     UsageError,
 )
 from runner.jobs import EnqueueResult, NewJob, check_priority, check_queue_name
+from runner.limits.bounds import bound_fields, raise_if_refused
 from runner.limits.caps import cap_fields
 from runner.limits.rates import rate_fields
 from runner.limits.unique import unique_fields
@@ -145,6 +147,7 @@ class Client(RequestVerbs):
         extra = cap_fields(task, spec.concurrency, spec.concurrency_key, arguments)
         extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
         extra |= rate_fields(task, spec.rate_interval_us, spec.rate_burst, spec.rate_key, arguments)
+        extra |= bound_fields(spec.max_queued)
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,
@@ -172,13 +175,16 @@ class Client(RequestVerbs):
         job_id: str | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        wait: float | None = None,
     ) -> str:
         """Enqueue one job and return its id. A `job_id` names one job for as long as
         its history is kept: if a job with that id exists, live or recorded, nothing
-        changes (enqueue_result() says whether it was created)."""
+        changes (enqueue_result() says whether it was created). QueueFull when its
+        task's max_queued jobs wait, after waiting up to `wait` s for room."""
         result = await self.enqueue_result(
-            task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue, priority=priority
-        )
+            task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue,
+            priority=priority, wait=wait,
+        )  # fmt: skip
         return result.id
 
     async def enqueue_result(
@@ -192,26 +198,31 @@ class Client(RequestVerbs):
         job_id: str | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        wait: float | None = None,
     ) -> EnqueueResult:
         """Like enqueue(), with whether the job was created, and if not, the state of
         the job that already holds the id."""
         job = self.new_job(
             task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue, priority=priority
         )
-        return (await self._submit([job]))[0]
+        return raise_if_refused((await submit_waiting(self._submit, [job], wait))[0])
 
-    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+    async def enqueue_many(self, jobs: Sequence[NewJob], wait: float | None = None) -> list[str]:
         """Enqueue many jobs made with new_job(): one round trip for each ENQUEUE_BATCH
-        of them, each batch atomic."""
-        return [r.id for r in await self.enqueue_many_results(jobs)]
+        of them, each batch atomic. QueueFull if any was refused at its task's
+        max_queued (the others are in: enqueue_many_results says which)."""
+        return [raise_if_refused(r).id for r in await self.enqueue_many_results(jobs, wait)]
 
-    async def enqueue_many_results(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Like enqueue_many(), with whether each job was created (see enqueue_result).
-        A million jobs are a thousand script calls, not one: one call holds Redis for
-        its whole length and writes one stream entry (one history statement)."""
+    async def enqueue_many_results(
+        self, jobs: Sequence[NewJob], wait: float | None = None
+    ) -> list[EnqueueResult]:
+        """Like enqueue_many(), with whether each job was created (see enqueue_result),
+        and, for one refused at its task's max_queued after waiting up to `wait` s for
+        room, why (`refused`). A million jobs are a thousand script calls, not one: one
+        call holds Redis for its whole length and writes one stream entry."""
         results: list[EnqueueResult] = []
         for start in range(0, len(jobs), ENQUEUE_BATCH):
-            results += await self._submit(jobs[start : start + ENQUEUE_BATCH])
+            results += await submit_waiting(self._submit, jobs[start : start + ENQUEUE_BATCH], wait)
         return results
 
     async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:

@@ -2,7 +2,9 @@
 message acknowledged (or removed), or dead-lettered with its reason.
 
 A message is let go only after its job was accepted: enqueue returned, the job new
-or (a redelivery after a crash) already there under the same id. A batch that the
+or (a redelivery after a crash) already there under the same id. A job refused at
+its task's max_queued is tried again until there is room (the source holds: the
+bound is how its backlog is kept in check), never dropped. A batch that the
 store refuses for its data (not for an outage) is retried one job at a time, so the
 one message at fault is dead-lettered and the rest go on, instead of the whole
 batch coming back for ever.
@@ -10,6 +12,7 @@ batch coming back for ever.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,7 +72,7 @@ async def admit(
     if not jobs:
         return settled
     try:
-        results = await client.enqueue_many_results([job for _, job in jobs])
+        results = await client.enqueue_many_results([job for _, job in jobs], wait=math.inf)
     except StoreUnavailable:
         raise
     except (StoreError, UsageError):
@@ -84,7 +87,7 @@ async def _one_by_one(
 ) -> None:
     for message, job in jobs:
         try:
-            results = await client.enqueue_many_results([job])
+            results = await client.enqueue_many_results([job], wait=math.inf)
         except StoreUnavailable:
             raise
         except (StoreError, UsageError) as exc:

@@ -51,6 +51,8 @@ from runner.store.redis.parking import parked_fields
 from runner.store.redis.store import RedisStore
 
 PgConnect = Callable[[], Awaitable[PgStore | None]]
+# A new job that Redis must hold: its unique key and its task's waiting list are there.
+_STAYS = frozenset({"unique", "bound"})
 
 log = get_logger()
 
@@ -82,7 +84,7 @@ class Parking:
         """Park the jobs due beyond the horizon (not cron ticks: their guard lives in
         Redis); what became of each job it took. {} when Postgres is out of reach:
         the caller enqueues them in Redis."""
-        far = [job for job in jobs if job.guard is None and "unique" not in job.extra
+        far = [job for job in jobs if job.guard is None and not _STAYS & job.extra.keys()
                and self.beyond(job.due_at_ms, now_ms)]  # fmt: skip
         if not far:
             return {}

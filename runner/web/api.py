@@ -49,31 +49,39 @@ def _job_id(request: web.Request) -> str:
 
 
 def _created(result: EnqueueResult) -> dict[str, Any]:
-    return {"id": result.id, "created": result.created, "state": result.state}
+    doc = {"id": result.id, "created": result.created, "state": result.state}
+    return doc if result.refused is None else doc | {"refused": result.refused}
 
 
 @routes.post("/api/jobs")
 async def enqueue(request: web.Request) -> web.Response:
     """201 with the new job's id; 200 with created=false when a job already holds the
-    id asked for (nothing was enqueued: an id names one job for good)."""
-    arguments = bodies.enqueue_arguments(await _body(request))
-    result = await _client(request).enqueue_result(**arguments)
+    id asked for (nothing was enqueued: an id names one job for good); 429 when its
+    task's max_queued jobs wait (after the body's "wait" seconds, if any)."""
+    body = await _body(request)
+    wait = bodies.take_wait(body)
+    result = await _client(request).enqueue_result(**bodies.enqueue_arguments(body), wait=wait)
     return json_response(_created(result), status=201 if result.created else 200)
 
 
 @routes.post("/api/jobs/batch")
 async def enqueue_batch(request: web.Request) -> web.Response:
-    """Every job is checked before any is enqueued, then all go in one round trip."""
+    """Every job is checked before any is enqueued, then all go in one round trip. A
+    job refused at its task's max_queued says so in its own result ("refused"); 429
+    when every job was refused."""
     client = _client(request)
+    body = await _body(request)
+    wait = bodies.take_wait(body)
     jobs = []
-    for i, arguments in enumerate(bodies.batch_arguments(await _body(request))):
+    for i, arguments in enumerate(bodies.batch_arguments(body)):
         try:
             jobs.append(client.new_job(**arguments))
         except UsageError as exc:
             exc.args = (f"jobs[{i}]: {exc}",)  # keeps its class: an unknown task stays a 422
             raise
-    results = await client.enqueue_many_results(jobs)
-    return json_response({"jobs": [_created(result) for result in results]}, status=201)
+    results = await client.enqueue_many_results(jobs, wait)
+    status = 429 if all(result.refused is not None for result in results) else 201
+    return json_response({"jobs": [_created(result) for result in results]}, status=status)
 
 
 @routes.get("/api/jobs")

@@ -25,6 +25,7 @@ ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id", "queue", "prior
 UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout", "priority")
 LIST_PARAMS = ("state", "task", "since", "until", "limit", "after", "queue")
 MAX_BATCH = 10_000
+MAX_WAIT_S = 60.0  # the longest an enqueue may wait for room (max_queued) over HTTP
 
 
 def parse_json(raw: bytes) -> Any:
@@ -101,6 +102,17 @@ def enqueue_arguments(value: Any, what: str = "the request body") -> dict[str, A
         "priority": body.get("priority"),
         **_when(body),
     }
+
+
+def take_wait(value: Any) -> float | None:
+    """The body's "wait" (seconds, or a duration, up to MAX_WAIT_S), taken out of it:
+    how long an enqueue refused at its task's max_queued waits for room."""
+    if not isinstance(value, dict) or value.get("wait") is None:
+        return None
+    wait = _duration(value.pop("wait"), "wait")
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise UsageError(f"wait: give 0 to {MAX_WAIT_S:g} seconds, got {wait!r}")
+    return wait
 
 
 def batch_arguments(value: Any) -> list[dict[str, Any]]:

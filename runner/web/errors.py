@@ -15,6 +15,7 @@ from runner.client.webhooks import NothingToReplay, SinkNotFound
 from runner.errors import (
     JobDeleted,
     JobNotFound,
+    QueueFull,
     RequestRefused,
     RunnerError,
     StoreError,
@@ -46,6 +47,7 @@ STATUSES: tuple[tuple[type[Exception], int, str], ...] = (
     (TaskNotFound, 404, ""),
     (JobDeleted, 410, ""),
     (RequestRefused, 409, ""),
+    (QueueFull, 429, ""),
     (StoreUnavailable, 503, "cannot reach a server: "),
     (StoreError, 500, ""),
     (RunnerError, 500, ""),

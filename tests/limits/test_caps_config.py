@@ -38,6 +38,8 @@ def test_a_cap_and_its_key_are_read() -> None:
         ({"unique": "0s"}, "must be a duration above 0"),
         ({"unique_key": "kwargs.account"}, "needs unique = ... beside it"),
         ({"unique": "queued", "unique_key": "account"}, "tasks.pay.unique_key"),
+        ({"max_queued": 0}, "tasks.pay.max_queued: must be a whole number > 0"),
+        ({"max_queued": "1000"}, "tasks.pay.max_queued"),
     ],
 )
 def test_a_bad_cap_is_refused_with_its_key_named(fields: dict[str, object], said: str) -> None:

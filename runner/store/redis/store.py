@@ -18,6 +18,7 @@ from runner.jobs import (
     JobRecord,
     NewJob,
 )
+from runner.limits.bounds import FULL_REPLY, refusal
 from runner.limits.unique import HOLDING_ARGV
 from runner.states import ENDED, GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
@@ -333,7 +334,10 @@ class RedisStore(
 
 def _enqueued(job: NewJob, reply: str) -> EnqueueResult:
     """A reply of enqueue.lua: the state the job was created in; "=<state>" if its id
-    existed; "=<state> <id>" if a unique job of that id holds its unique key."""
+    existed; "=<state> <id>" if a unique job of that id holds its unique key;
+    "!full <waiting> <bound>" if its task's bound refused it."""
+    if reply.startswith(FULL_REPLY):
+        return refusal(job.task, job.id, reply)
     if not reply.startswith("="):
         return EnqueueResult(job.id, True, reply)
     state, _, holder = reply[1:].partition(" ")

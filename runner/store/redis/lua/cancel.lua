@@ -9,6 +9,7 @@
 return each_job(function(id, f)
     local owner = f[6]
     unschedule(id, f)
+    unqueue(id, f)
     end_run(id)
     hdel(PREFIX .. id, 'owner')
     local reply = transit(id, f, TARGET, owner and {owner = owner} or nil)

@@ -55,7 +55,7 @@ end
 local function claim(id, kind)
     local key = prefix .. id
     local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
-        'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group', 'rate', 'rate_group')
+        'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group', 'rate', 'rate_group', 'bound')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -102,6 +102,9 @@ local function claim(id, kind)
     hset(key, 'state', target, 'attempt', attempt, 'seq', seq,
         'owner', daemon, 'updated_at', now, 'started_at', now)
     redis.call('ZADD', KEYS[4], lease_until, id)
+    if f[15] then
+        unqueue_later(f[2], id)  -- it leaves its task's waiting list (see lib.lua)
+    end
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt,
         '{"late_ms":' .. string.format('%d', now - tonumber(f[7])) .. '}'})
     local n = #jobs
@@ -188,6 +191,7 @@ for k = 1, 3 do
 end
 
 flush_claim_limits()
+flush_unqueued()
 if #events > 0 then
     redis.call('XADD', KEYS[5], '*', 'e', '[' .. table.concat(events, ',') .. ']')
 end

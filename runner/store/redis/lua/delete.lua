@@ -7,6 +7,7 @@
 
 return each_job(function(id, f)
     unschedule(id, f)
+    unqueue(id, f)
     redis.call('ZREM', DEAD, id)
     local reply = transit(id, f, TARGET, f[7] and {revived = true} or nil)
     local key = PREFIX .. id

@@ -33,6 +33,9 @@
 --   extra fields have `unique` and `unique_key` is refused while the job named by
 --   <due prefix>unique:<key> holds it ("=<state> <that job's id>"); else it takes the
 --   key (for a duration "for:<ms>": that long, whatever becomes of it).
+--   A job whose extra fields have `bound` (its task's max_queued) is refused while
+--   its task has that many jobs waiting for their first start in this queue
+--   ("!full <waiting> <bound>"), listed in <due prefix>queued:<task> (see lib.lua).
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
 -- ("=invalid" when a key of another type holds the job's name).
 
@@ -92,6 +95,23 @@ local function take_unique(id, extra)
     end
     redis.call('SET', KEYS[#KEYS] .. 'unique:' .. extra.unique_key, id, 'PX', ttl)
 end
+
+-- A refusal ("!full <waiting> <bound>") if the job's task has no room for it.
+local function full(task, extra)
+    local bound = HOLDING and tonumber(extra.bound)
+    if not bound then
+        return nil
+    end
+    local waiting = queued_count(task)
+    if waiting >= bound then
+        waiting = sweep_queued(task, HOLDING.queued, prefix)
+    end
+    if waiting >= bound then
+        return string.format('!full %d %d', waiting, bound)
+    end
+    return nil
+end
+
 local due_keys = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
 local replies, events, earliest = {}, {}, {}
 
@@ -108,6 +128,7 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
     local holder, held_in
     if not existing and not refused then
         holder, held_in = unique_holder(id, job[8])
+        refused = not holder and full(job[2], job[8])
     end
     if existing then
         replies[i] = '=' .. existing
@@ -117,6 +138,9 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         replies[i] = '=' .. held_in .. ' ' .. holder
     else
         take_unique(id, job[8])
+        if HOLDING and tonumber(job[8].bound) then
+            add_queued(job[2], id, now)
+        end
         local seq, attempt = 1, 0
         if promoted then
             seq, attempt = promoted[1], promoted[2]

@@ -47,7 +47,7 @@ local FIELD = {
     args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
     started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
     priority = 'p', cap = 'l', cap_group = 'g', unique = 'v', unique_key = 'y', rate = 'j',
-    rate_group = 'h',
+    rate_group = 'h', bound = 'z', fair_group = 'f',
 }
 
 -- The stored names of these fields (a name not in FIELD is stored as it is).
@@ -409,5 +409,79 @@ local function wait_rated(id, group, due_ms, allowed)
     local wake = tonumber(redis.call('ZSCORE', rate_wake_key(), group))
     if not wake or allowed < wake then
         redis.call('ZADD', rate_wake_key(), allowed, group)
+    end
+end
+
+-- Bounded queues (runner/limits/bounds.py): a job of a task with `max_queued` carries
+-- it as `bound`, and is listed in <due prefix>queued:<task> (scored by its enqueue)
+-- from its enqueue until its first start (claim.lua) or its end by request (cancel,
+-- delete): while scheduled or paused, however long it waits for a cap, a rate or its
+-- due time. enqueue.lua refuses a job whose task has `bound` listed already. A member
+-- that no longer waits (set aside, or its hash gone) is dropped when the bound is
+-- reached, before refusing.
+
+local function queued_key(task)
+    return KEYS[#KEYS] .. 'queued:' .. task
+end
+
+-- How many of the task's jobs wait, read once a script call and counted on from there.
+local QUEUED, SWEPT = {}, {}
+
+-- A list of another type (untrusted) is moved aside to <its name>:malformed and a new
+-- one begun: a wrong key must never stop enqueues.
+local function queued_count(task)
+    if QUEUED[task] then
+        return QUEUED[task]
+    end
+    local key = queued_key(task)
+    local count = redis.pcall('ZCARD', key)
+    if type(count) ~= 'number' then
+        redis.call('RENAME', key, key .. ':malformed')
+        count = 0
+    end
+    QUEUED[task] = count
+    return count
+end
+
+-- Members that no longer wait (state not in `waiting_states`), among the oldest 32,
+-- dropped: once a script call, and only at the bound, so a waiting list costs nothing
+-- to check until it is full.
+local function sweep_queued(task, waiting_states, prefix)
+    if SWEPT[task] then
+        return queued_count(task)
+    end
+    SWEPT[task] = true
+    local key = queued_key(task)
+    local oldest = redis.call('ZRANGE', key, 0, 31)
+    for i = 1, #oldest do
+        local f = read_job(prefix .. oldest[i], 'state')
+        if not (f and f[1] and string.find(waiting_states, ',' .. f[1] .. ',', 1, true)) then
+            redis.call('ZREM', key, oldest[i])
+        end
+    end
+    QUEUED[task] = redis.call('ZCARD', key)
+    return QUEUED[task]
+end
+
+local function add_queued(task, id, now)
+    local count = queued_count(task)
+    redis.call('ZADD', queued_key(task), now, id)
+    QUEUED[task] = count + 1
+end
+
+-- Jobs that left their task's waiting list in one claim, taken out at its end (through
+-- pcall: a list of another type is moved aside by the next enqueue).
+local UNQUEUED = {}
+
+local function unqueue_later(task, id)
+    UNQUEUED[task] = UNQUEUED[task] or {}
+    table.insert(UNQUEUED[task], id)
+end
+
+local function flush_unqueued()
+    for task, ids in pairs(UNQUEUED) do
+        for i = 1, #ids, 1000 do
+            redis.pcall('ZREM', queued_key(task), unpack(ids, i, math.min(i + 999, #ids)))
+        end
     end
 end

@@ -22,10 +22,13 @@ return each_job(function(id, f)
     if f[8] then
         return 'refused:unique'  -- it holds its unique key in Redis (limits/unique.py)
     end
+    if f[9] then
+        return 'refused:bound'  -- it counts against its task's max_queued (limits/bounds.py)
+    end
     unschedule(id, f)
     redis.call('DEL', PREFIX .. id)
     if f[6] then
         retire(RETIRED, id, tonumber(f[7]) or NOW, TARGET, RETIRED_LIST)
     end
     return 'ok:' .. f[1]
-end, 'chosen_id', 'due_at', 'unique')
+end, 'chosen_id', 'due_at', 'unique', 'bound')

@@ -66,6 +66,14 @@ local function unschedule(id, f)
     if more[3] and more[3] ~= '' then redis.call('ZREM', rated_key(more[3]), id) end
 end
 
+-- A job ended by request (cancel, delete) leaves its task's waiting list (lib.lua).
+local function unqueue(id, f)
+    local b = read_job(PREFIX .. id, 'bound') or {}
+    if b[1] and f[5] then
+        redis.pcall('ZREM', queued_key(f[5]), id)  -- another type: see queued_count
+    end
+end
+
 -- A running job's end by request (cancel): its lease and its concurrency slot go.
 local function end_run(id)
     redis.call('ZREM', LEASES, id)

@@ -1,0 +1,42 @@
+"""Bounded queues: `[tasks.X] max_queued = N` refuses an enqueue while N of the task's
+jobs wait for their first start in the queue the job goes to.
+
+A job counts from its enqueue until its first claim, or until a cancel or delete
+ends it: while scheduled, paused, due later, or held back by a cap or a rate. A
+retry does not count again: the bound is on new work coming in, and a job already
+accepted is never refused its retry. The check and the count are one atomic step
+of enqueue.lua, so any number of clients at once never pass the bound; a batch is
+refused job by job (each job gets its own result), never half-written. A counted
+job stays in Redis (it is not parked), where its count is. Jobs of a cron schedule
+are neither refused nor counted: a tick is not lost to a full queue.
+"""
+
+from __future__ import annotations
+
+from runner.errors import QueueFull
+from runner.jobs import EnqueueResult
+
+REFUSED = "refused"  # the state an EnqueueResult names for a job refused at the bound
+FULL_REPLY = "!full "  # enqueue.lua's reply: "!full <waiting> <bound>"
+
+
+def bound_fields(limit: int | None) -> dict[str, str]:
+    """The job hash fields of its task's bound ({} for a task without one)."""
+    return {} if limit is None else {"bound": str(limit)}
+
+
+def refusal(task: str, job_id: str, reply: str) -> EnqueueResult:
+    """The result of a job refused at its task's bound, from enqueue.lua's reply."""
+    waiting, _, bound = reply[len(FULL_REPLY) :].partition(" ")
+    why = (
+        f"task {task!r} is full: {waiting} of its jobs wait to start and its max_queued "
+        f"is {bound}; job {job_id} was not enqueued. Retry later, or enqueue with a wait "
+        "(--wait SECONDS, wait=SECONDS) to wait for room."
+    )
+    return EnqueueResult(job_id, False, REFUSED, why)
+
+
+def raise_if_refused(result: EnqueueResult) -> EnqueueResult:
+    if result.refused is not None:
+        raise QueueFull(result.id, result.refused)
+    return result
