@@ -46,6 +46,7 @@ from runner.errors import (
 from runner.jobs import EnqueueResult, NewJob, check_priority, check_queue_name
 from runner.limits.bounds import bound_fields, raise_if_refused
 from runner.limits.caps import cap_fields
+from runner.limits.fair import fair_fields
 from runner.limits.rates import rate_fields
 from runner.limits.unique import unique_fields
 from runner.servers.connect import resolve_urls
@@ -148,6 +149,7 @@ class Client(RequestVerbs):
         extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
         extra |= rate_fields(task, spec.rate_interval_us, spec.rate_burst, spec.rate_key, arguments)
         extra |= bound_fields(spec.max_queued)
+        extra |= fair_fields(task, spec.fair_key, arguments)
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,

@@ -81,9 +81,9 @@ def read_cron(
 
 
 def _check_keys(read: TableReader, path: str, cron: CronSettings, task: Any) -> None:
-    """Every tick's job has the arguments its task's concurrency, unique and rate keys name
-    (a tick would be refused at enqueue, every time, otherwise)."""
-    for setting in ("concurrency_key", "unique_key", "rate_key"):
+    """Every tick's job has the arguments its task's concurrency, unique, rate and fair
+    keys name (a tick would be refused at enqueue, every time, otherwise)."""
+    for setting in ("concurrency_key", "unique_key", "rate_key", "fair_key"):
         key = task.get(setting) if isinstance(task, Mapping) else None  # the task's table
         if not isinstance(key, str):
             continue

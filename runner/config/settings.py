@@ -81,6 +81,7 @@ class TaskSettings:
     rate_burst: int = 1  # starts at once after a quiet spell
     rate_key: str | None = None  # ...per value of this argument
     max_queued: int | None = None  # refuse enqueues while this many wait (limits/bounds.py)
+    fair_key: str | None = None  # starts shared in turn between its values (limits/fair.py)
 
     @property
     def max_attempts(self) -> int:
@@ -139,7 +140,7 @@ class Settings:
 
 _TASK_KEYS = {"target", "kind", "timeout", "retries", "backoff", "backoff_max", "backoff_jitter",
               "queue", "priority", "concurrency", "concurrency_key", "unique",
-              "unique_key", "rate", "rate_burst", "rate_key", "max_queued"}  # fmt: skip
+              "unique_key", "rate", "rate_burst", "rate_key", "max_queued", "fair_key"}  # fmt: skip
 
 
 def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
@@ -172,6 +173,7 @@ def _task(read: TableReader, name: str, raw: Any) -> TaskSettings | None:
         rate_burst=read.get(raw, f"{path}.rate_burst", 1, positive_int),
         rate_key=read.get(raw, f"{path}.rate_key", None, concurrency_key),
         max_queued=read.get(raw, f"{path}.max_queued", None, positive_int),
+        fair_key=read.get(raw, f"{path}.fair_key", None, concurrency_key),
     )
     if task.concurrency_key is not None and task.concurrency is None:
         read.problems.append(f"{path}.concurrency_key: needs concurrency = N beside it")

@@ -27,6 +27,7 @@ from runner.daemon.metrics import Metrics
 from runner.daemon.resilience import Backoff
 from runner.jobs import NewJob, rfc3339_at
 from runner.limits.caps import cap_fields
+from runner.limits.fair import fair_fields
 from runner.limits.rates import rate_fields
 from runner.logs import get_logger
 from runner.store import RedisStore
@@ -181,6 +182,7 @@ class CronService:
                 **rate_fields(
                     c.task, task.rate_interval_us, task.rate_burst, task.rate_key, arguments
                 ),
+                **fair_fields(c.task, task.fair_key, arguments),
             },
             guard=(c.name, _ms(tick), c.overlap),
             queue=c.queue_of(self.tasks),  # its tick record is in that queue's slot

@@ -82,6 +82,11 @@ class Keys:
         return f"{self.base}:due:"
 
     @cached_property
+    def fair_turns(self) -> tuple[str, ...]:
+        """Each kind's fairness groups waiting for their turn (lua/lib.lua)."""
+        return tuple(f"{self.due_prefix}fairq:{kind}" for kind in KINDS)
+
+    @cached_property
     def due_every(self) -> tuple[str, ...]:
         """Every due set of the queue, whatever the kind and priority."""
         return (*self.due_all, *self.due_levels)

@@ -308,14 +308,15 @@ class RedisStore(
     async def outstanding(self) -> int:
         """Whether jobs wait (any due time) or run in any queue: 0 means no work is
         left, anything else that some is (a drain asks this every few milliseconds:
-        the sets of priorities 1-9 are counted by one EXISTS a queue)."""
+        the sets of priorities 1-9 and the fairness groups' turns are counted by one
+        EXISTS a queue)."""
         names = await self.queue_names(fresh=True)
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
                 keys = self.keys.of_queue(name)
                 for key in (*keys.due_all, keys.leases):
                     pipe.zcard(key)
-                pipe.exists(*keys.due_levels)
+                pipe.exists(*keys.due_levels, *keys.fair_turns)
             counts = await pipe.execute()
         return int(sum(counts))
 

@@ -25,7 +25,8 @@
 -- A due job of a paused task is moved to its task's held set (scored by due time)
 -- instead of claimed: it stays due, and resuming the task puts it back. A due job
 -- whose concurrency group has no free slot waits in the group's capped set until
--- one frees (see lib.lua). With
+-- one frees (see lib.lua). A task with a fair key shares its starts between its key
+-- values in turn (serve_turns, and lib.lua). With
 -- ARGV[10] paused (maintenance), nothing is claimed and nothing is reported due, so
 -- daemons sleep until woken.
 -- Reply: {jobs, next_due, set_aside}
@@ -44,6 +45,7 @@ local prefix, dead = KEYS[6], KEYS[7]
 local kinds = {'async', 'io', 'cpu'}
 local jobs, events, next_due, set_aside = {}, {}, {}, {}
 local paused = {}
+local joined = {}  -- kinds whose fairness groups a job joined in this call
 local listed = redis.call('HKEYS', KEYS[8])
 for i = 1, #listed do
     paused[listed[i]] = true
@@ -52,10 +54,12 @@ if paused[ARGV[10]] then
     return {jobs, {'', '', ''}, set_aside}
 end
 
-local function claim(id, kind)
+-- `in_turn`: the job was taken from its fairness group (not from a due set).
+local function claim(id, kind, in_turn)
     local key = prefix .. id
     local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
-        'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group', 'rate', 'rate_group', 'bound')
+        'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group', 'rate', 'rate_group', 'bound',
+        'fair_group')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -83,6 +87,11 @@ local function claim(id, kind)
     end
     if paused[f[2]] then
         redis.call('ZADD', KEYS[9] .. f[2], f[7], id)
+        return
+    end
+    if not in_turn and f[16] and f[16] ~= '' then
+        wait_fair(id, kind, f[16], f[7])  -- it joins its group, for the group's turn
+        joined[kind] = true
         return
     end
     local limit, group = cap_of(f[11], f[12])
@@ -115,32 +124,38 @@ end
 
 local aging = tonumber(ARGV[11]) or 0
 
--- The kind's due sets that hold jobs: level 0 always, the others when not empty.
+-- The kind's due sets that hold jobs: level 0 always, the others when not empty, and
+-- its fairness groups' turns (at level 0) when any group waits (see lib.lua).
 local function used_levels(kind)
     local sets = {{0, KEYS[kind == 'async' and 1 or kind == 'io' and 2 or 3]}}
     local others = {}
     for level = 1, 9 do
         others[level] = level_key(kind, level)
     end
+    others[10] = turns_key(kind)
     if redis.call('EXISTS', unpack(others)) > 0 then
         for level = 1, 9 do
             if redis.call('EXISTS', others[level]) == 1 then
                 sets[#sets + 1] = {level, others[level]}
             end
         end
+        if redis.call('EXISTS', others[10]) == 1 then
+            zset_or_aside(others[10])
+            sets[#sets + 1] = {0, others[10], true}
+        end
     end
     return sets
 end
 
 -- Up to `limit` due ids of the kind, in the order they should start, each taken out
--- of its set.
+-- of its set; and the fairness groups whose turn has come among them (out of the turns).
 local function take_due(sets, limit)
     if #sets == 1 then  -- priority 0 alone, the common case: the set's own order
         local ids = redis.call('ZRANGEBYSCORE', sets[1][2], '-inf', now, 'LIMIT', 0, limit)
         if #ids > 0 then
             redis.call('ZREM', sets[1][2], unpack(ids))
         end
-        return ids
+        return ids, {}
     end
     local picks = {}
     for _, set in ipairs(sets) do
@@ -153,17 +168,57 @@ local function take_due(sets, limit)
         if a[2] ~= b[2] then return a[2] < b[2] end
         return a[4] < b[4]
     end)
-    local ids, by_set = {}, {}
+    local ids, groups, by_set, turns = {}, {}, {}, sets[#sets][3] and sets[#sets][2]
     for i = 1, math.min(limit, #picks) do
         local id, key = picks[i][1], picks[i][3]
-        ids[i] = id
+        if key == turns then groups[#groups + 1] = id else ids[#ids + 1] = id end
         by_set[key] = by_set[key] or {}
         table.insert(by_set[key], id)
     end
     for key, members in pairs(by_set) do
         redis.call('ZREM', key, unpack(members))
     end
-    return ids
+    return ids, groups
+end
+
+-- The groups whose turn came share `room` starts equally (a group with fewer due jobs
+-- than its share leaves the rest to the others); their jobs start one of each group
+-- in turn, and each group's next turn is now, or its next job's due time if later.
+local function serve_turns(kind, groups, room)
+    local taken, active = {}, {}
+    for i, group in ipairs(groups) do
+        zset_or_aside(fair_key(group))
+        taken[group], active[i] = {}, group
+    end
+    while room > 0 and #active > 0 do
+        local share, still = math.max(1, math.floor(room / #active)), {}
+        for _, group in ipairs(active) do
+            local want = math.min(share, room)
+            local ids = want > 0 and redis.call('ZRANGEBYSCORE', fair_key(group), '-inf', now,
+                'LIMIT', 0, want) or {}
+            if #ids > 0 then
+                redis.call('ZREM', fair_key(group), unpack(ids))
+                for _, id in ipairs(ids) do table.insert(taken[group], id) end
+            end
+            room = room - #ids
+            if want > 0 and #ids == want then still[#still + 1] = group end
+        end
+        active = still
+    end
+    for i = 1, math.huge do
+        local any = false
+        for _, group in ipairs(groups) do
+            local id = taken[group][i]
+            if id then claim(id, kind, true); any = true end
+        end
+        if not any then break end
+    end
+    for _, group in ipairs(groups) do
+        local head = redis.call('ZRANGE', fair_key(group), 0, 0, 'WITHSCORES')[2]
+        if head then
+            redis.call('ZADD', turns_key(kind), math.max(now, tonumber(head)), group)
+        end
+    end
 end
 
 wake_rated(now, {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}, prefix)
@@ -172,11 +227,18 @@ for k = 1, 3 do
     local limit = tonumber(ARGV[5 + k])
     local sets = used_levels(kinds[k])
     if limit > 0 then
-        for _, id in ipairs(take_due(sets, limit)) do
+        local ids, groups = take_due(sets, limit)
+        for _, id in ipairs(ids) do
             claim(id, kinds[k])
+        end
+        if #groups > 0 then
+            serve_turns(kinds[k], groups, limit - #ids)
         end
     end
     local soonest, shown_as = nil, ''
+    if joined[kinds[k]] and not sets[#sets][3] then
+        sets[#sets + 1] = {0, turns_key(kinds[k]), true}
+    end
     for _, set in ipairs(sets) do
         local first = redis.call('ZRANGE', set[2], 0, 0, 'WITHSCORES')[2]
         if first and (soonest == nil or tonumber(first) < soonest) then

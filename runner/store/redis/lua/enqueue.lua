@@ -28,6 +28,8 @@
 --   transition, so it writes no event. Its guard is false. `chosen` is 1 when the
 --   caller chose the id: such a job is marked (chosen_id), and an id that is retired
 --   (lib.lua) is refused as "=<the state it was retired in>".
+-- A job whose extra fields have `fair_group` waits in its group, not in a due set, and
+-- its group for its turn (see lib.lua).
 -- ARGV[9] (enqueues from a client only) the states in which a unique job holds its
 --   key, by mode (runner/limits/unique.py): {"queued": ",a,b,", ...}. A job whose
 --   extra fields have `unique` and `unique_key` is refused while the job named by
@@ -161,12 +163,17 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         if level > 0 then
             hset(key, 'priority', level)
         end
-        local due_key = due_set(due_keys, kind, level)
+        local group = job[8].fair_group
+        local due_key = group and turns_key(kind) or due_set(due_keys, kind, level)
         if earliest[due_key] == nil then
-            local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
-            earliest[due_key] = tonumber(first[2]) or math.huge
+            local first = redis.pcall('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+            earliest[due_key] = type(first) == 'table' and tonumber(first[2]) or math.huge
         end
-        redis.call('ZADD', due_key, due, id)
+        if group then
+            wait_fair(id, kind, group, due)  -- it waits for its group's turn (see lib.lua)
+        else
+            redis.call('ZADD', due_key, due, id)
+        end
         if due < earliest[due_key] then
             earliest[due_key] = due
             redis.call(ARGV[8], wake, string.format('%d', due))

@@ -250,16 +250,64 @@ local function untake_slot(group)
     SLOT_COUNT[group] = SLOT_COUNT[group] - 1
 end
 
--- A job held back by a limit goes back to its due set at `due_ms`; one whose hash is
--- malformed goes where a claim will find it and set it aside; one that is gone, nowhere
--- (false).
+-- Fairness between keys (runner/limits/fair.py): a job of a task with `fair_key`
+-- carries `fair_group` (its task and that argument's value). It waits in
+-- <due prefix>fair:<group>, scored by due time, not in a due set; the group waits for
+-- its turn in <due prefix>fairq:<kind>, scored by when its turn comes: its earliest
+-- due time, and, after each turn, the time of that turn (or its next job's due time,
+-- if later). A claim serves the groups whose turn has come, oldest turn first, each
+-- an equal share of what it may start (claim.lua), so a key with 50,000 jobs waiting
+-- takes its turn after a key with 50, not before all of them. A job of such a task
+-- that reaches a due set another way (a retry, an expired lease, a resume) joins its
+-- group when a claim finds it there.
+
+local function turns_key(kind)
+    return KEYS[#KEYS] .. 'fairq:' .. kind
+end
+
+local function fair_key(group)
+    return KEYS[#KEYS] .. 'fair:' .. group
+end
+
+-- A sorted set of ours that holds another type (untrusted) is moved aside to <its
+-- name>:malformed, once a script call, so that the calls on it cannot fail.
+local CHECKED = {}
+
+local function zset_or_aside(key)
+    if CHECKED[key] then
+        return
+    end
+    CHECKED[key] = true
+    local kind = redis.call('TYPE', key)['ok']
+    if kind ~= 'zset' and kind ~= 'none' then
+        redis.call('RENAME', key, key .. ':malformed')
+    end
+end
+
+-- The job waits for its group's turn; the group's turn comes no later than its due
+-- time. The turn's time (ms), for the caller's wake-up.
+local function wait_fair(id, kind, group, due_ms)
+    zset_or_aside(fair_key(group))
+    redis.call('ZADD', fair_key(group), due_ms, id)
+    zset_or_aside(turns_key(kind))
+    redis.call('ZADD', turns_key(kind), 'LT', due_ms, group)
+    return tonumber(redis.call('ZSCORE', turns_key(kind), group))
+end
+
+-- A job held back by a limit goes back to its due set (or its fairness group) at
+-- `due_ms`; one whose hash is malformed goes where a claim will find it and set it
+-- aside; one that is gone, nowhere (false).
 local function back_to_due(id, due_ms, due, prefix)
     local key, bad = prefix .. id, {}
     if redis.call('EXISTS', key) == 0 then
         return false
     end
-    local w = read_job(key, 'kind', 'priority')
+    local w = read_job(key, 'kind', 'priority', 'fair_group')
     if w then need_kind(bad, w[1]) else bad[1] = 'not a hash' end
+    if #bad == 0 and w[3] and w[3] ~= '' then
+        wait_fair(id, w[1], w[3], due_ms)  -- back in its group, for its group's turn
+        return true
+    end
     redis.call('ZADD', #bad == 0 and due_set(due, w[1], w[2]) or due.async, due_ms, id)
     return true
 end

@@ -57,13 +57,15 @@ local function priority_of(id)
 end
 
 -- Out of every set that lists it as waiting: its due set, its task's held set, its
--- concurrency group's capped set, its rate group's waiting set (see lib.lua).
+-- concurrency group's capped set, its rate group's waiting set, its fairness group
+-- (see lib.lua; a group left empty loses its turn at its next one).
 local function unschedule(id, f)
-    local more = read_job(PREFIX .. id, 'priority', 'cap_group', 'rate_group') or {}
+    local more = read_job(PREFIX .. id, 'priority', 'cap_group', 'rate_group', 'fair_group') or {}
     redis.call('ZREM', due_set(DUE, f[4], more[1]), id)
     if f[5] then redis.call('ZREM', HELD .. f[5], id) end
     if more[2] and more[2] ~= '' then redis.call('ZREM', capped_key(more[2]), id) end
     if more[3] and more[3] ~= '' then redis.call('ZREM', rated_key(more[3]), id) end
+    if more[4] and more[4] ~= '' then redis.pcall('ZREM', fair_key(more[4]), id) end
 end
 
 -- A job ended by request (cancel, delete) leaves its task's waiting list (lib.lua).

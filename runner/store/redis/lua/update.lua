@@ -9,9 +9,10 @@ local changes = cjson.decode(REQUEST)
 -- A new due time moves the job where it waits: its kind's due set, or its paused
 -- task's held set; a paused job is in neither and takes it when resumed. A job
 -- waiting for a concurrency slot or for its rate goes back to its due set at the new
--- time (it asks again when that comes).
+-- time (it asks again when that comes), as does one waiting for its fairness group's
+-- turn (a claim puts it back in its group then).
 local function move(id, f, due)
-    local groups = read_job(PREFIX .. id, 'cap_group', 'rate_group') or {}
+    local groups = read_job(PREFIX .. id, 'cap_group', 'rate_group', 'fair_group') or {}
     if redis.call('ZSCORE', due_set(DUE, f[4], priority_of(id)), id) then
         schedule(id, f[4], due)
     elseif f[5] and redis.call('ZSCORE', HELD .. f[5], id) then
@@ -19,6 +20,8 @@ local function move(id, f, due)
     elseif groups[1] and redis.call('ZREM', capped_key(groups[1]), id) == 1 then
         schedule(id, f[4], due)
     elseif groups[2] and redis.call('ZREM', rated_key(groups[2]), id) == 1 then
+        schedule(id, f[4], due)
+    elseif groups[3] and redis.pcall('ZREM', fair_key(groups[3]), id) == 1 then
         schedule(id, f[4], due)
     end
 end
