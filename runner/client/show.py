@@ -43,9 +43,19 @@ async def show_document(settings: Settings, job_id: str) -> dict[str, Any]:
 
 
 async def _waiting_for(client: Client, job: Any) -> str | None:
-    """Why a due job is not starting, when a concurrency cap or a rate holds it back."""
+    """Why a due job is not starting: maintenance mode, its task paused, a concurrency
+    cap, a rate, or its key's turn (fair_key)."""
     if job.state not in WAITING:
         return None
+    paused, maintenance = await client.store.paused_summary()
+    if maintenance:
+        return "maintenance mode: no daemon claims anything (runner resume --all)"
+    if job.task in paused:
+        return f"its task is paused (runner resume --task {job.task})"
+    return await _held_by_limit(client, job)
+
+
+async def _held_by_limit(client: Client, job: Any) -> str | None:
     group, cap = job.extra.get("cap_group"), job.extra.get("cap")
     running = await client.store.cap_wait(job.queue, group, job.id) if group else None
     if running is not None:
@@ -54,4 +64,13 @@ async def _waiting_for(client: Client, job: Any) -> str | None:
     wake = await client.store.rate_wait(job.queue, rated, job.id) if rated else None
     if wake is not None:
         return f"its rate ({rated!r}): the next start is allowed at {rfc3339(wake)}"
+    fair, spec = job.extra.get("fair_group"), client.settings.tasks.get(job.task)
+    turn = None
+    if fair and spec is not None:
+        turn = await client.store.turn_wait(job.queue, fair, spec.kind, job.id)
+    if turn is not None:
+        return (
+            f"its key's turn ({fair!r}): {turn[0]} jobs of its key wait, and {turn[1]} keys "
+            "take turns"
+        )
     return None

@@ -4,7 +4,8 @@ Live figures come from Redis (what is due now and how late, waiting, running and
 on which daemon; which daemons sent a heartbeat lately, with what they say of
 themselves; paused tasks and maintenance mode; what was set aside as malformed;
 what the recorders have not written yet, what the sources took and dead-lettered;
-each webhook sink's dead letters and backlog), counts per state and per task from
+each webhook sink's dead letters and backlog; per task with a cap, a rate or a fair
+key, what runs and waits on it), counts per state and per task from
 Postgres, in one query, and how many jobs wait there parked (`runner status`
 counts them each time; the dashboard, which polls, leaves them out).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.client.client import Client
+from runner.client.limits import limits_document
 from runner.client.webhooks import webhook_status
 from runner.config.settings import Settings
 from runner.jobs import rfc3339
@@ -57,4 +59,6 @@ async def status_of(
     # Each configured source: what every daemon's reader did, and if it is held back.
     live["sources"] = await read_source_figures(client.store, sorted(client.settings.sources), now)
     live["webhooks"] = await webhook_status(client)
+    # Each task with a cap, a rate or a fair key: what runs and waits on it.
+    live["limits"] = limits_document(client.settings.tasks, await client.store.limit_groups())
     return {"at": rfc3339(now), "states": per_state(tasks), "tasks": tasks, **extra, **live}

@@ -21,6 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from runner.daemon.limit_metrics import LimitCollector
+
 # Seconds; jobs range from a no-op to minutes of work.
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Seconds late: the pump aims at a millisecond, so the low end is fine-grained.
@@ -119,6 +121,8 @@ class Metrics:
         self._tasks: dict[str, _TaskStats] = {}
         self._cancels: dict[tuple[str, int], float] = {}  # (job id, claim) -> when counted
         self.registry.register(_JobCollector(self._tasks, pools))
+        self.limits = LimitCollector()  # set by the metrics service's refresh
+        self.registry.register(self.limits)
         r = self.registry
         self.due = Gauge("runner_due_jobs", "Jobs due now in Redis, by kind and queue (all "
                          "daemons).", ["kind", "queue"], registry=r)  # fmt: skip

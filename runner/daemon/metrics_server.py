@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from runner.client.limits import limited_tasks, limits_document
 from runner.clock import Clock
+from runner.config.settings import TaskSettings
 from runner.config.values import split_listen
 from runner.daemon.metrics import Metrics
 from runner.logs import get_logger
@@ -62,17 +66,26 @@ async def start_server(metrics: Metrics, listen: str) -> web.AppRunner | None:
 class GaugeRefresher:
     """Sets the gauges that need a server, and measures the event loop's lag."""
 
-    def __init__(self, metrics: Metrics, redis: RedisStore, pg: PgStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        redis: RedisStore,
+        pg: PgStore,
+        clock: Clock,
+        tasks: Callable[[], Mapping[str, TaskSettings]] = dict,
+    ) -> None:
         self.metrics = metrics
         self.redis = redis
         self.pg = pg
         self.clock = clock
+        self.tasks = tasks  # the config's, as reloaded
 
     async def refresh(self) -> None:
         m = self.metrics
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 gauges = await read_queue_gauges(self.redis, self.clock.now_ms())
+                limits = await self._limits()
         except Exception:  # unreachable or refusing: that is the figure
             m.store_up.labels("redis").set(0)
         else:
@@ -82,6 +95,7 @@ class GaugeRefresher:
                     m.due.labels(kind, queue).set(count)
                 m.oldest_due_lag.labels(queue).set(figures.oldest_due_lag_ms / 1000)
                 m.recorder_backlog.labels(queue).set(figures.unrecorded_entries)
+            m.limits.update(limits)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 await self.pg.ping()
@@ -89,6 +103,13 @@ class GaugeRefresher:
             m.store_up.labels("postgres").set(0)
         else:
             m.store_up.labels("postgres").set(1)
+
+    async def _limits(self) -> dict[str, dict[str, Any]]:
+        """The limited tasks' figures (none read while no task has a limit)."""
+        tasks = self.tasks()
+        if not limited_tasks(tasks):
+            return {}
+        return limits_document(tasks, await self.redis.limit_groups())
 
     async def run(self) -> None:
         while True:

@@ -255,8 +255,9 @@ class Daemon(RunStops):
                 )
             if self.metrics is not None and self.settings.metrics_listen:
                 refresher = GaugeRefresher(
-                    self.metrics, self.conns.redis_store, self.conns.pg_store, self.clock
-                )
+                    self.metrics, self.conns.redis_store, self.conns.pg_store, self.clock,
+                    lambda: self.settings.tasks,
+                )  # fmt: skip
                 coroutines["metrics"] = serve_metrics(
                     self.metrics, self.settings.metrics_listen, refresher
                 )

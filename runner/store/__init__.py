@@ -15,6 +15,7 @@ from runner.store.postgres.listing import BadCursor, check_limit, decode_cursor
 from runner.store.postgres.status import per_state
 from runner.store.postgres.store import PgStore
 from runner.store.postgres.webhooks import AttemptRow, WebhookAttempts
+from runner.store.redis.caps import LimitGroup
 from runner.store.redis.connect import RedisClient, redis_client
 from runner.store.redis.gauges import read_queue_gauges
 from runner.store.redis.keys import (
@@ -53,6 +54,7 @@ __all__ = [
     "KafkaTopic",
     "Kept",
     "Keys",
+    "LimitGroup",
     "Parking",
     "PgStore",
     "RedisClient",

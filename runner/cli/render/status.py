@@ -34,6 +34,7 @@ def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> st
         f"  set aside    {aside['jobs']} malformed jobs ({_show(aside['jobs_key'])}), "
         f"{aside['events']} stream entries ({_show(aside['events_key'])})",
         *_webhook_lines(doc.get("webhooks", [])),
+        *_limit_lines(doc.get("limits") or {}, times),
         f"  states       {states} (Postgres)",
         *_task_lines(doc["tasks"]),
     ]
@@ -196,3 +197,34 @@ def _webhook_lines(sinks: list[dict[str, Any]]) -> list[str]:
             f"{replaying}; delivered by {_show(sink['holder'] or 'no daemon')}"
         )
     return lines
+
+
+def _limit_lines(limits: dict[str, dict[str, Any]], times: TimeText) -> list[str]:
+    """Per task with a cap, a rate or a fair key: what runs against it and what waits
+    on each limit; then its busiest key values."""
+    lines = []
+    for i, (task, figures) in enumerate(limits.items()):
+        lines.append(
+            f"  {'limits' if i == 0 else '':<12} {_show(task)}: {_limit_text(figures, times)}"
+        )
+        lines += [f"{'':<16}{_show(key['key'])}: {_limit_text(key, times)}"
+                  for key in figures.get("keys", [])]  # fmt: skip
+    return lines
+
+
+def _limit_text(figures: dict[str, Any], times: TimeText) -> str:
+    cap, running = figures.get("concurrency"), f"running {figures['running']}"
+    if cap and figures.get("concurrency_key"):
+        running += f" (at most {cap} per {_show(figures['concurrency_key'])})"
+    elif cap:
+        running += f" of {cap}"
+    waiting = figures["waiting"]
+    parts = [running] + [f"{n} waiting for {what}" for what, n in (
+        ("a slot", waiting["cap"]), ("the rate", waiting["rate"]),
+        ("their key's turn", waiting["turn"])) if n]  # fmt: skip
+    rate = figures.get("rate_per_s")
+    if rate:
+        parts.append(f"rate {rate:g}/s, {figures['rate_starts']} starts so far")
+    if figures.get("next_start"):
+        parts.append(f"next start {_show_time(figures['next_start'], times)}")
+    return ", ".join(parts)

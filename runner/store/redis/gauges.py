@@ -1,9 +1,10 @@
 """The Redis figures behind the daemon's gauges, in a few round trips of O(log n) reads.
 
 Read every couple of seconds by the metrics service, never on a scrape: due jobs
-per kind (ZCOUNT), the earliest due time per kind (the first member of each due
-set) and the unrecorded stream entries (the recorders' consumer group's pending
-entries and lag). None of it grows with the number of jobs Redis or Postgres holds.
+per kind (ZCOUNT, and the count of jobs waiting for their key's turn), the earliest
+due time per kind (the first member of each due set) and the unrecorded stream
+entries (the recorders' consumer group's pending entries and lag). None of it
+grows with the number of jobs Redis or Postgres holds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from runner.store.failures import on_redis
 from runner.store.redis import retention
+from runner.store.redis.caps import fair_counts
 from runner.store.redis.keys import KINDS, PRIORITIES
 from runner.store.redis.store import RedisStore
 
@@ -46,14 +48,19 @@ async def _read_one(store: RedisStore, now_ms: int) -> QueueGauges:
                 pipe.zcount(keys.due(kind, level), "-inf", now_ms)
         for key in keys.due_every:
             pipe.zrange(key, 0, 0, withscores=True)
-        replies = await pipe.execute()
+        pipe.hgetall(keys.fair_waiting)
+        replies = await pipe.execute(raise_on_error=False)
+    fair = fair_counts(replies.pop())
     unrecorded = await retention.backlog(store.redis, keys.events, keys.recorder_group)
     n, levels = len(KINDS), len(PRIORITIES)
     counts = replies[: n * levels]
     earliest = min((s for s in map(_score, replies[n * levels :]) if s is not None), default=None)
     lag = 0 if earliest is None or earliest > now_ms else int(now_ms - earliest)
     return QueueGauges(
-        due={kind: int(sum(counts[i * levels : (i + 1) * levels])) for i, kind in enumerate(KINDS)},
+        due={
+            kind: int(sum(counts[i * levels : (i + 1) * levels])) + fair.get(kind, 0)
+            for i, kind in enumerate(KINDS)
+        },
         oldest_due_lag_ms=lag,
         unrecorded_entries=unrecorded.entries,
     )

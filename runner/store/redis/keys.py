@@ -86,6 +86,11 @@ class Keys:
         """Each kind's fairness groups waiting for their turn (lua/lib.lua)."""
         return tuple(f"{self.due_prefix}fairq:{kind}" for kind in KINDS)
 
+    @property
+    def fair_waiting(self) -> str:
+        """How many jobs wait in fairness groups, per kind: a hash (lua/lib.lua)."""
+        return f"{self.due_prefix}fairn"
+
     @cached_property
     def due_every(self) -> tuple[str, ...]:
         """Every due set of the queue, whatever the kind and priority."""

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from runner.jobs import rfc3339
 from runner.store.failures import on_redis
 from runner.store.redis import retention
+from runner.store.redis.caps import fair_counts
 from runner.store.redis.fields import stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, PRIORITIES, Keys
 
@@ -157,13 +158,16 @@ async def read_queue(redis: Redis, keys: Keys, now_ms: int) -> dict[str, Any]:
                 pipe.zrange(key, 0, 0, withscores=True)
         pipe.zrange(keys.leases, 0, -1)
         pipe.zcard(keys.dead)
-        replies = await pipe.execute()
+        pipe.hgetall(keys.fair_waiting)
+        replies = await pipe.execute(raise_on_error=False)
+    fair = fair_counts(replies.pop())
     unrecorded = await retention.backlog(redis, keys.events, keys.recorder_group)
     per_kind = 3 * len(PRIORITIES)
     due, waiting, firsts = {}, {}, []
     for n, kind in enumerate(KINDS):
         part = replies[n * per_kind : (n + 1) * per_kind]
-        due[kind], waiting[kind] = sum(part[0::3]), sum(part[1::3])
+        due[kind] = sum(part[0::3]) + fair.get(kind, 0)
+        waiting[kind] = sum(part[1::3]) + fair.get(kind, 0)
         firsts += part[2::3]
     running_ids, dead = replies[len(KINDS) * per_kind :]
     return {

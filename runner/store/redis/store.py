@@ -23,7 +23,7 @@ from runner.limits.unique import HOLDING_ARGV
 from runner.states import ENDED, GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
-from runner.store.redis.caps import CapStore
+from runner.store.redis.caps import CapStore, fair_counts
 from runner.store.redis.connect import is_cluster, own_connection
 from runner.store.redis.fields import int_or_none, named, stored
 from runner.store.redis.keys import DEFAULT_QUEUE, KINDS, LEVELS, Keys
@@ -290,18 +290,23 @@ class RedisStore(
 
     @on_redis
     async def due_counts(self, now_ms: int) -> dict[str, int]:
-        """Jobs due by now, per kind, over every queue."""
+        """Jobs due by now, per kind, over every queue (with those waiting for their
+        key's turn, see fair_counts)."""
         names = await self.queue_names()
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
                 for kind in KINDS:
                     for level in (0, *LEVELS):
                         pipe.zcount(self.keys.of_queue(name).due(kind, level), "-inf", now_ms)
-            counts = iter(await pipe.execute())
+                pipe.hgetall(self.keys.of_queue(name).fair_waiting)
+            counts = iter(await pipe.execute(raise_on_error=False))
         totals = dict.fromkeys(KINDS, 0)
         for _ in names:
             for kind in KINDS:
                 totals[kind] += sum(next(counts) for _ in range(1 + len(LEVELS)))
+            for kind, waiting in fair_counts(next(counts)).items():
+                if kind in totals:
+                    totals[kind] += waiting
         return totals
 
     @on_redis

@@ -198,6 +198,7 @@ local function serve_turns(kind, groups, room)
                 'LIMIT', 0, want) or {}
             if #ids > 0 then
                 redis.call('ZREM', fair_key(group), unpack(ids))
+                count_fair(kind, -#ids)
                 for _, id in ipairs(ids) do table.insert(taken[group], id) end
             end
             room = room - #ids
@@ -252,7 +253,7 @@ for k = 1, 3 do
     next_due[k] = shown_as
 end
 
-flush_claim_limits()
+flush_claim_limits(now)
 flush_unqueued()
 if #events > 0 then
     redis.call('XADD', KEYS[5], '*', 'e', '[' .. table.concat(events, ',') .. ']')

@@ -179,6 +179,27 @@ local function retired_state(key, id, list_json)
     return retired_states(list_json)[score % 8] or 'unknown'
 end
 
+-- The groups of caps, rates and fair keys that were busy lately, for operators
+-- (runner/store/redis/limits.py reads them): <due prefix>limited, scored by when a
+-- script last saw each group start or hold back a job. Written once a group a script
+-- call, and kept to the LIMITED_KEPT most recent.
+local LIMITED_KEPT = 10000
+local REGISTERED = {}
+
+local function register(group, at_ms)
+    if REGISTERED[group] then
+        return
+    end
+    REGISTERED[group] = true
+    redis.pcall('ZADD', KEYS[#KEYS] .. 'limited', at_ms, group)
+end
+
+local function trim_registered()
+    if next(REGISTERED) then
+        redis.pcall('ZREMRANGEBYRANK', KEYS[#KEYS] .. 'limited', 0, -(LIMITED_KEPT + 1))
+    end
+end
+
 -- Concurrency caps (runner/client/caps.py): a job of a capped task carries `cap`, the
 -- most jobs of its group that may run at once across every daemon, and `cap_group`
 -- (its task, or its task and the value of its concurrency key). The group's running
@@ -234,6 +255,7 @@ local function take_slot(id, limit, group, due, now, prefix, running)
         if count >= limit then
             SLOT_COUNT[group] = count
             redis.call('ZADD', capped_key(group), due, id)
+            register(group, now)
             return false
         end
     end
@@ -284,11 +306,20 @@ local function zset_or_aside(key)
     end
 end
 
+-- How many jobs wait in fairness groups, per kind (<due prefix>fairn, a hash): they are
+-- in no due set, so the figures of what is due count them from here.
+local function count_fair(kind, by)
+    redis.pcall('HINCRBY', KEYS[#KEYS] .. 'fairn', kind, by)
+end
+
 -- The job waits for its group's turn; the group's turn comes no later than its due
 -- time. The turn's time (ms), for the caller's wake-up.
 local function wait_fair(id, kind, group, due_ms)
     zset_or_aside(fair_key(group))
-    redis.call('ZADD', fair_key(group), due_ms, id)
+    if redis.call('ZADD', fair_key(group), due_ms, id) == 1 then
+        count_fair(kind, 1)
+    end
+    register(group, due_ms)
     zset_or_aside(turns_key(kind))
     redis.call('ZADD', turns_key(kind), 'LT', due_ms, group)
     return tonumber(redis.call('ZSCORE', turns_key(kind), group))
@@ -394,7 +425,7 @@ end
 
 -- Within one claim call, a group's theoretical arrival time (us) is read once, kept
 -- here, and written once at the end (flush_claim_limits), with how long to keep it.
-local RATE_TAT, RATE_KEEP = {}, {}
+local RATE_TAT, RATE_KEEP, RATE_STARTS = {}, {}, {}
 
 -- Whether the group allows a start at `now` (ms; then counted); if not, when (ms).
 local function rate_allows(group, interval, tolerance, now)
@@ -410,20 +441,27 @@ local function rate_allows(group, interval, tolerance, now)
     end
     RATE_TAT[group] = tat + interval
     RATE_KEEP[group] = math.ceil((tat + interval - now_us + tolerance) / 1000) + 1000
+    RATE_STARTS[group] = (RATE_STARTS[group] or 0) + 1
     return true, nil
 end
 
--- What take_slot and rate_allows kept for the end of the claim call, written.
-local function flush_claim_limits()
+-- What take_slot and rate_allows kept for the end of the claim call, written; each
+-- rate group's starts are counted in <due prefix>ratestarts, for operators to read
+-- the rate it runs at.
+local function flush_claim_limits(now)
     for group, adds in pairs(SLOT_ADDS) do
         for i = 1, #adds, 1000 do
             redis.call('ZADD', slots_key(group), unpack(adds, i, math.min(i + 999, #adds)))
         end
+        register(group, now)
     end
     for group, keep in pairs(RATE_KEEP) do
         redis.call('SET', KEYS[#KEYS] .. 'rate:' .. group, string.format('%d', RATE_TAT[group]),
             'PX', keep)
+        redis.pcall('HINCRBY', KEYS[#KEYS] .. 'ratestarts', group, RATE_STARTS[group])
+        register(group, now)
     end
+    trim_registered()
 end
 
 -- Groups whose time has come put back in their due sets as many of their earliest
@@ -454,6 +492,7 @@ end
 -- The job waits for its group's next start at `allowed` (ms).
 local function wait_rated(id, group, due_ms, allowed)
     redis.call('ZADD', rated_key(group), due_ms, id)
+    register(group, due_ms)
     local wake = tonumber(redis.call('ZSCORE', rate_wake_key(), group))
     if not wake or allowed < wake then
         redis.call('ZADD', rate_wake_key(), allowed, group)

@@ -22,6 +22,7 @@ local function move(id, f, due)
     elseif groups[2] and redis.call('ZREM', rated_key(groups[2]), id) == 1 then
         schedule(id, f[4], due)
     elseif groups[3] and redis.pcall('ZREM', fair_key(groups[3]), id) == 1 then
+        count_fair(f[4], -1)
         schedule(id, f[4], due)
     end
 end
