@@ -6,6 +6,7 @@ another way (a retry, a cap, a resume, an update) rejoins its key's turn.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -144,3 +145,53 @@ async def test_turns_and_groups_of_another_type_are_set_aside(
     assert await _claim(fair, 10) == []
     await _enqueue(fair, "c", 1)
     assert await _claim(fair, 10) == ["c0"]
+
+
+async def test_every_job_is_claimed_whatever_comes_between(
+    make_settings: Callable[..., Settings], redis: Redis, pg: PgStore
+) -> None:
+    """Enqueues of 5 keys now and a little later, claims of every size, retries, updates,
+    cancels and a pause, in a seeded random order: every job that was not cancelled is
+    claimed in the end, and none twice at once."""
+    import random  # noqa: PLC0415
+
+    rng = random.Random(7)
+    client = limited_client(make_settings, redis, pg, fair_key="args.0", retries=1)
+    live: set[str] = set()
+    claimed: set[str] = set()
+    for step in range(300):
+        move = rng.random()
+        now = client.clock.now_ms()
+        if move < 0.35:
+            key, delay = f"k{rng.randrange(5)}", rng.choice([None, 0.01, 0.05])
+            jobs = [client.new_job("echo", [key, step, n], delay=delay)
+                    for n in range(rng.randrange(1, 30))]  # fmt: skip
+            live.update(await client.enqueue_many(jobs))
+        elif move < 0.75:
+            found = await client.store.claim_due(
+                now, {"async": rng.randrange(1, 40)}, "d1", now + LEASE_MS
+            )
+            got = {job.id for job in found.jobs}
+            assert not got & claimed, "claimed twice"
+            claimed |= got
+        elif move < 0.85 and live - claimed:
+            job_id = rng.choice(sorted(live - claimed))
+            action = rng.choice(["cancel", "update"])
+            [result] = await client.request(
+                action, [job_id], **({"delay": 0.02} if action == "update" else {})
+            )
+            if result.ok and action == "cancel":
+                live.discard(job_id)
+        elif move < 0.9:
+            await client.store.pause_task("echo", "test", now)
+            await client.store.resume_task("echo")
+    deadline = client.clock.now_ms() + 10_000
+    while live - claimed and client.clock.now_ms() < deadline:
+        now = client.clock.now_ms()
+        found = await client.store.claim_due(now, {"async": 50}, "d1", now + LEASE_MS)
+        got = {job.id for job in found.jobs}
+        assert not got & claimed, "claimed twice"
+        claimed |= got
+        if not got:
+            await asyncio.sleep(0.01)
+    assert live - claimed == set()

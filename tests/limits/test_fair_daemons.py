@@ -1,7 +1,8 @@
 """Fairness between keys on three real daemons: tenant A enqueues thousands of jobs,
-then tenant B 50; from the transition stream (the claims in the order they were
-made), every B job is claimed within the first 200 claims after B's enqueue, where
-first-in first-out would have made B wait for all of A that was left.
+then tenant B 50; from the transition stream (the claims in the order Redis ran
+them, each as of its time), every B job is claimed within the first 200 claims made
+after B's enqueue, where first-in first-out would have made B wait for all of A
+that was left.
 
 `make test` runs 10,000 A jobs; RUNNER_FAIR_JOBS=50000 is the issue's figure."""
 
@@ -30,17 +31,19 @@ TASKS = {"tasks__tenant": {"target": "tests.tasks:echo", "kind": "async", "fair_
 
 
 def _claims_after_enqueue(entries: Any, b_ids: set[str]) -> tuple[list[str], int]:
-    """The ids claimed after the stream entry that enqueued B, in claim order; and how
-    many A jobs were still waiting then (claimed later)."""
-    after: list[str] | None = None
+    """The ids claimed, in claim order, by claims made as of B's enqueue or later (a
+    claim made as of an earlier time, which Redis ran after the enqueue, could not see
+    B's jobs: they were not due yet for it); and how many A jobs those claims took."""
+    enqueued_at: int | None = None
+    after: list[str] = []
     for _, fields in entries:
         for transition in json.loads(fields["e"]):
-            job_id, to = transition[0], transition[3]
-            if after is None and to == "scheduled" and job_id in b_ids:
-                after = []
-            elif after is not None and to == "running":
+            job_id, to, at = transition[0], transition[3], transition[4]
+            if enqueued_at is None and to == "scheduled" and job_id in b_ids:
+                enqueued_at = at
+            elif enqueued_at is not None and to == "running" and at >= enqueued_at:
                 after.append(job_id)
-    assert after is not None, "B's enqueue is not in the stream"
+    assert enqueued_at is not None, "B's enqueue is not in the stream"
     return after, sum(1 for job_id in after if job_id not in b_ids)
 
 

@@ -5,6 +5,7 @@ import { actionButton } from "./actions.js";
 import { api } from "./api.js";
 import { durationLines, legend, stackedBars } from "./charts.js";
 import { badge, el, redraw, section, table, when } from "./dom.js";
+import { limitTable } from "./limits.js";
 import { STATES } from "./states.js";
 import { time, took } from "./format.js";
 
@@ -182,6 +183,7 @@ export function overview(view) {
       charts(rows),
       Object.keys(doc.queues || {}).length > 1 ? section("Queues", queueTable(doc)) : null,
       section("Tasks", taskTable(doc)),
+      Object.keys(doc.limits || {}).length ? section("Limits: caps, rates, turns", limitTable(doc)) : null,
       section("Live daemons", daemonTable(doc)),
       (doc.webhooks || []).length ? section("Webhooks", webhookTable(doc)) : null,
       el("p", { class: "muted small" }, `Status at ${time(doc.at)}; `, el("code", {}, "runner status"), " shows the same."),

@@ -181,6 +181,8 @@ local function take_due(sets, limit)
     return ids, groups
 end
 
+local TURNS_A_MS = 1024  -- turns told apart within one millisecond (exact in a double)
+
 -- The groups whose turn came share `room` starts equally (a group with fewer due jobs
 -- than its share leaves the rest to the others); their jobs start one of each group
 -- in turn, and each group's next turn is now, or its next job's due time if later.
@@ -214,10 +216,17 @@ local function serve_turns(kind, groups, room)
         end
         if not any then break end
     end
-    for _, group in ipairs(groups) do
+    -- A group served now goes after every group whose turn came earlier, and after
+    -- those served before it in the same millisecond (by another claim, maybe): its
+    -- turn is now - 1 + a fraction that grows with each turn given (TURN_STEP). Ties
+    -- would otherwise go by name, and one key could win every claim of a millisecond.
+    local given = redis.pcall('INCRBY', KEYS[#KEYS] .. 'fairclock', #groups)
+    given = type(given) == 'number' and given - #groups or 0  -- another type: no order kept
+    for i, group in ipairs(groups) do
         local head = redis.call('ZRANGE', fair_key(group), 0, 0, 'WITHSCORES')[2]
         if head then
-            redis.call('ZADD', turns_key(kind), math.max(now, tonumber(head)), group)
+            local turn = now - 1 + ((given + i) % TURNS_A_MS) / TURNS_A_MS
+            redis.call('ZADD', turns_key(kind), math.max(turn, tonumber(head)), group)
         end
     end
 end
