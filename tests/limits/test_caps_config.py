@@ -40,6 +40,7 @@ def test_a_cap_and_its_key_are_read() -> None:
         ({"unique": "queued", "unique_key": "account"}, "tasks.pay.unique_key"),
         ({"max_queued": 0}, "tasks.pay.max_queued: must be a whole number > 0"),
         ({"max_queued": "1000"}, "tasks.pay.max_queued"),
+        ({"fair_key": "tenant"}, "tasks.pay.fair_key: must be 'kwargs.NAME' or 'args.INDEX'"),
     ],
 )
 def test_a_bad_cap_is_refused_with_its_key_named(fields: dict[str, object], said: str) -> None:

@@ -123,3 +123,22 @@ async def test_an_untrusted_cap_counts_as_none(capped: Client, redis: Redis, key
 async def test_an_enqueue_without_the_key_is_refused_naming_it(capped: Client) -> None:
     with pytest.raises(UsageError, match=r"concurrency_key kwargs\.account: the job has no kwargs"):
         await capped.enqueue("noop", kwargs={"user": 1})
+
+
+async def test_limit_sets_of_another_type_are_set_aside(
+    capped: Client, redis: Redis, keys: Keys
+) -> None:
+    """Anything in Redis is untrusted: a string where a group's slots, its waiting jobs,
+    a rate's waiting jobs or the rates' wake-ups should be is moved aside, and claims,
+    ends and cancels go on (a crash halfway through a claim would lose jobs)."""
+    prefix = keys.due_prefix
+    for name in ("slots:echo", "capped:echo", "rated:echo", "ratewake"):
+        await redis.set(f"{prefix}{name}", "junk")
+    ids = [await capped.enqueue("echo", [n], job_id=f"m{n}") for n in range(3)]
+    assert await _claim(capped, "d1") == ["m0", "m1"]
+    assert await redis.get(f"{prefix}slots:echo:malformed") == "junk"
+    assert await redis.get(f"{prefix}capped:echo:malformed") == "junk"
+    assert await redis.get(f"{prefix}ratewake:malformed") == "junk"
+    await redis.set(f"{prefix}slots:echo", "junk again")
+    await _finish(capped, redis, keys, "d1", "m0")
+    assert (await capped.request("cancel", ids[1:]))[0].ok

@@ -76,3 +76,22 @@ async def test_show_says_why_a_due_job_is_not_starting(
     await client.store.resume_task("noop")
     assert len(await _claim(client, 10)) + len(await _claim(client, 10)) == 3
     assert "waiting_for" not in await show_document(client.settings, turns[0])
+
+
+async def test_limit_records_of_another_type_are_never_a_crash(
+    make_settings: Callable[..., Settings], redis: Redis, pg: PgStore
+) -> None:
+    """Anything in Redis is untrusted: the busy groups' list, a rate's starts, the count
+    of jobs waiting for a turn and the turn clock, each of another type, leave claims,
+    enqueues and status working (the figures they hold count as nothing)."""
+    client = _client(make_settings, redis, pg)
+    prefix = client.store.keys.due_prefix
+    for name in ("limited", "ratestarts", "fairn"):
+        await redis.rpush(f"{prefix}{name}", "junk")
+    await redis.hset(f"{prefix}fairclock", "x", "junk")
+    await client.enqueue_many([client.new_job("noop", [f"t{n % 2}"]) for n in range(4)])
+    await client.enqueue_many([client.new_job("echo", kwargs={"account": "a"}) for _ in range(2)])
+    assert len(await _claim(client, 10)) == 6
+    doc = await status_document(client.settings)
+    assert doc["limits"]["echo"]["running"] == 0  # the list of busy groups is unreadable
+    assert doc["due"]["async"] == 0

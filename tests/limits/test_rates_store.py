@@ -111,3 +111,20 @@ def test_a_rate_reads_as_documented(text: str, said: str | None) -> None:
     else:
         with pytest.raises(ValueError, match=said):
             interval_us(text)
+
+
+async def test_rate_sets_of_another_type_are_set_aside(
+    make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
+) -> None:
+    """A string where the rate's waiting jobs or the wake-ups should be is moved aside
+    when a job must wait; the rate goes on."""
+    client = limited_client(make_settings, redis, pg, rate_interval_us=100_000)
+    await redis.set(f"{keys.due_prefix}rated:echo", "junk")
+    for n in range(2):
+        await client.enqueue("echo", [n], job_id=f"s{n}")
+    t = client.clock.now_ms() + 10
+    await redis.set(f"{keys.due_prefix}ratewake", "junk")  # read after the first start
+    assert await _claim(client, t) == (["s0"], t + 100)
+    assert await redis.get(f"{keys.due_prefix}rated:echo:malformed") == "junk"
+    assert await redis.get(f"{keys.due_prefix}ratewake:malformed") == "junk"
+    assert (await _claim(client, t + 100))[0] == ["s1"]

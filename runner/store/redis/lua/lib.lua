@@ -179,6 +179,31 @@ local function retired_state(key, id, list_json)
     return retired_states(list_json)[score % 8] or 'unknown'
 end
 
+-- A sorted set of ours that holds another type (untrusted) is moved aside to <its
+-- name>:malformed, once a script call, so that the calls on it cannot fail.
+local CHECKED = {}
+
+local function zset_or_aside(key)
+    if CHECKED[key] then
+        return
+    end
+    CHECKED[key] = true
+    local kind = redis.call('TYPE', key)['ok']
+    if kind ~= 'zset' and kind ~= 'none' then
+        redis.call('RENAME', key, key .. ':malformed')
+    end
+end
+
+-- ZCARD of a sorted set of ours; one of another type is moved aside first (0).
+local function zcard_or_aside(key)
+    local count = redis.pcall('ZCARD', key)
+    if type(count) == 'number' then
+        return count
+    end
+    zset_or_aside(key)
+    return 0
+end
+
 -- The groups of caps, rates and fair keys that were busy lately, for operators
 -- (runner/store/redis/limits.py reads them): <due prefix>limited, scored by when a
 -- script last saw each group start or hold back a job. Written once a group a script
@@ -247,13 +272,14 @@ local SLOT_COUNT, SLOT_ADDS = {}, {}
 -- A slot of the group for job `id` (true), or the job waits in the group's capped set
 -- at its due time (false).
 local function take_slot(id, limit, group, due, now, prefix, running)
-    local count = SLOT_COUNT[group] or redis.call('ZCARD', slots_key(group))
+    local count = SLOT_COUNT[group] or zcard_or_aside(slots_key(group))
     local adds = SLOT_ADDS[group] or {}
     if count >= limit then
         drop_stale_slots(slots_key(group), prefix, running)
         count = redis.call('ZCARD', slots_key(group)) + #adds / 2
         if count >= limit then
             SLOT_COUNT[group] = count
+            zset_or_aside(capped_key(group))
             redis.call('ZADD', capped_key(group), due, id)
             register(group, now)
             return false
@@ -289,21 +315,6 @@ end
 
 local function fair_key(group)
     return KEYS[#KEYS] .. 'fair:' .. group
-end
-
--- A sorted set of ours that holds another type (untrusted) is moved aside to <its
--- name>:malformed, once a script call, so that the calls on it cannot fail.
-local CHECKED = {}
-
-local function zset_or_aside(key)
-    if CHECKED[key] then
-        return
-    end
-    CHECKED[key] = true
-    local kind = redis.call('TYPE', key)['ok']
-    if kind ~= 'zset' and kind ~= 'none' then
-        redis.call('RENAME', key, key .. ':malformed')
-    end
 end
 
 -- How many jobs wait in fairness groups, per kind (<due prefix>fairn, a hash): they are
@@ -347,10 +358,11 @@ end
 -- sets at their due times. `ctx`: due (kind -> level 0's set), prefix (job hash key
 -- prefix), wake (channel), publish (command).
 local function fill_slots(group, limit, ctx)
-    local free = limit - redis.call('ZCARD', slots_key(group))
+    local free = limit - zcard_or_aside(slots_key(group))
     if free <= 0 or redis.call('EXISTS', capped_key(group)) == 0 then
         return
     end
+    zset_or_aside(capped_key(group))
     local waiting = redis.call('ZPOPMIN', capped_key(group), free)
     for i = 1, #waiting, 2 do
         if back_to_due(waiting[i], waiting[i + 1], ctx.due, ctx.prefix) then
@@ -364,6 +376,7 @@ local function free_slot(id, cap, group, ctx)
     local limit
     limit, group = cap_of(cap, group)
     if limit then
+        zset_or_aside(slots_key(group))
         redis.call('ZREM', slots_key(group), id)
         fill_slots(group, limit, ctx)
     end
@@ -385,6 +398,7 @@ end
 
 local function flush_freed_slots(ctx)
     for group, ids in pairs(FREED) do
+        zset_or_aside(slots_key(group))
         for i = 1, #ids, 1000 do
             redis.call('ZREM', slots_key(group), unpack(ids, i, math.min(i + 999, #ids)))
         end
@@ -468,9 +482,14 @@ end
 -- waiting jobs as the rate now allows; a group with more waiting is woken again once
 -- those will have started. `rate` reads a waiting job's interval and tolerance.
 local function wake_rated(now, due, prefix)
-    local groups = redis.call('ZRANGEBYSCORE', rate_wake_key(), '-inf', now, 'LIMIT', 0, 100)
+    local groups = redis.pcall('ZRANGEBYSCORE', rate_wake_key(), '-inf', now, 'LIMIT', 0, 100)
+    if groups.err then
+        zset_or_aside(rate_wake_key())  -- of another type: moved aside, and none wakes now
+        groups = {}
+    end
     for _, group in ipairs(groups) do
         redis.call('ZREM', rate_wake_key(), group)
+        zset_or_aside(rated_key(group))
         local first = redis.call('ZRANGE', rated_key(group), 0, 0)[1]
         local f = first and read_job(prefix .. first, 'rate') or {}
         local interval, tolerance = rate_of(f[1], group)
@@ -491,6 +510,8 @@ end
 
 -- The job waits for its group's next start at `allowed` (ms).
 local function wait_rated(id, group, due_ms, allowed)
+    zset_or_aside(rated_key(group))
+    zset_or_aside(rate_wake_key())
     redis.call('ZADD', rated_key(group), due_ms, id)
     register(group, due_ms)
     local wake = tonumber(redis.call('ZSCORE', rate_wake_key(), group))

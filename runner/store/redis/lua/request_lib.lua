@@ -63,8 +63,8 @@ local function unschedule(id, f)
     local more = read_job(PREFIX .. id, 'priority', 'cap_group', 'rate_group', 'fair_group') or {}
     redis.call('ZREM', due_set(DUE, f[4], more[1]), id)
     if f[5] then redis.call('ZREM', HELD .. f[5], id) end
-    if more[2] and more[2] ~= '' then redis.call('ZREM', capped_key(more[2]), id) end
-    if more[3] and more[3] ~= '' then redis.call('ZREM', rated_key(more[3]), id) end
+    if more[2] and more[2] ~= '' then redis.pcall('ZREM', capped_key(more[2]), id) end
+    if more[3] and more[3] ~= '' then redis.pcall('ZREM', rated_key(more[3]), id) end
     if more[4] and more[4] ~= '' and redis.pcall('ZREM', fair_key(more[4]), id) == 1 then
         count_fair(f[4], -1)
     end

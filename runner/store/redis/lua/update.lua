@@ -17,9 +17,9 @@ local function move(id, f, due)
         schedule(id, f[4], due)
     elseif f[5] and redis.call('ZSCORE', HELD .. f[5], id) then
         redis.call('ZADD', HELD .. f[5], due, id)
-    elseif groups[1] and redis.call('ZREM', capped_key(groups[1]), id) == 1 then
+    elseif groups[1] and redis.pcall('ZREM', capped_key(groups[1]), id) == 1 then
         schedule(id, f[4], due)
-    elseif groups[2] and redis.call('ZREM', rated_key(groups[2]), id) == 1 then
+    elseif groups[2] and redis.pcall('ZREM', rated_key(groups[2]), id) == 1 then
         schedule(id, f[4], due)
     elseif groups[3] and redis.pcall('ZREM', fair_key(groups[3]), id) == 1 then
         count_fair(f[4], -1)
