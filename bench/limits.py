@@ -1,12 +1,14 @@
-"""`python -m bench.limits`: what a concurrency cap and a rate limit cost when they do
-not bind, in one run.
+"""`python -m bench.limits`: what a concurrency cap, a rate limit and a fair key cost
+when they do not bind, in one run.
 
 The same no-op drain as bench/queues.py (jobs enqueued first, then one `runner run
 --drain` daemon empties them and records every transition), alternated round after
 round: the task as it is, and the task with `concurrency = 1000000`, `rate =
-"1000000/s"` and `rate_burst = 100000` (every job takes a slot and a start of the
-rate, none waits). Figures per run: the daemon's wall time and CPU, and the time
-Redis spent on the drain's commands (INFO commandstats), where the limits' work is.
+"1000000/s"`, `rate_burst = 100000` (every job takes a slot and a start of the
+rate, none waits) and `fair_key = "args.0"` over 10 tenants (every job waits for its
+tenant's turn, which always comes at once). Figures per run: the daemon's wall time
+and CPU, and the time Redis spent on the drain's commands (INFO commandstats), where
+the limits' work is.
 Target (issue: within 10%): the limited run's throughput at least 0.90 of the other's.
 """
 
@@ -25,14 +27,19 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.queues import Place, _create_database, _drain, _enqueue, _flush
+from bench.queues import Place, _create_database, _drain, _flush
 from bench.runner_daemon import REPO
 from bench.servers import private_servers
+from runner.client.client import Client
+from runner.config.settings import load_settings
 from runner.servers.embedded import EmbeddedServers
 
 JOBS = 40_000
 ROUNDS = 5
-LIMITS = {"concurrency": 1_000_000, "rate": "1000000/s", "rate_burst": 100_000}
+LIMITS = {"concurrency": 1_000_000, "rate": "1000000/s", "rate_burst": 100_000,
+          "fair_key": "args.0"}  # fmt: skip
+TENANTS = 10
+CHUNK = 1000
 
 
 @dataclass
@@ -49,7 +56,7 @@ class LimitFigures:
                 for what in ("seconds", "cpu_seconds", "redis_seconds")}  # fmt: skip
 
     def targets(self) -> dict[str, bool]:
-        return {"a cap and a rate that do not bind cost at most 10% of throughput":
+        return {"a cap, a rate and a fair key that do not bind cost at most 10% of throughput":
                 self.ratios()["seconds"] >= 0.90}  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
@@ -57,7 +64,7 @@ class LimitFigures:
 
 
 def render(figures: LimitFigures) -> str:
-    lines = [f"limits that do not bind ({figures.jobs:,} no-op jobs a run, medians)",
+    lines = [f"a cap, a rate and a fair key not binding ({figures.jobs:,} jobs a run, medians)",
              "  run       jobs/s   daemon cpu s   redis s"]  # fmt: skip
     for kind in ("none", "limits"):
         wall = figures.median(kind, "seconds")
@@ -73,7 +80,7 @@ def render(figures: LimitFigures) -> str:
 
 
 def _config(place: Place, prefix: str, log_file: Path, limits: dict[str, Any]) -> Path:
-    task = {"target": "bench.tasks:noop", "kind": "async", **limits}
+    task = {"target": "bench.tasks:noop_for", "kind": "async", **limits}
     sections = {
         "redis": {"url": place.redis_url, "key_prefix": prefix},
         "postgres": {"url": place.database_url},
@@ -87,6 +94,14 @@ def _config(place: Place, prefix: str, log_file: Path, limits: dict[str, Any]) -
     path = place.folder / f"{prefix}.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+async def _enqueue(config: Path, count: int) -> None:
+    """The jobs, each for one of TENANTS tenants in turn (its first argument)."""
+    async with await Client.connect(load_settings(config, env={})) as client:
+        jobs = [client.new_job("noop", [f"t{i % TENANTS}"]) for i in range(count)]
+        for i in range(0, count, CHUNK):
+            await client.enqueue_many(jobs[i : i + CHUNK])
 
 
 async def _redis_usec(url: str) -> int:
@@ -108,7 +123,7 @@ def _one_run(
     prefix = f"bench-l-{secrets.token_hex(3)}"
     log_file = folder / f"{prefix}.log"
     config = _config(place, prefix, log_file, limits)
-    asyncio.run(_enqueue(config, ["default"], jobs))
+    asyncio.run(_enqueue(config, jobs))
     before = asyncio.run(_redis_usec(place.redis_url))
     wall, cpu = _drain(config, log_file, REPO)
     spent = asyncio.run(_redis_usec(place.redis_url)) - before

@@ -18,6 +18,10 @@ async def noop() -> None:
     """The throughput task: no work, so the figure is the engine's own cost per job."""
 
 
+async def noop_for(tenant: str) -> None:
+    """noop with one argument, for a limit keyed on it (bench/limits.py)."""
+
+
 async def lateness(due: float, path: str) -> None:
     """The lateness task: the body every system runs (bench/late.py) records its start
     against the exact due time the enqueuer asked for."""

@@ -58,8 +58,11 @@ async def test_keys_take_turns_oldest_turn_first_and_one_alone_takes_all_it_may(
     await _enqueue(fair, "a", 30)
     await _enqueue(fair, "b", 30)
     await _enqueue(fair, "c", 30)
-    first = await _claim(fair, 2)
-    assert first == ["a0", "b0"]  # c's turn is next, before a and b come again
+    now = fair.clock.now_ms()
+    found = await fair.store.claim_due(now, {"async": 2}, "d1", now + LEASE_MS)
+    assert [job.id for job in found.jobs] == ["a0", "b0"]  # c's turn is next, then a, b
+    due = found.next_due_ms["async"]  # turns are due now: the daemon claims again at once
+    assert due is not None and due <= now
     assert (await _claim(fair, 3))[0] == "c0"
     await _enqueue(fair, "d", 100)
     rest = await _claim(fair, 500)

@@ -251,6 +251,9 @@ for k = 1, 3 do
     end
     for _, set in ipairs(sets) do
         local first = redis.call('ZRANGE', set[2], 0, 0, 'WITHSCORES')[2]
+        if first and set[3] then
+            first = string.format('%d', math.floor(tonumber(first)))  -- a turn: see serve_turns
+        end
         if first and (soonest == nil or tonumber(first) < soonest) then
             soonest, shown_as = tonumber(first), first
         end
