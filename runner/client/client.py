@@ -148,8 +148,9 @@ class Client(RequestVerbs):
         extra = cap_fields(task, spec.concurrency, spec.concurrency_key, arguments)
         extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
         extra |= rate_fields(task, spec.rate_interval_us, spec.rate_burst, spec.rate_key, arguments)
-        extra |= bound_fields(spec.max_queued)
         extra |= fair_fields(task, spec.fair_key, arguments)
+        queue = spec.queue if queue is None else checked("queue", queue, check_queue_name)
+        extra |= bound_fields(spec.max_queued, self.settings.queue_limits.get(queue))
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,
@@ -159,7 +160,7 @@ class Client(RequestVerbs):
             due_at_ms=due_at_ms(self.clock, delay, at),
             max_attempts=spec.max_attempts,
             chosen_id=job_id is not None,
-            queue=spec.queue if queue is None else checked("queue", queue, check_queue_name),
+            queue=queue,
             priority=spec.priority
             if priority is None
             else checked("priority", priority, check_priority),

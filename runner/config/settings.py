@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from runner.config.cron import CronSettings, read_cron
 from runner.config.notify import NotifySettings, read_notify
+from runner.config.queues import read_queue_limits
 from runner.config.reader import TableReader
 from runner.config.sources import SourceSettings, read_sources
 from runner.config.values import (
@@ -128,6 +129,7 @@ class Settings:
     cron: Mapping[str, CronSettings] = field(default_factory=dict)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     notify: Mapping[str, NotifySettings] = field(default_factory=dict)  # webhook sinks
+    queue_limits: Mapping[str, int] = field(default_factory=dict)  # [queues.X] max_queued
     source: str = "<defaults>"
 
     def __repr__(self) -> str:
@@ -194,7 +196,7 @@ def _target(value: Any) -> str:
 
 _SECTIONS = {
     "redis", "postgres", "embedded", "daemon", "jobs", "pools", "recorder", "log", "tasks",
-    "cron", "metrics", "web", "history", "events", "sources", "notify",
+    "cron", "metrics", "web", "history", "events", "sources", "notify", "queues",
 }  # fmt: skip
 
 
@@ -284,6 +286,7 @@ def collect_settings(
         cron={name: entry for name, entry in cron.items() if entry is not None},
         sources=read_sources(read, data, tasks_raw),
         notify=read_notify(read, data, tasks_raw),
+        queue_limits=read_queue_limits(read, data),
         source=source,
     )
     if settings.redis_cluster:

@@ -1,5 +1,6 @@
 """Bounded queues: `[tasks.X] max_queued = N` refuses an enqueue while N of the task's
-jobs wait for their first start in the queue the job goes to.
+jobs wait for their first start in the queue the job goes to; `[queues.Q]
+max_queued = N` while N jobs of any task wait in queue Q.
 
 A job counts from its enqueue until its first claim, or until a cancel or delete
 ends it: while scheduled, paused, due later, or held back by a cap or a rate. A
@@ -17,19 +18,22 @@ from runner.errors import QueueFull
 from runner.jobs import EnqueueResult
 
 REFUSED = "refused"  # the state an EnqueueResult names for a job refused at the bound
-FULL_REPLY = "!full "  # enqueue.lua's reply: "!full <waiting> <bound>"
+FULL_REPLY = "!full "  # enqueue.lua's reply: "!full <waiting> <bound> task|queue"
 
 
-def bound_fields(limit: int | None) -> dict[str, str]:
-    """The job hash fields of its task's bound ({} for a task without one)."""
-    return {} if limit is None else {"bound": str(limit)}
+def bound_fields(task_limit: int | None, queue_limit: int | None) -> dict[str, str]:
+    """The job hash fields of its task's and its queue's bounds ({} without either)."""
+    fields = {} if task_limit is None else {"bound": str(task_limit)}
+    return fields if queue_limit is None else fields | {"queue_bound": str(queue_limit)}
 
 
-def refusal(task: str, job_id: str, reply: str) -> EnqueueResult:
-    """The result of a job refused at its task's bound, from enqueue.lua's reply."""
-    waiting, _, bound = reply[len(FULL_REPLY) :].partition(" ")
+def refusal(task: str, queue: str, job_id: str, reply: str) -> EnqueueResult:
+    """The result of a job refused at a bound, from enqueue.lua's reply."""
+    waiting, bound, what = reply[len(FULL_REPLY) :].split(" ", 2)
+    where = f"queue {queue!r}" if what == "queue" else f"task {task!r}"
+    key = f"[queues.{queue}]" if what == "queue" else f"[tasks.{task}]"
     why = (
-        f"task {task!r} is full: {waiting} of its jobs wait to start and its max_queued "
+        f"{where} is full: {waiting} of its jobs wait to start and its max_queued ({key}) "
         f"is {bound}; job {job_id} was not enqueued. Retry later, or enqueue with a wait "
         "(--wait SECONDS, wait=SECONDS) to wait for room."
     )

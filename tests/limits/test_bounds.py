@@ -66,7 +66,7 @@ async def test_two_thousand_from_four_clients_make_a_thousand_and_refuse_the_res
     created = [job_id for job_id, made, _ in every if made]
     refused = [(job_id, why) for job_id, made, why in every if not made]
     assert (len(created), len(refused)) == (1000, 1000)
-    assert all(why and "task 'echo' is full" in why and "max_queued is 1000" in why
+    assert all(why and "task 'echo' is full" in why and "max_queued ([tasks.echo]) is 1000" in why
                for _, why in refused)  # fmt: skip
     assert await redis.zcard(keys.due_all[0]) == 1000
     assert await redis.zcard(_waiting_key(keys)) == 1000
@@ -81,7 +81,7 @@ async def test_a_batch_is_refused_job_by_job_and_a_claim_makes_room(
     results = await bounded.enqueue_many_results([bounded.new_job("echo", [i]) for i in range(20)])
     assert [r.created for r in results] == [True] * 10 + [False] * 10
     assert {r.state for r in results[10:]} == {"refused"}
-    with pytest.raises(QueueFull, match="max_queued is 1000"):
+    with pytest.raises(QueueFull, match=r"max_queued \(\[tasks.echo\]\) is 1000"):
         await bounded.enqueue("echo", ["one more"])
     assert len(await _claim(bounded, 30)) == 30
     assert await redis.zcard(_waiting_key(keys)) == 970
@@ -147,6 +147,27 @@ async def test_a_waiting_list_of_another_type_is_set_aside(
     assert (await bounded.request("cancel", [second]))[0].ok
 
 
+async def test_a_queue_s_bound_counts_every_task_s_jobs_in_it(
+    make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
+) -> None:
+    """`[queues.Q] max_queued` bounds every task's waiting jobs in Q together; another
+    queue, and a job sent elsewhere, are not counted."""
+    settings = make_settings(queue_limits={"default": 5})
+    client = Client(settings, redis, pg)
+    await client.enqueue_many([client.new_job("echo", [i]) for i in range(3)])
+    await client.enqueue_many([client.new_job("noop") for _ in range(2)])
+    with pytest.raises(QueueFull, match=r"queue 'default' is full: 5 of its jobs wait to "
+                       r"start and its max_queued \(\[queues.default\]\) is 5"):  # fmt: skip
+        await client.enqueue("noop")
+    assert await client.enqueue("noop", queue="other")
+    assert await redis.zcard(f"{keys.due_prefix}queued") == 5
+    assert len(await _claim(client, 2)) == 2
+    more = await client.enqueue_many([client.new_job("echo", [9]) for _ in range(2)])
+    assert (await client.request("cancel", more[:1]))[0].ok
+    assert await redis.zcard(f"{keys.due_prefix}queued") == 4
+    assert await client.enqueue("noop")
+
+
 async def test_a_counted_job_due_far_ahead_stays_in_redis(
     make_settings: Callable[..., Settings], redis: Redis, pg: PgStore, keys: Keys
 ) -> None:
@@ -174,18 +195,18 @@ async def test_api_answers_429_and_cli_exits_1_naming_the_bound(
     config = daemon_config(tasks__echo={"max_queued": 2})
     done = cli("enqueue", "echo", "--args", "[9]", config=config)
     assert done.returncode == 1, done.stderr
-    assert "task 'echo' is full" in done.stderr and "max_queued is 2" in done.stderr
+    assert "task 'echo' is full" in done.stderr and "max_queued ([tasks.echo]) is 2" in done.stderr
     assert "Traceback" not in done.stderr
     web = TestClient(TestServer(make_app(client.settings.__class__(
         **{**client.settings.__dict__, "web_token": TOKEN}))))  # fmt: skip
     await web.start_server()
     try:
         one = await web.post("/api/jobs", json={"task": "echo", "args": [1]}, headers=AUTH)
-        assert one.status == 429 and "max_queued is 2" in (await one.json())["error"]
+        assert one.status == 429 and "max_queued ([tasks.echo]) is 2" in (await one.json())["error"]
         batch = await web.post(
             "/api/jobs/batch", json={"jobs": [{"task": "echo"}], "wait": "100ms"}, headers=AUTH
         )
         assert batch.status == 429
-        assert "max_queued is 2" in (await batch.json())["jobs"][0]["refused"]
+        assert "max_queued ([tasks.echo]) is 2" in (await batch.json())["jobs"][0]["refused"]
     finally:
         await web.close()

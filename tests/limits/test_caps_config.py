@@ -4,6 +4,8 @@ same)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from runner.config.settings import parse_settings
@@ -63,3 +65,15 @@ def test_a_cron_schedule_must_give_its_tasks_keys() -> None:
         parse_settings(data, "t", {})
     data["cron"]["nightly"]["kwargs"] = {"account": "a1"}  # type: ignore[index]
     assert parse_settings(data, "t", {}).cron["nightly"].task == "pay"
+
+
+def test_a_queue_s_bound_is_read_and_a_bad_one_refused_with_its_key_named() -> None:
+    data = {"queues": {"mail": {"max_queued": 500}}}
+    assert parse_settings(data, "t", {}).queue_limits == {"mail": 500}
+    for queues, said in (
+        ({"mail": {"max_queued": 0}}, "queues.mail.max_queued: must be a whole number > 0"),
+        ({"mail": {"max_waiting": 5}}, "queues.mail.max_waiting: unknown key"),
+        ({"No Spaces": {"max_queued": 5}}, "queues.No Spaces: not a queue's name"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            parse_settings({"queues": queues}, "t", {})

@@ -18,7 +18,7 @@ FIELD = {
     "started_at": "b", "owner": "o", "result": "r", "error": "e", "timeout": "x",
     "chosen_id": "i",
     "priority": "p", "cap": "l", "cap_group": "g", "unique": "v", "unique_key": "y", "rate": "j",
-    "rate_group": "h", "bound": "z", "fair_group": "f",
+    "rate_group": "h", "bound": "z", "fair_group": "f", "queue_bound": "Q",
 }  # fmt: skip
 _NAMED = {short: name for name, short in FIELD.items()}
 

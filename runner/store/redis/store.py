@@ -343,7 +343,7 @@ def _enqueued(job: NewJob, reply: str) -> EnqueueResult:
     existed; "=<state> <id>" if a unique job of that id holds its unique key;
     "!full <waiting> <bound>" if its task's bound refused it."""
     if reply.startswith(FULL_REPLY):
-        return refusal(job.task, job.id, reply)
+        return refusal(job.task, job.queue, job.id, reply)
     if not reply.startswith("="):
         return EnqueueResult(job.id, True, reply)
     state, _, holder = reply[1:].partition(" ")

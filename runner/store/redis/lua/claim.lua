@@ -59,7 +59,7 @@ local function claim(id, kind, in_turn)
     local key = prefix .. id
     local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
         'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group', 'rate', 'rate_group', 'bound',
-        'fair_group')
+        'fair_group', 'queue_bound')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -111,8 +111,8 @@ local function claim(id, kind, in_turn)
     hset(key, 'state', target, 'attempt', attempt, 'seq', seq,
         'owner', daemon, 'updated_at', now, 'started_at', now)
     redis.call('ZADD', KEYS[4], lease_until, id)
-    if f[15] then
-        unqueue_later(f[2], id)  -- it leaves its task's waiting list (see lib.lua)
+    if f[15] or f[17] then
+        unqueue_later(lists_of(f[2], f[15], f[17]), id)  -- it leaves its waiting lists (lib.lua)
     end
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt,
         '{"late_ms":' .. string.format('%d', now - tonumber(f[7])) .. '}'})

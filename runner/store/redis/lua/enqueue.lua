@@ -36,8 +36,9 @@
 --   <due prefix>unique:<key> holds it ("=<state> <that job's id>"); else it takes the
 --   key (for a duration "for:<ms>": that long, whatever becomes of it).
 --   A job whose extra fields have `bound` (its task's max_queued) is refused while
---   its task has that many jobs waiting for their first start in this queue
---   ("!full <waiting> <bound>"), listed in <due prefix>queued:<task> (see lib.lua).
+--   its task has that many jobs waiting for their first start in this queue, and one
+--   with `queue_bound` (its queue's) while the queue has that many: "!full <waiting>
+--   <bound> task|queue" (see lib.lua).
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
 -- ("=invalid" when a key of another type holds the job's name).
 
@@ -98,18 +99,25 @@ local function take_unique(id, extra)
     redis.call('SET', KEYS[#KEYS] .. 'unique:' .. extra.unique_key, id, 'PX', ttl)
 end
 
--- A refusal ("!full <waiting> <bound>") if the job's task has no room for it.
+-- A refusal ("!full <waiting> <bound> task|queue") if the job's task or its queue has
+-- no room for it.
 local function full(task, extra)
-    local bound = HOLDING and tonumber(extra.bound)
-    if not bound then
+    if not HOLDING then
         return nil
     end
-    local waiting = queued_count(task)
-    if waiting >= bound then
-        waiting = sweep_queued(task, HOLDING.queued, prefix)
-    end
-    if waiting >= bound then
-        return string.format('!full %d %d', waiting, bound)
+    local checks = {{tonumber(extra.bound), task_list(task), 'task'},
+                    {tonumber(extra.queue_bound), queue_list(), 'queue'}}
+    for _, check in ipairs(checks) do
+        local bound, list = check[1], check[2]
+        if bound then
+            local waiting = queued_count(list)
+            if waiting >= bound then
+                waiting = sweep_queued(list, HOLDING.queued, prefix)
+            end
+            if waiting >= bound then
+                return string.format('!full %d %d %s', waiting, bound, check[3])
+            end
+        end
     end
     return nil
 end
@@ -140,8 +148,10 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         replies[i] = '=' .. held_in .. ' ' .. holder
     else
         take_unique(id, job[8])
-        if HOLDING and tonumber(job[8].bound) then
-            add_queued(job[2], id, now)
+        if HOLDING then
+            for _, list in ipairs(lists_of(job[2], job[8].bound, job[8].queue_bound)) do
+                add_queued(list, id, now)
+            end
         end
         local seq, attempt = 1, 0
         if promoted then

@@ -47,7 +47,7 @@ local FIELD = {
     args = 'a', kwargs = 'w', due_at = 'd', created_at = 'c', updated_at = 'u',
     started_at = 'b', owner = 'o', result = 'r', error = 'e', timeout = 'x', chosen_id = 'i',
     priority = 'p', cap = 'l', cap_group = 'g', unique = 'v', unique_key = 'y', rate = 'j',
-    rate_group = 'h', bound = 'z', fair_group = 'f',
+    rate_group = 'h', bound = 'z', fair_group = 'f', queue_bound = 'Q',
 }
 
 -- The stored names of these fields (a name not in FIELD is stored as it is).
@@ -524,72 +524,86 @@ end
 -- it as `bound`, and is listed in <due prefix>queued:<task> (scored by its enqueue)
 -- from its enqueue until its first start (claim.lua) or its end by request (cancel,
 -- delete): while scheduled or paused, however long it waits for a cap, a rate or its
--- due time. enqueue.lua refuses a job whose task has `bound` listed already. A member
--- that no longer waits (set aside, or its hash gone) is dropped when the bound is
--- reached, before refusing.
+-- due time. A job of a queue with `max_queued` carries it as `queue_bound`, and is
+-- listed in <due prefix>queued (every task's) the same way. enqueue.lua refuses a
+-- job while either list holds its bound. A member that no longer waits (set aside, or
+-- its hash gone) is dropped when the bound is reached, before refusing. Each list is
+-- named by its key below (`list`).
 
-local function queued_key(task)
+local function task_list(task)
     return KEYS[#KEYS] .. 'queued:' .. task
 end
 
--- How many of the task's jobs wait, read once a script call and counted on from there.
+local function queue_list()
+    return KEYS[#KEYS] .. 'queued'
+end
+
+-- The lists a job's fields put it on (task, bound, queue_bound).
+local function lists_of(task, bound, queue_bound)
+    local lists = {}
+    if bound and task then lists[#lists + 1] = task_list(task) end
+    if queue_bound then lists[#lists + 1] = queue_list() end
+    return lists
+end
+
+-- How many jobs a list holds, read once a script call and counted on from there.
 local QUEUED, SWEPT = {}, {}
 
 -- A list of another type (untrusted) is moved aside to <its name>:malformed and a new
 -- one begun: a wrong key must never stop enqueues.
-local function queued_count(task)
-    if QUEUED[task] then
-        return QUEUED[task]
+local function queued_count(list)
+    if QUEUED[list] then
+        return QUEUED[list]
     end
-    local key = queued_key(task)
-    local count = redis.pcall('ZCARD', key)
+    local count = redis.pcall('ZCARD', list)
     if type(count) ~= 'number' then
-        redis.call('RENAME', key, key .. ':malformed')
+        redis.call('RENAME', list, list .. ':malformed')
         count = 0
     end
-    QUEUED[task] = count
+    QUEUED[list] = count
     return count
 end
 
 -- Members that no longer wait (state not in `waiting_states`), among the oldest 32,
 -- dropped: once a script call, and only at the bound, so a waiting list costs nothing
 -- to check until it is full.
-local function sweep_queued(task, waiting_states, prefix)
-    if SWEPT[task] then
-        return queued_count(task)
+local function sweep_queued(list, waiting_states, prefix)
+    if SWEPT[list] then
+        return queued_count(list)
     end
-    SWEPT[task] = true
-    local key = queued_key(task)
-    local oldest = redis.call('ZRANGE', key, 0, 31)
+    SWEPT[list] = true
+    local oldest = redis.call('ZRANGE', list, 0, 31)
     for i = 1, #oldest do
         local f = read_job(prefix .. oldest[i], 'state')
         if not (f and f[1] and string.find(waiting_states, ',' .. f[1] .. ',', 1, true)) then
-            redis.call('ZREM', key, oldest[i])
+            redis.call('ZREM', list, oldest[i])
         end
     end
-    QUEUED[task] = redis.call('ZCARD', key)
-    return QUEUED[task]
+    QUEUED[list] = redis.call('ZCARD', list)
+    return QUEUED[list]
 end
 
-local function add_queued(task, id, now)
-    local count = queued_count(task)
-    redis.call('ZADD', queued_key(task), now, id)
-    QUEUED[task] = count + 1
+local function add_queued(list, id, now)
+    local count = queued_count(list)
+    redis.call('ZADD', list, now, id)
+    QUEUED[list] = count + 1
 end
 
--- Jobs that left their task's waiting list in one claim, taken out at its end (through
+-- Jobs that left their waiting lists in one claim, taken out at its end (through
 -- pcall: a list of another type is moved aside by the next enqueue).
 local UNQUEUED = {}
 
-local function unqueue_later(task, id)
-    UNQUEUED[task] = UNQUEUED[task] or {}
-    table.insert(UNQUEUED[task], id)
+local function unqueue_later(lists, id)
+    for _, list in ipairs(lists) do
+        UNQUEUED[list] = UNQUEUED[list] or {}
+        table.insert(UNQUEUED[list], id)
+    end
 end
 
 local function flush_unqueued()
-    for task, ids in pairs(UNQUEUED) do
+    for list, ids in pairs(UNQUEUED) do
         for i = 1, #ids, 1000 do
-            redis.pcall('ZREM', queued_key(task), unpack(ids, i, math.min(i + 999, #ids)))
+            redis.pcall('ZREM', list, unpack(ids, i, math.min(i + 999, #ids)))
         end
     end
 end

@@ -22,8 +22,8 @@ return each_job(function(id, f)
     if f[8] then
         return 'refused:unique'  -- it holds its unique key in Redis (limits/unique.py)
     end
-    if f[9] then
-        return 'refused:bound'  -- it counts against its task's max_queued (limits/bounds.py)
+    if f[9] or f[10] then
+        return 'refused:bound'  -- it counts against a max_queued (limits/bounds.py)
     end
     unschedule(id, f)
     redis.call('DEL', PREFIX .. id)
@@ -31,4 +31,4 @@ return each_job(function(id, f)
         retire(RETIRED, id, tonumber(f[7]) or NOW, TARGET, RETIRED_LIST)
     end
     return 'ok:' .. f[1]
-end, 'chosen_id', 'due_at', 'unique', 'bound')
+end, 'chosen_id', 'due_at', 'unique', 'bound', 'queue_bound')

@@ -70,11 +70,11 @@ local function unschedule(id, f)
     end
 end
 
--- A job ended by request (cancel, delete) leaves its task's waiting list (lib.lua).
+-- A job ended by request (cancel, delete) leaves its waiting lists (lib.lua).
 local function unqueue(id, f)
-    local b = read_job(PREFIX .. id, 'bound') or {}
-    if b[1] and f[5] then
-        redis.pcall('ZREM', queued_key(f[5]), id)  -- another type: see queued_count
+    local b = read_job(PREFIX .. id, 'bound', 'queue_bound') or {}
+    for _, list in ipairs(lists_of(f[5], b[1], b[2])) do
+        redis.pcall('ZREM', list, id)  -- another type: see queued_count
     end
 end
 
