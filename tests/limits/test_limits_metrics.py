@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
+
 from runner.client.client import Client
 from runner.config.settings import load_settings
 from tests.daemon.metrics_run import free_port, promtool_check, scrape, total
@@ -32,7 +34,11 @@ async def test_metrics_show_what_runs_against_each_limit_and_what_waits(
         await client.enqueue_many([client.new_job("paced", [f"p{n}", 1]) for n in range(3)])
 
         async def settled() -> bool:
-            _, text = await scrape(port)
+            try:
+                _, text = await scrape(port)
+            except aiohttp.ClientConnectionError:
+                return False  # ready is said before the endpoint listens
+
             return (
                 total(text, "runner_limit_running", task="keyed") == 2
                 and total(text, "runner_limit_waiting", task="keyed", reason="cap") == 3
