@@ -61,10 +61,11 @@ async def call(pool: CpuPool, func: Callable[..., Any], *args: Any, **kwargs: An
 
 
 def gone(pid: int) -> bool:
-    """Whether process `pid` has ended (a zombie counts as ended)."""
+    """Whether process `pid` has ended (a zombie counts as ended). A process reaped
+    between the open and the read of its stat file makes the read fail with ESRCH."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return True
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
