@@ -37,6 +37,11 @@ class UnknownTask(UsageError):
         )
 
 
+class UnknownDependency(UsageError):
+    """A job that depends on an id no job has, or on jobs that depend on it in turn (a
+    cycle): nothing was enqueued (CLI exit code 2, API 400)."""
+
+
 class PayloadError(UsageError):
     """Job arguments or a stored payload are not the JSON runner needs."""
 

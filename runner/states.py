@@ -7,6 +7,7 @@ states and the target state from this table, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +21,7 @@ class State(StrEnum):
     PAUSED = "paused"
     CANCELLED = "cancelled"
     DELETED = "deleted"
+    BLOCKED = "blocked"  # waits for the jobs it depends on to end (runner/workflows)
 
 
 TERMINAL: frozenset[State] = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
@@ -27,7 +29,7 @@ TERMINAL: frozenset[State] = frozenset({State.SUCCEEDED, State.FAILED, State.CAN
 # Postgres recorded it, see lua/delete.lua). Redis forgets a job in one of these.
 ENDED: frozenset[State] = frozenset({*TERMINAL, State.DELETED})
 WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.RETRYING})
-GOING: frozenset[State] = frozenset({*WAITING, State.RUNNING, State.PAUSED})
+GOING: frozenset[State] = frozenset({*WAITING, State.RUNNING, State.PAUSED, State.BLOCKED})
 
 
 # The states a job's id can be retired in (see runner/daemon/retired_ids.py): finished and
@@ -73,16 +75,30 @@ TRANSITIONS: dict[str, Transition] = {
         _t("lease_expired_retry", {State.RUNNING}, State.RETRYING),
         _t("lease_expired_fail", {State.RUNNING}, State.FAILED),
         _t("release", {State.RUNNING}, State.SCHEDULED),
+        # A blocked job once the jobs it depends on ended (lua/lib.lua, dependencies):
+        # due, or ended by its on_failure policy when one of them did not succeed.
+        _t("unblock", {State.BLOCKED}, State.SCHEDULED),
+        _t("dependency_cancel", {State.BLOCKED}, State.CANCELLED),
+        _t("dependency_fail", {State.BLOCKED}, State.FAILED),
         # An operator's requests (one Lua script each, lua/<action>.lua):
         _t("pause", {State.SCHEDULED, State.RETRYING}, State.PAUSED),
         _t("resume", {State.PAUSED}, State.SCHEDULED),
-        _t("cancel", {*WAITING, State.PAUSED, State.RUNNING}, State.CANCELLED),
+        _t("cancel", {*WAITING, State.PAUSED, State.RUNNING, State.BLOCKED}, State.CANCELLED),
         _t("retry", {State.FAILED, State.CANCELLED}, State.SCHEDULED),
-        _t("delete", {*TERMINAL, *WAITING, State.PAUSED}, State.DELETED),
-        _t("update", {*WAITING, State.PAUSED}, None),
+        _t("delete", {*TERMINAL, *WAITING, State.PAUSED, State.BLOCKED}, State.DELETED),
+        _t("update", {*WAITING, State.PAUSED, State.BLOCKED}, None),
     )
 }
 
+
+# What the scripts that end a job need to release the jobs that depend on it (lua/lib.lua).
+DEPENDENCY_ARGV = json.dumps(
+    {
+        "blocked": State.BLOCKED, "scheduled": State.SCHEDULED, "succeeded": State.SUCCEEDED,
+        "failed": State.FAILED, "cancelled": State.CANCELLED, "ended": states_argv(ENDED),
+    },
+    separators=(",", ":"),
+)  # fmt: skip
 
 REQUESTS: tuple[str, ...] = ("pause", "resume", "cancel", "retry", "delete", "update")
 

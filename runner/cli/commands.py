@@ -105,7 +105,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         async with await Client.connect(settings) as client:
             return await client.enqueue_result(
                 args.task, payload[0], payload[1], job_id=args.id, queue=args.queue,
-                priority=args.priority, wait=wait, **when,
+                priority=args.priority, wait=wait, depends_on=args.after,
+                on_failure=args.on_failure, **when,
             )  # fmt: skip
 
     result = asyncio.run(enqueue())

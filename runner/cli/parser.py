@@ -124,6 +124,18 @@ def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
         help="0 (the default) to 9 (the most urgent): among due jobs of a queue, higher first",
     )
     enqueue.add_argument(
+        "--after",
+        action="append",
+        metavar="ID",
+        help="wait, blocked, until job ID has ended (repeat for several); see --on-failure",
+    )
+    enqueue.add_argument(
+        "--on-failure",
+        choices=("cancel", "run", "fail"),
+        help="if a job it waits for does not succeed: cancel this one (the default), run it "
+        "anyway, or fail it",
+    )
+    enqueue.add_argument(
         "--wait",
         metavar="DURATION",
         help="if the task's max_queued jobs wait, wait this long for room (default: refuse "

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from runner.client.awaiting import EndWatch
+from runner.client.depends import dependency_fields, in_dependency_order, outside
 from runner.client.input import (
     check_job_id,
     check_size,
@@ -133,8 +134,11 @@ class Client(RequestVerbs):
         job_id: str | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        depends_on: Sequence[str] | None = None,
+        on_failure: str | None = None,
     ) -> NewJob:
-        """Validate a request into a NewJob (raises UsageError subclasses on bad input)."""
+        """Validate a request into a NewJob (raises UsageError subclasses on bad input).
+        `depends_on`: ids of jobs that must end first (see runner/client/depends.py)."""
         spec = self.settings.tasks.get(task)
         if spec is None:
             raise UnknownTask(task, list(self.settings.tasks))
@@ -149,6 +153,7 @@ class Client(RequestVerbs):
         extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
         extra |= rate_fields(task, spec.rate_interval_us, spec.rate_burst, spec.rate_key, arguments)
         extra |= fair_fields(task, spec.fair_key, arguments)
+        extra |= dependency_fields(depends_on, on_failure)
         queue = spec.queue if queue is None else checked("queue", queue, check_queue_name)
         extra |= bound_fields(spec.max_queued, self.settings.queue_limits.get(queue))
         return NewJob(
@@ -179,14 +184,18 @@ class Client(RequestVerbs):
         queue: str | None = None,
         priority: int | None = None,
         wait: float | None = None,
+        depends_on: Sequence[str] | None = None,
+        on_failure: str | None = None,
     ) -> str:
         """Enqueue one job and return its id. A `job_id` names one job for as long as
         its history is kept: if a job with that id exists, live or recorded, nothing
         changes (enqueue_result() says whether it was created). QueueFull when its
-        task's max_queued jobs wait, after waiting up to `wait` s for room."""
+        task's max_queued jobs wait, after waiting up to `wait` s for room. With
+        `depends_on`, it waits `blocked` until those jobs ended (runner/client/depends.py);
+        UnknownDependency for an id no job has."""
         result = await self.enqueue_result(
             task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue,
-            priority=priority, wait=wait,
+            priority=priority, wait=wait, depends_on=depends_on, on_failure=on_failure,
         )  # fmt: skip
         return result.id
 
@@ -202,12 +211,15 @@ class Client(RequestVerbs):
         queue: str | None = None,
         priority: int | None = None,
         wait: float | None = None,
+        depends_on: Sequence[str] | None = None,
+        on_failure: str | None = None,
     ) -> EnqueueResult:
         """Like enqueue(), with whether the job was created, and if not, the state of
         the job that already holds the id."""
         job = self.new_job(
-            task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue, priority=priority
-        )
+            task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue,
+            priority=priority, depends_on=depends_on, on_failure=on_failure,
+        )  # fmt: skip
         return raise_if_refused((await submit_waiting(self._submit, [job], wait))[0])
 
     async def enqueue_many(self, jobs: Sequence[NewJob], wait: float | None = None) -> list[str]:
@@ -223,10 +235,13 @@ class Client(RequestVerbs):
         and, for one refused at its task's max_queued after waiting up to `wait` s for
         room, why (`refused`). A million jobs are a thousand script calls, not one: one
         call holds Redis for its whole length and writes one stream entry."""
-        results: list[EnqueueResult] = []
-        for start in range(0, len(jobs), ENQUEUE_BATCH):
-            results += await submit_waiting(self._submit, jobs[start : start + ENQUEUE_BATCH], wait)
-        return results
+        ordered = in_dependency_order(jobs)
+        results: dict[int, EnqueueResult] = {}
+        for start in range(0, len(ordered), ENQUEUE_BATCH):
+            part = ordered[start : start + ENQUEUE_BATCH]
+            got = await submit_waiting(self._submit, part, wait)
+            results.update((id(job), result) for job, result in zip(part, got, strict=True))
+        return [results[id(job)] for job in jobs]
 
     async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Enqueue the jobs whose id is free: in Redis, or parked in Postgres when due
@@ -241,7 +256,8 @@ class Client(RequestVerbs):
         now = self.clock.now_ms()
         parked = await self.parking.park_new(fresh, now)
         near = [job for job in fresh if job.id not in parked]
-        created = iter(await self.store.enqueue_many(near, self.origin, now))
+        forgotten = await self._forgotten_dependencies(near)
+        created = iter(await self.store.enqueue_many(near, self.origin, now, forgotten))
         if not recorded and not parked:
             return list(created)
         live = await self.store.job_states(list(recorded)) if recorded else {}
@@ -253,6 +269,15 @@ class Client(RequestVerbs):
             else next(created)
             for job in jobs
         ]
+
+    async def _forgotten_dependencies(self, jobs: Sequence[NewJob]) -> dict[str, str]:
+        """The recorded state of each dependency of these jobs that Redis no longer
+        holds (it ended and was forgotten): the enqueue script judges it by that."""
+        ids = outside(jobs)
+        if not ids:
+            return {}
+        missing = ids - set(await self.store.job_states(list(ids)))
+        return await self._recorded(sorted(missing)) if missing else {}
 
     async def _ids_in_redis(self) -> bool:
         """Whether the retired ids were filled (checked until they are, then never)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from runner.client.client import Client
 from runner.config.settings import Settings
 from runner.jobs import rfc3339
-from runner.states import WAITING
+from runner.states import WAITING, State
 
 
 def job_document(
@@ -28,9 +30,23 @@ def job_document(
         "error": job.error,
         **({"extra": job.extra} if job.extra else {}),
         "parked": job.parked,
+        "depends_on": _depends_on(job, history),
         **({"waiting_for": waiting_for} if waiting_for else {}),
         "history": history,
     }
+
+
+def _depends_on(job: Any, history: list[dict[str, Any]]) -> list[str]:
+    """The ids the job depends on: its hash's, or, once Redis forgot it, its first
+    event's (the enqueue records them in PostgreSQL)."""
+    after = job.extra.get("after")
+    if after is None and history and isinstance(history[0].get("detail"), dict):
+        after = history[0]["detail"].get("after")
+    try:
+        ids = orjson.loads(after) if isinstance(after, str) else []
+    except orjson.JSONDecodeError:
+        return []
+    return [str(i) for i in ids] if isinstance(ids, list) else []
 
 
 async def show_document(settings: Settings, job_id: str) -> dict[str, Any]:
@@ -45,6 +61,9 @@ async def show_document(settings: Settings, job_id: str) -> dict[str, Any]:
 async def _waiting_for(client: Client, job: Any) -> str | None:
     """Why a due job is not starting: maintenance mode, its task paused, a concurrency
     cap, a rate, or its key's turn (fair_key)."""
+    if job.state == State.BLOCKED:
+        left = job.extra.get("left", "?")
+        return f"the jobs it depends on: {left} of them still going"
     if job.state not in WAITING:
         return None
     paused, maintenance = await client.store.paused_summary()

@@ -14,10 +14,13 @@ are neither refused nor counted: a tick is not lost to a full queue.
 
 from __future__ import annotations
 
-from runner.errors import QueueFull
+from runner.errors import QueueFull, UnknownDependency
 from runner.jobs import EnqueueResult
 
 REFUSED = "refused"  # the state an EnqueueResult names for a job refused at the bound
+# ...and for a job that depends on an id no job has (runner/client/depends.py)
+UNKNOWN_DEPENDENCY = "unknown_dependency"
+UNKNOWN_REPLY = "!unknown "  # enqueue.lua's reply: "!unknown <id>"
 FULL_REPLY = "!full "  # enqueue.lua's reply: "!full <waiting> <bound> task|queue"
 
 
@@ -40,7 +43,17 @@ def refusal(task: str, queue: str, job_id: str, reply: str) -> EnqueueResult:
     return EnqueueResult(job_id, False, REFUSED, why)
 
 
+def unknown_dependency(job_id: str, dependency: str) -> EnqueueResult:
+    why = (
+        f"job {job_id} depends on {dependency!r}, which no job has (neither Redis nor the "
+        "history knows it); nothing was enqueued. Enqueue that job first, or leave it out."
+    )
+    return EnqueueResult(job_id, False, UNKNOWN_DEPENDENCY, why)
+
+
 def raise_if_refused(result: EnqueueResult) -> EnqueueResult:
+    if result.refused is not None and result.state == UNKNOWN_DEPENDENCY:
+        raise UnknownDependency(result.refused)
     if result.refused is not None:
         raise QueueFull(result.id, result.refused)
     return result

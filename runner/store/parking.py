@@ -52,7 +52,7 @@ from runner.store.redis.store import RedisStore
 
 PgConnect = Callable[[], Awaitable[PgStore | None]]
 # A new job that Redis must hold: its unique key and its task's waiting list are there.
-_STAYS = frozenset({"unique", "bound", "queue_bound"})
+_STAYS = frozenset({"unique", "bound", "queue_bound", "after"})
 
 log = get_logger()
 

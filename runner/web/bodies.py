@@ -21,7 +21,8 @@ from runner.config.durations import parse_duration
 from runner.errors import UsageError
 from runner.store import BadCursor, decode_cursor
 
-ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id", "queue", "priority")
+ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id", "queue", "priority",
+                  "depends_on", "on_failure")  # fmt: skip
 UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout", "priority")
 LIST_PARAMS = ("state", "task", "since", "until", "limit", "after", "queue")
 MAX_BATCH = 10_000
@@ -100,6 +101,8 @@ def enqueue_arguments(value: Any, what: str = "the request body") -> dict[str, A
         "job_id": body.get("id"),
         "queue": body.get("queue"),
         "priority": body.get("priority"),
+        "depends_on": body.get("depends_on"),
+        "on_failure": body.get("on_failure"),
         **_when(body),
     }
 

@@ -82,6 +82,10 @@ async def _jobs_in_every_state(
             await client.enqueue("echo", ["x"], job_id=ids[group][state], delay=1800)
     await client.request("pause", [ids[group][State.PAUSED] for group in groups])
     await client.request("cancel", [ids[group][State.CANCELLED] for group in groups])
+    for group in groups:  # blocked on a job of its own that no request touches
+        await client.enqueue("echo", ["x"], job_id=f"{group}-dependency", delay=1800)
+        await client.enqueue("echo", ["x"], job_id=ids[group][State.BLOCKED],
+                             depends_on=[f"{group}-dependency"])  # fmt: skip
     return ids
 
 

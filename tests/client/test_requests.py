@@ -45,6 +45,11 @@ async def _jobs_in_every_state(client: Client, store: RedisStore, name: str) -> 
         await client.enqueue("echo", ["x"], job_id=ids[state])
     await client.pause(ids[State.PAUSED])
     await client.cancel(ids[State.CANCELLED])
+    # Blocked on a job of its own that no request touches.
+    await client.enqueue("echo", ["x"], job_id=f"{name}-dependency", delay=3600)
+    await client.enqueue(
+        "echo", ["x"], job_id=ids[State.BLOCKED], depends_on=[f"{name}-dependency"]
+    )
     return ids
 
 

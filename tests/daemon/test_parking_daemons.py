@@ -122,6 +122,10 @@ async def test_parked_jobs_start_on_time_and_once_with_two_promoters(
     await client.enqueue_many(jobs)
     assert await pg.pool.fetchval("SELECT count(*) FROM runner_parked_jobs") == 600
     await _wait_all_succeeded(pg, 600, timeout=30)
+    # Two daemons' recorders commit stream entries in parallel: a job's success can be
+    # in PostgreSQL a moment before its claim is.
+    claims = "SELECT count(*) = 600 FROM runner_job_events WHERE to_state = 'running'"
+    await eventually(lambda: pg.pool.fetchval(claims), timeout=10, what="every claim recorded")
     late = await pg.pool.fetch(
         "SELECT (detail->>'late_ms')::float8 AS late FROM runner_job_events"
         " WHERE to_state = 'running' ORDER BY 1"

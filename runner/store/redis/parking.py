@@ -25,7 +25,7 @@ _STATE_FIELDS = {"state", "attempt", "seq", "created_at", "updated_at", "started
 # A cron tick's job stays in Redis, where its schedule's overlap guard looks for it;
 # a unique job too, where its enqueue's check finds it (runner/limits/unique.py), and
 # a job of a bounded task, which its task's waiting list counts (limits/bounds.py).
-_STAYS = ("cron", "unique", "bound", "queue_bound")
+_STAYS = ("cron", "unique", "bound", "queue_bound", "after")
 # The extra field of a parked element that names its queue (never a job hash's).
 QUEUE_FIELD = "queue"
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from redis.asyncio import Redis
 
-from runner.states import RETIRED_ARGV, WAITING, states_argv, transition
+from runner.states import DEPENDENCY_ARGV, RETIRED_ARGV, WAITING, states_argv, transition
 from runner.store.failures import on_redis
 from runner.store.redis.keys import ALL_TASKS, DEFAULT_QUEUE, Keys
 from runner.store.redis.scripts import Scripts
@@ -79,6 +79,7 @@ class RequestStore:
                 orjson.dumps(changes or {}).decode(),
                 RETIRED_ARGV,
                 self.publish,
+                DEPENDENCY_ARGV,
             ],
         )
         return replies

@@ -15,7 +15,7 @@ import orjson
 from redis.asyncio import Redis
 
 from runner.jobs import ClaimedJob, ClaimResult, Outcome, ReapedJob
-from runner.states import TRANSITIONS, State, transition
+from runner.states import DEPENDENCY_ARGV, TRANSITIONS, State, transition
 from runner.store.failures import on_redis
 from runner.store.redis.fields import int_or_none
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
@@ -167,7 +167,7 @@ class RunStore:
             ]
         ).decode()  # fmt: skip
         args: list[str | int] = [now_ms, daemon, _SUCCEED.sources_argv, self.keys.wake_channel,
-                                 packed, State.FAILED, self.publish]  # fmt: skip
+                                 packed, State.FAILED, self.publish, DEPENDENCY_ARGV]  # fmt: skip
         return ScriptCall(self.scripts.finish, self.keys.running_ends, args)
 
     @on_redis
@@ -200,6 +200,7 @@ class RunStore:
                 _target("lease_expired_fail"),
                 self.keys.wake_channel,
                 self.publish,
+                DEPENDENCY_ARGV,
             ],
         )
         return [

@@ -7,7 +7,7 @@ size: claim, finish and renew are batched by their callers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -18,9 +18,9 @@ from runner.jobs import (
     JobRecord,
     NewJob,
 )
-from runner.limits.bounds import FULL_REPLY, refusal
+from runner.limits.bounds import FULL_REPLY, UNKNOWN_REPLY, refusal, unknown_dependency
 from runner.limits.unique import HOLDING_ARGV
-from runner.states import ENDED, GOING, RETIRED_ARGV, State, states_argv
+from runner.states import DEPENDENCY_ARGV, ENDED, GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
 from runner.store.redis.caps import CapStore, fair_counts
@@ -157,17 +157,24 @@ class RedisStore(
 
     @on_redis
     async def enqueue_many(
-        self, jobs: Sequence[NewJob], origin: str, now_ms: int
+        self,
+        jobs: Sequence[NewJob],
+        origin: str,
+        now_ms: int,
+        recorded: Mapping[str, str] | None = None,
     ) -> list[EnqueueResult]:
         """One script call a queue for the batch: one round trip and one stream entry
         each (the queues' calls run at once)."""
         queues = {job.queue for job in jobs}
         if queues <= {self.keys.queue}:
-            return await self._enqueue_here(jobs, origin, now_ms)
+            return await self._enqueue_here(jobs, origin, now_ms, recorded)
         await self.register_queues(queues)
         by_queue = {q: [job for job in jobs if job.queue == q] for q in queues}
         replies = await asyncio.gather(
-            *(self.queue(q)._enqueue_here(part, origin, now_ms) for q, part in by_queue.items())
+            *(
+                self.queue(q)._enqueue_here(part, origin, now_ms, recorded)
+                for q, part in by_queue.items()
+            )
         )
         results = {
             id(job): result
@@ -177,7 +184,11 @@ class RedisStore(
         return [results[id(job)] for job in jobs]
 
     async def _enqueue_here(
-        self, jobs: Sequence[NewJob], origin: str, now_ms: int
+        self,
+        jobs: Sequence[NewJob],
+        origin: str,
+        now_ms: int,
+        recorded: Mapping[str, str] | None = None,
     ) -> list[EnqueueResult]:
         if not jobs:
             return []
@@ -186,7 +197,8 @@ class RedisStore(
         packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
         keys = self.keys.enqueue_for({(job.kind, job.priority) for job in jobs if job.priority})
         args: list[str | int] = [now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed,
-                states_argv(GOING), RETIRED_ARGV, self.publish, HOLDING_ARGV]  # fmt: skip
+                states_argv(GOING), RETIRED_ARGV, self.publish, HOLDING_ARGV, DEPENDENCY_ARGV,
+                orjson.dumps(recorded or {}).decode()]  # fmt: skip
         if self.wait_replicas:
             replies, acked = await run_replicated(
                 self.redis, self.scripts.enqueue, keys, args, self.wait_replicas
@@ -344,6 +356,8 @@ def _enqueued(job: NewJob, reply: str) -> EnqueueResult:
     "!full <waiting> <bound>" if its task's bound refused it."""
     if reply.startswith(FULL_REPLY):
         return refusal(job.task, job.queue, job.id, reply)
+    if reply.startswith(UNKNOWN_REPLY):
+        return unknown_dependency(job.id, reply[len(UNKNOWN_REPLY) :])
     if not reply.startswith("="):
         return EnqueueResult(job.id, True, reply)
     state, _, holder = reply[1:].partition(" ")

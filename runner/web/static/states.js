@@ -2,12 +2,12 @@
 // (runner/states.py's table, for enabling buttons; the API still decides, and its
 // refusal is shown).
 
-export const STATES = ["scheduled", "running", "retrying", "paused", "succeeded", "failed", "cancelled"];
+export const STATES = ["blocked", "scheduled", "running", "retrying", "paused", "succeeded", "failed", "cancelled"];
 
 export const ACTIONS = {
   pause: ["scheduled", "retrying"],
   resume: ["paused"],
-  cancel: ["scheduled", "retrying", "paused", "running"],
+  cancel: ["blocked", "scheduled", "retrying", "paused", "running"],
   retry: ["failed", "cancelled"],
-  delete: ["succeeded", "failed", "cancelled", "scheduled", "retrying", "paused"],
+  delete: ["succeeded", "failed", "cancelled", "scheduled", "retrying", "paused", "blocked"],
 };

@@ -13,6 +13,7 @@ return each_job(function(id, f)
     end_run(id)
     hdel(PREFIX .. id, 'owner')
     local reply = transit(id, f, TARGET, owner and {owner = owner} or nil)
+    release(id, TARGET)
     if owner then
         redis.call(PUBLISH, CANCEL, cjson.encode({id, owner, tonumber(f[2])}))
     end

@@ -10,6 +10,7 @@ return each_job(function(id, f)
     unqueue(id, f)
     redis.call('ZREM', DEAD, id)
     local reply = transit(id, f, TARGET, f[7] and {revived = true} or nil)
+    release(id, TARGET)
     local key = PREFIX .. id
     redis.call('DEL', key)
     hset(key, 'state', TARGET, 'seq', tonumber(f[2]) + 1, 'updated_at', NOW, 'task', f[5])

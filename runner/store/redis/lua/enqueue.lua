@@ -63,6 +63,7 @@ local function guard_refuses(guard, id)
 end
 
 local now, target, origin, wake = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local events = {}
 local prefix = KEYS[5]
 local HOLDING = ARGV[9] and cjson.decode(ARGV[9]) or nil
 local UNIQUE_KEEP_MS = 30 * 86400000  -- a state-held key outlives any job in Redis
@@ -122,8 +123,59 @@ local function full(task, extra)
     return nil
 end
 
+local DEPS = ARGV[10] and cjson.decode(ARGV[10]) or nil
+local RECORDED = ARGV[11] and cjson.decode(ARGV[11]) or {}
+
+-- The jobs this one depends on (its extra field `after`, a JSON list), read before
+-- anything is written: {going = ids still going, failed = {id, state} of one that
+-- ended without succeeding}; or a refusal ("!unknown <id>") for an id no job has.
+-- A dependency Redis forgot is judged by the state PostgreSQL recorded (RECORDED,
+-- which the client read).
+local function dependencies(extra)
+    if not (DEPS and extra.after) then
+        return nil
+    end
+    local ok, ids = pcall(cjson.decode, extra.after)
+    if not ok or type(ids) ~= 'table' then
+        return '!unknown ' .. extra.after
+    end
+    local found = {going = {}}
+    for _, dep in ipairs(ids) do
+        local f = read_job(prefix .. tostring(dep), 'state')
+        local state = (f and f[1]) or RECORDED[dep]
+        if not state then
+            return '!unknown ' .. tostring(dep)
+        elseif not string.find(DEPS.ended, ',' .. state .. ',', 1, true) then
+            found.going[#found.going + 1] = dep
+        elseif state ~= DEPS.succeeded and not found.failed then
+            found.failed = {dep, state}
+        end
+    end
+    return found
+end
+
+-- Writes a job with dependencies still to come: blocked, waiting on each (lib.lua); or
+-- ended at once when one already failed and its policy says so. The state it is in.
+local function block(id, key, deps, policy)
+    hset(key, 'state', DEPS.blocked, 'left', #deps.going)
+    if deps.failed and policy ~= 'run' then
+        local target = policy == 'fail' and DEPS.failed or DEPS.cancelled
+        local why = 'job ' .. deps.failed[1] .. ', which it depends on, ended ' .. deps.failed[2]
+        hset(key, 'state', target, 'seq', 2, 'error', why, 'left', 0)
+        events[#events + 1] = cjson.encode({id, 2, DEPS.blocked, target, now, origin, 0,
+            cjson.encode({dependency = deps.failed[1], dependency_state = deps.failed[2],
+                error = why})})
+        return target
+    end
+    for _, dep in ipairs(deps.going) do
+        redis.call('SADD', dependents_key(dep), id)
+        hset(prefix .. dep, 'dependents', 1)
+    end
+    return DEPS.blocked
+end
+
 local due_keys = {async = KEYS[1], io = KEYS[2], cpu = KEYS[3]}
-local replies, events, earliest = {}, {}, {}
+local replies, earliest = {}, {}
 
 for i, job in ipairs(cjson.decode(ARGV[5])) do
     local id, kind, due = job[1], job[3], job[6]
@@ -135,10 +187,18 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         existing = retired_state(KEYS[7], id, ARGV[7])
     end
     local refused = not existing and job[10] and guard_refuses(job[10], id)
-    local holder, held_in
+    local holder, held_in, deps
     if not existing and not refused then
         holder, held_in = unique_holder(id, job[8])
         refused = not holder and full(job[2], job[8])
+    end
+    if not existing and not refused and not holder then
+        deps = dependencies(job[8])
+        if type(deps) == 'string' then
+            refused, deps = deps, nil
+        elseif deps and #deps.going == 0 and not (deps.failed and job[8].on_failure ~= 'run') then
+            deps = nil  -- every one ended already, as this job allows: it is due as any other
+        end
     end
     if existing then
         replies[i] = '=' .. existing
@@ -179,19 +239,22 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
             local first = redis.pcall('ZRANGE', due_key, 0, 0, 'WITHSCORES')
             earliest[due_key] = type(first) == 'table' and tonumber(first[2]) or math.huge
         end
-        if group then
+        if deps then
+            -- blocked, or ended already: in no due set
+        elseif group then
             wait_fair(id, kind, group, due)  -- it waits for its group's turn (see lib.lua)
         else
             redis.call('ZADD', due_key, due, id)
         end
-        if due < earliest[due_key] then
+        if not deps and due < earliest[due_key] then
             earliest[due_key] = due
             redis.call(ARGV[8], wake, string.format('%d', due))
         end
         if not promoted then
-            events[#events + 1] = cjson.encode({id, 1, '', target, now, origin, 0, job[9]})
+            events[#events + 1] = cjson.encode({id, 1, '', deps and DEPS.blocked or target, now,
+                origin, 0, job[9]})
         end
-        replies[i] = target
+        replies[i] = deps and block(id, key, deps, job[8].on_failure) or target
     end
 end
 

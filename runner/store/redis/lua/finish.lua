@@ -22,6 +22,8 @@
 --         for a job handed back at shutdown)], ...]
 -- ARGV[6] failed state (for a job set aside)
 -- ARGV[7] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
+-- ARGV[8] the states that release a job's dependents (runner/states.py DEPENDENCY_ARGV):
+--         a job that ends for good releases the jobs waiting on it (see lib.lua)
 -- Reply: one integer a job: 1 recorded, 0 fenced off (lease lost or state changed),
 --        2 set aside (malformed).
 
@@ -31,12 +33,14 @@ local prefix, dead = KEYS[6], KEYS[7]
 local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local replies, events = {}, {}
 local slot_ctx = {due = due_keys, prefix = prefix, wake = wake, publish = ARGV[7]}
+local dep_ctx = {now = now, by = daemon, events = events, due = due_keys, prefix = prefix,
+    wake = wake, publish = ARGV[7], states = cjson.decode(ARGV[8])}
 
 local function finish(o)
     local id, claim, target, due_at = o[1], o[2], o[3], o[4]
     local key = prefix .. id
     local f = read_job(key, 'state', 'owner', 'attempt', 'seq', 'kind', 'priority', 'cap',
-        'cap_group')
+        'cap_group', 'dependents')
     if not (f and f[1] and string.find(sources, ',' .. f[1] .. ',', 1, true)
             and f[2] == daemon) then
         return 0
@@ -71,6 +75,9 @@ local function finish(o)
         end
     end
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt, o[7]})
+    if f[9] and string.find(dep_ctx.states.ended, ',' .. target .. ',', 1, true) then
+        release_dependents(id, target, dep_ctx)
+    end
     return 1
 end
 

@@ -607,3 +607,73 @@ local function flush_unqueued()
         end
     end
 end
+
+-- Dependencies (runner/client/depends.py): a job enqueued with `depends_on` (its hash's
+-- `after`, a JSON list) waits `blocked`, in no due set, until every job it depends
+-- on has ended. <due prefix>dependents:<id> (a set) lists the jobs waiting on job
+-- <id>, whose hash says so (`dependents` = 1) for the script that ends it to look,
+-- in the read it makes anyway. A blocked job counts the dependencies still going in
+-- `left`: the script that ends a dependency takes one off each of its dependents in
+-- the same atomic step (O(1) a dependent, never a scan of its siblings), and deletes
+-- the set, so a dependency releases its dependents exactly once, however many
+-- daemons end jobs at the same moment. A dependent whose count reaches 0 becomes due
+-- (at its own due time). A dependency that did not succeed (failed, cancelled,
+-- deleted) applies its dependent's `on_failure` at once: "cancel" (the default) or
+-- "fail" ends it so, "run" lets it run once the others are done. A dependent ended so
+-- releases its own dependents in turn (a loop over a work list, not recursion).
+-- The states come from the caller (runner/states.py DEPENDENCY_ARGV): ctx.states.
+
+local function dependents_key(id)
+    return KEYS[#KEYS] .. 'dependents:' .. id
+end
+
+-- A dependent released by `parent`, which ended in `ended`: its new state, or nil
+-- while it waits on others (its count is kept).
+local function released_state(f, ended, states)
+    local left = (tonumber(f[4]) or 1) - 1
+    if ended ~= states.succeeded and f[5] ~= 'run' then
+        return f[5] == 'fail' and states.failed or states.cancelled, left
+    end
+    if left <= 0 then
+        return states.scheduled, 0
+    end
+    return nil, left
+end
+
+-- ctx: now, by (who ends it), events, due (kind -> level 0's set), prefix, wake,
+-- publish, states.
+local function release_dependents(id, ended, ctx)
+    local work, n = {{id, ended}}, 1
+    while n <= #work do
+        local parent, state = work[n][1], work[n][2]
+        n = n + 1
+        local children = redis.pcall('SMEMBERS', dependents_key(parent))
+        redis.call('DEL', dependents_key(parent))
+        for _, child in ipairs(type(children) == 'table' and not children.err and children or {}) do
+            local key = ctx.prefix .. child
+            local f = read_job(key, 'state', 'seq', 'attempt', 'left', 'on_failure', 'kind',
+                'priority', 'due_at')
+            if f and f[1] == ctx.states.blocked and whole(f[2], 1) and KIND[f[6]] then
+                local target, left = released_state(f, state, ctx.states)
+                hset(key, 'left', left)
+                if target then
+                    local seq = tonumber(f[2]) + 1
+                    hset(key, 'state', target, 'seq', seq, 'updated_at', ctx.now)
+                    local detail = {dependency = parent, dependency_state = state}
+                    if target == ctx.states.scheduled then
+                        local due = tonumber(f[8]) or ctx.now
+                        redis.call('ZADD', due_set(ctx.due, f[6], f[7]), due, child)
+                        redis.call(ctx.publish, ctx.wake, string.format('%d', due))
+                    else
+                        local why = 'job ' .. parent .. ', which it depends on, ended ' .. state
+                        hset(key, 'error', why)
+                        detail.error = why
+                        work[#work + 1] = {child, target}
+                    end
+                    ctx.events[#ctx.events + 1] = cjson.encode({child, seq, f[1], target,
+                        ctx.now, ctx.by, whole(f[3], 0) or 0, cjson.encode(detail)})
+                end
+            end
+        end
+    end
+end

@@ -12,6 +12,7 @@
 -- ARGV[1] now (ms)   ARGV[2] most jobs to reap   ARGV[3] reaping daemon id
 -- ARGV[4] allowed source states (",running,")   ARGV[5] retry state   ARGV[6] failed state
 -- ARGV[7] wake channel   ARGV[8] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
+-- ARGV[9] the states that release a job's dependents (see finish.lua)
 -- A failed job stays until it is recorded (see finish.lua).
 -- Reply: flat list, 5 values a job: id, new state, attempt, previous owner, and the
 --        reason it was set aside ("" unless malformed; then attempt is 0).
@@ -23,6 +24,8 @@ local prefix, dead = KEYS[6], KEYS[7]
 local due_keys = {async = KEYS[3], io = KEYS[4], cpu = KEYS[5]}
 local reaped, events = {}, {}
 local slot_ctx = {due = due_keys, prefix = prefix, wake = wake, publish = ARGV[8]}
+local dep_ctx = {now = now, by = reaper, events = events, due = due_keys, prefix = prefix,
+    wake = wake, publish = ARGV[8], states = cjson.decode(ARGV[9])}
 
 local function put_back(id, key, f)
     local attempt, seq = tonumber(f[2]), tonumber(f[4]) + 1
@@ -47,7 +50,7 @@ end
 local function reap(id)
     local key = prefix .. id
     local f = read_job(key, 'state', 'attempt', 'max_attempts', 'seq', 'kind', 'owner',
-        'priority', 'cap', 'cap_group')
+        'priority', 'cap', 'cap_group', 'dependents')
     local bad = {}
     if f == nil then
         bad[1] = 'the key is not a hash'
@@ -71,6 +74,9 @@ local function reap(id)
     end
     reaped[n + 1], reaped[n + 2], reaped[n + 3], reaped[n + 4] = id, put_back(id, key, f)
     reaped[n + 5] = ''
+    if f[10] and reaped[n + 2] == failed_state then
+        release_dependents(id, failed_state, dep_ctx)  -- it ended for good (see lib.lua)
+    end
 end
 
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)

@@ -18,6 +18,8 @@
 -- ARGV[9] the retired states, JSON (see lib.lua)
 -- ARGV[10] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster (both
 --          channels are in the {prefix} slot)
+-- ARGV[11] the states that release a job's dependents (runner/states.py DEPENDENCY_ARGV;
+--          absent for park): a job cancelled or deleted releases the jobs waiting on it
 -- Reply: one string a job: "ok:<state>", "refused:<state>", "missing", or
 -- "malformed:<reason>" (nothing is written for a job that is not ok).
 
@@ -27,6 +29,7 @@ local RETIRED, PUBLISH = KEYS[9], ARGV[10]
 local NOW, BY, SOURCES, TARGET = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local WAKE, CANCEL, REQUEST, RETIRED_LIST = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local events = {}
+local DEPS = ARGV[11] and cjson.decode(ARGV[11]) or nil
 
 -- The job's fields (state, seq, attempt, kind, task, then `...`) if the request may
 -- apply to it, else nil and the reply saying why not.
@@ -123,4 +126,13 @@ local function each_job(apply, ...)
         redis.call('XADD', EVENTS, '*', 'e', '[' .. table.concat(events, ',') .. ']')
     end
     return replies
+end
+
+-- The jobs waiting on this one, released: it ended in `state` (cancel, delete).
+local function release(id, state)
+    if not DEPS or not (read_job(PREFIX .. id, 'dependents') or {})[1] then
+        return
+    end
+    release_dependents(id, state, {now = NOW, by = BY, events = events, due = DUE,
+        prefix = PREFIX, wake = WAKE, publish = PUBLISH, states = DEPS})
 end
