@@ -20,7 +20,12 @@ from types import TracebackType
 from typing import Any
 
 from runner.client.awaiting import EndWatch
-from runner.client.depends import dependency_fields, in_dependency_order, outside
+from runner.client.depends import (
+    check_same_queue,
+    dependency_fields,
+    in_dependency_order,
+    outside,
+)
 from runner.client.input import (
     check_job_id,
     check_size,
@@ -276,7 +281,9 @@ class Client(RequestVerbs):
         ids = outside(jobs)
         if not ids:
             return {}
-        missing = ids - set(await self.store.job_states(list(ids)))
+        live = await self.store.locate(sorted(ids))
+        check_same_queue(jobs, live)
+        missing = ids - set(live)
         return await self._recorded(sorted(missing)) if missing else {}
 
     async def _ids_in_redis(self) -> bool:

@@ -67,3 +67,16 @@ def outside(jobs: Sequence[NewJob]) -> set[str]:
     """The ids the jobs depend on that are not in the batch itself."""
     ids = {job.id for job in jobs}
     return {d for job in jobs for d in dependencies_of(job) if d not in ids}
+
+
+def check_same_queue(jobs: Sequence[NewJob], live: dict[str, str]) -> None:
+    """A job depends only on jobs of its own queue (one queue's scripts keep the graph,
+    in one slot of a Redis Cluster); UsageError naming both otherwise. `live`: the
+    queue of each dependency that Redis holds."""
+    for job in jobs:
+        for dep in dependencies_of(job):
+            if dep in live and live[dep] != job.queue:
+                raise UsageError(
+                    f"job {job.id} (queue {job.queue!r}) depends on job {dep}, which is in "
+                    f"queue {live[dep]!r}: a job can depend only on jobs of its own queue"
+                )

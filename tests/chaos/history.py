@@ -1,7 +1,8 @@
 """Is a job's history a legal path? The one validator every chaos audit uses.
 
 A history (runner_job_events of one job, in seq order) is legal when its seqs run
-1, 2, 3... from (none -> scheduled), each event starts from the state the previous
+1, 2, 3... from (none -> scheduled), or (none -> blocked) for a job enqueued with
+dependencies still going, each event starts from the state the previous
 one ended in, each step is a transition of runner.states.TRANSITIONS (an update
 keeps the state), and nothing follows a deletion. Continuity alone is not enough:
 scheduled -> succeeded is continuous, and says a job succeeded that never ran.
@@ -37,7 +38,10 @@ def illegal_step(history: Sequence[Event]) -> str | None:
     if not history:
         return "no history"
     first = history[0]
-    if (first["seq"], first["from_state"], first["to_state"]) != (1, None, "scheduled"):
+    if (first["seq"], first["from_state"]) != (1, None) or first["to_state"] not in (
+        State.SCHEDULED,
+        State.BLOCKED,
+    ):
         return f"starts with seq {first['seq']}: {first['from_state']} -> {first['to_state']}"
     for before, after in itertools.pairwise(history):
         if after["seq"] != before["seq"] + 1:

@@ -109,6 +109,11 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         r"daemons\s+1\b",  # the daemon this module started, and only it
     ),
     "python-client": (r"result: hello, you", r"succeeded hello, you"),
+    "dependencies-between-jobs": (
+        r"state\s+blocked",  # the second job, while the first waits for its due time
+        r"waiting for the jobs it depends on: 1 of them still going",
+        r"state\s+succeeded",  # then it ran
+    ),
     "live-events-3": (
         r"hello\s+live-\d+\s+new -> scheduled",  # the job just enqueued, from the stream
         r'"to_state":"succeeded"',  # a success as JSON, once the daemon ran it

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from runner.client.client import Client
 from runner.config.settings import Settings
-from runner.errors import UnknownDependency
+from runner.errors import UnknownDependency, UsageError
 from runner.jobs import Outcome
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
@@ -141,3 +141,9 @@ async def test_a_blocked_job_can_be_updated_cancelled_and_deleted(
     assert await _claim(client) == ["d"]
     await _end(client, redis, keys, dep)
     assert await _claim(client) == ["w0"]
+
+
+async def test_a_job_depends_only_on_jobs_of_its_own_queue(client: Client) -> None:
+    elsewhere = await client.enqueue("echo", queue="other", job_id="elsewhere")
+    with pytest.raises(UsageError, match="can depend only on jobs of its own queue"):
+        await client.enqueue("echo", depends_on=[elsewhere])
