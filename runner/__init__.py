@@ -28,8 +28,10 @@ from runner.errors import (
     UnserialisableResult,
     UsageError,
 )
+from runner.workflows.canvas import chain, chord, group, step
 
-# The client, what it returns, and every error a caller may catch (each a RunnerError).
+# The client, what it returns, the shapes of a workflow, and every error a caller may
+# catch (each a RunnerError).
 __all__ = [
     "Client",
     "ConfigError",
@@ -51,6 +53,10 @@ __all__ = [
     "UnknownTask",
     "UnserialisableResult",
     "UsageError",
+    "chain",
+    "chord",
+    "group",
+    "step",
 ]
 __version__ = "0.1.0"
 

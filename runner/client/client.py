@@ -59,6 +59,8 @@ from runner.servers.connect import resolve_urls
 from runner.states import State
 from runner.store import Keys, Parking, PgStore, RedisStore, redis_client
 from runner.store import RedisClient as Redis
+from runner.workflows.build import Workflow, new_workflow_id, workflow_jobs
+from runner.workflows.canvas import Shape
 
 ENQUEUE_BATCH = 1000  # jobs per enqueue script call, and so per stream entry
 
@@ -247,6 +249,16 @@ class Client(RequestVerbs):
             got = await submit_waiting(self._submit, part, wait)
             results.update((id(job), result) for job, result in zip(part, got, strict=True))
         return [results[id(job)] for job in jobs]
+
+    async def enqueue_workflow(
+        self, shape: Shape, workflow_id: str | None = None, wait: float | None = None
+    ) -> Workflow:
+        """Enqueue a chain, group or chord (runner.workflows.canvas) as one workflow, in
+        one call: each step a job that depends on the part before it, every job marked
+        with the workflow's id. QueueFull or UnknownDependency as enqueue_many."""
+        chosen = new_workflow_id() if workflow_id is None else workflow_id
+        jobs = workflow_jobs(shape, chosen, self.new_job)
+        return Workflow(chosen, await self.enqueue_many(jobs, wait))
 
     async def _submit(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Enqueue the jobs whose id is free: in Redis, or parked in Postgres when due

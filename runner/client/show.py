@@ -31,17 +31,24 @@ def job_document(
         **({"extra": job.extra} if job.extra else {}),
         "parked": job.parked,
         "depends_on": _depends_on(job, history),
+        "workflow": _enqueued_with(job, history, "workflow"),
         **({"waiting_for": waiting_for} if waiting_for else {}),
         "history": history,
     }
 
 
+def _enqueued_with(job: Any, history: list[dict[str, Any]], name: str) -> Any:
+    """An extra field the job was enqueued with: from its hash, or, once Redis forgot
+    it, from its first event (the enqueue records them in PostgreSQL)."""
+    value = job.extra.get(name)
+    if value is None and history and isinstance(history[0].get("detail"), dict):
+        value = history[0]["detail"].get(name)
+    return value
+
+
 def _depends_on(job: Any, history: list[dict[str, Any]]) -> list[str]:
-    """The ids the job depends on: its hash's, or, once Redis forgot it, its first
-    event's (the enqueue records them in PostgreSQL)."""
-    after = job.extra.get("after")
-    if after is None and history and isinstance(history[0].get("detail"), dict):
-        after = history[0]["detail"].get("after")
+    """The ids the job depends on (`after`, a JSON list)."""
+    after = _enqueued_with(job, history, "after")
     try:
         ids = orjson.loads(after) if isinstance(after, str) else []
     except orjson.JSONDecodeError:

@@ -1,0 +1,85 @@
+"""The familiar shapes of a workflow, built on dependencies between jobs:
+
+    from runner import chain, chord, group, step
+
+    flow = chain(
+        step("fetch", "https://example.com/a.csv"),
+        group(step("parse", part=n) for n in range(4)),    # all four after fetch
+        chord([step("score", n) for n in range(3)], step("report")),
+    )
+    workflow = await client.enqueue_workflow(flow)
+
+A step is one job. `chain(a, b, c)`: each part starts once the one before it ended;
+`group(a, b)`: the parts side by side; `chord(header, callback)`: the callback once
+every part of the header ended. Shapes nest: a chain of groups, a group of chains.
+Every job of one workflow carries its id (`workflow`), which names the graph.
+
+A shape becomes jobs with `depends_on` (runner/client/depends.py): a part depends
+on the last jobs of the part before it, so the graph is kept by the same atomic
+scripts as any dependency, and enqueued in one call (in dependency order). A part
+that fails cancels what depends on it, unless its step says `on_failure` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Step:
+    """One job of a workflow: a task, its arguments, and the options of Client.new_job
+    (queue, priority, delay, at, job_id, on_failure)."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chain:
+    parts: tuple[Shape, ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    parts: tuple[Shape, ...]
+
+
+Shape = Step | Chain | Group
+
+
+def step(task: str, *args: Any, options: Mapping[str, Any] | None = None, **kwargs: Any) -> Step:
+    """One job: step("send", "a@example.com", subject="hi", options={"priority": 5})."""
+    return Step(task, args, kwargs, options or {})
+
+
+def _parts(parts: Iterable[Shape | Iterable[Shape]]) -> tuple[Shape, ...]:
+    """The parts, a single iterable of them (a generator, a list) taken as they are."""
+    given: tuple[Any, ...] = tuple(parts)
+    if len(given) == 1 and not isinstance(given[0], Step | Chain | Group):
+        given = tuple(given[0])
+    items: list[Shape] = []
+    for part in given:
+        if not isinstance(part, Step | Chain | Group):
+            raise TypeError(f"a part of a workflow must be a step, chain or group, got {part!r}")
+        items.append(part)
+    return tuple(items)
+
+
+def chain(*parts: Shape | Iterable[Shape]) -> Chain:
+    """Each part once the part before it ended."""
+    return Chain(_parts(parts))
+
+
+def group(*parts: Shape | Iterable[Shape]) -> Group:
+    """The parts side by side; what follows a group waits for all of them."""
+    return Group(_parts(parts))
+
+
+def chord(header: Group | Iterable[Shape], callback: Shape) -> Chain:
+    """`callback` once every part of `header` ended."""
+    parts = header if isinstance(header, Group) else group(header)
+    return Chain((parts, callback))
