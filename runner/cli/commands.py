@@ -106,7 +106,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             return await client.enqueue_result(
                 args.task, payload[0], payload[1], job_id=args.id, queue=args.queue,
                 priority=args.priority, wait=wait, depends_on=args.after,
-                on_failure=args.on_failure, **when,
+                on_failure=args.on_failure, pass_results=args.pass_results, **when,
             )  # fmt: skip
 
     result = asyncio.run(enqueue())

@@ -136,6 +136,12 @@ def _enqueue_arguments(enqueue: argparse.ArgumentParser) -> None:
         "anyway, or fail it",
     )
     enqueue.add_argument(
+        "--pass-results",
+        action="store_true",
+        help="give it the results of the jobs it waits for as its first argument (the "
+        "result after one --after, a list in their order after several)",
+    )
+    enqueue.add_argument(
         "--wait",
         metavar="DURATION",
         help="if the task's max_queued jobs wait, wait this long for room (default: refuse "

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import orjson
+
 from runner.client.awaiting import EndWatch
 from runner.client.depends import (
     check_same_queue,
@@ -143,6 +145,7 @@ class Client(RequestVerbs):
         priority: int | None = None,
         depends_on: Sequence[str] | None = None,
         on_failure: str | None = None,
+        pass_results: bool = False,
     ) -> NewJob:
         """Validate a request into a NewJob (raises UsageError subclasses on bad input).
         `depends_on`: ids of jobs that must end first (see runner/client/depends.py)."""
@@ -160,7 +163,7 @@ class Client(RequestVerbs):
         extra |= unique_fields(task, spec.unique, spec.unique_key, arguments)
         extra |= rate_fields(task, spec.rate_interval_us, spec.rate_burst, spec.rate_key, arguments)
         extra |= fair_fields(task, spec.fair_key, arguments)
-        extra |= dependency_fields(depends_on, on_failure)
+        extra |= dependency_fields(depends_on, on_failure, pass_results)
         queue = spec.queue if queue is None else checked("queue", queue, check_queue_name)
         extra |= bound_fields(spec.max_queued, self.settings.queue_limits.get(queue))
         return NewJob(
@@ -193,6 +196,7 @@ class Client(RequestVerbs):
         wait: float | None = None,
         depends_on: Sequence[str] | None = None,
         on_failure: str | None = None,
+        pass_results: bool = False,
     ) -> str:
         """Enqueue one job and return its id. A `job_id` names one job for as long as
         its history is kept: if a job with that id exists, live or recorded, nothing
@@ -203,6 +207,7 @@ class Client(RequestVerbs):
         result = await self.enqueue_result(
             task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue,
             priority=priority, wait=wait, depends_on=depends_on, on_failure=on_failure,
+            pass_results=pass_results,
         )  # fmt: skip
         return result.id
 
@@ -220,12 +225,14 @@ class Client(RequestVerbs):
         wait: float | None = None,
         depends_on: Sequence[str] | None = None,
         on_failure: str | None = None,
+        pass_results: bool = False,
     ) -> EnqueueResult:
         """Like enqueue(), with whether the job was created, and if not, the state of
         the job that already holds the id."""
         job = self.new_job(
             task, args, kwargs, delay=delay, at=at, job_id=job_id, queue=queue,
             priority=priority, depends_on=depends_on, on_failure=on_failure,
+            pass_results=pass_results,
         )  # fmt: skip
         return raise_if_refused((await submit_waiting(self._submit, [job], wait))[0])
 
@@ -273,8 +280,8 @@ class Client(RequestVerbs):
         now = self.clock.now_ms()
         parked = await self.parking.park_new(fresh, now)
         near = [job for job in fresh if job.id not in parked]
-        forgotten = await self._forgotten_dependencies(near)
-        created = iter(await self.store.enqueue_many(near, self.origin, now, forgotten))
+        forgotten, results = await self._forgotten_dependencies(near)
+        created = iter(await self.store.enqueue_many(near, self.origin, now, forgotten, results))
         if not recorded and not parked:
             return list(created)
         live = await self.store.job_states(list(recorded)) if recorded else {}
@@ -287,16 +294,26 @@ class Client(RequestVerbs):
             for job in jobs
         ]
 
-    async def _forgotten_dependencies(self, jobs: Sequence[NewJob]) -> dict[str, str]:
+    async def _forgotten_dependencies(
+        self, jobs: Sequence[NewJob]
+    ) -> tuple[dict[str, str], dict[str, str]]:
         """The recorded state of each dependency of these jobs that Redis no longer
-        holds (it ended and was forgotten): the enqueue script judges it by that."""
+        holds (it ended and was forgotten), which the enqueue script judges it by; and,
+        for a job that takes its dependencies' results, their recorded results."""
         ids = outside(jobs)
         if not ids:
-            return {}
+            return {}, {}
         live = await self.store.locate(sorted(ids))
         check_same_queue(jobs, live)
         missing = ids - set(live)
-        return await self._recorded(sorted(missing)) if missing else {}
+        if not missing:
+            return {}, {}
+        states = await self._recorded(sorted(missing))
+        if not any("results" in job.extra for job in jobs):
+            return states, {}
+        pg = await self._history_store()
+        rows = [await pg.get_job(job_id) for job_id in sorted(states)] if pg else []
+        return states, {r["id"]: orjson.dumps(r["result"]).decode() for r in rows if r}
 
     async def _ids_in_redis(self) -> bool:
         """Whether the retired ids were filled (checked until they are, then never)."""

@@ -25,11 +25,16 @@ from runner.jobs import NewJob
 ON_FAILURE = ("cancel", "run", "fail")
 
 
-def dependency_fields(depends_on: Sequence[str] | None, on_failure: str | None) -> dict[str, str]:
-    """The job hash fields of its dependencies ({} for a job without any)."""
+def dependency_fields(
+    depends_on: Sequence[str] | None, on_failure: str | None, pass_results: bool = False
+) -> dict[str, str]:
+    """The job hash fields of its dependencies ({} for a job without any). With
+    `pass_results`, the job receives their results as its first argument (lua/lib.lua
+    pass_results): the result itself for one dependency, a list in the order of
+    `depends_on` for several."""
     if not depends_on:
-        if on_failure is not None:
-            raise UsageError("on_failure: only a job with depends_on has a dependency to fail")
+        if on_failure is not None or pass_results:
+            raise UsageError("on_failure and pass_results need depends_on")
         return {}
     if isinstance(depends_on, str) or not all(isinstance(i, str) and i for i in depends_on):
         raise UsageError(f"depends_on: give a list of job ids, got {depends_on!r}")
@@ -37,7 +42,8 @@ def dependency_fields(depends_on: Sequence[str] | None, on_failure: str | None) 
     if policy not in ON_FAILURE:
         raise UsageError(f"on_failure: must be one of {', '.join(ON_FAILURE)}, got {policy!r}")
     ids = list(dict.fromkeys(depends_on))
-    return {"after": orjson.dumps(ids).decode(), "on_failure": policy}
+    fields = {"after": orjson.dumps(ids).decode(), "on_failure": policy}
+    return fields | ({"results": "1"} if pass_results else {})
 
 
 def dependencies_of(job: NewJob) -> list[str]:

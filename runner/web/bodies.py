@@ -22,7 +22,7 @@ from runner.errors import UsageError
 from runner.store import BadCursor, decode_cursor
 
 ENQUEUE_FIELDS = ("task", "args", "kwargs", "delay", "at", "id", "queue", "priority",
-                  "depends_on", "on_failure")  # fmt: skip
+                  "depends_on", "on_failure", "pass_results")  # fmt: skip
 UPDATE_FIELDS = ("args", "kwargs", "delay", "at", "retries", "timeout", "priority")
 LIST_PARAMS = ("state", "task", "since", "until", "limit", "after", "queue")
 MAX_BATCH = 10_000
@@ -103,6 +103,7 @@ def enqueue_arguments(value: Any, what: str = "the request body") -> dict[str, A
         "priority": body.get("priority"),
         "depends_on": body.get("depends_on"),
         "on_failure": body.get("on_failure"),
+        "pass_results": body.get("pass_results") is True,
         **_when(body),
     }
 

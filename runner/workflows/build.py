@@ -34,33 +34,40 @@ def workflow_jobs(shape: Shape, workflow_id: str, new_job: NewJobMaker) -> list[
         raise UsageError(f"a workflow is a step, chain, group or chord, got {shape!r}")
     if not workflow_id or len(workflow_id) > MAX_ID or " " in workflow_id:
         raise UsageError(f"workflow id must be 1-{MAX_ID} characters without spaces")
-    jobs: list[NewJob] = []
-    _build(shape, [], workflow_id, new_job, jobs)
-    if not jobs:
+    builder = _Builder(workflow_id, new_job)
+    builder.add(shape, [], results=False)
+    if not builder.jobs:
         raise UsageError("a workflow needs at least one step")
-    return jobs
+    return builder.jobs
 
 
-def _build(
-    shape: Shape, after: list[str], workflow_id: str, new_job: NewJobMaker, jobs: list[NewJob]
-) -> list[str]:
-    """Add the shape's jobs, its first ones depending on `after`; its last jobs' ids."""
-    if isinstance(shape, Step):
-        job = _job(shape, after, workflow_id, new_job)
-        jobs.append(job)
-        return [job.id]
-    if isinstance(shape, Group):
-        return [last for part in shape.parts for last in _build(part, after, workflow_id,
-                                                                new_job, jobs)]  # fmt: skip
-    for part in shape.parts:
-        after = _build(part, after, workflow_id, new_job, jobs)
-    return after
+class _Builder:
+    def __init__(self, workflow_id: str, new_job: NewJobMaker) -> None:
+        self.workflow_id = workflow_id
+        self.new_job = new_job
+        self.jobs: list[NewJob] = []
 
+    def add(self, shape: Shape, after: list[str], results: bool) -> list[str]:
+        """Add the shape's jobs, its first ones depending on `after` (and taking their
+        results if `results`); its last jobs' ids."""
+        if isinstance(shape, Step):
+            job = self._job(shape, after, results)
+            self.jobs.append(job)
+            return [job.id]
+        if isinstance(shape, Group):
+            return [last for part in shape.parts for last in self.add(part, after, results)]
+        for n, part in enumerate(shape.parts):
+            after = self.add(part, after, results if n == 0 else shape.pass_results)
+        return after
 
-def _job(step: Step, after: list[str], workflow_id: str, new_job: NewJobMaker) -> NewJob:
-    options: dict[str, Any] = dict(step.options)
-    if not after and "on_failure" in options:
-        raise UsageError(f"step {step.task!r}: on_failure needs a step before it")
-    job = new_job(step.task, step.args, dict(step.kwargs), depends_on=after or None, **options)
-    job.extra["workflow"] = workflow_id
-    return job
+    def _job(self, step: Step, after: list[str], results: bool) -> NewJob:
+        options: dict[str, Any] = dict(step.options)
+        if not after and "on_failure" in options:
+            raise UsageError(f"step {step.task!r}: on_failure needs a step before it")
+        if after and results:
+            options.setdefault("pass_results", True)
+        job = self.new_job(
+            step.task, step.args, dict(step.kwargs), depends_on=after or None, **options
+        )
+        job.extra["workflow"] = self.workflow_id
+        return job

@@ -15,9 +15,10 @@ every part of the header ended. Shapes nest: a chain of groups, a group of chain
 Every job of one workflow carries its id (`workflow`), which names the graph.
 
 A shape becomes jobs with `depends_on` (runner/client/depends.py): a part depends
-on the last jobs of the part before it, so the graph is kept by the same atomic
-scripts as any dependency, and enqueued in one call (in dependency order). A part
-that fails cancels what depends on it, unless its step says `on_failure` otherwise.
+on the last jobs of the part before it (and, with pass_results, gets their results),
+so the graph is kept by the same atomic scripts as any dependency, and enqueued in
+one call (in dependency order). A part that fails cancels what depends on it, unless
+its step says `on_failure` otherwise.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Step:
 @dataclass(frozen=True)
 class Chain:
     parts: tuple[Shape, ...]
+    pass_results: bool = False  # each part gets the results of the part before it
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,11 @@ def _parts(parts: Iterable[Shape | Iterable[Shape]]) -> tuple[Shape, ...]:
     return tuple(items)
 
 
-def chain(*parts: Shape | Iterable[Shape]) -> Chain:
-    """Each part once the part before it ended."""
-    return Chain(_parts(parts))
+def chain(*parts: Shape | Iterable[Shape], pass_results: bool = False) -> Chain:
+    """Each part once the part before it ended. With `pass_results`, each part's first
+    steps get the results of the part before it as their first argument: the result
+    itself after one step, a list (in the order of the steps) after a group."""
+    return Chain(_parts(parts), pass_results)
 
 
 def group(*parts: Shape | Iterable[Shape]) -> Group:
@@ -79,7 +83,9 @@ def group(*parts: Shape | Iterable[Shape]) -> Group:
     return Group(_parts(parts))
 
 
-def chord(header: Group | Iterable[Shape], callback: Shape) -> Chain:
-    """`callback` once every part of `header` ended."""
+def chord(header: Group | Iterable[Shape], callback: Shape, pass_results: bool = True) -> Chain:
+    """`callback` once every part of `header` ended, with their results as its first
+    argument (a list, in the order of the header's steps) unless `pass_results` is
+    False."""
     parts = header if isinstance(header, Group) else group(header)
-    return Chain((parts, callback))
+    return Chain((parts, callback), pass_results)

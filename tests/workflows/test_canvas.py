@@ -41,7 +41,7 @@ async def test_a_chain_of_groups_and_a_chord_run_in_the_order_they_say(
         step("echo", "fetch"),
         group(step("echo", f"parse{n}") for n in range(3)),
         chord([chain(step("echo", "a1"), step("echo", "a2")), step("echo", "b")],
-              step("echo", "report")),
+              step("echo", "report"), pass_results=False),
     )  # fmt: skip
     workflow = await client.enqueue_workflow(flow, workflow_id="wf-test")
     assert workflow.id == "wf-test" and len(workflow.job_ids) == 8
@@ -80,3 +80,50 @@ async def test_bad_shapes_are_refused(client: Client) -> None:
         await client.enqueue_workflow(group())
     with pytest.raises(UsageError, match=r"no such task|unknown task|not declared"):
         await client.enqueue_workflow(chain(step("echo"), step("nope")))
+
+
+async def _run_returning(client: Client, results: dict[str, str]) -> dict[str, str]:
+    """Claim and end every due job, round after round, each returning the result
+    `results` names for its first argument's text (JSON; null when not named): the
+    arguments each job ran with, by job id."""
+    ran: dict[str, str] = {}
+    while True:
+        now = client.clock.now_ms()
+        found = await client.store.claim_due(now, {"async": 500}, "d1", now + LEASE_MS)
+        if not found.jobs:
+            return ran
+        outcomes = []
+        for job in found.jobs:
+            ran[job.id] = job.args_json
+            name = job.args_json.rsplit(",", 1)[-1].strip('[]" ')
+            outcomes.append(Outcome(job.id, job.attempt, job.claim, "succeed",
+                                    result_json=results.get(name, "null")))  # fmt: skip
+        await client.store.finish(client.clock.now_ms(), "d1", outcomes)
+
+
+async def test_results_flow_down_a_chain_and_into_a_chord_s_callback(client: Client) -> None:
+    """With pass_results, a step gets the previous step's result as its first argument;
+    a chord's callback gets its header's results as a list, in the header's order,
+    whichever ended first."""
+    flow = chain(
+        step("echo", "one", options={"job_id": "one"}),
+        step("echo", "two", options={"job_id": "two"}),
+        chord([step("echo", f"p{n}", options={"job_id": f"p{n}"}) for n in range(3)],
+              step("echo", "sum", options={"job_id": "sum"})),
+        pass_results=True,
+    )  # fmt: skip
+    await client.enqueue_workflow(flow)
+    ran = await _run_returning(client, {"one": "1", "two": '{"t":2}', "p0": "10", "p1": "11",
+                                        "p2": '"twelve"'})  # fmt: skip
+    assert ran["one"] == '["one"]'
+    assert ran["two"] == '[1,"two"]'
+    assert [ran[f"p{n}"] for n in range(3)] == [f'[{{"t":2}},"p{n}"]' for n in range(3)]
+    assert ran["sum"] == '[[10,11,"twelve"],"sum"]'
+
+
+async def test_a_job_takes_results_of_dependencies_that_ended_before_it(client: Client) -> None:
+    await client.enqueue_workflow(step("echo", "early", options={"job_id": "early"}))
+    assert await _run_returning(client, {"early": "[7]"}) == {"early": '["early"]'}
+    await client.enqueue("echo", ["late"], job_id="late", depends_on=["early"],
+                         pass_results=True)  # fmt: skip
+    assert await _run_returning(client, {}) == {"late": '[[7],"late"]'}

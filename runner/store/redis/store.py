@@ -162,17 +162,21 @@ class RedisStore(
         origin: str,
         now_ms: int,
         recorded: Mapping[str, str] | None = None,
+        recorded_results: Mapping[str, str] | None = None,
     ) -> list[EnqueueResult]:
         """One script call a queue for the batch: one round trip and one stream entry
-        each (the queues' calls run at once)."""
+        each (the queues' calls run at once). `recorded` and `recorded_results`: the
+        state and result (JSON text) PostgreSQL recorded of dependencies Redis forgot
+        (enqueue.lua)."""
         queues = {job.queue for job in jobs}
+        forgotten = recorded, recorded_results
         if queues <= {self.keys.queue}:
-            return await self._enqueue_here(jobs, origin, now_ms, recorded)
+            return await self._enqueue_here(jobs, origin, now_ms, *forgotten)
         await self.register_queues(queues)
         by_queue = {q: [job for job in jobs if job.queue == q] for q in queues}
         replies = await asyncio.gather(
             *(
-                self.queue(q)._enqueue_here(part, origin, now_ms, recorded)
+                self.queue(q)._enqueue_here(part, origin, now_ms, *forgotten)
                 for q, part in by_queue.items()
             )
         )
@@ -189,6 +193,7 @@ class RedisStore(
         origin: str,
         now_ms: int,
         recorded: Mapping[str, str] | None = None,
+        results: Mapping[str, str] | None = None,
     ) -> list[EnqueueResult]:
         if not jobs:
             return []
@@ -196,9 +201,10 @@ class RedisStore(
             await self.register_queues([self.keys.queue])
         packed = orjson.dumps([enqueue_row(job) for job in jobs]).decode()
         keys = self.keys.enqueue_for({(job.kind, job.priority) for job in jobs if job.priority})
+        forgotten = [orjson.dumps(recorded or {}).decode(), orjson.dumps(results or {}).decode()]
         args: list[str | int] = [now_ms, State.SCHEDULED, origin, self.keys.wake_channel, packed,
                 states_argv(GOING), RETIRED_ARGV, self.publish, HOLDING_ARGV, DEPENDENCY_ARGV,
-                orjson.dumps(recorded or {}).decode()]  # fmt: skip
+                *forgotten]  # fmt: skip
         if self.wait_replicas:
             replies, acked = await run_replicated(
                 self.redis, self.scripts.enqueue, keys, args, self.wait_replicas

@@ -39,6 +39,11 @@
 --   its task has that many jobs waiting for their first start in this queue, and one
 --   with `queue_bound` (its queue's) while the queue has that many: "!full <waiting>
 --   <bound> task|queue" (see lib.lua).
+-- ARGV[10] the states of dependencies (runner/states.py DEPENDENCY_ARGV); ARGV[11] and
+--   ARGV[12], JSON {id: state} and {id: result JSON text}: dependencies Redis forgot,
+--   as PostgreSQL recorded them (the client read them). A job whose extra fields have
+--   `after` depends on those ids (see lib.lua, dependencies): refused as "!unknown
+--   <id>" for an id no job has.
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
 -- ("=invalid" when a key of another type holds the job's name).
 
@@ -125,6 +130,7 @@ end
 
 local DEPS = ARGV[10] and cjson.decode(ARGV[10]) or nil
 local RECORDED = ARGV[11] and cjson.decode(ARGV[11]) or {}
+local RECORDED_RESULTS = ARGV[12] and cjson.decode(ARGV[12]) or {}
 
 -- The jobs this one depends on (its extra field `after`, a JSON list), read before
 -- anything is written: {going = ids still going, failed = {id, state} of one that
@@ -139,16 +145,19 @@ local function dependencies(extra)
     if not ok or type(ids) ~= 'table' then
         return '!unknown ' .. extra.after
     end
-    local found = {going = {}}
+    local found = {going = {}, results = {}}
     for _, dep in ipairs(ids) do
-        local f = read_job(prefix .. tostring(dep), 'state')
+        local f = read_job(prefix .. tostring(dep), 'state', 'result')
         local state = (f and f[1]) or RECORDED[dep]
         if not state then
             return '!unknown ' .. tostring(dep)
         elseif not string.find(DEPS.ended, ',' .. state .. ',', 1, true) then
             found.going[#found.going + 1] = dep
-        elseif state ~= DEPS.succeeded and not found.failed then
-            found.failed = {dep, state}
+        else
+            found.results[#found.results + 1] = {dep, (f and f[2]) or RECORDED_RESULTS[dep]}
+            if state ~= DEPS.succeeded and not found.failed then
+                found.failed = {dep, state}
+            end
         end
     end
     return found
@@ -187,7 +196,7 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         existing = retired_state(KEYS[7], id, ARGV[7])
     end
     local refused = not existing and job[10] and guard_refuses(job[10], id)
-    local holder, held_in, deps
+    local holder, held_in, deps, ready
     if not existing and not refused then
         holder, held_in = unique_holder(id, job[8])
         refused = not holder and full(job[2], job[8])
@@ -197,7 +206,8 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         if type(deps) == 'string' then
             refused, deps = deps, nil
         elseif deps and #deps.going == 0 and not (deps.failed and job[8].on_failure ~= 'run') then
-            deps = nil  -- every one ended already, as this job allows: it is due as any other
+            ready = deps  -- every one ended already, as this job allows: due as any other
+            deps = nil
         end
     end
     if existing then
@@ -232,6 +242,12 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         local level = level_of(job[13])
         if level > 0 then
             hset(key, 'priority', level)
+        end
+        for _, ended in ipairs(job[8].results and (deps or ready or {}).results or {}) do
+            redis.call('HSET', key, 'res:' .. ended[1], ended[2] or 'null')
+        end
+        if ready and job[8].results then
+            pass_results(key)  -- every result is in: its arguments are complete now
         end
         local group = job[8].fair_group
         local due_key = group and turns_key(kind) or due_set(due_keys, kind, level)

@@ -627,6 +627,36 @@ local function dependents_key(id)
     return KEYS[#KEYS] .. 'dependents:' .. id
 end
 
+-- A job enqueued with pass_results (`results` = 1) receives, as its first argument,
+-- the results of the jobs it depends on, in the order of its `after`: the result
+-- itself when it depends on one job, a list of them when on several. Each
+-- dependency's result is kept in the job's hash (res:<id>) when the dependency ends,
+-- and the arguments are written when the job becomes due; the JSON texts are
+-- joined as they are, never decoded. The new arguments as JSON text, or nil when the
+-- stored ones are not a JSON array (untrusted: left as they are).
+local function pass_results(key)
+    local f = read_job(key, 'after', 'args')
+    local ok, ids = pcall(cjson.decode, f and f[1] or '')
+    local rest = f and f[2] and string.match(f[2], '^%s*%[%s*(.-)%s*%]%s*$')
+    if not (ok and type(ids) == 'table' and #ids > 0 and rest) then
+        return nil
+    end
+    local names = {}
+    for i, id in ipairs(ids) do
+        names[i] = 'res:' .. tostring(id)
+    end
+    local got = redis.call('HMGET', key, unpack(names))
+    local results = {}
+    for i = 1, #ids do
+        results[i] = got[i] or 'null'
+    end
+    local first = #ids == 1 and results[1] or '[' .. table.concat(results, ',') .. ']'
+    local args = rest == '' and '[' .. first .. ']' or '[' .. first .. ',' .. rest .. ']'
+    hset(key, 'args', args)
+    redis.call('HDEL', key, unpack(names))
+    return args
+end
+
 -- A dependent released by `parent`, which ended in `ended`: its new state, or nil
 -- while it waits on others (its count is kept).
 local function released_state(f, ended, states)
@@ -652,16 +682,22 @@ local function release_dependents(id, ended, ctx)
         for _, child in ipairs(type(children) == 'table' and not children.err and children or {}) do
             local key = ctx.prefix .. child
             local f = read_job(key, 'state', 'seq', 'attempt', 'left', 'on_failure', 'kind',
-                'priority', 'due_at')
+                'priority', 'due_at', 'results')
             if f and f[1] == ctx.states.blocked and whole(f[2], 1) and KIND[f[6]] then
                 local target, left = released_state(f, state, ctx.states)
                 hset(key, 'left', left)
+                if f[9] then
+                    local result = (read_job(ctx.prefix .. parent, 'result') or {})[1]
+                    redis.call('HSET', key, 'res:' .. parent, result or 'null')
+                end
                 if target then
                     local seq = tonumber(f[2]) + 1
                     hset(key, 'state', target, 'seq', seq, 'updated_at', ctx.now)
                     local detail = {dependency = parent, dependency_state = state}
+                    local args = nil
                     if target == ctx.states.scheduled then
                         local due = tonumber(f[8]) or ctx.now
+                        args = f[9] and pass_results(key)
                         redis.call('ZADD', due_set(ctx.due, f[6], f[7]), due, child)
                         redis.call(ctx.publish, ctx.wake, string.format('%d', due))
                     else
@@ -670,8 +706,12 @@ local function release_dependents(id, ended, ctx)
                         detail.error = why
                         work[#work + 1] = {child, target}
                     end
+                    local text = cjson.encode(detail)
+                    if args then  -- the arguments it runs with, as the history's
+                        text = string.sub(text, 1, -2) .. ',"args":' .. args .. '}'
+                    end
                     ctx.events[#ctx.events + 1] = cjson.encode({child, seq, f[1], target,
-                        ctx.now, ctx.by, whole(f[3], 0) or 0, cjson.encode(detail)})
+                        ctx.now, ctx.by, whole(f[3], 0) or 0, text})
                 end
             end
         end
