@@ -122,6 +122,21 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_workflow(args: argparse.Namespace) -> int:
+    from runner.client.workflows import workflow_document  # noqa: PLC0415  # keeps --help fast
+
+    doc = asyncio.run(workflow_document(_settings(args), args.workflow_id))
+    if args.json:
+        print(orjson.dumps(doc).decode())
+        return EXIT_OK
+    states = ", ".join(f"{state} {n}" for state, n in sorted(doc["states"].items()))
+    print(f"workflow {doc['workflow']}: {len(doc['jobs'])} jobs ({states})")
+    for job in doc["jobs"]:
+        after = f"  after {', '.join(job['depends_on'])}" if job["depends_on"] else ""
+        print(f"  {job['id']}  {job['task']}  {job['state']}{after}")
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from runner.cli.render.show import show_text  # noqa: PLC0415  # keeps `runner --help` fast
     from runner.client.show import show_document  # noqa: PLC0415
@@ -383,6 +398,7 @@ COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate,
     "enqueue": cmd_enqueue,
     "show": cmd_show,
+    "workflow": cmd_workflow,
     "wait": cmd_wait,
     "jobs": cmd_jobs,
     "logs": cmd_logs,

@@ -57,6 +57,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "are cut short unless --full; --json always prints everything.",
         "runner show greeting-42\nrunner show greeting-42 --json | jq .history",
     ),
+    "workflow": (
+        "a workflow's jobs, what each waits for, and their states",
+        "Show the jobs of one workflow (its id is what enqueue_workflow returned, and "
+        "each job's `workflow` in show --json): each job's task, state and the jobs it "
+        "depends on, from PostgreSQL, with live states from Redis.",
+        "runner workflow wf-3f2a9c1d0e4b5a6f\n"
+        "runner workflow wf-3f2a9c1d0e4b5a6f --json | jq .states",
+    ),
     "jobs": (
         "list jobs a page at a time",
         "List jobs newest first (by creation time), filtered by state, task and creation "

@@ -160,6 +160,11 @@ def _output(command: argparse.ArgumentParser, json_help: str = JSON_HELP) -> Non
     chosen.add_argument("--local", action="store_true", help=LOCAL_HELP)
 
 
+def _workflow_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("workflow_id", metavar="WORKFLOW", help="the workflow's id (wf-...)")
+    command.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
 def _show_arguments(show: argparse.ArgumentParser) -> None:
     show.add_argument("job_id", metavar="JOB_ID", help="the id enqueue printed")
     show.add_argument("--full", action="store_true", help="print large payloads whole")
@@ -279,6 +284,7 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "web": _web_arguments,
     "enqueue": _enqueue_arguments,
     "show": _show_arguments,
+    "workflow": _workflow_arguments,
     "wait": _wait_arguments,
     "logs": _logs_arguments,
     "events": _events_arguments,

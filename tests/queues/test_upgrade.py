@@ -140,7 +140,7 @@ async def _hand_over(
         assert all(runs[i] >= 1 for i in ids)
         assert sum(runs[i] - 1 for i in ids) <= IO_THREADS  # only those cut short ran twice
         applied = await pg.pool.fetch("SELECT name FROM runner_schema_migrations ORDER BY 1")
-        assert [r["name"] for r in applied][-2:] == ["007_queues.sql", "008_queue_listing.sql"]
+        assert {"007_queues.sql", "008_queue_listing.sql"} <= {r["name"] for r in applied}
         row = await pg.get_job("old-0")
         assert row is not None and row["queue"] == "default"
     finally:

@@ -4,15 +4,22 @@ order they say; a failed step cancels what comes after it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from redis.asyncio import Redis
 
 from runner import chain, chord, group, step
 from runner.client.client import Client
 from runner.client.show import show_document
+from runner.client.workflows import workflow_of
+from runner.daemon.recorder import Recorder
 from runner.errors import UsageError
 from runner.jobs import Outcome
+from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
+from tests.daemon.process import cli
 
 LEASE_MS = 60_000
 
@@ -127,3 +134,27 @@ async def test_a_job_takes_results_of_dependencies_that_ended_before_it(client: 
     await client.enqueue("echo", ["late"], job_id="late", depends_on=["early"],
                          pass_results=True)  # fmt: skip
     assert await _run_returning(client, {}) == {"late": '[[7],"late"]'}
+
+
+async def test_runner_workflow_lists_the_graph_from_the_history(
+    client: Client, pg: PgStore, daemon_config: Callable[..., Path]
+) -> None:
+    """Once recorded, `runner workflow WF` lists each job with its state and what it
+    depends on, as PostgreSQL has them (with live states from Redis)."""
+    flow = chord([step("echo", n, options={"job_id": f"h{n}"}) for n in range(2)],
+                 step("echo", "cb", options={"job_id": "cb"}))  # fmt: skip
+    await client.enqueue_workflow(flow, workflow_id="wf-listed")
+    await client.store.ensure_event_group()
+    await Recorder(client.store, pg_store=pg, consumer="r", batch_events=500,
+                   flush_interval=0.05).drain()  # fmt: skip
+    doc = await workflow_of(client, "wf-listed")
+    assert doc["states"] == {"scheduled": 2, "blocked": 1}
+    assert [(j["id"], j["depends_on"]) for j in doc["jobs"]] == [
+        ("cb", ["h0", "h1"]), ("h0", []), ("h1", []),
+    ]  # fmt: skip
+    done = cli("workflow", "wf-listed", config=daemon_config())
+    assert done.returncode == 0, done.stderr
+    assert "workflow wf-listed: 3 jobs (blocked 1, scheduled 2)" in done.stdout
+    assert "cb  echo  blocked  after h0, h1" in done.stdout
+    missing = cli("workflow", "wf-nothing", config=daemon_config())
+    assert missing.returncode == 2 and "no recorded job belongs to workflow" in missing.stderr

@@ -27,6 +27,11 @@ def _json(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def _json_list(text: str | None) -> list[str]:
+    value = _json(text)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
 def _ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
@@ -139,6 +144,16 @@ class PgStore:
     async def parked_count(self) -> tuple[int, int | None]:
         """How many jobs are parked, and the soonest due time (ms) among them."""
         return await PgParking(self.pool).count()
+
+    @on_postgres
+    async def workflow_jobs(self, workflow_id: str, limit: int) -> list[dict[str, Any]]:
+        """The recorded jobs of a workflow, in id order: id, task, state, attempt,
+        depends_on (a list), result, error, updated_at_ms."""
+        rows = await self.pool.fetch(query("workflow_jobs"), workflow_id, limit)
+        return [
+            {**dict(r), "depends_on": _json_list(r["depends_on"]), "result": _json(r["result"])}
+            for r in rows
+        ]
 
     @on_postgres
     async def get_job(self, job_id: str) -> dict[str, Any] | None:

@@ -52,6 +52,9 @@ folded AS (
            f.at AS created_at,
            f.detail ->> 'task' AS task,
            f.detail ->> 'queue' AS queue,
+           f.detail ->> 'workflow' AS workflow,
+           CASE WHEN jsonb_typeof(f.detail -> 'after') = 'string'
+                THEN (f.detail ->> 'after')::jsonb END AS depends_on,
            (f.detail ->> 'priority')::smallint AS priority,
            COALESCE(u.args, f.detail -> 'args') AS args,
            COALESCE(u.kwargs, f.detail -> 'kwargs') AS kwargs,
@@ -66,9 +69,9 @@ folded AS (
 upserted AS (
 INSERT INTO runner_jobs AS j
     (id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon,
-     queue, priority)
+     queue, priority, workflow, depends_on)
 SELECT job_id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon,
-       queue, priority
+       queue, priority, workflow, depends_on
 FROM folded
 ORDER BY job_id
 ON CONFLICT (id) DO UPDATE SET
@@ -79,6 +82,8 @@ ON CONFLICT (id) DO UPDATE SET
     task       = COALESCE(j.task, EXCLUDED.task),
     queue      = COALESCE(j.queue, EXCLUDED.queue),
     priority   = COALESCE(j.priority, EXCLUDED.priority),
+    workflow   = COALESCE(j.workflow, EXCLUDED.workflow),
+    depends_on = COALESCE(j.depends_on, EXCLUDED.depends_on),
     created_at = COALESCE(j.created_at, EXCLUDED.created_at),
     args       = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.args, j.args) ELSE COALESCE(j.args, EXCLUDED.args) END,
     kwargs     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.kwargs, j.kwargs) ELSE COALESCE(j.kwargs, EXCLUDED.kwargs) END,
