@@ -119,7 +119,9 @@ async def kill_and_restart(
 
 
 async def jobs_of(database_url: str, prefix: str) -> dict[str, tuple[str, Any]]:
-    """The jobs whose id starts with `prefix`: id -> (state, args)."""
+    """The jobs whose id starts with `prefix`: id -> (state, args). A row whose args are
+    not there yet (its claim or end was committed by one daemon's recorder before its
+    enqueue by another's) has args None until the enqueue lands."""
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
@@ -128,7 +130,10 @@ async def jobs_of(database_url: str, prefix: str) -> dict[str, tuple[str, Any]]:
         )
     finally:
         await conn.close()
-    return {row["id"]: (row["state"], orjson.loads(row["args"])) for row in rows}
+    return {
+        row["id"]: (row["state"], None if row["args"] is None else orjson.loads(row["args"]))
+        for row in rows
+    }
 
 
 async def enqueue_events(database_url: str, prefix: str) -> Counter[str]:

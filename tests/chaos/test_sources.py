@@ -77,7 +77,8 @@ async def _run(
         seen["dead_lettered"] = await redis.xlen(f"{key}:dl")
         if kind == "stream":
             seen["group"] = await redis.xinfo_groups(key)
-        ended = seen["states"]["succeeded"]
+        # Succeeded, with its enqueue recorded too (another recorder may commit it later).
+        ended = sum(1 for state, args in jobs.values() if state == "succeeded" and args is not None)
         return bool(ended >= len(fed.good) and seen["dead_lettered"] >= len(fed.bad))
 
     await until(done, PROFILE.timeout, f"{kind} source settled", seen)
