@@ -16,7 +16,7 @@ from runner.client.show import show_document
 from runner.client.workflows import workflow_of
 from runner.daemon.recorder import Recorder
 from runner.errors import UsageError
-from runner.jobs import Outcome
+from runner.jobs import ClaimedJob, Outcome
 from runner.store.postgres.store import PgStore
 from runner.store.redis.keys import Keys
 from tests.daemon.process import cli
@@ -24,21 +24,29 @@ from tests.daemon.process import cli
 LEASE_MS = 60_000
 
 
-async def _run_all_due(client: Client, redis: Redis, keys: Keys, fail: set[str]) -> list[str]:
-    """Claim and end every due job, round after round, until none is due: the args of
-    each job claimed, round by round (a round's in sorted order)."""
-    rounds: list[str] = []
+async def _rounds(client: Client, end: Callable[[ClaimedJob], Outcome]) -> list[list[ClaimedJob]]:
+    """Claim every due job and end it as `end` says, round after round, until none is
+    due: the jobs claimed, round by round."""
+    rounds: list[list[ClaimedJob]] = []
     while True:
         now = client.clock.now_ms()
         found = await client.store.claim_due(now, {"async": 500}, "d1", now + LEASE_MS)
         if not found.jobs:
             return rounds
-        outcomes = []
-        for job in found.jobs:
-            action = "fail" if job.args_json.strip('[]"') in fail else "succeed"
-            outcomes.append(Outcome(job.id, job.attempt, job.claim, action))
-        await client.store.finish(client.clock.now_ms(), "d1", outcomes)
-        rounds.append(" ".join(sorted(job.args_json.strip('[]"') for job in found.jobs)))
+        await client.store.finish(client.clock.now_ms(), "d1", [end(job) for job in found.jobs])
+        rounds.append(found.jobs)
+
+
+async def _run_all_due(client: Client, redis: Redis, keys: Keys, fail: set[str]) -> list[str]:
+    """Every round's jobs by their one argument (a round's sorted), those named in
+    `fail` failing."""
+
+    def end(job: ClaimedJob) -> Outcome:
+        action = "fail" if job.args_json.strip('[]"') in fail else "succeed"
+        return Outcome(job.id, job.attempt, job.claim, action)
+
+    return [" ".join(sorted(job.args_json.strip('[]"') for job in jobs))
+            for jobs in await _rounds(client, end)]  # fmt: skip
 
 
 async def test_a_chain_of_groups_and_a_chord_run_in_the_order_they_say(
@@ -90,22 +98,15 @@ async def test_bad_shapes_are_refused(client: Client) -> None:
 
 
 async def _run_returning(client: Client, results: dict[str, str]) -> dict[str, str]:
-    """Claim and end every due job, round after round, each returning the result
-    `results` names for its first argument's text (JSON; null when not named): the
-    arguments each job ran with, by job id."""
-    ran: dict[str, str] = {}
-    while True:
-        now = client.clock.now_ms()
-        found = await client.store.claim_due(now, {"async": 500}, "d1", now + LEASE_MS)
-        if not found.jobs:
-            return ran
-        outcomes = []
-        for job in found.jobs:
-            ran[job.id] = job.args_json
-            name = job.args_json.rsplit(",", 1)[-1].strip('[]" ')
-            outcomes.append(Outcome(job.id, job.attempt, job.claim, "succeed",
-                                    result_json=results.get(name, "null")))  # fmt: skip
-        await client.store.finish(client.clock.now_ms(), "d1", outcomes)
+    """The arguments each job ran with, by id; each returns the result `results` names
+    for its last argument's text (JSON; null when not named)."""
+
+    def end(job: ClaimedJob) -> Outcome:
+        name = job.args_json.rsplit(",", 1)[-1].strip('[]" ')
+        return Outcome(job.id, job.attempt, job.claim, "succeed",
+                       result_json=results.get(name, "null"))  # fmt: skip
+
+    return {job.id: job.args_json for jobs in await _rounds(client, end) for job in jobs}
 
 
 async def test_results_flow_down_a_chain_and_into_a_chord_s_callback(client: Client) -> None:
