@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from runner.notify.gate import Gate
+from tests.waiting import eventually
 
 
 async def test_a_pause_lets_through_one_request_per_slot_when_it_ends() -> None:
@@ -13,7 +14,7 @@ async def test_a_pause_lets_through_one_request_per_slot_when_it_ends() -> None:
     the pause, 4 pass at its end while the others stay queued, and once the way is
     open they all pass, in the order they came."""
     gate = Gate(4)
-    gate.close_for(0.2)
+    gate.close_for(0.5)  # longer than the first look below takes on a loaded machine
     passed: list[int] = []
     release = asyncio.Event()
 
@@ -23,9 +24,10 @@ async def test_a_pause_lets_through_one_request_per_slot_when_it_ends() -> None:
             await release.wait()
 
     tasks = [asyncio.create_task(deliver(n)) for n in range(1000)]
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.05)
     assert passed == [] and gate.waiting == 1000
-    await asyncio.sleep(0.2)
+    await eventually(lambda: passed, timeout=5, what="the pause ending")
+    await asyncio.sleep(0.05)  # any more than one a slot would pass now
     assert passed == [0, 1, 2, 3] and gate.waiting == 996
     gate.open()
     release.set()
