@@ -73,10 +73,7 @@ def _when(args: argparse.Namespace) -> dict[str, Any]:
     if args.in_ and args.at:
         raise UsageError("give --in or --at, not both")
     if args.in_:
-        try:
-            return {"delay": parse_duration(args.in_)}
-        except ValueError as exc:
-            raise UsageError(f"--in: {exc}") from None
+        return {"delay": _duration_arg(args.in_, "--in")}
     if args.at:
         try:
             at = datetime.fromisoformat(args.at)
@@ -123,17 +120,11 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_workflow(args: argparse.Namespace) -> int:
+    from runner.cli.render.workflow import workflow_text  # noqa: PLC0415
     from runner.client.workflows import workflow_document  # noqa: PLC0415  # keeps --help fast
 
     doc = asyncio.run(workflow_document(_settings(args), args.workflow_id))
-    if args.json:
-        print(orjson.dumps(doc).decode())
-        return EXIT_OK
-    states = ", ".join(f"{state} {n}" for state, n in sorted(doc["states"].items()))
-    print(f"workflow {doc['workflow']}: {len(doc['jobs'])} jobs ({states})")
-    for job in doc["jobs"]:
-        after = f"  after {', '.join(job['depends_on'])}" if job["depends_on"] else ""
-        print(f"  {job['id']}  {job['task']}  {job['state']}{after}")
+    print(orjson.dumps(doc).decode() if args.json else workflow_text(doc))
     return EXIT_OK
 
 
@@ -384,10 +375,7 @@ def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
     if args.priority is not None:
         changes["priority"] = args.priority
     if args.timeout is not None:
-        try:
-            changes["timeout"] = parse_duration(args.timeout)
-        except ValueError as exc:
-            raise UsageError(f"--timeout: {exc}") from None
+        changes["timeout"] = _duration_arg(args.timeout, "--timeout")
     return changes
 
 

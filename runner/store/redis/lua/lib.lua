@@ -549,19 +549,11 @@ end
 -- How many jobs a list holds, read once a script call and counted on from there.
 local QUEUED, SWEPT = {}, {}
 
--- A list of another type (untrusted) is moved aside to <its name>:malformed and a new
--- one begun: a wrong key must never stop enqueues.
+-- A list of another type (untrusted) is moved aside and a new one begun (zcard_or_aside):
+-- a wrong key must never stop enqueues.
 local function queued_count(list)
-    if QUEUED[list] then
-        return QUEUED[list]
-    end
-    local count = redis.pcall('ZCARD', list)
-    if type(count) ~= 'number' then
-        redis.call('RENAME', list, list .. ':malformed')
-        count = 0
-    end
-    QUEUED[list] = count
-    return count
+    QUEUED[list] = QUEUED[list] or zcard_or_aside(list)
+    return QUEUED[list]
 end
 
 -- Members that no longer wait (state not in `waiting_states`), among the oldest 32,
