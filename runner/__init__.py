@@ -29,6 +29,7 @@ from runner.errors import (
     UsageError,
 )
 from runner.workflows.canvas import chain, chord, group, step
+from runner.workflows.fan_out import fan_out
 
 # The client, what it returns, the shapes of a workflow, and every error a caller may
 # catch (each a RunnerError).
@@ -55,6 +56,7 @@ __all__ = [
     "UsageError",
     "chain",
     "chord",
+    "fan_out",
     "group",
     "step",
 ]

@@ -143,6 +143,9 @@ class Outcome(NamedTuple):
     detail_json: str = "{}"
     give_back: bool = False  # handed back at shutdown: the attempt does not count
     queue: str = "default"  # the job's queue (ClaimedJob.queue)
+    # A run that handed work out (runner/workflows/fan_out.py): the jobs its dependents
+    # wait for instead of it, as a JSON list; "" for any other run.
+    hand_over: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from runner import fan_out, group, step
 from tests.ledger import append_line
 
 
@@ -138,3 +139,26 @@ def noted_sleep_io(job_id: str, ms: float) -> str:
     time.sleep(ms / 1000)
     _ledger(f"{job_id} {run} {start:.3f} {time.time() * 1000:.3f}")
     return run
+
+
+async def discover(job_id: str, children: int, ms: float) -> dict[str, Any]:
+    """A job that finds its work as it runs: `children` jobs of task "child" (each a
+    noted_sleep of `ms`), then one "join" with their results; noted as it ends."""
+    await noted_sleep(job_id, 0)
+    kids = group(step("child", f"{job_id}.c{n}", ms) for n in range(children))
+    return fan_out(kids, then=step("join", f"{job_id}.join"))
+
+
+def discover_cpu(job_id: str, children: int) -> dict[str, Any]:
+    """discover in a cpu worker, whose children sleep 0 ms."""
+    _ledger(f"{job_id} cpu {time.time() * 1000:.3f} {time.time() * 1000:.3f}")
+    kids = group(step("child", f"{job_id}.c{n}", 0) for n in range(children))
+    return fan_out(kids, then=step("join", f"{job_id}.join"))
+
+
+async def noted_join(results: Any, job_id: str) -> int:
+    """A join: noted in the ledger; returns how many results it got (or the one it got,
+    if a number), so what follows it can tell what it received."""
+    count = results if isinstance(results, int) else len(results)
+    await noted_sleep(job_id, 0)
+    return count

@@ -31,7 +31,16 @@ from typing import Any
 
 import orjson
 
-from runner.daemon.cpu_worker import HEADER, JOB, READY, RESULT, STOP, UNSERIALISABLE, worker_main
+from runner.daemon.cpu_worker import (
+    FAN_OUT,
+    HEADER,
+    JOB,
+    READY,
+    RESULT,
+    STOP,
+    UNSERIALISABLE,
+    worker_main,
+)
 from runner.daemon.executors import Occupancy, failing
 from runner.errors import PayloadError, RunnerError, TaskTimeout, UnserialisableResult
 from runner.logs import get_logger
@@ -399,6 +408,8 @@ class CpuPool:
 def _unpack(kind: bytes, body: bytes) -> Any:
     if kind == RESULT:
         return orjson.Fragment(body)
+    if kind == FAN_OUT:
+        return orjson.loads(body)
     if kind == UNSERIALISABLE:
         raise UnserialisableResult(orjson.loads(body))
     error = orjson.loads(body)

@@ -3,7 +3,7 @@
 Every message is one frame: a header (a kind byte, then the body's length in
 8 bytes) and a body of JSON. The daemon sends JOB frames (the task's target,
 its args and its kwargs as one JSON array) and, to stop a worker politely, a
-STOP frame; the worker sends READY once, then one RESULT, ERROR or
+STOP frame; the worker sends READY once, then one RESULT, FAN_OUT, ERROR or
 UNSERIALISABLE frame per job. Payloads are JSON, never pickle.
 
 Results are encoded here, in the worker, so an unserialisable result never
@@ -35,9 +35,12 @@ from typing import Any
 
 import orjson
 
+from runner.workflows.fan_out import is_fan_out
+
 HEADER = struct.Struct("!cQ")
 READY, JOB, STOP = b"r", b"j", b"s"
 RESULT, ERROR, UNSERIALISABLE = b"o", b"e", b"u"
+FAN_OUT = b"f"  # a result that hands out jobs (runner/workflows/fan_out.py): read whole
 
 
 def worker_main(sock: socket.socket) -> None:
@@ -104,7 +107,7 @@ def _run(funcs: dict[str, Callable[..., Any]], body: bytearray) -> tuple[bytes, 
     except BaseException as exc:  # whatever a task raises is its job's error, not the worker's end
         return ERROR, orjson.dumps({"type": type(exc).__name__, "message": _describe(exc)})
     try:
-        return RESULT, orjson.dumps(result)
+        return FAN_OUT if is_fan_out(result) else RESULT, orjson.dumps(result)
     except TypeError as exc:
         return UNSERIALISABLE, orjson.dumps(f"result is not JSON-serialisable: {exc}")
 

@@ -22,6 +22,7 @@ import orjson
 from runner.clock import Clock
 from runner.daemon.backoff import backoff_seconds
 from runner.daemon.executors import Executor
+from runner.daemon.hand_out import HandOutFailed
 from runner.daemon.metrics import Metrics
 from runner.errors import (
     PayloadError,
@@ -33,6 +34,7 @@ from runner.errors import (
 from runner.jobs import ClaimedJob, Outcome
 from runner.logs import get_logger
 from runner.tasks import Task, TaskRegistry
+from runner.workflows.fan_out import is_fan_out
 
 log = get_logger()
 
@@ -41,7 +43,11 @@ class ResultTooLarge(RunnerError):
     """A task returned a result larger, as JSON, than [jobs] max_result."""
 
 
-_PERMANENT = (UnknownTask, PayloadError, UnserialisableResult, ResultTooLarge)
+_PERMANENT = (UnknownTask, PayloadError, UnserialisableResult, ResultTooLarge, HandOutFailed)
+
+# A run's fan-out enqueued (runner/daemon/hand_out.py): its summary and the jobs that
+# stand for it, both JSON.
+HandOutFn = Callable[[ClaimedJob, dict[str, Any]], Awaitable[tuple[str, str]]]
 
 
 def _decode(job: ClaimedJob) -> tuple[list[Any], dict[str, Any]]:
@@ -138,6 +144,7 @@ class JobExecution:
         self.finish = finish
         self.clock = clock
         self.metrics: Metrics | None = None
+        self.hand_out: HandOutFn | None = None  # set by the daemon: fan-outs enqueued
 
     def start(self, job: ClaimedJob, slot: Executor) -> Coroutine[Any, Any, None] | None:
         """Begin one attempt now: its work is handed to its executor before this returns
@@ -175,9 +182,13 @@ class JobExecution:
         self, job: ClaimedJob, task: Task, work: Awaitable[Any], *,
         started: float, args: list[Any], kwargs: dict[str, Any],
     ) -> None:  # fmt: skip
+        hand_over = ""
         try:
             result = await work
-            result_json = _encode_result(task, result)
+            if self.hand_out is not None and is_fan_out(result):
+                result_json, hand_over = await self.hand_out(job, result)
+            else:
+                result_json = _encode_result(task, result)
             _check_result_size(task, result_json, self.registry.max_result)
         except asyncio.CancelledError as exc:
             if _being_cancelled():
@@ -200,6 +211,7 @@ class JobExecution:
                 result_json=result_json,
                 detail_json=f'{{"result":{result_json},"duration_ms":{duration_ms}}}',
                 queue=job.queue,
+                hand_over=hand_over,
             )
         )
         log.info(

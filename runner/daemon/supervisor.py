@@ -30,6 +30,7 @@ from runner.daemon.drain import stop_when_drained
 from runner.daemon.execution import JobExecution
 from runner.daemon.executors import Executor, Occupancy
 from runner.daemon.finisher import Finisher
+from runner.daemon.hand_out import HandOut
 from runner.daemon.history_keeper import HistoryKeeper
 from runner.daemon.lease_keeper import LeaseKeeper
 from runner.daemon.metrics import UNKNOWN_TASK, Metrics
@@ -142,6 +143,7 @@ class Daemon(RunStops):
             clock=clock,
             metrics=SourceMetrics(figures) if figures is not None else None,
         )  # fmt: skip
+        self.execution.hand_out = HandOut(self.sources.client)  # fan-outs, by its client
 
     async def _history_store(self) -> PgStore:
         return self.conns.pg_store

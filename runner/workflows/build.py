@@ -4,13 +4,14 @@ on the last jobs of the part before it."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import UsageError
 from runner.jobs import NewJob
 from runner.workflows.canvas import Chain, Group, Shape, Step
+from runner.workflows.fan_out import FanOut
 
 NewJobMaker = Callable[..., NewJob]  # Client.new_job
 MAX_ID = 60
@@ -41,10 +42,46 @@ def workflow_jobs(shape: Shape, workflow_id: str, new_job: NewJobMaker) -> list[
     return builder.jobs
 
 
+@dataclass(frozen=True)
+class FanOutJobs:
+    """The jobs a running task handed out, and the last of them: the jobs that stand
+    for the task to what depends on it."""
+
+    jobs: list[NewJob]
+    ends: list[str]
+
+
+def fan_out_jobs(
+    spec: FanOut, parent_id: str, *, queue: str, workflow_id: str, new_job: NewJobMaker,
+    name_job: Callable[[], str | None],
+) -> FanOutJobs:  # fmt: skip
+    """The jobs of a fan-out returned by job `parent_id`: its children start once it
+    ended (they depend on it, in its queue unless a step names one), its `then` once
+    they all did (taking their results unless told not to)."""
+    builder = _Builder(workflow_id, new_job, name_job, {"spawned_by": parent_id}, {"queue": queue})
+    ends = builder.add(spec.children, [parent_id], results=False) or [parent_id]
+    if spec.then is not None:
+        ends = builder.add(spec.then, ends, results=spec.pass_results)
+    return FanOutJobs(builder.jobs, [] if ends == [parent_id] else ends)
+
+
 class _Builder:
-    def __init__(self, workflow_id: str, new_job: NewJobMaker) -> None:
+    """`name_job` gives each step its id (None: a fresh one), `fields` are added to each
+    job's hash, and `defaults` are options a step's own ones override."""
+
+    def __init__(
+        self,
+        workflow_id: str,
+        new_job: NewJobMaker,
+        name_job: Callable[[], str | None] = lambda: None,
+        fields: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
         self.workflow_id = workflow_id
         self.new_job = new_job
+        self.name_job = name_job
+        self.fields = dict(fields or {})
+        self.defaults = dict(defaults or {})
         self.jobs: list[NewJob] = []
 
     def add(self, shape: Shape, after: list[str], results: bool) -> list[str]:
@@ -61,7 +98,10 @@ class _Builder:
         return after
 
     def _job(self, step: Step, after: list[str], results: bool) -> NewJob:
-        options: dict[str, Any] = dict(step.options)
+        options: dict[str, Any] = self.defaults | dict(step.options)
+        chosen = self.name_job()
+        if chosen is not None:
+            options.setdefault("job_id", chosen)
         if not after and "on_failure" in options:
             raise UsageError(f"step {step.task!r}: on_failure needs a step before it")
         if after and results:
@@ -70,4 +110,5 @@ class _Builder:
             step.task, step.args, dict(step.kwargs), depends_on=after or None, **options
         )
         job.extra["workflow"] = self.workflow_id
+        job.extra.update(self.fields)
         return job

@@ -89,3 +89,36 @@ def chord(header: Group | Iterable[Shape], callback: Shape, pass_results: bool =
     False."""
     parts = header if isinstance(header, Group) else group(header)
     return Chain((parts, callback), pass_results)
+
+
+def shape_document(shape: Shape) -> dict[str, Any]:
+    """The shape as JSON types: how a task's fan-out crosses from a cpu worker (or
+    any body) to the daemon that enqueues it."""
+    if isinstance(shape, Step):
+        return {"step": shape.task, "args": list(shape.args), "kwargs": dict(shape.kwargs),
+                "options": dict(shape.options)}  # fmt: skip
+    parts = [shape_document(part) for part in shape.parts]
+    if isinstance(shape, Group):
+        return {"group": parts}
+    return {"chain": parts, "pass_results": shape.pass_results}
+
+
+def shape_from_document(doc: Any, where: str = "shape") -> Shape:
+    """The shape a document describes; ValueError saying what is wrong, and where."""
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"{where}: expected a step, chain or group, got {doc!r:.80}")
+    if "step" in doc:
+        task, args, kwargs, options = (doc.get(k) for k in ("step", "args", "kwargs", "options"))
+        if not isinstance(task, str) or not isinstance(args, list | None):
+            raise ValueError(f"{where}: a step needs a task name and a list of args")
+        if not isinstance(kwargs, Mapping | None) or not isinstance(options, Mapping | None):
+            raise ValueError(f"{where}: a step's kwargs and options are objects")
+        return Step(task, tuple(args or ()), dict(kwargs or {}), dict(options or {}))
+    kind = "group" if "group" in doc else "chain"
+    parts = doc.get(kind)
+    if not isinstance(parts, list):
+        raise ValueError(f"{where}: expected a step, chain or group, got {dict(doc)!r:.80}")
+    made = tuple(shape_from_document(p, f"{where}.{kind}[{n}]") for n, p in enumerate(parts))
+    if kind == "group":
+        return Group(made)
+    return Chain(made, bool(doc.get("pass_results", False)))

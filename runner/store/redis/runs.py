@@ -161,7 +161,7 @@ class RunStore:
             [
                 (
                     o.job_id, o.claim, _target(o.action), o.due_at_ms or 0,
-                    o.result_json, o.error, o.detail_json, int(o.give_back),
+                    o.result_json, o.error, o.detail_json, int(o.give_back), o.hand_over,
                 )
                 for o in outcomes
             ]

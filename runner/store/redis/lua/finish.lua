@@ -19,7 +19,9 @@
 -- ARGV[5] the outcomes, JSON: [[id, claim (the claim's seq), target state, due at (0 unless it goes
 --         back to the schedule), result (JSON text or ""), error (or ""),
 --         event detail (JSON text), give back (1: the attempt does not count, as
---         for a job handed back at shutdown)], ...]
+--         for a job handed back at shutdown), hand over (a JSON list of the jobs its
+--         dependents wait for instead, once it succeeded: its fan-out's last jobs; or
+--         "")], ...]
 -- ARGV[6] failed state (for a job set aside)
 -- ARGV[7] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 -- ARGV[8] the states that release a job's dependents (runner/states.py DEPENDENCY_ARGV):
@@ -75,6 +77,9 @@ local function finish(o)
         end
     end
     events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt, o[7]})
+    if f[9] and o[9] and o[9] ~= '' and target == dep_ctx.states.succeeded then
+        hand_over(id, o[9], dep_ctx)
+    end
     if f[9] and string.find(dep_ctx.states.ended, ',' .. target .. ',', 1, true) then
         release_dependents(id, target, dep_ctx)
     end

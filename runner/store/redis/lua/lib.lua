@@ -662,6 +662,43 @@ local function released_state(f, ended, states)
     return nil, left
 end
 
+-- A run that handed work out at run time (runner/workflows/fan_out.py) is replaced by
+-- it: the jobs that waited on it wait instead for `targets` (the fan-out's last jobs,
+-- a JSON list), and take their results in its place. Its own children (`spawned_by`
+-- it) stay and are released as usual. Only targets still blocked are taken: each
+-- depends, through the children, on this job, so none can have ended, unless an id
+-- the task chose was an old job's. Runs before the release, in the same script.
+local function hand_over(id, targets_json, ctx)
+    local ok, given = pcall(cjson.decode, targets_json)
+    local targets = {}
+    for _, t in ipairs(ok and type(given) == 'table' and given or {}) do
+        local f = type(t) == 'string' and read_job(ctx.prefix .. t, 'state')
+        if f and f[1] == ctx.states.blocked then targets[#targets + 1] = t end
+    end
+    local members = #targets > 0 and redis.pcall('SMEMBERS', dependents_key(id)) or {}
+    for _, d in ipairs(type(members) == 'table' and not members.err and members or {}) do
+        local key = ctx.prefix .. d
+        local f = read_job(key, 'state', 'spawned_by', 'after', 'left')
+        local fine, after = pcall(cjson.decode, f and f[3] or '')
+        if f and f[1] == ctx.states.blocked and f[2] ~= id and fine and type(after) == 'table' then
+            local waits = {}
+            for _, a in ipairs(after) do
+                if a == id then
+                    for _, t in ipairs(targets) do waits[#waits + 1] = t end
+                else
+                    waits[#waits + 1] = a
+                end
+            end
+            hset(key, 'after', cjson.encode(waits), 'left', (tonumber(f[4]) or 1) + #targets - 1)
+            redis.call('SREM', dependents_key(id), d)
+            for _, t in ipairs(targets) do
+                redis.call('SADD', dependents_key(t), d)
+                hset(ctx.prefix .. t, 'dependents', 1)
+            end
+        end
+    end
+end
+
 -- ctx: now, by (who ends it), events, due (kind -> level 0's set), prefix, wake,
 -- publish, states.
 local function release_dependents(id, ended, ctx)
