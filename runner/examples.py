@@ -1,4 +1,5 @@
-"""Example tasks used by config/dev.toml: one of each kind, plus a failing one."""
+"""Example tasks used by config/dev.toml: one of each kind, a failing one, and a job
+that hands out its work as it runs (a fan-out and its join)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import asyncio
 import hashlib
 import time
 from typing import Any
+
+from runner.workflows.canvas import step
+from runner.workflows.fan_out import fan_out
 
 
 async def hello(name: str = "world") -> str:
@@ -35,3 +39,14 @@ def checksum(rounds: int = 200_000) -> str:
 def always_fails(message: str = "boom") -> None:
     """io: raises every time, to show retries with backoff ending in `failed`."""
     raise RuntimeError(message)
+
+
+async def split(parts: int = 3) -> dict[str, Any]:
+    """async: finds its work as it runs: one `hello` job a part, then one `tally` of
+    their results, handed out by returning them (runner.fan_out)."""
+    return fan_out([step("hello", f"part {n}") for n in range(parts)], then=step("tally"))
+
+
+async def tally(results: list[str]) -> str:
+    """async: a join: gets the results of the jobs it waited for, in their order."""
+    return f"{len(results)} parts: " + "; ".join(results)

@@ -78,11 +78,18 @@ TRANSITIONS: dict[str, Transition] = {
         # A blocked job once the jobs it depends on ended (lua/lib.lua, dependencies):
         # due, or ended by its on_failure policy when one of them did not succeed.
         _t("unblock", {State.BLOCKED}, State.SCHEDULED),
-        _t("dependency_cancel", {State.BLOCKED}, State.CANCELLED),
-        _t("dependency_fail", {State.BLOCKED}, State.FAILED),
+        # A paused job that still waited for some is ended so too, or, released, stays
+        # paused until resumed.
+        _t("dependency_cancel", {State.BLOCKED, State.PAUSED}, State.CANCELLED),
+        _t("dependency_fail", {State.BLOCKED, State.PAUSED}, State.FAILED),
         # An operator's requests (one Lua script each, lua/<action>.lua):
-        _t("pause", {State.SCHEDULED, State.RETRYING}, State.PAUSED),
+        _t("pause", {State.SCHEDULED, State.RETRYING, State.BLOCKED}, State.PAUSED),
         _t("resume", {State.PAUSED}, State.SCHEDULED),
+        # A paused job whose dependencies have not all ended goes back to waiting for
+        # them; a failed or cancelled job retried with its workflow waits for the jobs
+        # it depends on that are retried with it (lua/resume.lua, lua/retry.lua).
+        _t("resume_blocked", {State.PAUSED}, State.BLOCKED),
+        _t("retry_blocked", {State.FAILED, State.CANCELLED}, State.BLOCKED),
         _t("cancel", {*WAITING, State.PAUSED, State.RUNNING, State.BLOCKED}, State.CANCELLED),
         _t("retry", {State.FAILED, State.CANCELLED}, State.SCHEDULED),
         _t("delete", {*TERMINAL, *WAITING, State.PAUSED, State.BLOCKED}, State.DELETED),
@@ -95,6 +102,7 @@ TRANSITIONS: dict[str, Transition] = {
 DEPENDENCY_ARGV = json.dumps(
     {
         "blocked": State.BLOCKED, "scheduled": State.SCHEDULED, "succeeded": State.SUCCEEDED,
+        "paused": State.PAUSED,
         "failed": State.FAILED, "cancelled": State.CANCELLED, "ended": states_argv(ENDED),
     },
     separators=(",", ":"),

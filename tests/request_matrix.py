@@ -29,7 +29,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "succeeded": (_,        _,           _,           _,           "deleted", _),
     "failed":    (_,        _,           _,           "scheduled", "deleted", _),
     "cancelled": (_,        _,           _,           "scheduled", "deleted", _),
-    "blocked":   (_,        _,           "cancelled", _,           "deleted", "blocked"),
+    "blocked":   ("paused", _,           "cancelled", _,           "deleted", "blocked"),
     MISSING:     (NOT_FOUND,) * len(REQUESTS),
 }
 # fmt: on

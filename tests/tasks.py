@@ -162,3 +162,12 @@ async def noted_join(results: Any, job_id: str) -> int:
     count = results if isinstance(results, int) else len(results)
     await noted_sleep(job_id, 0)
     return count
+
+
+async def marked_sleep(job_id: str, ms: float) -> str:
+    """Sleeps `ms`, noting its start and its end in the ledger as they happen:
+    "start <job id> <ms>" and "end <job id> <ms>" (a cancelled body notes no end)."""
+    _ledger(f"start {job_id} {time.time() * 1000:.3f}")
+    await asyncio.sleep(ms / 1000)
+    _ledger(f"end {job_id} {time.time() * 1000:.3f}")
+    return job_id

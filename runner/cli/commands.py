@@ -11,78 +11,19 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from runner.cli.parser import EXIT_FAILURE, EXIT_OK
+from runner.cli.arguments import duration_arg, json_arg, settings_of, when
+from runner.cli.parser import EXIT_OK
+from runner.cli.requests import cmd_request
 from runner.cli.time_text import TimeText
 from runner.clock import SYSTEM_CLOCK
-from runner.config.durations import parse_duration
-from runner.config.settings import Settings, config_path, load_settings
+from runner.config.settings import config_path
 from runner.errors import ConfigError, UsageError
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(config_path(getattr(args, "config", None), os.environ))
-    args.loaded_settings = settings  # for naming the config and URL if a server is down
-    return settings
-
-
-def _payload_text(value: str, name: str) -> str:
-    """A JSON argument given inline, as @FILE, or as - (stdin): payloads too big for a
-    command line come from a file or a pipe."""
-    if value == "-":
-        return sys.stdin.read()
-    if value.startswith("@"):
-        try:
-            return open(value[1:], encoding="utf-8").read()  # read at once
-        except OSError as exc:
-            raise UsageError(f"{name}: cannot read {value[1:]!r}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{name}: {value[1:]!r} is not UTF-8 text: {exc}") from None
-    return value
-
-
-def _json_arg(value: str, name: str, kind: type) -> Any:
-    from runner.client.input import refuse_nul  # noqa: PLC0415  # keeps `runner --help` fast
-
-    text = _payload_text(value, name)
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise UsageError(f"{name}: not valid JSON ({exc}); e.g. {name} '[1, \"two\"]'") from None
-    if not isinstance(value, kind):
-        wanted = "a JSON array" if kind is list else "a JSON object"
-        raise UsageError(f"{name}: must be {wanted}, got {text[:200]!r}")
-    refuse_nul(name, orjson.dumps(value).decode())
-    return value
-
-
-def _duration_arg(text: str, option: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-
-
-def _when(args: argparse.Namespace) -> dict[str, Any]:
-    if args.in_ and args.at:
-        raise UsageError("give --in or --at, not both")
-    if args.in_:
-        return {"delay": _duration_arg(args.in_, "--in")}
-    if args.at:
-        try:
-            at = datetime.fromisoformat(args.at)
-        except ValueError:
-            raise UsageError(f"--at: not an ISO 8601 time: {args.at!r}") from None
-        if at.tzinfo is None:
-            raise UsageError(f"--at: give a UTC offset, e.g. {args.at}+00:00 or {args.at}Z")
-        return {"at": at}
-    return {}
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -92,18 +33,18 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
     if args.args == "-" and args.kwargs == "-":
         raise UsageError("--args and --kwargs cannot both read stdin: give one as @FILE")
-    payload = _json_arg(args.args, "--args", list), _json_arg(args.kwargs, "--kwargs", dict)
-    when = _when(args)
-    due_at_ms(SYSTEM_CLOCK, names=("--in", "--at"), **when)  # the client's checks, our names
-    wait = _duration_arg(args.wait, "--wait") if args.wait is not None else None
-    settings = _settings(args)
+    payload = json_arg(args.args, "--args", list), json_arg(args.kwargs, "--kwargs", dict)
+    due = when(args)
+    due_at_ms(SYSTEM_CLOCK, names=("--in", "--at"), **due)  # the client's checks, our names
+    wait = duration_arg(args.wait, "--wait") if args.wait is not None else None
+    settings = settings_of(args)
 
     async def enqueue() -> EnqueueResult:
         async with await Client.connect(settings) as client:
             return await client.enqueue_result(
                 args.task, payload[0], payload[1], job_id=args.id, queue=args.queue,
                 priority=args.priority, wait=wait, depends_on=args.after,
-                on_failure=args.on_failure, pass_results=args.pass_results, **when,
+                on_failure=args.on_failure, pass_results=args.pass_results, **due,
             )  # fmt: skip
 
     result = asyncio.run(enqueue())
@@ -123,7 +64,7 @@ def cmd_workflow(args: argparse.Namespace) -> int:
     from runner.cli.render.workflow import workflow_text  # noqa: PLC0415
     from runner.client.workflows import workflow_document  # noqa: PLC0415  # keeps --help fast
 
-    doc = asyncio.run(workflow_document(_settings(args), args.workflow_id))
+    doc = asyncio.run(workflow_document(settings_of(args), args.workflow_id))
     print(orjson.dumps(doc).decode() if args.json else workflow_text(doc))
     return EXIT_OK
 
@@ -132,7 +73,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from runner.cli.render.show import show_text  # noqa: PLC0415  # keeps `runner --help` fast
     from runner.client.show import show_document  # noqa: PLC0415
 
-    doc = asyncio.run(show_document(_settings(args), args.job_id))
+    doc = asyncio.run(show_document(settings_of(args), args.job_id))
     print(
         orjson.dumps(doc).decode() if args.json else show_text(doc, args.full, TimeText(args.local))
     )
@@ -142,14 +83,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_wait(args: argparse.Namespace) -> int:
     from runner.cli.wait import wait_for_job  # noqa: PLC0415  # keeps `runner --help` fast
 
-    return wait_for_job(args, _settings(args))
+    return wait_for_job(args, settings_of(args))
 
 
 def cmd_cron(args: argparse.Namespace) -> int:
     from runner.cli.render.cron import render  # noqa: PLC0415  # keeps `runner --help` fast
     from runner.client.cron import cron_documents  # noqa: PLC0415
 
-    docs = asyncio.run(cron_documents(_settings(args)))
+    docs = asyncio.run(cron_documents(settings_of(args)))
     print(render(docs, args.json, TimeText(args.local)))
     return EXIT_OK
 
@@ -158,7 +99,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from runner.cli.render.status import render  # noqa: PLC0415  # keeps `runner --help` fast
     from runner.client.status import status_document  # noqa: PLC0415
 
-    doc = asyncio.run(status_document(_settings(args)))
+    doc = asyncio.run(status_document(settings_of(args)))
     print(render(doc, args.json, TimeText(args.local)))
     return EXIT_OK
 
@@ -168,7 +109,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     from runner.client.client import Client  # noqa: PLC0415  # keeps `runner --help` fast
     from runner.client.webhooks import replay  # noqa: PLC0415
 
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def run() -> dict[str, Any]:
         async with await Client.connect(settings) as client:
@@ -215,7 +156,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     from runner.events.filters import TransitionFilter  # noqa: PLC0415
 
     wanted = TransitionFilter.of(args.task or (), args.job or (), args.state or ())
-    settings = _settings(args)
+    settings = settings_of(args)
     times = TimeText(args.local)
 
     async def show() -> None:
@@ -233,7 +174,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 def _default_log_source(args: argparse.Namespace) -> str:
     """The config's [log] file, else stdin (`journalctl -u runner -o cat | runner logs`)."""
     try:
-        return _settings(args).log_file or "-"
+        return settings_of(args).log_file or "-"
     except ConfigError:
         return "-"
 
@@ -254,7 +195,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from runner.servers.connect import resolve_urls  # noqa: PLC0415
     from runner.store import PgStore  # noqa: PLC0415
 
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def migrate() -> list[str]:
         _, database_url, _ = resolve_urls(settings, start_embedded=False)
@@ -272,13 +213,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from runner.daemon.main import run_daemon  # noqa: PLC0415  # pulls in the whole engine
 
-    return run_daemon(_settings(args), drain=args.drain)
+    return run_daemon(settings_of(args), drain=args.drain)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
     from runner.web.serve import run_web  # noqa: PLC0415  # pulls in aiohttp
 
-    return run_web(_settings(args), listen_flag=args.listen)
+    return run_web(settings_of(args), listen_flag=args.listen)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -288,7 +229,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     since = moment_arg(args.since, "--since") if args.since else None
     until = moment_arg(args.until, "--until") if args.until else None
-    settings = _settings(args)
+    settings = settings_of(args)
     config = getattr(args, "config", None)
     command = f"runner --config {shlex.quote(config)} jobs" if config else "runner jobs"
 
@@ -301,82 +242,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     print(render(asyncio.run(page()), args.json, command, TimeText(args.local)))
     return EXIT_OK
-
-
-def cmd_request(args: argparse.Namespace) -> int:
-    """pause, resume, cancel, retry, delete: several ids at once (pause and resume also
-    a whole task, or every task); exit 1 if any id was refused or not found."""
-    from runner.client.client import Client  # noqa: PLC0415
-
-    action = args.command
-    task = getattr(args, "task", None)
-    every = getattr(args, "all", False)
-    if bool(args.job_ids) + bool(task) + bool(every) != 1:
-        where = "job ids, --task NAME or --all" if action in ("pause", "resume") else "job ids"
-        raise UsageError(f"{action}: give {where} (one of them)")
-    changes = _update_changes(args) if action == "update" else {}
-    settings = _settings(args)
-
-    async def run() -> list[dict[str, Any]]:
-        async with await Client.connect(settings) as client:
-            if task or every:
-                return [await _task_request(client, action, task)]
-            results = await client.request(action, args.job_ids, **changes)
-            return [vars(result) for result in results]
-
-    docs = asyncio.run(run())
-    if args.json:
-        print(orjson.dumps(docs).decode())
-    else:
-        for doc in docs:  # applied on stdout; refused, as every error, on stderr
-            if doc["ok"]:
-                print(doc["message"])
-            else:
-                print(f"runner: {doc['message']}", file=sys.stderr)
-    return EXIT_OK if all(doc["ok"] for doc in docs) else EXIT_FAILURE
-
-
-async def _task_request(client: Any, action: str, task: str | None) -> dict[str, Any]:
-    """pause or resume of one task, or of every task (maintenance mode, --all)."""
-    if task is None:
-        changed, message = await _maintenance(client, action)
-    elif action == "pause":
-        changed = await client.pause_task(task)
-        message = f"paused task {task}" if changed else f"task {task} was paused already"
-    else:
-        changed = await client.resume_task(task)
-        message = f"resumed task {task}" if changed else f"task {task} was not paused"
-    return {"task": task, "all": task is None, "action": action, "ok": True,
-            "changed": changed, "message": message}  # fmt: skip
-
-
-async def _maintenance(client: Any, action: str) -> tuple[bool, str]:
-    """Maintenance mode on or off (whether that changed anything), and what it means
-    for the daemons."""
-    if action == "pause":
-        if not await client.pause_all():
-            return False, "maintenance mode was on already"
-        return True, "maintenance mode on: no daemon starts a job until `runner resume --all`"
-    if not await client.resume_all():
-        return False, "maintenance mode was not on"
-    still = sorted(await client.paused())
-    held = f"; tasks still paused on their own: {', '.join(still)}" if still else ""
-    return True, f"maintenance mode ended: daemons start jobs again{held}"
-
-
-def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
-    changes: dict[str, Any] = _when(args)
-    if args.args is not None:
-        changes["args"] = _json_arg(args.args, "--args", list)
-    if args.kwargs is not None:
-        changes["kwargs"] = _json_arg(args.kwargs, "--kwargs", dict)
-    if args.retries is not None:
-        changes["retries"] = args.retries
-    if args.priority is not None:
-        changes["priority"] = args.priority
-    if args.timeout is not None:
-        changes["timeout"] = _duration_arg(args.timeout, "--timeout")
-    return changes
 
 
 COMMANDS: dict[str, Command] = {

@@ -213,11 +213,15 @@ def _events_arguments(events: argparse.ArgumentParser) -> None:
     _output(events, "print one JSON object per transition and line")
 
 
-def _ids(command: argparse.ArgumentParser, task_wide: bool) -> None:
+def _ids(command: argparse.ArgumentParser, task_wide: bool, workflow: bool = False) -> None:
     command.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="one or more job ids")
     if task_wide:
         command.add_argument("--task", help="every job of this task, on every daemon")
         command.add_argument("--all", action="store_true", help="every job (maintenance mode)")
+    if workflow:
+        command.add_argument(
+            "--workflow", metavar="WF", help="every job of this workflow it applies to"
+        )
     command.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -274,10 +278,10 @@ def _notify_arguments(notify: argparse.ArgumentParser) -> None:
 
 _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "jobs": _jobs_arguments,
-    "pause": lambda command: _ids(command, task_wide=True),
-    "resume": lambda command: _ids(command, task_wide=True),
-    "cancel": lambda command: _ids(command, task_wide=False),
-    "retry": lambda command: _ids(command, task_wide=False),
+    "pause": lambda command: _ids(command, task_wide=True, workflow=True),
+    "resume": lambda command: _ids(command, task_wide=True, workflow=True),
+    "cancel": lambda command: _ids(command, task_wide=False, workflow=True),
+    "retry": lambda command: _ids(command, task_wide=False, workflow=True),
     "delete": lambda command: _ids(command, task_wide=False),
     "update": _update_arguments,
     "run": _run_arguments,

@@ -24,6 +24,7 @@ from runner.client.job_info import JobInfo, public_event
 from runner.client.listing import ListQuery, Page, list_jobs_live
 from runner.client.paging import DEFAULT_LIMIT
 from runner.client.requests import RequestVerbs
+from runner.client.workflow_verbs import WorkflowVerbs
 from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config.settings import Settings, config_path, load_settings
 from runner.errors import (
@@ -38,7 +39,7 @@ from runner.store import Keys, Parking, PgStore, RedisStore, redis_client
 from runner.store import RedisClient as Redis
 
 
-class Client(EnqueueVerbs, RequestVerbs):
+class Client(EnqueueVerbs, RequestVerbs, WorkflowVerbs):
     def __init__(
         self,
         settings: Settings,

@@ -42,11 +42,19 @@ class RequestVerbs:
         update = update_changes(self, **changes) if action == "update" else None
         if changes and action != "update":
             raise UsageError(f"{action} takes no changes, got {', '.join(changes)}")
-        ids = [known_id(job_id) for job_id in job_ids]
+        return await self.request_with(action, [known_id(job_id) for job_id in job_ids], update)
+
+    async def request_with(
+        self, action: str, ids: list[str], argument: dict[str, Any] | None
+    ) -> list[RequestResult]:
+        """request() with the script's argument as made by the client itself (an
+        update's changes; a workflow's retry, runner/client/workflows.py): the ids in
+        the order given, which the script follows."""
+        update = argument
         replies = await self.store.request(action, ids, self.origin, self.clock.now_ms(), update)
         replies = await self._on_parked(action, ids, replies, update)
         replies = await self._on_forgotten(action, ids, replies, update)
-        if update is not None and "due_at" in update:
+        if action == "update" and update is not None and "due_at" in update:
             applied = [i for i, reply in zip(ids, replies, strict=True) if reply.startswith("ok:")]
             await self.parking.park_again(applied)
         return [

@@ -134,6 +134,29 @@ for _action in JOB_ACTIONS:  # one route each, so that a 404 can list them all
     routes.post(f"/api/jobs/{{job_id}}/{_action}")(_job_action(_action))
 
 
+@routes.get("/api/workflows/{workflow}")
+async def workflow(request: web.Request) -> web.Response:
+    """A workflow's jobs, each with its state and the ids it depends on (the dashboard
+    draws the graph from it)."""
+    return json_response(await _client(request).workflow(request.match_info["workflow"]))
+
+
+def _workflow_action(action: str) -> Handler:
+    async def workflow_action(request: web.Request) -> web.Response:
+        """The request on every job of the workflow it applies to: how many, and each
+        job's result."""
+        results = await _client(request).request_workflow(action, request.match_info["workflow"])
+        return json_response({"workflow": request.match_info["workflow"], "action": action,
+                              "applied": sum(1 for r in results if r.ok),
+                              "jobs": [asdict(r) for r in results]})  # fmt: skip
+
+    return workflow_action
+
+
+for _action in JOB_ACTIONS:
+    routes.post(f"/api/workflows/{{workflow}}/{_action}")(_workflow_action(_action))
+
+
 async def _task(request: web.Request, *, or_paused: bool) -> str:
     """The task the path names, if the config declares it (or, with `or_paused`, it
     is paused: a task paused before the config dropped it can still be resumed);

@@ -103,7 +103,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         r"resumed task checksum",
     ),
     "command-line": (
-        r"config/dev\.toml: OK \(5 tasks",
+        r"config/dev\.toml: OK \(7 tasks",
         r"greet\b.*\* \* \* \* \*",  # the dev config's schedule
         r"next\s+\d{4}-",
         r"daemons\s+1\b",  # the daemon this module started, and only it
@@ -114,6 +114,11 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         r"waiting for the jobs it depends on: 1 of them still going",
         r"state\s+succeeded",  # then it ran
     ),
+    "fan-out-decided-at-run-time-2": (
+        r'"4 parts: hello, part 0; hello, part 1; hello, part 2; hello, part 3"',
+        r"workflow \S+: 5 jobs \(succeeded 5\)",
+    ),
+    "a-workflow-as-a-whole": (r"\{'paused': 2\}", r"\{'cancelled': 2\}", r"second succeeded"),
     "live-events-3": (
         r"hello\s+live-\d+\s+new -> scheduled",  # the job just enqueued, from the stream
         r'"to_state":"succeeded"',  # a success as JSON, once the daemon ran it

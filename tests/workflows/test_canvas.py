@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 from runner import chain, chord, group, step
 from runner.client.client import Client
 from runner.client.show import show_document
-from runner.client.workflows import workflow_of
 from runner.daemon.recorder import Recorder
 from runner.errors import UsageError
 from runner.jobs import ClaimedJob, Outcome
@@ -148,7 +147,7 @@ async def test_runner_workflow_lists_the_graph_from_the_history(
     await client.store.ensure_event_group()
     await Recorder(client.store, pg_store=pg, consumer="r", batch_events=500,
                    flush_interval=0.05).drain()  # fmt: skip
-    doc = await workflow_of(client, "wf-listed")
+    doc = await client.workflow("wf-listed")
     assert doc["states"] == {"scheduled": 2, "blocked": 1}
     assert [(j["id"], j["depends_on"]) for j in doc["jobs"]] == [
         ("cb", ["h0", "h1"]), ("h0", []), ("h1", []),
@@ -158,4 +157,4 @@ async def test_runner_workflow_lists_the_graph_from_the_history(
     assert "workflow wf-listed: 3 jobs (blocked 1, scheduled 2)" in done.stdout
     assert "cb  echo  blocked  after h0, h1" in done.stdout
     missing = cli("workflow", "wf-nothing", config=daemon_config())
-    assert missing.returncode == 2 and "no recorded job belongs to workflow" in missing.stderr
+    assert missing.returncode == 2 and "no job belongs to workflow" in missing.stderr

@@ -129,7 +129,7 @@ async def test_a_batch_may_depend_on_its_own_jobs_in_any_order(
     assert await _claim(client) == ["last"]
 
 
-async def test_a_blocked_job_can_be_updated_cancelled_and_deleted(
+async def test_a_blocked_job_can_be_updated_paused_cancelled_and_deleted(
     make_settings: Callable[..., Settings], client: Client, redis: Redis, keys: Keys, pg: PgStore
 ) -> None:
     dep = await client.enqueue("echo", [1], job_id="d")
@@ -137,9 +137,13 @@ async def test_a_blocked_job_can_be_updated_cancelled_and_deleted(
     assert (await client.request("update", ids[:1], args=[9]))[0].ok
     assert (await client.request("cancel", ids[1:2]))[0].ok
     assert (await client.request("delete", ids[2:3]))[0].ok
-    assert not (await client.request("pause", ids[:1]))[0].ok
+    assert await client.pause(ids[0]) == "paused"
+    assert await client.resume(ids[0]) == "blocked"  # still waiting for d
+    assert await client.pause(ids[0]) == "paused"
     assert await _claim(client) == ["d"]
     await _end(client, redis, keys, dep)
+    assert await _claim(client) == []  # released, but held by its pause
+    assert await client.resume(ids[0]) == "scheduled"
     assert await _claim(client) == ["w0"]
 
 

@@ -81,6 +81,10 @@ class Keys:
         schedules a job, which names the sets of priorities 1-9 from it (lua/lib.lua)."""
         return f"{self.base}:due:"
 
+    def workflow(self, workflow_id: str) -> str:
+        """The ids of a workflow's jobs in this queue (lua/enqueue.lua)."""
+        return f"{self.due_prefix}wf:{workflow_id}"
+
     @cached_property
     def fair_turns(self) -> tuple[str, ...]:
         """Each kind's fairness groups waiting for their turn (lua/lib.lua)."""

@@ -293,6 +293,23 @@ class RedisStore(
         """The task of each of these jobs that Redis still holds."""
         return {i: t for i, t in (await self._field_of_jobs(job_ids, "task")).items() if t}
 
+    @on_redis
+    async def job_dependencies(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The ids each of these jobs depends on (`after`, a JSON list), where Redis
+        holds the job and it has any."""
+        return await self._field_of_jobs(job_ids, "after")
+
+    @on_redis
+    async def workflow_members(self, workflow_id: str) -> set[str]:
+        """The ids of a workflow's jobs Redis lists, over every queue (see
+        lua/enqueue.lua: a list kept a while after its last enqueue)."""
+        names = await self.queue_names()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.smembers(self.keys.of_queue(name).workflow(workflow_id))
+            replies = await pipe.execute(raise_on_error=False)
+        return {i for r in replies if isinstance(r, set) for i in r if isinstance(i, str)}
+
     async def _field_of_jobs(self, job_ids: Sequence[str], name: str) -> dict[str, str]:
         """One field of each job hash, in one round trip a queue; a job Redis does not
         hold, or a value that is not a string (a key of another type), is left out."""

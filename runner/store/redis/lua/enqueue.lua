@@ -44,8 +44,24 @@
 --   as PostgreSQL recorded them (the client read them). A job whose extra fields have
 --   `after` depends on those ids (see lib.lua, dependencies): refused as "!unknown
 --   <id>" for an id no job has.
+-- A job whose extra fields have `workflow` is listed in its workflow's set (below).
 -- Reply: one value a job: the state it was created in, or "=<state>" if it existed
 -- ("=invalid" when a key of another type holds the job's name).
+
+-- A workflow's jobs, for requests on the whole (runner/client/workflows.py):
+-- <due prefix>wf:<workflow>, a set, kept WORKFLOW_KEEP_MS after its last enqueue
+-- (PostgreSQL lists them for as long as their history is kept).
+local WORKFLOW_KEEP_MS = 30 * 24 * 3600 * 1000
+local indexed = {}
+
+local function index_workflow(workflow, id)
+    local set = KEYS[#KEYS] .. 'wf:' .. workflow
+    redis.pcall('SADD', set, id)  -- another type: PostgreSQL's list stands alone
+    if not indexed[set] then
+        indexed[set] = true
+        redis.pcall('PEXPIRE', set, WORKFLOW_KEEP_MS)
+    end
+end
 
 local function guard_refuses(guard, id)
     local name, tick, overlap = guard[1], guard[2], guard[3]
@@ -238,6 +254,9 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         end
         if chosen then
             hset(key, 'chosen_id', 1)
+        end
+        if job[8].workflow then
+            index_workflow(job[8].workflow, id)
         end
         local level = level_of(job[13])
         if level > 0 then

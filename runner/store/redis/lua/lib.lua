@@ -613,6 +613,8 @@ end
 -- deleted) applies its dependent's `on_failure` at once: "cancel" (the default) or
 -- "fail" ends it so, "run" lets it run once the others are done. A dependent ended so
 -- releases its own dependents in turn (a loop over a work list, not recursion).
+-- A job paused while blocked (its `left` above 0) is released alike, but stays
+-- paused: resume.lua schedules it, or puts it back to waiting if some are left.
 -- The states come from the caller (runner/states.py DEPENDENCY_ARGV): ctx.states.
 
 local function dependents_key(id)
@@ -662,6 +664,12 @@ local function released_state(f, ended, states)
     return nil, left
 end
 
+-- Whether a job in `state` with `left` dependencies going waits for them: blocked,
+-- or paused while it was (see release_dependents).
+local function waits(state, left, states)
+    return state == states.blocked or (state == states.paused and (tonumber(left) or 0) > 0)
+end
+
 -- A run that handed work out at run time (runner/workflows/fan_out.py) is replaced by
 -- it: the jobs that waited on it wait instead for `targets` (the fan-out's last jobs,
 -- a JSON list), and take their results in its place. Its own children (`spawned_by`
@@ -672,15 +680,15 @@ local function hand_over(id, targets_json, ctx)
     local ok, given = pcall(cjson.decode, targets_json)
     local targets = {}
     for _, t in ipairs(ok and type(given) == 'table' and given or {}) do
-        local f = type(t) == 'string' and read_job(ctx.prefix .. t, 'state')
-        if f and f[1] == ctx.states.blocked then targets[#targets + 1] = t end
+        local f = type(t) == 'string' and read_job(ctx.prefix .. t, 'state', 'left')
+        if f and waits(f[1], f[2], ctx.states) then targets[#targets + 1] = t end
     end
     local members = #targets > 0 and redis.pcall('SMEMBERS', dependents_key(id)) or {}
     for _, d in ipairs(type(members) == 'table' and not members.err and members or {}) do
         local key = ctx.prefix .. d
         local f = read_job(key, 'state', 'spawned_by', 'after', 'left')
         local fine, after = pcall(cjson.decode, f and f[3] or '')
-        if f and f[1] == ctx.states.blocked and f[2] ~= id and fine and type(after) == 'table' then
+        if f and waits(f[1], f[4], ctx.states) and f[2] ~= id and fine and type(after) == 'table' then
             local waits = {}
             for _, a in ipairs(after) do
                 if a == id then
@@ -712,14 +720,17 @@ local function release_dependents(id, ended, ctx)
             local key = ctx.prefix .. child
             local f = read_job(key, 'state', 'seq', 'attempt', 'left', 'on_failure', 'kind',
                 'priority', 'due_at', 'results')
-            if f and f[1] == ctx.states.blocked and whole(f[2], 1) and KIND[f[6]] then
+            local held = f and f[1] == ctx.states.paused
+            if f and waits(f[1], f[4], ctx.states) and whole(f[2], 1) and KIND[f[6]] then
                 local target, left = released_state(f, state, ctx.states)
                 hset(key, 'left', left)
                 if f[9] then
                     local result = (read_job(ctx.prefix .. parent, 'result') or {})[1]
                     redis.call('HSET', key, 'res:' .. parent, result or 'null')
                 end
-                if target then
+                if held and target == ctx.states.scheduled then
+                    if f[9] then pass_results(key) end  -- complete; resume schedules it
+                elseif target then
                     local seq = tonumber(f[2]) + 1
                     hset(key, 'state', target, 'seq', seq, 'updated_at', ctx.now)
                     local detail = {dependency = parent, dependency_state = state}
