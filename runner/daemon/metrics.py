@@ -126,6 +126,10 @@ class Metrics:
         r = self.registry
         self.due = Gauge("runner_due_jobs", "Jobs due now in Redis, by kind and queue (all "
                          "daemons).", ["kind", "queue"], registry=r)  # fmt: skip
+        self.blocked = Gauge(
+            "runner_blocked_jobs", "Jobs waiting for the jobs they depend on, by task and "
+            "queue (all daemons).", ["task", "queue"], registry=r,
+        )  # fmt: skip
         self.oldest_due_lag = Gauge(
             "runner_oldest_due_lag_seconds", "How long the queue's earliest due job has waited.",
             ["queue"], registry=r,

@@ -93,6 +93,8 @@ class GaugeRefresher:
             for queue, figures in gauges.items():
                 for kind, count in figures.due.items():
                     m.due.labels(kind, queue).set(count)
+                for task in {*self.tasks(), *figures.blocked}:  # a task with none: 0
+                    m.blocked.labels(task, queue).set(figures.blocked.get(task, 0))
                 m.oldest_due_lag.labels(queue).set(figures.oldest_due_lag_ms / 1000)
                 m.recorder_backlog.labels(queue).set(figures.unrecorded_entries)
             m.limits.update(limits)

@@ -249,12 +249,13 @@ async def test_usage_errors_exit_2_and_change_nothing(
     no traceback, and the job named keeps its state and arguments."""
     job_id = await client.enqueue("echo", ["x"], job_id="kept", delay=1800)
     cases: list[tuple[list[str], str]] = [
-        (["cancel"], "runner: cancel: give job ids (one of them)"),
+        (["cancel"], "runner: cancel: give job ids or --workflow WF (one of them)"),
+        (["retry", job_id, "--workflow", "wf-x"], "give job ids or --workflow WF (one of them)"),
         (["update", "--args", "[]"], "runner: update: give job ids (one of them)"),
-        (["pause"], "runner: pause: give job ids, --task NAME or --all (one of them)"),
-        (["pause", job_id, "--task", "echo"], "give job ids, --task NAME or --all (one of them)"),
-        (["resume", job_id, "--all"], "give job ids, --task NAME or --all (one of them)"),
-        (["resume", "--task", "echo", "--all"], "give job ids, --task NAME or --all"),
+        (["pause"], "runner: pause: give job ids, --task NAME, --all or --workflow WF (one of"),
+        (["pause", job_id, "--task", "echo"], "give job ids, --task NAME, --all or --workflow WF"),
+        (["resume", job_id, "--all"], "give job ids, --task NAME, --all or --workflow WF"),
+        (["resume", "--task", "echo", "--all"], "give job ids, --task NAME, --all or --workflow"),
         (["pause", "--task", "nope"], "runner: unknown task 'nope'"),
         (["cancel", "--task", "echo"], "unrecognized arguments: --task"),
         (["update", job_id], "runner: nothing to update: give args, kwargs, a due time"),

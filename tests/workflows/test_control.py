@@ -6,13 +6,18 @@ results flow again, and a job that built its arguments does not build them twice
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from redis.asyncio import Redis
 
 from runner import chain, group, step
 from runner.client.client import Client
 from runner.jobs import Outcome
+from runner.store.redis.gauges import read_queue_gauges
 from runner.store.redis.keys import Keys
 from runner.workflows.canvas import Step
+from tests.daemon.process import cli
 
 LEASE_MS = 60_000
 
@@ -96,3 +101,35 @@ async def test_retry_runs_the_failed_jobs_and_what_depends_on_them_in_order(
     assert await client.retry_workflow("wf-r") == []  # nothing failed: nothing to do
     doc = await client.workflow("wf-r")
     assert doc["states"] == {"succeeded": 4}
+
+
+async def test_status_and_gauges_count_the_blocked_jobs_through_every_move(
+    client: Client, redis: Redis, keys: Keys, daemon_config: Callable[..., Path]
+) -> None:
+    async def blocked() -> dict[str, int]:
+        now = client.clock.now_ms()
+        overview = await client.store.overview(now, now - 60_000)
+        gauges = await read_queue_gauges(client.store, now)
+        assert {q: g.blocked for q, g in gauges.items() if g.blocked} == (
+            {"default": overview["blocked"]} if overview["blocked"] else {}
+        )
+        return dict(overview["blocked"])
+
+    a, b, c = _flow("a", "b", "c")
+    await client.enqueue_workflow(chain(a, b, c), workflow_id="wf-n")
+    assert await blocked() == {"echo": 2}
+    await client.pause_workflow("wf-n")
+    assert await blocked() == {}
+    await client.resume_workflow("wf-n")
+    assert await blocked() == {"echo": 2}
+    await _claim(client)
+    await _end(client, redis, keys, "a")
+    assert await blocked() == {"echo": 1}
+    await client.cancel_workflow("wf-n")
+    assert await blocked() == {}
+    await client.retry_workflow("wf-n")
+    assert await blocked() == {"echo": 1}  # c, waiting for b again
+    shown = cli("status", config=daemon_config())
+    assert "blocked      1 waiting for their dependencies (echo 1)" in shown.stdout, shown.stderr
+    await client.delete("c")
+    assert await blocked() == {}

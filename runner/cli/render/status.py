@@ -22,6 +22,7 @@ def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> st
         f"at {times(doc['at'])}",
         _due_line(doc),
         f"  waiting      {sum(doc['waiting'].values())} in the schedule",
+        *_blocked_line(doc.get("blocked") or {}),
         *_queue_lines(doc.get("queues") or {}),
         *_parked_line(doc, times),
         _running_line(doc),
@@ -39,6 +40,14 @@ def render(doc: dict[str, Any], as_json: bool, times: TimeText = UTC_TEXT) -> st
         *_task_lines(doc["tasks"]),
     ]
     return "\n".join(lines)
+
+
+def _blocked_line(blocked: dict[str, int]) -> list[str]:
+    """Jobs waiting for the jobs they depend on, per task (none: no line)."""
+    if not blocked:
+        return []
+    tasks = ", ".join(f"{_show(task)} {n}" for task, n in blocked.items())
+    return [f"  blocked      {sum(blocked.values())} waiting for their dependencies ({tasks})"]
 
 
 def _show(value: Any) -> str:

@@ -1,7 +1,8 @@
 """The Redis figures behind the daemon's gauges, in a few round trips of O(log n) reads.
 
 Read every couple of seconds by the metrics service, never on a scrape: due jobs
-per kind (ZCOUNT, and the count of jobs waiting for their key's turn), the earliest
+per kind (ZCOUNT, and the count of jobs waiting for their key's turn), blocked jobs
+per task (a hash the scripts keep), the earliest
 due time per kind (the first member of each due set) and the unrecorded stream
 entries (the recorders' consumer group's pending entries and lag). None of it
 grows with the number of jobs Redis or Postgres holds.
@@ -25,6 +26,7 @@ class QueueGauges:
     due: dict[str, int]  # due now, per kind
     oldest_due_lag_ms: int  # how long the earliest due job has waited; 0 if none is due
     unrecorded_entries: int  # stream entries not yet committed to Postgres
+    blocked: dict[str, int]  # jobs waiting for their dependencies, per task
 
 
 def _score(pairs: Any) -> float | None:
@@ -49,7 +51,9 @@ async def _read_one(store: RedisStore, now_ms: int) -> QueueGauges:
         for key in keys.due_every:
             pipe.zrange(key, 0, 0, withscores=True)
         pipe.hgetall(keys.fair_waiting)
+        pipe.hgetall(keys.blocked_counts)
         replies = await pipe.execute(raise_on_error=False)
+    blocked = fair_counts(replies.pop())  # the same shape: name -> a count kept by Lua
     fair = fair_counts(replies.pop())
     unrecorded = await retention.backlog(store.redis, keys.events, keys.recorder_group)
     n, levels = len(KINDS), len(PRIORITIES)
@@ -63,4 +67,5 @@ async def _read_one(store: RedisStore, now_ms: int) -> QueueGauges:
         },
         oldest_due_lag_ms=lag,
         unrecorded_entries=unrecorded.entries,
+        blocked=blocked,
     )

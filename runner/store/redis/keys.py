@@ -81,6 +81,11 @@ class Keys:
         schedules a job, which names the sets of priorities 1-9 from it (lua/lib.lua)."""
         return f"{self.base}:due:"
 
+    @property
+    def blocked_counts(self) -> str:
+        """Blocked jobs per task in this queue (lua/lib.lua, count_blocked)."""
+        return f"{self.due_prefix}blockedn"
+
     def workflow(self, workflow_id: str) -> str:
         """The ids of a workflow's jobs in this queue (lua/enqueue.lua)."""
         return f"{self.due_prefix}wf:{workflow_id}"

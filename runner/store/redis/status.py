@@ -159,7 +159,9 @@ async def read_queue(redis: Redis, keys: Keys, now_ms: int) -> dict[str, Any]:
         pipe.zrange(keys.leases, 0, -1)
         pipe.zcard(keys.dead)
         pipe.hgetall(keys.fair_waiting)
+        pipe.hgetall(keys.blocked_counts)
         replies = await pipe.execute(raise_on_error=False)
+    blocked = fair_counts(replies.pop())  # the same shape: name -> a count kept by Lua
     fair = fair_counts(replies.pop())
     unrecorded = await retention.backlog(redis, keys.events, keys.recorder_group)
     per_kind = 3 * len(PRIORITIES)
@@ -173,6 +175,7 @@ async def read_queue(redis: Redis, keys: Keys, now_ms: int) -> dict[str, Any]:
     return {
         "due": due,
         "waiting": waiting,
+        "blocked": blocked,
         "running": len(running_ids),
         "oldest_due_lag_ms": _oldest_due_lag(firsts, now_ms),
         "unrecorded_entries": unrecorded.entries,
@@ -200,6 +203,7 @@ async def _first_round(
     counts = {
         "due": {k: sum(f["due"][k] for f in every) for k in KINDS},
         "waiting": {k: sum(f["waiting"][k] for f in every) for k in KINDS},
+        "blocked": dict(sorted(sum((Counter(f["blocked"]) for f in every), Counter()).items())),
         "unrecorded_entries": sum(f["unrecorded_entries"] for f in every),
         "set_aside": {"jobs": sum(f["set_aside_jobs"] for f in every), "events": dead_events},
         "oldest_due_lag_ms": _largest([f["oldest_due_lag_ms"] for f in every]),

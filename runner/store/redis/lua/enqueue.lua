@@ -181,7 +181,7 @@ end
 
 -- Writes a job with dependencies still to come: blocked, waiting on each (lib.lua); or
 -- ended at once when one already failed and its policy says so. The state it is in.
-local function block(id, key, deps, policy)
+local function block(id, key, deps, policy, task)
     hset(key, 'state', DEPS.blocked, 'left', #deps.going)
     if deps.failed and policy ~= 'run' then
         local target = policy == 'fail' and DEPS.failed or DEPS.cancelled
@@ -196,6 +196,7 @@ local function block(id, key, deps, policy)
         redis.call('SADD', dependents_key(dep), id)
         hset(prefix .. dep, 'dependents', 1)
     end
+    count_blocked(task, 1)
     return DEPS.blocked
 end
 
@@ -289,7 +290,7 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
             events[#events + 1] = cjson.encode({id, 1, '', deps and DEPS.blocked or target, now,
                 origin, 0, job[9]})
         end
-        replies[i] = deps and block(id, key, deps, job[8].on_failure) or target
+        replies[i] = deps and block(id, key, deps, job[8].on_failure, job[2]) or target
     end
 end
 

@@ -617,6 +617,18 @@ end
 -- paused: resume.lua schedules it, or puts it back to waiting if some are left.
 -- The states come from the caller (runner/states.py DEPENDENCY_ARGV): ctx.states.
 
+-- Blocked jobs per task, in <due prefix>blockedn (a hash): the figures of `runner
+-- status` and the runner_blocked_jobs gauge, kept by every script that moves a job
+-- into or out of `blocked` (enqueue, the requests, the release below). A count that
+-- reaches 0 is dropped; a key of another type is left alone (the figure is lost,
+-- never a job).
+local function count_blocked(task, n)
+    if type(task) ~= 'string' then return end
+    local key = KEYS[#KEYS] .. 'blockedn'
+    local now = redis.pcall('HINCRBY', key, task, n)
+    if type(now) == 'number' and now <= 0 then redis.pcall('HDEL', key, task) end
+end
+
 local function dependents_key(id)
     return KEYS[#KEYS] .. 'dependents:' .. id
 end
@@ -719,7 +731,7 @@ local function release_dependents(id, ended, ctx)
         for _, child in ipairs(type(children) == 'table' and not children.err and children or {}) do
             local key = ctx.prefix .. child
             local f = read_job(key, 'state', 'seq', 'attempt', 'left', 'on_failure', 'kind',
-                'priority', 'due_at', 'results')
+                'priority', 'due_at', 'results', 'task')
             local held = f and f[1] == ctx.states.paused
             if f and waits(f[1], f[4], ctx.states) and whole(f[2], 1) and KIND[f[6]] then
                 local target, left = released_state(f, state, ctx.states)
@@ -731,6 +743,7 @@ local function release_dependents(id, ended, ctx)
                 if held and target == ctx.states.scheduled then
                     if f[9] then pass_results(key) end  -- complete; resume schedules it
                 elseif target then
+                    if not held then count_blocked(f[10], -1) end
                     local seq = tonumber(f[2]) + 1
                     hset(key, 'state', target, 'seq', seq, 'updated_at', ctx.now)
                     local detail = {dependency = parent, dependency_state = state}

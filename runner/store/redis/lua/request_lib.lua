@@ -104,6 +104,11 @@ end
 local function transit(id, f, state, extra, raw)
     local seq = tonumber(f[2]) + 1
     state = state or f[1]
+    if DEPS and f[1] == DEPS.blocked and state ~= f[1] then
+        count_blocked(f[5], -1)
+    elseif DEPS and state == DEPS.blocked and f[1] ~= state then
+        count_blocked(f[5], 1)
+    end
     hset(PREFIX .. id, 'state', state, 'seq', seq, 'updated_at', NOW)
     local detail = extra or {}
     detail.by = BY
