@@ -23,7 +23,8 @@ queue against the runner from before queues, six weighted queues against one, an
 six queues on that cluster against one node (bench/queues.py, last: it empties the
 shared Redis between its runs), and one queue against before in instructions per
 job under callgrind (bench/queue_instructions.py), then what a concurrency cap and a
-rate limit cost when they do not bind (bench/limits.py); each phase
+rate limit cost when they do not bind (bench/limits.py), and what a graph of
+10,000 jobs costs against as many independent ones (bench/workflows.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -63,6 +64,7 @@ from bench import (
     wait_replicas,
     web_overview,
     webhooks,
+    workflows,
     workloads,
 )  # fmt: skip
 from bench.peer import Peer
@@ -127,6 +129,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--limit-jobs", type=int, default=limits.JOBS,
         help="no-op jobs a run of the phase of caps and rates that do not bind (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workflow-rounds", type=int, default=workflows.ROUNDS,
+        help="rounds of the phase of a 10,000-job graph against independent jobs (0: skip)",
     )  # fmt: skip
     parser.add_argument(
         "--deep", type=int, default=depth.DEEP, help="jobs due at once, depth phase (0: skip it)"
@@ -269,9 +275,20 @@ def _queue_phases(
         if queue_instructions.available():  # the same, counted in instructions
             counted = queue_instructions.measure(servers, folder)
             done.append(_section("queue_instructions", counted, counted.render()))
+    return done + _shaping_phases(args, servers, folder)
+
+
+def _shaping_phases(
+    args: argparse.Namespace, servers: EmbeddedServers, folder: Path
+) -> list[Section]:
+    """What limits and workflows cost, each skipped when its size is 0."""
+    done: list[Section] = []
     if args.limit_jobs:
         shaped = limits.measure(servers, folder, jobs=args.limit_jobs)
         done.append(_section("limits", shaped, limits.render(shaped)))
+    if args.workflow_rounds:
+        graph = workflows.measure(servers, folder, rounds=args.workflow_rounds)
+        done.append(_section("workflows", graph, workflows.render(graph)))
     return done
 
 

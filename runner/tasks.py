@@ -14,6 +14,7 @@ from typing import Any
 
 from runner.config.settings import Settings, TaskSettings
 from runner.errors import ConfigError, UnknownTask
+from runner.workflows.join import JOIN_SETTINGS, JOIN_TASK, join
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class TaskRegistry:
     a task may return ([jobs] max_result): a reload builds both anew."""
 
     def __init__(self, tasks: Mapping[str, Task], max_result: int = 1_000_000) -> None:
-        self._tasks = dict(tasks)
+        self._tasks = {JOIN_TASK: Task(JOIN_SETTINGS, join), **tasks}  # built in, and theirs
         self.max_result = max_result
 
     @classmethod
@@ -99,10 +100,11 @@ class TaskRegistry:
         try:
             return self._tasks[name]
         except KeyError:
-            raise UnknownTask(name, list(self._tasks)) from None
+            raise UnknownTask(name, self.names()) from None
 
     def names(self) -> list[str]:
-        return sorted(self._tasks)
+        """The declared tasks (not the built-in ones)."""
+        return sorted(name for name in self._tasks if name != JOIN_TASK)
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks

@@ -41,6 +41,7 @@ from runner.limits.unique import unique_fields
 from runner.store import Parking, PgStore, RedisStore
 from runner.workflows.build import Workflow, new_workflow_id, workflow_jobs
 from runner.workflows.canvas import Shape
+from runner.workflows.join import builtin_task
 
 ENQUEUE_BATCH = 1000  # jobs per enqueue script call, and so per stream entry
 
@@ -73,7 +74,7 @@ class EnqueueVerbs:
     ) -> NewJob:
         """Validate a request into a NewJob (raises UsageError subclasses on bad input).
         `depends_on`: ids of jobs that must end first (see runner/client/depends.py)."""
-        spec = self.settings.tasks.get(task)
+        spec = self.settings.tasks.get(task) or builtin_task(task)
         if spec is None:
             raise UnknownTask(task, list(self.settings.tasks))
         args_json = encode_payload(self.settings, "args", args, list)

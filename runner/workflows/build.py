@@ -12,6 +12,7 @@ from runner.errors import UsageError
 from runner.jobs import NewJob
 from runner.workflows.canvas import Chain, Group, Shape, Step
 from runner.workflows.fan_out import FanOut
+from runner.workflows.join import JOIN_TASK
 
 NewJobMaker = Callable[..., NewJob]  # Client.new_job
 MAX_ID = 60
@@ -83,19 +84,41 @@ class _Builder:
         self.fields = dict(fields or {})
         self.defaults = dict(defaults or {})
         self.jobs: list[NewJob] = []
+        self.queues: dict[str, str] = {}  # each job's queue, by id
 
     def add(self, shape: Shape, after: list[str], results: bool) -> list[str]:
         """Add the shape's jobs, its first ones depending on `after` (and taking their
-        results if `results`); its last jobs' ids."""
+        results if `results`); its last jobs' ids. Between many and many, a join
+        (runner/workflows/join.py)."""
+        firsts = _firsts(shape)
+        many = len(after) * len(firsts) > len(after) + len(firsts) + 1
+        if many and all(s.options.get("on_failure", "cancel") != "run" for s in firsts):
+            after = [self._join(after, results)]
         if isinstance(shape, Step):
             job = self._job(shape, after, results)
-            self.jobs.append(job)
+            self._append(job)
             return [job.id]
         if isinstance(shape, Group):
             return [last for part in shape.parts for last in self.add(part, after, results)]
         for n, part in enumerate(shape.parts):
             after = self.add(part, after, results if n == 0 else shape.pass_results)
         return after
+
+    def _join(self, after: list[str], results: bool) -> str:
+        queue = next((self.queues[i] for i in after if i in self.queues),
+                     self.defaults.get("queue"))  # fmt: skip
+        job = self.new_job(
+            JOIN_TASK, (), {}, depends_on=after, pass_results=results, job_id=self.name_job(),
+            queue=queue,
+        )  # fmt: skip
+        job.extra["workflow"] = self.workflow_id
+        job.extra.update(self.fields)
+        self._append(job)
+        return job.id
+
+    def _append(self, job: NewJob) -> None:
+        self.jobs.append(job)
+        self.queues[job.id] = job.queue
 
     def _job(self, step: Step, after: list[str], results: bool) -> NewJob:
         options: dict[str, Any] = self.defaults | dict(step.options)
@@ -112,3 +135,12 @@ class _Builder:
         job.extra["workflow"] = self.workflow_id
         job.extra.update(self.fields)
         return job
+
+
+def _firsts(shape: Shape) -> list[Step]:
+    """The steps a shape starts with: those that depend on what comes before it."""
+    if isinstance(shape, Step):
+        return [shape]
+    if isinstance(shape, Group):
+        return [first for part in shape.parts for first in _firsts(part)]
+    return _firsts(shape.parts[0]) if shape.parts else []

@@ -129,3 +129,29 @@ async def test_a_malformed_fan_out_fails_its_job_saying_why(
     job = await _claimed(client, "echo", [])
     with pytest.raises(HandOutFailed, match=said):
         await HandOut(lambda: client)(job, spec)
+
+
+async def test_a_join_between_two_groups_passes_every_result_on(
+    daemon_config: Callable[..., Path],
+    spawn: Callable[..., DaemonProcess],
+    pg: PgStore,
+    tmp_path: Path,
+) -> None:
+    """Between a group of 6 and a group of 6, one join (6 + 6 dependencies, not 36),
+    which the daemon runs as a built-in task; each of the second group gets all six
+    results, in order, as it would without the join."""
+    config = daemon_config(**TASKS)
+    spawn(config, {RUN_LEDGER_ENV: str(tmp_path / "ledger")}).wait_ready()
+    flow = chain(group(step("child", f"a{n}", 0) for n in range(6)),
+                 group(step("join", f"b{n}") for n in range(6)), pass_results=True)  # fmt: skip
+    async with await Client.connect(load_settings(config, env={})) as client:
+        workflow = await client.enqueue_workflow(flow)
+        await eventually(lambda: all_succeeded(pg, 13), timeout=60, what="all ran")
+        join_id = workflow.job_ids[6]
+        doc = await client.workflow(workflow.id)
+        join = await client.get(join_id)
+        counts = [await client.result(i) for i in workflow.job_ids[7:]]
+    assert [j["task"] for j in doc["jobs"] if j["id"] == join_id] == [":join"]
+    assert all(len(j["depends_on"]) == 1 for j in doc["jobs"] if j["task"] == "join")
+    assert isinstance(join.result, list) and len(join.result) == 6
+    assert counts == [6] * 6

@@ -246,13 +246,14 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         end
         -- Only what the scripts need: a waiting job's hash is most of its memory. The
         -- key names the id; when it was created and changed is in its history.
-        hset(key,
-            'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],
+        local fields = {'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],
             'due_at', string.format('%d', due), 'state', target, 'attempt', attempt,
-            'max_attempts', job[7], 'seq', seq)
+            'max_attempts', job[7], 'seq', seq}
         for field, value in pairs(job[8]) do
-            hset(key, field, value)
+            fields[#fields + 1] = field
+            fields[#fields + 1] = value
         end
+        hset(key, unpack(fields))  -- one write of the whole hash
         if chosen then
             hset(key, 'chosen_id', 1)
         end

@@ -723,11 +723,13 @@ end
 -- publish, states.
 local function release_dependents(id, ended, ctx)
     local work, n = {{id, ended}}, 1
+    local unblocked, wake_at = {}, nil  -- per task; the earliest due time made due
     while n <= #work do
         local parent, state = work[n][1], work[n][2]
         n = n + 1
         local children = redis.pcall('SMEMBERS', dependents_key(parent))
         redis.call('DEL', dependents_key(parent))
+        local result = nil  -- the parent's, read once for all its dependents
         for _, child in ipairs(type(children) == 'table' and not children.err and children or {}) do
             local key = ctx.prefix .. child
             local f = read_job(key, 'state', 'seq', 'attempt', 'left', 'on_failure', 'kind',
@@ -737,13 +739,15 @@ local function release_dependents(id, ended, ctx)
                 local target, left = released_state(f, state, ctx.states)
                 hset(key, 'left', left)
                 if f[9] then
-                    local result = (read_job(ctx.prefix .. parent, 'result') or {})[1]
-                    redis.call('HSET', key, 'res:' .. parent, result or 'null')
+                    result = result or (read_job(ctx.prefix .. parent, 'result') or {})[1] or 'null'
+                    redis.call('HSET', key, 'res:' .. parent, result)
                 end
                 if held and target == ctx.states.scheduled then
                     if f[9] then pass_results(key) end  -- complete; resume schedules it
                 elseif target then
-                    if not held then count_blocked(f[10], -1) end
+                    if not held then
+                        unblocked[f[10] or ''] = (unblocked[f[10] or ''] or 0) + 1
+                    end
                     local seq = tonumber(f[2]) + 1
                     hset(key, 'state', target, 'seq', seq, 'updated_at', ctx.now)
                     local detail = {dependency = parent, dependency_state = state}
@@ -752,7 +756,7 @@ local function release_dependents(id, ended, ctx)
                         local due = tonumber(f[8]) or ctx.now
                         args = f[9] and pass_results(key)
                         redis.call('ZADD', due_set(ctx.due, f[6], f[7]), due, child)
-                        redis.call(ctx.publish, ctx.wake, string.format('%d', due))
+                        wake_at = math.min(wake_at or due, due)
                     else
                         local why = 'job ' .. parent .. ', which it depends on, ended ' .. state
                         hset(key, 'error', why)
@@ -768,5 +772,11 @@ local function release_dependents(id, ended, ctx)
                 end
             end
         end
+    end
+    for task, count in pairs(unblocked) do
+        if task ~= '' then count_blocked(task, -count) end
+    end
+    if wake_at then  -- once for all it made due: the daemons claim them together
+        redis.call(ctx.publish, ctx.wake, string.format('%d', wake_at))
     end
 end
