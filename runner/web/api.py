@@ -145,9 +145,11 @@ def _workflow_action(action: str) -> Handler:
     async def workflow_action(request: web.Request) -> web.Response:
         """The request on every job of the workflow it applies to: how many, and each
         job's result."""
-        results = await _client(request).request_workflow(action, request.match_info["workflow"])
-        return json_response({"workflow": request.match_info["workflow"], "action": action,
-                              "applied": sum(1 for r in results if r.ok),
+        workflow = request.match_info["workflow"]
+        results = await _client(request).request_workflow(action, workflow)
+        applied = sum(1 for r in results if r.ok)
+        return json_response({"workflow": workflow, "action": action, "applied": applied,
+                              "message": f"{action}: workflow {workflow}: {applied} jobs",
                               "jobs": [asdict(r) for r in results]})  # fmt: skip
 
     return workflow_action

@@ -5,7 +5,8 @@
 //   (api.js), and is never shown back;
 // - every time is RFC 3339 UTC with milliseconds (format.js), the header clock too;
 // - every view refreshes itself every few seconds while the tab is visible.
-// The views: overview.js, jobs.js (the list and one job), cron.js, live.js (which
+// The views: overview.js, jobs.js (the list and one job), workflow.js (one
+// workflow's graph), cron.js, live.js (which
 // follows a stream instead, and is stopped when the page moves to another view).
 
 import { busy, notice } from "./actions.js";
@@ -15,6 +16,7 @@ import { now } from "./format.js";
 import { jobList, jobPage } from "./jobs.js";
 import { livePage } from "./live.js";
 import { overview } from "./overview.js";
+import { workflowPage } from "./workflow.js";
 
 const REFRESH_MS = 3000;
 
@@ -36,6 +38,9 @@ function route() {
   } else if (parts[0] === "jobs") {
     name = "jobs";
     refresh = jobList(view, params);
+  } else if (parts[0] === "workflows" && parts.length > 1) {
+    name = "jobs";
+    refresh = workflowPage(view, decodeURIComponent(parts.slice(1).join("/")));
   } else if (parts[0] === "live") {
     name = "live";
     const live = livePage(view, params);

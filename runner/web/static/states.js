@@ -5,7 +5,7 @@
 export const STATES = ["blocked", "scheduled", "running", "retrying", "paused", "succeeded", "failed", "cancelled"];
 
 export const ACTIONS = {
-  pause: ["scheduled", "retrying"],
+  pause: ["scheduled", "retrying", "blocked"],
   resume: ["paused"],
   cancel: ["blocked", "scheduled", "retrying", "paused", "running"],
   retry: ["failed", "cancelled"],
