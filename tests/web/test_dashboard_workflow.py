@@ -23,7 +23,9 @@ def _text(selector: str) -> str:
 
 
 async def test_the_workflow_page_draws_the_graph_and_cancels_it_whole(
-    daemon_config: Callable[..., Path], dashboard: Callable[[Path], str], browser: Browser,
+    daemon_config: Callable[..., Path],
+    dashboard: Callable[[Path], str],
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     config = daemon_config(web={"token": TOKEN},
