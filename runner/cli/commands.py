@@ -20,8 +20,8 @@ from runner.cli.parser import EXIT_OK
 from runner.cli.requests import cmd_request
 from runner.cli.time_text import TimeText
 from runner.clock import SYSTEM_CLOCK
-from runner.config.settings import config_path
-from runner.errors import ConfigError, UsageError
+from runner.config.settings import Settings, config_path
+from runner.errors import ConfigError, JobNotFound, UsageError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -73,10 +73,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     from runner.cli.render.show import show_text  # noqa: PLC0415  # keeps `runner --help` fast
     from runner.client.show import show_document  # noqa: PLC0415
 
-    doc = asyncio.run(show_document(settings_of(args), args.job_id))
+    settings = settings_of(args)
+    try:
+        doc = asyncio.run(show_document(settings, args.job_id))
+    except JobNotFound:
+        return _show_workflow(args, settings)  # `runner show WF` lists a workflow
     print(
         orjson.dumps(doc).decode() if args.json else show_text(doc, args.full, TimeText(args.local))
     )
+    return EXIT_OK
+
+
+def _show_workflow(args: argparse.Namespace, settings: Settings) -> int:
+    """The workflow the id names, as `runner workflow` lists it; JobNotFound if none."""
+    from runner.cli.render.workflow import workflow_text  # noqa: PLC0415
+    from runner.client.workflows import workflow_document  # noqa: PLC0415
+
+    try:
+        doc = asyncio.run(workflow_document(settings, args.job_id))
+    except UsageError:
+        raise JobNotFound(args.job_id) from None
+    print(orjson.dumps(doc).decode() if args.json else workflow_text(doc))
     return EXIT_OK
 
 

@@ -166,7 +166,9 @@ def _workflow_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def _show_arguments(show: argparse.ArgumentParser) -> None:
-    show.add_argument("job_id", metavar="JOB_ID", help="the id enqueue printed")
+    show.add_argument(
+        "job_id", metavar="JOB_ID", help="the id enqueue printed (a workflow's id: its graph)"
+    )
     show.add_argument("--full", action="store_true", help="print large payloads whole")
     _output(show)
 

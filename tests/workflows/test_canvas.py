@@ -156,5 +156,9 @@ async def test_runner_workflow_lists_the_graph_from_the_history(
     assert done.returncode == 0, done.stderr
     assert "workflow wf-listed: 3 jobs (blocked 1, scheduled 2)" in done.stdout
     assert "cb  echo  blocked  after h0, h1" in done.stdout
+    shown = cli("show", "wf-listed", config=daemon_config())  # a workflow's id: its graph
+    assert shown.returncode == 0 and "workflow wf-listed: 3 jobs" in shown.stdout, shown.stderr
+    nothing = cli("show", "wf-nothing", config=daemon_config())
+    assert nothing.returncode != 0 and "wf-nothing" in nothing.stderr
     missing = cli("workflow", "wf-nothing", config=daemon_config())
     assert missing.returncode == 2 and "no job belongs to workflow" in missing.stderr
