@@ -64,12 +64,14 @@ async def test_a_job_hands_out_1000_children_and_a_join_that_runs_once_after_the
         summary = await client.result(discover_id)
         after = await client.result(after_id)
         wf = await pg.workflow_jobs("wf-fan", 5000)
+        recorded = await pg.get_job(after_id)
     runs = _ledger(ledger)
     children_end = max(end for n in range(CHILDREN) for _, end in runs[f"d.c{n}"])
     assert all(len(runs[f"d.c{n}"]) == 1 for n in range(CHILDREN))
     assert len(runs["d.join"]) == 1 and runs["d.join"][0][0] >= children_end
     assert len(runs["after"]) == 1 and runs["after"][0][0] >= runs["d.join"][0][1]
     assert after == CHILDREN  # the join's result: it got every child's
+    assert recorded is not None and recorded["args"] == [CHILDREN, "after"]  # as it ran
     assert summary == {"fan_out": {"workflow": "wf-fan", "handed_out": CHILDREN + 1,
                                    "then": [f"{discover_id}.{CHILDREN + 1}"]}}  # fmt: skip
     assert len(wf) == total

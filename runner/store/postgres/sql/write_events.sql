@@ -39,10 +39,13 @@ first AS (
     SELECT DISTINCT ON (job_id) job_id, at, detail FROM batch WHERE seq = 1 ORDER BY job_id
 ),
 updated AS (
-    -- An update's event carries the job's new args and kwargs: the latest one wins.
+    -- An update's event carries the job's new args and kwargs, and the event that
+    -- makes a job that takes its dependencies' results due, the args it runs with:
+    -- the latest one wins.
     SELECT DISTINCT ON (job_id) job_id, detail -> 'args' AS args, detail -> 'kwargs' AS kwargs,
            detail ->> 'due_at' AS due_at
-    FROM batch WHERE detail ? 'update' ORDER BY job_id, seq DESC
+    FROM batch WHERE detail ? 'update' OR (detail ? 'dependency' AND detail ? 'args')
+    ORDER BY job_id, seq DESC
 ),
 folded AS (
     -- The enqueue event (seq 1) carries task, args, kwargs and the first due time;
