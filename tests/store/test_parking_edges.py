@@ -127,3 +127,24 @@ async def test_rows_redis_will_not_take_back_do_not_stall_the_promoter(
     assert set(await parked(pg)) == {job.id for job in blocked}
     [warning] = [line for line in logs if line["log_level"] == "warning"]
     assert warning["jobs"] == 1000 and blocked[0].id in warning["job_ids"]
+
+
+async def test_a_job_that_came_to_depend_on_a_parked_one_is_released_once_it_is_back(
+    parking_client: Client, pg: PgStore, redis: Redis, keys: Keys
+) -> None:
+    """A dependency parked in PostgreSQL has no hash in Redis, and the enqueue of a job
+    that depends on it writes none (a stub would answer requests as malformed); once
+    promoted, it knows its dependents, and its end releases them."""
+    far = await parking_client.enqueue("echo", ["far"], delay=DAY_S)
+    waiting = await parking_client.enqueue("echo", ["after"], depends_on=[far])
+    assert not await parking_client.store.job_exists(far)
+    assert (await parking_client.get(waiting)).state == "blocked"
+    assert await parking_at(parking_client, DAY_S).promote_due(100) == 1
+    assert await redis.hget(keys.job(far), "dependents") == "1"
+    await redis.zadd(keys.due("async"), {far: 0})  # due now, as a day later
+    now = parking_client.clock.now_ms()
+    (job,) = (await parking_client.store.claim_due(now, {"async": 5}, "d1", now + 60_000)).jobs
+    assert job.id == far
+    outcome = Outcome(far, job.attempt, job.claim, "succeed")
+    assert await parking_client.store.finish(now, "d1", [outcome]) == [1]
+    assert (await parking_client.get(waiting)).state == "scheduled"

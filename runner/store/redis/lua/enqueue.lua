@@ -161,7 +161,7 @@ local function dependencies(extra)
     if not ok or type(ids) ~= 'table' then
         return '!unknown ' .. extra.after
     end
-    local found = {going = {}, results = {}}
+    local found = {going = {}, results = {}, live = {}}
     for _, dep in ipairs(ids) do
         local f = read_job(prefix .. tostring(dep), 'state', 'result')
         local state = (f and f[1]) or RECORDED[dep]
@@ -169,6 +169,7 @@ local function dependencies(extra)
             return '!unknown ' .. tostring(dep)
         elseif not string.find(DEPS.ended, ',' .. state .. ',', 1, true) then
             found.going[#found.going + 1] = dep
+            found.live[dep] = f and f[1] and true  -- else parked: see the promotion below
         else
             found.results[#found.results + 1] = {dep, (f and f[2]) or RECORDED_RESULTS[dep]}
             if state ~= DEPS.succeeded and not found.failed then
@@ -194,7 +195,7 @@ local function block(id, key, deps, policy, task)
     end
     for _, dep in ipairs(deps.going) do
         redis.call('SADD', dependents_key(dep), id)
-        hset(prefix .. dep, 'dependents', 1)
+        if deps.live[dep] then hset(prefix .. dep, 'dependents', 1) end
     end
     count_blocked(task, 1)
     return DEPS.blocked
@@ -256,6 +257,9 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         hset(key, unpack(fields))  -- one write of the whole hash
         if chosen then
             hset(key, 'chosen_id', 1)
+        end
+        if promoted and redis.call('EXISTS', dependents_key(id)) == 1 then
+            hset(key, 'dependents', 1)  -- jobs came to depend on it while it was parked
         end
         if job[8].workflow then
             index_workflow(job[8].workflow, id)
