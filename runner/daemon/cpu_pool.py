@@ -31,18 +31,10 @@ from typing import Any
 
 import orjson
 
-from runner.daemon.cpu_worker import (
-    FAN_OUT,
-    HEADER,
-    JOB,
-    READY,
-    RESULT,
-    STOP,
-    UNSERIALISABLE,
-    worker_main,
-)
+from runner.daemon.cpu_replies import unpack
+from runner.daemon.cpu_worker import HEADER, JOB, READY, STOP, worker_main
 from runner.daemon.executors import Occupancy, failing
-from runner.errors import PayloadError, RunnerError, TaskTimeout, UnserialisableResult
+from runner.errors import PayloadError, RunnerError, TaskTimeout
 from runner.logs import get_logger
 from runner.tasks import Task
 
@@ -56,15 +48,6 @@ RETRY_MAX_S = 30.0
 
 class WorkerDied(RunnerError):
     """A cpu worker process ended while running a job (or before it was ready)."""
-
-
-class TaskError(RunnerError):
-    """A task raised inside a cpu worker. The message is the exception with its
-    traceback; `type_name` is its class name (e.g. "TypeError")."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(message)
-        self.type_name = type_name
 
 
 def _error_text(exc: BaseException) -> str:
@@ -292,7 +275,7 @@ class CpuPool:
             raise WorkerDied(await worker.death(f"while running task {task.name!r}")) from None
         finally:
             self._recycle(worker, healthy)
-        return _unpack(kind, body)
+        return unpack(kind, body)
 
     def _take_ready(self) -> _Worker | None:
         """An idle live worker for a job holding a slot, or None (it waits in `_take`)."""
@@ -403,14 +386,3 @@ class CpuPool:
     def _close(self) -> None:
         self._closed = True
         self._closing.set()
-
-
-def _unpack(kind: bytes, body: bytes) -> Any:
-    if kind == RESULT:
-        return orjson.Fragment(body)
-    if kind == FAN_OUT:
-        return orjson.loads(body)
-    if kind == UNSERIALISABLE:
-        raise UnserialisableResult(orjson.loads(body))
-    error = orjson.loads(body)
-    raise TaskError(error["type"], error["message"])

@@ -24,7 +24,8 @@ from structlog.testing import CapturingLogger
 
 from runner.config.settings import TaskSettings
 from runner.daemon import cpu_pool
-from runner.daemon.cpu_pool import CpuPool, TaskError, WorkerDied
+from runner.daemon.cpu_pool import CpuPool, WorkerDied
+from runner.daemon.cpu_replies import TaskError
 from runner.errors import PayloadError, TaskTimeout
 from runner.tasks import Task
 from tests.daemon import cpu_tasks
