@@ -32,7 +32,7 @@ from runner.errors import (
     UnserialisableResult,
 )
 from runner.jobs import ClaimedJob, Outcome
-from runner.logs import get_logger
+from runner.logs import get_logger, job_line
 from runner.tasks import Task, TaskRegistry
 from runner.workflows.fan_out import is_fan_out
 
@@ -174,7 +174,7 @@ class JobExecution:
         return self._see_through(job, task, work, started=started, args=args, kwargs=kwargs)
 
     def _log_started(self, job: ClaimedJob) -> None:
-        log.info("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
+        job_line("job started", job_id=job.id, task=job.task, attempt=job.attempt, state="running")
         if self.metrics is not None:
             self.metrics.started(job.task, time.time() - job.due_at_ms / 1000)
 
@@ -214,14 +214,8 @@ class JobExecution:
                 hand_over=hand_over,
             )
         )
-        log.info(
-            "job succeeded",
-            job_id=job.id,
-            task=job.task,
-            attempt=job.attempt,
-            state="succeeded",
-            duration_ms=duration_ms,
-        )
+        job_line("job succeeded", job_id=job.id, task=job.task, attempt=job.attempt,
+                 state="succeeded", duration_ms=duration_ms)  # fmt: skip
 
     def _failed(
         self, job: ClaimedJob, exc: BaseException, started: float, misfit: str | None = None
