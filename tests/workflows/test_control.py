@@ -133,3 +133,19 @@ async def test_status_and_gauges_count_the_blocked_jobs_through_every_move(
     assert "blocked      1 waiting for their dependencies (echo 1)" in shown.stdout, shown.stderr
     await client.delete("c")
     assert await blocked() == {}
+
+
+async def test_a_job_retried_alone_after_its_dependency_failed_can_be_paused_and_resumed(
+    client: Client, redis: Redis, keys: Keys
+) -> None:
+    """A job cancelled by a failed dependency, retried on its own, is due at once; a
+    pause and a resume then make it due again, never blocked on a dependency that
+    has ended."""
+    a, b, c = _flow("a", "b", "c")
+    await client.enqueue_workflow(chain(group(a, b), c), workflow_id="wf-alone")
+    assert sorted(await _claim(client)) == ["a", "b"]
+    await _end(client, redis, keys, "a", "fail")
+    assert await _states(client, ["c"]) == ["cancelled"]
+    assert await client.retry("c") == "scheduled"
+    assert await client.pause("c") == "paused"
+    assert await client.resume("c") == "scheduled"

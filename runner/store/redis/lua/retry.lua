@@ -50,6 +50,9 @@ return each_job(function(id, f)
             pass_results(PREFIX .. id)
         end
     end
+    if f[7] then
+        hset(PREFIX .. id, 'left', 0)  -- waits for none: a pause and resume must not block it
+    end
     schedule(id, f[4], NOW)
     return transit(id, f, TARGET, extra)
 end, 'revived', 'after', 'results')
