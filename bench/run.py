@@ -24,7 +24,8 @@ six queues on that cluster against one node (bench/queues.py, last: it empties t
 shared Redis between its runs), and one queue against before in instructions per
 job under callgrind (bench/queue_instructions.py), then what a concurrency cap and a
 rate limit cost when they do not bind (bench/limits.py), and what a graph of
-10,000 jobs costs against as many independent ones (bench/workflows.py); each phase
+10,000 jobs costs against as many independent ones (bench/workflows.py), and what
+the two lines a job logs cost the daemon in instructions (bench/log_cost.py); each phase
 uses its own key prefix or queue on the shared servers. Prints a table, writes
 bench/results.json, and exits 1 when a target is missed.
 
@@ -52,6 +53,7 @@ from bench import (
     history,
     limits,
     listing,
+    log_cost,
     memory_peers,
     metrics,
     peer_lateness,
@@ -129,6 +131,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--limit-jobs", type=int, default=limits.JOBS,
         help="no-op jobs a run of the phase of caps and rates that do not bind (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-log-cost", action="store_true",
+        help="skip counting what the job lines cost the daemon (callgrind, a few minutes)",
     )  # fmt: skip
     parser.add_argument(
         "--workflow-rounds", type=int, default=workflows.ROUNDS,
@@ -289,6 +295,9 @@ def _shaping_phases(
     if args.workflow_rounds:
         graph = workflows.measure(servers, folder, rounds=args.workflow_rounds)
         done.append(_section("workflows", graph, workflows.render(graph)))
+    if not args.no_log_cost and queue_instructions.available():  # valgrind, for both
+        lines = log_cost.measure(servers, folder)
+        done.append(_section("log_cost", lines, log_cost.render(lines)))
     return done
 
 
