@@ -53,6 +53,9 @@ from runner.store.redis.store import RedisStore
 PgConnect = Callable[[], Awaitable[PgStore | None]]
 # A new job that Redis must hold: its unique key and its task's waiting list are there.
 _STAYS = frozenset({"unique", "bound", "queue_bound", "after"})
+# How long a job brought back for a request stays in Redis before a parker may take it
+# out again (it is still due beyond the horizon): the request reaches it well before.
+KEPT_MS = 60_000
 
 log = get_logger()
 
@@ -128,7 +131,7 @@ class Parking:
         pg = await self._pg()
         if pg is None or not job_ids:
             return {}
-        return await pg.move_ids(job_ids, self.put_back, lambda row: accepts(row.state))
+        return await pg.move_ids(job_ids, self._put_back_kept, lambda row: accepts(row.state))
 
     async def promote_due(self, limit: int) -> int:
         """Put parked jobs due within the horizon (all of them when parking is off)
@@ -152,13 +155,18 @@ class Parking:
             )  # fmt: skip
         return moved
 
-    async def put_back(self, jobs: list[ParkedJob]) -> set[str]:
+    async def _put_back_kept(self, jobs: list[ParkedJob]) -> set[str]:
+        """put_back for a request: each job is kept in Redis for KEPT_MS (no parker takes
+        it out again before the request reaches it: it is still due beyond the horizon)."""
+        return await self.put_back(jobs, self.clock.now_ms() + KEPT_MS)
+
+    async def put_back(self, jobs: list[ParkedJob], kept_until_ms: int = 0) -> set[str]:
         """Schedule the jobs in Redis; the ids whose parked rows may go: put back now,
         or held by Redis already (put back by a mover that died before it could drop
         the row, or still being parked: then its parker finds the row gone and
         leaves the job in Redis). A key of another type under the job's name keeps
         the row, so the job is not lost."""
-        replies = await self.store.put_back(jobs, self.clock.now_ms())
+        replies = await self.store.put_back(jobs, self.clock.now_ms(), kept_until_ms)
         return {
             job.id
             for job, reply in zip(jobs, replies, strict=True)
@@ -185,7 +193,7 @@ class Parking:
             pg = await self._pg()  # only once there is something to park
             if pg is None:
                 return 0
-            done = await self._park(pg, store, await store.parkable(ids), now)
+            done = await self._park(pg, store, await store.parkable(ids, now), now)
             parked += len(done)
             skip += len(ids) - len(done)
             if len(ids) < limit:
@@ -205,7 +213,8 @@ class Parking:
             parked: set[str] = set()
             for queue, ids in (await self.store.route(job_ids)).items():
                 view = self.store.queue(queue)
-                parked |= await self._park(pg, view, await view.parkable(ids), self.clock.now_ms())
+                rows = await view.parkable(ids)  # its own request's follow-up: kept or not
+                parked |= await self._park(pg, view, rows, self.clock.now_ms())
             return parked
         except StoreUnavailable as exc:
             if exc.server != "postgres":

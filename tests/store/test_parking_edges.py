@@ -148,3 +148,20 @@ async def test_a_job_that_came_to_depend_on_a_parked_one_is_released_once_it_is_
     outcome = Outcome(far, job.attempt, job.claim, "succeed")
     assert await parking_client.store.finish(now, "d1", [outcome]) == [1]
     assert (await parking_client.get(waiting)).state == "scheduled"
+
+
+async def test_a_job_brought_back_for_a_request_is_not_parked_again_meanwhile(
+    parking_client: Client, pg: PgStore
+) -> None:
+    """A parked job brought back into Redis for a request is still due beyond the
+    horizon: a parker's scan a moment later leaves it there (it used to take it out
+    again, and the request then missed it), and one a minute later parks it."""
+    job_id = await parking_client.enqueue("echo", ["far"], delay=DAY_S)
+    assert job_id in await parked(pg)
+    back = await parking_at(parking_client, 0).bring_back([job_id], lambda state: True)
+    assert back == {job_id: "scheduled"}
+    assert await parking_at(parking_client, 0).park_far(100) == 0
+    assert await parking_client.store.job_exists(job_id)
+    assert await parking_at(parking_client, 61).park_far(100) == 1
+    assert not await parking_client.store.job_exists(job_id)
+    assert job_id in await parked(pg)

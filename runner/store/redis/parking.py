@@ -28,6 +28,8 @@ _STATE_FIELDS = {"state", "attempt", "seq", "created_at", "updated_at", "started
 _STAYS = ("cron", "unique", "bound", "queue_bound", "after")
 # The extra field of a parked element that names its queue (never a job hash's).
 QUEUE_FIELD = "queue"
+# The field of a job brought back for a request: until when no parker takes it out.
+KEPT_FIELD = "kept_until"
 
 
 def parked_fields(queue: str, priority: int) -> dict[str, str]:
@@ -54,13 +56,16 @@ class ParkStore:
         return self.keys.job(job_id)
 
     @on_redis
-    async def put_back(self, jobs: Sequence[ParkedJob], now_ms: int) -> list[str]:
+    async def put_back(
+        self, jobs: Sequence[ParkedJob], now_ms: int, kept_until_ms: int = 0
+    ) -> list[str]:
         """Schedule parked jobs in Redis as they were parked, each in the state it waits
         in and in its queue; per job the state it is in now ("=<state>" for one Redis
         holds already, which is left as it is; "=invalid" when a key of another type
-        holds its name)."""
+        holds its name). With `kept_until_ms`, no parker takes them out again before
+        then (parkable)."""
         replies: dict[str, str] = {}
-        rows = {job.id: _put_back_row(job) for job in jobs}
+        rows = {job.id: _put_back_row(job, kept_until_ms) for job in jobs}
         for state, queue in sorted({(job.state, rows[job.id][0]) for job in jobs}):
             group = [job for job in jobs if job.state == state and rows[job.id][0] == queue]
             keys = self.keys.of_queue(queue)
@@ -93,16 +98,17 @@ class ParkStore:
         return [job_id for _, job_id in found[skip : skip + limit]]
 
     @on_redis
-    async def parkable(self, job_ids: Sequence[str]) -> list[ParkedRow]:
+    async def parkable(self, job_ids: Sequence[str], now_ms: int = 0) -> list[ParkedRow]:
         """These jobs as they would be parked, those Redis holds waiting (scheduled or
-        retrying) and whole; not a cron tick's, and not a malformed hash, which stays
-        where it is, for a daemon to set aside."""
+        retrying) and whole; not a cron tick's, not a malformed hash, which stays
+        where it is, for a daemon to set aside, and, given `now_ms`, not one kept in
+        Redis for a request until later (put_back)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(self.keys.job(job_id))
             found = await pipe.execute(raise_on_error=False)
         queue = parked_fields(self.keys.queue, 0)
-        rows = [_parkable(i, raw, queue) for i, raw in zip(job_ids, found, strict=True)]
+        rows = [_parkable(i, raw, queue, now_ms) for i, raw in zip(job_ids, found, strict=True)]
         return [row for row in rows if row is not None]
 
     @on_redis
@@ -127,18 +133,21 @@ class ParkStore:
         return replies
 
 
-def _put_back_row(job: ParkedJob) -> tuple[str, list[Any]]:
+def _put_back_row(job: ParkedJob, kept_until_ms: int = 0) -> tuple[str, list[Any]]:
     """The queue a parked job goes back to, and its enqueue.lua element: its own seq
-    and attempt, not chosen anew, its priority (see enqueue.lua)."""
+    and attempt, not chosen anew, its priority (see enqueue.lua), and until when it is
+    kept in Redis, if it is."""
     element = orjson.loads(job.job)
     extra = element[7] if len(element) > 7 and isinstance(element[7], dict) else {}
+    if kept_until_ms and len(element) > 7 and isinstance(element[7], dict):
+        extra[KEPT_FIELD] = str(kept_until_ms)
     queue = extra.pop(QUEUE_FIELD, DEFAULT_QUEUE)
     if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
         queue = DEFAULT_QUEUE  # a row someone else wrote: the default queue still runs it
     return queue, [*element, "", False, [job.seq, job.attempt], 0, _whole(extra.get("priority"))]
 
 
-def _parkable(job_id: str, found: Any, queue: dict[str, str]) -> ParkedRow | None:
+def _parkable(job_id: str, found: Any, queue: dict[str, str], now_ms: int) -> ParkedRow | None:
     """The job hash read from Redis as a row to park, if it may be parked."""
     if not isinstance(found, dict):
         return None  # a key of another type
@@ -146,6 +155,9 @@ def _parkable(job_id: str, found: Any, queue: dict[str, str]) -> ParkedRow | Non
     state = raw.get("state")
     if state not in WAITING or any(f in raw for f in _STAYS):
         return None
+    kept_until = _whole(raw.pop(KEPT_FIELD, None)) or 0
+    if kept_until > now_ms > 0:
+        return None  # brought back for a request a moment ago
     if any(f not in raw for f in ELEMENT_FIELDS):
         return None
     numbers = [_whole(raw.get(f)) for f in ("due_at", "max_attempts", "seq", "attempt")]
