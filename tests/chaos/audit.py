@@ -52,6 +52,7 @@ class AuditReport:
     unexplained: dict[str, str] = field(default_factory=dict)
     reruns: Counter[str] = field(default_factory=Counter)  # explanation -> re-runs
     executions: int = 0
+    blocked: int = 0  # jobs that waited for their dependencies (enqueued blocked)
 
     @property
     def clean(self) -> bool:
@@ -71,6 +72,7 @@ class AuditReport:
             "succeeded, never ran": len(self.never_ran),
             "unexplained duplicates": len(self.unexplained),
             "re-runs explained": sum(self.reruns.values()),
+            "waited blocked": self.blocked,
         }
 
     def describe(self, limit: int = 8) -> str:
@@ -157,11 +159,20 @@ def why_again(event: Any) -> str | None:
     return None
 
 
+def _first_claim(history: Sequence[Any]) -> int:
+    """Where the first claim may be: right after the enqueue (seq 2), or, for a job
+    enqueued blocked, right after the release that made it due (seq 3)."""
+    if history and history[0]["to_state"] == "blocked":
+        return 2
+    return 1
+
+
 def _explain_reruns(history: Sequence[Any], report: AuditReport) -> str | None:
     """Count each re-run by its cause; the first one nothing explains, or None."""
+    first = _first_claim(history)
     for index, event in enumerate(history):
-        if event["to_state"] != "running" or index < 2:
-            continue  # not a claim, or the first one (seq 2, right after the enqueue)
+        if event["to_state"] != "running" or index <= first:
+            continue  # not a claim, or the first one
         why = why_again(history[index - 1])
         if why is None:
             return f"run at seq {event['seq']} follows {dict(history[index - 1])}"
@@ -203,6 +214,7 @@ def audit_job(
     problem = _disagreement(live, row, history[-1])
     if problem:
         report.disagreements[job_id] = problem
+    report.blocked += history[0]["to_state"] == "blocked"
     illegal = illegal_step(history)
     if illegal:
         report.illegal[job_id] = illegal

@@ -32,6 +32,7 @@ class Kind:
     weight: int
     args: Callable[[random.Random, str], list[Any]]
     delay_s: tuple[float, float] = (0.0, 0.0)
+    after: int = 0  # how many recently accepted jobs it depends on (it runs anyway)
 
 
 def _ms(low: float, high: float) -> Callable[[random.Random, str], list[Any]]:
@@ -57,7 +58,12 @@ MIX: tuple[Kind, ...] = (
     Kind("async_work", 14, _ms(1, 20), delay_s=(0.2, 3.0)),
     Kind("io_work", 6, _ms(5, 40), delay_s=(0.2, 3.0)),
     Kind("cpu_work", 6, _ms(5, 25), delay_s=(0.2, 3.0)),
+    # Jobs that wait for others, blocked: released by the end of each (a success, a
+    # failure, an expired lease's last attempt), whichever daemon ends it.
+    Kind("async_work", 5, _ms(1, 20), after=3),
+    Kind("io_work", 2, _ms(5, 40), after=1),
 )
+RECENT = 200  # a dependent picks its dependencies among the last jobs accepted
 
 
 class LoadGenerator:
@@ -89,8 +95,11 @@ class LoadGenerator:
         job_id = f"{self.made:06d}-{uuid.uuid4().hex[:12]}"
         self.made += 1
         delay = self.rng.uniform(*kind.delay_s) if kind.delay_s[1] else None
+        recent = self.accepted[-RECENT:]
+        after = self.rng.sample(recent, min(kind.after, len(recent))) if kind.after else []
         return self.client.new_job(kind.task, kind.args(self.rng, job_id), job_id=job_id,
-                                   delay=delay)  # fmt: skip
+                                   delay=delay, depends_on=after or None,
+                                   on_failure="run" if after else None)  # fmt: skip
 
     async def _send(self, jobs: list[NewJob]) -> bool:
         try:
