@@ -151,3 +151,19 @@ async def test_a_job_depends_only_on_jobs_of_its_own_queue(client: Client) -> No
     elsewhere = await client.enqueue("echo", queue="other", job_id="elsewhere")
     with pytest.raises(UsageError, match="can depend only on jobs of its own queue"):
         await client.enqueue("echo", depends_on=[elsewhere])
+
+
+async def test_a_dependency_set_aside_as_malformed_releases_its_dependents(
+    client: Client, redis: Redis, keys: Keys
+) -> None:
+    """A running dependency whose hash turned malformed is set aside, failed, by the
+    script that ends it: its dependents are judged by it at once (cancelled here, the
+    default), never left waiting for good."""
+    dep = await client.enqueue("echo", [1], job_id="bad-dep")
+    after = await client.enqueue("echo", [2], job_id="after-bad", depends_on=[dep])
+    assert await _claim(client) == ["bad-dep"]
+    seq = await redis.hget(keys.job(dep), "q")
+    await redis.hset(keys.job(dep), "n", "not a number")  # its attempt, malformed
+    outcome = Outcome(dep, 1, int(str(seq)), "succeed")
+    assert await client.store.finish(client.clock.now_ms(), "d1", [outcome]) == [2]
+    assert await _states(client, dep, after) == ["failed", "cancelled"]

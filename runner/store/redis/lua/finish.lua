@@ -59,6 +59,7 @@ local function finish(o)
     if #bad > 0 then
         local fields = {state = f[1], attempt = f[3], seq = f[4]}
         quarantine(dead, key, id, now, daemon, failed, malformed(bad), fields, events)
+        if f[9] then release_dependents(id, failed, dep_ctx) end  -- it failed, for good
         return 2
     end
     local seq, attempt = claim + 1, tonumber(f[3])

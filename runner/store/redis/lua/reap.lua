@@ -70,6 +70,7 @@ local function reap(id)
         quarantine(dead, key, id, now, reaper, failed_state, reason, fields, events)
         reaped[n + 1], reaped[n + 2], reaped[n + 3] = id, failed_state, 0
         reaped[n + 4], reaped[n + 5] = (f and f[6]) or '', reason
+        if f and f[10] then release_dependents(id, failed_state, dep_ctx) end  -- failed
         return
     end
     reaped[n + 1], reaped[n + 2], reaped[n + 3], reaped[n + 4] = id, put_back(id, key, f)
