@@ -62,6 +62,54 @@ async def test_jobs_row_folds_batches_in_any_order(pg: PgStore) -> None:
     assert job["updated_at_ms"] == T + 9 and job["created_at_ms"] == T
 
 
+async def test_args_come_from_the_latest_event_that_gives_them_in_any_order(
+    pg: PgStore,
+) -> None:
+    """Recorders commit in parallel: the release that gave a job the results it runs
+    with (seq 2), an update before it (args and kwargs), and the run after it can be
+    written in any order; the row ends with the args of the latest event that gives
+    them, and the kwargs of the latest that gives those."""
+    enqueue = Event(
+        "w1",
+        1,
+        "",
+        "blocked",
+        T,
+        "client",
+        0,
+        '{"task":"echo","args":["x"],"kwargs":{"k":0},"after":"[\\"d\\"]"}',
+    )
+    update = Event(
+        "w1",
+        2,
+        "blocked",
+        "blocked",
+        T + 1,
+        "client",
+        0,
+        '{"update":true,"args":["y"],"kwargs":{"k":1}}',
+    )
+    release = Event(
+        "w1",
+        3,
+        "blocked",
+        "scheduled",
+        T + 2,
+        "d1",
+        0,
+        '{"dependency":"d","dependency_state":"succeeded","args":[7,"y"]}',
+    )
+    run = Event("w1", 4, "scheduled", "running", T + 3, "d1", 1, "{}")
+    done = Event("w1", 5, "running", "succeeded", T + 4, "d1", 1, '{"result":1}')
+    for order in ([done, run], [release], [enqueue, update]), ([update], [done], [enqueue],
+                                                                [release, run]):  # fmt: skip
+        await pg.pool.execute("DELETE FROM runner_jobs")
+        for batch in order:
+            await pg.write_events([events_json(batch)])
+        job = await pg.get_job("w1")
+        assert job is not None and (job["args"], job["kwargs"]) == ([7, "y"], {"k": 1}), order
+
+
 async def test_concurrent_migrations_apply_once(database_url: str) -> None:
     """Several daemons starting at once: the advisory lock lets one migrate, the rest wait."""
     conns = [await asyncpg.connect(database_url) for _ in range(4)]

@@ -39,18 +39,27 @@ first AS (
     SELECT DISTINCT ON (job_id) job_id, at, detail FROM batch WHERE seq = 1 ORDER BY job_id
 ),
 updated AS (
-    -- An update's event carries the job's new args and kwargs, and the event that
-    -- makes a job that takes its dependencies' results due, the args it runs with:
-    -- the latest one wins.
-    SELECT DISTINCT ON (job_id) job_id, detail -> 'args' AS args, detail -> 'kwargs' AS kwargs,
-           detail ->> 'due_at' AS due_at
-    FROM batch WHERE detail ? 'update' OR (detail ? 'dependency' AND detail ? 'args')
+    -- The due time an update's event sets.
+    SELECT DISTINCT ON (job_id) job_id, detail ->> 'due_at' AS due_at
+    FROM batch WHERE detail ? 'update' ORDER BY job_id, seq DESC
+),
+given_args AS (
+    -- The args as the latest event of the batch that gives them: the enqueue, an
+    -- update, or the release of a job that takes its dependencies' results (the args
+    -- it runs with); their seq decides against the row's (args_seq).
+    SELECT DISTINCT ON (job_id) job_id, seq, detail -> 'args' AS args
+    FROM batch WHERE detail ? 'args' AND (seq = 1 OR detail ? 'update' OR detail ? 'dependency')
+    ORDER BY job_id, seq DESC
+),
+given_kwargs AS (
+    SELECT DISTINCT ON (job_id) job_id, seq, detail -> 'kwargs' AS kwargs
+    FROM batch WHERE detail ? 'kwargs' AND (seq = 1 OR detail ? 'update')
     ORDER BY job_id, seq DESC
 ),
 folded AS (
     -- The enqueue event (seq 1) carries task, args, kwargs and the first due time;
     -- the latest event carries the state and, where it has them, result and error;
-    -- an update's event, new args and kwargs.
+    -- an update's event, new args, kwargs and due time.
     SELECT l.job_id, l.seq, l.to_state AS state, l.attempt, l.at AS updated_at, l.daemon,
            f.at AS created_at,
            f.detail ->> 'task' AS task,
@@ -59,8 +68,7 @@ folded AS (
            CASE WHEN jsonb_typeof(f.detail -> 'after') = 'string'
                 THEN (f.detail ->> 'after')::jsonb END AS depends_on,
            (f.detail ->> 'priority')::smallint AS priority,
-           COALESCE(u.args, f.detail -> 'args') AS args,
-           COALESCE(u.kwargs, f.detail -> 'kwargs') AS kwargs,
+           a.args, a.seq AS args_seq, k.kwargs, k.seq AS kwargs_seq,
            l.detail -> 'result' AS result,
            l.detail ->> 'error' AS error,
            to_timestamp(COALESCE(l.detail ->> 'due_at', u.due_at, f.detail ->> 'due_at')::float8 / 1000.0)
@@ -68,13 +76,15 @@ folded AS (
     FROM latest l
     LEFT JOIN first f ON f.job_id = l.job_id
     LEFT JOIN updated u ON u.job_id = l.job_id
+    LEFT JOIN given_args a ON a.job_id = l.job_id
+    LEFT JOIN given_kwargs k ON k.job_id = l.job_id
 ),
 upserted AS (
 INSERT INTO runner_jobs AS j
     (id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon,
-     queue, priority, workflow, depends_on)
+     queue, priority, workflow, depends_on, args_seq, kwargs_seq)
 SELECT job_id, task, state, attempt, seq, args, kwargs, result, error, due_at, created_at, updated_at, daemon,
-       queue, priority, workflow, depends_on
+       queue, priority, workflow, depends_on, args_seq, kwargs_seq
 FROM folded
 ORDER BY job_id
 ON CONFLICT (id) DO UPDATE SET
@@ -88,8 +98,10 @@ ON CONFLICT (id) DO UPDATE SET
     workflow   = COALESCE(j.workflow, EXCLUDED.workflow),
     depends_on = COALESCE(j.depends_on, EXCLUDED.depends_on),
     created_at = COALESCE(j.created_at, EXCLUDED.created_at),
-    args       = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.args, j.args) ELSE COALESCE(j.args, EXCLUDED.args) END,
-    kwargs     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.kwargs, j.kwargs) ELSE COALESCE(j.kwargs, EXCLUDED.kwargs) END,
+    args       = CASE WHEN EXCLUDED.args_seq > COALESCE(j.args_seq, 0) THEN EXCLUDED.args ELSE j.args END,
+    args_seq   = GREATEST(j.args_seq, EXCLUDED.args_seq),
+    kwargs     = CASE WHEN EXCLUDED.kwargs_seq > COALESCE(j.kwargs_seq, 0) THEN EXCLUDED.kwargs ELSE j.kwargs END,
+    kwargs_seq = GREATEST(j.kwargs_seq, EXCLUDED.kwargs_seq),
     result     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.result, j.result) ELSE COALESCE(j.result, EXCLUDED.result) END,
     error      = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.error, j.error) ELSE COALESCE(j.error, EXCLUDED.error) END,
     due_at     = CASE WHEN EXCLUDED.seq > j.seq THEN COALESCE(EXCLUDED.due_at, j.due_at) ELSE COALESCE(j.due_at, EXCLUDED.due_at) END,
