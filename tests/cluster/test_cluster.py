@@ -98,11 +98,13 @@ async def test_status_and_the_client_work_against_a_cluster(
     """`runner status --json`, `enqueue` and `show` from the command line, with
     `[redis] cluster = true` in the config, reach the cluster; `check-config`
     accepts it and refuses a cluster key that is not a boolean."""
+    settings = cluster_settings()
+    # The daemon's lease, so that `status` counts it alive between two heartbeats (a 2 s
+    # window against a heartbeat every 1.7 s missed it once on a loaded machine).
     config = daemon_config_file(
         tmp_path / "runner.toml", redis_cluster.url, database_url, cluster_prefix,
-        redis={"cluster": True},
+        redis={"cluster": True}, daemon={"lease_ttl": f"{settings.lease_ttl}s"},
     )  # fmt: skip
-    settings = cluster_settings()
     async with Running(settings):
         job = _cli(config, "enqueue", "echo", "--args", "[3]", "--json")["id"]
         redis = redis_client(redis_cluster.url, cluster=True)

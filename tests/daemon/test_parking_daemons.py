@@ -2,7 +2,8 @@
 
 With a 2 s park horizon every job below is enqueued into PostgreSQL only; both
 daemons' promoters move them into Redis before they are due. What it pins: the
-jobs start on time (lateness p99 under 50 ms, from the claim events' late_ms),
+jobs start on time (lateness p99 under 100 ms, from the claim events' late_ms: a
+job promoted late would be a promoter's period late, 200 ms, or more),
 each runs exactly once with one continuous history (scheduled, running,
 succeeded at seq 1, 2, 3), and a daemon SIGKILLed in the middle of moving a batch
 (its promoter's transaction holding the batch's rows locked) loses none and puts
@@ -134,7 +135,8 @@ async def test_parked_jobs_start_on_time_and_once_with_two_promoters(
     p99 = lateness[int(len(lateness) * 0.99) - 1]
     print(f"parked jobs: lateness p50 {lateness[300]} ms, p99 {p99} ms, max {lateness[-1]} ms")
     assert len(lateness) == 600 and min(lateness) >= 0
-    assert p99 < 50, f"lateness p99 {p99} ms (max {lateness[-1]})"
+    # 55 ms once, with the suite in two workers on 2 cores; usually under 10.
+    assert p99 < 100, f"lateness p99 {p99} ms (max {lateness[-1]})"
     await _audit(pg, [job.id for job in jobs])
     moved = [[line["jobs"] for line in d.events("parked jobs scheduled")] for d in daemons]
     assert sum(map(sum, moved)) == 600 and all(moved)  # both daemons moved some
