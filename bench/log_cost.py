@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.queue_instructions import _drained_instructions, available
-from bench.queues import Place, _create_database, _enqueue, _flush, before_tree
+from bench.queues import Place, _create_database, _enqueue, _flush, before_tree, write_config
 from bench.runner_daemon import REPO
 from bench.servers import private_servers
 from runner import logs
@@ -102,28 +101,12 @@ def lines_alone(count: int = LINES) -> dict[str, float]:
     return {"job_line": fast / count * 1e6, "logger": general / count * 1e6}
 
 
-def _config(place: Place, prefix: str, log_file: Path, level: str) -> Path:
-    sections = {
-        "redis": {"url": place.redis_url, "key_prefix": prefix},
-        "postgres": {"url": place.database_url},
-        "log": {"level": level, "file": str(log_file), "format": "json"},
-        "tasks.noop": {"target": "bench.tasks:noop", "kind": "async"},
-    }
-    text = "\n".join(
-        f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
-        for name, values in sections.items()
-    )
-    path = place.folder / f"{prefix}.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def _count(servers: EmbeddedServers, folder: Path, tree: Path, level: str, jobs: int) -> int:
     assert servers.redis_url is not None
     place = Place(servers.redis_url, asyncio.run(_create_database(servers)), folder, tree)
     asyncio.run(_flush(place.redis_url))
     prefix = f"bench-log-{secrets.token_hex(3)}"
-    config = _config(place, prefix, folder / f"{prefix}.log", level)
+    config = write_config(place, prefix, folder / f"{prefix}.log", ["default"], level)
     asyncio.run(_enqueue(config, ["default"], jobs))
     return _drained_instructions(config, tree, folder / f"{prefix}.callgrind")
 

@@ -133,11 +133,13 @@ class Place:
     servers: EmbeddedServers | None = None  # to make a database for each run on
 
 
-def write_config(place: Place, prefix: str, log_file: Path, queues: list[str]) -> Path:
+def write_config(
+    place: Place, prefix: str, log_file: Path, queues: list[str], level: str = "info"
+) -> Path:
     sections: dict[str, dict[str, Any]] = {
         "redis": {"url": place.redis_url, "key_prefix": prefix, "cluster": place.cluster},
         "postgres": {"url": place.database_url},
-        "log": {"level": "info", "file": str(log_file), "format": "json"},
+        "log": {"level": level, "file": str(log_file), "format": "json"},
         "tasks.noop": {"target": "bench.tasks:noop", "kind": "async"},
     }
     if queues != ["default"]:

@@ -6,7 +6,6 @@ of the same job hands out no second copy, and a malformed fan-out fails its job.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from runner.daemon.hand_out import HandOut, HandOutFailed
 from runner.jobs import ClaimedJob
 from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
+from tests.ledger import read_runs
 from tests.limits.shared import all_succeeded
 from tests.tasks import RUN_LEDGER_ENV
 from tests.waiting import eventually
@@ -33,14 +33,6 @@ TASKS = {
     "tasks__join": {"target": "tests.tasks:noted_join", "kind": "async"},
     "tasks__after": {"target": "tests.tasks:noted_join", "kind": "async"},
 }
-
-
-def _ledger(path: Path) -> dict[str, list[tuple[float, float]]]:
-    runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for line in path.read_text().splitlines():
-        job_id, _, start, end = line.split()
-        runs[job_id].append((float(start), float(end)))
-    return runs
 
 
 async def test_a_job_hands_out_1000_children_and_a_join_that_runs_once_after_them(
@@ -65,7 +57,7 @@ async def test_a_job_hands_out_1000_children_and_a_join_that_runs_once_after_the
         after = await client.result(after_id)
         wf = await pg.workflow_jobs("wf-fan", 5000)
         recorded = await pg.get_job(after_id)
-    runs = _ledger(ledger)
+    runs = read_runs(ledger)
     children_end = max(end for n in range(CHILDREN) for _, end in runs[f"d.c{n}"])
     assert all(len(runs[f"d.c{n}"]) == 1 for n in range(CHILDREN))
     assert len(runs["d.join"]) == 1 and runs["d.join"][0][0] >= children_end
@@ -91,7 +83,7 @@ async def test_a_cpu_task_hands_out_alike(
         await eventually(lambda: all_succeeded(pg, 12), timeout=60, what="all ran")
         join = await client.result(f"{parent}.11")
     assert join == 10
-    runs = _ledger(ledger)
+    runs = read_runs(ledger)
     assert runs["p.join"][0][0] >= max(runs[f"p.c{n}"][0][1] for n in range(10))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from runner.client.client import Client
 from runner.config.settings import load_settings
 from runner.store.postgres.store import PgStore
 from tests.daemon.process import DaemonProcess
+from tests.ledger import read_runs
 from tests.limits.shared import all_succeeded
 from tests.tasks import RUN_LEDGER_ENV
 from tests.waiting import eventually
@@ -34,15 +34,6 @@ TASKS = {
     "tasks__child": {"target": "tests.tasks:noted_sleep", "kind": "async", "retries": 5},
     "tasks__callback": {"target": "tests.tasks:noted_sleep", "kind": "async", "retries": 5},
 }
-
-
-def _ledger(path: Path) -> dict[str, list[tuple[float, float]]]:
-    """Each job's body runs that ended: (start ms, end ms)."""
-    runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for line in path.read_text().splitlines():
-        job_id, _, start, end = line.split()
-        runs[job_id].append((float(start), float(end)))
-    return runs
 
 
 async def test_every_callback_is_released_once_after_all_its_children(
@@ -72,7 +63,7 @@ async def test_every_callback_is_released_once_after_all_its_children(
         total = CHORDS * (CHILDREN + 1)
         await eventually(lambda: all_succeeded(pg, total), timeout=60 + total / 50,
                          what="every job succeeded")  # fmt: skip
-    runs = _ledger(ledger)
+    runs = read_runs(ledger)
     # Released from blocked once; or, enqueued after all its children had ended (a
     # later batch of the enqueue), made due at once: scheduled once either way.
     released = await pg.pool.fetch(
