@@ -119,19 +119,18 @@ class WorkflowVerbs:
                 f"no job belongs to workflow {workflow_id!r}: check the id (enqueue_workflow "
                 "returned it; a fan-out's workflow is its job's, or the job's own id)"
             )
-        live = await self.store.job_states(ids)
-        tasks = await self.store.job_tasks(ids)
-        live_after = await self.store.job_dependencies(ids)
+        fields = await self.store.job_fields(ids, ["state", "task", "after"])
+        live = {i: f for i, f in fields.items() if "state" in f}
         jobs, after = [], {}
         for i in ids:
-            row = rows.get(i, {})
-            if i not in live and not row:
+            row, held = rows.get(i, {}), live.get(i, {})
+            if not held and not row:
                 continue  # listed in Redis, gone from both since
-            state = live.get(i, row.get("state"))
-            task = tasks.get(i, row.get("task"))
+            state = held.get("state", row.get("state"))
+            task = held.get("task") or row.get("task")
             jobs.append({"id": i, "task": task, "state": state, "error": row.get("error")})
             recorded = list(row.get("depends_on") or [])
-            after[i] = _ids(live_after[i]) if i in live_after else recorded
+            after[i] = _ids(held["after"]) if "after" in held else recorded
         return _Graph(jobs, after, set(live))
 
 

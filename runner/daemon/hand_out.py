@@ -87,8 +87,8 @@ class HandOut:
         backoff = Backoff()
         while True:
             try:
-                record = await client.store.get_job(job_id)
-                return record.extra.get("workflow") if record else None
+                found = await client.store.job_fields([job_id], ["workflow"])
+                return found.get(job_id, {}).get("workflow")
             except StoreUnavailable as exc:
                 await backoff.pause("hand-out", exc, job_id=job_id)
 

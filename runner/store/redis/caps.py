@@ -142,10 +142,12 @@ def _group(queue: str, group: str, replies: list[Any]) -> LimitGroup:
     )  # fmt: skip
 
 
-def fair_counts(raw: Any) -> dict[str, int]:
-    """Jobs waiting in fairness groups per kind, from <due prefix>fairn (lib.lua): they
-    are in no due set, so what counts due jobs adds them (a fair task's job counts as
-    due from its enqueue)."""
+def hash_counts(raw: Any) -> dict[str, int]:
+    """A hash of counts the scripts keep (untrusted: a count that is no whole number
+    reads 0, a key of another type nothing): <due prefix>fairn, jobs waiting in
+    fairness groups per kind, which are in no due set, so what counts due jobs adds
+    them (a fair task's job counts as due from its enqueue); <due prefix>blockedn,
+    blocked jobs per task."""
     if not isinstance(raw, dict):
         return {}
-    return {str(kind): _count(n) for kind, n in raw.items()}
+    return {str(name): _count(n) for name, n in raw.items()}

@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.store.failures import on_redis
 from runner.store.redis import retention
-from runner.store.redis.caps import fair_counts
+from runner.store.redis.caps import hash_counts
 from runner.store.redis.keys import KINDS, PRIORITIES
 from runner.store.redis.store import RedisStore
 
@@ -53,8 +53,8 @@ async def _read_one(store: RedisStore, now_ms: int) -> QueueGauges:
         pipe.hgetall(keys.fair_waiting)
         pipe.hgetall(keys.blocked_counts)
         replies = await pipe.execute(raise_on_error=False)
-    blocked = fair_counts(replies.pop())  # the same shape: name -> a count kept by Lua
-    fair = fair_counts(replies.pop())
+    blocked = hash_counts(replies.pop())
+    fair = hash_counts(replies.pop())
     unrecorded = await retention.backlog(store.redis, keys.events, keys.recorder_group)
     n, levels = len(KINDS), len(PRIORITIES)
     counts = replies[: n * levels]

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from runner.jobs import rfc3339
 from runner.store.failures import on_redis
 from runner.store.redis import retention
-from runner.store.redis.caps import fair_counts
+from runner.store.redis.caps import hash_counts
 from runner.store.redis.fields import stored
 from runner.store.redis.keys import ALL_TASKS, KINDS, PRIORITIES, Keys
 
@@ -161,8 +161,8 @@ async def read_queue(redis: Redis, keys: Keys, now_ms: int) -> dict[str, Any]:
         pipe.hgetall(keys.fair_waiting)
         pipe.hgetall(keys.blocked_counts)
         replies = await pipe.execute(raise_on_error=False)
-    blocked = fair_counts(replies.pop())  # the same shape: name -> a count kept by Lua
-    fair = fair_counts(replies.pop())
+    blocked = hash_counts(replies.pop())
+    fair = hash_counts(replies.pop())
     unrecorded = await retention.backlog(redis, keys.events, keys.recorder_group)
     per_kind = 3 * len(PRIORITIES)
     due, waiting, firsts = {}, {}, []

@@ -23,7 +23,7 @@ from runner.limits.unique import HOLDING_ARGV
 from runner.states import DEPENDENCY_ARGV, ENDED, GOING, RETIRED_ARGV, State, states_argv
 from runner.store.failures import on_redis
 from runner.store.job_rows import enqueue_row
-from runner.store.redis.caps import CapStore, fair_counts
+from runner.store.redis.caps import CapStore, hash_counts
 from runner.store.redis.connect import is_cluster, own_connection
 from runner.store.redis.fields import int_or_none, named, stored
 from runner.store.redis.keys import DEFAULT_QUEUE, KINDS, LEVELS, Keys
@@ -294,10 +294,26 @@ class RedisStore(
         return {i: t for i, t in (await self._field_of_jobs(job_ids, "task")).items() if t}
 
     @on_redis
-    async def job_dependencies(self, job_ids: Sequence[str]) -> dict[str, str]:
-        """The ids each of these jobs depends on (`after`, a JSON list), where Redis
-        holds the job and it has any."""
-        return await self._field_of_jobs(job_ids, "after")
+    async def job_fields(
+        self, job_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """These fields (named in full) of each of these jobs, in one round trip a queue;
+        a value that is not a string is left out, and a job with none of them (Redis
+        does not hold it, or a key of another type has its name)."""
+        found: dict[str, dict[str, str]] = {}
+        fields = [stored(name) for name in names]
+        for queue, ids in (await self.route(job_ids)).items():
+            keys = self.keys.of_queue(queue)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hmget(keys.job(job_id), fields)
+                replies = await pipe.execute(raise_on_error=False)
+            for job_id, got in zip(ids, replies, strict=True):
+                values = got if isinstance(got, list) else []
+                have = {n: v for n, v in zip(names, values, strict=False) if isinstance(v, str)}
+                if have:
+                    found[job_id] = have
+        return found
 
     @on_redis
     async def workflow_members(self, workflow_id: str) -> set[str]:
@@ -311,22 +327,13 @@ class RedisStore(
         return {i for r in replies if isinstance(r, set) for i in r if isinstance(i, str)}
 
     async def _field_of_jobs(self, job_ids: Sequence[str], name: str) -> dict[str, str]:
-        """One field of each job hash, in one round trip a queue; a job Redis does not
-        hold, or a value that is not a string (a key of another type), is left out."""
-        found: dict[str, str] = {}
-        for queue, ids in (await self.route(job_ids)).items():
-            keys = self.keys.of_queue(queue)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    pipe.hget(keys.job(job_id), stored(name))
-                values = await pipe.execute(raise_on_error=False)
-            found.update((i, v) for i, v in zip(ids, values, strict=True) if isinstance(v, str))
-        return found
+        """One field of each job hash (job_fields)."""
+        return {i: f[name] for i, f in (await self.job_fields(job_ids, [name])).items()}
 
     @on_redis
     async def due_counts(self, now_ms: int) -> dict[str, int]:
         """Jobs due by now, per kind, over every queue (with those waiting for their
-        key's turn, see fair_counts)."""
+        key's turn, see hash_counts in caps.py)."""
         names = await self.queue_names()
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
@@ -339,7 +346,7 @@ class RedisStore(
         for _ in names:
             for kind in KINDS:
                 totals[kind] += sum(next(counts) for _ in range(1 + len(LEVELS)))
-            for kind, waiting in fair_counts(next(counts)).items():
+            for kind, waiting in hash_counts(next(counts)).items():
                 if kind in totals:
                     totals[kind] += waiting
         return totals
