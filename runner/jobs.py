@@ -40,6 +40,11 @@ def ms_ceil(moment: datetime) -> int:
     return -((EPOCH - moment) // timedelta(milliseconds=1))
 
 
+def us_since_epoch(moment: datetime) -> int:
+    """Microseconds since the epoch, exact (a datetime holds no finer time)."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
 # The due times a datetime can show, in whole ms: 0001-01-01 to 9999-12-31T23:59:59.999Z.
 EARLIEST_MS = ms_ceil(datetime.min.replace(tzinfo=UTC))
 LATEST_MS = ms_ceil(datetime.max.replace(microsecond=999_000, tzinfo=UTC))
@@ -83,9 +88,12 @@ class NewJob:
     kind: str
     args_json: str
     kwargs_json: str
-    due_at_ms: int
+    due_at_ms: int  # rounded up to a whole ms: what the job's hash and history show
     max_attempts: int
     extra: dict[str, str] = field(default_factory=dict)
+    # The due time to the microsecond, when asked for more precisely than due_at_ms:
+    # the due set's score keeps it, so the job starts then (None: due_at_ms exactly).
+    due_at_us: int | None = None
     # For a cron tick: (schedule name, tick in ms, overlap policy); see enqueue.lua.
     guard: tuple[str, int, str] | None = None
     # The caller chose the id (a generated one is new by construction): the id may
@@ -118,7 +126,8 @@ class ClaimedJob(NamedTuple):
     max_attempts: int
     args_json: str
     kwargs_json: str
-    due_at_ms: int
+    due_at_ms: float  # to the microsecond: the score it was claimed at (a job held
+    # ahead of it, see runner/daemon/lead.py, starts at this time exactly)
     timeout: float | None = None  # set by an update; None: the task's own
     queue: str = "default"  # the queue it was claimed from: its finish goes there
 
@@ -126,7 +135,7 @@ class ClaimedJob(NamedTuple):
 @dataclass(frozen=True)
 class ClaimResult:
     jobs: list[ClaimedJob]
-    next_due_ms: dict[str, int | None]
+    next_due_ms: dict[str, float | None]
     set_aside: list[tuple[str, str]] = field(default_factory=list)  # (job id, reason)
 
 

@@ -24,7 +24,7 @@ from runner.client.input import (
     check_job_id,
     check_size,
     checked,
-    due_at_ms,
+    due_at_us,
     encode_payload,
     new_job_id,
 )
@@ -91,13 +91,15 @@ class EnqueueVerbs:
         extra |= dependency_fields(depends_on, on_failure, pass_results)
         queue = spec.queue if queue is None else checked("queue", queue, check_queue_name)
         extra |= bound_fields(spec.max_queued, self.settings.queue_limits.get(queue))
+        due_us = due_at_us(self.clock, delay, at)
         return NewJob(
             id=check_job_id(job_id) if job_id is not None else new_job_id(),
             task=task,
             kind=spec.kind,
             args_json=args_json,
             kwargs_json=kwargs_json,
-            due_at_ms=due_at_ms(self.clock, delay, at),
+            due_at_ms=-(-due_us // 1000),
+            due_at_us=due_us,
             max_attempts=spec.max_attempts,
             chosen_id=job_id is not None,
             queue=queue,

@@ -19,7 +19,7 @@ import orjson
 from runner.clock import Clock
 from runner.config.settings import Settings
 from runner.errors import PayloadError, UsageError
-from runner.jobs import EARLIEST_MS, LATEST_MS, ms_ceil, rfc3339
+from runner.jobs import EARLIEST_MS, LATEST_MS, rfc3339, us_since_epoch
 
 MAX_JOB_ID = 200
 # Control characters (Postgres text cannot hold NUL; escapes garble a terminal) and
@@ -101,6 +101,18 @@ def due_at_ms(
     whole ms, rounded up: a job never starts before the time asked for. UsageError naming
     the argument (`names`: how the caller spells delay and at) for a time no datetime
     can show (after 9999-12-31T23:59:59.999Z) or a delay that is not a finite number."""
+    return -(-due_at_us(clock, delay, at, names=names) // 1000)
+
+
+def due_at_us(
+    clock: Clock,
+    delay: float | timedelta | None = None,
+    at: datetime | None = None,
+    *,
+    names: tuple[str, str] = ("delay", "at"),
+) -> int:
+    """The same due time in whole microseconds, rounded up: the precision the due set's
+    scores keep, so a job due between two milliseconds starts then, not at the next."""
     delay_name, at_name = names
     if delay is not None and at is not None:
         raise UsageError(f"give either {delay_name} or {at_name}, not both")
@@ -108,14 +120,14 @@ def due_at_ms(
         return _due_at(at, at_name)
     seconds = _delay_seconds(delay, delay_name)
     if seconds == 0:
-        return clock.now_ms()  # due now: nothing can start before it was asked for
+        return clock.now_ms() * 1000  # due now: nothing can start before it was asked for
     # now() is a float: the clock's nanoseconds rounded twice (to a double, then
     # divided), up to about one ulp below the true time. Two ulps above it (under a
     # microsecond until 2106) is never below it, so the due time is never early.
     now = clock.now()
     due_s = Fraction(now) + 2 * Fraction(math.ulp(now)) + seconds
-    due = math.ceil(due_s * 1000)
-    if due > LATEST_MS:
+    due = math.ceil(due_s * 1_000_000)
+    if due > LATEST_MS * 1000:
         longest = math.floor(Fraction(LATEST_MS, 1000) - (due_s - seconds))
         raise UsageError(
             f"{delay_name}: too far ahead: the latest due time is {rfc3339(LATEST_MS)}, "
@@ -142,15 +154,16 @@ def _delay_seconds(delay: float | timedelta | None, name: str) -> Fraction:
 
 
 def _due_at(at: datetime, name: str) -> int:
+    """`at` in whole microseconds (a datetime holds no finer time)."""
     if at.utcoffset() is None:
         raise UsageError(f"{name} must be timezone-aware (got naive {at.isoformat()})")
-    due = ms_ceil(at)
-    if due > LATEST_MS:
+    due = us_since_epoch(at)
+    if due > LATEST_MS * 1000:
         raise UsageError(
             f"{name}: too far ahead: the latest due time is {rfc3339(LATEST_MS)}, "
             f"got {at.isoformat()}"
         )
-    if due < EARLIEST_MS:
+    if due < EARLIEST_MS * 1000:
         raise UsageError(
             f"{name}: too far back: the earliest due time is {rfc3339(EARLIEST_MS)}, "
             f"got {at.isoformat()}"

@@ -31,6 +31,7 @@ from runner.config.values import (
     concurrency_key,
     duration_or,
     fraction,
+    lead_duration,
     listen_address,
     non_negative_duration,
     non_negative_int,
@@ -113,6 +114,9 @@ class Settings:
     web_listen: str = "127.0.0.1:8080"
     web_token: str | None = field(default=None, repr=False)
     timer_spin: float = 0.002
+    # How long before its due time a delayed job may be claimed and held (at most 5 ms;
+    # None: measured, see runner/daemon/lead.py; 0: never).
+    lead: float | None = None
     async_concurrency: int = 200
     io_threads: int = 8
     cpu_processes: int = 2
@@ -230,7 +234,7 @@ def collect_settings(
         "daemon",
         {
             "shutdown_grace", "lease_ttl", "claim_batch", "keep_finished", "timer_spin",
-            "park_horizon", "queues", "priority_aging",
+            "park_horizon", "queues", "priority_aging", "lead",
         },
     )  # fmt: skip
     history = read.table(data, "history", {"keep"})
@@ -260,6 +264,7 @@ def collect_settings(
         priority_aging=read.get(daemon, "daemon.priority_aging", 1.0, non_negative_duration),
         keep_finished=read.get(daemon, "daemon.keep_finished", 86400.0, positive_duration),
         timer_spin=read.get(daemon, "daemon.timer_spin", 0.002, non_negative_duration),
+        lead=read.get(daemon, "daemon.lead", None, lead_duration),
         park_horizon=read.get(daemon, "daemon.park_horizon", PARK_HORIZON, duration_or("off")),
         keep_history=read.get(history, "history.keep", KEEP_HISTORY, duration_or("forever")),
         max_payload=read.get(jobs, "jobs.max_payload", 1_000_000, positive_size),

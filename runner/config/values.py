@@ -52,6 +52,26 @@ def duration_or(word: str) -> Callable[[Any], float | None]:
     return check
 
 
+MAX_LEAD_S = 0.005  # a daemon holds a delayed job at most this long before its due time
+
+
+def lead_duration(value: Any) -> float | None:
+    """The lead of delayed jobs: "auto" (None: from the measured claim round trip), or
+    a duration from 0 (off) to 5 ms."""
+    if value == "auto":
+        return None
+    try:
+        seconds = non_negative_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or 'auto'") from None
+    if seconds > MAX_LEAD_S:
+        raise ValueError(
+            f"must be at most 5ms (a daemon holds a job no longer before its due time), "
+            f"got {value!r}; or 'auto'"
+        )
+    return seconds
+
+
 def non_negative_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds < 0:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import math
 import os
 import secrets
 import socket
@@ -32,6 +33,7 @@ from runner.daemon.executors import Executor, Occupancy
 from runner.daemon.finisher import Finisher
 from runner.daemon.hand_out import HandOut
 from runner.daemon.history_keeper import HistoryKeeper
+from runner.daemon.lead import Lead, start_when_due
 from runner.daemon.lease_keeper import LeaseKeeper
 from runner.daemon.metrics import UNKNOWN_TASK, Metrics
 from runner.daemon.metrics_server import GaugeRefresher, serve_metrics
@@ -104,6 +106,7 @@ class Daemon(RunStops):
             spin=settings.timer_spin,
             queues=settings.queues,
             aging_ms=int(settings.priority_aging * 1000),
+            lead=Lead(settings.lead),
         )
         self.cron = CronService(store, settings.cron, settings.tasks, clock, self.nudge)
         self.leases = LeaseKeeper(
@@ -179,10 +182,17 @@ class Daemon(RunStops):
         slot = self.executors[job.kind]
         slot.acquire()  # now, so the next claim already counts it
         self.active[job.id] = job
-        attempt = self.execution.start(job, slot)
-        if attempt is None:  # ended before it began; its outcome is on its way
-            return
-        task = asyncio.create_task(attempt)
+        if job.due_at_ms > self.clock.now() * 1000:  # claimed inside the lead
+            task = asyncio.create_task(
+                start_when_due(
+                    job, slot, self.execution.start, self.clock, self.settings.timer_spin
+                )
+            )
+        else:
+            attempt = self.execution.start(job, slot)
+            if attempt is None:  # ended before it began; its outcome is on its way
+                return
+            task = asyncio.create_task(attempt)
         self._job_tasks[task] = job
         task.add_done_callback(self._forget_task)
 
@@ -337,9 +347,10 @@ class Daemon(RunStops):
         and the attempt does not count: stopping a daemon is not the job's failure."""
         now = self.clock.now_ms()
         for job in jobs:
+            due = max(now, math.ceil(job.due_at_ms))  # a held job: not before its time
             self.finisher.submit(
                 Outcome(
-                    job.id, job.attempt, job.claim, "release", due_at_ms=now, give_back=True,
+                    job.id, job.attempt, job.claim, "release", due_at_ms=due, give_back=True,
                     detail_json='{"reason":"daemon stopped before the job ended"}',
                     queue=job.queue,
                 )

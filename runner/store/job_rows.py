@@ -3,6 +3,7 @@ Redis and for PostgreSQL (a parked job keeps the same array until it is put back
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -17,8 +18,18 @@ ELEMENT_FIELDS = ("task", "kind", "args", "kwargs", "due_at", "max_attempts")
 def job_element(job: NewJob) -> list[Any]:
     """[id, task, kind, args, kwargs, due_at, max_attempts, extra]: what is needed to
     write the job's hash (args and kwargs stay JSON texts, stored as they are)."""
-    return [job.id, job.task, job.kind, job.args_json, job.kwargs_json, job.due_at_ms,
+    return [job.id, job.task, job.kind, job.args_json, job.kwargs_json, due_score(job),
             job.max_attempts, job.extra]  # fmt: skip
+
+
+def due_score(job: NewJob) -> int | float:
+    """The job's score in its due set: its due time in ms, with the microseconds asked
+    for (doubles of ms are under a microsecond apart until the year 2248), never below
+    them: the nearest double may be, and the next one up is not."""
+    if job.due_at_us is None or job.due_at_us % 1000 == 0:
+        return job.due_at_ms
+    score = job.due_at_us / 1000
+    return score if score * 1000 >= job.due_at_us else math.nextafter(score, math.inf)
 
 
 def enqueue_detail(job: NewJob) -> str:

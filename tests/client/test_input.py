@@ -19,6 +19,7 @@ from runner.config.settings import Settings, TaskSettings
 from runner.errors import ConfigError, UsageError
 from runner.jobs import rfc3339
 from runner.redact import redact_text, redact_url
+from runner.store.job_rows import due_score
 from runner.tasks import TaskRegistry, import_target
 
 LATEST = "9999-12-31T23:59:59.999Z"
@@ -169,6 +170,23 @@ def test_a_delay_is_never_early_and_at_most_a_millisecond_late(client: Client) -
         due_ms = client.new_job("echo", delay=delay).due_at_ms
         asked_ms = (Fraction(clock.now()) + Fraction(delay)) * 1000
         assert asked_ms <= due_ms < asked_ms + Fraction(1001, 1000), (clock.at, delay)
+
+
+def test_the_due_set_keeps_the_microseconds_asked_for(client: Client) -> None:
+    """The score is the due time to the microsecond, never below it; the hash's due_at
+    (and every output) is the whole ms rounded up."""
+    at = datetime(2030, 1, 1, 0, 0, 0, 123_457, UTC)
+    job = client.new_job("echo", at=at)
+    assert (job.due_at_us, job.due_at_ms) == (1_893_456_000_123_457, 1_893_456_000_124)
+    assert due_score(job) * 1000 >= 1_893_456_000_123_457
+    assert due_score(job) == pytest.approx(1_893_456_000_123.457, abs=0.0005)
+    whole = client.new_job("echo", at=datetime(2030, 1, 1, 0, 0, 0, 123_000, UTC))
+    assert due_score(whole) == 1_893_456_000_123 and isinstance(due_score(whole), int)
+    rng = random.Random(3)
+    for _ in range(20_000):
+        micros = rng.randrange(1_600_000_000_000_000, 2_200_000_000_000_000)
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+        assert due_score(client.new_job("echo", at=moment)) * 1000 >= micros
 
 
 # Task modules that fail at import

@@ -310,3 +310,18 @@ def test_queues_weights_and_priorities_are_checked_with_their_key_paths() -> Non
     for key in ("tasks.t.queue", "tasks.t.priority", "daemon.queues"):
         assert key in text, (key, text)
     assert "1-48 characters" in text and "0 (the default) to 9" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "lead"), [("auto", None), ("0ms", 0.0), ("2.5ms", 0.0025), ("5ms", 0.005)]
+)
+def test_the_lead_is_auto_or_at_most_five_milliseconds(value: str, lead: float | None) -> None:
+    settings = parse_settings({"daemon": {"lead": value}}, "lead.toml", {})
+    assert settings.lead == lead
+
+
+@pytest.mark.parametrize("value", ["6ms", "1s", "-1ms", "soon"])
+def test_a_lead_beyond_five_milliseconds_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"daemon": {"lead": value}}, "lead.toml", {})
+    assert any(p.startswith("daemon.lead: ") and "'auto'" in p for p in caught.value.problems)

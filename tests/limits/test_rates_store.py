@@ -21,7 +21,7 @@ from tests.limits.shared import limited_client
 LEASE_MS = 60_000
 
 
-async def _claim(client: Client, at_ms: int, daemon: str = "d1") -> tuple[list[str], int | None]:
+async def _claim(client: Client, at_ms: int, daemon: str = "d1") -> tuple[list[str], float | None]:
     found = await client.store.claim_due(at_ms, {"async": 10}, daemon, at_ms + LEASE_MS)
     return [job.id for job in found.jobs], found.next_due_ms["async"]
 

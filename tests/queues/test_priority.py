@@ -54,7 +54,7 @@ async def test_a_flood_of_urgent_jobs_holds_a_low_one_back_only_within_the_aging
     only by urgent jobs that fell due less than 9 x aging (900 ms) after it."""
     aging, t0 = 100, 3_000_000
     await store.enqueue_many([_job("low", t0, 0)], "test", t0)
-    started_before_low: list[int] = []
+    started_before_low: list[float] = []
     low_started_at = None
     for step in range(400):
         now = t0 - 500 + step * 10

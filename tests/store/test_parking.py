@@ -75,7 +75,9 @@ async def test_the_promoter_puts_a_job_back_at_its_seq_without_an_event(
     record = await parking_client.store.get_job(job_id)
     assert record is not None
     assert (record.state, record.seq, record.args, record.attempt) == ("scheduled", 1, ["x"], 0)
-    assert await redis.zscore(keys.due("async"), job_id) == record.due_at_ms
+    score = await redis.zscore(keys.due("async"), job_id)  # the microseconds asked for kept
+    due = record.due_at_ms
+    assert score is not None and due is not None and due - 1 < score <= due
     assert await redis.xlen(keys.events) == events_before  # being moved is no transition
 
 

@@ -9,6 +9,7 @@ and `tick`) is stored under its own name.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,3 +42,14 @@ def int_or_none(value: str | bytes | None) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def float_or_none(value: str | bytes | None) -> float | None:
+    """A time in ms with its microseconds (a score); None when missing or not finite."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

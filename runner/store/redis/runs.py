@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from runner.jobs import ClaimedJob, ClaimResult, Outcome, ReapedJob
 from runner.states import DEPENDENCY_ARGV, TRANSITIONS, State, transition
 from runner.store.failures import on_redis
-from runner.store.redis.fields import int_or_none
+from runner.store.redis.fields import float_or_none
 from runner.store.redis.keys import ALL_TASKS, KINDS, Keys
 from runner.store.redis.one_trip import ScriptCall, run_calls
 from runner.store.redis.replicas import note_behind, run_replicated
@@ -62,10 +62,15 @@ class RunStore:
         daemon: str,
         lease_until_ms: int,
         aging_ms: int = PRIORITY_AGING_MS,
+        *,
+        horizon_ms: float | None = None,
     ) -> ClaimResult:
         """Claim this queue's due jobs, at most `limits` per kind, higher priorities
-        first (aged by `aging_ms` a level, see lua/claim.lua)."""
-        call = self._claim_call(now_ms, limits, daemon, lease_until_ms, aging_ms)
+        first (aged by `aging_ms` a level, see lua/claim.lua); with `horizon_ms`, the
+        jobs due up to it (the daemon's lead: it holds them until their due time)."""
+        call = self._claim_call(
+            now_ms, limits, daemon, lease_until_ms, aging_ms, horizon_ms=horizon_ms
+        )
         return self._claimed(await call.script(keys=call.keys, args=call.args))
 
     @on_redis
@@ -76,12 +81,16 @@ class RunStore:
         daemon: str,
         lease_until_ms: int,
         aging_ms: int = PRIORITY_AGING_MS,
+        *,
+        horizon_ms: float | None = None,
     ) -> dict[str, ClaimResult]:
         """claim_due in each of these queues (queue -> limits), in one round trip."""
         if not asks:
             return {}
         calls = [
-            self.queue(q)._claim_call(now_ms, limits, daemon, lease_until_ms, aging_ms)
+            self.queue(q)._claim_call(
+                now_ms, limits, daemon, lease_until_ms, aging_ms, horizon_ms=horizon_ms
+            )
             for q, limits in asks.items()
         ]
         replies = await run_calls(self.redis, calls)
@@ -89,11 +98,12 @@ class RunStore:
 
     def _claim_call(
         self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int,
-        aging_ms: int,
+        aging_ms: int, *, horizon_ms: float | None,
     ) -> ScriptCall:  # fmt: skip
         limit = [limits.get(kind, 0) for kind in KINDS]
+        horizon = "" if horizon_ms is None else repr(float(horizon_ms))  # every digit
         args = [now_ms, daemon, lease_until_ms, _CLAIM.sources_argv, _target("claim"), *limit,
-                State.FAILED, ALL_TASKS, aging_ms]  # fmt: skip
+                State.FAILED, ALL_TASKS, aging_ms, horizon]  # fmt: skip
         return ScriptCall(self.scripts.claim, self.keys.claim, args)
 
     def _claimed(self, reply: Any) -> ClaimResult:
@@ -108,13 +118,13 @@ class RunStore:
                 max_attempts=int(flat[i + 4]),
                 args_json=flat[i + 5],
                 kwargs_json=flat[i + 6],
-                due_at_ms=int(flat[i + 7]),
+                due_at_ms=float(flat[i + 7]),
                 timeout=_seconds(flat[i + 8]),
                 queue=self.keys.queue,
             )
             for i in range(0, len(flat), 10)
         ]
-        next_due = {kind: int_or_none(value) for kind, value in zip(KINDS, nexts, strict=True)}
+        next_due = {kind: float_or_none(value) for kind, value in zip(KINDS, nexts, strict=True)}
         set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
         return ClaimResult(jobs, next_due, set_aside)
 

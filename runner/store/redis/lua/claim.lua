@@ -16,6 +16,9 @@
 -- KEYS[9]     held jobs key prefix ({prefix}:held:), a sorted set per paused task
 -- ARGV[9] failed state (for a job set aside)   ARGV[10] the paused-tasks entry of maintenance mode
 -- ARGV[11] priority aging (ms): what one level of priority is worth in waiting time
+-- ARGV[12] the horizon (ms, with microseconds): jobs due up to it are claimed; past
+--          now by the daemon's lead, a job it will hold and start at its due time
+--          exactly (runner/daemon/lead.py). Fairness turns and rates go by now.
 -- KEYS[10..36] due sorted sets of priorities 1-9: async, io, cpu, 9 each (see lib.lua)
 -- KEYS[37]     due set key prefix ({prefix}:due:), which names them (see lib.lua)
 -- Among due jobs, the one with the lowest (due time - priority x aging) starts first:
@@ -31,7 +34,7 @@
 -- daemons sleep until woken.
 -- Reply: {jobs, next_due, set_aside}
 --   jobs: flat list, 10 values a job: id, task, kind, attempt, max_attempts, args,
---         kwargs, due_at, timeout (seconds, "" for the task's own), and the claim: the
+--         kwargs, due time (its score: ms with microseconds), timeout (seconds, "" for the task's own), and the claim: the
 --         seq of this claim's event. Owner and claim name this run alone (a retried
 --         job starts its attempts again, so owner and attempt do not): finish.lua and
 --         renew.lua fence on them. No transition keeps a job running, so its seq stays
@@ -40,6 +43,7 @@
 --   set_aside: flat list, 2 values a job: id, reason
 
 local now, daemon, lease_until = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local horizon = ARGV[12] ~= nil and ARGV[12] ~= '' and ARGV[12] or ARGV[1]  -- as text: every digit
 local sources, target, failed = ARGV[4], ARGV[5], ARGV[9]
 local prefix, dead = KEYS[6], KEYS[7]
 local kinds = {'async', 'io', 'cpu'}
@@ -55,7 +59,8 @@ if paused[ARGV[10]] then
 end
 
 -- `in_turn`: the job was taken from its fairness group (not from a due set).
-local function claim(id, kind, in_turn)
+-- `score`: its score in the due set it was taken from (nil: its due_at).
+local function claim(id, kind, in_turn, score)
     local key = prefix .. id
     local f = read_job(key, 'state', 'task', 'attempt', 'max_attempts', 'args', 'kwargs',
         'due_at', 'seq', 'kind', 'timeout', 'cap', 'cap_group', 'rate', 'rate_group', 'bound',
@@ -108,17 +113,25 @@ local function claim(id, kind, in_turn)
         end
     end
     local attempt, seq = tonumber(f[3]) + 1, tonumber(f[8]) + 1
+    local due = score or f[7]
+    -- A job claimed inside the lead starts at its due time: its history says so, and
+    -- how long it was held (see the header).
+    local late, at = now - tonumber(due), now
+    local detail = '{"late_ms":' .. string.format('%d', late) .. '}'
+    if late < 0 then
+        at = math.ceil(tonumber(due))
+        detail = '{"late_ms":0,"held_ms":' .. string.format('%.3f', -late) .. '}'
+    end
     hset(key, 'state', target, 'attempt', attempt, 'seq', seq,
-        'owner', daemon, 'updated_at', now, 'started_at', now)
+        'owner', daemon, 'updated_at', at, 'started_at', at)
     redis.call('ZADD', KEYS[4], lease_until, id)
     if f[15] or f[17] then
         unqueue_later(lists_of(f[2], f[15], f[17]), id)  -- it leaves its waiting lists (lib.lua)
     end
-    events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt,
-        '{"late_ms":' .. string.format('%d', now - tonumber(f[7])) .. '}'})
+    events[#events + 1] = cjson.encode({id, seq, f[1], target, at, daemon, attempt, detail})
     local n = #jobs
     jobs[n + 1], jobs[n + 2], jobs[n + 3], jobs[n + 4] = id, f[2], kind, attempt
-    jobs[n + 5], jobs[n + 6], jobs[n + 7], jobs[n + 8] = f[4], f[5] or '', f[6] or '', f[7]
+    jobs[n + 5], jobs[n + 6], jobs[n + 7], jobs[n + 8] = f[4], f[5] or '', f[6] or '', due
     jobs[n + 9], jobs[n + 10] = f[10] or '', seq
 end
 
@@ -148,20 +161,29 @@ local function used_levels(kind)
 end
 
 -- Up to `limit` due ids of the kind, in the order they should start, each taken out
--- of its set; and the fairness groups whose turn has come among them (out of the turns).
+-- of its set, with their scores (by id); and the fairness groups whose turn has come
+-- among them (out of the turns, which go by now, not the horizon).
 local function take_due(sets, limit)
+    local scores = {}
     if #sets == 1 then  -- priority 0 alone, the common case: the set's own order
-        local ids = redis.call('ZRANGEBYSCORE', sets[1][2], '-inf', now, 'LIMIT', 0, limit)
+        local got = redis.call('ZRANGEBYSCORE', sets[1][2], '-inf', horizon, 'WITHSCORES',
+            'LIMIT', 0, limit)
+        local ids = {}
+        for i = 1, #got, 2 do
+            ids[#ids + 1], scores[got[i]] = got[i], got[i + 1]
+        end
         if #ids > 0 then
             redis.call('ZREM', sets[1][2], unpack(ids))
         end
-        return ids, {}
+        return ids, {}, scores
     end
     local picks = {}
     for _, set in ipairs(sets) do
-        local got = redis.call('ZRANGEBYSCORE', set[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+        local got = redis.call('ZRANGEBYSCORE', set[2], '-inf', set[3] and now or horizon,
+            'WITHSCORES', 'LIMIT', 0, limit)
         for i = 1, #got, 2 do
             picks[#picks + 1] = {got[i], tonumber(got[i + 1]) - set[1] * aging, set[2], #picks}
+            scores[got[i]] = got[i + 1]
         end
     end
     table.sort(picks, function(a, b)
@@ -178,7 +200,7 @@ local function take_due(sets, limit)
     for key, members in pairs(by_set) do
         redis.call('ZREM', key, unpack(members))
     end
-    return ids, groups
+    return ids, groups, scores
 end
 
 local TURNS_A_MS = 1024  -- turns told apart within one millisecond (exact in a double)
@@ -237,9 +259,9 @@ for k = 1, 3 do
     local limit = tonumber(ARGV[5 + k])
     local sets = used_levels(kinds[k])
     if limit > 0 then
-        local ids, groups = take_due(sets, limit)
+        local ids, groups, scores = take_due(sets, limit)
         for _, id in ipairs(ids) do
-            claim(id, kinds[k])
+            claim(id, kinds[k], false, scores[id])
         end
         if #groups > 0 then
             serve_turns(kinds[k], groups, limit - #ids)

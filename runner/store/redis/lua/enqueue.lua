@@ -248,7 +248,7 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         -- Only what the scripts need: a waiting job's hash is most of its memory. The
         -- key names the id; when it was created and changed is in its history.
         local fields = {'task', job[2], 'kind', kind, 'args', job[4], 'kwargs', job[5],
-            'due_at', string.format('%d', due), 'state', target, 'attempt', attempt,
+            'due_at', string.format('%d', math.ceil(due)), 'state', target, 'attempt', attempt,
             'max_attempts', job[7], 'seq', seq}
         for field, value in pairs(job[8]) do
             fields[#fields + 1] = field
@@ -285,7 +285,7 @@ for i, job in ipairs(cjson.decode(ARGV[5])) do
         elseif group then
             wait_fair(id, kind, group, due)  -- it waits for its group's turn (see lib.lua)
         else
-            redis.call('ZADD', due_key, due, id)
+            redis.call('ZADD', due_key, string.format('%.17g', due), id)  -- its microseconds too
         end
         if not deps and due < earliest[due_key] then
             earliest[due_key] = due
