@@ -67,3 +67,12 @@ def span(path: str) -> tuple[int, float]:
     if not rows:
         return 0, 0.0
     return len(rows), max(end for _, end in rows) - min(start for start, _ in rows)
+
+
+def stretched(path: str, slots: int) -> float:
+    """The bodies' own time through `slots` slots: the sum of each body's span (start
+    to end, as long as the machine stretched it) over the slots. What a pool that lost
+    no time between two bodies would take on this machine, in this run."""
+    with open(path, encoding="utf-8") as file:
+        rows = [tuple(map(float, line.split())) for line in file if line.strip()]
+    return sum(end - start for start, end in rows) / slots

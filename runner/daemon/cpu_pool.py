@@ -242,8 +242,9 @@ class CpuPool:
         return sorted(worker.pid for worker in self._workers)
 
     def begin(
-        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
-    ) -> Awaitable[Any]:
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = "",
+        queue: str = "default",
+    ) -> Awaitable[Any]:  # fmt: skip
         """Send the job now to an idle worker (slots are only taken while one is idle)."""
         try:
             request = orjson.dumps([task.settings.target, args, kwargs])

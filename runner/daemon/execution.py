@@ -155,10 +155,7 @@ class JobExecution:
         may no longer be the current one for its kind)."""
         started = time.perf_counter()
         try:
-            task = self.registry.get(job.task)
-            if job.timeout is not None:  # set for this job by an update
-                task = replace(task, settings=replace(task.settings, timeout=job.timeout))
-            args, kwargs = _decode(job)
+            task, args, kwargs = self.prepare(job)
         except Exception as exc:
             slot.release()
             self._log_started(job)
@@ -169,7 +166,25 @@ class JobExecution:
             slot.release()
             executor = self.executors[task.kind]
             executor.acquire()
-        work = executor.begin(task, args, kwargs, job.id)  # frees the slot when done
+        work = executor.begin(task, args, kwargs, job.id, job.queue)  # frees the slot when done
+        self._log_started(job)
+        return self._see_through(job, task, work, started=started, args=args, kwargs=kwargs)
+
+    def prepare(self, job: ClaimedJob) -> tuple[Task, list[Any], dict[str, Any]]:
+        """The job's task (with its own timeout, if an update set one) and arguments;
+        raises what makes the job fail before it begins (an unknown task, bad JSON)."""
+        task = self.registry.get(job.task)
+        if job.timeout is not None:  # set for this job by an update
+            task = replace(task, settings=replace(task.settings, timeout=job.timeout))
+        args, kwargs = _decode(job)
+        return task, args, kwargs
+
+    def adopt(
+        self, job: ClaimedJob, task: Task, work: Awaitable[Any], *,
+        args: list[Any], kwargs: dict[str, Any], started: float,
+    ) -> Coroutine[Any, Any, None]:  # fmt: skip
+        """A job an io thread claimed and began on its own (self_claim.py): logged and
+        seen to its outcome from here, as any other."""
         self._log_started(job)
         return self._see_through(job, task, work, started=started, args=args, kwargs=kwargs)
 

@@ -20,7 +20,7 @@ import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,9 +56,11 @@ class Executor(Protocol):
     def release(self) -> None: ...
 
     def begin(
-        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
-    ) -> Awaitable[Any]:
-        """Begin the work now where the executor can; the awaitable gives its result."""
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = "",
+        queue: str = "default",
+    ) -> Awaitable[Any]:  # fmt: skip
+        """Begin the work now where the executor can; the awaitable gives its result.
+        `queue`: the job's, where an io thread looks for its own next job."""
         ...
 
     async def close(self, wait: bool) -> None: ...
@@ -98,8 +100,9 @@ class AsyncExecutor:
         self._on_free()
 
     def begin(
-        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
-    ) -> Awaitable[Any]:
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = "",
+        queue: str = "default",
+    ) -> Awaitable[Any]:  # fmt: skip
         return self._run(task, args, kwargs)  # runs on the loop: it begins when awaited
 
     async def _run(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -120,6 +123,12 @@ class AsyncExecutor:
         """Async jobs are tasks of the engine, which cancels them itself."""
 
 
+# A thread's own next job (runner/daemon/self_claim.py): given the queue of the job
+# that just ended, the next one's call, the future its outcome goes to, and its queue;
+# None when there is none (the thread is free, and the pump claims as before).
+NextJob = Callable[[str], "tuple[Callable[[], Any], Future[Any], str] | None"]
+
+
 class ThreadExecutor:
     """Blocking functions in a thread pool.
 
@@ -127,14 +136,20 @@ class ThreadExecutor:
     timed out, but its thread stays counted as busy until the function returns.
     Every thread starts with the pool, not with the first jobs: the first claim
     then starts a full pool's work at once instead of one new thread at a time.
+    With `next_job`, a thread whose job ended claims its own next job and runs it,
+    keeping its slot: the loop takes that job over (its lease, cancel, timeout and
+    logs) while it already runs.
     """
 
     kind = "io"
 
-    def __init__(self, threads: int, on_free: Callable[[], None]) -> None:
+    def __init__(
+        self, threads: int, on_free: Callable[[], None], next_job: NextJob | None = None
+    ) -> None:
         self.threads = threads
         self.busy = 0
         self._on_free = on_free
+        self.next_job = next_job
         # Threads whose job ran past its timeout: (job id, since when in ms), in order.
         self._overdue: dict[asyncio.Future[Any], tuple[str, int]] = {}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="runner-io")
@@ -154,25 +169,57 @@ class ThreadExecutor:
         self._on_free()
 
     def begin(
-        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = ""
-    ) -> Awaitable[Any]:
-        loop = asyncio.get_running_loop()
+        self, task: Task, args: list[Any], kwargs: dict[str, Any], job_id: str = "",
+        queue: str = "default",
+    ) -> Awaitable[Any]:  # fmt: skip
+        first: Future[Any] = Future()
+        call = functools.partial(task.func, *args, **kwargs)
         try:
-            future = loop.run_in_executor(self._pool, functools.partial(task.func, *args, **kwargs))
+            thread = self._pool.submit(self._run_on, call, first, queue)
         except RuntimeError as exc:  # the pool was shut down: the job's failure, told later
             self.release()
             return failing(exc)
-        future.add_done_callback(self._freed)
+        asyncio.wrap_future(thread).add_done_callback(self._freed)
+        return self.result(task, first, job_id)
+
+    def _run_on(self, call: Callable[[], Any], outcome: Future[Any], queue: str) -> None:
+        """In the thread: run the job, then the thread's own next ones while it finds
+        any (next_job), each outcome into its own future."""
+        while True:
+            try:
+                outcome.set_result(call())
+            except BaseException as exc:  # whatever a task raises is its job's failure
+                outcome.set_exception(exc)
+            next_job = self.next_job
+            found = next_job(queue) if next_job is not None else None
+            if found is None:
+                return
+            call, outcome, queue = found
+
+    def _freed(self, thread: asyncio.Future[Any]) -> None:
+        """The thread is free again (its last job ended and it found no next one)."""
+        if not thread.cancelled():
+            thread.exception()
+        self.release()
+
+    def result(self, task: Task, outcome: Future[Any], job_id: str) -> Awaitable[Any]:
+        """The job's outcome, as it comes from its thread, timed out on the loop."""
+        future = asyncio.wrap_future(outcome)
+        future.add_done_callback(self._ended)
         return self._result(task, future, job_id)
 
-    def _freed(self, future: asyncio.Future[Any]) -> None:
-        """The thread is free again. The function's error is read here too: when its job
-        was cancelled or timed out meanwhile, nobody awaits it any more, and asyncio
-        would report it at collection as never retrieved."""
+    def drop(self, outcome: Future[Any]) -> None:
+        """A job's outcome nobody waits for (it was cancelled before the loop took it
+        over): read when it comes, so that no error goes unretrieved."""
+        asyncio.wrap_future(outcome).add_done_callback(self._ended)
+
+    def _ended(self, future: asyncio.Future[Any]) -> None:
+        """The function returned. Its error is read here too: when its job was
+        cancelled or timed out meanwhile, nobody awaits it any more, and asyncio would
+        report it at collection as never retrieved."""
         if not future.cancelled():
             future.exception()
         self._overdue.pop(future, None)
-        self.release()
 
     async def _result(self, task: Task, future: asyncio.Future[Any], job_id: str) -> Any:
         if task.settings.timeout is None:
@@ -189,10 +236,12 @@ class ThreadExecutor:
             ) from None
 
     async def close(self, wait: bool) -> None:
+        self.next_job = None
         await asyncio.to_thread(self._pool.shutdown, wait=wait, cancel_futures=True)
 
     def retire(self) -> None:
         """Take no more jobs; threads still running finish their job, then end."""
+        self.next_job = None
         self._pool.shutdown(wait=False)
 
 

@@ -29,7 +29,7 @@ async def resize_pools(
     if new.io_threads != old.io_threads:
         retired_io = pools["io"]
         assert isinstance(retired_io, ThreadExecutor)
-        pools["io"] = ThreadExecutor(new.io_threads, on_free)
+        pools["io"] = ThreadExecutor(new.io_threads, on_free, retired_io.next_job)
         retired_io.retire()
     if new.cpu_processes != old.cpu_processes:
         pool = CpuPool(new.cpu_processes, on_free)

@@ -59,6 +59,10 @@ class Pump:
         # left is not claimable yet (a fairness turn, a rate), so it is asked for at its
         # due time, not a lead before it.
         self._horizon = 0.0
+        # The one queue served, when the daemon serves one (its io threads may then
+        # claim their own next job: self_claim.py); None with several, or before the
+        # first look.
+        self.sole_queue: str | None = None
         self.store = store
         self.queues = queues
         self.aging_ms = aging_ms
@@ -142,6 +146,7 @@ class Pump:
         if not any(free.values()):
             return None
         weights = await self.served()
+        self.sole_queue = next(iter(weights)) if len(weights) == 1 else None
         now = self.clock.now_ms()
         horizon = self.clock.now() * 1000 + self.lead.ms
         ready = [q for q in weights if self._has_due(q, free, horizon)]
@@ -169,6 +174,20 @@ class Pump:
     def _offer_counts(self, queues: Iterable[str]) -> dict[str, tuple[int, int]]:
         return {q: (self._offers.get(q, 0), self._offers.get(None, 0)) for q in queues}
 
+    def may_be_due(self, queue: str, kind: str, now_ms: int) -> bool:
+        """Whether a job of `kind` may be due in `queue` now, as far as the last claims
+        and wake-ups tell (read from io threads: one dict read at a time)."""
+        due = self._due.get(queue)
+        at = None if due is None else due.get(kind)
+        return due is None or (at is not None and at <= now_ms)
+
+    def note_set_aside(self, queue: str, set_aside: Iterable[tuple[str, str]]) -> None:
+        """Jobs a claim found malformed and set aside: said in the log, counted."""
+        for job_id, reason in set_aside:
+            log.error("job set aside", job_id=job_id, state="failed", error=reason, queue=queue)
+            if self.metrics is not None:
+                self.metrics.set_aside()
+
     def _has_due(self, queue: str, free: Mapping[str, int], horizon: float) -> bool:
         due = self._due.get(queue)
         if due is None:
@@ -179,10 +198,7 @@ class Pump:
         self, queue: str, limits: Mapping[str, int], claimed: ClaimResult, now: int
     ) -> None:
         """Start what was claimed; note when the queue has more due, per kind."""
-        for job_id, reason in claimed.set_aside:
-            log.error("job set aside", job_id=job_id, state="failed", error=reason, queue=queue)
-            if self.metrics is not None:
-                self.metrics.set_aside()
+        self.note_set_aside(queue, claimed.set_aside)
         counts = dict.fromkeys(limits, 0)
         for job in claimed.jobs:
             counts[job.kind] += 1

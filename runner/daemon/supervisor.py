@@ -29,7 +29,7 @@ from runner.daemon.cpu_pool import CpuPool
 from runner.daemon.cron_service import CronService
 from runner.daemon.drain import stop_when_drained
 from runner.daemon.execution import JobExecution
-from runner.daemon.executors import Executor, Occupancy
+from runner.daemon.executors import Executor, Occupancy, ThreadExecutor
 from runner.daemon.finisher import Finisher
 from runner.daemon.hand_out import HandOut
 from runner.daemon.history_keeper import HistoryKeeper
@@ -44,6 +44,7 @@ from runner.daemon.pump import Pump, listen_for_wakeups
 from runner.daemon.recorders import Recorders
 from runner.daemon.reload import read_reload
 from runner.daemon.retired_ids import RetiredIds
+from runner.daemon.self_claim import Adoptions, SelfClaims
 from runner.daemon.stops import RunStops
 from runner.daemon.watchdog import paused_note, reloading, run_notifier, status_or_reason
 from runner.errors import StoreError
@@ -54,7 +55,7 @@ from runner.notify.service import NotifyService
 from runner.servers.connect import Connections
 from runner.sources.metrics import SourceMetrics
 from runner.sources.service import SourcesService
-from runner.store import DaemonInfo, HistoryStore, Parking, PgStore
+from runner.store import DaemonInfo, HistoryStore, Parking, PgStore, ThreadClaims
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
 
@@ -67,7 +68,7 @@ def new_daemon_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
-class Daemon(RunStops):
+class Daemon(RunStops, Adoptions):
     def __init__(
         self,
         settings: Settings,
@@ -98,7 +99,7 @@ class Daemon(RunStops):
         self.pump = Pump(
             store,
             executors=self.executors,
-            start=self._start_job,
+            start=self.start_claimed,
             daemon=self.id,
             clock=clock,
             batch=settings.claim_batch,
@@ -174,7 +175,7 @@ class Daemon(RunStops):
         running = self._running_by_kind()
         return {kind: (running[kind], ex.capacity()) for kind, ex in self.executors.items()}
 
-    def _start_job(self, job: ClaimedJob) -> None:
+    def start_claimed(self, job: ClaimedJob) -> None:
         if self._cancelled.pop((job.id, job.claim), None) is not None:
             log.info("job cancelled before it started", job_id=job.id, task=job.task,
                      attempt=job.attempt, state="cancelled")  # fmt: skip
@@ -242,6 +243,7 @@ class Daemon(RunStops):
     async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
         """Run until `stop` is set (or, with `drain`, until no work is left)."""
         await self.cpu_pool().start()
+        claims = self._let_threads_claim()
         async with asyncio.TaskGroup() as group:
             coroutines: dict[str, Coroutine[Any, Any, None]] = {
                 "pump": self.pump.run(),
@@ -286,8 +288,20 @@ class Daemon(RunStops):
             notify("STOPPING=1")
             log.info("daemon stopping", daemon=self.id, running=len(self.active))
             await self._shutdown(services)
+        claims.close()
         log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
         flush_logs()
+
+    def _let_threads_claim(self) -> ThreadClaims:
+        """A freed io thread claims its own next job (self_claim.py), on a blocking
+        client of its own: a connection a thread at most."""
+        pool = self.executors["io"]
+        assert isinstance(pool, ThreadExecutor)
+        conns = self.conns
+        claims = conns.redis_store.thread_claims(conns.redis_url, self.settings.redis_cluster)
+        own = SelfClaims(claims, self.pump, self.execution, self, self.clock)
+        pool.next_job = own.next_job
+        return claims
 
     def _service_ended(self, stop: asyncio.Event, service: asyncio.Task[None]) -> None:
         """A service ends only when the daemon stops it. Any other end is a bug in

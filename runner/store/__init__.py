@@ -36,6 +36,7 @@ from runner.store.redis.status import DaemonInfo
 from runner.store.redis.store import RedisStore
 from runner.store.redis.stream import StreamEntry
 from runner.store.redis.stream_set import StreamSet
+from runner.store.redis.thread_claims import ThreadClaims
 from runner.store.redis.waiting import WaitingForResume
 from runner.store.revival import REVIVING, revive_for
 
@@ -66,6 +67,7 @@ __all__ = [
     "SourceStream",
     "StreamEntry",
     "StreamSet",
+    "ThreadClaims",
     "WaitingForResume",
     "WebhookAttempts",
     "check_limit",

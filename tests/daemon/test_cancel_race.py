@@ -34,7 +34,7 @@ async def test_a_cancel_right_after_the_claim_gives_the_slot_back() -> None:
         for kind, task in (("async", "sleep_async"), ("io", "sleep_io"), ("cpu", "burn_cpu")):
             executor = daemon.executors[kind]
             job = ClaimedJob(f"j-{kind}", task, kind, 1, 2, 1, "[0.5]", "{}", 0)
-            daemon._start_job(job)  # what the pump does with a claim
+            daemon.start_claimed(job)  # what the pump does with a claim
             message = orjson.dumps([job.id, daemon.id, job.claim]).decode()
             daemon._cancel_requested(message)  # read in the same turn
             assert job.id not in daemon.active
@@ -45,7 +45,7 @@ async def test_a_cancel_right_after_the_claim_gives_the_slot_back() -> None:
             assert executor.capacity() == 1, kind
         # Another daemon's cancel, or one for an earlier run, is not ours to act on.
         job = ClaimedJob("mine", "sleep_async", "async", 2, 5, 3, "[0.01]", "{}", 0)
-        daemon._start_job(job)
+        daemon.start_claimed(job)
         daemon._cancel_requested(orjson.dumps([job.id, "other", 5]).decode())
         daemon._cancel_requested(orjson.dumps([job.id, daemon.id, 3]).decode())
         daemon._cancel_requested("not json")
@@ -63,11 +63,11 @@ async def test_a_cancel_after_the_outcome_never_stops_the_next_run() -> None:
     submitted: list[Outcome] = []
     daemon.finisher.submit = submitted.append  # type: ignore[method-assign,assignment]  # no Redis here
     first = ClaimedJob("j", "echo", "async", 1, 2, 1, '["x"]', "{}", 0)
-    daemon._start_job(first)
+    daemon.start_claimed(first)
     await eventually(lambda: bool(submitted))  # its body ended: the outcome is submitted
     daemon._cancel_requested(orjson.dumps(["j", daemon.id, first.claim]).decode())
     second = first._replace(claim=first.claim + 3)  # cancel, retry, claim: same attempt
-    daemon._start_job(second)
+    daemon.start_claimed(second)
     assert daemon.active["j"] is second
     daemon._finished(submitted[:1], [0])  # the first run's outcome, fenced off
     assert daemon.active.get("j") is second

@@ -41,6 +41,12 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
+def blocking_options() -> dict[str, Any]:
+    """The same options for a blocking (threads') client; a bounded socket timeout
+    there, since a thread cannot be cancelled as a task can."""
+    return {**_OPTIONS, "socket_timeout": 5}
+
+
 class _Cluster(RedisCluster):
     """The cluster client, keeping the URL it was opened with: a reader that blocks
     (own_connection) opens a client of its own from it."""

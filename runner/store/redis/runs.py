@@ -43,6 +43,42 @@ def _seconds(value: str | None) -> float | None:
     return seconds if 0 < seconds < float("inf") else None
 
 
+def claim_args(
+    now_ms: int, limits: Mapping[str, int], daemon: str, lease_until_ms: int, *,
+    aging_ms: int, horizon_ms: float | None = None,
+) -> list[Any]:  # fmt: skip
+    """claim.lua's ARGV: one place, for the loop's claims and an io thread's own."""
+    limit = [limits.get(kind, 0) for kind in KINDS]
+    horizon = "" if horizon_ms is None else repr(float(horizon_ms))  # every digit
+    return [now_ms, daemon, lease_until_ms, _CLAIM.sources_argv, _target("claim"), *limit,
+            State.FAILED, ALL_TASKS, aging_ms, horizon]  # fmt: skip
+
+
+def claimed(reply: Any, queue: str) -> ClaimResult:
+    """claim.lua's reply: the jobs claimed from `queue`, what is due next, what was set
+    aside."""
+    flat, nexts, aside = reply
+    jobs = [
+        ClaimedJob(
+            id=flat[i],
+            task=flat[i + 1],
+            kind=flat[i + 2],
+            attempt=int(flat[i + 3]),
+            claim=int(flat[i + 9]),
+            max_attempts=int(flat[i + 4]),
+            args_json=flat[i + 5],
+            kwargs_json=flat[i + 6],
+            due_at_ms=float(flat[i + 7]),
+            timeout=_seconds(flat[i + 8]),
+            queue=queue,
+        )
+        for i in range(0, len(flat), 10)
+    ]
+    next_due = {kind: float_or_none(value) for kind, value in zip(KINDS, nexts, strict=True)}
+    set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
+    return ClaimResult(jobs, next_due, set_aside)
+
+
 class RunStore:
     redis: Redis
     keys: Keys
@@ -100,33 +136,13 @@ class RunStore:
         self, now_ms: int, limits: dict[str, int], daemon: str, lease_until_ms: int,
         aging_ms: int, *, horizon_ms: float | None,
     ) -> ScriptCall:  # fmt: skip
-        limit = [limits.get(kind, 0) for kind in KINDS]
-        horizon = "" if horizon_ms is None else repr(float(horizon_ms))  # every digit
-        args = [now_ms, daemon, lease_until_ms, _CLAIM.sources_argv, _target("claim"), *limit,
-                State.FAILED, ALL_TASKS, aging_ms, horizon]  # fmt: skip
+        args = claim_args(
+            now_ms, limits, daemon, lease_until_ms, aging_ms=aging_ms, horizon_ms=horizon_ms
+        )
         return ScriptCall(self.scripts.claim, self.keys.claim, args)
 
     def _claimed(self, reply: Any) -> ClaimResult:
-        flat, nexts, aside = reply
-        jobs = [
-            ClaimedJob(
-                id=flat[i],
-                task=flat[i + 1],
-                kind=flat[i + 2],
-                attempt=int(flat[i + 3]),
-                claim=int(flat[i + 9]),
-                max_attempts=int(flat[i + 4]),
-                args_json=flat[i + 5],
-                kwargs_json=flat[i + 6],
-                due_at_ms=float(flat[i + 7]),
-                timeout=_seconds(flat[i + 8]),
-                queue=self.keys.queue,
-            )
-            for i in range(0, len(flat), 10)
-        ]
-        next_due = {kind: float_or_none(value) for kind, value in zip(KINDS, nexts, strict=True)}
-        set_aside = [(aside[i], aside[i + 1]) for i in range(0, len(aside), 2)]
-        return ClaimResult(jobs, next_due, set_aside)
+        return claimed(reply, self.keys.queue)
 
     @on_redis
     async def finish(self, now_ms: int, daemon: str, outcomes: Sequence[Outcome]) -> list[int]:

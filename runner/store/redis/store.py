@@ -37,6 +37,7 @@ from runner.store.redis.runs import RunStore
 from runner.store.redis.scripts import Scripts, check_scripts
 from runner.store.redis.status import StatusStore
 from runner.store.redis.stream import EventStream
+from runner.store.redis.thread_claims import ThreadClaims
 from runner.store.redis.upgrade import upgrade_job_hashes
 from runner.store.redis.wakeups import listen, publish_command
 
@@ -96,6 +97,11 @@ class RedisStore(
         self._views: dict[str, RedisStore] = {keys.queue: self}
         self._registered: set[str] = set()
         self._names: tuple[float, list[str]] | None = None
+
+    def thread_claims(self, url: str, cluster: bool) -> ThreadClaims:
+        """Claims from threads (an io thread's own next job), on a blocking client of
+        the same server, with this store's keys."""
+        return ThreadClaims(url, cluster, self.keys)
 
     def queue(self, name: str) -> RedisStore:
         """The store of queue `name`: the same connection, that queue's keys."""
