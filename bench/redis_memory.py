@@ -35,13 +35,15 @@ from runner import Client
 from runner.config.settings import load_settings
 from runner.servers.embedded import EmbeddedServers
 from runner.store import redis_client
+from tests.chaos.servers import DEBIAN_REDIS, RedisServer
 
 NEAR_JOBS = 100_000
 EVENTS_KEEP_S = 1  # recorded transitions are trimmed after this (runner's default: 2 minutes)
 NEAR_DUE_S = 59 * 60.0  # the latest minute inside runner's default one-hour park horizon
 FAR_JOBS = 1_000_000
 CHUNK = 2000
-NEAR_TARGET_BYTES = 250  # per near-term job, recorder running
+NEAR_TARGET_BYTES = 200  # per near-term job, recorder running, on the embedded Valkey
+DEBIAN_TARGET_BYTES = 250  # the same on Debian's Redis 7 (no key embedded in its entry)
 FAR_TARGET_BYTES = 5_000_000  # for all the far jobs, parking on
 DAY_S = 86400.0
 
@@ -75,18 +77,24 @@ class MemoryFigures:
     due_member_bytes: float
     parked: Growth
     unparked: Growth
+    debian: tuple[str, Growth] | None = None  # the near figure on Debian's Redis
 
     def targets(self) -> dict[str, bool]:
-        return {
+        met = {
             "near_bytes_per_job": self.near.per_job <= NEAR_TARGET_BYTES,
             "far_parked_growth": self.parked.bytes < FAR_TARGET_BYTES,
         }
+        if self.debian is not None:
+            met["near_bytes_per_job_debian"] = self.debian[1].per_job <= DEBIAN_TARGET_BYTES
+        return met
 
     def as_json(self) -> dict[str, Any]:
         return {
             "server": self.server, "near": self.near.as_json(),
             "job_hash_bytes": self.job_hash_bytes, "due_member_bytes": self.due_member_bytes,
             "far_parked": self.parked.as_json(), "far_not_parked": self.unparked.as_json(),
+            "debian": None if self.debian is None else
+            {"server": self.debian[0], "near": self.debian[1].as_json()},
             "targets": self.targets(),
         }  # fmt: skip
 
@@ -98,10 +106,11 @@ def in_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
-def _config(servers: EmbeddedServers, folder: Path, phase: str, parking: bool, db: int) -> Path:
+def _config(servers: EmbeddedServers, folder: Path, phase: str, parking: bool, db: int, *,
+            redis_url: str | None = None) -> Path:  # fmt: skip
     log_file = folder / f"{phase}.log"
     path = write_config(
-        folder / f"{phase}.toml", in_db(servers.redis_url, db), servers.database_url,
+        folder / f"{phase}.toml", in_db(redis_url or servers.redis_url, db), servers.database_url,
         "runner", log_file,  # the default prefix, as in production: it is in every key
     )  # fmt: skip
     path.write_text(path.read_text() + f'[events]\nkeep = "{EVENTS_KEEP_S}s"\n')
@@ -138,8 +147,9 @@ async def _grow(client: Client, jobs: int, delay: Any) -> Growth:
 
 
 def _phase(servers: EmbeddedServers, folder: Path, phase: str, *, parking: bool, db: int,
-           work: Any) -> Any:  # fmt: skip
-    config = _config(servers, folder, phase, parking, db)
+           work: Any, redis_url: str | None = None) -> Any:  # fmt: skip
+    """`work` on a daemon of this phase's config (on `redis_url`, else the servers')."""
+    config = _config(servers, folder, phase, parking, db, redis_url=redis_url)
     settings = load_settings(config, env={})
     with RunnerDaemon(config, folder / f"{phase}.log", folder / f"{phase}.out") as daemon:
         daemon.wait_for_line("daemon ready", 60)
@@ -163,18 +173,36 @@ async def _near(client: Client, jobs: int) -> tuple[Growth, int, float]:
     return growth, hash_bytes, due_bytes / jobs
 
 
-def near(servers: EmbeddedServers, folder: Path, jobs: int = NEAR_JOBS
-         ) -> tuple[Growth, int, float]:  # fmt: skip
+def near(servers: EmbeddedServers, folder: Path, jobs: int = NEAR_JOBS,
+         redis_url: str | None = None) -> tuple[Growth, int, float]:  # fmt: skip
     """`jobs` no-op jobs due in 59 minutes, on a daemon of runner's defaults in Redis
-    database 1: the growth, one job's hash and one due-set member, in bytes."""
+    database 1 (of `redis_url`, else the servers'): the growth, one job's hash and one
+    due-set member, in bytes."""
 
     def near_jobs_in(client: Client) -> Any:
         return _near(client, jobs)
 
+    phase = "memory-near" if redis_url is None else "memory-near-debian"
     found: tuple[Growth, int, float] = _phase(
-        servers, folder, "memory-near", parking=True, db=1, work=near_jobs_in
+        servers, folder, phase, parking=True, db=1, work=near_jobs_in, redis_url=redis_url
     )
     return found
+
+
+def near_on_debian(servers: EmbeddedServers, folder: Path) -> tuple[str, Growth] | None:
+    """The near figure on the distribution's Redis (Debian's redis-server, `make
+    debian-servers`), whose memory per key the embedded Valkey does not show; None
+    where it is not installed."""
+    if not DEBIAN_REDIS.exists():
+        print(f"{DEBIAN_REDIS} is missing: `make debian-servers` installs it", file=sys.stderr)
+        return None
+    redis = RedisServer(DEBIAN_REDIS, folder / "debian-redis")
+    redis.start()
+    try:
+        growth, _, _ = near(servers, folder, redis_url=redis.url)
+        return asyncio.run(_server_version(redis.url)), growth
+    finally:
+        redis.stop()
 
 
 def measure(servers: EmbeddedServers, folder: Path, far_jobs: int = FAR_JOBS) -> MemoryFigures:
@@ -188,13 +216,15 @@ def measure(servers: EmbeddedServers, folder: Path, far_jobs: int = FAR_JOBS) ->
         return _grow(client, far_jobs, far)
 
     near_growth, hash_bytes, member = near(servers, folder)
+    debian = near_on_debian(servers, folder)
     # Not parked first: a daemon with parking off puts every parked job it finds in
     # the database into Redis, and the phases share one database.
     unparked = _phase(servers, folder, "memory-unparked", parking=False, db=3, work=far_jobs_in)
     parked = _phase(servers, folder, "memory-parked", parking=True, db=2, work=far_jobs_in)
     asyncio.run(_forget_parked(servers.database_url))
     server = asyncio.run(_server_version(servers.redis_url))
-    return MemoryFigures(server, near_growth, hash_bytes, round(member, 1), parked, unparked)
+    return MemoryFigures(server, near_growth, hash_bytes, round(member, 1), parked, unparked,
+                         debian)  # fmt: skip
 
 
 async def _forget_parked(database_url: str) -> None:
@@ -221,11 +251,19 @@ def render(f: MemoryFigures) -> str:
         return "ok" if ok else "MISSED"
 
     t = f.targets()
+    debian = []
+    if f.debian is not None:
+        server, growth = f.debian
+        debian = [
+            f"  due in 59 min       {growth.per_job:>8.0f} B/job   target <= {DEBIAN_TARGET_BYTES}"
+            f"  {mark(t['near_bytes_per_job_debian'])}   (on {server}, Debian's)"
+        ]
     return "\n".join([
         f"redis memory ({f.server}, recorder running)",
         f"  due in 59 min       {f.near.per_job:>8.0f} B/job   target <= {NEAR_TARGET_BYTES}"
         f"  {mark(t['near_bytes_per_job'])}   (hash {f.job_hash_bytes} B, due-set member"
         f" {f.due_member_bytes:.0f} B)",
+        *debian,
         f"  {f.parked.jobs:,} far, parked    {f.parked.bytes / 1e6:>8.2f} MB in all"
         f"   target < {FAR_TARGET_BYTES / 1e6:.0f} MB  {mark(t['far_parked_growth'])}"
         f"   enqueue {f.parked.rate:,.0f} jobs/s",

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from runner.clock import Clock
 from runner.config.values import MAX_LEAD_S
@@ -75,18 +74,18 @@ async def hold_until(due_ms: float, clock: Clock, spin: float) -> None:
 async def start_when_due(
     job: ClaimedJob,
     slot: Executor,
-    start: Callable[[ClaimedJob, Executor], Coroutine[Any, Any, None] | None],
+    begin: Callable[[ClaimedJob, Executor], None],
     clock: Clock,
     spin: float,
 ) -> None:
     """A held job's task: its slot (acquired at claim) and its lease are kept while it
-    waits, and `start` begins its attempt at its due time exactly. Cancelled meanwhile
-    (by request, or at shutdown), it gives its slot back and never starts."""
+    waits, and `begin` starts its attempt at its due time exactly, as a task of its own
+    (the one a cancel stops from then on; awaited from here, a GeneratorExit its body
+    raised would pass through the extra frame). Cancelled meanwhile (by request, or at
+    shutdown), it gives its slot back and never starts."""
     try:
         await hold_until(job.due_at_ms, clock, spin)
     except asyncio.CancelledError:
         slot.release()
         raise
-    attempt = start(job, slot)
-    if attempt is not None:
-        await attempt
+    begin(job, slot)

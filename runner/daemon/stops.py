@@ -1,6 +1,7 @@
 """Stopping a run this daemon owns, its outcome unwanted: cancelled by request (the
-cancel message, or a lease renewal that finds it cancelled), or its lease lost to
-another daemon. A base of the Daemon (daemon/supervisor.py), which owns the runs.
+cancel message, or a lease renewal that finds it cancelled), its lease lost to
+another daemon, or still running when the daemon stops and its grace ran out (handed
+back). A base of the Daemon (daemon/supervisor.py), which owns the runs.
 
 Every run is named by its claim (ClaimedJob.claim), never by the job id alone: a job
 cancelled as its body ends can be retried and claimed here again before the first
@@ -10,12 +11,15 @@ run's outcome is answered, and a stop meant for one run must never reach the nex
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import orjson
 
+from runner.clock import Clock
+from runner.daemon.finisher import Finisher
 from runner.daemon.metrics import UNKNOWN_TASK, Metrics
-from runner.jobs import ClaimedJob
+from runner.jobs import ClaimedJob, Outcome
 from runner.logs import get_logger
 
 log = get_logger()
@@ -23,6 +27,8 @@ log = get_logger()
 
 class RunStops:
     id: str
+    clock: Clock
+    finisher: Finisher
     metrics: Metrics | None
     active: dict[str, ClaimedJob]  # claimed here, outcome not yet in Redis
     _ended: set[tuple[str, int]]  # of those, the runs (job id, claim) whose outcome is sent
@@ -30,6 +36,39 @@ class RunStops:
     # Runs (job id, claim) cancelled by request whose claim this daemon may not have
     # seen yet (the message can overtake the claim's reply) -> when (monotonic).
     _cancelled: dict[tuple[str, int], float]
+
+    async def _wind_down(self, grace: float) -> None:
+        """At shutdown, once nothing is claimed any more: running jobs get `grace` seconds
+        to end (a held job starts meanwhile, as a task of its own, given the rest); those
+        still running then are handed back, uncounted, and stopped."""
+        deadline = time.monotonic() + grace
+        late = set(self._job_tasks)
+        while late and time.monotonic() < deadline:
+            _, late = await asyncio.wait(late, timeout=deadline - time.monotonic())
+            late |= {task for task in self._job_tasks if not task.done()}
+        if late:
+            self._give_back([self._job_tasks[task] for task in late if task in self._job_tasks])
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late)
+
+    def _give_back(self, jobs: list[ClaimedJob]) -> None:
+        """Jobs still running when the grace ran out go back to the schedule, due now,
+        and the attempt does not count: stopping a daemon is not the job's failure."""
+        now = self.clock.now_ms()
+        for job in jobs:
+            due = max(now, math.ceil(job.due_at_ms))  # a held job: not before its time
+            self.finisher.submit(
+                Outcome(
+                    job.id, job.attempt, job.claim, "release", due_at_ms=due, give_back=True,
+                    detail_json='{"reason":"daemon stopped before the job ended"}',
+                    queue=job.queue,
+                )
+            )  # fmt: skip
+            log.warning(
+                "job handed back at shutdown", job_id=job.id, task=job.task,
+                attempt=job.attempt, state="scheduled",
+            )  # fmt: skip
 
     def _has_ended(self, job: ClaimedJob) -> bool:
         return (job.id, job.claim) in self._ended

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import math
 import os
 import secrets
 import socket
@@ -183,17 +182,20 @@ class Daemon(RunStops, Adoptions):
         slot = self.executors[job.kind]
         slot.acquire()  # now, so the next claim already counts it
         self.active[job.id] = job
-        if job.due_at_ms > self.clock.now() * 1000:  # claimed inside the lead
-            task = asyncio.create_task(
-                start_when_due(
-                    job, slot, self.execution.start, self.clock, self.settings.timer_spin
-                )
-            )
-        else:
-            attempt = self.execution.start(job, slot)
-            if attempt is None:  # ended before it began; its outcome is on its way
-                return
-            task = asyncio.create_task(attempt)
+        if job.due_at_ms <= self.clock.now() * 1000:
+            self._begin(job, slot)
+            return
+        spin = self.settings.timer_spin  # claimed inside the lead: held until its due time
+        self._track(job, start_when_due(job, slot, self._begin, self.clock, spin))
+
+    def _begin(self, job: ClaimedJob, slot: Executor) -> None:
+        attempt = self.execution.start(job, slot)
+        if attempt is not None:  # else it ended before it began; its outcome is on its way
+            self._track(job, attempt)
+
+    def _track(self, job: ClaimedJob, work: Coroutine[Any, Any, None]) -> None:
+        """The job's task: the one a cancel by request stops."""
+        task = asyncio.create_task(work)
         self._job_tasks[task] = job
         task.add_done_callback(self._forget_task)
 
@@ -327,14 +329,7 @@ class Daemon(RunStops, Adoptions):
         self.pump.stopping = True
         self.pump.nudge()
         await asyncio.wait([services["pump"]])
-        running = list(self._job_tasks)
-        if running:
-            _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace)
-            if late:
-                self._give_back([self._job_tasks[task] for task in late if task in self._job_tasks])
-                for task in late:
-                    task.cancel()
-                await asyncio.wait(late)
+        await self._wind_down(self.settings.shutdown_grace)
         await self._bounded(self.finisher.flush(), "outcomes not written; leases will expire")
         self.recorder.stopping = True
         _, unfinished = await asyncio.wait([services["recorder"]], timeout=STOP_WRITES_S)
@@ -355,24 +350,6 @@ class Daemon(RunStops, Adoptions):
                 await work
         except TimeoutError:
             log.warning(if_late)
-
-    def _give_back(self, jobs: list[ClaimedJob]) -> None:
-        """Jobs still running when the grace ran out go back to the schedule, due now,
-        and the attempt does not count: stopping a daemon is not the job's failure."""
-        now = self.clock.now_ms()
-        for job in jobs:
-            due = max(now, math.ceil(job.due_at_ms))  # a held job: not before its time
-            self.finisher.submit(
-                Outcome(
-                    job.id, job.attempt, job.claim, "release", due_at_ms=due, give_back=True,
-                    detail_json='{"reason":"daemon stopped before the job ended"}',
-                    queue=job.queue,
-                )
-            )  # fmt: skip
-            log.warning(
-                "job handed back at shutdown", job_id=job.id, task=job.task,
-                attempt=job.attempt, state="scheduled",
-            )  # fmt: skip
 
     async def status_line(self) -> str:
         """Counts for systemctl status; a paused task and maintenance mode are read
