@@ -165,7 +165,7 @@ async def time_pages(
 ) -> dict[str, ListQuery]:
     """Each page as Client.list reads it: the Postgres page, then its live states."""
 
-    page = functools.partial(list_jobs_live, pg.pool, live)
+    page = functools.partial(list_jobs_live, pg, live)
     depth = figures.rows // 10  # two thirds into the scheduled jobs
     first = ListQuery(state="scheduled", limit=50)
     first_page = await page(first)
