@@ -33,6 +33,12 @@ def states(events: list[dict[str, Any]]) -> list[str]:
     return [e["to_state"] for e in events]
 
 
+def start_ms(claim: dict[str, Any]) -> float:
+    """When a claimed job started, from its claim's event: claimed inside the daemon's
+    lead, it was held `held_ms` after its claim (runner/daemon/lead.py)."""
+    return float(claim["at_ms"]) + float(claim["detail"].get("held_ms", 0))
+
+
 class Running:
     """A daemon serving in this process until `stop()` (for tests that watch it work)."""
 

@@ -114,21 +114,20 @@ local function claim(id, kind, in_turn, score)
     end
     local attempt, seq = tonumber(f[3]) + 1, tonumber(f[8]) + 1
     local due = score or f[7]
-    -- A job claimed inside the lead starts at its due time: its history says so, and
-    -- how long it was held (see the header).
-    local late, at = now - tonumber(due), now
+    -- A job claimed inside the lead is held until its due time: its history says how
+    -- long (its claim keeps its own time: a request after it comes after it).
+    local late = now - tonumber(due)
     local detail = '{"late_ms":' .. string.format('%d', late) .. '}'
     if late < 0 then
-        at = math.ceil(tonumber(due))
         detail = '{"late_ms":0,"held_ms":' .. string.format('%.3f', -late) .. '}'
     end
     hset(key, 'state', target, 'attempt', attempt, 'seq', seq,
-        'owner', daemon, 'updated_at', at, 'started_at', at)
+        'owner', daemon, 'updated_at', now, 'started_at', now)
     redis.call('ZADD', KEYS[4], lease_until, id)
     if f[15] or f[17] then
         unqueue_later(lists_of(f[2], f[15], f[17]), id)  -- it leaves its waiting lists (lib.lua)
     end
-    events[#events + 1] = cjson.encode({id, seq, f[1], target, at, daemon, attempt, detail})
+    events[#events + 1] = cjson.encode({id, seq, f[1], target, now, daemon, attempt, detail})
     local n = #jobs
     jobs[n + 1], jobs[n + 2], jobs[n + 3], jobs[n + 4] = id, f[2], kind, attempt
     jobs[n + 5], jobs[n + 6], jobs[n + 7], jobs[n + 8] = f[4], f[5] or '', f[6] or '', due
