@@ -58,10 +58,9 @@ async def hold_until(due_ms: float, clock: Clock, spin: float) -> None:
     """Return at `due_ms` (wall ms, with microseconds), never before.
 
     The loop's timers are coarse (a millisecond, and a sleeping host wakes late), so
-    the hold sleeps until `spin` seconds before and yields to the loop for the rest
-    (`[daemon] timer_spin`, as the pump's own sleep): every
-    other task keeps running meanwhile, and the job starts within one loop step of
-    its due time.
+    the hold sleeps until `spin` seconds before (`[daemon] timer_spin`, as the pump's
+    own sleep) and yields to the loop for the rest: every other task keeps running
+    meanwhile, and the job starts within one loop step of its due time.
     """
     due = due_ms / 1000
     left = due - clock.now()

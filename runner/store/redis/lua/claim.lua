@@ -34,11 +34,12 @@
 -- daemons sleep until woken.
 -- Reply: {jobs, next_due, set_aside}
 --   jobs: flat list, 10 values a job: id, task, kind, attempt, max_attempts, args,
---         kwargs, due time (its score: ms with microseconds), timeout (seconds, "" for the task's own), and the claim: the
---         seq of this claim's event. Owner and claim name this run alone (a retried
---         job starts its attempts again, so owner and attempt do not): finish.lua and
---         renew.lua fence on them. No transition keeps a job running, so its seq stays
---         the claim's until the run ends.
+--         kwargs, due time (its score: ms with microseconds), timeout (seconds, ""
+--         for the task's own), and the claim: the seq of this claim's event. Owner
+--         and claim name this run alone (a retried job starts its attempts again, so
+--         owner and attempt do not): finish.lua and renew.lua fence on them. No
+--         transition keeps a job running, so its seq stays the claim's until the run
+--         ends.
 --   next_due: for each kind, the earliest due time left in its set, or "" if none
 --   set_aside: flat list, 2 values a job: id, reason
 
