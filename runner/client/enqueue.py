@@ -26,6 +26,7 @@ from runner.client.input import (
     checked,
     due_at_us,
     encode_payload,
+    ms_rounded_up,
     new_job_id,
 )
 from runner.client.room import submit_waiting
@@ -98,7 +99,7 @@ class EnqueueVerbs:
             kind=spec.kind,
             args_json=args_json,
             kwargs_json=kwargs_json,
-            due_at_ms=-(-due_us // 1000),
+            due_at_ms=ms_rounded_up(due_us),
             due_at_us=due_us,
             max_attempts=spec.max_attempts,
             chosen_id=job_id is not None,

@@ -101,7 +101,12 @@ def due_at_ms(
     whole ms, rounded up: a job never starts before the time asked for. UsageError naming
     the argument (`names`: how the caller spells delay and at) for a time no datetime
     can show (after 9999-12-31T23:59:59.999Z) or a delay that is not a finite number."""
-    return -(-due_at_us(clock, delay, at, names=names) // 1000)
+    return ms_rounded_up(due_at_us(clock, delay, at, names=names))
+
+
+def ms_rounded_up(us: int) -> int:
+    """Whole ms of a time in µs, rounded up: the due time every output shows."""
+    return -(-us // 1000)
 
 
 def due_at_us(

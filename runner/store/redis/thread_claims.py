@@ -81,9 +81,11 @@ class ThreadClaims:
 
     def _drop(self) -> None:
         """After an error, this thread's next claim opens a new connection."""
-        if self._bare and getattr(self._local, "conn", None) is not None:
-            self._local.conn.close()
+        conn = getattr(self._local, "conn", None) if self._bare else None
+        if conn is not None:
+            conn.close()
             self._local.conn = None
+            self._all.remove(conn)
 
     def close(self) -> None:
         if self._bare:
@@ -109,15 +111,14 @@ class _Connection:
             self._call("SELECT", db)
 
     def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        if self._sha is None:
-            self._sha = str(self._call("SCRIPT", "LOAD", source))
-        try:
-            return self._call("EVALSHA", self._sha, len(keys), *keys, *args)
-        except RedisError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            self._sha = None  # the server restarted, or its scripts were flushed
-            return self.script(source, keys, args)
+        if self._sha is not None:
+            try:
+                return self._call("EVALSHA", self._sha, len(keys), *keys, *args)
+            except RedisError as exc:  # NOSCRIPT: the server restarted, or was flushed
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+        self._sha = str(self._call("SCRIPT", "LOAD", source))
+        return self._call("EVALSHA", self._sha, len(keys), *keys, *args)
 
     def _call(self, *parts: Any) -> Any:
         self._sock.sendall(_pack(parts))
