@@ -2,9 +2,11 @@
 
 A page is a keyset page: newest first by listing time (created_at, or updated_at
 while the job's first event is unrecorded), then by id, starting strictly after
-the last row of the previous page. Each filter shape has its own query and index
-(migration 002), so Postgres reads one index range in order and stops after the
-page: the cost is the page's size, not the table's, and never an OFFSET's skip.
+the last row of the previous page. A filter on a state, or on a named queue, has its
+own index (migrations 002 and 008), so Postgres reads one index range in order and
+stops after the page; every job, and one task's, are one such range per state, merged
+in order (migration 012 says why). The cost is the page's size, not the table's, and
+never an OFFSET's skip.
 
 The cursor names that last row: base64url of "<listing time in µs>:<id>". It is
 opaque to callers, and checked on the way in so that a mangled one is refused
@@ -23,6 +25,7 @@ from typing import Any, NamedTuple
 from runner.client.paging import MAX_LIMIT
 from runner.errors import UsageError
 from runner.jobs import EPOCH, ms_to_datetime
+from runner.states import State
 from runner.store.failures import on_postgres
 from runner.store.postgres.queries import query
 
@@ -36,6 +39,8 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]{1,400}")  # b64decode would skip anythin
 _MICROS = re.compile(r"-?[0-9]{1,20}")
 # Job ids hold no control characters (the client refuses them; text cannot hold NUL).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Where a range's conditions end in a page query: before its ORDER BY on the listing time.
+_RANGE_END = re.compile(r"\n( *)ORDER BY COALESCE")
 
 
 class BadCursor(UsageError):
@@ -96,7 +101,7 @@ def check_limit(limit: int) -> int:
 
 
 class PageQuery(NamedTuple):
-    name: str  # the file of its query (sql/NAME.sql), which names the index it reads
+    name: str  # the listing's shape: its query's file (sql/NAME.sql) says what it reads
     sql: str
     args: tuple[Any, ...]
 
@@ -122,28 +127,47 @@ def page_query(
     if after is not None:
         bound = min(bound, decode_cursor(after))
     args: tuple[Any, ...] = (since, bound.at, bound.id, check_limit(limit) + 1)
+    if state is None and queue not in (None, "default"):
+        sql = query("list_jobs_in_queue")  # a named queue's own index
+        if task is not None:
+            sql = filtered(sql, f"task = ${len(args) + 2}::text")
+            return PageQuery("list_jobs_in_queue", sql, (*args, queue, task))
+        return PageQuery("list_jobs_in_queue", sql, (*args, queue))
     if state is not None and task is not None:
         name, args = "list_jobs_by_state_task", (*args, state, task)
+        sql = query(name)
     elif state is not None:
-        name, args = "list_jobs_by_state", (*args, state)
+        name, sql, args = "list_jobs_by_state", query("list_jobs_by_state"), (*args, state)
     elif task is not None:
-        name, args = "list_jobs_by_task", (*args, task)
+        name, sql, args = "list_jobs_by_task", merged_over_states(task=True), (*args, task)
     else:
-        name = "list_jobs"
+        name, sql = "list_jobs", merged_over_states(task=False)
     if queue is None:
-        return PageQuery(name, query(name), args)
+        return PageQuery(name, sql, args)
     if queue == "default":  # its jobs' queue is NULL (migration 007)
-        return PageQuery(name, queue_filtered(query(name), "queue IS NULL"), args)
-    condition = f"queue = ${len(args) + 1}::text"
-    return PageQuery(name, queue_filtered(query(name), condition), (*args, queue))
+        return PageQuery(name, filtered(sql, "queue IS NULL"), args)
+    return PageQuery(name, filtered(sql, f"queue = ${len(args) + 1}::text"), (*args, queue))
 
 
-def queue_filtered(sql: str, condition: str) -> str:
-    """The page's query keeping one queue's jobs. A named queue's, alone, read their
-    own index's range (migration 008); with a state or task, and the default queue's,
-    are a filter on the range the listing reads anyway."""
-    head, order, tail = sql.rpartition("ORDER BY")
-    return f"{head}  AND {condition}\n{order}{tail}"
+def merged_over_states(*, task: bool) -> str:
+    """A page of every job (or of task $5's) as one part per state merged in order
+    (sql/list_jobs_merged.sql says why), and one part for states runner does not know."""
+    part = "\n".join(
+        line for line in query("list_jobs_merged").splitlines() if not line.startswith("--")
+    )
+    known = ",".join(State)
+    conditions = [f"state = '{state}'" for state in State]
+    conditions.append(f"state <> ALL ('{{{known}}}'::text[])")
+    of_task = "\n   AND task = $5::text" if task else ""
+    parts = "\nUNION ALL\n".join(part.format(state=c, task=of_task) for c in conditions)
+    return f"SELECT * FROM (\n{parts}\n) AS page\nORDER BY listed_at DESC, id DESC\nLIMIT $4::int"
+
+
+def filtered(sql: str, condition: str) -> str:
+    """The page's query keeping only the rows that meet `condition` (a queue, or a
+    task within a named queue), added to the range each of its parts reads: a filter
+    on the rows read, not a range of its own."""
+    return _RANGE_END.sub(lambda m: f"\n{m[1]}  AND {condition}\n{m[1]}ORDER BY COALESCE", sql)
 
 
 def _ms(moment: datetime | None) -> int | None:

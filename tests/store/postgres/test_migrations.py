@@ -1,10 +1,12 @@
 """Migration 002 builds its indexes with CREATE INDEX CONCURRENTLY, outside any
 transaction: writes to runner_jobs go on while an index builds, and a build that was
-interrupted is built again by the next migration."""
+interrupted is built again by the next migration. Migration 012 changes the keys of
+what the recorder writes on a database that holds jobs."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from runner.states import State
 from runner.store.postgres.migrate import (
     apply_migration,
     migrate,
@@ -19,14 +22,15 @@ from runner.store.postgres.migrate import (
     statements,
 )
 from runner.store.postgres.queries import migrations
+from runner.store.postgres.store import PgStore
 from tests.real_servers import Servers
 from tests.waiting import eventually
 
+# The listing's indexes once every migration ran: 002's with a state, and 012's.
 LISTING_INDEXES = {
-    "runner_jobs_listed",
     "runner_jobs_state_listed",
-    "runner_jobs_task_listed",
     "runner_jobs_state_task_listed",
+    "runner_jobs_other_states_listed",
 }
 # Every migration after 001, as the ledger names them.
 LATER = [name for version, name, _ in migrations() if version > 1]
@@ -180,3 +184,56 @@ def test_only_index_builds_run_outside_a_transaction_and_their_statements_are_pl
         )
     with pytest.raises(ValueError, match=r"\$\$"):
         statements("DO $$ BEGIN PERFORM 1; END $$;")
+
+
+async def test_recording_keys_keep_every_job_listed_and_name_every_state(
+    database_at_001: str,
+) -> None:
+    """012 on a database with jobs and history: ids and states compare in byte order,
+    the history's time index is BRIN on every partition, the index of unknown states
+    names exactly runner's states, and every job, one in a state runner does not know
+    among them, is still listed and its history read."""
+    conn = await asyncpg.connect(database_at_001)
+    try:
+        for version, name, sql in migrations()[1:]:
+            if version < 12:
+                await apply_migration(conn, version, name, sql)
+        await _insert_job(conn, "b-odd")  # state 's'
+        await conn.execute(
+            "INSERT INTO runner_jobs (id, task, state, seq, updated_at, created_at)"
+            " VALUES ('a-known', 't', 'failed', 1, now(), now() - interval '1 s')"
+        )
+        await conn.execute(
+            "INSERT INTO runner_job_events (job_id, seq, to_state, at, attempt)"
+            " VALUES ('a-known', 1, 'scheduled', now(), 0)"
+        )
+        assert await migrate(conn) == [name for v, name, _ in migrations() if v >= 12]
+        collations = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE collation_name = 'C' AND table_name LIKE 'runner_job%'"
+        )
+        assert {(r["table_name"], r["column_name"]) for r in collations} >= {
+            ("runner_jobs", "id"), ("runner_jobs", "state"), ("runner_jobs", "task"),
+            ("runner_job_events", "job_id"),
+        }  # fmt: skip
+        methods = await conn.fetch(
+            "SELECT DISTINCT am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_am am ON am.oid = c.relam JOIN pg_inherits h ON h.inhrelid = i.indrelid"
+            " WHERE h.inhparent = 'runner_job_events'::regclass"
+            " AND pg_get_indexdef(i.indexrelid) LIKE '%(at)%'"
+        )
+        assert [r["amname"] for r in methods] == ["brin"]
+        predicate = await conn.fetchval(
+            "SELECT pg_get_expr(indpred, indrelid) FROM pg_index"
+            " WHERE indexrelid = 'runner_jobs_other_states_listed'::regclass"
+        )
+        assert set(re.findall(r"[a-z]+", predicate.split("{")[1].split("}")[0])) == set(State)
+        pg = await PgStore.connect(database_at_001, max_size=1)
+        try:
+            rows, _ = await pg.list_jobs(limit=10)
+            assert [r["id"] for r in rows] == ["b-odd", "a-known"]
+            assert [e["to_state"] for e in await pg.job_history("a-known")] == ["scheduled"]
+        finally:
+            await pg.close()
+    finally:
+        await conn.close()

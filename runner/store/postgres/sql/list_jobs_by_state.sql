@@ -5,7 +5,7 @@
 -- $2, $3 the keyset: only rows before (listing time $2, id $3) in the order; with
 --        $3 = '' that is every row listed before $2 (see store/postgres/listing.py)
 -- $4 how many rows
--- With a queue, listing.py adds its filter on the range read (see queue_filtered)
+-- With a queue, listing.py adds its filter on the range read (see filtered)
 -- $5 state
 SELECT id, task, state, attempt, due_at, created_at, updated_at,
        COALESCE(queue, 'default') AS queue,

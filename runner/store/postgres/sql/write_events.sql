@@ -13,7 +13,7 @@
 --    daemon ('' = none), attempt, detail (JSON text)]. Postgres parses it, so the
 --    recorder never decodes an event in Python.
 WITH batch AS (
-    SELECT ev ->> 0 AS job_id,
+    SELECT (ev ->> 0) COLLATE "C" AS job_id,
            (ev ->> 1)::int AS seq,
            NULLIF(ev ->> 2, '') AS from_state,
            ev ->> 3 AS to_state,
