@@ -48,6 +48,7 @@ from typing import Any
 from bench import (
     cancel,
     cancel_report,
+    ceilings,
     depth,
     enqueue_ids,
     history,
@@ -301,6 +302,15 @@ def _shaping_phases(
     return done
 
 
+def _ceilings(figures: Figures, sections: list[Section]) -> list[Section]:
+    """Throughput against the Redis and PostgreSQL ceilings, once both were measured."""
+    history_run = next((s.data for s in sections if s.key == "history"), None)
+    if history_run is None or figures.runner_throughput.redis_cpu_s is None:
+        return []
+    found = ceilings.Ceilings.of(figures.runner_throughput, history_run["events_per_s"]["empty"])
+    return [_section("ceilings", found, ceilings.render(found))]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     folder = Path(tempfile.mkdtemp(prefix="runner-bench-"))
@@ -323,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render(figures))
     results = figures.as_json()
+    sections += _ceilings(figures, sections)
     for section in sections:
         print(f"\n{section.text}")
         results[section.key] = section.data

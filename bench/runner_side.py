@@ -10,6 +10,7 @@ runs), so nothing in runner is instrumented.
 from __future__ import annotations
 
 import asyncio
+import resource
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import redis
 
 from bench import late
 from bench.plan import Plan
@@ -86,8 +88,14 @@ def throughput(setup: Setup, plan: Plan, wrapper: list[str]) -> Throughput:
     jobs = asyncio.run(_new_jobs(settings, plan.jobs))
     enqueue_s = asyncio.run(_enqueue(settings, jobs))
     output = setup.folder / "runner-throughput.out"
+    redis_cpu_before, machine_before = redis_cpu_s(setup.redis_url), machine_ticks()
+    daemon_cpu_before = _children_cpu_s()
     with RunnerDaemon(config, log_file, output, drain=True, wrapper=wrapper) as daemon:
         code = daemon.wait(plan.timeout_s)
+    redis_cpu = redis_cpu_s(setup.redis_url) - redis_cpu_before
+    daemon_cpu = _children_cpu_s() - daemon_cpu_before
+    machine_after = machine_ticks()
+    busy, total = (machine_after[0] - machine_before[0], machine_after[1] - machine_before[1])
     if code != 0:
         raise RuntimeError(f"runner daemon exited with {code}; see {output}")
     lines = read_log(log_file)
@@ -95,7 +103,38 @@ def throughput(setup: Setup, plan: Plan, wrapper: list[str]) -> Throughput:
         find_line(lines, "daemon ready")
     )
     _check_complete(lines, setup.database_url, [job.id for job in jobs])
-    return Throughput(jobs=plan.jobs, seconds=seconds, enqueue_seconds=round(enqueue_s, 3))
+    return Throughput(
+        jobs=plan.jobs, seconds=seconds, enqueue_seconds=round(enqueue_s, 3),
+        redis_cpu_s=round(redis_cpu, 3), machine_busy=round(busy / total, 3) if total else None,
+        daemon_cpu_s=round(daemon_cpu, 3),
+    )  # fmt: skip
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of the child processes this one has waited for: the daemon's whole
+    life, its start-up included, once it exited."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def machine_ticks() -> tuple[int, int]:
+    """The machine's CPU ticks so far (/proc/stat): (busy, all), steal counted busy, as
+    a core lent to another guest is not one this run could use."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def redis_cpu_s(url: str) -> float:
+    """The CPU seconds the Redis server has spent so far (INFO cpu, its own and its
+    system time): all runner's daemons ask of it happens on one thread, so a job's
+    share of it says how many jobs a second Redis could serve at most."""
+    client = redis.Redis.from_url(url)
+    try:
+        cpu = client.info("cpu")
+    finally:
+        client.close()
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 def _check_complete(lines: list[dict[str, Any]], database_url: str, ids: list[str]) -> None:

@@ -24,6 +24,12 @@ class Throughput:
     jobs: int
     seconds: float
     enqueue_seconds: float
+    # CPU seconds the Redis server spent meanwhile (runner's run only): its ceiling.
+    redis_cpu_s: float | None = None
+    # The share of all the machine's cores busy meanwhile (daemon, servers and the rest).
+    machine_busy: float | None = None
+    # The daemon's own CPU seconds over its life (start-up included; its pools' too).
+    daemon_cpu_s: float | None = None
 
     @property
     def rate(self) -> float:
