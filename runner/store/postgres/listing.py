@@ -19,6 +19,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from functools import cache
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -149,6 +150,7 @@ def page_query(
     return PageQuery(name, filtered(sql, f"queue = ${len(args) + 1}::text"), (*args, queue))
 
 
+@cache
 def merged_over_states(*, task: bool) -> str:
     """A page of every job (or of task $5's) as one part per state merged in order
     (sql/list_jobs_merged.sql says why), and one part for states runner does not know."""
