@@ -19,8 +19,8 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from functools import cache
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple
 
 from runner.client.paging import MAX_LIMIT
