@@ -8,8 +8,8 @@ import asyncpg
 
 from runner.jobs import Event
 from runner.store.postgres.migrate import migrate
-from runner.store.postgres.queries import migrations
-from runner.store.postgres.store import PgStore, events_json
+from runner.store.postgres.queries import migrations, query
+from runner.store.postgres.store import PgStore, events_json, first_write
 
 T = 1_800_000_000_000
 
@@ -44,6 +44,22 @@ async def test_replayed_batches_insert_each_event_once(pg: PgStore) -> None:
         (2, "scheduled", "running"),
         (3, "running", "succeeded"),
     ]
+
+
+async def test_a_batch_with_some_events_replayed_records_the_new_ones_once(
+    pg: PgStore,
+) -> None:
+    """A batch whose first write fails on an event already recorded is written again
+    whole: its new events are recorded, the replayed one not twice, and runner_jobs
+    folds them all."""
+    first, second, third = events_for("j1")
+    await pg.write_events([events_json([first])])
+    finished = await pg.write_events([events_json([first, second]), events_json([third])])
+    assert finished == [("j1", 3)]
+    seqs = await pg.pool.fetch("SELECT seq FROM runner_job_events ORDER BY seq")
+    assert [r["seq"] for r in seqs] == [1, 2, 3]
+    job = await pg.get_job("j1")
+    assert job is not None and (job["state"], job["task"]) == ("succeeded", "echo")
 
 
 async def test_jobs_row_folds_batches_in_any_order(pg: PgStore) -> None:
@@ -128,3 +144,12 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
         for conn in conns:
             await conn.close()
     assert sorted(len(r) for r in results) == [0, 0, 0, len(migrations())]
+
+
+def test_afirst_write_leaves_out_only_the_replayed_events_clause() -> None:
+    """The statement a batch is first written with differs from write_events.sql by
+    the events' ON CONFLICT line alone: runner_jobs still folds a job met again."""
+    full, first = query("write_events"), first_write()
+    assert "ON CONFLICT (job_id, seq, at)" in full and "ON CONFLICT (job_id" not in first
+    assert first.count("ON CONFLICT (id) DO UPDATE") == full.count("ON CONFLICT (id) DO UPDATE")
+    assert len(full) - len(first) == len("    ON CONFLICT (job_id, seq, at) DO NOTHING\n")

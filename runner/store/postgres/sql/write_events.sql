@@ -2,6 +2,9 @@
 -- Idempotent: an event is keyed by (job_id, seq, at) (`at` is the partition key,
 -- see migration 003; a replayed event has the same `at`), so a replayed batch
 -- inserts nothing new, and runner_jobs only moves forward (a higher seq wins).
+-- PgStore.record first runs it without the events' ON CONFLICT line: nearly every
+-- batch is new, and that spares a lookup per event; a replayed event then fails the
+-- statement as a whole, and the batch is run again as written here.
 -- Rows are written in key order: several daemons' recorders write overlapping
 -- jobs at once, and taking row locks in one global order keeps them from
 -- deadlocking each other (a deadlock that still happens is retried).
