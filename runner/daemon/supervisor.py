@@ -189,6 +189,11 @@ class Daemon(RunStops, Adoptions):
         self._track(job, start_when_due(job, slot, self._begin, self.clock, spin))
 
     def _begin(self, job: ClaimedJob, slot: Executor) -> None:
+        if self.active.get(job.id) is not job:
+            # Stopped while held (a cancel, a lost lease): the stop cancels the hold one
+            # loop step later (stops.py), and the hold may reach its due time first.
+            slot.release()
+            return
         attempt = self.execution.start(job, slot)
         if attempt is not None:  # else it ended before it began; its outcome is on its way
             self._track(job, attempt)

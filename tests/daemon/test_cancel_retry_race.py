@@ -80,7 +80,7 @@ def _ledger(path: Path) -> dict[str, list[Run]]:
 
 async def _history(pg: PgStore, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     rows = await pg.pool.fetch(
-        "SELECT job_id, seq, from_state, to_state, detail::text AS detail,"
+        "SELECT job_id, seq, from_state, to_state, daemon, detail::text AS detail,"
         " extract(epoch FROM at) * 1000 AS at_ms"
         " FROM runner_job_events WHERE job_id = ANY($1::text[]) ORDER BY job_id, seq",
         ids,
@@ -154,7 +154,11 @@ async def _round(client: Client, pg: PgStore, ledger: Path, number: int) -> Roun
             found.edge += 1
         problem = _check_job(pair.job_id, job_events, runs[pair.job_id], job.result)
         if problem:
-            found.problems.append(f"{pair.job_id}: {problem}")
+            steps = [(e["seq"], e["to_state"], round(float(e["at_ms"]) % 100000, 1),
+                      e["daemon"], e["detail"]) for e in job_events]  # fmt: skip
+            ran = [(r.token, round(r.start_ms % 100000, 1), round(r.end_ms % 100000, 1))
+                   for r in runs[pair.job_id]]  # fmt: skip
+            found.problems.append(f"{pair.job_id}: {problem}; history {steps}; runs {ran}")
     return found
 
 
