@@ -235,6 +235,11 @@ class ThreadExecutor:
                 _timeout_message(task) + " (its thread runs on until it returns)"
             ) from None
 
+    def in_every_thread(self, call: Callable[[], None]) -> None:
+        """Run `call` once in each thread, now, while the pool is idle (the daemon's
+        start): what a thread keeps for itself, made before its first job needs it."""
+        _in_every_thread(self._pool, self.threads, call)
+
     async def close(self, wait: bool) -> None:
         self.next_job = None
         await asyncio.to_thread(self._pool.shutdown, wait=wait, cancel_futures=True)
@@ -246,14 +251,23 @@ class ThreadExecutor:
 
 
 def _start_every_thread(pool: ThreadPoolExecutor, threads: int) -> None:
-    """Have the pool start all its threads now, without waiting for them: each of
-    `threads` calls waits for all the others, so no thread is free to take a
-    second one and the pool starts a new thread for each."""
+    """Have the pool start all its threads now, without waiting for them."""
+    _in_every_thread(pool, threads, None)
+
+
+def _in_every_thread(
+    pool: ThreadPoolExecutor, threads: int, then: Callable[[], None] | None
+) -> None:
+    """Have each of the pool's `threads` threads run `then` once, now, without waiting
+    for them: each of `threads` calls waits for all the others, so no thread is free
+    to take a second one (and the pool starts a new thread for each it lacks)."""
     barrier = threading.Barrier(threads)
 
     def wait_for_all() -> None:
         with contextlib.suppress(threading.BrokenBarrierError):  # one failed: make do
             barrier.wait(timeout=10.0)
+        if then is not None:
+            then()
 
     for _ in range(threads):
         pool.submit(wait_for_all)

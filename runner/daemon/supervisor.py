@@ -308,6 +308,7 @@ class Daemon(RunStops, Adoptions):
         claims = conns.redis_store.thread_claims(conns.redis_url, self.settings.redis_cluster)
         own = SelfClaims(claims, self.pump, self.execution, self, self.clock)
         pool.next_job = own.next_job
+        pool.in_every_thread(claims.warm)
         return claims
 
     def _service_ended(self, stop: asyncio.Event, service: asyncio.Task[None]) -> None:

@@ -71,6 +71,17 @@ class ThreadClaims:
             self._drop()
             return None
 
+    def warm(self) -> None:
+        """In a thread: open its connection and load the script now, so that its first
+        claim is one round trip like the others (50 threads opening theirs at once, as
+        their first jobs end together, held each one's next job back by tens of ms)."""
+        if not self._bare:
+            return
+        try:
+            self._connection().load(self._source)
+        except (RedisError, OSError, hiredis.ProtocolError):
+            self._drop()  # its first claim tries again
+
     def _connection(self) -> _Connection:
         conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -109,6 +120,10 @@ class _Connection:
         db = url.path.strip("/")
         if db and db != "0":
             self._call("SELECT", db)
+
+    def load(self, source: str) -> None:
+        if self._sha is None:
+            self._sha = str(self._call("SCRIPT", "LOAD", source))
 
     def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         if self._sha is not None:
