@@ -206,13 +206,18 @@ async def test_a_primary_killed_under_load_is_followed_by_the_daemons(
 
 LAG_S = 1.0  # the replica stopped this long (within the node timeout) before the kill
 LAG_BATCH = 200  # jobs an enqueue_many call: load enough to fill the kernel's buffers
+# Bytes each flooded job carries: what the primary acknowledges while its replica is
+# stopped must outgrow the sockets' buffers between them (megabytes on loopback), or
+# the replica, resumed, still reads it all and nothing is lost. Seen: 9,000 plain jobs
+# in the stop on a loaded machine, all of them read after it.
+LAG_PAD = 4096
 
 
 async def _flood(client: Client, acked: list[str], stop: asyncio.Event) -> int:
     """enqueue_many as fast as the primary takes it; the refused calls counted."""
     refused = 0
     while not stop.is_set():
-        jobs = [client.new_job("noted_sleep", ["lag", 1]) for _ in range(LAG_BATCH)]
+        jobs = [client.new_job("noted_sleep", ["lag" + "." * LAG_PAD, 1]) for _ in range(LAG_BATCH)]
         try:
             acked.extend(await client.enqueue_many(jobs))
         except StoreUnavailable:  # NotReplicated among them: not acknowledged
