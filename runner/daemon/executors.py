@@ -153,7 +153,7 @@ class ThreadExecutor:
         # Threads whose job ran past its timeout: (job id, since when in ms), in order.
         self._overdue: dict[asyncio.Future[Any], tuple[str, int]] = {}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="runner-io")
-        _start_every_thread(self._pool, threads)
+        _in_every_thread(self._pool, threads, None)  # every thread started now
 
     def capacity(self) -> int:
         return self.threads - self.busy
@@ -248,11 +248,6 @@ class ThreadExecutor:
         """Take no more jobs; threads still running finish their job, then end."""
         self.next_job = None
         self._pool.shutdown(wait=False)
-
-
-def _start_every_thread(pool: ThreadPoolExecutor, threads: int) -> None:
-    """Have the pool start all its threads now, without waiting for them."""
-    _in_every_thread(pool, threads, None)
 
 
 def _in_every_thread(

@@ -36,6 +36,10 @@ from runner.logs import get_logger
 from runner.store import ThreadClaims
 from runner.tasks import Task
 
+if TYPE_CHECKING:
+    from runner.config.settings import Settings
+    from runner.servers.connect import Connections
+
 log = get_logger()
 
 PAUSE_AFTER_ERROR_S = 1.0  # Redis did not answer a thread's claim: leave claims to the pump
@@ -117,12 +121,28 @@ class Adoptions:
     _cancelled: dict[tuple[str, int], float]
     executors: dict[str, Executor]
     execution: JobExecution
+    conns: Connections
+    settings: Settings
+    pump: Pump
+    clock: Clock
 
     if TYPE_CHECKING:  # the Daemon's
 
         def start_claimed(self, job: ClaimedJob) -> None: ...
 
         def _forget_task(self, task: asyncio.Task[None]) -> None: ...
+
+    def let_threads_claim(self) -> ThreadClaims:
+        """A freed io thread claims its own next job, on a blocking client of its own: a
+        connection a thread at most, each opened and loaded at the start."""
+        pool = self.executors["io"]
+        assert isinstance(pool, ThreadExecutor)
+        conns = self.conns
+        claims = conns.redis_store.thread_claims(conns.redis_url, self.settings.redis_cluster)
+        own = SelfClaims(claims, self.pump, self.execution, self, self.clock)
+        pool.next_job = own.next_job
+        pool.in_every_thread(claims.warm)
+        return claims
 
     def adopt(
         self, job: ClaimedJob, task: Task, payload: tuple[list[Any], dict[str, Any]],

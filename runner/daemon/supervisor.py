@@ -28,7 +28,7 @@ from runner.daemon.cpu_pool import CpuPool
 from runner.daemon.cron_service import CronService
 from runner.daemon.drain import stop_when_drained
 from runner.daemon.execution import JobExecution
-from runner.daemon.executors import Executor, Occupancy, ThreadExecutor
+from runner.daemon.executors import Executor, Occupancy
 from runner.daemon.finisher import Finisher
 from runner.daemon.hand_out import HandOut
 from runner.daemon.history_keeper import HistoryKeeper
@@ -43,7 +43,7 @@ from runner.daemon.pump import Pump, listen_for_wakeups
 from runner.daemon.recorders import Recorders
 from runner.daemon.reload import read_reload
 from runner.daemon.retired_ids import RetiredIds
-from runner.daemon.self_claim import Adoptions, SelfClaims
+from runner.daemon.self_claim import Adoptions
 from runner.daemon.stops import RunStops
 from runner.daemon.watchdog import paused_note, reloading, run_notifier, status_or_reason
 from runner.errors import StoreError
@@ -54,7 +54,7 @@ from runner.notify.service import NotifyService
 from runner.servers.connect import Connections
 from runner.sources.metrics import SourceMetrics
 from runner.sources.service import SourcesService
-from runner.store import DaemonInfo, HistoryStore, Parking, PgStore, ThreadClaims
+from runner.store import DaemonInfo, HistoryStore, Parking, PgStore
 from runner.systemd import notify
 from runner.tasks import TaskRegistry
 
@@ -250,7 +250,7 @@ class Daemon(RunStops, Adoptions):
     async def serve(self, stop: asyncio.Event, drain: bool = False) -> None:
         """Run until `stop` is set (or, with `drain`, until no work is left)."""
         await self.cpu_pool().start()
-        claims = self._let_threads_claim()
+        claims = self.let_threads_claim()
         async with asyncio.TaskGroup() as group:
             coroutines: dict[str, Coroutine[Any, Any, None]] = {
                 "pump": self.pump.run(),
@@ -298,18 +298,6 @@ class Daemon(RunStops, Adoptions):
         claims.close()
         log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
         flush_logs()
-
-    def _let_threads_claim(self) -> ThreadClaims:
-        """A freed io thread claims its own next job (self_claim.py), on a blocking
-        client of its own: a connection a thread at most."""
-        pool = self.executors["io"]
-        assert isinstance(pool, ThreadExecutor)
-        conns = self.conns
-        claims = conns.redis_store.thread_claims(conns.redis_url, self.settings.redis_cluster)
-        own = SelfClaims(claims, self.pump, self.execution, self, self.clock)
-        pool.next_job = own.next_job
-        pool.in_every_thread(claims.warm)
-        return claims
 
     def _service_ended(self, stop: asyncio.Event, service: asyncio.Task[None]) -> None:
         """A service ends only when the daemon stops it. Any other end is a bug in

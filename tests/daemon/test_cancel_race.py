@@ -13,6 +13,7 @@ from runner.daemon.supervisor import Daemon
 from runner.jobs import ClaimedJob, Outcome
 from runner.tasks import TaskRegistry
 from tests.conftest import TEST_TASKS
+from tests.store.postgres.test_history import FakeClock
 from tests.waiting import eventually
 
 
@@ -80,24 +81,11 @@ async def test_a_cancel_after_the_outcome_never_stops_the_next_run() -> None:
     assert "j" not in daemon.active
 
 
-class _Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.at = now
-
-    def now(self) -> float:
-        return self.at
-
-    def now_ms(self) -> int:
-        return int(self.at * 1000)
-
-
 async def test_a_held_job_cancelled_as_its_due_time_comes_never_starts() -> None:
     """A job held inside the lead and cancelled by request in the very loop turn its
     due time comes: the stop cancels its hold one turn later, after the hold has seen
     its due time, and still the attempt never begins and its slot comes back."""
-    clock = _Clock(1_800_000_000.0)
+    clock = FakeClock(1_800_000_000.0)
     settings = Settings(async_concurrency=1, timer_spin=10.0, tasks=TEST_TASKS, source="tests")
     daemon = Daemon(settings, TaskRegistry.from_settings(settings), _NoStore())  # type: ignore[arg-type]
     daemon.clock = clock
@@ -109,7 +97,7 @@ async def test_a_held_job_cancelled_as_its_due_time_comes_never_starts() -> None
     for _ in range(3):
         await asyncio.sleep(0)  # the hold yields each turn (timer_spin: it spins)
     assert daemon.executors["async"].capacity() == 0 and "held" in daemon.active
-    clock.at += 0.004  # its due time comes, and in the same turn its cancel is read
+    clock.moment += 0.004  # its due time comes, and in the same turn its cancel is read
     daemon._cancel_requested(orjson.dumps([job.id, daemon.id, job.claim]).decode())
     for _ in range(5):
         await asyncio.sleep(0)
