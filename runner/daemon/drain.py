@@ -8,6 +8,12 @@ someone resumes them, so it stops without them and says so, in one warning that
 counts them and names the commands that let them run. In maintenance mode
 (`runner pause --all`) due jobs stay in the schedule, so a drain waits for
 `runner resume --all` like any daemon.
+
+The jobs paused one by one are counted in the history once the shutdown has
+written the last transitions (an index read), not by walking every job hash in
+Redis: that walk grows with every job Redis keeps, finished ones included (a
+third of a second for 20,000 of them), and a drain's end is when a batch run is
+waited for.
 """
 
 from __future__ import annotations
@@ -18,38 +24,61 @@ from collections.abc import Callable
 from runner.daemon.resilience import report
 from runner.errors import StoreError
 from runner.logs import get_logger
-from runner.store import RedisStore, WaitingForResume
+from runner.store import PgStore, RedisStore
 
 log = get_logger()
 
 
-async def stop_when_drained(
-    store: RedisStore, busy_here: Callable[[], bool], stop: asyncio.Event
-) -> None:
-    """Set `stop` once this daemon runs nothing and no job is waiting or running in
-    Redis (the shutdown then records what is left in the stream)."""
-    while not stop.is_set():
-        await asyncio.sleep(0.01)
-        if busy_here():
-            continue
+class Drain:
+    def __init__(
+        self, store: RedisStore, busy_here: Callable[[], bool], stop: asyncio.Event
+    ) -> None:
+        self.store = store
+        self.busy_here = busy_here
+        self.stop = stop
+        self.held: dict[str, int] | None = None  # per paused task, once drained
+
+    async def run(self) -> None:
+        """Set `stop` once this daemon runs nothing and no job is waiting or running in
+        Redis (the shutdown then records what is left in the stream)."""
+        while not self.stop.is_set():
+            await asyncio.sleep(0.01)
+            if self.busy_here():
+                continue
+            try:
+                if await self.store.outstanding() == 0:
+                    self.held = await self.store.held_by_paused_tasks()
+                    self.stop.set()
+            except StoreError as exc:  # the service policy: log, go on
+                report("drain", exc)
+
+    async def say_what_waits(self, history: PgStore) -> None:
+        """Once the shutdown has recorded every transition: the drain's last line. Where
+        PostgreSQL cannot answer, the jobs paused one by one are counted in Redis."""
+        if self.held is None:  # stopped by a signal before it drained
+            return
         try:
-            if await store.outstanding() == 0:
-                _say_what_waits(await store.waiting_for_resume())
-                stop.set()
-        except StoreError as exc:  # the service policy: log, go on
-            report("drain", exc)
+            paused = await history.paused_count()
+        except StoreError:
+            try:
+                paused = (await self.store.waiting_for_resume()).paused_jobs
+            except StoreError as exc:
+                log.warning("drained; the jobs paused one by one could not be counted",
+                            held=self.held, error=str(exc))  # fmt: skip
+                return
+        _say_what_waits(self.held, paused)
 
 
-def _say_what_waits(waiting: WaitingForResume) -> None:
-    if not waiting:
+def _say_what_waits(held: dict[str, int], paused_jobs: int) -> None:
+    if not held and not paused_jobs:
         log.info("drained; no work left")
         return
-    hints = [f"runner resume --task {task}" for task in waiting.held]
-    if waiting.paused_jobs:
+    hints = [f"runner resume --task {task}" for task in held]
+    if paused_jobs:
         hints.append("runner resume ID (runner jobs --state paused lists them)")
     log.warning(
         "drained; jobs left waiting for a resume",
-        held=waiting.held,
-        paused_jobs=waiting.paused_jobs,
+        held=held,
+        paused_jobs=paused_jobs,
         hint="; ".join(hints),
     )

@@ -26,7 +26,7 @@ from runner.clock import SYSTEM_CLOCK, Clock
 from runner.config.settings import Settings
 from runner.daemon.cpu_pool import CpuPool
 from runner.daemon.cron_service import CronService
-from runner.daemon.drain import stop_when_drained
+from runner.daemon.drain import Drain
 from runner.daemon.execution import JobExecution
 from runner.daemon.executors import Executor, Occupancy
 from runner.daemon.finisher import Finisher
@@ -270,10 +270,11 @@ class Daemon(RunStops, Adoptions):
                 "reloader": self._reload_on_request(),
                 "sources": self.sources.run(),
             }
+            drained = Drain(
+                self.conns.redis_store, lambda: bool(self.active or self._job_tasks), stop
+            )
             if drain:
-                coroutines["drain"] = stop_when_drained(
-                    self.conns.redis_store, lambda: bool(self.active or self._job_tasks), stop
-                )
+                coroutines["drain"] = drained.run()
             if self.metrics is not None and self.settings.metrics_listen:
                 refresher = GaugeRefresher(
                     self.metrics, self.conns.redis_store, self.conns.pg_store, self.clock,
@@ -295,6 +296,7 @@ class Daemon(RunStops, Adoptions):
             notify("STOPPING=1")
             log.info("daemon stopping", daemon=self.id, running=len(self.active))
             await self._shutdown(services)
+            await drained.say_what_waits(self.conns.pg_store)
         claims.close()
         log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
         flush_logs()

@@ -3,12 +3,18 @@ is left, and says which jobs it leaves waiting for a resume."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import structlog
+
 from runner.client.client import Client
 from runner.config.settings import load_settings
+from runner.daemon.drain import Drain
+from runner.daemon.recorder import Recorder
 from runner.store.postgres.store import PgStore
+from runner.store.redis.store import RedisStore
 from tests.daemon.process import DaemonProcess, wait_for_history
 
 
@@ -37,3 +43,27 @@ async def test_drain_exits_naming_the_jobs_held_by_a_paused_task_and_the_paused_
     assert "runner resume --task echo" in line["hint"] and "runner resume ID" in line["hint"]
     assert not {*held, paused} & {e["job_id"] for e in daemon.events("job started")}
     assert daemon.events("daemon stopped")
+
+
+async def test_the_paused_jobs_are_counted_in_the_history_or_else_in_redis(
+    client: Client, store: RedisStore, pg: PgStore, database_url: str
+) -> None:
+    """A drain counts the jobs paused one by one in the history, once every transition
+    is written (an index read, not a walk over every job hash); with PostgreSQL out of
+    reach, it walks Redis and says the same."""
+    await store.ensure_event_group()
+    await client.pause(await client.enqueue("noop", delay=600))
+    await client.pause_task("echo")
+    await client.enqueue("echo")
+    now = client.clock.now_ms()  # a claim moves the paused task's due job aside
+    await store.claim_due(now, {"async": 5, "io": 0, "cpu": 0}, "d", now + 5000)
+    await Recorder(store, pg_store=pg, consumer="c", batch_events=100, flush_interval=0.05).drain()
+    drain = Drain(store, lambda: False, asyncio.Event())
+    await asyncio.wait_for(drain.run(), 10)
+    out_of_reach = await PgStore.connect(database_url)
+    await out_of_reach.close()
+    with structlog.testing.capture_logs() as logs:
+        await drain.say_what_waits(pg)
+        await drain.say_what_waits(out_of_reach)
+    lines = [(line["held"], line["paused_jobs"]) for line in logs if line["log_level"] == "warning"]
+    assert lines == [({"echo": 1}, 1)] * 2, logs

@@ -110,6 +110,11 @@ class PgStore:
         return {r["state"]: r["jobs"] for r in rows}
 
     @on_postgres
+    async def paused_count(self) -> int:
+        """Jobs whose recorded state is paused (an index read: runner_jobs_state_updated)."""
+        return int(await self.pool.fetchval(query("paused_count")))
+
+    @on_postgres
     async def job_history(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(query("job_history"), job_id)
         return [

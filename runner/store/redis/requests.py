@@ -14,7 +14,7 @@ from runner.states import DEPENDENCY_ARGV, RETIRED_ARGV, WAITING, states_argv, t
 from runner.store.failures import on_redis
 from runner.store.redis.keys import ALL_TASKS, DEFAULT_QUEUE, Keys
 from runner.store.redis.scripts import Scripts
-from runner.store.redis.waiting import WaitingForResume, read_waiting_for_resume
+from runner.store.redis.waiting import WaitingForResume, read_held, read_waiting_for_resume
 
 
 class RequestStore:
@@ -165,3 +165,9 @@ class RequestStore:
         every job hash)."""
         queues = await self.queue_names(fresh=True)
         return await read_waiting_for_resume(self.redis, self.keys.control, queues)
+
+    @on_redis
+    async def held_by_paused_tasks(self) -> dict[str, int]:
+        """Per paused task, its due jobs held in every queue (no walk)."""
+        queues = await self.queue_names(fresh=True)
+        return await read_held(self.redis, self.keys.control, queues)

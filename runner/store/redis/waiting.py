@@ -1,10 +1,11 @@
 """What waits for an operator's resume: the due jobs a paused task holds, and the
-jobs paused one by one. A drain (`runner run --drain`) reads it once, as it ends,
-to say what it leaves behind.
+jobs paused one by one. A drain (`runner run --drain`) says what it leaves behind.
 
-Jobs paused one by one are found in their hashes alone (no set lists them), so
-the read walks every job hash of the prefix, a thousand per round trip: fine once
-per drain, never on a hot path. A key that is not a job hash is skipped.
+The held jobs are counted per paused task (a ZCARD each). Jobs paused one by one
+are found in their hashes alone (no set lists them), so counting them here walks
+every job hash of the prefix, a thousand per round trip: a drain counts them in
+the history instead (an index read, once its last transitions are written), and
+walks only when PostgreSQL cannot answer. A key that is not a job hash is skipped.
 """
 
 from __future__ import annotations
@@ -34,11 +35,16 @@ class WaitingForResume:
 async def read_waiting_for_resume(redis: Redis, keys: Keys, queues: list[str]) -> WaitingForResume:
     """The held jobs of every queue, and the jobs paused one by one, found in one walk
     over the job hashes of every queue (one SCAN pattern matches them all)."""
+    return WaitingForResume(await read_held(redis, keys, queues), await _paused_jobs(redis, keys))
+
+
+async def read_held(redis: Redis, keys: Keys, queues: list[str]) -> dict[str, int]:
+    """Per paused task, its due jobs held in every queue (the tasks holding any)."""
     held: dict[str, int] = {}
     for queue in queues:
         for task, count in (await _held(redis, keys.of_queue(queue))).items():
             held[task] = held.get(task, 0) + count
-    return WaitingForResume(held, await _paused_jobs(redis, keys))
+    return held
 
 
 async def _held(redis: Redis, keys: Keys) -> dict[str, int]:
