@@ -5,6 +5,7 @@ Postgres' command timeout, and the client sends a huge enqueue_many in batches."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -54,6 +55,43 @@ async def test_entries_of_thousands_of_events_are_recorded_in_bounded_statements
     await recorder.drain()
     assert sizes == [1500, 1500, 1500]
     assert await pg.pool.fetchval("SELECT count(*) FROM runner_jobs") == 4500
+    assert await unrecorded(redis, keys) == 0
+
+
+async def test_a_chunks_redis_steps_run_while_the_next_statement_is_written(
+    store: RedisStore, pg: PgStore, redis: Redis, keys: Keys
+) -> None:
+    """Three chunks: the first chunk's acknowledgement waits here until the second
+    statement has begun, which happens only if a chunk's Redis steps run beside the
+    next statement (one after the other, this test times out). Each acknowledgement
+    still comes after its own chunk's commit."""
+    for part in range(3):
+        await store.enqueue_many([new_job(f"p{part}-{n}") for n in range(1500)], "c", NOW)
+    recorder = Recorder(store, pg_store=pg, consumer="c1", batch_events=2000, flush_interval=0.05)
+    await store.ensure_event_group()
+    second_begun = asyncio.Event()
+    statements = 0
+    rows_when_acked: list[int] = []
+    write, ack = pg.record, recorder.streams.ack_events
+
+    async def written(batches: Sequence[str]) -> list[tuple[str, int, str]]:
+        nonlocal statements
+        statements += 1
+        if statements == 2:
+            second_begun.set()
+        return await write(batches)
+
+    async def acked(entries: Sequence[StreamEntry]) -> None:
+        if not rows_when_acked:
+            await asyncio.wait_for(second_begun.wait(), 10)
+        rows_when_acked.append(int(await pg.pool.fetchval("SELECT count(*) FROM runner_jobs")))
+        await ack(entries)
+
+    pg.record = written  # type: ignore[method-assign]  # counts, then the real write
+    recorder.streams.ack_events = acked  # type: ignore[method-assign]  # waits, then acks
+    assert await recorder.record_batch(block=False) == 4500
+    assert len(rows_when_acked) == 3
+    assert all(rows >= 1500 * n for n, rows in enumerate(rows_when_acked, start=1))
     assert await unrecorded(redis, keys) == 0
 
 
