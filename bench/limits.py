@@ -27,9 +27,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.queues import Place, _create_database, _drain, _flush
+from bench.queues import Place, _drain, _flush
 from bench.runner_daemon import REPO
-from bench.servers import private_servers
+from bench.servers import own_database, private_servers
 from runner.client.client import Client
 from runner.config.settings import load_settings
 from runner.servers.embedded import EmbeddedServers
@@ -118,7 +118,7 @@ def _one_run(
 ) -> dict[str, float]:
     assert servers.redis_url is not None
     place = Place(servers.redis_url, "", folder, REPO, servers=servers)
-    place = replace(place, database_url=asyncio.run(_create_database(servers)))
+    place = replace(place, database_url=own_database(servers.database_url, "limits"))
     asyncio.run(_flush(place.redis_url))
     prefix = f"bench-l-{secrets.token_hex(3)}"
     log_file = folder / f"{prefix}.log"

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.queue_instructions import _drained_instructions, available
-from bench.queues import Place, _create_database, _enqueue, _flush, before_tree, write_config
+from bench.queues import Place, _enqueue, _flush, before_tree, write_config
 from bench.runner_daemon import REPO
-from bench.servers import private_servers
+from bench.servers import own_database, private_servers
 from runner import logs
 from runner.servers.embedded import EmbeddedServers
 
@@ -103,7 +103,7 @@ def lines_alone(count: int = LINES) -> dict[str, float]:
 
 def _count(servers: EmbeddedServers, folder: Path, tree: Path, level: str, jobs: int) -> int:
     assert servers.redis_url is not None
-    place = Place(servers.redis_url, asyncio.run(_create_database(servers)), folder, tree)
+    place = Place(servers.redis_url, own_database(servers.database_url, "log_cost"), folder, tree)
     asyncio.run(_flush(place.redis_url))
     prefix = f"bench-log-{secrets.token_hex(3)}"
     config = write_config(place, prefix, folder / f"{prefix}.log", ["default"], level)

@@ -24,14 +24,13 @@ from pathlib import Path
 from bench.queues import (
     BEFORE,
     Place,
-    _create_database,
     _enqueue,
     _flush,
     before_tree,
     write_config,
 )
 from bench.runner_daemon import REPO
-from bench.servers import private_servers
+from bench.servers import own_database, private_servers
 from runner.servers.embedded import EmbeddedServers
 
 SMALL, LARGE = 4_000, 12_000
@@ -87,7 +86,9 @@ def _drained_instructions(config: Path, cwd: Path, out: Path) -> int:
 
 def _count(servers: EmbeddedServers, folder: Path, cwd: Path, jobs: int) -> int:
     assert servers.redis_url is not None
-    place = Place(servers.redis_url, asyncio.run(_create_database(servers)), folder, cwd)
+    place = Place(
+        servers.redis_url, own_database(servers.database_url, "queue_instructions"), folder, cwd
+    )
     asyncio.run(_flush(place.redis_url))
     prefix = f"bench-i-{secrets.token_hex(3)}"
     config = write_config(place, prefix, folder / f"{prefix}.log", ["default"])

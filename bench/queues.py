@@ -42,11 +42,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from redis.asyncio import Redis
 
 from bench.runner_daemon import REPO, find_line, log_time, read_log
-from bench.servers import private_servers
+from bench.servers import own_database, private_servers
 from runner import Client
 from runner.config.settings import load_settings
 from runner.servers.embedded import EmbeddedServers
@@ -187,22 +186,12 @@ def _drain(config: Path, log_file: Path, cwd: Path) -> tuple[float, float]:
     return wall, cpu
 
 
-async def _create_database(servers: EmbeddedServers) -> str:
-    name = f"bench_queues_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(servers.database_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return servers.database_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 def _one_run(place: Place, queues: list[str], jobs: int) -> tuple[float, float]:
     """One drain, on a database of its own: runs that shared one would each find a
     bigger history than the last."""
     prefix = f"bench-q-{secrets.token_hex(3)}"
     if place.servers is not None:
-        place = replace(place, database_url=asyncio.run(_create_database(place.servers)))
+        place = replace(place, database_url=own_database(place.servers.database_url, "queues"))
         asyncio.run(_flush(place.redis_url))
     log_file = place.folder / f"{prefix}.log"
     config = write_config(place, prefix, log_file, queues)
@@ -233,7 +222,7 @@ async def _commands(ports: list[int]) -> dict[int, int]:
 
 
 def measure_cluster(servers: EmbeddedServers, folder: Path, jobs: int) -> dict[str, Any]:
-    database_url = asyncio.run(_create_database(servers))
+    database_url = own_database(servers.database_url, "queues")
     cluster = start_cluster()
     try:
         prefix = f"bench-c-{secrets.token_hex(3)}"

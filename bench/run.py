@@ -178,7 +178,7 @@ def _profiler(target: str | None) -> list[str]:
 
 def measure(args: argparse.Namespace, servers: EmbeddedServers, folder: Path) -> Figures:
     plan = Plan(args.jobs, args.late_jobs, args.spread, LATE_OFFSET_S, args.seed, TIMEOUT_S)
-    setup = Setup(servers.redis_url, servers.database_url, folder)
+    setup = Setup(servers.redis_url, servers.database_url, folder, own_databases=True)
     peer = None if args.runner_only else Peer(args.peer_python, servers.redis_url, folder)
     print(f"measuring throughput ({plan.jobs:,} jobs) ...", flush=True)
     runner_rate = runner_side.throughput(setup, plan, _profiler(args.profile))

@@ -23,6 +23,7 @@ import redis
 from bench import late
 from bench.plan import Plan
 from bench.runner_daemon import RunnerDaemon, find_line, log_time, read_log, write_config
+from bench.servers import own_database
 from bench.stats import Lateness, Throughput
 from runner import Client
 from runner.config.settings import Settings, load_settings
@@ -39,13 +40,18 @@ class Setup:
     redis_url: str
     database_url: str
     folder: Path
+    own_databases: bool = False  # each phase on a new database (bench/servers.py)
 
     def config(self, phase: str) -> tuple[Path, Path, Settings]:
-        """A config with a fresh key prefix, its log file, and the settings it loads to."""
+        """A config with a fresh key prefix (and, with `own_databases`, a database of
+        its own), its log file, and the settings it loads to."""
         log_file = self.folder / f"runner-{phase}.log"
+        database_url = (
+            own_database(self.database_url, phase, migrate=True) if self.own_databases else None
+        )
         path = write_config(
-            self.folder / f"runner-{phase}.toml", self.redis_url, self.database_url,
-            f"bench-{phase}-{secrets.token_hex(3)}", log_file,
+            self.folder / f"runner-{phase}.toml", self.redis_url,
+            database_url or self.database_url, f"bench-{phase}-{secrets.token_hex(3)}", log_file,
         )  # fmt: skip
         return path, log_file, load_settings(path, env={})
 
@@ -102,12 +108,18 @@ def throughput(setup: Setup, plan: Plan, wrapper: list[str]) -> Throughput:
     seconds = log_time(find_line(lines, "daemon stopped")) - log_time(
         find_line(lines, "daemon ready")
     )
-    _check_complete(lines, setup.database_url, [job.id for job in jobs])
+    _check_complete(lines, _database_url(settings), [job.id for job in jobs])
     return Throughput(
         jobs=plan.jobs, seconds=seconds, enqueue_seconds=round(enqueue_s, 3),
         redis_cpu_s=round(redis_cpu, 3), machine_busy=round(busy / total, 3) if total else None,
         daemon_cpu_s=round(daemon_cpu, 3),
     )  # fmt: skip
+
+
+def _database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise RuntimeError("the bench config names no database")
+    return settings.database_url
 
 
 def _children_cpu_s() -> float:
@@ -209,12 +221,12 @@ def lateness(setup: Setup, plan: Plan) -> LatenessRun:
         # As for the peers: the bodies' own file says when all have run (a query of
         # every id a quarter second would load the machine while they start).
         late.wait_recorded(str(bodies), plan.late_jobs, wait_s)
-        asyncio.run(_wait_succeeded(setup.database_url, ids, plan.timeout_s))
+        asyncio.run(_wait_succeeded(_database_url(settings), ids, plan.timeout_s))
         code = daemon.stop(plan.timeout_s)
     if code != 0:
         raise RuntimeError(f"runner daemon exited with {code} after SIGTERM; see {output}")
     started = late.samples_ms(str(bodies))
-    claimed = _claim_lateness(setup.database_url, ids)
+    claimed = _claim_lateness(_database_url(settings), ids)
     if len(started) != plan.late_jobs:
         raise RuntimeError(f"{len(started)} lateness results for {plan.late_jobs} jobs")
     return LatenessRun(Lateness.from_samples(started), Lateness.from_samples(claimed))

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.limits import _config, _redis_usec
-from bench.queues import Place, _create_database, _drain, _flush
+from bench.queues import Place, _drain, _flush
 from bench.runner_daemon import REPO
-from bench.servers import private_servers
+from bench.servers import own_database, private_servers
 from runner import chain, group, step
 from runner.client.client import Client
 from runner.config.settings import load_settings
@@ -92,7 +92,7 @@ async def _enqueue(config: Path, kind: str) -> float:
 
 def _one_run(servers: EmbeddedServers, folder: Path, kind: str) -> dict[str, float]:
     assert servers.redis_url is not None
-    place = Place(servers.redis_url, asyncio.run(_create_database(servers)), folder, REPO,
+    place = Place(servers.redis_url, own_database(servers.database_url, "workflows"), folder, REPO,
                   servers=servers)  # fmt: skip
     asyncio.run(_flush(place.redis_url))
     prefix = f"bench-w-{kind}"

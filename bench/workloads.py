@@ -31,7 +31,7 @@ from typing import Any
 
 from bench import io_floor, work
 from bench.runner_daemon import REPO, RunnerDaemon
-from bench.servers import private_servers
+from bench.servers import own_database, private_servers
 from runner import Client
 from runner.config.settings import load_settings
 from runner.servers.embedded import EmbeddedServers
@@ -109,7 +109,7 @@ def _runner_config(folder: Path, servers: EmbeddedServers, w: Workload, log: Pat
     prefix = f"bench-{w.name}-{secrets.token_hex(3)}"
     path.write_text(
         f'[redis]\nurl = "{servers.redis_url}"\nkey_prefix = "{prefix}"\n'
-        f'[postgres]\nurl = "{servers.database_url}"\n'
+        f'[postgres]\nurl = "{own_database(servers.database_url, f"work_{w.name}")}"\n'
         f'[log]\nlevel = "info"\nfile = "{log}"\nformat = "json"\n'
         f"[pools]\n{pools}\n"
         f'[tasks.work]\ntarget = "{target}"\nkind = "{w.name}"\n',
