@@ -146,6 +146,7 @@ class Recorder:
                     done += await settling
                 ack = [e for e in chunk if last[(e.queue, e.id)] == n]
                 settling = asyncio.create_task(self._settle(chunk, ack, *written))
+                settling.add_done_callback(_seen)
             if settling is not None:
                 done += await settling
         except BaseException:
@@ -293,6 +294,13 @@ class Recorder:
             return f"event rejected by postgres: {exc}"
         log.error("event detail quarantined", job_id=str(event[0]), seq=event[1], error=error)
         return None
+
+
+def _seen(task: asyncio.Task[int]) -> None:
+    """A chunk's Redis steps that failed while the next statement failed too: the
+    next statement's failure is the one raised, this one is not left unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def event_chunks(entries: Sequence[StreamEntry], most: int) -> list[list[StreamEntry]]:

@@ -270,11 +270,11 @@ class Daemon(RunStops, Adoptions):
                 "reloader": self._reload_on_request(),
                 "sources": self.sources.run(),
             }
-            drained = Drain(
+            drainer = Drain(
                 self.conns.redis_store, lambda: bool(self.active or self._job_tasks), stop
             )
             if drain:
-                coroutines["drain"] = drained.run()
+                coroutines["drain"] = drainer.run()
             if self.metrics is not None and self.settings.metrics_listen:
                 refresher = GaugeRefresher(
                     self.metrics, self.conns.redis_store, self.conns.pg_store, self.clock,
@@ -296,7 +296,7 @@ class Daemon(RunStops, Adoptions):
             notify("STOPPING=1")
             log.info("daemon stopping", daemon=self.id, running=len(self.active))
             await self._shutdown(services)
-            await drained.say_what_waits(self.conns.pg_store)
+            await drainer.say_what_waits(self.conns.pg_store)
         claims.close()
         log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
         flush_logs()
