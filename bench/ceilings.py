@@ -27,7 +27,7 @@ class Ceilings:
     jobs_per_s: float  # the daemon's, every transition recorded
     redis_jobs_per_s: float
     postgres_jobs_per_s: float
-    machine_busy: float | None  # the share of the machine's cores busy during the run
+    machine_busy: float | None  # the share of the machine's cores busy while it served
     daemon_cpu_s: float | None  # the daemon's CPU over its life
     daemon_life_s: float  # its wall time from "ready" to "stopped"
 
@@ -72,8 +72,8 @@ def render(c: Ceilings) -> str:
         f"  PostgreSQL (recorder write path / {EVENTS_PER_JOB}): "
         f"{c.postgres_jobs_per_s:>9,.0f} jobs/s",
         f"  = {c.ratio():.0%} of the lower ({c.lower()[0]})",
-        f"  the machine's {os.cpu_count()} cores were {c.machine_busy or 0:.0%} busy meanwhile "
-        "(daemon, Redis and PostgreSQL share them); the daemon used "
+        f"  the machine's {os.cpu_count()} cores were {c.machine_busy or 0:.0%} busy while it "
+        "served (daemon, Redis and PostgreSQL share them); the daemon used "
         f"{c.daemon_cpu_s or 0:.2f} CPU s over its life, {c.daemon_life_s:.2f} s of it serving",
         "",
         "targets:",

@@ -21,6 +21,7 @@ import asyncpg
 import redis
 
 from bench import late
+from bench.machine import BusySampler
 from bench.plan import Plan
 from bench.runner_daemon import RunnerDaemon, find_line, log_time, read_log, write_config
 from bench.servers import own_database
@@ -94,24 +95,25 @@ def throughput(setup: Setup, plan: Plan, wrapper: list[str]) -> Throughput:
     jobs = asyncio.run(_new_jobs(settings, plan.jobs))
     enqueue_s = asyncio.run(_enqueue(settings, jobs))
     output = setup.folder / "runner-throughput.out"
-    redis_cpu_before, machine_before = redis_cpu_s(setup.redis_url), machine_ticks()
+    redis_cpu_before = redis_cpu_s(setup.redis_url)
     daemon_cpu_before = _children_cpu_s()
-    with RunnerDaemon(config, log_file, output, drain=True, wrapper=wrapper) as daemon:
+    with (
+        BusySampler() as machine,
+        RunnerDaemon(config, log_file, output, drain=True, wrapper=wrapper) as daemon,
+    ):
         code = daemon.wait(plan.timeout_s)
     redis_cpu = redis_cpu_s(setup.redis_url) - redis_cpu_before
     daemon_cpu = _children_cpu_s() - daemon_cpu_before
-    machine_after = machine_ticks()
-    busy, total = (machine_after[0] - machine_before[0], machine_after[1] - machine_before[1])
     if code != 0:
         raise RuntimeError(f"runner daemon exited with {code}; see {output}")
     lines = read_log(log_file)
-    seconds = log_time(find_line(lines, "daemon stopped")) - log_time(
-        find_line(lines, "daemon ready")
-    )
+    ready = log_time(find_line(lines, "daemon ready"))
+    stopped = log_time(find_line(lines, "daemon stopped"))
     _check_complete(lines, _database_url(settings), [job.id for job in jobs])
+    busy = machine.busy_between(ready, stopped)
     return Throughput(
-        jobs=plan.jobs, seconds=seconds, enqueue_seconds=round(enqueue_s, 3),
-        redis_cpu_s=round(redis_cpu, 3), machine_busy=round(busy / total, 3) if total else None,
+        jobs=plan.jobs, seconds=stopped - ready, enqueue_seconds=round(enqueue_s, 3),
+        redis_cpu_s=round(redis_cpu, 3), machine_busy=None if busy is None else round(busy, 3),
         daemon_cpu_s=round(daemon_cpu, 3),
     )  # fmt: skip
 
@@ -127,14 +129,6 @@ def _children_cpu_s() -> float:
     life, its start-up included, once it exited."""
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
-
-
-def machine_ticks() -> tuple[int, int]:
-    """The machine's CPU ticks so far (/proc/stat): (busy, all), steal counted busy, as
-    a core lent to another guest is not one this run could use."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return sum(fields) - idle, sum(fields)
 
 
 def redis_cpu_s(url: str) -> float:

@@ -26,7 +26,8 @@ class Throughput:
     enqueue_seconds: float
     # CPU seconds the Redis server spent meanwhile (runner's run only): its ceiling.
     redis_cpu_s: float | None = None
-    # The share of all the machine's cores busy meanwhile (daemon, servers and the rest).
+    # The share of all the machine's cores busy while it served, "daemon ready" to
+    # "daemon stopped" (daemon, servers and the rest; bench/machine.py).
     machine_busy: float | None = None
     # The daemon's own CPU seconds over its life (start-up included; its pools' too).
     daemon_cpu_s: float | None = None
