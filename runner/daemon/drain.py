@@ -10,16 +10,18 @@ counts them and names the commands that let them run. In maintenance mode
 `runner resume --all` like any daemon.
 
 The jobs paused one by one are counted in the history once the shutdown has
-written the last transitions (an index read), not by walking every job hash in
-Redis: that walk grows with every job Redis keeps, finished ones included (a
-third of a second for 20,000 of them), and a drain's end is when a batch run is
-waited for.
+written the last transitions (an index read: what `runner jobs --state paused`
+lists), not by walking every job hash in Redis: that walk grows with every job
+Redis keeps, finished ones included (a third of a second for 20,000 of them), and a
+drain's end is when a batch run is waited for. When the history is not up to date
+(the last transitions could not be written in time) or cannot answer in time, the
+walk counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from runner.daemon.resilience import report
 from runner.errors import StoreError
@@ -52,21 +54,40 @@ class Drain:
             except StoreError as exc:  # the service policy: log, go on
                 report("drain", exc)
 
-    async def say_what_waits(self, history: PgStore) -> None:
-        """Once the shutdown has recorded every transition: the drain's last line. Where
-        PostgreSQL cannot answer, the jobs paused one by one are counted in Redis."""
+    async def say_what_waits(self, history: PgStore, recorded: bool, bound_s: float) -> None:
+        """After the shutdown, the drain's last line. `recorded`: every transition
+        reached the history, which then counts the jobs paused one by one; else, or
+        if it cannot answer within `bound_s`, Redis does. Neither holds the exit
+        longer than that: nothing waits on the count."""
         if self.held is None:  # stopped by a signal before it drained
             return
-        try:
-            paused = await history.paused_count()
-        except StoreError:
-            try:
-                paused = (await self.store.waiting_for_resume()).paused_jobs
-            except StoreError as exc:
-                log.warning("drained; the jobs paused one by one could not be counted",
-                            held=self.held, error=str(exc))  # fmt: skip
-                return
+        paused = None
+        if recorded:
+            paused = await _within(history.paused_count(), bound_s, "PostgreSQL")
+        if paused is None:
+            paused = await _within(self._paused_in_redis(), bound_s, "Redis")
+        if paused is None:
+            log.warning("drained; the jobs paused one by one could not be counted",
+                        held=self.held)  # fmt: skip
+            return
         _say_what_waits(self.held, paused)
+
+    async def _paused_in_redis(self) -> int:
+        return (await self.store.waiting_for_resume()).paused_jobs
+
+
+async def _within(count: Awaitable[int], bound_s: float, where: str) -> int | None:
+    """The count, or None if its store failed or took longer than `bound_s`."""
+    try:
+        async with asyncio.timeout(bound_s):
+            return await count
+    except StoreError as exc:
+        error = str(exc)
+    except TimeoutError:
+        error = f"no answer within {bound_s:g}s"
+    log.warning(f"drain: the jobs paused one by one could not be counted in {where}",
+                error=error)  # fmt: skip
+    return None
 
 
 def _say_what_waits(held: dict[str, int], paused_jobs: int) -> None:

@@ -295,8 +295,8 @@ class Daemon(RunStops, Adoptions):
             await stop.wait()
             notify("STOPPING=1")
             log.info("daemon stopping", daemon=self.id, running=len(self.active))
-            await self._shutdown(services)
-            await drainer.say_what_waits(self.conns.pg_store)
+            recorded = await self._shutdown(services)
+            await drainer.say_what_waits(self.conns.pg_store, recorded, STOP_WRITES_S)
         claims.close()
         log.info("daemon stopped", daemon=self.id, recorded=self.recorder.recorded)
         flush_logs()
@@ -317,10 +317,10 @@ class Daemon(RunStops, Adoptions):
         flush_logs()
         stop.set()
 
-    async def _shutdown(self, services: dict[str, asyncio.Task[None]]) -> None:
+    async def _shutdown(self, services: dict[str, asyncio.Task[None]]) -> bool:
         """Stop claiming; give running jobs the grace; hand back the rest, uncounted;
-        record everything; close the pools. Sources stop first: no new work comes in
-        while the rest winds down, and each settles the batch in hand."""
+        record everything (True if it was); close the pools. Sources stop first: no new
+        work comes in while the rest winds down, and each settles the batch in hand."""
         await self.sources.stop()
         self.pump.stopping = True
         self.pump.nudge()
@@ -337,6 +337,7 @@ class Daemon(RunStops, Adoptions):
             await executor.close(wait=False)
         with contextlib.suppress(StoreError):  # a heartbeat left behind only ages out
             await self.conns.redis_store.forget_daemon(self.id)
+        return not unfinished
 
     async def _bounded(self, work: Coroutine[Any, Any, None], if_late: str) -> None:
         """A store that is down must not hold the exit for ever: nothing is lost by

@@ -4,6 +4,7 @@ is left, and says which jobs it leaves waiting for a resume."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,22 +49,35 @@ async def test_drain_exits_naming_the_jobs_held_by_a_paused_task_and_the_paused_
 async def test_the_paused_jobs_are_counted_in_the_history_or_else_in_redis(
     client: Client, store: RedisStore, pg: PgStore, database_url: str
 ) -> None:
-    """A drain counts the jobs paused one by one in the history, once every transition
-    is written (an index read, not a walk over every job hash); with PostgreSQL out of
-    reach, it walks Redis and says the same."""
+    """Once every transition is written, a drain counts the jobs paused one by one in
+    the history (an index read, not a walk over every job hash). Redis counts them
+    when the last transitions were not written, when PostgreSQL refuses, and when it
+    does not answer in time: a count never holds the exit."""
     await store.ensure_event_group()
     await client.pause(await client.enqueue("noop", delay=600))
     await client.pause_task("echo")
     await client.enqueue("echo")
     now = client.clock.now_ms()  # a claim moves the paused task's due job aside
     await store.claim_due(now, {"async": 5, "io": 0, "cpu": 0}, "d", now + 5000)
-    await Recorder(store, pg_store=pg, consumer="c", batch_events=100, flush_interval=0.05).drain()
     drain = Drain(store, lambda: False, asyncio.Event())
     await asyncio.wait_for(drain.run(), 10)
     out_of_reach = await PgStore.connect(database_url)
     await out_of_reach.close()
     with structlog.testing.capture_logs() as logs:
-        await drain.say_what_waits(pg)
-        await drain.say_what_waits(out_of_reach)
-    lines = [(line["held"], line["paused_jobs"]) for line in logs if line["log_level"] == "warning"]
-    assert lines == [({"echo": 1}, 1)] * 2, logs
+        await drain.say_what_waits(pg, recorded=False, bound_s=5)  # Redis: 1
+        await drain.say_what_waits(pg, recorded=True, bound_s=5)  # the history: 0 so far
+        await Recorder(
+            store, pg_store=pg, consumer="c", batch_events=100, flush_interval=0.05
+        ).drain()
+        await drain.say_what_waits(pg, recorded=True, bound_s=5)  # the history: 1
+        await drain.say_what_waits(out_of_reach, recorded=True, bound_s=5)  # refused: Redis
+        async with pg.pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE runner_jobs IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            await drain.say_what_waits(pg, recorded=True, bound_s=0.5)  # no answer: Redis
+            assert time.monotonic() - started < 3
+    said = [(line["held"], line["paused_jobs"]) for line in logs if "paused_jobs" in line]
+    assert said == [({"echo": 1}, n) for n in (1, 0, 1, 1, 1)], logs
+    not_counted = [line["event"] for line in logs if "could not be counted in" in line["event"]]
+    assert not_counted == [f"drain: the jobs paused one by one could not be counted in {where}"
+                           for where in ("PostgreSQL", "PostgreSQL")]  # fmt: skip
