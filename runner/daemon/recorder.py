@@ -181,7 +181,7 @@ class Recorder:
         # (harmless), rather than leaving finished jobs in Redis for ever.
         await self.streams.forget_recorded(written.finished, int(time.time() * 1000))
         await self.streams.ack_events(ack)
-        count = sum(count_events(e.payload) for e in entries if e.payload is not None)
+        count = sum(_entry_events(e) for e in entries if e.payload is not None)
         self.recorded += count
         if self.metrics is not None:
             self.metrics.recorded(count, seconds)
@@ -193,10 +193,12 @@ class Recorder:
         first, reads are spaced GATHER_S apart rather than each waiting for the next
         entry: every claim and finish writes an entry, and a read per entry would cost
         more than the statement (all the more with a recorder per queue)."""
-        entries = await self._reclaim_stale()
+        entries = _counted(await self._reclaim_stale())
         count = sum(map(_entry_events, entries))
         first_wait = int(self.flush_interval * 1000) if block and not entries else None
-        read = await self.streams.read_events(self.consumer, self.batch_events, first_wait)
+        read = _counted(
+            await self.streams.read_events(self.consumer, self.batch_events, first_wait)
+        )
         entries += read
         count += sum(map(_entry_events, read))
         deadline = time.monotonic() + self.flush_interval
@@ -206,7 +208,7 @@ class Recorder:
                 if left <= 0:
                     break
                 await asyncio.sleep(min(left, GATHER_S))
-            read = await self.streams.read_events(self.consumer, self.batch_events, None)
+            read = _counted(await self.streams.read_events(self.consumer, self.batch_events, None))
             entries += read
             count += sum(map(_entry_events, read))
             if not read and not block:
@@ -321,7 +323,7 @@ def event_chunks(entries: Sequence[StreamEntry], most: int) -> list[list[StreamE
 def _parts(entry: StreamEntry, most: int) -> list[StreamEntry]:
     """The entry, or its events cut in parts of at most `most` when it has more. An
     entry that is not a JSON array stays whole, for the writer to set aside."""
-    if entry.payload is None or count_events(entry.payload) <= most:
+    if entry.payload is None or _entry_events(entry) <= most:
         return [entry]
     try:
         events = orjson.loads(entry.payload)
@@ -329,14 +331,24 @@ def _parts(entry: StreamEntry, most: int) -> list[StreamEntry]:
         return [entry]
     if not isinstance(events, list):
         return [entry]
+    texts = [orjson.dumps(events[i : i + most]).decode() for i in range(0, len(events), most)]
+    return [entry._replace(payload=text, events=count_events(text)) for text in texts]
+
+
+def _counted(entries: list[StreamEntry]) -> list[StreamEntry]:
+    """The entries as read, each with its events counted: a batch, its chunks and its
+    tally all need the count, which scans the whole payload (an entry of a 200-job
+    claim is tens of kilobytes)."""
     return [
-        entry._replace(payload=orjson.dumps(events[i : i + most]).decode())
-        for i in range(0, len(events), most)
+        e if e.payload is None or e.events >= 0 else e._replace(events=count_events(e.payload))
+        for e in entries
     ]
 
 
 def _entry_events(entry: StreamEntry) -> int:
-    return 1 if entry.payload is None else count_events(entry.payload)
+    if entry.payload is None:
+        return 1
+    return entry.events if entry.events >= 0 else count_events(entry.payload)
 
 
 def count_events(payload: str) -> int:

@@ -35,6 +35,7 @@ class StreamEntry(NamedTuple):
     payload: str | None
     fields: dict[str, str]
     queue: str = "default"
+    events: int = -1  # the events in `payload`, once a reader counted them; -1: not yet
 
 
 class EventStream:
